@@ -1,0 +1,29 @@
+//! A JSON body extractor whose rejections are API errors (400 with a JSON body).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+
+use super::error::ApiError;
+
+/// Like `axum::Json`, but a malformed body becomes `400 bad_request` in our error format.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(e) => Err(ApiError::bad_request(format!("malformed request body: {}", e.body_text()))),
+        }
+    }
+}
+
+/// Parses a numeric id from a path segment.
+pub fn parse_id(what: &str, s: &str) -> Result<i64, ApiError> {
+    s.parse().map_err(|_| ApiError::bad_request(format!("{what} id {s:?} is not a number")))
+}

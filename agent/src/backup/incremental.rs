@@ -1,0 +1,496 @@
+//! Incremental snapshots on a local destination: the orchestration.
+//!
+//! 1. Take the job's lock on the destination; find the previous complete
+//!    incremental snapshot; reuse an interrupted run's `.partial-*` (renamed to
+//!    the new snapshot's name) or create a fresh one.
+//! 2. Walk the sources on this thread ([`super::walker`]), copy file data on
+//!    `threads` copy threads, write index rows on one index thread.
+//! 3. Finish the index, write `snapshot.json`, `syncfs`, and rename the
+//!    partial directory into place: the snapshot appears complete or not at all.
+//!
+//! A cancelled or failed run leaves its `.partial-*` for the next run to resume.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use hindsight_fs::entry::{EntryKind, EntryMeta};
+use hindsight_fs::error::FsError;
+use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter, Location, ROOT_ID};
+use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR, sync_dir, write_atomic};
+use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
+use hindsight_fs::{marker, posix};
+use jiff::Timestamp;
+
+use super::copy::{CopyError, Copier};
+use super::exclude::Excludes;
+use super::progress::{Cancel, Progress};
+use super::walker::{self, CopyTask, DirCtx, Previous, Walker};
+
+/// What to back up and how.
+#[derive(Debug, Clone)]
+pub struct BackupSpec {
+    /// Job name (directory on the destination).
+    pub job: String,
+    /// Absolute source paths.
+    pub sources: Vec<PathBuf>,
+    /// Compiled exclude patterns.
+    pub excludes: Excludes,
+    /// Do not descend into other filesystems.
+    pub one_file_system: bool,
+    /// How many times a file that changes while being copied is copied again.
+    pub retry_failed: u32,
+    /// Copy threads.
+    pub threads: usize,
+}
+
+/// Why a backup produced no snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Cancelled by the user or by shutdown; the partial snapshot stays for resume.
+    #[error("cancelled")]
+    Cancelled,
+    /// A source cannot be read at all.
+    #[error("{0}")]
+    Source(String),
+    /// Writing to the destination failed.
+    #[error("destination: {0}")]
+    Destination(String),
+    /// The destination layer refused or failed.
+    #[error("{0}")]
+    Fs(#[from] FsError),
+    /// The index thread stopped (its own error is reported instead when known).
+    #[error("the index writer stopped")]
+    IndexStopped,
+}
+
+/// An index row on its way to the index thread; `added` when its data is new in this snapshot.
+pub(super) struct Row {
+    pub entry: IndexEntry,
+    pub added: bool,
+}
+
+/// Stop conditions shared by the walker and the copy threads: the caller's
+/// cancel flag, and the run's own abort when a copy thread hits a fatal error.
+pub(super) struct Stop<'a> {
+    cancel: &'a Cancel,
+    abort: Cancel,
+    fatal: Mutex<Option<BackupError>>,
+}
+
+impl Stop<'_> {
+    /// Err when the run must stop now.
+    pub fn check(&self) -> Result<(), BackupError> {
+        if self.abort.is_cancelled() {
+            return Err(BackupError::IndexStopped);
+        }
+        if self.cancel.is_cancelled() {
+            return Err(BackupError::Cancelled);
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: BackupError) {
+        if let Ok(mut f) = self.fatal.lock()
+            && f.is_none()
+        {
+            *f = Some(e);
+        }
+        self.abort.cancel();
+    }
+
+    fn stopped(&self) -> bool {
+        self.abort.is_cancelled() || self.cancel.is_cancelled()
+    }
+
+    fn take_fatal(&self) -> Option<BackupError> {
+        self.fatal.lock().ok().and_then(|mut f| f.take())
+    }
+}
+
+/// Checks that every source can be read before anything is written.
+pub fn check_sources(sources: &[PathBuf]) -> Result<(), BackupError> {
+    for s in sources {
+        let meta = std::fs::symlink_metadata(s)
+            .map_err(|e| BackupError::Source(format!("source {}: {e}", s.display())))?;
+        if meta.is_dir() {
+            std::fs::read_dir(s).map_err(|e| BackupError::Source(format!("source {}: {e}", s.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes one incremental snapshot of `spec` on `root`.
+pub fn run_incremental(
+    root: &DestinationRoot,
+    spec: &BackupSpec,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<Manifest, BackupError> {
+    root.require_marker()?;
+    check_sources(&spec.sources)?;
+    let _lock = JobLock::acquire(root, &spec.job)?;
+    let started = Timestamp::now();
+    let name = root.new_snapshot_name(&spec.job, started);
+    let partial = root.partial_dir(&spec.job, &name);
+    let resumed = prepare_partial(root, &spec.job, &partial)?;
+    let prev = find_previous(root, &spec.job);
+    let tree_path = partial.join(TREE_DIR);
+    std::fs::create_dir_all(&tree_path).map_err(|e| FsError::io("create", &tree_path, e))?;
+    let tree = Arc::new(posix::open_dir(&tree_path).map_err(|e| FsError::io("open", &tree_path, e))?);
+    let index = IndexWriter::create(&partial.join(INDEX_FILE), Structure::Incremental.as_str(), &name)?;
+    if resumed {
+        tracing::info!(job = %spec.job, "resuming the interrupted backup in {}", partial.display());
+    }
+
+    let stop = Stop { cancel, abort: Cancel::default(), fatal: Mutex::new(None) };
+    let (row_tx, row_rx) = sync_channel::<Row>(4096);
+    let (copy_tx, copy_rx) = sync_channel::<CopyTask>(spec.threads * 16);
+    let copy_rx = Arc::new(Mutex::new(copy_rx));
+
+    let (walked, index_result) = std::thread::scope(|s| {
+        let indexer = s.spawn(move || write_index(index, row_rx));
+        let mut workers = Vec::new();
+        for _ in 0..spec.threads.max(1) {
+            let rx = copy_rx.clone();
+            let rows = row_tx.clone();
+            let stop = &stop;
+            workers.push(s.spawn(move || copy_worker(rx, rows, progress, stop, spec.retry_failed)));
+        }
+        let mut w = Walker {
+            spec,
+            progress,
+            stop: &stop,
+            prev: prev.as_ref(),
+            tree: tree.clone(),
+            resumed,
+            next_id: ROOT_ID + 1,
+            rows: row_tx,
+            copies: copy_tx,
+            hardlinks: Default::default(),
+            source_dev: 0,
+        };
+        let walked = walk_sources(&mut w);
+        drop(w);
+        for h in workers {
+            let _ = h.join();
+        }
+        let index_result = indexer.join().unwrap_or(Err(BackupError::IndexStopped));
+        (walked, index_result)
+    });
+
+    if let Some(fatal) = stop.take_fatal() {
+        return Err(fatal);
+    }
+    let ancestors = walked?;
+    let (index, stats) = index_result?;
+    if cancel.is_cancelled() {
+        return Err(BackupError::Cancelled);
+    }
+    index.finish()?;
+    for (path, meta) in ancestors.iter().rev() {
+        let p = tree_path.join(std::ffi::OsStr::from_bytes(path));
+        let applied = posix::open_dir(&p).and_then(|fd| posix::apply_meta_fd(fd.as_fd(), meta));
+        if let Err(e) = applied {
+            progress.failed(&[b"/".as_slice(), path].concat(), format!("cannot set directory metadata: {e}"));
+        }
+    }
+
+    let index_bytes = std::fs::read(partial.join(INDEX_FILE)).map_err(|e| FsError::io("read", partial.join(INDEX_FILE), e))?;
+    let counters = progress.counters();
+    let manifest = Manifest {
+        format: marker::FORMAT_VERSION,
+        job: spec.job.clone(),
+        name: name.clone(),
+        structure: Structure::Incremental,
+        sources: spec.sources.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+        host: hostname(),
+        started: started.to_string(),
+        finished: Timestamp::now().to_string(),
+        partial: counters.files_failed > 0,
+        parent: prev.as_ref().map(|p| p.name.clone()),
+        stats: SnapshotStats { files_failed: counters.files_failed, ..stats },
+        index_blake3: blake3::hash(&index_bytes).to_hex().to_string(),
+    };
+    write_atomic(&partial.join(MANIFEST_FILE), &manifest.to_bytes())?;
+    // One syncfs makes every copied file durable before the snapshot becomes visible.
+    rustix::fs::syncfs(tree.as_fd()).map_err(|e| FsError::io("syncfs", &partial, e))?;
+    let final_dir = root.snapshot_dir(&spec.job, &name);
+    std::fs::rename(&partial, &final_dir).map_err(|e| FsError::io("rename", &partial, e))?;
+    sync_dir(&root.job_dir(&spec.job))?;
+    Ok(manifest)
+}
+
+/// Reuses the newest interrupted run's directory (renamed to `partial`) and
+/// removes older ones; true when something was reused.
+fn prepare_partial(root: &DestinationRoot, job: &str, partial: &Path) -> Result<bool, BackupError> {
+    let mut leftovers = root.list_work(job, PARTIAL_PREFIX)?;
+    let Some(newest) = leftovers.pop() else {
+        std::fs::create_dir_all(partial).map_err(|e| FsError::io("create", partial, e))?;
+        return Ok(false);
+    };
+    for old in leftovers {
+        let p = root.partial_dir(job, &old);
+        posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
+    }
+    let from = root.partial_dir(job, &newest);
+    std::fs::rename(&from, partial).map_err(|e| FsError::io("rename", &from, e))?;
+    // A manifest or index left by a run that died while committing is rebuilt.
+    for f in [MANIFEST_FILE, INDEX_FILE] {
+        let p = partial.join(f);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FsError::io("remove", &p, e).into()),
+        }
+    }
+    Ok(true)
+}
+
+/// The newest complete incremental snapshot of the job whose index opens.
+fn find_previous(root: &DestinationRoot, job: &str) -> Option<Previous> {
+    let names = root.list_snapshots(job).ok()?;
+    for name in names.iter().rev() {
+        let dir = root.snapshot_dir(job, name);
+        match root.read_manifest(job, name) {
+            Ok(m) if m.structure == Structure::Incremental => {}
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!("skipping snapshot {name} as a base: {e}");
+                continue;
+            }
+        }
+        let index = match IndexReader::open(&dir.join(INDEX_FILE)) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!("skipping snapshot {name} as a base: {e}");
+                continue;
+            }
+        };
+        let Ok(tree) = posix::open_dir(&dir.join(TREE_DIR)) else { continue };
+        return Some(Previous { name: name.clone(), index, tree });
+    }
+    None
+}
+
+/// Ancestor directories of the sources, by path relative to the tree root.
+type Ancestors = BTreeMap<Vec<u8>, EntryMeta>;
+
+/// Walks every source; returns the ancestor directories created for them.
+fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
+    let root_meta = walker::dir_meta_from_path(b"").map_err(|e| BackupError::Source(format!("/: {e}")))?;
+    w.rows
+        .send(Row {
+            entry: IndexEntry {
+                id: ROOT_ID,
+                parent: 0,
+                name: Vec::new(),
+                meta: root_meta.clone(),
+                nlink: 1,
+                blake3: None,
+                hardlink: None,
+                location: Location::default(),
+            },
+            added: false,
+        })
+        .map_err(|_| BackupError::IndexStopped)?;
+    let mut ancestors: Ancestors = BTreeMap::new();
+    let mut ids: BTreeMap<Vec<u8>, (i64, Option<i64>)> = BTreeMap::new();
+    let mut sources = w.spec.sources.clone();
+    sources.sort();
+    for src in &sources {
+        let comps: Vec<Vec<u8>> = src
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n.as_bytes().to_vec()),
+                _ => None,
+            })
+            .collect();
+        w.source_dev = std::fs::symlink_metadata(src)
+            .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+            .map_err(|e| BackupError::Source(format!("source {}: {e}", src.display())))?;
+        let mut ctx = DirCtx {
+            id: ROOT_ID,
+            prev_id: w.prev.map(|_| ROOT_ID),
+            src: Arc::new(posix::open_dir(Path::new("/")).map_err(|e| BackupError::Source(format!("/: {e}")))?),
+            dst: w.tree.clone(),
+            prev: w.prev.and_then(|p| rustix::io::fcntl_dupfd_cloexec(p.tree.as_fd(), 0).ok()),
+            abs: Vec::new(),
+        };
+        let Some((last, parents)) = comps.split_last() else {
+            // The source is `/` itself.
+            w.walk_dir(&ctx)?;
+            continue;
+        };
+        for comp in parents {
+            let abs = walker::join(&ctx.abs, comp);
+            let rel = abs[1..].to_vec();
+            let (id, prev_id) = match ids.get(&rel) {
+                Some(v) => *v,
+                None => {
+                    let meta = walker::dir_meta_from_path(&abs)
+                        .map_err(|e| BackupError::Source(format!("{}: {e}", String::from_utf8_lossy(&abs))))?;
+                    let id = w.next_id;
+                    w.next_id += 1;
+                    let prev_id = match (w.prev, ctx.prev_id) {
+                        (Some(p), Some(pid)) => p.index.lookup(pid, comp).ok().flatten().map(|e| e.id),
+                        _ => None,
+                    };
+                    w.make_dir(ctx.dst.as_fd(), comp, &abs)?;
+                    let entry = IndexEntry {
+                        id,
+                        parent: ctx.id,
+                        name: comp.clone(),
+                        meta: meta.clone(),
+                        nlink: 1,
+                        blake3: None,
+                        hardlink: None,
+                        location: Location::default(),
+                    };
+                    w.rows.send(Row { entry, added: false }).map_err(|_| BackupError::IndexStopped)?;
+                    ancestors.insert(rel.clone(), meta);
+                    ids.insert(rel.clone(), (id, prev_id));
+                    (id, prev_id)
+                }
+            };
+            let open = |fd: &OwnedFd| posix::open_dir_at(fd.as_fd(), comp);
+            ctx = DirCtx {
+                id,
+                prev_id,
+                src: Arc::new(open(&ctx.src).map_err(|e| BackupError::Source(format!("{}: {e}", String::from_utf8_lossy(&abs))))?),
+                dst: Arc::new(open(&ctx.dst).map_err(|e| BackupError::Destination(format!("{}: {e}", String::from_utf8_lossy(&abs))))?),
+                prev: ctx.prev.as_ref().and_then(|p| open(p).ok()),
+                abs,
+            };
+        }
+        let prevs = w.prev_children(&ctx);
+        let id = w.next_id;
+        w.next_id += 1;
+        w.process_entry(&ctx, &prevs, last, id)?;
+    }
+    // The tree root itself takes the metadata of `/`, applied last with the ancestors.
+    ancestors.insert(Vec::new(), root_meta);
+    Ok(ancestors)
+}
+
+/// The index thread: inserts rows as they come and tallies the snapshot's stats.
+fn write_index(mut index: IndexWriter, rows: Receiver<Row>) -> Result<(IndexWriter, SnapshotStats), BackupError> {
+    let mut stats = SnapshotStats::default();
+    for row in rows {
+        let e = &row.entry;
+        stats.entries += 1;
+        if e.meta.kind == EntryKind::File {
+            stats.files += 1;
+            stats.bytes += e.meta.size;
+            if row.added {
+                stats.files_added += 1;
+                stats.bytes_added += e.meta.size;
+            }
+        }
+        index.insert(e)?;
+    }
+    Ok((index, stats))
+}
+
+/// A copy thread: copies, hashes, applies metadata, and sends the index row.
+fn copy_worker(
+    tasks: Arc<Mutex<Receiver<CopyTask>>>,
+    rows: SyncSender<Row>,
+    progress: &Progress,
+    stop: &Stop<'_>,
+    retry_failed: u32,
+) {
+    let mut copier = Copier::default();
+    loop {
+        let task = match tasks.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(task) = task else { return };
+        if stop.stopped() {
+            continue;
+        }
+        match copy_one(&mut copier, task, progress, &stop.abort, stop.cancel, retry_failed) {
+            Ok(Some(row)) => {
+                if rows.send(Row { entry: row, added: true }).is_err() {
+                    stop.fail(BackupError::IndexStopped);
+                }
+            }
+            Ok(None) => {}
+            Err(CopyError::Cancelled) => {}
+            Err(CopyError::Write(e)) => stop.fail(BackupError::Destination(e.to_string())),
+            Err(CopyError::Read(_)) => {}
+        }
+    }
+}
+
+/// Copies one file, retrying when it changes underneath; `None` when it could
+/// not be read (recorded, and the half-written copy removed).
+fn copy_one(
+    copier: &mut Copier,
+    task: CopyTask,
+    progress: &Progress,
+    abort: &Cancel,
+    cancel: &Cancel,
+    retry_failed: u32,
+) -> Result<Option<IndexEntry>, CopyError> {
+    let CopyTask { mut row, abs, src_dir, dst_dir, mut src, dst } = task;
+    let either = Cancel::default();
+    let mut attempt = 0;
+    let (hash, copied) = loop {
+        if abort.is_cancelled() || cancel.is_cancelled() {
+            either.cancel();
+        }
+        let result = copier.copy(src.as_fd(), dst.as_fd(), if cancel.is_cancelled() { cancel } else { &either });
+        let (hash, copied) = match result {
+            Ok(v) => v,
+            Err(CopyError::Read(e)) => {
+                progress.failed(&abs, format!("read failed: {e}"));
+                let _ = rustix::fs::unlinkat(dst_dir.as_fd(), std::ffi::OsStr::from_bytes(&row.name), rustix::fs::AtFlags::empty());
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let after = rustix::fs::fstat(src.as_fd()).map_err(|e| CopyError::Read(e.into()))?;
+        let after = posix::meta_from_stat(&after);
+        let changed = after.as_ref().is_none_or(|a| a.size != row.meta.size || a.mtime_ns != row.meta.mtime_ns);
+        if !changed {
+            break (hash, copied);
+        }
+        if attempt < retry_failed {
+            attempt += 1;
+            tracing::info!(path = %String::from_utf8_lossy(&abs), "changed while being copied; copying again");
+            if let Ok(fd) = walker::open_source_file(src_dir.as_fd(), &row.name)
+                && let Ok(st) = rustix::fs::fstat(fd.as_fd())
+                && let Some(m) = posix::meta_from_stat(&st)
+            {
+                src = fd;
+                row.meta = EntryMeta { xattrs: row.meta.xattrs.clone(), target: None, ..m };
+            }
+            rustix::fs::ftruncate(dst.as_fd(), 0).map_err(|e| CopyError::Write(e.into()))?;
+            continue;
+        }
+        progress.failed(&abs, "changed while being copied; the copy may not be consistent");
+        if let Some(a) = after {
+            row.meta.size = a.size;
+            row.meta.mtime_ns = a.mtime_ns;
+        }
+        break (hash, copied);
+    };
+    if let Ok(st) = rustix::fs::fstat(dst.as_fd()) {
+        row.meta.size = st.st_size as u64;
+    }
+    if let Err(e) = posix::apply_meta_fd(dst.as_fd(), &row.meta) {
+        progress.failed(&abs, format!("cannot set metadata: {e}"));
+    }
+    row.blake3 = Some(hash);
+    progress.copied(copied);
+    Ok(Some(row))
+}
+
+fn hostname() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}

@@ -1,0 +1,17 @@
+//! The backup engine: turns a job's sources into a snapshot on a destination.
+//!
+//! Synchronous code, run on a blocking thread by the runner. [`incremental`]
+//! writes hardlink snapshots on POSIX destinations; [`walker`] walks the source
+//! fd-relative and decides, entry by entry, between linking to the previous
+//! snapshot and copying; [`copy`] moves file data; [`progress`] carries the live
+//! counters and the cancel flag; [`exclude`] compiles the job's patterns.
+
+pub mod copy;
+pub mod exclude;
+pub mod incremental;
+pub mod progress;
+mod walker;
+
+pub use exclude::Excludes;
+pub use incremental::{BackupError, BackupSpec, run_incremental};
+pub use progress::{Cancel, Counters, FileError, Progress};

@@ -1,0 +1,125 @@
+//! Live counters of a backup, shared between the engine's threads and the API.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// Per-file errors kept in memory and in the catalog; the count goes on beyond it.
+pub const MAX_RECORDED_ERRORS: usize = 1000;
+
+/// One file that could not be backed up as it was.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileError {
+    /// Absolute source path (lossy UTF-8).
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A snapshot of the counters.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counters {
+    /// Entries looked at (after excludes).
+    pub files_scanned: u64,
+    /// Entries hardlinked to the previous snapshot.
+    pub files_linked: u64,
+    /// Files whose data was copied.
+    pub files_copied: u64,
+    /// Entries that could not be backed up.
+    pub files_failed: u64,
+    /// Bytes of regular files scanned.
+    pub bytes_scanned: u64,
+    /// Bytes of data copied.
+    pub bytes_copied: u64,
+}
+
+/// Counters updated by the engine while it runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    files_scanned: AtomicU64,
+    files_linked: AtomicU64,
+    files_copied: AtomicU64,
+    files_failed: AtomicU64,
+    bytes_scanned: AtomicU64,
+    bytes_copied: AtomicU64,
+    current: Mutex<Option<String>>,
+    errors: Mutex<Vec<FileError>>,
+}
+
+impl Progress {
+    /// Counts a scanned entry of `size` bytes.
+    pub fn scanned(&self, size: u64) {
+        self.files_scanned.fetch_add(1, Ordering::Relaxed);
+        self.bytes_scanned.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// Counts an entry linked to the previous snapshot.
+    pub fn linked(&self) {
+        self.files_linked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a copied file.
+    pub fn copied(&self, bytes: u64) {
+        self.files_copied.fetch_add(1, Ordering::Relaxed);
+        self.bytes_copied.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records a file that failed; the run will be partial.
+    pub fn failed(&self, path: &[u8], message: impl Into<String>) {
+        self.files_failed.fetch_add(1, Ordering::Relaxed);
+        let path = String::from_utf8_lossy(path).into_owned();
+        let message = message.into();
+        tracing::warn!(path = %path, "{message}");
+        if let Ok(mut errors) = self.errors.lock()
+            && errors.len() < MAX_RECORDED_ERRORS
+        {
+            errors.push(FileError { path, message });
+        }
+    }
+
+    /// Sets the path shown as "current".
+    pub fn set_current(&self, path: &[u8]) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = Some(String::from_utf8_lossy(path).into_owned());
+        }
+    }
+
+    /// The counters now.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            files_scanned: self.files_scanned.load(Ordering::Relaxed),
+            files_linked: self.files_linked.load(Ordering::Relaxed),
+            files_copied: self.files_copied.load(Ordering::Relaxed),
+            files_failed: self.files_failed.load(Ordering::Relaxed),
+            bytes_scanned: self.bytes_scanned.load(Ordering::Relaxed),
+            bytes_copied: self.bytes_copied.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The path being worked on.
+    pub fn current(&self) -> Option<String> {
+        self.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// The recorded per-file errors.
+    pub fn errors(&self) -> Vec<FileError> {
+        self.errors.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+/// A flag that asks a running backup to stop at the next entry or chunk.
+#[derive(Debug, Default)]
+pub struct Cancel(AtomicBool);
+
+impl Cancel {
+    /// Asks the backup to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// True once cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}

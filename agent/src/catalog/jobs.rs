@@ -1,0 +1,151 @@
+//! Jobs in the catalog.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Catalog, CatalogError, Result, from_json, json};
+use crate::model::{Job, RunState, RunSummary};
+
+const COLUMNS: &str = "j.id, j.name, j.type, j.sources, j.excludes, j.structure, j.one_file_system, \
+    j.retry_failed, j.disabled, \
+    (SELECT json_group_array(d.name) FROM (SELECT d.name FROM job_destinations jd \
+        JOIN destinations d ON d.id = jd.destination_id WHERE jd.job_id = j.id ORDER BY jd.position) d), \
+    (SELECT r.id FROM runs r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1), \
+    (SELECT r.state FROM runs r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1), \
+    (SELECT r.finished_at FROM runs r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1)";
+
+struct Raw {
+    job: Job,
+    sources: String,
+    excludes: String,
+    destinations: String,
+}
+
+fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
+    let last_id: Option<i64> = r.get(10)?;
+    let last_state: Option<String> = r.get(11)?;
+    let last_run = match (last_id, last_state.as_deref().and_then(RunState::parse)) {
+        (Some(id), Some(state)) => Some(RunSummary { id, state, finished_at: r.get(12)? }),
+        _ => None,
+    };
+    Ok(Raw {
+        job: Job {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            kind: r.get(2)?,
+            sources: Vec::new(),
+            excludes: Vec::new(),
+            destinations: Vec::new(),
+            structure: r.get(5)?,
+            one_file_system: r.get(6)?,
+            retry_failed: r.get(7)?,
+            disabled: r.get(8)?,
+            last_run,
+        },
+        sources: r.get(3)?,
+        excludes: r.get(4)?,
+        destinations: r.get::<_, Option<String>>(9)?.unwrap_or_else(|| "[]".into()),
+    })
+}
+
+fn finish(raw: Raw) -> Result<Job> {
+    let mut job = raw.job;
+    job.sources = from_json(&raw.sources, "job sources")?;
+    job.excludes = from_json(&raw.excludes, "job excludes")?;
+    job.destinations = from_json(&raw.destinations, "job destinations")?;
+    Ok(job)
+}
+
+impl Catalog {
+    /// Every job, by name.
+    pub fn jobs(&self) -> Result<Vec<Job>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM jobs j ORDER BY j.name"))?;
+        let rows = stmt.query_map([], map)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(finish).collect()
+    }
+
+    /// The job called `name`.
+    pub fn job(&self, name: &str) -> Result<Job> {
+        let conn = self.conn();
+        let raw = conn.query_row(&format!("SELECT {COLUMNS} FROM jobs j WHERE j.name = ?1"), [name], map).optional()?;
+        finish(raw.ok_or_else(|| CatalogError::NotFound(format!("no job named {name}")))?)
+    }
+
+    /// Adds a job; its destinations are given by name and must exist.
+    pub fn insert_job(&self, job: &Job) -> Result<Job> {
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "INSERT INTO jobs (name, type, sources, excludes, structure, one_file_system, retry_failed, \
+                 disabled, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+                params![
+                    job.name,
+                    job.kind,
+                    json(&job.sources),
+                    json(&job.excludes),
+                    job.structure,
+                    job.one_file_system,
+                    job.retry_failed,
+                    job.disabled,
+                    super::now()
+                ],
+            )?;
+            if n == 0 {
+                return Err(CatalogError::Conflict(format!("a job named {} already exists", job.name)));
+            }
+            let id = tx.last_insert_rowid();
+            set_destinations(&tx, id, &job.destinations)?;
+            tx.commit()?;
+        }
+        self.job(&job.name)
+    }
+
+    /// Stores a job's editable fields.
+    pub fn update_job(&self, job: &Job) -> Result<Job> {
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE jobs SET sources = ?2, excludes = ?3, structure = ?4, one_file_system = ?5, \
+                 retry_failed = ?6, disabled = ?7 WHERE id = ?1",
+                params![
+                    job.id,
+                    json(&job.sources),
+                    json(&job.excludes),
+                    job.structure,
+                    job.one_file_system,
+                    job.retry_failed,
+                    job.disabled
+                ],
+            )?;
+            tx.execute("DELETE FROM job_destinations WHERE job_id = ?1", [job.id])?;
+            set_destinations(&tx, job.id, &job.destinations)?;
+            tx.commit()?;
+        }
+        self.job(&job.name)
+    }
+
+    /// Removes a job (its runs stay in the history, its snapshots on the destinations).
+    pub fn delete_job(&self, name: &str) -> Result<()> {
+        let n = self.conn().execute("DELETE FROM jobs WHERE name = ?1", [name])?;
+        if n == 0 {
+            return Err(CatalogError::NotFound(format!("no job named {name}")));
+        }
+        Ok(())
+    }
+}
+
+fn set_destinations(tx: &rusqlite::Transaction<'_>, job_id: i64, names: &[String]) -> Result<()> {
+    for (pos, name) in names.iter().enumerate() {
+        let id: String = tx
+            .query_row("SELECT id FROM destinations WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| CatalogError::NotFound(format!("no destination named {name}")))?;
+        tx.execute(
+            "INSERT INTO job_destinations (job_id, destination_id, position) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![job_id, id, pos as i64],
+        )?;
+    }
+    Ok(())
+}

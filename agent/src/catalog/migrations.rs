@@ -1,0 +1,81 @@
+//! Versioned schema migrations; `PRAGMA user_version` is the number applied.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema one version up. Never edit a released entry:
+/// add a new one.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE destinations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    options TEXT NOT NULL,
+    disk_limit INTEGER NOT NULL DEFAULT 0,
+    hidden INTEGER NOT NULL DEFAULT 0,
+    readonly INTEGER NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    usage INTEGER, free INTEGER, total INTEGER, usage_updated TEXT,
+    created TEXT NOT NULL
+);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    excludes TEXT NOT NULL,
+    structure TEXT NOT NULL,
+    one_file_system INTEGER NOT NULL,
+    retry_failed INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created TEXT NOT NULL
+);
+CREATE TABLE job_destinations (
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    destination_id TEXT NOT NULL REFERENCES destinations(id),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (job_id, destination_id)
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,
+    job_name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    queued_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    message TEXT,
+    stats TEXT NOT NULL DEFAULT '{}',
+    destinations TEXT NOT NULL DEFAULT '[]',
+    errors TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX runs_by_job ON runs(job_name, id);
+CREATE INDEX runs_by_state ON runs(state, id);
+CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,
+    destination_id TEXT NOT NULL REFERENCES destinations(id) ON DELETE CASCADE,
+    job_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    structure TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    files_added INTEGER NOT NULL,
+    bytes_added INTEGER NOT NULL,
+    partial INTEGER NOT NULL,
+    run_id INTEGER,
+    deleting INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (destination_id, job_name, name)
+);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"];
+
+/// Applies the migrations not applied yet, each in its own transaction.
+pub fn apply(conn: &Connection) -> rusqlite::Result<()> {
+    let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1))?;
+    }
+    Ok(())
+}

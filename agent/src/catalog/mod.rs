@@ -1,0 +1,80 @@
+//! The catalog: one SQLite database in the state directory.
+//!
+//! WAL mode, a busy timeout, and versioned migrations applied at open
+//! (`PRAGMA user_version` counts the applied ones). The snapshots table is a
+//! cache of what destinations hold: it is rebuilt from the destinations
+//! themselves when one is adopted or reindexed.
+//!
+//! One connection behind a mutex serves the whole agent; every statement is
+//! short, so callers hold it briefly.
+
+mod destinations;
+mod jobs;
+mod migrations;
+mod runs;
+mod snapshots;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use runs::RunUpdate;
+pub use snapshots::SnapshotRecord;
+
+/// A catalog failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// No such object.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with the catalog's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// SQLite failed.
+    #[error("catalog: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored JSON column is malformed.
+    #[error("catalog: malformed {0}")]
+    Corrupt(&'static str),
+}
+
+/// Result alias for catalog calls.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// The agent's catalog.
+pub struct Catalog {
+    conn: Mutex<Connection>,
+}
+
+impl Catalog {
+    /// Opens (creating and migrating) the catalog at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA busy_timeout = 5000;",
+        )?;
+        migrations::apply(&conn)?;
+        Ok(Catalog { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (it has
+        // its own transactions), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Now, as stored in the catalog (RFC 3339, UTC).
+pub fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &'static str) -> Result<T> {
+    serde_json::from_str(s).map_err(|_| CatalogError::Corrupt(what))
+}

@@ -1,0 +1,146 @@
+//! Snapshots in the catalog: a cache of what the destinations hold.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Catalog, CatalogError, Result};
+use crate::model::Snapshot;
+
+/// A snapshot as the catalog keeps it, with its destination's id.
+#[derive(Debug, Clone)]
+pub struct SnapshotRecord {
+    /// The API view.
+    pub snapshot: Snapshot,
+    /// Destination id.
+    pub destination_id: String,
+    /// Marked for deletion (invisible).
+    pub deleting: bool,
+}
+
+const COLUMNS: &str = "s.id, d.name, s.job_name, s.name, s.structure, s.started, s.finished, s.files, s.bytes, \
+    s.files_added, s.bytes_added, s.partial, s.destination_id, s.deleting, d.type, d.options";
+
+fn map(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
+    let kind: String = r.get(14)?;
+    let options: String = r.get(15)?;
+    let job: String = r.get(2)?;
+    let name: String = r.get(3)?;
+    let path = if kind == "local" {
+        serde_json::from_str::<serde_json::Value>(&options)
+            .ok()
+            .and_then(|o| o.get("path").and_then(|p| p.as_str()).map(String::from))
+            .map(|root| format!("{}/{job}/{name}", root.trim_end_matches('/')))
+    } else {
+        None
+    };
+    Ok(SnapshotRecord {
+        snapshot: Snapshot {
+            id: r.get(0)?,
+            destination: r.get(1)?,
+            job,
+            name,
+            structure: r.get(4)?,
+            started: r.get(5)?,
+            finished: r.get(6)?,
+            files: r.get::<_, i64>(7)? as u64,
+            bytes: r.get::<_, i64>(8)? as u64,
+            files_added: r.get::<_, i64>(9)? as u64,
+            bytes_added: r.get::<_, i64>(10)? as u64,
+            partial: r.get(11)?,
+            path,
+        },
+        destination_id: r.get(12)?,
+        deleting: r.get(13)?,
+    })
+}
+
+impl Catalog {
+    /// Records a snapshot (replacing a row of the same destination, job and name).
+    pub fn upsert_snapshot(&self, destination_id: &str, s: &Snapshot, run_id: Option<i64>) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO snapshots (destination_id, job_name, name, structure, started, finished, files, bytes, \
+             files_added, bytes_added, partial, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+             ON CONFLICT (destination_id, job_name, name) DO UPDATE SET structure = excluded.structure, \
+             started = excluded.started, finished = excluded.finished, files = excluded.files, \
+             bytes = excluded.bytes, files_added = excluded.files_added, bytes_added = excluded.bytes_added, \
+             partial = excluded.partial",
+            params![
+                destination_id,
+                s.job,
+                s.name,
+                s.structure,
+                s.started,
+                s.finished,
+                s.files as i64,
+                s.bytes as i64,
+                s.files_added as i64,
+                s.bytes_added as i64,
+                s.partial,
+                run_id
+            ],
+        )?;
+        Ok(conn.query_row(
+            "SELECT id FROM snapshots WHERE destination_id = ?1 AND job_name = ?2 AND name = ?3",
+            params![destination_id, s.job, s.name],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Visible snapshots, newest first, optionally filtered.
+    pub fn snapshots(&self, job: Option<&str>, destination: Option<&str>) -> Result<Vec<Snapshot>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id \
+             WHERE s.deleting = 0 AND (?1 IS NULL OR s.job_name = ?1) AND (?2 IS NULL OR d.name = ?2) \
+             ORDER BY s.name DESC, d.name"
+        ))?;
+        let rows = stmt.query_map(params![job, destination], map)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows.into_iter().map(|r| r.snapshot).collect())
+    }
+
+    /// A snapshot by id (deleting ones included, flagged).
+    pub fn snapshot(&self, id: i64) -> Result<SnapshotRecord> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id WHERE s.id = ?1"),
+            [id],
+            map,
+        )
+        .optional()?
+        .filter(|r| !r.deleting)
+        .ok_or_else(|| CatalogError::NotFound(format!("no snapshot with id {id}")))
+    }
+
+    /// Marks a snapshot as being deleted (it disappears from listings).
+    pub fn mark_snapshot_deleting(&self, id: i64) -> Result<()> {
+        self.conn().execute("UPDATE snapshots SET deleting = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Forgets a snapshot.
+    pub fn remove_snapshot(&self, id: i64) -> Result<()> {
+        self.conn().execute("DELETE FROM snapshots WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Replaces the catalog's snapshots of one destination with `found` (reindex).
+    pub fn replace_snapshots(&self, destination_id: &str, found: &[Snapshot]) -> Result<()> {
+        {
+            let conn = self.conn();
+            let names: Vec<(String, String)> = found.iter().map(|s| (s.job.clone(), s.name.clone())).collect();
+            let existing: Vec<(i64, String, String)> = conn
+                .prepare("SELECT id, job_name, name FROM snapshots WHERE destination_id = ?1")?
+                .query_map([destination_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, job, name) in existing {
+                if !names.contains(&(job, name)) {
+                    conn.execute("DELETE FROM snapshots WHERE id = ?1", [id])?;
+                }
+            }
+        }
+        for s in found {
+            self.upsert_snapshot(destination_id, s, None)?;
+        }
+        Ok(())
+    }
+}

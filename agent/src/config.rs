@@ -1,0 +1,65 @@
+//! `hindsightd`'s command line, checked into a [`DaemonConfig`].
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/hindsight";
+/// Default API socket.
+pub const DEFAULT_SOCKET: &str = "/run/hindsight/hindsightd.sock";
+/// Default mountpoint of the snapshot filesystem.
+pub const DEFAULT_MOUNTPOINT: &str = "/mnt/hindsight";
+
+/// hindsightd: the Hindsight backup agent.
+#[derive(Debug, Parser)]
+#[command(name = "hindsightd", version, about)]
+pub struct Args {
+    /// Directory of the catalog, the master key and the agent's lock.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Unix socket of the API (mode 0600).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Where to mount the snapshot filesystem.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_mount")]
+    pub mountpoint: Option<PathBuf>,
+    /// Do not mount the snapshot filesystem.
+    #[arg(long)]
+    pub no_mount: bool,
+    /// Runs at once (backup concurrency).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=10))]
+    pub concurrency: u8,
+}
+
+/// The daemon's validated configuration.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// State directory (absolute).
+    pub state_dir: PathBuf,
+    /// API socket path (absolute).
+    pub socket: PathBuf,
+    /// Mountpoint, or none with `--no-mount`.
+    pub mountpoint: Option<PathBuf>,
+    /// Runs at once.
+    pub concurrency: usize,
+}
+
+impl Args {
+    /// Validates the flags.
+    pub fn into_config(self) -> anyhow::Result<DaemonConfig> {
+        let abs = |p: PathBuf| -> anyhow::Result<PathBuf> {
+            Ok(if p.is_absolute() { p } else { std::env::current_dir()?.join(p) })
+        };
+        Ok(DaemonConfig {
+            state_dir: abs(self.state_dir)?,
+            socket: abs(self.socket)?,
+            mountpoint: if self.no_mount {
+                None
+            } else {
+                Some(abs(self.mountpoint.unwrap_or_else(|| DEFAULT_MOUNTPOINT.into()))?)
+            },
+            concurrency: usize::from(self.concurrency),
+        })
+    }
+}

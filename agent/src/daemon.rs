@@ -1,0 +1,131 @@
+//! Start-up and shutdown of the agent.
+//!
+//! Start: take the state directory's lock (a second daemon on the same state
+//! directory refuses to start), open the catalog, fail runs a crash left
+//! running, reconcile destinations, bind the API socket (mode 0600), start the
+//! run queue. Shutdown on SIGTERM/SIGINT: stop accepting requests and runs,
+//! cancel running backups (their `.partial-*` stay resumable), remove the
+//! socket, exit 0.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::api::{self, AppState};
+use crate::catalog::Catalog;
+use crate::config::DaemonConfig;
+use crate::runner::Runner;
+
+/// Holds the state directory's `flock` for the life of the daemon.
+pub struct StateLock {
+    _fd: OwnedFd,
+}
+
+/// Takes the exclusive lock on `state_dir/hindsightd.lock`.
+pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<StateLock> {
+    std::fs::create_dir_all(state_dir).with_context(|| format!("creating state dir {}", state_dir.display()))?;
+    std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("securing state dir {}", state_dir.display()))?;
+    let path = state_dir.join("hindsightd.lock");
+    let fd = rustix::fs::open(
+        &path,
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .with_context(|| format!("opening {}", path.display()))?;
+    match rustix::fs::flock(fd.as_fd(), rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!(
+                "another hindsightd is already running with state dir {} (pid {})",
+                state_dir.display(),
+                pid.trim()
+            );
+        }
+        Err(e) => return Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+    rustix::fs::ftruncate(fd.as_fd(), 0).ok();
+    rustix::io::pwrite(fd.as_fd(), format!("{}\n", std::process::id()).as_bytes(), 0).ok();
+    Ok(StateLock { _fd: fd })
+}
+
+fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // We hold the state lock, so a socket file here is a leftover of a crash.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing stale socket {}", path.display())),
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("binding API socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("securing socket {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Raises the open-files limit to its hard maximum: a deep walk keeps three
+/// directory descriptors per level open.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if let Some(max) = lim.maximum
+        && lim.current != Some(max)
+    {
+        let _ = setrlimit(Resource::Nofile, rustix::process::Rlimit { current: Some(max), maximum: Some(max) });
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
+    let _lock = lock_state_dir(&config.state_dir)?;
+    raise_fd_limit();
+    let catalog = Arc::new(
+        Catalog::open(&config.state_dir.join("catalog.sqlite"))
+            .with_context(|| format!("opening the catalog in {}", config.state_dir.display()))?,
+    );
+    let failed = catalog.fail_interrupted_runs()?;
+    if failed > 0 {
+        tracing::warn!("{failed} run(s) were interrupted by the previous stop and are marked failed");
+    }
+    {
+        let c = catalog.clone();
+        tokio::task::spawn_blocking(move || crate::snapshots::reconcile_all(&c)).await?;
+    }
+    if let Some(m) = &config.mountpoint {
+        tracing::info!("the snapshot filesystem is not available in this version; not mounting {}", m.display());
+    }
+    let runner = Runner::new(catalog.clone(), config.concurrency);
+    let listener = bind_socket(&config.socket)?;
+    let state = AppState {
+        catalog: catalog.clone(),
+        runner: runner.clone(),
+        started: Instant::now(),
+        state_dir: config.state_dir.clone(),
+    };
+    let dispatcher = tokio::spawn(runner.clone().dispatch_loop());
+    tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "hindsightd ready");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    };
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await?;
+    runner.shutdown().await;
+    dispatcher.abort();
+    let _ = std::fs::remove_file(&config.socket);
+    tracing::info!("hindsightd stopped");
+    Ok(())
+}

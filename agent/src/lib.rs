@@ -1,0 +1,19 @@
+//! Hindsight agent library: everything `hindsightd` does, callable from tests.
+//!
+//! - [`backup`]: the backup engine (sync; run on blocking threads);
+//! - [`catalog`]: the SQLite catalog of destinations, jobs, runs and snapshots;
+//! - [`api`]: the JSON HTTP API on the Unix socket, and its types (shared with the CLI);
+//! - [`runner`]: the run queue and the execution of runs;
+//! - [`destinations`]: validation and adoption of destinations;
+//! - [`daemon`]: start-up, the state-dir lock, signals and shutdown.
+
+pub mod backup;
+pub mod catalog;
+pub mod model;
+pub mod api;
+pub mod destinations;
+pub mod jobs;
+pub mod runner;
+pub mod snapshots;
+pub mod config;
+pub mod daemon;

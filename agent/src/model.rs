@@ -1,0 +1,373 @@
+//! The objects of the API: what the catalog stores, the API serves and the CLI prints.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::backup::{Counters, FileError};
+
+/// Space on a destination, with the time it was measured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiskUsageInfo {
+    /// Bytes in use.
+    pub usage: u64,
+    /// Bytes free.
+    pub free: u64,
+    /// Bytes in all.
+    pub total: u64,
+    /// When it was measured (RFC 3339).
+    pub updated: String,
+}
+
+/// A destination.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Destination {
+    /// Stable id (also in the destination's `HINDSIGHT` marker).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Type ("local", ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Type-specific options (`path`, ...); secrets are never included.
+    pub options: Map<String, Value>,
+    /// Backups are refused when the destination's used % is at or above this (0 = no limit).
+    pub disk_limit: u8,
+    /// Visible to root only in the mount.
+    pub hidden: bool,
+    /// Never written to.
+    pub readonly: bool,
+    /// Jobs skip it.
+    pub disabled: bool,
+    /// Number of jobs that use it.
+    pub jobs: u32,
+    /// Last measured disk usage.
+    pub disk_usage: Option<DiskUsageInfo>,
+}
+
+/// Body of `POST /v1/destinations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDestination {
+    /// Unique name.
+    pub name: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Type-specific options.
+    #[serde(default)]
+    pub options: Map<String, Value>,
+    /// Disk limit in percent (0-100).
+    #[serde(default)]
+    pub disk_limit: Option<i64>,
+    /// Hidden flag.
+    #[serde(default)]
+    pub hidden: bool,
+    /// Read-only flag.
+    #[serde(default)]
+    pub readonly: bool,
+    /// Disabled flag.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Use a non-empty directory that holds no marker.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Body of `PATCH /v1/destinations/{name}`: only the fields given change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationPatch {
+    /// Options to replace (merged key by key).
+    #[serde(default)]
+    pub options: Option<Map<String, Value>>,
+    /// New disk limit.
+    #[serde(default)]
+    pub disk_limit: Option<i64>,
+    /// New hidden flag.
+    #[serde(default)]
+    pub hidden: Option<bool>,
+    /// New read-only flag.
+    #[serde(default)]
+    pub readonly: Option<bool>,
+    /// New disabled flag.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    /// Use a non-empty directory that holds no marker.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// One option a destination type takes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OptionSpec {
+    /// Option name.
+    pub name: String,
+    /// Required on add.
+    pub required: bool,
+    /// Stored encrypted and never returned.
+    pub secret: bool,
+    /// What it is.
+    pub description: String,
+}
+
+/// A destination type.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DestinationType {
+    /// Type name.
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// Options it takes.
+    pub options: Vec<OptionSpec>,
+}
+
+/// Summary of a job's last run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: i64,
+    /// Its state.
+    pub state: RunState,
+    /// When it ended.
+    pub finished_at: Option<String>,
+}
+
+/// A backup job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Job {
+    /// Id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Job type ("directories").
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Absolute source paths.
+    pub sources: Vec<String>,
+    /// Exclude patterns.
+    pub excludes: Vec<String>,
+    /// Destination names, in order.
+    pub destinations: Vec<String>,
+    /// Structure of its snapshots.
+    pub structure: String,
+    /// Stay on the sources' filesystems.
+    pub one_file_system: bool,
+    /// Copies of a changing file before giving up on it.
+    pub retry_failed: u32,
+    /// Disabled jobs do not run.
+    pub disabled: bool,
+    /// The last run, if any.
+    pub last_run: Option<RunSummary>,
+}
+
+/// Body of `POST /v1/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewJob {
+    /// Unique name.
+    pub name: String,
+    /// Job type (only "directories").
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Absolute source paths.
+    pub sources: Vec<String>,
+    /// Exclude patterns.
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    /// Destination names.
+    pub destinations: Vec<String>,
+    /// Structure (default incremental).
+    #[serde(default)]
+    pub structure: Option<String>,
+    /// Stay on one filesystem (default true).
+    #[serde(default)]
+    pub one_file_system: Option<bool>,
+    /// Retries of changing files (default 1).
+    #[serde(default)]
+    pub retry_failed: Option<u32>,
+    /// Create disabled.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// Body of `PATCH /v1/jobs/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobPatch {
+    /// New sources.
+    #[serde(default)]
+    pub sources: Option<Vec<String>>,
+    /// New excludes.
+    #[serde(default)]
+    pub excludes: Option<Vec<String>>,
+    /// New destinations.
+    #[serde(default)]
+    pub destinations: Option<Vec<String>>,
+    /// New structure.
+    #[serde(default)]
+    pub structure: Option<String>,
+    /// New one_file_system.
+    #[serde(default)]
+    pub one_file_system: Option<bool>,
+    /// New retry_failed.
+    #[serde(default)]
+    pub retry_failed: Option<u32>,
+    /// New disabled flag.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+/// State of a run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Waiting for its turn.
+    Queued,
+    /// Working.
+    Running,
+    /// Every destination got a complete snapshot.
+    Completed,
+    /// Snapshots were made, but some files or destinations failed.
+    Partial,
+    /// No snapshot was made.
+    Failed,
+    /// Stopped by the user or by shutdown.
+    Cancelled,
+}
+
+impl RunState {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Completed => "completed",
+            RunState::Partial => "partial",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Completed, Self::Partial, Self::Failed, Self::Cancelled]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+
+    /// True once the run will not change any more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunState::Queued | RunState::Running)
+    }
+}
+
+/// What happened on one destination of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunDestination {
+    /// Destination name.
+    pub destination: String,
+    /// Its state (same values as the run's).
+    pub state: RunState,
+    /// Snapshot made there.
+    pub snapshot: Option<String>,
+    /// Why it failed or was skipped.
+    pub message: Option<String>,
+}
+
+/// A run of a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Run {
+    /// Id.
+    pub id: i64,
+    /// Job name.
+    pub job: String,
+    /// State.
+    pub state: RunState,
+    /// What started it ("manual").
+    pub trigger: String,
+    /// When it was queued.
+    pub queued_at: String,
+    /// When it started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// Summary of what went wrong.
+    pub message: Option<String>,
+    /// Counters (live while running).
+    pub stats: Counters,
+    /// Path being worked on (while running).
+    pub current_path: Option<String>,
+    /// Per destination outcome.
+    pub destinations: Vec<RunDestination>,
+    /// Files that could not be backed up (the first 1000).
+    pub errors: Vec<FileError>,
+}
+
+/// A snapshot on a destination.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Catalog id.
+    pub id: i64,
+    /// Destination name.
+    pub destination: String,
+    /// Job name (as recorded on the destination).
+    pub job: String,
+    /// Snapshot name.
+    pub name: String,
+    /// Structure.
+    pub structure: String,
+    /// Backup start.
+    pub started: String,
+    /// Backup end.
+    pub finished: String,
+    /// Regular files.
+    pub files: u64,
+    /// Bytes of file data.
+    pub bytes: u64,
+    /// Files written by this snapshot.
+    pub files_added: u64,
+    /// Bytes written by this snapshot.
+    pub bytes_added: u64,
+    /// Some files could not be backed up.
+    pub partial: bool,
+    /// Directory of the snapshot (local destinations).
+    pub path: Option<String>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    /// Agent version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// State directory.
+    pub state_dir: String,
+    /// Jobs with their last run.
+    pub jobs: Vec<Job>,
+    /// Runs queued or running.
+    pub active_runs: Vec<Run>,
+    /// Destinations with usage.
+    pub destinations: Vec<Destination>,
+}
+
+/// Body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A stable code and a readable message.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorDetail {
+    /// Stable code: bad_request, not_found, conflict, validation_failed, internal.
+    pub code: String,
+    /// One line for humans.
+    pub message: String,
+}
+
+/// Converts JSON `null` in options to absence, for display.
+pub fn option_str<'a>(options: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    options.get(key).and_then(Value::as_str)
+}

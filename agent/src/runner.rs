@@ -1,0 +1,418 @@
+//! The run queue: starts queued runs, executes them, tracks their live progress.
+//!
+//! Runs wait in the catalog (`queued`). The dispatcher starts them in id order,
+//! at most `concurrency` at once and never two of the same job at once (the
+//! job's lock on each destination also guarantees that across processes). A
+//! run backs up to each of its job's destinations in turn, each on a blocking
+//! thread; its counters live in memory while it runs and are flushed to the
+//! catalog every few seconds and at the end.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::api::error::ApiError;
+use crate::backup::{self, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
+use crate::catalog::{Catalog, RunUpdate};
+use crate::destinations;
+use crate::model::{Job, Run, RunDestination, RunState};
+
+/// How often live progress is written to the catalog.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// A run being executed.
+struct ActiveRun {
+    job: String,
+    cancel: Arc<Cancel>,
+    /// Progress of the destination being written.
+    current: Mutex<Arc<Progress>>,
+    /// Counters and errors of destinations already done.
+    done: Mutex<(Counters, Vec<FileError>)>,
+    destinations: Mutex<Vec<RunDestination>>,
+    cancelled_by_shutdown: AtomicBool,
+}
+
+impl ActiveRun {
+    fn totals(&self) -> (Counters, Vec<FileError>, Option<String>) {
+        let current = self.current.lock().map(|c| c.clone()).unwrap_or_default();
+        let (done, mut errors) = self.done.lock().map(|d| d.clone()).unwrap_or_default();
+        let c = current.counters();
+        let sum = Counters {
+            files_scanned: done.files_scanned + c.files_scanned,
+            files_linked: done.files_linked + c.files_linked,
+            files_copied: done.files_copied + c.files_copied,
+            files_failed: done.files_failed + c.files_failed,
+            bytes_scanned: done.bytes_scanned + c.bytes_scanned,
+            bytes_copied: done.bytes_copied + c.bytes_copied,
+        };
+        errors.extend(current.errors());
+        errors.truncate(backup::progress::MAX_RECORDED_ERRORS);
+        (sum, errors, current.current())
+    }
+
+    fn update(&self, state: RunState, message: Option<String>) -> RunUpdate {
+        let (stats, errors, _) = self.totals();
+        RunUpdate {
+            state,
+            message,
+            stats,
+            destinations: self.destinations.lock().map(|d| d.clone()).unwrap_or_default(),
+            errors,
+        }
+    }
+}
+
+/// The run queue and its executor.
+pub struct Runner {
+    catalog: Arc<Catalog>,
+    active: Mutex<HashMap<i64, Arc<ActiveRun>>>,
+    wake: Notify,
+    idle: Notify,
+    stopping: AtomicBool,
+    concurrency: usize,
+    threads: usize,
+}
+
+impl Runner {
+    /// A runner over `catalog` running at most `concurrency` runs at once.
+    pub fn new(catalog: Arc<Catalog>, concurrency: usize) -> Arc<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+        Arc::new(Runner {
+            catalog,
+            active: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            idle: Notify::new(),
+            stopping: AtomicBool::new(false),
+            concurrency: concurrency.max(1),
+            threads,
+        })
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<ActiveRun>>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a run of `job`; returns the run.
+    pub fn queue(&self, job: &Job, trigger: &str) -> Result<Run, ApiError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(ApiError::conflict("the agent is shutting down"));
+        }
+        if job.disabled {
+            return Err(ApiError::conflict(format!("job {} is disabled; enable it first", job.name)));
+        }
+        let id = self.catalog.queue_run(job.id, &job.name, trigger)?;
+        self.wake.notify_one();
+        Ok(self.catalog.run(id)?)
+    }
+
+    /// A run, with live progress if it is running.
+    pub fn run(&self, id: i64) -> Result<Run, ApiError> {
+        let mut run = self.catalog.run(id)?;
+        if let Some(a) = self.active().get(&id).cloned()
+            && run.state == RunState::Running
+        {
+            let (stats, errors, current) = a.totals();
+            run.stats = stats;
+            run.errors = errors;
+            run.current_path = current;
+            run.destinations = a.destinations.lock().map(|d| d.clone()).unwrap_or_default();
+        }
+        Ok(run)
+    }
+
+    /// Cancels a queued or running run.
+    pub fn cancel(&self, id: i64) -> Result<Run, ApiError> {
+        if let Some(a) = self.active().get(&id).cloned() {
+            a.cancel.cancel();
+            return self.run(id);
+        }
+        if self.catalog.cancel_queued_run(id)? {
+            return self.run(id);
+        }
+        let run = self.catalog.run(id)?;
+        Err(ApiError::conflict(format!("run {id} has already ended ({})", run.state.as_str())))
+    }
+
+    /// The dispatcher: starts queued runs until shutdown.
+    pub async fn dispatch_loop(self: Arc<Self>) {
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Err(e) = self.dispatch() {
+                tracing::error!("run queue: {}", e.message);
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = flush.tick() => self.flush_progress(),
+            }
+        }
+    }
+
+    fn flush_progress(&self) {
+        let active: Vec<(i64, Arc<ActiveRun>)> = self.active().iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (id, a) in active {
+            if let Err(e) = self.catalog.update_run(id, &a.update(RunState::Running, None)) {
+                tracing::warn!("saving progress of run {id}: {e}");
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>) -> Result<(), ApiError> {
+        for run in self.catalog.runs_in_state(RunState::Queued)? {
+            let mut active = self.active();
+            if active.len() >= self.concurrency {
+                break;
+            }
+            if active.values().any(|a| a.job == run.job) {
+                continue;
+            }
+            if !self.catalog.start_run(run.id)? {
+                continue;
+            }
+            let a = Arc::new(ActiveRun {
+                job: run.job.clone(),
+                cancel: Arc::new(Cancel::default()),
+                current: Mutex::new(Arc::new(Progress::default())),
+                done: Mutex::new(Default::default()),
+                destinations: Mutex::new(Vec::new()),
+                cancelled_by_shutdown: AtomicBool::new(false),
+            });
+            active.insert(run.id, a.clone());
+            drop(active);
+            let me = self.clone();
+            tokio::spawn(async move {
+                let (state, message) = me.execute(run.id, &run.job, &a).await;
+                let mut update = a.update(state, message);
+                if a.cancelled_by_shutdown.load(Ordering::Relaxed) && state == RunState::Cancelled {
+                    update.message = Some("the agent shut down during this run; the next run resumes it".into());
+                }
+                if let Err(e) = me.catalog.update_run(run.id, &update) {
+                    tracing::error!("recording the end of run {}: {e}", run.id);
+                }
+                tracing::info!(run = run.id, job = %run.job, "run ended: {}", state.as_str());
+                me.active().remove(&run.id);
+                me.idle.notify_waiters();
+                me.wake.notify_one();
+            });
+        }
+        Ok(())
+    }
+
+    /// Backs the job up to each of its destinations; returns the run's final state.
+    async fn execute(&self, run_id: i64, job_name: &str, a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
+        let job = match self.catalog.job(job_name) {
+            Ok(j) => j,
+            Err(e) => return (RunState::Failed, Some(e.to_string())),
+        };
+        tracing::info!(run = run_id, job = %job.name, "run started");
+        let excludes = match Excludes::new(&job.excludes) {
+            Ok(e) => e,
+            Err(e) => return (RunState::Failed, Some(e)),
+        };
+        let spec = BackupSpec {
+            job: job.name.clone(),
+            sources: job.sources.iter().map(PathBuf::from).collect(),
+            excludes,
+            one_file_system: job.one_file_system,
+            retry_failed: job.retry_failed,
+            threads: self.threads,
+        };
+        let mut outcomes = Vec::new();
+        for dest_name in &job.destinations {
+            let outcome = if a.cancel.is_cancelled() {
+                RunDestination {
+                    destination: dest_name.clone(),
+                    state: RunState::Cancelled,
+                    snapshot: None,
+                    message: Some("cancelled".into()),
+                }
+            } else {
+                self.backup_to(run_id, &spec, dest_name, a).await
+            };
+            if let Ok(mut d) = a.destinations.lock() {
+                d.push(outcome.clone());
+            }
+            outcomes.push(outcome);
+        }
+        summarize(&outcomes)
+    }
+
+    async fn backup_to(&self, run_id: i64, spec: &BackupSpec, dest_name: &str, a: &Arc<ActiveRun>) -> RunDestination {
+        let outcome = |state, snapshot: Option<String>, message: Option<String>| RunDestination {
+            destination: dest_name.to_string(),
+            state,
+            snapshot,
+            message,
+        };
+        let dest = match self.catalog.destination(dest_name) {
+            Ok(d) => d,
+            Err(e) => return outcome(RunState::Failed, None, Some(e.to_string())),
+        };
+        if dest.disabled {
+            return outcome(RunState::Cancelled, None, Some(format!("skipped: destination {dest_name} is disabled")));
+        }
+        if dest.readonly {
+            return outcome(RunState::Failed, None, Some(format!("destination {dest_name} is read-only")));
+        }
+        let root = match destinations::local_root(&dest) {
+            Ok(r) => r,
+            Err(e) => return outcome(RunState::Failed, None, Some(e.message)),
+        };
+        match hindsight_fs::local::disk_usage(root.path()) {
+            Ok(u) => {
+                let info = crate::model::DiskUsageInfo {
+                    usage: u.usage,
+                    free: u.free,
+                    total: u.total,
+                    updated: jiff::Timestamp::now().to_string(),
+                };
+                let _ = self.catalog.set_disk_usage(&dest.id, &info);
+                let used = u.used_percent();
+                if dest.disk_limit > 0 && used >= f64::from(dest.disk_limit) {
+                    return outcome(
+                        RunState::Failed,
+                        None,
+                        Some(format!(
+                            "destination {dest_name} is {used:.0}% full, at or above its disk limit of {}%; nothing was written",
+                            dest.disk_limit
+                        )),
+                    );
+                }
+            }
+            Err(e) => return outcome(RunState::Failed, None, Some(format!("destination {dest_name}: {e}"))),
+        }
+        let progress = Arc::new(Progress::default());
+        if let Ok(mut c) = a.current.lock() {
+            *c = progress.clone();
+        }
+        let cancel = a.cancel.clone();
+        let spec2 = spec.clone();
+        let progress2 = progress.clone();
+        let result =
+            tokio::task::spawn_blocking(move || backup::run_incremental(&root, &spec2, &progress2, &cancel)).await;
+        // Fold this destination's counters into the run's.
+        if let (Ok(mut done), Ok(mut cur)) = (a.done.lock(), a.current.lock()) {
+            let c = progress.counters();
+            done.0.files_scanned += c.files_scanned;
+            done.0.files_linked += c.files_linked;
+            done.0.files_copied += c.files_copied;
+            done.0.files_failed += c.files_failed;
+            done.0.bytes_scanned += c.bytes_scanned;
+            done.0.bytes_copied += c.bytes_copied;
+            done.1.extend(progress.errors());
+            *cur = Arc::new(Progress::default());
+        }
+        match result {
+            Ok(Ok(manifest)) => {
+                let snap = destinations::snapshot_from_manifest(&dest, &manifest, root_path(&dest).as_path());
+                if let Err(e) = self.catalog.upsert_snapshot(&dest.id, &snap, Some(run_id)) {
+                    tracing::error!("recording snapshot {}: {e}", manifest.name);
+                }
+                let state = if manifest.partial { RunState::Partial } else { RunState::Completed };
+                let msg = manifest
+                    .partial
+                    .then(|| format!("{} file(s) could not be backed up", progress.counters().files_failed));
+                outcome(state, Some(manifest.name), msg)
+            }
+            Ok(Err(BackupError::Cancelled)) => outcome(RunState::Cancelled, None, Some("cancelled".into())),
+            Ok(Err(e)) => outcome(RunState::Failed, None, Some(e.to_string())),
+            Err(e) => outcome(RunState::Failed, None, Some(format!("backup task failed: {e}"))),
+        }
+    }
+
+    /// Stops accepting runs, cancels running ones and waits for them to stop.
+    pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+        loop {
+            let idle = self.idle.notified();
+            {
+                let active = self.active();
+                if active.is_empty() {
+                    return;
+                }
+                for a in active.values() {
+                    a.cancelled_by_shutdown.store(true, Ordering::Relaxed);
+                    a.cancel.cancel();
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), idle).await;
+        }
+    }
+
+    /// Runs queued or running now.
+    pub fn active_runs(&self) -> Result<Vec<Run>, ApiError> {
+        let mut out = Vec::new();
+        for st in [RunState::Running, RunState::Queued] {
+            for r in self.catalog.runs_in_state(st)? {
+                out.push(self.run(r.id)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn root_path(d: &crate::model::Destination) -> PathBuf {
+    destinations::local_root(d).map(|r| r.path().to_path_buf()).unwrap_or_default()
+}
+
+/// The run's state from its destinations' outcomes.
+fn summarize(outcomes: &[RunDestination]) -> (RunState, Option<String>) {
+    let messages: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.message.as_ref().map(|m| format!("{}: {m}", o.destination)))
+        .collect();
+    let message = (!messages.is_empty()).then(|| messages.join("; "));
+    let count = |s: RunState| outcomes.iter().filter(|o| o.state == s).count();
+    let made = count(RunState::Completed) + count(RunState::Partial);
+    let skipped = outcomes
+        .iter()
+        .filter(|o| o.state == RunState::Cancelled && o.message.as_deref().is_some_and(|m| m.starts_with("skipped")))
+        .count();
+    let state = if count(RunState::Cancelled) > skipped {
+        RunState::Cancelled
+    } else if made == 0 {
+        RunState::Failed
+    } else if count(RunState::Completed) + skipped == outcomes.len() {
+        RunState::Completed
+    } else {
+        RunState::Partial
+    };
+    let message = if made == 0 && state == RunState::Failed && outcomes.len() == skipped && !outcomes.is_empty() {
+        Some("every destination of the job is disabled".into())
+    } else {
+        message
+    };
+    (state, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(state: RunState, msg: Option<&str>) -> RunDestination {
+        RunDestination { destination: "d".into(), state, snapshot: None, message: msg.map(String::from) }
+    }
+
+    #[test]
+    fn run_state_from_destinations() {
+        assert_eq!(summarize(&[o(RunState::Completed, None)]).0, RunState::Completed);
+        assert_eq!(summarize(&[o(RunState::Completed, None), o(RunState::Failed, Some("x"))]).0, RunState::Partial);
+        assert_eq!(summarize(&[o(RunState::Failed, Some("x"))]).0, RunState::Failed);
+        assert_eq!(summarize(&[o(RunState::Partial, Some("x"))]).0, RunState::Partial);
+        assert_eq!(
+            summarize(&[o(RunState::Completed, None), o(RunState::Cancelled, Some("skipped: disabled"))]).0,
+            RunState::Completed
+        );
+        assert_eq!(summarize(&[o(RunState::Cancelled, Some("cancelled"))]).0, RunState::Cancelled);
+        let (st, msg) = summarize(&[o(RunState::Cancelled, Some("skipped: disabled"))]);
+        assert_eq!(st, RunState::Failed);
+        assert_eq!(msg.as_deref(), Some("every destination of the job is disabled"));
+    }
+}

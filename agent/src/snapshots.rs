@@ -1,0 +1,79 @@
+//! Snapshot housekeeping: deletion (crash-safe) and the start-up reconcile.
+//!
+//! Deleting renames the snapshot to `.deleting-<name>` first, which makes it
+//! invisible at once, then removes its files in the background. After a crash
+//! the agent finds `.deleting-*` directories at start and finishes them. Data
+//! hardlinked from other snapshots survives: only this snapshot's names go.
+
+use std::sync::Arc;
+
+use hindsight_fs::layout::{DELETING_PREFIX, DestinationRoot};
+
+use crate::api::error::ApiError;
+use crate::catalog::Catalog;
+use crate::destinations;
+
+/// Starts deleting a snapshot; returns once it is invisible.
+pub fn delete(catalog: &Arc<Catalog>, id: i64) -> Result<(), ApiError> {
+    let rec = catalog.snapshot(id)?;
+    let dest = catalog.destination(&rec.snapshot.destination)?;
+    if dest.readonly {
+        return Err(ApiError::conflict(format!("destination {} is read-only", dest.name)));
+    }
+    let root = destinations::local_root(&dest)?;
+    let (job, name) = (rec.snapshot.job.clone(), rec.snapshot.name.clone());
+    if root.snapshot_dir(&job, &name).exists() {
+        root.begin_delete(&job, &name).map_err(|e| ApiError::internal(format!("cannot delete snapshot: {e}")))?;
+    }
+    catalog.mark_snapshot_deleting(id)?;
+    let catalog = catalog.clone();
+    tokio::task::spawn_blocking(move || {
+        match root.finish_delete(&job, &name) {
+            Ok(()) => tracing::info!("deleted snapshot {job}/{name}"),
+            // The directory stays as `.deleting-*`, finished at the next start.
+            Err(e) => tracing::error!("deleting snapshot {job}/{name}: {e}"),
+        }
+        if let Err(e) = catalog.remove_snapshot(id) {
+            tracing::error!("forgetting snapshot {id}: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// Finishes deletions a crash interrupted, on one destination root.
+pub fn finish_interrupted_deletes(root: &DestinationRoot) {
+    let Ok(jobs) = root.list_jobs() else { return };
+    for job in jobs {
+        let Ok(names) = root.list_work(&job, DELETING_PREFIX) else { continue };
+        for name in names {
+            tracing::info!("finishing the deletion of snapshot {job}/{name}");
+            if let Err(e) = root.finish_delete(&job, &name) {
+                tracing::error!("deleting snapshot {job}/{name}: {e}");
+            }
+        }
+    }
+}
+
+/// At start: for every reachable destination, finish interrupted deletions and
+/// bring the catalog's snapshot list in line with what the destination holds.
+pub fn reconcile_all(catalog: &Catalog) {
+    let Ok(dests) = catalog.destinations() else { return };
+    for d in dests {
+        let Ok(root) = destinations::local_root(&d) else { continue };
+        if root.read_marker().ok().flatten().is_none() {
+            tracing::warn!(destination = %d.name, "destination {} is not reachable; keeping its catalog entries", root.path().display());
+            continue;
+        }
+        if !d.readonly {
+            finish_interrupted_deletes(&root);
+        }
+        match destinations::scan(&d) {
+            Ok(found) => {
+                if let Err(e) = catalog.replace_snapshots(&d.id, &found) {
+                    tracing::error!(destination = %d.name, "reindex: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(destination = %d.name, "reindex: {}", e.message),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The command line of `hindsight`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// hindsight: control the Hindsight backup agent.
+#[derive(Debug, Parser)]
+#[command(name = "hindsight", version, about)]
+pub struct Cli {
+    /// The agent's API socket.
+    #[arg(long, global = true, env = "HINDSIGHT_SOCKET", default_value = "/run/hindsight/hindsightd.sock")]
+    pub socket: PathBuf,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The agent, its jobs, runs and destinations at a glance.
+    Status,
+    /// Manage destinations.
+    #[command(subcommand)]
+    Destination(DestinationCmd),
+    /// Manage backup jobs.
+    #[command(subcommand)]
+    Job(JobCmd),
+    /// Inspect and cancel runs.
+    #[command(subcommand)]
+    Run(RunCmd),
+    /// List, inspect and delete snapshots.
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+}
+
+/// `hindsight destination ...`
+#[derive(Debug, Subcommand)]
+pub enum DestinationCmd {
+    /// Destination types and the options they take.
+    Types,
+    /// Add a destination (it is validated first).
+    Add(DestinationAdd),
+    /// List destinations.
+    List,
+    /// Show one destination.
+    Show {
+        /// Destination name.
+        name: String,
+    },
+    /// Change a destination (it is validated again).
+    Edit(DestinationEdit),
+    /// Remove a destination from the agent (its snapshots stay on disk).
+    Remove {
+        /// Destination name.
+        name: String,
+    },
+    /// Test a destination and refresh its disk usage.
+    Validate {
+        /// Destination name.
+        name: String,
+    },
+}
+
+/// `destination add`.
+#[derive(Debug, Args)]
+pub struct DestinationAdd {
+    /// Destination name.
+    pub name: String,
+    /// Type (see `destination types`).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: String,
+    /// Root directory (local).
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Refuse backups when the disk is this % full (0 = no limit).
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
+    pub disk_limit: Option<i64>,
+    /// Visible to root only in the mount.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Never write to it.
+    #[arg(long)]
+    pub readonly: bool,
+    /// Jobs skip it.
+    #[arg(long)]
+    pub disabled: bool,
+    /// Use a non-empty directory that holds no Hindsight marker.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `destination edit`.
+#[derive(Debug, Args)]
+pub struct DestinationEdit {
+    /// Destination name.
+    pub name: String,
+    /// New root directory (local).
+    #[arg(long)]
+    pub path: Option<String>,
+    /// New disk limit in %.
+    #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
+    pub disk_limit: Option<i64>,
+    /// Hidden (true/false).
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub hidden: Option<bool>,
+    /// Read-only (true/false).
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub readonly: Option<bool>,
+    /// Disabled (true/false).
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub disabled: Option<bool>,
+    /// Use a non-empty directory that holds no Hindsight marker.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `hindsight job ...`
+#[derive(Debug, Subcommand)]
+pub enum JobCmd {
+    /// Add a directories backup job.
+    Add(JobAdd),
+    /// List jobs.
+    List,
+    /// Show one job.
+    Show {
+        /// Job name.
+        name: String,
+    },
+    /// Change a job.
+    Edit(JobEdit),
+    /// Let a job run again.
+    Enable {
+        /// Job name.
+        name: String,
+    },
+    /// Stop a job from running.
+    Disable {
+        /// Job name.
+        name: String,
+    },
+    /// Remove a job (its snapshots stay on the destinations).
+    Remove {
+        /// Job name.
+        name: String,
+    },
+    /// Queue a run of a job now.
+    Run {
+        /// Job name.
+        name: String,
+        /// Follow the run until it ends; exit 0 only if it completed.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// `job add`.
+#[derive(Debug, Args)]
+pub struct JobAdd {
+    /// Job name.
+    pub name: String,
+    /// Absolute path to back up (repeatable).
+    #[arg(long = "source", value_name = "DIR", required = true)]
+    pub sources: Vec<String>,
+    /// Destination name (repeatable: each gets its own snapshot).
+    #[arg(long = "destination", value_name = "NAME", required = true)]
+    pub destinations: Vec<String>,
+    /// Exclude pattern (repeatable; see README).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// incremental (archived and compressed come later).
+    #[arg(long)]
+    pub structure: Option<String>,
+    /// Cross mount points below the sources.
+    #[arg(long)]
+    pub no_one_file_system: bool,
+    /// Copies of a file that changes while being read before giving up (default 1).
+    #[arg(long, value_name = "N")]
+    pub retry_failed: Option<u32>,
+    /// Create the job disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+/// `job edit`.
+#[derive(Debug, Args)]
+pub struct JobEdit {
+    /// Job name.
+    pub name: String,
+    /// Replace the sources.
+    #[arg(long = "source", value_name = "DIR")]
+    pub sources: Vec<String>,
+    /// Replace the destinations.
+    #[arg(long = "destination", value_name = "NAME")]
+    pub destinations: Vec<String>,
+    /// Replace the exclude patterns.
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Remove every exclude pattern.
+    #[arg(long, conflicts_with = "excludes")]
+    pub clear_excludes: bool,
+    /// New structure.
+    #[arg(long)]
+    pub structure: Option<String>,
+    /// Stay on the sources' filesystems (true/false).
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub one_file_system: Option<bool>,
+    /// New retry_failed.
+    #[arg(long, value_name = "N")]
+    pub retry_failed: Option<u32>,
+}
+
+/// `hindsight run ...`
+#[derive(Debug, Subcommand)]
+pub enum RunCmd {
+    /// Runs, newest first.
+    List {
+        /// Only this job's.
+        #[arg(long)]
+        job: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One run with its counters and errors.
+    Show {
+        /// Run id.
+        id: String,
+    },
+    /// Cancel a queued or running run (a running backup stops cleanly and resumes next time).
+    Cancel {
+        /// Run id.
+        id: String,
+    },
+}
+
+/// `hindsight snapshot ...`
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCmd {
+    /// Snapshots, newest first.
+    List {
+        /// Only this job's.
+        #[arg(long)]
+        job: Option<String>,
+        /// Only on this destination.
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// One snapshot.
+    Show {
+        /// Snapshot id.
+        id: String,
+    },
+    /// Delete one snapshot (data shared with other snapshots stays).
+    Delete {
+        /// Snapshot id.
+        id: String,
+    },
+}

@@ -1,0 +1,25 @@
+//! One module per resource; each turns parsed arguments into API calls and output.
+
+pub mod destination;
+pub mod job;
+pub mod run;
+pub mod snapshot;
+pub mod status;
+
+use std::process::ExitCode;
+
+use crate::args::{Cli, Command};
+use crate::client::Client;
+
+/// Runs the parsed command line.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&cli.socket);
+    let json = cli.json;
+    match cli.command {
+        Command::Status => status::show(&client, json).await,
+        Command::Destination(cmd) => destination::run(&client, cmd, json).await,
+        Command::Job(cmd) => job::run(&client, cmd, json).await,
+        Command::Run(cmd) => run::run(&client, cmd, json).await,
+        Command::Snapshot(cmd) => snapshot::run(&client, cmd, json).await,
+    }
+}

@@ -1,0 +1,74 @@
+//! `hindsight snapshot ...`
+
+use std::process::ExitCode;
+
+use hindsight_agent::model::Snapshot;
+
+use crate::args::SnapshotCmd;
+use crate::client::{Client, enc};
+use crate::output::{bytes, duration, fields, print_json, table, time, yes_no};
+
+/// Runs a snapshot subcommand.
+pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SnapshotCmd::List { job, destination } => {
+            let mut q = Vec::new();
+            if let Some(j) = &job {
+                q.push(format!("job={}", enc(j)));
+            }
+            if let Some(d) = &destination {
+                q.push(format!("destination={}", enc(d)));
+            }
+            let snaps: Vec<Snapshot> = c.get(&format!("/v1/snapshots?{}", q.join("&"))).await?;
+            if json {
+                return print_json(&snaps).map(|_| ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = snaps
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.to_string(),
+                        s.destination.clone(),
+                        s.job.clone(),
+                        s.name.clone(),
+                        time(&s.finished),
+                        s.files.to_string(),
+                        bytes(s.bytes),
+                        bytes(s.bytes_added),
+                        if s.partial { "partial".into() } else { "complete".into() },
+                    ]
+                })
+                .collect();
+            table(&["ID", "DESTINATION", "JOB", "SNAPSHOT", "TIME", "FILES", "SIZE", "ADDED", "STATE"], &rows);
+        }
+        SnapshotCmd::Show { id } => {
+            let s: Snapshot = c.get(&format!("/v1/snapshots/{}", enc(&id))).await?;
+            if json {
+                return print_json(&s).map(|_| ExitCode::SUCCESS);
+            }
+            fields(&[
+                ("id", s.id.to_string()),
+                ("destination", s.destination.clone()),
+                ("job", s.job.clone()),
+                ("snapshot", s.name.clone()),
+                ("structure", s.structure.clone()),
+                ("started", time(&s.started)),
+                ("finished", time(&s.finished)),
+                ("took", duration(Some(&s.started), Some(&s.finished))),
+                ("files", s.files.to_string()),
+                ("size", bytes(s.bytes)),
+                ("files added", s.files_added.to_string()),
+                ("bytes added", bytes(s.bytes_added)),
+                ("partial", yes_no(s.partial)),
+                ("path", s.path.clone().unwrap_or_else(|| "-".into())),
+            ]);
+        }
+        SnapshotCmd::Delete { id } => {
+            c.delete(&format!("/v1/snapshots/{}", enc(&id))).await?;
+            if !json {
+                println!("snapshot {id} deleted");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,69 @@
+//! `hindsight status`
+
+use std::process::ExitCode;
+
+use hindsight_agent::model::Status;
+
+use crate::client::Client;
+use crate::output::{bytes, opt_time, print_json, table};
+
+/// Shows the agent's status.
+pub async fn show(c: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let s: Status = c.get("/v1/status").await?;
+    if json {
+        print_json(&s)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("hindsightd {} up {}s, state dir {}", s.version, s.uptime_seconds, s.state_dir);
+    println!("\njobs:");
+    let rows: Vec<Vec<String>> = s
+        .jobs
+        .iter()
+        .map(|j| {
+            let (state, when) = j
+                .last_run
+                .as_ref()
+                .map_or(("never".into(), "-".into()), |r| (r.state.as_str().to_string(), opt_time(r.finished_at.as_deref())));
+            vec![j.name.clone(), if j.disabled { "disabled".into() } else { "enabled".into() }, state, when]
+        })
+        .collect();
+    table(&["JOB", "STATE", "LAST RESULT", "ENDED"], &rows);
+    if !s.active_runs.is_empty() {
+        println!("\nruns:");
+        let rows: Vec<Vec<String>> = s
+            .active_runs
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.to_string(),
+                    r.job.clone(),
+                    r.state.as_str().into(),
+                    r.stats.files_scanned.to_string(),
+                    bytes(r.stats.bytes_copied),
+                    r.current_path.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        table(&["ID", "JOB", "STATE", "FILES", "COPIED", "CURRENT"], &rows);
+    }
+    println!("\ndestinations:");
+    let rows: Vec<Vec<String>> = s
+        .destinations
+        .iter()
+        .map(|d| {
+            let (used, pct) = d.disk_usage.as_ref().filter(|u| u.total > 0).map_or(("-".into(), 0.0), |u| {
+                (format!("{} / {}", bytes(u.usage), bytes(u.total)), u.usage as f64 * 100.0 / u.total as f64)
+            });
+            let limit = if d.disk_limit == 0 {
+                "no limit".to_string()
+            } else if pct >= f64::from(d.disk_limit) {
+                format!("OVER LIMIT {}%", d.disk_limit)
+            } else {
+                format!("limit {}%", d.disk_limit)
+            };
+            vec![d.name.clone(), used, format!("{pct:.0}%"), limit]
+        })
+        .collect();
+    table(&["DESTINATION", "USED", "%", "LIMIT"], &rows);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,86 @@
+//! Human output: tables, sizes, times.
+
+use serde::Serialize;
+
+/// Prints `value` as pretty JSON.
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints rows as columns aligned under a header.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{:<w$}  ", c, w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Prints `key: value` lines aligned.
+pub fn fields(rows: &[(&str, String)]) {
+    let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in rows {
+        println!("{:<w$}  {}", format!("{k}:"), v, w = w + 1);
+    }
+}
+
+/// Bytes in binary units (`1.5 GiB`).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// An RFC 3339 time shown to the second in local time.
+pub fn time(ts: &str) -> String {
+    match ts.parse::<jiff::Timestamp>() {
+        Ok(t) => t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => ts.to_string(),
+    }
+}
+
+/// An optional time, `-` when absent.
+pub fn opt_time(ts: Option<&str>) -> String {
+    ts.map(time).unwrap_or_else(|| "-".into())
+}
+
+/// Seconds between two RFC 3339 times.
+pub fn duration(start: Option<&str>, end: Option<&str>) -> String {
+    let (Some(s), Some(e)) = (start, end) else { return "-".into() };
+    match (s.parse::<jiff::Timestamp>(), e.parse::<jiff::Timestamp>()) {
+        (Ok(s), Ok(e)) => {
+            let secs = (e.as_millisecond() - s.as_millisecond()) as f64 / 1000.0;
+            if secs < 60.0 { format!("{secs:.1}s") } else { format!("{}m{:02}s", secs as u64 / 60, secs as u64 % 60) }
+        }
+        _ => "-".into(),
+    }
+}
+
+/// "yes"/"no".
+pub fn yes_no(b: bool) -> String {
+    if b { "yes".into() } else { "no".into() }
+}

@@ -1,0 +1,82 @@
+//! The error type of the fs crate: every failure names the path it concerns.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = FsError> = std::result::Result<T, E>;
+
+/// A failure reading or writing snapshots at rest.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// A system call on `path` failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("open", "link", ...).
+        op: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The snapshot index could not be read or written.
+    #[error("index {path}: {source}")]
+    Index {
+        /// Path of the `index.sqlite` file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A JSON document on the destination is malformed.
+    #[error("{path}: {message}")]
+    Format {
+        /// The document.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The destination is in a state that forbids the operation.
+    #[error("{0}")]
+    Refused(String),
+    /// Another run holds the lock.
+    #[error("{0}")]
+    Busy(String),
+}
+
+impl FsError {
+    /// Wraps an OS error with the operation and the path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
+        FsError::Io { op, path: path.into(), source: source.into() }
+    }
+
+    /// Wraps an SQLite error with the index path.
+    pub fn index(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        FsError::Index { path: path.into(), source }
+    }
+
+    /// True when retrying the same operation later may succeed (network, lock, EINTR).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            FsError::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::Interrupted
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::WouldBlock
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+            ),
+            FsError::Busy(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The OS error number, when this is an OS error.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            FsError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Reads a finished index: lookups by parent and name, directory listings, scans.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+
+use super::schema::COLUMNS;
+use super::{IndexEntry, Location};
+use crate::entry::{EntryKind, EntryMeta, Xattrs};
+use crate::error::{FsError, Result};
+
+/// A read-only handle on one snapshot's index.
+///
+/// The database is opened `immutable`, so reading takes no locks and works on
+/// read-only destinations. A handle is not shared between threads; open one per
+/// reader (opening is cheap).
+pub struct IndexReader {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl IndexReader {
+    /// Opens the index at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(FsError::io("open", path, std::io::Error::from(std::io::ErrorKind::NotFound)));
+        }
+        let uri = format!("file:{}?immutable=1", uri_escape(path));
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(uri, flags).map_err(|e| FsError::index(path, e))?;
+        let reader = IndexReader { conn, path: path.into() };
+        let schema: Option<String> = reader
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| FsError::index(path, e))?;
+        if schema.as_deref() != Some(super::schema::SCHEMA_VERSION) {
+            return Err(FsError::Format {
+                path: path.into(),
+                message: format!("unsupported index schema {schema:?}"),
+            });
+        }
+        Ok(reader)
+    }
+
+    /// The entry with this id.
+    pub fn get(&self, id: i64) -> Result<Option<IndexEntry>> {
+        self.query_opt(&format!("SELECT {COLUMNS} FROM entries WHERE id = ?1"), params![id])
+    }
+
+    /// The child of `parent` called `name`.
+    pub fn lookup(&self, parent: i64, name: &[u8]) -> Result<Option<IndexEntry>> {
+        self.query_opt(
+            &format!("SELECT {COLUMNS} FROM entries WHERE parent = ?1 AND name = ?2"),
+            params![parent, name],
+        )
+    }
+
+    /// Every child of `parent`, in id order.
+    pub fn children(&self, parent: i64) -> Result<Vec<IndexEntry>> {
+        let err = |e| FsError::index(&self.path, e);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE parent = ?1 ORDER BY id"))
+            .map_err(err)?;
+        let rows = stmt.query_map(params![parent], map_row).map_err(err)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// Calls `f` for every entry in id order, without loading them all.
+    pub fn for_each(&self, mut f: impl FnMut(IndexEntry) -> Result<()>) -> Result<()> {
+        let err = |e| FsError::index(&self.path, e);
+        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM entries ORDER BY id")).map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            f(map_row(row).map_err(err)?)?;
+        }
+        Ok(())
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| FsError::index(&self.path, e))
+    }
+
+    /// True when the index has no entries.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    fn query_opt(&self, sql: &str, p: impl rusqlite::Params) -> Result<Option<IndexEntry>> {
+        let err = |e| FsError::index(&self.path, e);
+        let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
+        stmt.query_row(p, map_row).optional().map_err(err)
+    }
+}
+
+fn uri_escape(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn map_row(r: &Row<'_>) -> rusqlite::Result<IndexEntry> {
+    let kind_code: i64 = r.get(3)?;
+    let kind = EntryKind::from_code(kind_code).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Integer, "unknown entry kind".into())
+    })?;
+    let xattrs: Option<Vec<u8>> = r.get(14)?;
+    let xattrs = match xattrs {
+        None => Xattrs::default(),
+        Some(b) => Xattrs::decode(&b).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(14, rusqlite::types::Type::Blob, "malformed xattrs".into())
+        })?,
+    };
+    let blake3: Option<Vec<u8>> = r.get(15)?;
+    let blake3 = match blake3 {
+        None => None,
+        Some(b) => Some(<[u8; 32]>::try_from(b.as_slice()).map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(15, rusqlite::types::Type::Blob, "malformed blake3".into())
+        })?),
+    };
+    Ok(IndexEntry {
+        id: r.get(0)?,
+        parent: r.get(1)?,
+        name: r.get(2)?,
+        meta: EntryMeta {
+            kind,
+            mode: r.get(4)?,
+            uid: r.get(5)?,
+            gid: r.get(6)?,
+            size: r.get::<_, i64>(7)? as u64,
+            mtime_ns: r.get(8)?,
+            atime_ns: r.get(9)?,
+            ctime_ns: r.get(10)?,
+            rdev: r.get::<_, i64>(11)? as u64,
+            target: r.get(13)?,
+            xattrs,
+        },
+        nlink: r.get(12)?,
+        blake3,
+        hardlink: r.get(16)?,
+        location: Location {
+            blob: r.get(17)?,
+            data_offset: r.get(18)?,
+            header_offset: r.get(19)?,
+            member: r.get(20)?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{IndexWriter, ROOT_ID};
+
+    fn meta(kind: EntryKind) -> EntryMeta {
+        EntryMeta {
+            kind,
+            mode: 0o644,
+            uid: 1,
+            gid: 2,
+            size: 3,
+            mtime_ns: -5,
+            atime_ns: 6,
+            ctime_ns: 7,
+            rdev: 0,
+            target: None,
+            xattrs: Xattrs(vec![(b"user.x".to_vec(), b"y".to_vec())]),
+        }
+    }
+
+    #[test]
+    fn write_then_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("odd name %?.sqlite");
+        let mut w = IndexWriter::create(&path, "incremental", "s").expect("create");
+        let entry = |id, parent, name: &[u8], kind, hardlink| IndexEntry {
+            id,
+            parent,
+            name: name.to_vec(),
+            meta: meta(kind),
+            nlink: 1,
+            blake3: Some([7; 32]),
+            hardlink,
+            location: Location::default(),
+        };
+        w.insert(&entry(ROOT_ID, 0, b"", EntryKind::Dir, None)).expect("insert");
+        w.insert(&entry(3, ROOT_ID, b"b\n\xff", EntryKind::File, Some(2))).expect("insert");
+        w.insert(&entry(2, ROOT_ID, b"a", EntryKind::File, Some(2))).expect("insert");
+        w.finish().expect("finish");
+        let r = IndexReader::open(&path).expect("open");
+        let kids = r.children(ROOT_ID).expect("children");
+        assert_eq!(kids.iter().map(|k| k.id).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(kids[0].nlink, 2);
+        let b = r.lookup(ROOT_ID, b"b\n\xff").expect("lookup").expect("found");
+        assert_eq!(b.meta, meta(EntryKind::File));
+        assert_eq!(b.blake3, Some([7; 32]));
+        assert!(r.lookup(ROOT_ID, b"zz").expect("lookup").is_none());
+        assert_eq!(r.len().expect("len"), 3);
+    }
+}

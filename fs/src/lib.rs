@@ -1,0 +1,29 @@
+//! Hindsight snapshots at rest.
+//!
+//! This crate owns everything that lives on a destination and must stay readable
+//! without the agent or its catalog:
+//!
+//! - [`layout`]: the directory layout of a destination (`HINDSIGHT` marker,
+//!   `<job>/<snapshot>/`, `.partial-*` and `.deleting-*` work directories);
+//! - [`marker`] and [`manifest`]: the JSON documents that identify a destination
+//!   and commit a snapshot;
+//! - [`index`]: the per-snapshot `index.sqlite`, written by backups and read by
+//!   change detection, integrity checks and the FUSE filesystem;
+//! - [`entry`]: the metadata of one entry (kind, mode, owner, times, xattrs);
+//! - [`posix`]: fd-relative helpers that read and apply that metadata;
+//! - [`local`]: destination access for a local directory (validation, usage,
+//!   locks, deletion).
+//!
+//! The crate knows nothing of jobs, schedules or the catalog.
+
+pub mod entry;
+pub mod error;
+pub mod index;
+pub mod layout;
+pub mod local;
+pub mod manifest;
+pub mod marker;
+pub mod names;
+pub mod posix;
+
+pub use error::{FsError, Result};

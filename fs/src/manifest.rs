@@ -1,0 +1,116 @@
+//! `snapshot.json`: the commit point of a snapshot.
+//!
+//! A snapshot exists when, and only when, its directory holds this file. It is
+//! written last, after the index, and carries enough to list and restore the
+//! snapshot on a machine that has never seen the catalog.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{FsError, Result};
+
+/// File name of the manifest.
+pub const MANIFEST_FILE: &str = "snapshot.json";
+
+/// How a snapshot stores file contents.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Structure {
+    /// `tree/` holds the files; unchanged files are hardlinks (or blobs).
+    Incremental,
+    /// `data.tar`.
+    Archived,
+    /// `data.tar.gz` as independent gzip members.
+    Compressed,
+}
+
+impl Structure {
+    /// The lowercase name used in the API and on destinations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Structure::Incremental => "incremental",
+            Structure::Archived => "archived",
+            Structure::Compressed => "compressed",
+        }
+    }
+
+    /// Parses a structure name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "incremental" => Some(Structure::Incremental),
+            "archived" => Some(Structure::Archived),
+            "compressed" => Some(Structure::Compressed),
+            _ => None,
+        }
+    }
+}
+
+/// Counters recorded with a snapshot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Entries of every kind in the snapshot.
+    pub entries: u64,
+    /// Regular files in the snapshot.
+    pub files: u64,
+    /// Bytes of regular file data in the snapshot.
+    pub bytes: u64,
+    /// Files whose data was written by this snapshot.
+    pub files_added: u64,
+    /// Bytes of file data written by this snapshot (unchanged files cost none).
+    pub bytes_added: u64,
+    /// Files that could not be backed up (unreadable, vanished, changing).
+    pub files_failed: u64,
+}
+
+/// Contents of `snapshot.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    /// On-destination format version.
+    pub format: u32,
+    /// Job that made the snapshot.
+    pub job: String,
+    /// Snapshot name (its directory name).
+    pub name: String,
+    /// Content structure.
+    pub structure: Structure,
+    /// Absolute source paths backed up.
+    pub sources: Vec<String>,
+    /// Host that made the snapshot.
+    pub host: String,
+    /// Start of the backup (RFC 3339).
+    pub started: String,
+    /// End of the backup (RFC 3339).
+    pub finished: String,
+    /// True when some files could not be backed up.
+    pub partial: bool,
+    /// Snapshot this one was made incrementally against, if any.
+    pub parent: Option<String>,
+    /// Counters.
+    pub stats: SnapshotStats,
+    /// blake3 of `index.sqlite`, hex.
+    pub index_blake3: String,
+}
+
+impl Manifest {
+    /// Parses a manifest.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| FsError::Format {
+            path: path.into(),
+            message: format!("malformed snapshot manifest: {e}"),
+        })
+    }
+
+    /// Reads and parses a manifest file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| FsError::io("read", path, e))?;
+        Self::parse(path, &bytes)
+    }
+
+    /// Serialises the manifest as pretty JSON.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
