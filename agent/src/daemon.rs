@@ -43,11 +43,7 @@ pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<StateLock> {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => {
             let pid = std::fs::read_to_string(&path).unwrap_or_default();
-            bail!(
-                "another hindsightd is already running with state dir {} (pid {})",
-                state_dir.display(),
-                pid.trim()
-            );
+            bail!("another hindsightd is already running with state dir {} (pid {})", state_dir.display(), pid.trim());
         }
         Err(e) => return Err(e).with_context(|| format!("locking {}", path.display())),
     }

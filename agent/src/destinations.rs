@@ -76,10 +76,9 @@ pub fn local_root(d: &Destination) -> Result<DestinationRoot, ApiError> {
 
 /// Checks a disk limit percentage.
 pub fn check_disk_limit(limit: i64) -> Result<u8, ApiError> {
-    u8::try_from(limit)
-        .ok()
-        .filter(|l| *l <= 100)
-        .ok_or_else(|| ApiError::bad_request(format!("disk_limit {limit} is out of range: use 0-100 (percent; 0 = no limit)")))
+    u8::try_from(limit).ok().filter(|l| *l <= 100).ok_or_else(|| {
+        ApiError::bad_request(format!("disk_limit {limit} is out of range: use 0-100 (percent; 0 = no limit)"))
+    })
 }
 
 /// Tests a destination: reachable, writable (unless read-only), hardlinks work.
@@ -95,7 +94,12 @@ pub fn validate(d: &Destination) -> Result<DiskUsageInfo, ApiError> {
         local::validate(root.path())
     }
     .map_err(|e| ApiError::validation_failed(e.to_string()))?;
-    Ok(DiskUsageInfo { usage: usage.usage, free: usage.free, total: usage.total, updated: jiff::Timestamp::now().to_string() })
+    Ok(DiskUsageInfo {
+        usage: usage.usage,
+        free: usage.free,
+        total: usage.total,
+        updated: jiff::Timestamp::now().to_string(),
+    })
 }
 
 /// Builds and tests a new destination; prepares its root (marker) unless read-only.
@@ -143,7 +147,8 @@ pub fn prepare_root(d: &mut Destination, force: bool) -> Result<(), ApiError> {
 /// The snapshots a destination holds, read from their manifests.
 pub fn scan(d: &Destination) -> Result<Vec<Snapshot>, ApiError> {
     let root = local_root(d)?;
-    let fail = |e: hindsight_fs::FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
+    let fail =
+        |e: hindsight_fs::FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
     let mut out = Vec::new();
     for job in root.list_jobs().map_err(fail)? {
         for name in root.list_snapshots(&job).map_err(fail)? {

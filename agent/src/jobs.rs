@@ -51,9 +51,7 @@ pub fn check_structure(s: &str) -> Result<String, ApiError> {
             "structure {} is not supported by this version yet; use incremental",
             other.as_str()
         ))),
-        None => Err(ApiError::bad_request(format!(
-            "unknown structure {s:?}; use incremental, archived or compressed"
-        ))),
+        None => Err(ApiError::bad_request(format!("unknown structure {s:?}; use incremental, archived or compressed"))),
     }
 }
 

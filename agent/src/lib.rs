@@ -7,13 +7,13 @@
 //! - [`destinations`]: validation and adoption of destinations;
 //! - [`daemon`]: start-up, the state-dir lock, signals and shutdown.
 
+pub mod api;
 pub mod backup;
 pub mod catalog;
-pub mod model;
-pub mod api;
-pub mod destinations;
-pub mod jobs;
-pub mod runner;
-pub mod snapshots;
 pub mod config;
 pub mod daemon;
+pub mod destinations;
+pub mod jobs;
+pub mod model;
+pub mod runner;
+pub mod snapshots;

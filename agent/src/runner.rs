@@ -124,6 +124,21 @@ impl Runner {
         Ok(run)
     }
 
+    /// A run, once it has ended or `timeout` has passed, whichever comes first
+    /// (lets clients follow a run without polling fast).
+    pub async fn wait(&self, id: i64, timeout: Duration) -> Result<Run, ApiError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before the check, so an end between the two is not missed.
+            let ended = self.idle.notified();
+            let run = self.run(id)?;
+            if run.state.is_final() || tokio::time::Instant::now() >= deadline {
+                return Ok(run);
+            }
+            let _ = tokio::time::timeout_at(deadline, ended).await;
+        }
+    }
+
     /// Cancels a queued or running run.
     pub fn cancel(&self, id: i64) -> Result<Run, ApiError> {
         if let Some(a) = self.active().get(&id).cloned() {
@@ -364,10 +379,8 @@ fn root_path(d: &crate::model::Destination) -> PathBuf {
 
 /// The run's state from its destinations' outcomes.
 fn summarize(outcomes: &[RunDestination]) -> (RunState, Option<String>) {
-    let messages: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| o.message.as_ref().map(|m| format!("{}: {m}", o.destination)))
-        .collect();
+    let messages: Vec<String> =
+        outcomes.iter().filter_map(|o| o.message.as_ref().map(|m| format!("{}: {m}", o.destination))).collect();
     let message = (!messages.is_empty()).then(|| messages.join("; "));
     let count = |s: RunState| outcomes.iter().filter(|o| o.state == s).count();
     let made = count(RunState::Completed) + count(RunState::Partial);

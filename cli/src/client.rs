@@ -52,9 +52,8 @@ impl Client {
         let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
             anyhow!("cannot reach hindsightd at {}: {e} (is the agent running?)", self.socket.display())
         })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("talking to hindsightd")?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("talking to hindsightd")?;
         tokio::spawn(conn);
         let bytes = match body {
             Some(b) => Bytes::from(serde_json::to_vec(b)?),

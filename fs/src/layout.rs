@@ -88,7 +88,10 @@ impl DestinationRoot {
     /// The marker, or an error saying the root is not a Hindsight destination.
     pub fn require_marker(&self) -> Result<Marker> {
         self.read_marker()?.ok_or_else(|| {
-            FsError::Refused(format!("{} is not a Hindsight destination (no {MARKER_FILE} marker)", self.path.display()))
+            FsError::Refused(format!(
+                "{} is not a Hindsight destination (no {MARKER_FILE} marker)",
+                self.path.display()
+            ))
         })
     }
 
@@ -137,8 +140,10 @@ impl DestinationRoot {
 
     /// Names (without prefix) of a job's directories with the given work prefix.
     pub fn list_work(&self, job: &str, prefix: &str) -> Result<Vec<String>> {
-        let mut v: Vec<String> =
-            read_names(&self.job_dir(job))?.into_iter().filter_map(|n| n.strip_prefix(prefix).map(String::from)).collect();
+        let mut v: Vec<String> = read_names(&self.job_dir(job))?
+            .into_iter()
+            .filter_map(|n| n.strip_prefix(prefix).map(String::from))
+            .collect();
         v.sort_by_key(|n| snapshot_sort_key(n));
         Ok(v)
     }
@@ -239,10 +244,9 @@ impl JobLock {
         .map_err(|e| FsError::io("open", &path, e))?;
         match rustix::fs::flock(fd.as_fd(), rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(JobLock { _fd: fd }),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(FsError::Busy(format!(
-                "another run of job {job} is writing to {}",
-                root.path().display()
-            ))),
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                Err(FsError::Busy(format!("another run of job {job} is writing to {}", root.path().display())))
+            }
             Err(e) => Err(FsError::io("flock", path, e)),
         }
     }

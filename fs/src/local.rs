@@ -54,9 +54,8 @@ pub fn validate(path: &Path) -> Result<DiskUsage> {
         let mut f = std::fs::File::create(&probe).map_err(|e| FsError::io("write a probe file in", path, e))?;
         f.write_all(b"hindsight").map_err(|e| FsError::io("write", &probe, e))?;
         drop(f);
-        std::fs::hard_link(&probe, &link).map_err(|e| {
-            FsError::Refused(format!("destination {} does not support hardlinks: {e}", path.display()))
-        })?;
+        std::fs::hard_link(&probe, &link)
+            .map_err(|e| FsError::Refused(format!("destination {} does not support hardlinks: {e}", path.display())))?;
         Ok(())
     })();
     let _ = std::fs::remove_file(&link);

@@ -95,10 +95,8 @@ pub struct Manifest {
 impl Manifest {
     /// Parses a manifest.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| FsError::Format {
-            path: path.into(),
-            message: format!("malformed snapshot manifest: {e}"),
-        })
+        serde_json::from_slice(bytes)
+            .map_err(|e| FsError::Format { path: path.into(), message: format!("malformed snapshot manifest: {e}") })
     }
 
     /// Reads and parses a manifest file.

@@ -55,10 +55,8 @@ impl Marker {
 
     /// Parses a marker, refusing formats this build cannot read.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
-        let m: Marker = serde_json::from_slice(bytes).map_err(|e| FsError::Format {
-            path: path.into(),
-            message: format!("not a Hindsight marker: {e}"),
-        })?;
+        let m: Marker = serde_json::from_slice(bytes)
+            .map_err(|e| FsError::Format { path: path.into(), message: format!("not a Hindsight marker: {e}") })?;
         if m.kind != "hindsight" {
             return Err(FsError::Format { path: path.into(), message: "not a Hindsight marker".into() });
         }

@@ -28,9 +28,9 @@ pub fn meta_from_stat(st: &Stat) -> Option<EntryMeta> {
         uid: st.st_uid,
         gid: st.st_gid,
         size: if matches!(kind, EntryKind::File | EntryKind::Symlink) { st.st_size as u64 } else { 0 },
-        mtime_ns: st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64,
-        atime_ns: st.st_atime as i64 * 1_000_000_000 + st.st_atime_nsec as i64,
-        ctime_ns: st.st_ctime as i64 * 1_000_000_000 + st.st_ctime_nsec as i64,
+        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64,
+        atime_ns: st.st_atime * 1_000_000_000 + st.st_atime_nsec as i64,
+        ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec as i64,
         rdev: if matches!(kind, EntryKind::CharDev | EntryKind::BlockDev) { st.st_rdev } else { 0 },
         target: None,
         xattrs: Xattrs::default(),
@@ -83,48 +83,54 @@ fn parse_xattr_list(list: &[u8]) -> impl Iterator<Item = &[u8]> {
     list.split(|&b| b == 0).filter(|n| !n.is_empty())
 }
 
+thread_local! {
+    /// Per-thread buffers for xattr names and values: a walk reads xattrs of
+    /// every entry, and zeroing two 64 KiB buffers per call would dominate it.
+    static XATTR_BUFS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        std::cell::RefCell::new((vec![0u8; XATTR_MAX], vec![0u8; XATTR_MAX]));
+}
+
+/// Reads every xattr with `list` (fills a name buffer) and `get` (one value).
+fn read_xattrs_with(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&[u8], &mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Xattrs> {
+    XATTR_BUFS.with(|bufs| {
+        let (names, value) = &mut *bufs.borrow_mut();
+        let n = match list(&mut names[..]) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Xattrs::default()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for name in parse_xattr_list(&names[..n]) {
+            match get(name, &mut value[..]) {
+                Ok(len) => out.push((name.to_vec(), value[..len].to_vec())),
+                // Removed between list and get: not part of the entry any more.
+                Err(rustix::io::Errno::NODATA) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        out.sort();
+        Ok(Xattrs(out))
+    })
+}
+
 /// Extended attributes of an open file or directory.
 pub fn read_xattrs_fd(fd: BorrowedFd<'_>) -> io::Result<Xattrs> {
-    let mut list = vec![0u8; XATTR_MAX];
-    let n = match rustix::fs::flistxattr(fd, &mut list[..]) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Ok(Xattrs::default()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut out = Vec::new();
-    let mut value = vec![0u8; XATTR_MAX];
-    for name in parse_xattr_list(&list[..n]) {
-        match rustix::fs::fgetxattr(fd, OsStr::from_bytes(name), &mut value[..]) {
-            Ok(len) => out.push((name.to_vec(), value[..len].to_vec())),
-            // Removed between list and get: not part of the entry any more.
-            Err(rustix::io::Errno::NODATA) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    out.sort();
-    Ok(Xattrs(out))
+    read_xattrs_with(
+        |buf| rustix::fs::flistxattr(fd, buf),
+        |name, buf| rustix::fs::fgetxattr(fd, OsStr::from_bytes(name), buf),
+    )
 }
 
 /// Extended attributes of an entry that is not opened (symlink, fifo, device).
 pub fn read_xattrs_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Xattrs> {
     let path = proc_path(dir, name);
-    let mut list = vec![0u8; XATTR_MAX];
-    let n = match rustix::fs::llistxattr(&path, &mut list[..]) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Ok(Xattrs::default()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut out = Vec::new();
-    let mut value = vec![0u8; XATTR_MAX];
-    for xname in parse_xattr_list(&list[..n]) {
-        match rustix::fs::lgetxattr(&path, OsStr::from_bytes(xname), &mut value[..]) {
-            Ok(len) => out.push((xname.to_vec(), value[..len].to_vec())),
-            Err(rustix::io::Errno::NODATA) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    out.sort();
-    Ok(Xattrs(out))
+    read_xattrs_with(
+        |buf| rustix::fs::llistxattr(&path, buf),
+        |xname, buf| rustix::fs::lgetxattr(&path, OsStr::from_bytes(xname), buf),
+    )
 }
 
 fn timestamps(meta: &EntryMeta) -> Timestamps {
@@ -140,11 +146,7 @@ fn timestamps(meta: &EntryMeta) -> Timestamps {
 /// order that keeps each step from undoing the previous one (chown clears
 /// setuid bits, so chmod follows it; times go last).
 pub fn apply_meta_fd(fd: BorrowedFd<'_>, meta: &EntryMeta) -> io::Result<()> {
-    rustix::fs::fchown(
-        fd,
-        Some(rustix::fs::Uid::from_raw(meta.uid)),
-        Some(rustix::fs::Gid::from_raw(meta.gid)),
-    )?;
+    rustix::fs::fchown(fd, Some(rustix::fs::Uid::from_raw(meta.uid)), Some(rustix::fs::Gid::from_raw(meta.gid)))?;
     for (name, value) in &meta.xattrs.0 {
         rustix::fs::fsetxattr(fd, OsStr::from_bytes(name), value, rustix::fs::XattrFlags::empty())?;
     }

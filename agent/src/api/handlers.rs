@@ -230,8 +230,22 @@ pub async fn list_runs(State(s): State<AppState>, Query(q): Query<RunQuery>) -> 
     Ok(Json(runs))
 }
 
-pub async fn show_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
-    Ok(Json(s.runner.run(parse_id("run", &id)?)?))
+#[derive(Deserialize)]
+pub struct RunWait {
+    /// Answer once the run has ended or after this many milliseconds (at most 30000).
+    wait_ms: Option<u64>,
+}
+
+pub async fn show_run(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RunWait>,
+) -> ApiResult<Json<Run>> {
+    let id = parse_id("run", &id)?;
+    match q.wait_ms {
+        Some(ms) => Ok(Json(s.runner.wait(id, std::time::Duration::from_millis(ms.min(30_000))).await?)),
+        None => Ok(Json(s.runner.run(id)?)),
+    }
 }
 
 pub async fn cancel_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
@@ -244,7 +258,10 @@ pub struct SnapshotQuery {
     destination: Option<String>,
 }
 
-pub async fn list_snapshots(State(s): State<AppState>, Query(q): Query<SnapshotQuery>) -> ApiResult<Json<Vec<Snapshot>>> {
+pub async fn list_snapshots(
+    State(s): State<AppState>,
+    Query(q): Query<SnapshotQuery>,
+) -> ApiResult<Json<Vec<Snapshot>>> {
     if let Some(d) = &q.destination {
         s.catalog.destination(d)?;
     }

@@ -42,7 +42,12 @@ impl Default for Copier {
 
 impl Copier {
     /// Copies `src` into the empty `dst`; returns the blake3 and the bytes copied.
-    pub fn copy(&mut self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, cancel: &Cancel) -> Result<([u8; 32], u64), CopyError> {
+    pub fn copy(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        cancel: &Cancel,
+    ) -> Result<([u8; 32], u64), CopyError> {
         let size = rustix::fs::fstat(src).map_err(|e| CopyError::Read(e.into()))?.st_size as u64;
         let mut hasher = blake3::Hasher::new();
         let mut pos = 0u64;

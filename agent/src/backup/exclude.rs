@@ -31,11 +31,8 @@ impl Excludes {
             if body.is_empty() {
                 return Err(format!("empty exclude pattern {p:?}"));
             }
-            let anchored = if body.starts_with('/') || body.starts_with("**") {
-                body.to_string()
-            } else {
-                format!("**/{body}")
-            };
+            let anchored =
+                if body.starts_with('/') || body.starts_with("**") { body.to_string() } else { format!("**/{body}") };
             let glob = GlobBuilder::new(&anchored)
                 .literal_separator(true)
                 .backslash_escape(true)

@@ -25,7 +25,7 @@ use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
 use hindsight_fs::{marker, posix};
 use jiff::Timestamp;
 
-use super::copy::{CopyError, Copier};
+use super::copy::{Copier, CopyError};
 use super::exclude::Excludes;
 use super::progress::{Cancel, Progress};
 use super::walker::{self, CopyTask, DirCtx, Previous, Walker};
@@ -114,8 +114,8 @@ impl Stop<'_> {
 /// Checks that every source can be read before anything is written.
 pub fn check_sources(sources: &[PathBuf]) -> Result<(), BackupError> {
     for s in sources {
-        let meta = std::fs::symlink_metadata(s)
-            .map_err(|e| BackupError::Source(format!("source {}: {e}", s.display())))?;
+        let meta =
+            std::fs::symlink_metadata(s).map_err(|e| BackupError::Source(format!("source {}: {e}", s.display())))?;
         if meta.is_dir() {
             std::fs::read_dir(s).map_err(|e| BackupError::Source(format!("source {}: {e}", s.display())))?;
         }
@@ -146,8 +146,9 @@ pub fn run_incremental(
         tracing::info!(job = %spec.job, "resuming the interrupted backup in {}", partial.display());
     }
 
+    let clock = std::time::Instant::now();
     let stop = Stop { cancel, abort: Cancel::default(), fatal: Mutex::new(None) };
-    let (row_tx, row_rx) = sync_channel::<Row>(4096);
+    let (row_tx, row_rx) = sync_channel::<Vec<Row>>(64);
     let (copy_tx, copy_rx) = sync_channel::<CopyTask>(spec.threads * 16);
     let copy_rx = Arc::new(Mutex::new(copy_rx));
 
@@ -169,6 +170,7 @@ pub fn run_incremental(
             resumed,
             next_id: ROOT_ID + 1,
             rows: row_tx,
+            pending: Vec::new(),
             copies: copy_tx,
             hardlinks: Default::default(),
             source_dev: 0,
@@ -190,7 +192,9 @@ pub fn run_incremental(
     if cancel.is_cancelled() {
         return Err(BackupError::Cancelled);
     }
+    let walk_time = clock.elapsed();
     index.finish()?;
+    let index_time = clock.elapsed() - walk_time;
     for (path, meta) in ancestors.iter().rev() {
         let p = tree_path.join(std::ffi::OsStr::from_bytes(path));
         let applied = posix::open_dir(&p).and_then(|fd| posix::apply_meta_fd(fd.as_fd(), meta));
@@ -199,7 +203,8 @@ pub fn run_incremental(
         }
     }
 
-    let index_bytes = std::fs::read(partial.join(INDEX_FILE)).map_err(|e| FsError::io("read", partial.join(INDEX_FILE), e))?;
+    let index_bytes =
+        std::fs::read(partial.join(INDEX_FILE)).map_err(|e| FsError::io("read", partial.join(INDEX_FILE), e))?;
     let counters = progress.counters();
     let manifest = Manifest {
         format: marker::FORMAT_VERSION,
@@ -217,10 +222,20 @@ pub fn run_incremental(
     };
     write_atomic(&partial.join(MANIFEST_FILE), &manifest.to_bytes())?;
     // One syncfs makes every copied file durable before the snapshot becomes visible.
+    let sync_start = std::time::Instant::now();
     rustix::fs::syncfs(tree.as_fd()).map_err(|e| FsError::io("syncfs", &partial, e))?;
+    let sync_time = sync_start.elapsed();
     let final_dir = root.snapshot_dir(&spec.job, &name);
     std::fs::rename(&partial, &final_dir).map_err(|e| FsError::io("rename", &partial, e))?;
     sync_dir(&root.job_dir(&spec.job))?;
+    tracing::info!(
+        job = %spec.job,
+        "snapshot {name} complete: walk and copy {:.2}s, index {:.2}s, sync {:.2}s, total {:.2}s",
+        walk_time.as_secs_f64(),
+        index_time.as_secs_f64(),
+        sync_time.as_secs_f64(),
+        clock.elapsed().as_secs_f64()
+    );
     Ok(manifest)
 }
 
@@ -282,21 +297,19 @@ type Ancestors = BTreeMap<Vec<u8>, EntryMeta>;
 /// Walks every source; returns the ancestor directories created for them.
 fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
     let root_meta = walker::dir_meta_from_path(b"").map_err(|e| BackupError::Source(format!("/: {e}")))?;
-    w.rows
-        .send(Row {
-            entry: IndexEntry {
-                id: ROOT_ID,
-                parent: 0,
-                name: Vec::new(),
-                meta: root_meta.clone(),
-                nlink: 1,
-                blake3: None,
-                hardlink: None,
-                location: Location::default(),
-            },
-            added: false,
-        })
-        .map_err(|_| BackupError::IndexStopped)?;
+    w.send(
+        IndexEntry {
+            id: ROOT_ID,
+            parent: 0,
+            name: Vec::new(),
+            meta: root_meta.clone(),
+            nlink: 1,
+            blake3: None,
+            hardlink: None,
+            location: Location::default(),
+        },
+        false,
+    )?;
     let mut ancestors: Ancestors = BTreeMap::new();
     let mut ids: BTreeMap<Vec<u8>, (i64, Option<i64>)> = BTreeMap::new();
     let mut sources = w.spec.sources.clone();
@@ -350,7 +363,7 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
                         hardlink: None,
                         location: Location::default(),
                     };
-                    w.rows.send(Row { entry, added: false }).map_err(|_| BackupError::IndexStopped)?;
+                    w.send(entry, false)?;
                     ancestors.insert(rel.clone(), meta);
                     ids.insert(rel.clone(), (id, prev_id));
                     (id, prev_id)
@@ -360,8 +373,14 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
             ctx = DirCtx {
                 id,
                 prev_id,
-                src: Arc::new(open(&ctx.src).map_err(|e| BackupError::Source(format!("{}: {e}", String::from_utf8_lossy(&abs))))?),
-                dst: Arc::new(open(&ctx.dst).map_err(|e| BackupError::Destination(format!("{}: {e}", String::from_utf8_lossy(&abs))))?),
+                src: Arc::new(
+                    open(&ctx.src)
+                        .map_err(|e| BackupError::Source(format!("{}: {e}", String::from_utf8_lossy(&abs))))?,
+                ),
+                dst: Arc::new(
+                    open(&ctx.dst)
+                        .map_err(|e| BackupError::Destination(format!("{}: {e}", String::from_utf8_lossy(&abs))))?,
+                ),
                 prev: ctx.prev.as_ref().and_then(|p| open(p).ok()),
                 abs,
             };
@@ -371,15 +390,19 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
         w.next_id += 1;
         w.process_entry(&ctx, &prevs, last, id)?;
     }
+    w.flush()?;
     // The tree root itself takes the metadata of `/`, applied last with the ancestors.
     ancestors.insert(Vec::new(), root_meta);
     Ok(ancestors)
 }
 
 /// The index thread: inserts rows as they come and tallies the snapshot's stats.
-fn write_index(mut index: IndexWriter, rows: Receiver<Row>) -> Result<(IndexWriter, SnapshotStats), BackupError> {
+fn write_index(
+    mut index: IndexWriter,
+    batches: Receiver<Vec<Row>>,
+) -> Result<(IndexWriter, SnapshotStats), BackupError> {
     let mut stats = SnapshotStats::default();
-    for row in rows {
+    for row in batches.into_iter().flatten() {
         let e = &row.entry;
         stats.entries += 1;
         if e.meta.kind == EntryKind::File {
@@ -398,33 +421,39 @@ fn write_index(mut index: IndexWriter, rows: Receiver<Row>) -> Result<(IndexWrit
 /// A copy thread: copies, hashes, applies metadata, and sends the index row.
 fn copy_worker(
     tasks: Arc<Mutex<Receiver<CopyTask>>>,
-    rows: SyncSender<Row>,
+    rows: SyncSender<Vec<Row>>,
     progress: &Progress,
     stop: &Stop<'_>,
     retry_failed: u32,
 ) {
     let mut copier = Copier::default();
+    let mut batch = Vec::new();
+    let flush = |batch: &mut Vec<Row>| {
+        if !batch.is_empty() && rows.send(std::mem::take(batch)).is_err() {
+            stop.fail(BackupError::IndexStopped);
+        }
+    };
     loop {
         let task = match tasks.lock() {
             Ok(rx) => rx.recv(),
-            Err(_) => return,
+            Err(_) => break,
         };
-        let Ok(task) = task else { return };
+        let Ok(task) = task else { break };
         if stop.stopped() {
             continue;
         }
         match copy_one(&mut copier, task, progress, &stop.abort, stop.cancel, retry_failed) {
             Ok(Some(row)) => {
-                if rows.send(Row { entry: row, added: true }).is_err() {
-                    stop.fail(BackupError::IndexStopped);
+                batch.push(Row { entry: row, added: true });
+                if batch.len() >= 64 {
+                    flush(&mut batch);
                 }
             }
-            Ok(None) => {}
-            Err(CopyError::Cancelled) => {}
+            Ok(None) | Err(CopyError::Cancelled) | Err(CopyError::Read(_)) => {}
             Err(CopyError::Write(e)) => stop.fail(BackupError::Destination(e.to_string())),
-            Err(CopyError::Read(_)) => {}
         }
     }
+    flush(&mut batch);
 }
 
 /// Copies one file, retrying when it changes underneath; `None` when it could
@@ -449,7 +478,11 @@ fn copy_one(
             Ok(v) => v,
             Err(CopyError::Read(e)) => {
                 progress.failed(&abs, format!("read failed: {e}"));
-                let _ = rustix::fs::unlinkat(dst_dir.as_fd(), std::ffi::OsStr::from_bytes(&row.name), rustix::fs::AtFlags::empty());
+                let _ = rustix::fs::unlinkat(
+                    dst_dir.as_fd(),
+                    std::ffi::OsStr::from_bytes(&row.name),
+                    rustix::fs::AtFlags::empty(),
+                );
                 return Ok(None);
             }
             Err(e) => return Err(e),

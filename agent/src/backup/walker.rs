@@ -72,13 +72,19 @@ pub(super) struct Walker<'a> {
     pub tree: Arc<OwnedFd>,
     pub resumed: bool,
     pub next_id: i64,
-    pub rows: SyncSender<Row>,
+    /// Rows go to the index thread in batches: one channel message per row
+    /// would cost a thread wake-up per entry.
+    pub rows: SyncSender<Vec<Row>>,
+    pub pending: Vec<Row>,
     pub copies: SyncSender<CopyTask>,
     /// (dev, ino) of multiply-linked source files -> (entry id, path in the tree).
     pub hardlinks: HashMap<(u64, u64), (i64, Vec<u8>)>,
     /// Device of the source being walked (one_file_system).
     pub source_dev: u64,
 }
+
+/// Index rows per message to the index thread.
+pub(super) const ROW_BATCH: usize = 512;
 
 /// Children of a directory in the previous snapshot, by name.
 pub(super) type PrevChildren = HashMap<Vec<u8>, IndexEntry>;
@@ -100,8 +106,19 @@ fn dest_err(op: &'static str, abs: &[u8], e: impl Into<io::Error>) -> BackupErro
 }
 
 impl Walker<'_> {
-    fn send(&self, row: IndexEntry, added: bool) -> Result<(), BackupError> {
-        self.rows.send(Row { entry: row, added }).map_err(|_| BackupError::IndexStopped)
+    /// Queues an index row.
+    pub fn send(&mut self, row: IndexEntry, added: bool) -> Result<(), BackupError> {
+        self.pending.push(Row { entry: row, added });
+        if self.pending.len() >= ROW_BATCH { self.flush() } else { Ok(()) }
+    }
+
+    /// Hands the queued rows to the index thread.
+    pub fn flush(&mut self) -> Result<(), BackupError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(ROW_BATCH));
+        self.rows.send(batch).map_err(|_| BackupError::IndexStopped)
     }
 
     fn alloc(&mut self, n: usize) -> i64 {
@@ -143,7 +160,7 @@ impl Walker<'_> {
         if self.resumed {
             self.remove_strays(ctx, &created)?;
         }
-        Ok(())
+        self.flush()
     }
 
     /// Removes entries an interrupted run left in a directory that the source no longer has.
@@ -151,7 +168,8 @@ impl Walker<'_> {
         let present = posix::list_dir(ctx.dst.as_fd()).map_err(|e| dest_err("list", &ctx.abs, e))?;
         for name in present {
             if created.binary_search(&name.as_slice()).is_err() {
-                posix::remove_tree_at(ctx.dst.as_fd(), &name).map_err(|e| dest_err("remove", &join(&ctx.abs, &name), e))?;
+                posix::remove_tree_at(ctx.dst.as_fd(), &name)
+                    .map_err(|e| dest_err("remove", &join(&ctx.abs, &name), e))?;
             }
         }
         Ok(())
@@ -287,28 +305,31 @@ impl Walker<'_> {
                 }
             }
         }
-        match posix::read_xattrs_at(ctx.src.as_fd(), &name) {
-            Ok(x) => row.meta.xattrs = x,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.progress.failed(&abs, "vanished during the backup");
-                return Ok(false);
-            }
-            Err(e) => self.progress.failed(&abs, format!("cannot read xattrs: {e}")),
+        match prev.filter(|p| same_inode_change(&row.meta, &p.meta)) {
+            // Setting an xattr changes ctime: with ctime and the rest equal, the
+            // previous snapshot's xattrs are still the file's, and reading them
+            // again (a path lookup through /proc per entry) is skipped.
+            Some(p) => row.meta.xattrs = p.meta.xattrs.clone(),
+            None => match posix::read_xattrs_at(ctx.src.as_fd(), &name) {
+                Ok(x) => row.meta.xattrs = x,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.progress.failed(&abs, "vanished during the backup");
+                    return Ok(false);
+                }
+                Err(e) => self.progress.failed(&abs, format!("cannot read xattrs: {e}")),
+            },
         }
         let rel = &abs[1..];
         if nlink > 1 {
             if let Some((first_id, first_rel)) = self.hardlinks.get(&(dev, ino)) {
                 let first_id = *first_id;
                 let first_rel = first_rel.clone();
-                match self.link(self.tree.as_fd(), &first_rel, ctx.dst.as_fd(), &name, &abs)? {
-                    true => {
-                        row.hardlink = Some(first_id);
-                        self.progress.linked();
-                        self.send(row, false)?;
-                        return Ok(true);
-                    }
-                    // EMLINK: the group is split, this name becomes a copy of its own.
-                    false => {}
+                // EMLINK: the group is split and this name becomes a copy of its own.
+                if self.link(self.tree.as_fd(), &first_rel, ctx.dst.as_fd(), &name, &abs)? {
+                    row.hardlink = Some(first_id);
+                    self.progress.linked();
+                    self.send(row, false)?;
+                    return Ok(true);
                 }
             } else {
                 self.hardlinks.insert((dev, ino), (row.id, rel.to_vec()));
@@ -370,7 +391,9 @@ impl Walker<'_> {
                     posix::make_special_at(d, &name, &meta).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))
                 });
                 if let Err(e) = made {
-                    if matches!(e, BackupError::Destination(_)) && matches!(row.meta.kind, EntryKind::CharDev | EntryKind::BlockDev) {
+                    if matches!(e, BackupError::Destination(_))
+                        && matches!(row.meta.kind, EntryKind::CharDev | EntryKind::BlockDev)
+                    {
                         self.progress.failed(&abs, format!("cannot create device node: {e}"));
                         return Ok(false);
                     }
@@ -449,8 +472,9 @@ impl Walker<'_> {
                 && have.mode == row.meta.mode
                 && (have.uid, have.gid) == (row.meta.uid, row.meta.gid);
             if same {
-                let fd = rustix::fs::openat(ctx.dst.as_fd(), os(&name), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| dest_err("open", abs, e))?;
+                let fd =
+                    rustix::fs::openat(ctx.dst.as_fd(), os(&name), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                        .map_err(|e| dest_err("open", abs, e))?;
                 let hash = copy::hash_file(fd.as_fd()).map_err(|e| dest_err("read", abs, e))?;
                 row.blake3 = Some(hash);
                 self.progress.copied(0);
@@ -461,6 +485,17 @@ impl Walker<'_> {
         posix::remove_tree_at(ctx.dst.as_fd(), &name).map_err(|e| dest_err("remove", abs, e))?;
         Ok(false)
     }
+}
+
+/// True when an entry's inode cannot have changed since `prev` was recorded:
+/// kind, size, mtime, mode, owner and ctime are equal.
+fn same_inode_change(now: &EntryMeta, prev: &EntryMeta) -> bool {
+    now.ctime_ns == prev.ctime_ns
+        && now.kind == prev.kind
+        && now.size == prev.size
+        && now.mtime_ns == prev.mtime_ns
+        && now.mode == prev.mode
+        && (now.uid, now.gid) == (prev.uid, prev.gid)
 }
 
 /// Opens a source file for reading without following symlinks or touching its atime.

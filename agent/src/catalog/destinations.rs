@@ -68,7 +68,17 @@ impl Catalog {
         let n = conn.execute(
             "INSERT INTO destinations (id, name, type, options, disk_limit, hidden, readonly, disabled, created) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-            params![d.id, d.name, d.kind, json(&d.options), d.disk_limit, d.hidden, d.readonly, d.disabled, super::now()],
+            params![
+                d.id,
+                d.name,
+                d.kind,
+                json(&d.options),
+                d.disk_limit,
+                d.hidden,
+                d.readonly,
+                d.disabled,
+                super::now()
+            ],
         )?;
         if n == 0 {
             return Err(CatalogError::Conflict(format!(

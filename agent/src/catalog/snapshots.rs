@@ -102,7 +102,9 @@ impl Catalog {
     pub fn snapshot(&self, id: i64) -> Result<SnapshotRecord> {
         let conn = self.conn();
         conn.query_row(
-            &format!("SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id WHERE s.id = ?1"),
+            &format!(
+                "SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id WHERE s.id = ?1"
+            ),
             [id],
             map,
         )

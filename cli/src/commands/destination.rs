@@ -31,11 +31,7 @@ fn limit(d: &Destination) -> String {
 }
 
 fn show(d: &Destination) {
-    let mut rows = vec![
-        ("name", d.name.clone()),
-        ("id", d.id.clone()),
-        ("type", d.kind.clone()),
-    ];
+    let mut rows = vec![("name", d.name.clone()), ("id", d.id.clone()), ("type", d.kind.clone())];
     for (k, v) in &d.options {
         rows.push((k.as_str(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string())));
     }
@@ -87,12 +83,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             if json {
                 print_json(&d)?;
             } else {
-                println!(
-                    "destination {} added ({} {})",
-                    d.name,
-                    d.kind,
-                    option_str(&d.options, "path").unwrap_or("")
-                );
+                println!("destination {} added ({} {})", d.name, d.kind, option_str(&d.options, "path").unwrap_or(""));
             }
         }
         DestinationCmd::List => {

@@ -78,7 +78,11 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
         JobCmd::Edit(e) => {
             let patch = JobPatch {
                 sources: (!e.sources.is_empty()).then_some(e.sources),
-                excludes: if e.clear_excludes { Some(Vec::new()) } else { (!e.excludes.is_empty()).then_some(e.excludes) },
+                excludes: if e.clear_excludes {
+                    Some(Vec::new())
+                } else {
+                    (!e.excludes.is_empty()).then_some(e.excludes)
+                },
                 destinations: (!e.destinations.is_empty()).then_some(e.destinations),
                 structure: e.structure,
                 one_file_system: e.one_file_system,

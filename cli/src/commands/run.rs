@@ -113,14 +113,17 @@ pub async fn follow(c: &Client, id: i64, json: bool) -> anyhow::Result<ExitCode>
     let tty = std::io::stderr().is_terminal() && !json;
     let bar = tty.then(|| {
         let b = ProgressBar::new_spinner();
-        b.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         b.enable_steady_tick(Duration::from_millis(120));
         b
     });
     let started = Instant::now();
     let mut last_line = Instant::now() - Duration::from_secs(10);
     let run = loop {
-        let r: Run = c.get(&format!("/v1/runs/{id}")).await?;
+        let r: Run = c.get(&format!("/v1/runs/{id}?wait_ms=500")).await?;
         if r.state.is_final() {
             break r;
         }
@@ -143,7 +146,6 @@ pub async fn follow(c: &Client, id: i64, json: bool) -> anyhow::Result<ExitCode>
             eprintln!("run {id} {msg}");
             last_line = Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     };
     if let Some(b) = bar {
         b.finish_and_clear();

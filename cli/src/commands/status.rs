@@ -20,10 +20,9 @@ pub async fn show(c: &Client, json: bool) -> anyhow::Result<ExitCode> {
         .jobs
         .iter()
         .map(|j| {
-            let (state, when) = j
-                .last_run
-                .as_ref()
-                .map_or(("never".into(), "-".into()), |r| (r.state.as_str().to_string(), opt_time(r.finished_at.as_deref())));
+            let (state, when) = j.last_run.as_ref().map_or(("never".into(), "-".into()), |r| {
+                (r.state.as_str().to_string(), opt_time(r.finished_at.as_deref()))
+            });
             vec![j.name.clone(), if j.disabled { "disabled".into() } else { "enabled".into() }, state, when]
         })
         .collect();

@@ -35,10 +35,7 @@ impl IndexReader {
             .optional()
             .map_err(|e| FsError::index(path, e))?;
         if schema.as_deref() != Some(super::schema::SCHEMA_VERSION) {
-            return Err(FsError::Format {
-                path: path.into(),
-                message: format!("unsupported index schema {schema:?}"),
-            });
+            return Err(FsError::Format { path: path.into(), message: format!("unsupported index schema {schema:?}") });
         }
         Ok(reader)
     }
@@ -50,10 +47,7 @@ impl IndexReader {
 
     /// The child of `parent` called `name`.
     pub fn lookup(&self, parent: i64, name: &[u8]) -> Result<Option<IndexEntry>> {
-        self.query_opt(
-            &format!("SELECT {COLUMNS} FROM entries WHERE parent = ?1 AND name = ?2"),
-            params![parent, name],
-        )
+        self.query_opt(&format!("SELECT {COLUMNS} FROM entries WHERE parent = ?1 AND name = ?2"), params![parent, name])
     }
 
     /// Every child of `parent`, in id order.
@@ -150,12 +144,7 @@ fn map_row(r: &Row<'_>) -> rusqlite::Result<IndexEntry> {
         nlink: r.get(12)?,
         blake3,
         hardlink: r.get(16)?,
-        location: Location {
-            blob: r.get(17)?,
-            data_offset: r.get(18)?,
-            header_offset: r.get(19)?,
-            member: r.get(20)?,
-        },
+        location: Location { blob: r.get(17)?, data_offset: r.get(18)?, header_offset: r.get(19)?, member: r.get(20)? },
     })
 }
 

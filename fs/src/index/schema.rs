@@ -44,6 +44,8 @@ CREATE UNIQUE INDEX entries_by_name ON entries(parent, name);
 CREATE INDEX entries_by_hardlink ON entries(hardlink) WHERE hardlink IS NOT NULL;
 UPDATE entries SET nlink = (SELECT count(*) FROM entries AS g WHERE g.hardlink = entries.hardlink)
     WHERE hardlink IS NOT NULL;
+UPDATE entries SET blake3 = (SELECT f.blake3 FROM entries AS f WHERE f.id = entries.hardlink)
+    WHERE hardlink IS NOT NULL AND hardlink != id AND blake3 IS NULL;
 ";
 
 /// Column list shared by every SELECT, matching [`super::reader`]'s row mapping.

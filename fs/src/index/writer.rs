@@ -32,10 +32,8 @@ impl IndexWriter {
         let conn = Connection::open(path).map_err(err)?;
         // The file is synced once at finish; a crash before that leaves only a
         // `.partial-*` directory, whose index is rebuilt from scratch.
-        conn.execute_batch(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -16384;",
-        )
-        .map_err(err)?;
+        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -16384;")
+            .map_err(err)?;
         conn.execute_batch(CREATE_TABLES).map_err(err)?;
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('structure', ?2), ('snapshot', ?3)",
