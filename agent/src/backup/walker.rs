@@ -247,6 +247,7 @@ impl Walker<'_> {
         }
         self.make_dir(ctx.dst.as_fd(), &name, &abs)?;
         let dst = posix::open_dir_at(ctx.dst.as_fd(), &name).map_err(|e| dest_err("open", &abs, e))?;
+        row.location.ino = rustix::fs::fstat(&dst).ok().map(|st| st.st_ino);
         let dst = Arc::new(dst);
         let crosses_mount = self.spec.one_file_system && dev != self.source_dev;
         if !crosses_mount {
@@ -327,6 +328,7 @@ impl Walker<'_> {
                 // EMLINK: the group is split and this name becomes a copy of its own.
                 if self.link(self.tree.as_fd(), &first_rel, ctx.dst.as_fd(), &name, &abs)? {
                     row.hardlink = Some(first_id);
+                    row.location.ino = posix::lstat_at(ctx.dst.as_fd(), &name).ok().map(|st| st.st_ino);
                     self.progress.linked();
                     self.send(row, false)?;
                     return Ok(true);
@@ -341,6 +343,10 @@ impl Walker<'_> {
             && self.link(pdir.as_fd(), &name, ctx.dst.as_fd(), &name, &abs)?
         {
             row.blake3 = p.blake3;
+            row.location.ino = match p.location.ino {
+                Some(ino) => Some(ino),
+                None => posix::lstat_at(ctx.dst.as_fd(), &name).ok().map(|st| st.st_ino),
+            };
             self.progress.linked();
             self.send(row, false)?;
             return Ok(true);
@@ -404,7 +410,7 @@ impl Walker<'_> {
         if let Err(e) = posix::apply_meta_at(dst_dir, &name, &row.meta) {
             self.progress.failed(&abs, format!("cannot set metadata: {e}"));
         }
-        row.nlink = 1;
+        row.location.ino = posix::lstat_at(dst_dir, &name).ok().map(|st| st.st_ino);
         self.send(row, false)?;
         Ok(true)
     }
@@ -450,6 +456,7 @@ impl Walker<'_> {
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| dest_err("create", &abs, e))?;
+        row.location.ino = rustix::fs::fstat(&dst).ok().map(|st| st.st_ino);
         let task = CopyTask { row, abs, src_dir: ctx.src.clone(), dst_dir: ctx.dst.clone(), src, dst };
         self.copies.send(task).map_err(|_| BackupError::IndexStopped)?;
         Ok(true)
@@ -477,6 +484,7 @@ impl Walker<'_> {
                         .map_err(|e| dest_err("open", abs, e))?;
                 let hash = copy::hash_file(fd.as_fd()).map_err(|e| dest_err("read", abs, e))?;
                 row.blake3 = Some(hash);
+                row.location.ino = Some(st.st_ino);
                 self.progress.copied(0);
                 self.send(row.clone(), true)?;
                 return Ok(true);

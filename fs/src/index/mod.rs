@@ -37,6 +37,10 @@ pub struct Location {
     pub header_offset: Option<i64>,
     /// Compressed archives: the gzip member holding the first byte of the body.
     pub member: Option<i64>,
+    /// POSIX destinations: inode number of the entry in `tree/` when the
+    /// snapshot was made. Snapshots that hardlink one file share it, which is
+    /// what lets the mount show one `st_ino` for the file in every snapshot.
+    pub ino: Option<u64>,
 }
 
 /// One row of the index.

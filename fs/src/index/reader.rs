@@ -144,7 +144,13 @@ fn map_row(r: &Row<'_>) -> rusqlite::Result<IndexEntry> {
         nlink: r.get(12)?,
         blake3,
         hardlink: r.get(16)?,
-        location: Location { blob: r.get(17)?, data_offset: r.get(18)?, header_offset: r.get(19)?, member: r.get(20)? },
+        location: Location {
+            blob: r.get(17)?,
+            data_offset: r.get(18)?,
+            header_offset: r.get(19)?,
+            member: r.get(20)?,
+            ino: r.get::<_, Option<i64>>(21)?.map(|i| i as u64),
+        },
     })
 }
 

@@ -27,7 +27,8 @@ CREATE TABLE entries (
     blob TEXT,
     data_offset INTEGER,
     header_offset INTEGER,
-    member INTEGER
+    member INTEGER,
+    ino INTEGER
 );
 CREATE TABLE members (
     id INTEGER PRIMARY KEY,
@@ -50,10 +51,10 @@ UPDATE entries SET blake3 = (SELECT f.blake3 FROM entries AS f WHERE f.id = entr
 
 /// Column list shared by every SELECT, matching [`super::reader`]'s row mapping.
 pub const COLUMNS: &str = "id, parent, name, kind, mode, uid, gid, size, mtime_ns, atime_ns, ctime_ns, \
-     rdev, nlink, target, xattrs, blake3, hardlink, blob, data_offset, header_offset, member";
+     rdev, nlink, target, xattrs, blake3, hardlink, blob, data_offset, header_offset, member, ino";
 
 /// INSERT of one entry, parameters in [`COLUMNS`] order.
 pub const INSERT: &str = "INSERT INTO entries (id, parent, name, kind, mode, uid, gid, size, mtime_ns, \
      atime_ns, ctime_ns, rdev, nlink, target, xattrs, blake3, hardlink, blob, data_offset, \
-     header_offset, member) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-     ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+     header_offset, member, ino) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+     ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";

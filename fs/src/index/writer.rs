@@ -70,6 +70,7 @@ impl IndexWriter {
             e.location.data_offset,
             e.location.header_offset,
             e.location.member,
+            e.location.ino.map(|i| i as i64),
         ])
         .map_err(|x| FsError::index(&self.path, x))?;
         self.pending += 1;
