@@ -21,6 +21,7 @@ use crate::api::{self, AppState};
 use crate::catalog::Catalog;
 use crate::config::DaemonConfig;
 use crate::runner::Runner;
+use hindsight_fs::mount::{DestinationView, Layout, MountConfig, MountHandle};
 
 /// Holds the state directory's `flock` for the life of the daemon.
 pub struct StateLock {
@@ -80,6 +81,31 @@ fn raise_fd_limit() {
     }
 }
 
+/// Mounts every destination's snapshots on `dir` (created if missing); the
+/// mount follows the catalog's destinations at every refresh.
+async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>) -> anyhow::Result<MountHandle> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating mountpoint {}", dir.display()))?;
+    }
+    let source = move || {
+        catalog
+            .destinations()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| {
+                let root = crate::destinations::local_root(&d).ok()?;
+                Some(DestinationView { name: d.name, root: root.path().to_path_buf(), hidden: d.hidden })
+            })
+            .collect()
+    };
+    let config =
+        MountConfig { mountpoint: dir.to_path_buf(), layout: Layout::Destinations(Arc::new(source)), threads: 2 };
+    let handle = tokio::task::spawn_blocking(move || hindsight_fs::mount::spawn(config)).await?.with_context(|| {
+        format!("mounting the snapshot filesystem on {} (use --no-mount to run without it)", dir.display())
+    })?;
+    Ok(handle)
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let _lock = lock_state_dir(&config.state_dir)?;
@@ -96,9 +122,10 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         let c = catalog.clone();
         tokio::task::spawn_blocking(move || crate::snapshots::reconcile_all(&c)).await?;
     }
-    if let Some(m) = &config.mountpoint {
-        tracing::info!("the snapshot filesystem is not available in this version; not mounting {}", m.display());
-    }
+    let mount = match &config.mountpoint {
+        Some(m) => Some(mount_snapshots(m, catalog.clone()).await?),
+        None => None,
+    };
     let runner = Runner::new(catalog.clone(), config.concurrency);
     let listener = bind_socket(&config.socket)?;
     let state = AppState {
@@ -121,6 +148,15 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await?;
     runner.shutdown().await;
     dispatcher.abort();
+    if let Some(handle) = mount {
+        let dir = handle.mountpoint().to_path_buf();
+        let unmounted = tokio::task::spawn_blocking(move || handle.unmount()).await?;
+        if let Err(e) = unmounted {
+            // Busy (a shell sits in it): detach it so the mountpoint is freed when they leave.
+            tracing::warn!("{e}; detaching the mount instead");
+            hindsight_fs::mount::mountpoint::unmount(&dir)?;
+        }
+    }
     let _ = std::fs::remove_file(&config.socket);
     tracing::info!("hindsightd stopped");
     Ok(())

@@ -36,6 +36,26 @@ pub enum Command {
     /// List, inspect and delete snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
+    /// Mount one destination's snapshots without the agent (disaster recovery).
+    Mount(MountArgs),
+    /// Unmount a snapshot filesystem.
+    Umount {
+        /// The mountpoint.
+        dir: PathBuf,
+    },
+}
+
+/// `hindsight mount`.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Root directory of the destination (the directory holding `HINDSIGHT`).
+    #[arg(long, value_name = "PATH")]
+    pub destination: PathBuf,
+    /// Empty directory to mount on.
+    pub dir: PathBuf,
+    /// Detach once mounted (stop with `hindsight umount DIR`).
+    #[arg(long)]
+    pub background: bool,
 }
 
 /// `hindsight destination ...`

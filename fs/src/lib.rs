@@ -23,6 +23,7 @@ pub mod layout;
 pub mod local;
 pub mod manifest;
 pub mod marker;
+pub mod mount;
 pub mod names;
 pub mod posix;
 

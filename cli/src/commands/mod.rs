@@ -2,6 +2,7 @@
 
 pub mod destination;
 pub mod job;
+pub mod mount;
 pub mod run;
 pub mod snapshot;
 pub mod status;
@@ -21,5 +22,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Job(cmd) => job::run(&client, cmd, json).await,
         Command::Run(cmd) => run::run(&client, cmd, json).await,
         Command::Snapshot(cmd) => snapshot::run(&client, cmd, json).await,
+        Command::Mount(args) => mount::mount(args).await,
+        Command::Umount { dir } => mount::umount(&dir),
     }
 }

@@ -28,6 +28,8 @@ impl IndexReader {
         let uri = format!("file:{}?immutable=1", uri_escape(path));
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(uri, flags).map_err(|e| FsError::index(path, e))?;
+        // Readers are many (one per snapshot being browsed) and short-lived: a small page cache each.
+        conn.execute_batch("PRAGMA cache_size = -2048;").map_err(|e| FsError::index(path, e))?;
         let reader = IndexReader { conn, path: path.into() };
         let schema: Option<String> = reader
             .conn
@@ -59,6 +61,39 @@ impl IndexReader {
             .map_err(err)?;
         let rows = stmt.query_map(params![parent], map_row).map_err(err)?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// Up to `limit` children of `parent` with an id above `after`, in id order
+    /// (a directory listing read in pieces).
+    pub fn children_after(&self, parent: i64, after: i64, limit: u32) -> Result<Vec<IndexEntry>> {
+        let err = |e| FsError::index(&self.path, e);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM entries WHERE parent = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+            ))
+            .map_err(err)?;
+        let rows = stmt.query_map(params![parent, after, limit], map_row).map_err(err)?;
+        rows.collect::<std::result::Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// Path of an entry relative to the snapshot root, from its chain of parents.
+    pub fn path_of(&self, id: i64) -> Result<Vec<u8>> {
+        let mut names = Vec::new();
+        let mut cur = id;
+        while cur != super::ROOT_ID {
+            let e = self.get(cur)?.ok_or_else(|| FsError::Format {
+                path: self.path.clone(),
+                message: format!("entry {cur} has no row"),
+            })?;
+            names.push(e.name);
+            cur = e.parent;
+            if names.len() > 4096 {
+                return Err(FsError::Format { path: self.path.clone(), message: "parent chain loops".into() });
+            }
+        }
+        names.reverse();
+        Ok(names.join(&b'/'))
     }
 
     /// Calls `f` for every entry in id order, without loading them all.

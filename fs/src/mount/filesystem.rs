@@ -1,0 +1,512 @@
+//! The FUSE adapter: each `Filesystem` method is a short wrapper around a
+//! helper that returns `Result<_, Errno>`, and [`errno`] is the one place
+//! where our errors become error numbers.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use fuser::{
+    BackingId, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyXattr, Request,
+};
+use rustix::fs::{AtFlags, Mode, OFlags, Stat};
+
+use super::attr::{self, TTL_FOREVER, TTL_VIRTUAL};
+use super::content::{PlainFile, ReadAt};
+use super::registry::{Child, ROOT, Registry, SnapshotNode, VNode, entry_node, split_entry_node};
+use crate::FsError;
+use crate::entry::{EntryKind, Xattrs};
+use crate::index::{IndexEntry, ROOT_ID};
+use crate::manifest::Structure;
+
+/// Entries per directory listing request read from the index.
+const LIST_BATCH: u32 = 1024;
+
+/// Turns a filesystem-layer error into the error number a reader sees.
+fn errno(e: &FsError) -> Errno {
+    match e {
+        FsError::Io { source, .. } => match source.raw_os_error() {
+            Some(n) if n == rustix::io::Errno::NOENT.raw_os_error() => Errno::ENOENT,
+            _ => Errno::EIO,
+        },
+        _ => Errno::EIO,
+    }
+}
+
+/// An open file.
+enum Handle {
+    /// Served by the kernel from the backing file; kept until release.
+    Backing(#[allow(dead_code)] BackingId),
+    /// Served through [`ReadAt`].
+    Reader(Box<dyn ReadAt>),
+}
+
+/// What a node id designates.
+enum Node {
+    Virtual(u64, VNode),
+    Entry(Arc<SnapshotNode>, i64),
+}
+
+/// The snapshot filesystem.
+pub struct SnapshotFs {
+    reg: Arc<Registry>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    next_fh: AtomicU64,
+    passthrough: AtomicBool,
+}
+
+impl SnapshotFs {
+    /// A filesystem over the registry's destinations.
+    pub fn new(reg: Arc<Registry>) -> Self {
+        SnapshotFs {
+            reg,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            passthrough: AtomicBool::new(false),
+        }
+    }
+
+    fn node(&self, ino: u64) -> Result<Node, Errno> {
+        match split_entry_node(ino) {
+            Some((slot, id)) => Ok(Node::Entry(self.reg.snapshot(slot).ok_or(Errno::ENOENT)?, id)),
+            None => Ok(Node::Virtual(ino, self.reg.vnode(ino).ok_or(Errno::ENOENT)?)),
+        }
+    }
+
+    fn entry(&self, snap: &SnapshotNode, id: i64) -> Result<IndexEntry, Errno> {
+        self.reg.with_index(snap, |ix| ix.get(id)).map_err(|e| errno(&e))?.ok_or(Errno::ENOENT)
+    }
+
+    /// The directory of an entry on the destination (incremental snapshots), opened O_PATH.
+    fn tree_dir(&self, snap: &SnapshotNode, id: i64) -> Option<OwnedFd> {
+        if snap.structure != Structure::Incremental {
+            return None;
+        }
+        let rel = if id == ROOT_ID { Vec::new() } else { self.reg.with_index(snap, |ix| ix.path_of(id)).ok()? };
+        let mut path = snap.tree();
+        if !rel.is_empty() {
+            path.push(OsStr::from_bytes(&rel));
+        }
+        rustix::fs::open(&path, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .ok()
+    }
+
+    /// Attributes of entry `e` of `snap`, with the live stat from `dir` when there is one.
+    fn attr_in(&self, snap: &SnapshotNode, dir: Option<&OwnedFd>, e: &IndexEntry) -> FileAttr {
+        let live: Option<Stat> = match dir {
+            Some(fd) if e.id != ROOT_ID => {
+                rustix::fs::statat(fd.as_fd(), OsStr::from_bytes(&e.name), AtFlags::SYMLINK_NOFOLLOW).ok()
+            }
+            _ => None,
+        };
+        attr::entry_attr(snap, e, live.as_ref(), entry_node(snap.slot, e.id))
+    }
+
+    fn snapshot_root_attr(&self, snap: &SnapshotNode) -> FileAttr {
+        let node = entry_node(snap.slot, ROOT_ID);
+        match self.entry(snap, ROOT_ID) {
+            Ok(e) => attr::entry_attr(snap, &e, None, node),
+            Err(_) => attr::broken_snapshot_attr(node),
+        }
+    }
+
+    fn vattr(&self, id: u64, v: &VNode) -> FileAttr {
+        match v {
+            VNode::Dir { hidden, .. } => attr::vdir_attr(id, *hidden),
+            VNode::Link { target } => attr::link_attr(id, target.len()),
+        }
+    }
+
+    fn do_lookup(&self, uid: u32, parent: u64, name: &[u8]) -> Result<(u64, FileAttr, std::time::Duration), Errno> {
+        match self.node(parent)? {
+            Node::Entry(snap, pid) => {
+                let e = self.reg.with_index(&snap, |ix| ix.lookup(pid, name)).map_err(|e| errno(&e))?;
+                let e = e.ok_or(Errno::ENOENT)?;
+                let dir = self.tree_dir(&snap, pid);
+                Ok((entry_node(snap.slot, e.id), self.attr_in(&snap, dir.as_ref(), &e), TTL_FOREVER))
+            }
+            Node::Virtual(_, VNode::Dir { children, hidden, .. }) => {
+                if hidden && uid != 0 {
+                    return Err(Errno::ENOENT);
+                }
+                match children.get(name).ok_or(Errno::ENOENT)? {
+                    Child::Virtual(id) => {
+                        let v = self.reg.vnode(*id).ok_or(Errno::ENOENT)?;
+                        let child_hidden = matches!(v, VNode::Dir { hidden: true, .. });
+                        if child_hidden && uid != 0 {
+                            return Err(Errno::ENOENT);
+                        }
+                        // A hidden destination's entry is never cached, so every
+                        // user's lookup reaches this check.
+                        let ttl = if child_hidden { std::time::Duration::ZERO } else { TTL_VIRTUAL };
+                        Ok((*id, self.vattr(*id, &v), ttl))
+                    }
+                    Child::Snapshot(slot) => {
+                        let snap = self.reg.snapshot(*slot).ok_or(Errno::ENOENT)?;
+                        Ok((entry_node(snap.slot, ROOT_ID), self.snapshot_root_attr(&snap), TTL_VIRTUAL))
+                    }
+                }
+            }
+            Node::Virtual(_, VNode::Link { .. }) => Err(Errno::ENOTDIR),
+        }
+    }
+
+    fn do_getattr(&self, ino: u64) -> Result<(FileAttr, std::time::Duration), Errno> {
+        match self.node(ino)? {
+            Node::Virtual(id, v) => Ok((self.vattr(id, &v), TTL_VIRTUAL)),
+            Node::Entry(snap, ROOT_ID) => Ok((self.snapshot_root_attr(&snap), TTL_FOREVER)),
+            Node::Entry(snap, id) => {
+                let e = self.entry(&snap, id)?;
+                let dir = self.tree_dir(&snap, e.parent);
+                Ok((self.attr_in(&snap, dir.as_ref(), &e), TTL_FOREVER))
+            }
+        }
+    }
+
+    /// Lists a directory from `offset` on: (node id, offset of the next, type, name, attr).
+    /// Offsets: 1 is ".", 2 is "..", then `2 + index id` for snapshot entries and
+    /// `3 + position` for virtual children.
+    fn do_list(&self, uid: u32, ino: u64, offset: u64, plus: bool) -> Result<Vec<ListEntry>, Errno> {
+        let mut out = Vec::new();
+        let self_attr = if offset < 2 { Some(self.do_getattr(ino)?.0) } else { None };
+        if let Some(a) = self_attr {
+            if offset < 1 {
+                out.push(ListEntry { node: ino, next: 1, name: b".".to_vec(), attr: a, ttl: TTL_VIRTUAL });
+            }
+            out.push(ListEntry { node: ino, next: 2, name: b"..".to_vec(), attr: a, ttl: TTL_VIRTUAL });
+        }
+        match self.node(ino)? {
+            Node::Entry(snap, id) => {
+                let after = offset.saturating_sub(2) as i64;
+                let kids = match self.reg.with_index(&snap, |ix| ix.children_after(id, after, LIST_BATCH)) {
+                    Ok(k) => k,
+                    // An unreadable snapshot is an empty directory.
+                    Err(_) if id == ROOT_ID => Vec::new(),
+                    Err(e) => return Err(errno(&e)),
+                };
+                let dir = if plus { self.tree_dir(&snap, id) } else { None };
+                for e in kids {
+                    let attr = if plus {
+                        self.attr_in(&snap, dir.as_ref(), &e)
+                    } else {
+                        let node = entry_node(snap.slot, e.id);
+                        attr::entry_attr(&snap, &e, None, node)
+                    };
+                    out.push(ListEntry {
+                        node: entry_node(snap.slot, e.id),
+                        next: 2 + e.id as u64,
+                        name: e.name,
+                        attr,
+                        ttl: TTL_FOREVER,
+                    });
+                }
+            }
+            Node::Virtual(_, VNode::Dir { children, hidden, .. }) => {
+                if hidden && uid != 0 {
+                    return Err(Errno::ENOENT);
+                }
+                for (pos, (name, child)) in children.iter().enumerate() {
+                    let next = 3 + pos as u64;
+                    if next <= offset {
+                        continue;
+                    }
+                    let (node, attr) = match child {
+                        Child::Virtual(id) => match self.reg.vnode(*id) {
+                            Some(VNode::Dir { hidden: true, .. }) if uid != 0 => continue,
+                            Some(v) => (*id, self.vattr(*id, &v)),
+                            None => continue,
+                        },
+                        Child::Snapshot(slot) => match self.reg.snapshot(*slot) {
+                            Some(s) => (entry_node(s.slot, ROOT_ID), self.snapshot_root_attr(&s)),
+                            None => continue,
+                        },
+                    };
+                    out.push(ListEntry { node, next, name: name.clone(), attr, ttl: TTL_VIRTUAL });
+                }
+            }
+            Node::Virtual(_, VNode::Link { .. }) => return Err(Errno::ENOTDIR),
+        }
+        Ok(out)
+    }
+
+    /// Opens the destination file of an entry (incremental snapshots).
+    fn do_open(&self, ino: u64) -> Result<std::fs::File, Errno> {
+        let Node::Entry(snap, id) = self.node(ino)? else { return Err(Errno::EISDIR) };
+        if snap.structure != Structure::Incremental {
+            return Err(Errno::EIO);
+        }
+        let rel = self.reg.with_index(&snap, |ix| ix.path_of(id)).map_err(|e| errno(&e))?;
+        let mut path: PathBuf = snap.tree();
+        path.push(OsStr::from_bytes(&rel));
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&path, flags | OFlags::NOATIME, Mode::empty())
+            .or_else(|_| rustix::fs::open(&path, flags, Mode::empty()))
+            .map_err(|e| if e == rustix::io::Errno::NOENT { Errno::ENOENT } else { Errno::EIO })?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    fn insert_handle(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, h);
+        fh
+    }
+
+    fn do_read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(Handle::Reader(r)) = handles.get(&fh) else { return Err(Errno::EBADF) };
+        let mut buf = vec![0u8; size as usize];
+        let n = r.read_at(offset, &mut buf).map_err(|_| Errno::EIO)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    fn xattrs(&self, ino: u64) -> Result<Xattrs, Errno> {
+        match self.node(ino)? {
+            Node::Virtual(..) => Ok(Xattrs::default()),
+            Node::Entry(snap, id) => match self.entry(&snap, id) {
+                Ok(e) => Ok(e.meta.xattrs),
+                Err(_) if id == ROOT_ID => Ok(Xattrs::default()),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    fn statfs_root(&self, ino: u64) -> Option<PathBuf> {
+        match self.node(ino).ok()? {
+            Node::Entry(snap, _) => Some(snap.dest_root.clone()),
+            Node::Virtual(_, VNode::Dir { root, .. }) => root,
+            Node::Virtual(..) => None,
+        }
+    }
+}
+
+/// One directory entry of a listing.
+struct ListEntry {
+    node: u64,
+    next: u64,
+    name: Vec<u8>,
+    attr: FileAttr,
+    ttl: std::time::Duration,
+}
+
+fn reply_xattr(reply: ReplyXattr, size: u32, data: &[u8]) {
+    if size == 0 {
+        reply.size(data.len() as u32);
+    } else if (size as usize) < data.len() {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(data);
+    }
+}
+
+impl Filesystem for SnapshotFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.add_capabilities(
+            InitFlags::FUSE_DO_READDIRPLUS
+                | InitFlags::FUSE_READDIRPLUS_AUTO
+                | InitFlags::FUSE_PARALLEL_DIROPS
+                | InitFlags::FUSE_CACHE_SYMLINKS,
+        );
+        let passthrough =
+            config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() && config.set_max_stack_depth(1).is_ok();
+        self.passthrough.store(passthrough, Ordering::Relaxed);
+        let _ = config.set_max_readahead(1 << 20);
+        tracing::debug!(passthrough, "FUSE session initialised");
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.do_lookup(req.uid(), parent.0, name.as_bytes()) {
+            Ok((node, attr, ttl)) => reply.entry_with_nodeid(INodeNo(node), &ttl, &ttl, &attr, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.do_getattr(ino.0) {
+            Ok((attr, ttl)) => reply.attr(&ttl, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.node(ino.0) {
+            Ok(Node::Virtual(_, VNode::Link { target })) => reply.data(&target),
+            Ok(Node::Entry(snap, id)) => match self.entry(&snap, id) {
+                Ok(e) if e.meta.kind == EntryKind::Symlink => reply.data(e.meta.target.as_deref().unwrap_or_default()),
+                Ok(_) => reply.error(Errno::EINVAL),
+                Err(e) => reply.error(e),
+            },
+            Ok(_) => reply.error(Errno::EINVAL),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & accmode_write() != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        let file = match self.do_open(ino.0) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
+        };
+        if self.passthrough.load(Ordering::Relaxed) {
+            match reply.open_backing(&file) {
+                Ok(id) => {
+                    // The kernel reads the backing file itself; the id lives until release.
+                    let fh = self.insert_handle(Handle::Backing(id));
+                    let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(Handle::Backing(id)) = handles.get(&fh) {
+                        reply.opened_passthrough(FileHandle(fh), FopenFlags::FOPEN_NOFLUSH, id);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("FUSE passthrough refused ({e}); serving reads through user space");
+                    self.passthrough.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        let fh = self.insert_handle(Handle::Reader(Box::new(PlainFile(file))));
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.do_read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.node(ino.0) {
+            // Snapshot directories never change: the kernel keeps their listings.
+            Ok(Node::Entry(..)) => {
+                reply.opened(FileHandle(0), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE)
+            }
+            Ok(Node::Virtual(_, VNode::Dir { hidden: true, .. })) if req.uid() != 0 => reply.error(Errno::ENOENT),
+            Ok(Node::Virtual(_, VNode::Dir { .. })) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(Node::Virtual(..)) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        match self.do_list(req.uid(), ino.0, offset, false) {
+            Ok(list) => {
+                for e in list {
+                    if reply.add(e.attr.ino, e.next, e.attr.kind, OsStr::from_bytes(&e.name)) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdirplus(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        match self.do_list(req.uid(), ino.0, offset, true) {
+            Ok(list) => {
+                for e in list {
+                    if reply.add(INodeNo(e.node), e.next, OsStr::from_bytes(&e.name), &e.ttl, &e.attr, Generation(0)) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let root = self.statfs_root(ino.0).or_else(|| match self.reg.vnode(ROOT) {
+            Some(VNode::Dir { root, .. }) => root,
+            _ => None,
+        });
+        match root.and_then(|r| rustix::fs::statvfs(&r).ok()) {
+            Some(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                255,
+                s.f_frsize as u32,
+            ),
+            None => reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.xattrs(ino.0) {
+            Ok(x) => match x.0.iter().find(|(n, _)| n.as_slice() == name.as_bytes()) {
+                Some((_, v)) => reply_xattr(reply, size, v),
+                None => reply.error(Errno::NO_XATTR),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.xattrs(ino.0) {
+            Ok(x) => {
+                let mut names = Vec::new();
+                for (n, _) in &x.0 {
+                    names.extend_from_slice(n);
+                    names.push(0);
+                }
+                reply_xattr(reply, size, &names);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+}
+
+/// The access-mode bits that ask for writing (O_WRONLY | O_RDWR).
+fn accmode_write() -> i32 {
+    (OFlags::WRONLY | OFlags::RDWR).bits() as i32
+}

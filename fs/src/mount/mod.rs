@@ -1,0 +1,157 @@
+//! The snapshot filesystem: every destination's snapshots as read-only,
+//! point-in-time directories, served with FUSE.
+//!
+//! Layout (daemon): `/<destination>/<job>/<snapshot>/<absolute source path>`
+//! and `/<destination>/<job>/latest`, a symlink to the newest snapshot.
+//! Standalone (`hindsight mount --destination`): the same without the
+//! destination level.
+//!
+//! Node ids are derived, never tabled per lookup: the root and the
+//! destination, job and `latest` nodes come from the [`registry`] (bounded by
+//! the number of jobs and snapshots), and every entry of a snapshot is
+//! `1<<63 | slot<<32 | index id`, where the slot numbers the snapshot for the
+//! life of the mount. `st_ino` is the entry's inode on the destination when
+//! the index has it, so a file hardlinked across snapshots is one file to
+//! `cp -a` and `rsync -H`.
+//!
+//! Snapshots are immutable: entries, attributes and directory listings inside
+//! them are cached by the kernel without expiry; file data of incremental
+//! snapshots is served by FUSE passthrough (the kernel reads the backing file
+//! directly). The registry rescans destinations every second and invalidates
+//! what changed, so new snapshots appear and deleted ones disappear without
+//! remounting. Content that is not a plain file (archives, remote blobs) is
+//! read through [`content::ReadAt`].
+
+mod attr;
+pub mod content;
+mod filesystem;
+pub mod mountpoint;
+mod registry;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use registry::DestinationView;
+
+use crate::error::{FsError, Result};
+
+/// How often destinations are rescanned for new and deleted snapshots.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+/// What the root of the mount holds.
+#[derive(Clone)]
+pub enum Layout {
+    /// Daemon: one directory per destination, from a source queried at every refresh.
+    Destinations(Arc<dyn Fn() -> Vec<DestinationView> + Send + Sync>),
+    /// Standalone: the jobs of one destination at the root.
+    Single(DestinationView),
+}
+
+/// A mount request.
+#[derive(Clone)]
+pub struct MountConfig {
+    /// Where to mount (an empty directory).
+    pub mountpoint: PathBuf,
+    /// What to show.
+    pub layout: Layout,
+    /// FUSE request threads.
+    pub threads: usize,
+}
+
+/// A mounted snapshot filesystem; unmounted by [`MountHandle::unmount`] or on drop.
+pub struct MountHandle {
+    session: Option<fuser::BackgroundSession>,
+    stop: Arc<AtomicBool>,
+    refresher: Option<JoinHandle<()>>,
+    mountpoint: PathBuf,
+}
+
+impl MountHandle {
+    /// The mountpoint.
+    pub fn mountpoint(&self) -> &std::path::Path {
+        &self.mountpoint
+    }
+
+    /// Unmounts and waits for the request threads to stop.
+    pub fn unmount(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    /// Waits until the filesystem is unmounted from outside (`umount`,
+    /// `hindsight umount`), then stops the refresher.
+    pub fn wait(mut self) -> Result<()> {
+        let result = match self.session.take() {
+            Some(s) => s.join().map_err(|e| FsError::io("serve", &self.mountpoint, e)),
+            None => Ok(()),
+        };
+        self.stop_refresher();
+        result
+    }
+
+    fn stop_refresher(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.refresher.take() {
+            let _ = h.join();
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        self.stop_refresher();
+        if let Some(s) = self.session.take() {
+            s.umount_and_join().map_err(|e| FsError::io("unmount", &self.mountpoint, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MountHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!("{e}");
+        }
+    }
+}
+
+/// Mounts the snapshot filesystem in the background.
+pub fn spawn(config: MountConfig) -> Result<MountHandle> {
+    mountpoint::prepare(&config.mountpoint)?;
+    let registry = Arc::new(registry::Registry::new(config.layout.clone()));
+    registry.refresh();
+    let fs = filesystem::SnapshotFs::new(registry.clone());
+    let mut options = fuser::Config::default();
+    options.mount_options = vec![
+        fuser::MountOption::RO,
+        fuser::MountOption::FSName("hindsight".into()),
+        fuser::MountOption::Subtype("hindsight".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    options.acl = fuser::SessionACL::All;
+    options.n_threads = Some(config.threads.max(1));
+    options.clone_fd = true;
+    let session = fuser::spawn_mount(fs, &config.mountpoint, &options)
+        .map_err(|e| FsError::io("mount FUSE filesystem on", &config.mountpoint, e))?;
+    mountpoint::raise_readahead(&config.mountpoint);
+    let notifier = session.notifier();
+    let stop = Arc::new(AtomicBool::new(false));
+    let refresher = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("hindsight-mount-refresh".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(REFRESH_EVERY);
+                    for inval in registry.refresh() {
+                        inval.send(&notifier);
+                    }
+                }
+            })
+            .map_err(|e| FsError::io("start refresher for", &config.mountpoint, e))?
+    };
+    tracing::info!("snapshot filesystem mounted on {}", config.mountpoint.display());
+    Ok(MountHandle { session: Some(session), stop, refresher: Some(refresher), mountpoint: config.mountpoint })
+}

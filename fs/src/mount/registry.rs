@@ -1,0 +1,383 @@
+//! What the mount shows above the snapshots: destinations, jobs, snapshots and
+//! `latest` links, rescanned from the destinations every second.
+//!
+//! Virtual nodes (root, destination, job, `latest`) get ids from a counter and
+//! keep them while they exist; snapshots get a slot for the life of the mount
+//! (slots are never reused, so a stale node id never reaches another
+//! snapshot). Both grow only with what the destinations hold, never with
+//! lookups. [`Registry::refresh`] returns the kernel cache invalidations that a
+//! change needs.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use fuser::INodeNo;
+
+use super::Layout;
+use crate::index::{INDEX_FILE, IndexReader};
+use crate::layout::{DestinationRoot, TREE_DIR};
+use crate::manifest::{MANIFEST_FILE, Manifest, Structure};
+
+/// Node id of the root.
+pub const ROOT: u64 = 1;
+/// Bit set in the node ids of snapshot entries.
+pub const ENTRY_BIT: u64 = 1 << 63;
+/// Name of the link to the newest snapshot in every job directory.
+pub const LATEST: &str = "latest";
+
+/// Index readers kept open across all snapshots (bounds memory and descriptors).
+const READER_CACHE: usize = 16;
+
+/// A destination as the mount shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationView {
+    /// Directory name in the mount.
+    pub name: String,
+    /// Root on the local filesystem.
+    pub root: PathBuf,
+    /// Visible to root only.
+    pub hidden: bool,
+}
+
+/// A node above the snapshots.
+#[derive(Debug, Clone)]
+pub enum VNode {
+    /// A directory: the root, a destination or a job.
+    Dir {
+        /// Children by name.
+        children: BTreeMap<Vec<u8>, Child>,
+        /// Only root may see it (hidden destinations).
+        hidden: bool,
+        /// Destination root, for statfs.
+        root: Option<PathBuf>,
+    },
+    /// The `latest` symlink of a job.
+    Link {
+        /// Its target (a snapshot name).
+        target: Vec<u8>,
+    },
+}
+
+/// A child of a virtual directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Child {
+    /// Another virtual node.
+    Virtual(u64),
+    /// A snapshot, by slot.
+    Snapshot(u32),
+}
+
+/// One snapshot known to the mount.
+pub struct SnapshotNode {
+    /// Its slot (part of its entries' node ids).
+    pub slot: u32,
+    /// Its directory on the destination.
+    pub dir: PathBuf,
+    /// Position of its destination (keeps `st_ino` of different destinations apart).
+    pub dest_index: u16,
+    /// Destination root, for statfs.
+    pub dest_root: PathBuf,
+    /// How it stores file contents.
+    pub structure: Structure,
+    /// Why its index cannot be read, once it was found unreadable.
+    pub error: Mutex<Option<String>>,
+}
+
+impl SnapshotNode {
+    /// Directory of incremental file contents.
+    pub fn tree(&self) -> PathBuf {
+        self.dir.join(TREE_DIR)
+    }
+}
+
+/// Encodes the node id of entry `id` of the snapshot in `slot`.
+pub fn entry_node(slot: u32, id: i64) -> u64 {
+    ENTRY_BIT | (u64::from(slot) << 32) | (id as u64 & 0xffff_ffff)
+}
+
+/// Decodes an entry node id into (slot, index id).
+pub fn split_entry_node(node: u64) -> Option<(u32, i64)> {
+    (node & ENTRY_BIT != 0).then_some((((node & !ENTRY_BIT) >> 32) as u32, (node & 0xffff_ffff) as i64))
+}
+
+/// A kernel cache entry to drop after a change.
+pub enum Inval {
+    /// The attributes and listing of a node.
+    Node(u64),
+    /// One name in a directory.
+    Name(u64, Vec<u8>),
+}
+
+impl Inval {
+    /// Tells the kernel (errors mean the kernel had nothing cached).
+    pub fn send(&self, n: &fuser::Notifier) {
+        let _ = match self {
+            Inval::Node(ino) => n.inval_inode(INodeNo(*ino), 0, 0),
+            Inval::Name(parent, name) => n.inval_entry(INodeNo(*parent), OsStr::from_bytes(name)),
+        };
+    }
+}
+
+#[derive(Default)]
+struct State {
+    nodes: HashMap<u64, VNode>,
+    next_node: u64,
+    snapshots: Vec<Option<Arc<SnapshotNode>>>,
+}
+
+/// The nodes above the snapshots, and open index readers.
+pub struct Registry {
+    layout: Layout,
+    state: RwLock<State>,
+    readers: Mutex<VecDeque<(u32, IndexReader)>>,
+}
+
+/// What a scan of one destination found: job -> snapshot names, oldest first.
+type Scan = BTreeMap<String, Vec<String>>;
+
+fn scan(root: &DestinationRoot) -> Scan {
+    let mut out = Scan::new();
+    for job in root.list_jobs().unwrap_or_default() {
+        let snaps = root.list_snapshots(&job).unwrap_or_default();
+        if !snaps.is_empty() {
+            out.insert(job, snaps);
+        }
+    }
+    out
+}
+
+impl Registry {
+    /// An empty registry; [`Registry::refresh`] fills it.
+    pub fn new(layout: Layout) -> Self {
+        let mut state = State { next_node: ROOT + 1, ..Default::default() };
+        state.nodes.insert(ROOT, VNode::Dir { children: BTreeMap::new(), hidden: false, root: None });
+        Registry { layout, state: RwLock::new(state), readers: Mutex::new(VecDeque::new()) }
+    }
+
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A virtual node.
+    pub fn vnode(&self, id: u64) -> Option<VNode> {
+        self.state().nodes.get(&id).cloned()
+    }
+
+    /// A snapshot by slot.
+    pub fn snapshot(&self, slot: u32) -> Option<Arc<SnapshotNode>> {
+        self.state().snapshots.get(slot as usize).cloned().flatten()
+    }
+
+    /// Runs `f` with an index reader of the snapshot (from the cache, or opened).
+    pub fn with_index<T>(
+        &self,
+        snap: &SnapshotNode,
+        f: impl FnOnce(&IndexReader) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        let cached = {
+            let mut cache = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            cache.iter().position(|(s, _)| *s == snap.slot).and_then(|i| cache.remove(i))
+        };
+        let reader = match cached {
+            Some((_, r)) => r,
+            None => match IndexReader::open(&snap.dir.join(INDEX_FILE)) {
+                Ok(r) => r,
+                Err(e) => {
+                    let mut err = snap.error.lock().unwrap_or_else(|p| p.into_inner());
+                    if err.is_none() {
+                        tracing::error!("snapshot {}: {e}; it shows as an empty directory", snap.dir.display());
+                        *err = Some(e.to_string());
+                    }
+                    return Err(e);
+                }
+            },
+        };
+        let result = f(&reader);
+        let mut cache = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        cache.push_front((snap.slot, reader));
+        cache.truncate(READER_CACHE);
+        result
+    }
+
+    fn destinations(&self) -> Vec<DestinationView> {
+        match &self.layout {
+            Layout::Destinations(source) => source(),
+            Layout::Single(d) => vec![d.clone()],
+        }
+    }
+
+    /// Rescans the destinations and updates the tree; returns what the kernel must forget.
+    pub fn refresh(&self) -> Vec<Inval> {
+        let dests = self.destinations();
+        let scans: Vec<(DestinationView, Scan)> =
+            dests.into_iter().map(|d| (d.clone(), scan(&DestinationRoot::new(&d.root)))).collect();
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut invals = Vec::new();
+        match &self.layout {
+            Layout::Single(_) => {
+                if let Some((d, jobs)) = scans.first() {
+                    st.sync_jobs(ROOT, d, 0, jobs, &mut invals);
+                }
+            }
+            Layout::Destinations(_) => {
+                let wanted: BTreeMap<Vec<u8>, (usize, &DestinationView)> =
+                    scans.iter().enumerate().map(|(i, (d, _))| (d.name.as_bytes().to_vec(), (i, d))).collect();
+                st.retain_children(ROOT, |name| wanted.contains_key(name), &mut invals);
+                for (name, (i, d)) in &wanted {
+                    let id = st.child_dir(ROOT, name, d.hidden, Some(d.root.clone()), &mut invals);
+                    st.sync_jobs(id, d, *i as u16, &scans[*i].1, &mut invals);
+                }
+            }
+        }
+        invals
+    }
+}
+
+impl State {
+    fn alloc(&mut self, node: VNode) -> u64 {
+        let id = self.next_node;
+        self.next_node += 1;
+        self.nodes.insert(id, node);
+        id
+    }
+
+    fn children_mut(&mut self, dir: u64) -> Option<&mut BTreeMap<Vec<u8>, Child>> {
+        match self.nodes.get_mut(&dir) {
+            Some(VNode::Dir { children, .. }) => Some(children),
+            _ => None,
+        }
+    }
+
+    /// Removes children of `dir` not `keep`-ed, dropping their subtrees.
+    fn retain_children(&mut self, dir: u64, keep: impl Fn(&[u8]) -> bool, invals: &mut Vec<Inval>) {
+        let Some(children) = self.children_mut(dir) else { return };
+        let gone: Vec<(Vec<u8>, Child)> =
+            children.iter().filter(|(n, _)| !keep(n)).map(|(n, c)| (n.clone(), *c)).collect();
+        for (name, child) in gone {
+            if let Some(c) = self.children_mut(dir) {
+                c.remove(&name);
+            }
+            self.drop_child(child);
+            invals.push(Inval::Name(dir, name));
+            invals.push(Inval::Node(dir));
+        }
+    }
+
+    fn drop_child(&mut self, child: Child) {
+        match child {
+            Child::Virtual(id) => {
+                if let Some(VNode::Dir { children, .. }) = self.nodes.remove(&id) {
+                    for (_, c) in children {
+                        self.drop_child(c);
+                    }
+                }
+            }
+            Child::Snapshot(slot) => {
+                if let Some(s) = self.snapshots.get_mut(slot as usize) {
+                    *s = None;
+                }
+            }
+        }
+    }
+
+    /// The child directory `name` of `dir`, created if missing.
+    fn child_dir(
+        &mut self,
+        dir: u64,
+        name: &[u8],
+        hidden: bool,
+        root: Option<PathBuf>,
+        invals: &mut Vec<Inval>,
+    ) -> u64 {
+        if let Some(Child::Virtual(id)) = self.children_mut(dir).and_then(|c| c.get(name).copied()) {
+            if let Some(VNode::Dir { hidden: h, root: r, .. }) = self.nodes.get_mut(&id) {
+                *h = hidden;
+                *r = root;
+            }
+            return id;
+        }
+        let id = self.alloc(VNode::Dir { children: BTreeMap::new(), hidden, root });
+        if let Some(c) = self.children_mut(dir) {
+            c.insert(name.to_vec(), Child::Virtual(id));
+        }
+        invals.push(Inval::Node(dir));
+        id
+    }
+
+    /// Makes `dir` hold one directory per job of `jobs`, each with its snapshots and `latest`.
+    fn sync_jobs(&mut self, dir: u64, d: &DestinationView, dest_index: u16, jobs: &Scan, invals: &mut Vec<Inval>) {
+        self.retain_children(dir, |n| std::str::from_utf8(n).is_ok_and(|n| jobs.contains_key(n)), invals);
+        for (job, snaps) in jobs {
+            let job_dir = self.child_dir(dir, job.as_bytes(), false, Some(d.root.clone()), invals);
+            let root = DestinationRoot::new(&d.root);
+            self.retain_children(
+                job_dir,
+                |n| n == LATEST.as_bytes() || std::str::from_utf8(n).is_ok_and(|n| snaps.iter().any(|s| s == n)),
+                invals,
+            );
+            for name in snaps {
+                let snap_dir = root.snapshot_dir(job, name);
+                if self.children_mut(job_dir).is_some_and(|c| c.contains_key(name.as_bytes())) {
+                    continue;
+                }
+                let structure = Manifest::read(&snap_dir.join(MANIFEST_FILE))
+                    .map(|m| m.structure)
+                    .unwrap_or(Structure::Incremental);
+                let slot = self.snapshots.len() as u32;
+                self.snapshots.push(Some(Arc::new(SnapshotNode {
+                    slot,
+                    dir: snap_dir,
+                    dest_index,
+                    dest_root: d.root.clone(),
+                    structure,
+                    error: Mutex::new(None),
+                })));
+                if let Some(c) = self.children_mut(job_dir) {
+                    c.insert(name.as_bytes().to_vec(), Child::Snapshot(slot));
+                }
+                invals.push(Inval::Node(job_dir));
+            }
+            self.sync_latest(job_dir, snaps.last(), invals);
+        }
+    }
+
+    fn sync_latest(&mut self, job_dir: u64, newest: Option<&String>, invals: &mut Vec<Inval>) {
+        let current = self.children_mut(job_dir).and_then(|c| c.get(LATEST.as_bytes()).copied());
+        let target = newest.map(|n| n.as_bytes().to_vec());
+        if let Some(Child::Virtual(id)) = current
+            && let Some(VNode::Link { target: t }) = self.nodes.get(&id)
+            && Some(t) == target.as_ref()
+        {
+            return;
+        }
+        if let Some(child) = current {
+            if let Some(c) = self.children_mut(job_dir) {
+                c.remove(LATEST.as_bytes());
+            }
+            self.drop_child(child);
+            invals.push(Inval::Name(job_dir, LATEST.as_bytes().to_vec()));
+        }
+        if let Some(target) = target {
+            let id = self.alloc(VNode::Link { target });
+            if let Some(c) = self.children_mut(job_dir) {
+                c.insert(LATEST.as_bytes().to_vec(), Child::Virtual(id));
+            }
+        }
+        invals.push(Inval::Node(job_dir));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_nodes_round_trip() {
+        let n = entry_node(7, 123_456);
+        assert_eq!(split_entry_node(n), Some((7, 123_456)));
+        assert_eq!(split_entry_node(ROOT), None);
+    }
+}
