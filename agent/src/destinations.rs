@@ -177,5 +177,6 @@ pub fn snapshot_from_manifest(d: &Destination, m: &hindsight_fs::manifest::Manif
         bytes_added: m.stats.bytes_added,
         partial: m.partial,
         path: Some(root.join(&m.job).join(&m.name).to_string_lossy().into_owned()),
+        error: None,
     }
 }

@@ -332,6 +332,9 @@ pub struct Snapshot {
     pub partial: bool,
     /// Directory of the snapshot (local destinations).
     pub path: Option<String>,
+    /// Why the snapshot cannot be browsed or restored (unreadable index), from `snapshot show`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `GET /v1/status`.

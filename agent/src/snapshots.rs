@@ -40,6 +40,20 @@ pub fn delete(catalog: &Arc<Catalog>, id: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Why a snapshot directory cannot be browsed or restored, if it cannot:
+/// its manifest or its index does not read.
+pub fn health(dir: &std::path::Path) -> Option<String> {
+    use hindsight_fs::index::{INDEX_FILE, IndexReader};
+    use hindsight_fs::manifest::{MANIFEST_FILE, Manifest};
+    if let Err(e) = Manifest::read(&dir.join(MANIFEST_FILE)) {
+        return Some(e.to_string());
+    }
+    match IndexReader::open(&dir.join(INDEX_FILE)).and_then(|ix| ix.len()) {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 /// Finishes deletions a crash interrupted, on one destination root.
 pub fn finish_interrupted_deletes(root: &DestinationRoot) {
     let Ok(jobs) = root.list_jobs() else { return };

@@ -269,7 +269,13 @@ pub async fn list_snapshots(
 }
 
 pub async fn show_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
-    Ok(Json(s.catalog.snapshot(parse_id("snapshot", &id)?)?.snapshot))
+    let mut snap = s.catalog.snapshot(parse_id("snapshot", &id)?)?.snapshot;
+    let dir = snap.path.clone();
+    snap.error = match dir {
+        Some(dir) => blocking(move || Ok(snapshots::health(std::path::Path::new(&dir)))).await?,
+        None => None,
+    };
+    Ok(Json(snap))
 }
 
 pub async fn delete_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {

@@ -47,6 +47,7 @@ fn map(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
             bytes_added: r.get::<_, i64>(10)? as u64,
             partial: r.get(11)?,
             path,
+            error: None,
         },
         destination_id: r.get(12)?,
         deleting: r.get(13)?,

@@ -61,6 +61,7 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<Exi
                 ("bytes added", bytes(s.bytes_added)),
                 ("partial", yes_no(s.partial)),
                 ("path", s.path.clone().unwrap_or_else(|| "-".into())),
+                ("error", s.error.clone().unwrap_or_else(|| "-".into())),
             ]);
         }
         SnapshotCmd::Delete { id } => {
