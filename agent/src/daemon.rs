@@ -126,7 +126,8 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         Some(m) => Some(mount_snapshots(m, catalog.clone()).await?),
         None => None,
     };
-    let runner = Runner::new(catalog.clone(), config.concurrency);
+    let own_dirs = [Some(config.state_dir.clone()), config.mountpoint.clone()].into_iter().flatten().collect();
+    let runner = Runner::new(catalog.clone(), config.concurrency, own_dirs);
     let listener = bind_socket(&config.socket)?;
     let state = AppState {
         catalog: catalog.clone(),

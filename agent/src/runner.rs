@@ -75,11 +75,13 @@ pub struct Runner {
     stopping: AtomicBool,
     concurrency: usize,
     threads: usize,
+    /// Directories of the agent itself (state dir, mountpoint), never backed up.
+    own_dirs: Vec<PathBuf>,
 }
 
 impl Runner {
     /// A runner over `catalog` running at most `concurrency` runs at once.
-    pub fn new(catalog: Arc<Catalog>, concurrency: usize) -> Arc<Self> {
+    pub fn new(catalog: Arc<Catalog>, concurrency: usize, own_dirs: Vec<PathBuf>) -> Arc<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
         Arc::new(Runner {
             catalog,
@@ -89,6 +91,7 @@ impl Runner {
             stopping: AtomicBool::new(false),
             concurrency: concurrency.max(1),
             threads,
+            own_dirs,
         })
     }
 
@@ -237,6 +240,7 @@ impl Runner {
             one_file_system: job.one_file_system,
             retry_failed: job.retry_failed,
             threads: self.threads,
+            skip_dirs: self.skip_dirs(),
         };
         let mut outcomes = Vec::new();
         for dest_name in &job.destinations {
@@ -256,6 +260,21 @@ impl Runner {
             outcomes.push(outcome);
         }
         summarize(&outcomes)
+    }
+
+    /// Destination roots and the agent's own directories, as absolute paths.
+    fn skip_dirs(&self) -> Vec<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        let roots = self
+            .catalog
+            .destinations()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| destinations::local_root(&d).ok().map(|r| r.path().to_path_buf()));
+        roots
+            .chain(self.own_dirs.iter().cloned())
+            .map(|p| p.components().collect::<PathBuf>().as_os_str().as_bytes().to_vec())
+            .collect()
     }
 
     async fn backup_to(&self, run_id: i64, spec: &BackupSpec, dest_name: &str, a: &Arc<ActiveRun>) -> RunDestination {

@@ -45,6 +45,9 @@ pub struct BackupSpec {
     pub retry_failed: u32,
     /// Copy threads.
     pub threads: usize,
+    /// Absolute paths of directories never backed up: destination roots, the
+    /// snapshot mount and the agent's state (a backup must not contain itself).
+    pub skip_dirs: Vec<Vec<u8>>,
 }
 
 /// Why a backup produced no snapshot.

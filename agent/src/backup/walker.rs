@@ -200,7 +200,8 @@ impl Walker<'_> {
             self.progress.failed(&abs, "unsupported file type");
             return Ok(false);
         };
-        if self.spec.excludes.is_excluded(&abs, meta.kind == EntryKind::Dir) {
+        let is_dir = meta.kind == EntryKind::Dir;
+        if self.spec.excludes.is_excluded(&abs, is_dir) || (is_dir && self.spec.skip_dirs.contains(&abs)) {
             return Ok(false);
         }
         self.progress.scanned(if meta.kind == EntryKind::File { meta.size } else { 0 });
