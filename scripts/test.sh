@@ -17,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages=(acl attr util-linux passwd coreutils)
+packages=(acl attr rsync util-linux passwd coreutils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -45,4 +45,11 @@ trap cleanup EXIT
 
 cargo fmt --all --check
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked -- "$@"
+log=$(mktemp)
+status=0
+cargo test --workspace --locked -- "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite (cargo prints one per test target).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"

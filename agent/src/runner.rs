@@ -115,7 +115,8 @@ impl Runner {
     /// A run, with live progress if it is running.
     pub fn run(&self, id: i64) -> Result<Run, ApiError> {
         let mut run = self.catalog.run(id)?;
-        if let Some(a) = self.active().get(&id).cloned()
+        let active = self.active().get(&id).cloned();
+        if let Some(a) = active
             && run.state == RunState::Running
         {
             let (stats, errors, current) = a.totals();
@@ -144,7 +145,10 @@ impl Runner {
 
     /// Cancels a queued or running run.
     pub fn cancel(&self, id: i64) -> Result<Run, ApiError> {
-        if let Some(a) = self.active().get(&id).cloned() {
+        // Bound first: a guard in an `if let` scrutinee lives through the body,
+        // and `run` locks `active` again.
+        let active = self.active().get(&id).cloned();
+        if let Some(a) = active {
             a.cancel.cancel();
             return self.run(id);
         }

@@ -142,11 +142,25 @@ fn timestamps(meta: &EntryMeta) -> Timestamps {
     }
 }
 
+/// Only root can give files away: an agent running as another user keeps the
+/// owners in the index (and the mount shows them) but cannot set them on the
+/// destination, which is not an error of the file.
+fn tolerate_unprivileged_chown(r: rustix::io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(rustix::io::Errno::PERM) if !rustix::process::geteuid().is_root() => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 /// Applies owner, xattrs, mode and times to an open file or directory, in the
 /// order that keeps each step from undoing the previous one (chown clears
 /// setuid bits, so chmod follows it; times go last).
 pub fn apply_meta_fd(fd: BorrowedFd<'_>, meta: &EntryMeta) -> io::Result<()> {
-    rustix::fs::fchown(fd, Some(rustix::fs::Uid::from_raw(meta.uid)), Some(rustix::fs::Gid::from_raw(meta.gid)))?;
+    tolerate_unprivileged_chown(rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(meta.uid)),
+        Some(rustix::fs::Gid::from_raw(meta.gid)),
+    ))?;
     for (name, value) in &meta.xattrs.0 {
         rustix::fs::fsetxattr(fd, OsStr::from_bytes(name), value, rustix::fs::XattrFlags::empty())?;
     }
@@ -159,13 +173,13 @@ pub fn apply_meta_fd(fd: BorrowedFd<'_>, meta: &EntryMeta) -> io::Result<()> {
 /// without following a symlink.
 pub fn apply_meta_at(dir: BorrowedFd<'_>, name: &[u8], meta: &EntryMeta) -> io::Result<()> {
     let os = OsStr::from_bytes(name);
-    rustix::fs::chownat(
+    tolerate_unprivileged_chown(rustix::fs::chownat(
         dir,
         os,
         Some(rustix::fs::Uid::from_raw(meta.uid)),
         Some(rustix::fs::Gid::from_raw(meta.gid)),
         AtFlags::SYMLINK_NOFOLLOW,
-    )?;
+    ))?;
     if !meta.xattrs.is_empty() {
         let path = proc_path(dir, name);
         for (xname, value) in &meta.xattrs.0 {

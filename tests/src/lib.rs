@@ -1,1 +1,3 @@
-//! End-to-end test support.
+//! End-to-end tests of Hindsight. The suite is one test binary,
+//! `tests/e2e.rs`, with its harness in `tests/e2e/support/`; this library is
+//! empty.

@@ -32,6 +32,13 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// True when `path` is a FUSE mount whose server is gone. The kernel may
+/// still answer from its caches, so ask about a name it cannot have cached.
+fn is_dead_fuse(path: &Path) -> bool {
+    let probe = path.join(format!(".hindsight-liveness-probe-{}", std::process::id()));
+    matches!(std::fs::symlink_metadata(probe), Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error()))
+}
+
 /// Lazily unmounts `path` (MNT_DETACH): a dead FUSE server's mount goes at once.
 pub fn unmount(path: &Path) -> Result<()> {
     rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH).map_err(|e| FsError::io("unmount", path, e))
@@ -56,7 +63,11 @@ pub fn prepare(path: &Path) -> Result<()> {
         Ok(m) => {
             let parent_dev = path.parent().and_then(|p| std::fs::metadata(p).ok()).map(|p| p.dev());
             if is_mountpoint(path) || parent_dev.is_some_and(|d| d != m.dev()) {
-                return Err(FsError::Refused(format!("{} is already a mountpoint", path.display())));
+                if !is_dead_fuse(path) {
+                    return Err(FsError::Refused(format!("{} is already a mountpoint", path.display())));
+                }
+                tracing::warn!("{} holds a stale mount of a stopped filesystem; unmounting it", path.display());
+                unmount(path)?;
             }
         }
     }

@@ -1,0 +1,30 @@
+//! End-to-end tests of Hindsight: the real `hindsightd` on temporary state
+//! dirs, driven only through the real `hindsight` CLI (plus raw HTTP for
+//! malformed requests), checked on disk.
+//!
+//! Build the binaries first (`cargo build --workspace`), or point
+//! `HINDSIGHTD_BIN` / `HINDSIGHT_BIN` at them. Work dirs go under
+//! `$HINDSIGHT_TEST_DIR` (else the system temp dir). Run as root: the tests
+//! chown, mknod, mount tmpfs and create the user `hsuser`.
+
+#[path = "e2e/support/mod.rs"]
+mod support;
+
+#[path = "e2e/agent.rs"]
+mod agent;
+#[path = "e2e/bad_input.rs"]
+mod bad_input;
+#[path = "e2e/crash.rs"]
+mod crash;
+#[path = "e2e/destinations.rs"]
+mod destinations;
+#[path = "e2e/mount.rs"]
+mod mount;
+#[path = "e2e/roundtrip.rs"]
+mod roundtrip;
+#[path = "e2e/runs.rs"]
+mod runs;
+#[path = "e2e/selection.rs"]
+mod selection;
+#[path = "e2e/snapshots.rs"]
+mod snapshots;

@@ -1,0 +1,127 @@
+//! Root-only set-up through system tools: tmpfs mounts (unmounted on drop),
+//! the unprivileged user `hsuser`, POSIX ACLs (`setfacl`), ownership of trees.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The unprivileged user the per-file error tests run the daemon as.
+pub const UNPRIVILEGED_USER: &str = "hsuser";
+
+/// Runs a system tool and panics with its stderr when it fails.
+pub fn tool<I, A>(program: &str, args: I)
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<OsStr>,
+{
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+    let out = Command::new(program).args(&args).output().unwrap_or_else(|e| {
+        let hint = if program == "setfacl" { " (apt-get install -y acl)" } else { "" };
+        panic!("cannot run {program}: {e}{hint}")
+    });
+    assert!(
+        out.status.success(),
+        "{program} {:?} failed ({}): {}",
+        args,
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// `setfacl ARGS PATH` (e.g. `-m u:1234:r`, or `-d -m ...` for a default ACL).
+pub fn setfacl(args: &[&str], path: &Path) {
+    tool("setfacl", args.iter().map(OsStr::new).chain([path.as_os_str()]));
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+pub struct Mount {
+    path: PathBuf,
+}
+
+impl Mount {
+    /// Mounts a tmpfs with `options` (e.g. `size=8m`, `ro`) on the directory `path`.
+    pub fn tmpfs(path: &Path, options: &str) -> Mount {
+        std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        tool(
+            "mount",
+            [
+                OsStr::new("-t"),
+                OsStr::new("tmpfs"),
+                OsStr::new("-o"),
+                OsStr::new(options),
+                OsStr::new("tmpfs"),
+                path.as_os_str(),
+            ],
+        );
+        Mount { path: path.to_path_buf() }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount").arg(&self.path).status().is_ok_and(|s| s.success());
+        if !ok {
+            // Busy (a process still in it): detach it so that the sandbox can go.
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+/// Uid and gid of [`UNPRIVILEGED_USER`], creating the user the first time.
+pub fn unprivileged_user() -> (u32, u32) {
+    static IDS: OnceLock<(u32, u32)> = OnceLock::new();
+    *IDS.get_or_init(|| {
+        if id_of("-u").is_none() {
+            tool("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", UNPRIVILEGED_USER]);
+        }
+        let uid = id_of("-u").expect("uid of the user just created");
+        let gid = id_of("-g").expect("gid of the user just created");
+        (uid, gid)
+    })
+}
+
+fn id_of(flag: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, UNPRIVILEGED_USER]).output().expect("run id");
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Gives `root` and everything below it to `uid:gid` (symlinks themselves).
+pub fn chown_tree(root: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).unwrap_or_else(|e| panic!("chown {}: {e}", root.display()));
+    let md = std::fs::symlink_metadata(root).unwrap_or_else(|e| panic!("lstat {}: {e}", root.display()));
+    if md.is_dir() {
+        for child in std::fs::read_dir(root).unwrap_or_else(|e| panic!("read {}: {e}", root.display())) {
+            chown_tree(&child.expect("read a directory entry").path(), uid, gid);
+        }
+    }
+}
+
+/// True when `path` is the root of a mount.
+pub fn is_mounted(path: &Path) -> bool {
+    let want = path.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_ref()))
+}
+
+/// Detaches whatever FUSE mount is left on a directory when dropped: a test
+/// that kills a mounting process must not leave a dead mount in its sandbox.
+pub struct FuseGuard(pub PathBuf);
+
+impl Drop for FuseGuard {
+    fn drop(&mut self) {
+        if is_mounted(&self.0) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
