@@ -2,7 +2,7 @@
 //! helper that returns `Result<_, Errno>`, and [`errno`] is the one place
 //! where our errors become error numbers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -53,9 +53,41 @@ enum Node {
     Entry(Arc<SnapshotNode>, i64),
 }
 
+/// Directories of snapshots recently used, opened O_PATH, so that lookups and
+/// opens resolve names relative to their directory instead of rebuilding its
+/// path from the index each time. Bounded: it never grows with lookups.
+struct DirCache {
+    inner: Mutex<(HashMap<(u32, i64), Arc<OwnedFd>>, VecDeque<(u32, i64)>)>,
+}
+
+/// Directory descriptors kept by [`DirCache`].
+const DIR_CACHE: usize = 512;
+
+impl DirCache {
+    fn get(&self, key: (u32, i64)) -> Option<Arc<OwnedFd>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.get(&key).cloned()
+    }
+
+    fn insert(&self, key: (u32, i64), fd: OwnedFd) -> Arc<OwnedFd> {
+        let fd = Arc::new(fd);
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *guard;
+        if map.insert(key, fd.clone()).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > DIR_CACHE {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+        fd
+    }
+}
+
 /// The snapshot filesystem.
 pub struct SnapshotFs {
     reg: Arc<Registry>,
+    dirs: DirCache,
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: AtomicU64,
     passthrough: AtomicBool,
@@ -66,6 +98,7 @@ impl SnapshotFs {
     pub fn new(reg: Arc<Registry>) -> Self {
         SnapshotFs {
             reg,
+            dirs: DirCache { inner: Mutex::new(Default::default()) },
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
@@ -83,22 +116,30 @@ impl SnapshotFs {
         self.reg.with_index(snap, |ix| ix.get(id)).map_err(|e| errno(&e))?.ok_or(Errno::ENOENT)
     }
 
-    /// The directory of an entry on the destination (incremental snapshots), opened O_PATH.
-    fn tree_dir(&self, snap: &SnapshotNode, id: i64) -> Option<OwnedFd> {
+    /// The directory `id` of `snap` on the destination (incremental snapshots), opened O_PATH.
+    fn tree_dir(&self, snap: &SnapshotNode, id: i64) -> Option<Arc<OwnedFd>> {
         if snap.structure != Structure::Incremental {
             return None;
+        }
+        if let Some(fd) = self.dirs.get((snap.slot, id)) {
+            return Some(fd);
         }
         let rel = if id == ROOT_ID { Vec::new() } else { self.reg.with_index(snap, |ix| ix.path_of(id)).ok()? };
         let mut path = snap.tree();
         if !rel.is_empty() {
             path.push(OsStr::from_bytes(&rel));
         }
-        rustix::fs::open(&path, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .ok()
+        let fd = rustix::fs::open(
+            &path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        Some(self.dirs.insert((snap.slot, id), fd))
     }
 
     /// Attributes of entry `e` of `snap`, with the live stat from `dir` when there is one.
-    fn attr_in(&self, snap: &SnapshotNode, dir: Option<&OwnedFd>, e: &IndexEntry) -> FileAttr {
+    fn attr_in(&self, snap: &SnapshotNode, dir: Option<&Arc<OwnedFd>>, e: &IndexEntry) -> FileAttr {
         let live: Option<Stat> = match dir {
             Some(fd) if e.id != ROOT_ID => {
                 rustix::fs::statat(fd.as_fd(), OsStr::from_bytes(&e.name), AtFlags::SYMLINK_NOFOLLOW).ok()
@@ -235,18 +276,19 @@ impl SnapshotFs {
         Ok(out)
     }
 
-    /// Opens the destination file of an entry (incremental snapshots).
+    /// Opens the destination file of an entry (incremental snapshots),
+    /// relative to its directory.
     fn do_open(&self, ino: u64) -> Result<std::fs::File, Errno> {
         let Node::Entry(snap, id) = self.node(ino)? else { return Err(Errno::EISDIR) };
         if snap.structure != Structure::Incremental {
             return Err(Errno::EIO);
         }
-        let rel = self.reg.with_index(&snap, |ix| ix.path_of(id)).map_err(|e| errno(&e))?;
-        let mut path: PathBuf = snap.tree();
-        path.push(OsStr::from_bytes(&rel));
+        let e = self.entry(&snap, id)?;
+        let dir = self.tree_dir(&snap, e.parent).ok_or(Errno::EIO)?;
+        let name = OsStr::from_bytes(&e.name);
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(&path, flags | OFlags::NOATIME, Mode::empty())
-            .or_else(|_| rustix::fs::open(&path, flags, Mode::empty()))
+        let fd = rustix::fs::openat(dir.as_fd(), name, flags | OFlags::NOATIME, Mode::empty())
+            .or_else(|_| rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()))
             .map_err(|e| if e == rustix::io::Errno::NOENT { Errno::ENOENT } else { Errno::EIO })?;
         Ok(std::fs::File::from(fd))
     }
