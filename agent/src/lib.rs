@@ -16,4 +16,5 @@ pub mod destinations;
 pub mod jobs;
 pub mod model;
 pub mod runner;
+pub mod schedule;
 pub mod snapshots;
