@@ -27,9 +27,9 @@ pub struct Args {
     /// Do not mount the snapshot filesystem.
     #[arg(long)]
     pub no_mount: bool,
-    /// Runs at once (backup concurrency).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=10))]
-    pub concurrency: u8,
+    /// Runs at once, over the `backup_concurrency` setting (default: the setting).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=10))]
+    pub concurrency: Option<u8>,
 }
 
 /// The daemon's validated configuration.
@@ -41,8 +41,8 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     /// Mountpoint, or none with `--no-mount`.
     pub mountpoint: Option<PathBuf>,
-    /// Runs at once.
-    pub concurrency: usize,
+    /// Runs at once, when given on the command line (else the setting).
+    pub concurrency: Option<usize>,
 }
 
 impl Args {
@@ -59,7 +59,7 @@ impl Args {
             } else {
                 Some(abs(self.mountpoint.unwrap_or_else(|| DEFAULT_MOUNTPOINT.into()))?)
             },
-            concurrency: usize::from(self.concurrency),
+            concurrency: self.concurrency.map(usize::from),
         })
     }
 }

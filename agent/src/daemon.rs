@@ -3,7 +3,7 @@
 //! Start: take the state directory's lock (a second daemon on the same state
 //! directory refuses to start), open the catalog, fail runs a crash left
 //! running, reconcile destinations, bind the API socket (mode 0600), start the
-//! run queue. Shutdown on SIGTERM/SIGINT: stop accepting requests and runs,
+//! run queue and the scheduler. Shutdown on SIGTERM/SIGINT: stop accepting requests and runs,
 //! cancel running backups (their `.partial-*` stay resumable), remove the
 //! socket, exit 0.
 
@@ -21,6 +21,10 @@ use crate::api::{self, AppState};
 use crate::catalog::Catalog;
 use crate::config::DaemonConfig;
 use crate::runner::Runner;
+use crate::scheduler::Scheduler;
+
+/// How often the scheduler looks for due schedules and checks monitors.
+const SCHEDULER_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 use hindsight_fs::mount::{DestinationView, Layout, MountConfig, MountHandle};
 
 /// Holds the state directory's `flock` for the life of the daemon.
@@ -127,15 +131,19 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         None => None,
     };
     let own_dirs = [Some(config.state_dir.clone()), config.mountpoint.clone()].into_iter().flatten().collect();
-    let runner = Runner::new(catalog.clone(), config.concurrency, own_dirs);
+    let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
+    let runner = Runner::new(catalog.clone(), config.concurrency, own_dirs, clock.clone());
+    let scheduler = Scheduler::new(catalog.clone(), runner.clone(), clock);
     let listener = bind_socket(&config.socket)?;
     let state = AppState {
         catalog: catalog.clone(),
         runner: runner.clone(),
+        scheduler: scheduler.clone(),
         started: Instant::now(),
         state_dir: config.state_dir.clone(),
     };
     let dispatcher = tokio::spawn(runner.clone().dispatch_loop());
+    let ticker = tokio::spawn(scheduler.run_loop(SCHEDULER_TICK));
     tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "hindsightd ready");
 
     let mut term = signal(SignalKind::terminate())?;
@@ -147,6 +155,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         }
     };
     axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await?;
+    ticker.abort();
     runner.shutdown().await;
     dispatcher.abort();
     if let Some(handle) = mount {

@@ -176,6 +176,8 @@ pub fn snapshot_from_manifest(d: &Destination, m: &hindsight_fs::manifest::Manif
         files_added: m.stats.files_added,
         bytes_added: m.stats.bytes_added,
         partial: m.partial,
+        tags: m.tags.clone(),
+        locked: false,
         path: Some(root.join(&m.job).join(&m.name).to_string_lossy().into_owned()),
         error: None,
     }

@@ -7,7 +7,9 @@ use hindsight_fs::names::check_name;
 
 use crate::api::error::ApiError;
 use crate::backup::Excludes;
-use crate::model::{Job, NewJob};
+use crate::catalog::Catalog;
+use crate::model::{Job, JobSchedule, Monitor, NewJob, ScheduleInput, default_priority, default_time};
+use crate::schedule::{Spec, parse_time, span};
 
 /// Largest accepted `retry_failed`.
 pub const MAX_RETRY_FAILED: u32 = 10;
@@ -83,6 +85,106 @@ pub fn check_destinations(d: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// Largest accepted `retain`.
+pub const MAX_RETAIN: i64 = 9999;
+
+/// Parses schedules into their canonical form; checks `retain` and duplicates.
+pub fn check_schedules(input: &[ScheduleInput]) -> Result<Vec<JobSchedule>, ApiError> {
+    let mut out: Vec<JobSchedule> = Vec::new();
+    for s in input {
+        let spec = Spec::parse(&s.spec).map_err(ApiError::bad_request)?.to_string();
+        if !(1..=MAX_RETAIN).contains(&s.retain) {
+            return Err(ApiError::bad_request(format!(
+                "retain {} of schedule {spec} is out of range: use 1-{MAX_RETAIN}",
+                s.retain
+            )));
+        }
+        if out.iter().any(|o| o.spec == spec) {
+            return Err(ApiError::bad_request(format!("schedule {spec} is listed twice")));
+        }
+        out.push(JobSchedule { spec, retain: s.retain as u32, next_run: None });
+    }
+    Ok(out)
+}
+
+/// Checks a run time `HH:MM`; returns it zero-padded.
+pub fn check_time(s: &str) -> Result<String, ApiError> {
+    let t = parse_time(s).map_err(ApiError::bad_request)?;
+    Ok(format!("{:02}:{:02}", t.hour(), t.minute()))
+}
+
+/// Checks a queue priority group (1-100).
+pub fn check_priority(p: i64) -> Result<u8, ApiError> {
+    u8::try_from(p).ok().filter(|p| (1..=100).contains(p)).ok_or_else(|| {
+        ApiError::bad_request(format!("priority {p} is out of range: use 1-100 (lower runs first; default 50)"))
+    })
+}
+
+/// Checks monitors (`2` = 2 days, `12h`); `0` or empty turns one off.
+pub fn check_monitor(m: Monitor) -> Result<Monitor, ApiError> {
+    let one = |name: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
+        match v.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) => {
+                let d = span::parse(v, 'd').map_err(|e| ApiError::bad_request(format!("monitor.{name}: {e}")))?;
+                Ok((!d.is_zero()).then(|| span::format(d)))
+            }
+        }
+    };
+    Ok(Monitor { notran: one("notran", m.notran)?, ranfor: one("ranfor", m.ranfor)? })
+}
+
+/// The jobs a schedule list waits for (`after:JOB`).
+pub fn upstream(schedules: &[JobSchedule]) -> Vec<String> {
+    schedules
+        .iter()
+        .filter_map(|s| match Spec::parse(&s.spec) {
+            Ok(Spec::After { job, .. }) => Some(job),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks that every `after:JOB` of `job`'s new schedules names an existing
+/// job and that no chain of `after:` leads back to `job`.
+pub fn check_dependencies(catalog: &Catalog, job: &str, schedules: &[JobSchedule]) -> Result<(), ApiError> {
+    let others: Vec<Job> = catalog.jobs()?.into_iter().filter(|j| j.name != job).collect();
+    let deps_of = |name: &str| -> Vec<String> {
+        if name == job {
+            upstream(schedules)
+        } else {
+            others.iter().find(|j| j.name == name).map(|j| upstream(&j.schedules)).unwrap_or_default()
+        }
+    };
+    for up in upstream(schedules) {
+        if up != job && !others.iter().any(|j| j.name == up) {
+            return Err(ApiError::bad_request(format!("schedule after:{up} of job {job} names no existing job")));
+        }
+    }
+    // Depth-first from the job along "waits for" edges; reaching it again is a cycle.
+    let mut stack: Vec<Vec<String>> = upstream(schedules).into_iter().map(|u| vec![job.to_string(), u]).collect();
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(path) = stack.pop() {
+        let Some(last) = path.last().cloned() else { continue };
+        if last == job {
+            return Err(ApiError::bad_request(format!(
+                "the after: schedules of job {job} form a cycle: {}",
+                path.join(" -> ")
+            )));
+        }
+        if seen.contains(&last) {
+            continue;
+        }
+        seen.push(last.clone());
+        for next in deps_of(&last) {
+            let mut p = path.clone();
+            p.push(next);
+            stack.push(p);
+        }
+    }
+    Ok(())
+}
+
 /// Validates a new job into its stored form.
 pub fn build(new: NewJob) -> Result<Job, ApiError> {
     check_name("job", &new.name).map_err(ApiError::bad_request)?;
@@ -102,6 +204,11 @@ pub fn build(new: NewJob) -> Result<Job, ApiError> {
         one_file_system: new.one_file_system.unwrap_or(true),
         retry_failed: check_retry(new.retry_failed.unwrap_or(1))?,
         disabled: new.disabled,
+        schedules: check_schedules(&new.schedules)?,
+        time: new.time.as_deref().map(check_time).transpose()?.unwrap_or_else(default_time),
+        priority: new.priority.map(check_priority).transpose()?.unwrap_or_else(default_priority),
+        monitor: check_monitor(new.monitor.unwrap_or_default())?,
+        next_run: None,
         last_run: None,
     })
 }

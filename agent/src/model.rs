@@ -156,8 +156,68 @@ pub struct Job {
     pub retry_failed: u32,
     /// Disabled jobs do not run.
     pub disabled: bool,
+    /// When it runs and how many snapshots each schedule keeps.
+    #[serde(default)]
+    pub schedules: Vec<JobSchedule>,
+    /// Run time of its timed schedules, `HH:MM` in the agent's time zone.
+    #[serde(default = "default_time")]
+    pub time: String,
+    /// Queue priority group: among queued runs, lower runs first (1-100).
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    /// Alert thresholds.
+    #[serde(default)]
+    pub monitor: Monitor,
+    /// The earliest next run of its schedules.
+    #[serde(default)]
+    pub next_run: Option<String>,
     /// The last run, if any.
     pub last_run: Option<RunSummary>,
+}
+
+/// Default job run time.
+pub fn default_time() -> String {
+    "00:00".into()
+}
+
+/// Default queue priority group.
+pub fn default_priority() -> u8 {
+    50
+}
+
+/// One schedule of a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobSchedule {
+    /// The spec in canonical form (also the tag of the snapshots it makes).
+    pub spec: String,
+    /// How many snapshots tagged with it are kept on each destination.
+    pub retain: u32,
+    /// When it is next due (none for `manual`, and for `after:` until the other job ran).
+    #[serde(default)]
+    pub next_run: Option<String>,
+}
+
+/// A schedule as given by a client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleInput {
+    /// The spec (`daily:mon,fri`, `after:db+2h`, ...).
+    pub spec: String,
+    /// Snapshots to keep (at least 1).
+    pub retain: i64,
+}
+
+/// A job's monitors: alert when no backup succeeded for `notran`, or when a
+/// run has gone on for longer than `ranfor` (`2d`, `12h`; none = off).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// No successful backup for this long.
+    #[serde(default)]
+    pub notran: Option<String>,
+    /// A run going on for longer than this.
+    #[serde(default)]
+    pub ranfor: Option<String>,
 }
 
 /// Body of `POST /v1/jobs`.
@@ -188,6 +248,18 @@ pub struct NewJob {
     /// Create disabled.
     #[serde(default)]
     pub disabled: bool,
+    /// Schedules (none: the job runs only when asked).
+    #[serde(default)]
+    pub schedules: Vec<ScheduleInput>,
+    /// Run time `HH:MM` (default 00:00).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Queue priority group, 1-100 (default 50).
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Monitors.
+    #[serde(default)]
+    pub monitor: Option<Monitor>,
 }
 
 /// Body of `PATCH /v1/jobs/{name}`.
@@ -215,6 +287,18 @@ pub struct JobPatch {
     /// New disabled flag.
     #[serde(default)]
     pub disabled: Option<bool>,
+    /// Replace the schedules.
+    #[serde(default)]
+    pub schedules: Option<Vec<ScheduleInput>>,
+    /// New run time.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// New priority group.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Replace the monitors.
+    #[serde(default)]
+    pub monitor: Option<Monitor>,
 }
 
 /// State of a run.
@@ -283,8 +367,11 @@ pub struct Run {
     pub job: String,
     /// State.
     pub state: RunState,
-    /// What started it ("manual").
+    /// What started it: "manual" or "schedule".
     pub trigger: String,
+    /// The schedules it serves (its snapshots carry these tags); "manual" for manual runs.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// When it was queued.
     pub queued_at: String,
     /// When it started.
@@ -330,6 +417,12 @@ pub struct Snapshot {
     pub bytes_added: u64,
     /// Some files could not be backed up.
     pub partial: bool,
+    /// The schedules it was made for ("manual" for a manual run).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Locked snapshots are never pruned by retention.
+    #[serde(default)]
+    pub locked: bool,
     /// Directory of the snapshot (local destinations).
     pub path: Option<String>,
     /// Why the snapshot cannot be browsed or restored (unreadable index), from `snapshot show`.
@@ -352,6 +445,88 @@ pub struct Status {
     pub active_runs: Vec<Run>,
     /// Destinations with usage.
     pub destinations: Vec<Destination>,
+    /// Alerts not acknowledged yet.
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
+    /// The time zone of schedules.
+    #[serde(default)]
+    pub timezone: String,
+}
+
+/// How serious an alert is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertLevel {
+    /// For the record.
+    Information,
+    /// Needs a look.
+    Warning,
+    /// Backups are not happening.
+    Critical,
+}
+
+impl AlertLevel {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertLevel::Information => "information",
+            AlertLevel::Warning => "warning",
+            AlertLevel::Critical => "critical",
+        }
+    }
+
+    /// Parses the lowercase name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Information, Self::Warning, Self::Critical].into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+/// Something the user should know about.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Alert {
+    /// Id.
+    pub id: i64,
+    /// Level.
+    pub level: AlertLevel,
+    /// What it is about: run_failed, run_partial, disk_limit, notran, ranfor.
+    pub kind: String,
+    /// The job, destination or run it concerns.
+    pub subject: String,
+    /// One line for humans.
+    pub message: String,
+    /// When it was raised.
+    pub created: String,
+    /// When it was acknowledged.
+    pub acked_at: Option<String>,
+}
+
+/// The agent's settings (`GET /v1/settings`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Settings {
+    /// Backups running at once, 1-10.
+    pub backup_concurrency: u32,
+    /// Restores running at once, 1-10.
+    pub restore_concurrency: u32,
+    /// A run going on for longer is stopped and failed (hours; 0 = no limit).
+    pub run_ttl_hours: u32,
+    /// Manual snapshots kept per job and destination, 1-99.
+    pub manual_retain: u32,
+    /// Manual snapshots older than this many days are deleted (0 = never).
+    pub manual_ttl: u32,
+    /// Days of run history kept.
+    pub logs_ttl: u32,
+    /// Days acknowledged alerts are kept.
+    pub alerts_ttl: u32,
+    /// IANA time zone of schedules; empty = the host's.
+    pub timezone: String,
+}
+
+/// Body of `PUT /v1/settings/{key}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingValue {
+    /// The new value, as text.
+    pub value: String,
 }
 
 /// Body of every error response.

@@ -1,16 +1,23 @@
 //! The run queue: starts queued runs, executes them, tracks their live progress.
 //!
-//! Runs wait in the catalog (`queued`). The dispatcher starts them in id order,
-//! at most `concurrency` at once and never two of the same job at once (the
-//! job's lock on each destination also guarantees that across processes). A
-//! run backs up to each of its job's destinations in turn, each on a blocking
-//! thread; its counters live in memory while it runs and are flushed to the
-//! catalog every few seconds and at the end.
+//! Runs wait in the catalog (`queued`). The dispatcher starts them by their
+//! job's priority group (lower first), then in id order, at most
+//! `backup_concurrency` (a setting) at once and never two of the same job at
+//! once (the job's lock on each destination also guarantees that across
+//! processes). A run backs up to each of its job's destinations in turn, each
+//! on a blocking thread; its counters live in memory while it runs and are
+//! flushed to the catalog every few seconds and at the end. A run longer than
+//! `run_ttl_hours` is cancelled and recorded as failed.
+//!
+//! When a run ends: a failed or partial run raises an alert; a completed run
+//! applies the job's retention (never after a failed or partial one, so that
+//! failing backups do not rotate good history away); a run that made a
+//! snapshot starts the clock of `after:` schedules waiting for its job.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -18,8 +25,10 @@ use tokio::sync::Notify;
 use crate::api::error::ApiError;
 use crate::backup::{self, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
 use crate::catalog::{Catalog, RunUpdate};
+use crate::deleter::Deleter;
 use crate::destinations;
-use crate::model::{Job, Run, RunDestination, RunState};
+use crate::model::{AlertLevel, Job, Run, RunDestination, RunState};
+use crate::schedule::Clock;
 
 /// How often live progress is written to the catalog.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -34,6 +43,10 @@ struct ActiveRun {
     done: Mutex<(Counters, Vec<FileError>)>,
     destinations: Mutex<Vec<RunDestination>>,
     cancelled_by_shutdown: AtomicBool,
+    /// Cancelled because it ran longer than `run_ttl_hours`.
+    expired: AtomicBool,
+    /// When it started, by the runner's clock.
+    started: jiff::Timestamp,
 }
 
 impl ActiveRun {
@@ -73,43 +86,88 @@ pub struct Runner {
     wake: Notify,
     idle: Notify,
     stopping: AtomicBool,
-    concurrency: usize,
+    /// Runs at once given on the command line, over the `backup_concurrency` setting.
+    concurrency: Option<usize>,
     threads: usize,
     /// Directories of the agent itself (state dir, mountpoint), never backed up.
     own_dirs: Vec<PathBuf>,
+    clock: Arc<dyn Clock>,
+    deleter: Deleter,
 }
 
 impl Runner {
-    /// A runner over `catalog` running at most `concurrency` runs at once.
-    pub fn new(catalog: Arc<Catalog>, concurrency: usize, own_dirs: Vec<PathBuf>) -> Arc<Self> {
+    /// A runner over `catalog`; `concurrency`, when given, overrides the
+    /// `backup_concurrency` setting. It owns the background deleter, which
+    /// slows down while runs are active.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        concurrency: Option<usize>,
+        own_dirs: Vec<PathBuf>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
-        Arc::new(Runner {
-            catalog,
-            active: Mutex::new(HashMap::new()),
-            wake: Notify::new(),
-            idle: Notify::new(),
-            stopping: AtomicBool::new(false),
-            concurrency: concurrency.max(1),
-            threads,
-            own_dirs,
+        Arc::new_cyclic(|me: &Weak<Runner>| {
+            let me = me.clone();
+            let busy = Arc::new(move || me.upgrade().is_some_and(|r| !r.active().is_empty()));
+            Runner {
+                deleter: Deleter::start(catalog.clone(), busy),
+                catalog,
+                active: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+                idle: Notify::new(),
+                stopping: AtomicBool::new(false),
+                concurrency: concurrency.map(|c| c.max(1)),
+                threads,
+                own_dirs,
+                clock,
+            }
         })
+    }
+
+    /// Looks at the queue again (a setting changed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The background deleter.
+    pub fn deleter(&self) -> &Deleter {
+        &self.deleter
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<ActiveRun>>> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a run of `job`; returns the run.
-    pub fn queue(&self, job: &Job, trigger: &str) -> Result<Run, ApiError> {
+    /// Queues a manual run of `job`; returns the run.
+    pub fn queue(&self, job: &Job) -> Result<Run, ApiError> {
+        self.check_can_queue(job)?;
+        let id = self.catalog.queue_run(job.id, &job.name, "manual", &[crate::retention::MANUAL.to_string()])?;
+        self.wake.notify_one();
+        Ok(self.catalog.run(id)?)
+    }
+
+    /// Queues a run of `job` for the schedules `tags`, or adds them to the
+    /// job's run that is still queued; returns the run's id.
+    pub fn queue_scheduled(&self, job: &Job, tags: &[String]) -> Result<i64, ApiError> {
+        self.check_can_queue(job)?;
+        for r in self.catalog.runs_in_state(RunState::Queued)?.iter().filter(|r| r.job == job.name) {
+            if self.catalog.add_run_tags(r.id, tags)? {
+                return Ok(r.id);
+            }
+        }
+        let id = self.catalog.queue_run(job.id, &job.name, "schedule", tags)?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    fn check_can_queue(&self, job: &Job) -> Result<(), ApiError> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(ApiError::conflict("the agent is shutting down"));
         }
         if job.disabled {
             return Err(ApiError::conflict(format!("job {} is disabled; enable it first", job.name)));
         }
-        let id = self.catalog.queue_run(job.id, &job.name, trigger)?;
-        self.wake.notify_one();
-        Ok(self.catalog.run(id)?)
+        Ok(())
     }
 
     /// A run, with live progress if it is running.
@@ -178,7 +236,15 @@ impl Runner {
 
     fn flush_progress(&self) {
         let active: Vec<(i64, Arc<ActiveRun>)> = self.active().iter().map(|(k, v)| (*k, v.clone())).collect();
+        let ttl = self.catalog.settings().map(|s| s.run_ttl_hours).unwrap_or(0);
+        let now = self.clock.now();
         for (id, a) in active {
+            if ttl > 0 && now.duration_since(a.started) > jiff::SignedDuration::from_hours(i64::from(ttl)) {
+                if !a.expired.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(run = id, "run {id} has run for more than run_ttl_hours ({ttl} h): stopping it");
+                }
+                a.cancel.cancel();
+            }
             if let Err(e) = self.catalog.update_run(id, &a.update(RunState::Running, None)) {
                 tracing::warn!("saving progress of run {id}: {e}");
             }
@@ -186,9 +252,13 @@ impl Runner {
     }
 
     fn dispatch(self: &Arc<Self>) -> Result<(), ApiError> {
-        for run in self.catalog.runs_in_state(RunState::Queued)? {
+        let concurrency = match self.concurrency {
+            Some(c) => c,
+            None => self.catalog.settings()?.backup_concurrency.max(1) as usize,
+        };
+        for run in self.catalog.queued_runs()? {
             let mut active = self.active();
-            if active.len() >= self.concurrency {
+            if active.len() >= concurrency {
                 break;
             }
             if active.values().any(|a| a.job == run.job) {
@@ -204,20 +274,35 @@ impl Runner {
                 done: Mutex::new(Default::default()),
                 destinations: Mutex::new(Vec::new()),
                 cancelled_by_shutdown: AtomicBool::new(false),
+                expired: AtomicBool::new(false),
+                started: self.clock.now(),
             });
             active.insert(run.id, a.clone());
             drop(active);
             let me = self.clone();
             tokio::spawn(async move {
-                let (state, message) = me.execute(run.id, &run.job, &a).await;
+                let (mut state, message) = me.execute(run.id, &run.job, &run.tags, &a).await;
                 let mut update = a.update(state, message);
                 if a.cancelled_by_shutdown.load(Ordering::Relaxed) && state == RunState::Cancelled {
                     update.message = Some("the agent shut down during this run; the next run resumes it".into());
+                }
+                if a.expired.load(Ordering::Relaxed) && state == RunState::Cancelled {
+                    state = RunState::Failed;
+                    update.state = state;
+                    let ttl = me.catalog.settings().map(|s| s.run_ttl_hours).unwrap_or(0);
+                    update.message = Some(format!("stopped after running longer than run_ttl_hours ({ttl} h)"));
                 }
                 if let Err(e) = me.catalog.update_run(run.id, &update) {
                     tracing::error!("recording the end of run {}: {e}", run.id);
                 }
                 tracing::info!(run = run.id, job = %run.job, "run ended: {}", state.as_str());
+                let me2 = me.clone();
+                let job = run.job.clone();
+                let ended =
+                    tokio::task::spawn_blocking(move || me2.after_end(run.id, &job, state, update.message)).await;
+                if let Err(e) = ended {
+                    tracing::error!("after run {}: {e}", run.id);
+                }
                 me.active().remove(&run.id);
                 me.idle.notify_waiters();
                 me.wake.notify_one();
@@ -226,8 +311,45 @@ impl Runner {
         Ok(())
     }
 
+    /// What follows the end of a run: alerts, retention, `after:` schedules.
+    fn after_end(&self, run_id: i64, job_name: &str, state: RunState, message: Option<String>) {
+        let why = message.unwrap_or_default();
+        let alert = match state {
+            RunState::Failed => {
+                Some((AlertLevel::Critical, "run_failed", format!("run {run_id} of job {job_name} failed: {why}")))
+            }
+            RunState::Partial => {
+                Some((AlertLevel::Warning, "run_partial", format!("run {run_id} of job {job_name} was partial: {why}")))
+            }
+            _ => None,
+        };
+        if let Some((level, kind, text)) = alert
+            && let Err(e) = self.catalog.raise_alert(level, kind, job_name, &text)
+        {
+            tracing::error!("raising an alert for run {run_id}: {e}");
+        }
+        if !matches!(state, RunState::Completed | RunState::Partial) {
+            return;
+        }
+        let now = self.clock.now();
+        if let Err(e) = crate::scheduler::after_run(&self.catalog, job_name, now) {
+            tracing::error!("after: schedules of {job_name}: {}", e.message);
+        }
+        if state == RunState::Completed
+            && let Ok(job) = self.catalog.job(job_name)
+        {
+            crate::retention::apply(&self.catalog, &self.deleter, &job, now);
+        }
+    }
+
     /// Backs the job up to each of its destinations; returns the run's final state.
-    async fn execute(&self, run_id: i64, job_name: &str, a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
+    async fn execute(
+        &self,
+        run_id: i64,
+        job_name: &str,
+        tags: &[String],
+        a: &Arc<ActiveRun>,
+    ) -> (RunState, Option<String>) {
         let job = match self.catalog.job(job_name) {
             Ok(j) => j,
             Err(e) => return (RunState::Failed, Some(e.to_string())),
@@ -245,6 +367,7 @@ impl Runner {
             retry_failed: job.retry_failed,
             threads: self.threads,
             skip_dirs: self.skip_dirs(),
+            tags: tags.to_vec(),
         };
         let mut outcomes = Vec::new();
         for dest_name in &job.destinations {
@@ -313,6 +436,15 @@ impl Runner {
                 let _ = self.catalog.set_disk_usage(&dest.id, &info);
                 let used = u.used_percent();
                 if dest.disk_limit > 0 && used >= f64::from(dest.disk_limit) {
+                    let _ = self.catalog.raise_alert(
+                        AlertLevel::Warning,
+                        "disk_limit",
+                        &dest.name,
+                        &format!(
+                            "destination {dest_name} is {used:.0}% full, at or above its disk limit of {}%",
+                            dest.disk_limit
+                        ),
+                    );
                     return outcome(
                         RunState::Failed,
                         None,

@@ -1,7 +1,7 @@
 //! Snapshot housekeeping: deletion (crash-safe) and the start-up reconcile.
 //!
 //! Deleting renames the snapshot to `.deleting-<name>` first, which makes it
-//! invisible at once, then removes its files in the background. After a crash
+//! invisible at once, then the [`Deleter`] removes its files in the background. After a crash
 //! the agent finds `.deleting-*` directories at start and finishes them. Data
 //! hardlinked from other snapshots survives: only this snapshot's names go.
 
@@ -11,10 +11,12 @@ use hindsight_fs::layout::{DELETING_PREFIX, DestinationRoot};
 
 use crate::api::error::ApiError;
 use crate::catalog::Catalog;
+use crate::deleter::{Deleter, Pending};
 use crate::destinations;
 
-/// Starts deleting a snapshot; returns once it is invisible.
-pub fn delete(catalog: &Arc<Catalog>, id: i64) -> Result<(), ApiError> {
+/// Starts deleting a snapshot; returns once it is invisible. The deleter
+/// removes its files in the background.
+pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<(), ApiError> {
     let rec = catalog.snapshot(id)?;
     let dest = catalog.destination(&rec.snapshot.destination)?;
     if dest.readonly {
@@ -26,17 +28,7 @@ pub fn delete(catalog: &Arc<Catalog>, id: i64) -> Result<(), ApiError> {
         root.begin_delete(&job, &name).map_err(|e| ApiError::internal(format!("cannot delete snapshot: {e}")))?;
     }
     catalog.mark_snapshot_deleting(id)?;
-    let catalog = catalog.clone();
-    tokio::task::spawn_blocking(move || {
-        match root.finish_delete(&job, &name) {
-            Ok(()) => tracing::info!("deleted snapshot {job}/{name}"),
-            // The directory stays as `.deleting-*`, finished at the next start.
-            Err(e) => tracing::error!("deleting snapshot {job}/{name}: {e}"),
-        }
-        if let Err(e) = catalog.remove_snapshot(id) {
-            tracing::error!("forgetting snapshot {id}: {e}");
-        }
-    });
+    deleter.send(Pending { root, job, name, id });
     Ok(())
 }
 

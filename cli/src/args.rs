@@ -36,6 +36,12 @@ pub enum Command {
     /// List, inspect and delete snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
+    /// Show and change the agent's settings.
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+    /// List and acknowledge alerts.
+    #[command(subcommand)]
+    Alert(AlertCmd),
     /// Mount one destination's snapshots without the agent (disaster recovery).
     Mount(MountArgs),
     /// Unmount a snapshot filesystem.
@@ -204,6 +210,32 @@ pub struct JobAdd {
     /// Create the job disabled.
     #[arg(long)]
     pub disabled: bool,
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+/// Schedules, run time, priority and monitors of a job (`job add` and `job edit`).
+#[derive(Debug, Args)]
+pub struct Timing {
+    /// When to run: manual, hourly[:N], daily[:mon,...], weekly:DAY, monthly:1,15,
+    /// after:JOB[+2h] (repeatable; each takes the --retain given in the same position).
+    #[arg(long = "schedule", value_name = "SPEC")]
+    pub schedules: Vec<String>,
+    /// Snapshots the schedule in the same position keeps (repeatable).
+    #[arg(long = "retain", value_name = "N", allow_negative_numbers = true)]
+    pub retains: Vec<i64>,
+    /// Run time of timed schedules, HH:MM in the agent's time zone (default 00:00).
+    #[arg(long, value_name = "HH:MM")]
+    pub time: Option<String>,
+    /// Queue priority group, 1-100: among queued runs, lower runs first (default 50).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i64>,
+    /// Alert when no backup completed for this long (days, or 12h; 0 = off).
+    #[arg(long, value_name = "DAYS")]
+    pub notran: Option<String>,
+    /// Alert when a run goes on for longer than this (days, or 12h; 0 = off).
+    #[arg(long, value_name = "DAYS")]
+    pub ranfor: Option<String>,
 }
 
 /// `job edit`.
@@ -232,6 +264,11 @@ pub struct JobEdit {
     /// New retry_failed.
     #[arg(long, value_name = "N")]
     pub retry_failed: Option<u32>,
+    /// Remove every schedule (the job then runs only when asked).
+    #[arg(long, conflicts_with = "schedules")]
+    pub clear_schedules: bool,
+    #[command(flatten)]
+    pub timing: Timing,
 }
 
 /// `hindsight run ...`
@@ -278,6 +315,46 @@ pub enum SnapshotCmd {
     /// Delete one snapshot (data shared with other snapshots stays).
     Delete {
         /// Snapshot id.
+        id: String,
+    },
+    /// Keep a snapshot whatever the retention says.
+    Lock {
+        /// Snapshot id.
+        id: String,
+    },
+    /// Let retention prune a snapshot again.
+    Unlock {
+        /// Snapshot id.
+        id: String,
+    },
+}
+
+/// `hindsight settings ...`
+#[derive(Debug, Subcommand)]
+pub enum SettingsCmd {
+    /// Every setting with its value.
+    Show,
+    /// Change one setting.
+    Set {
+        /// Setting name (see `settings show`).
+        key: String,
+        /// New value.
+        value: String,
+    },
+}
+
+/// `hindsight alert ...`
+#[derive(Debug, Subcommand)]
+pub enum AlertCmd {
+    /// Open alerts, newest first.
+    List {
+        /// Acknowledged ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge an alert.
+    Ack {
+        /// Alert id.
         id: String,
     },
 }

@@ -38,6 +38,11 @@ impl Client {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
+    /// PUT a JSON body.
+    pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
     /// DELETE.
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         self.call::<(), Value>(Method::DELETE, path, None).await.map(|_| ())

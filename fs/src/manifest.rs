@@ -90,6 +90,10 @@ pub struct Manifest {
     pub stats: SnapshotStats,
     /// blake3 of `index.sqlite`, hex.
     pub index_blake3: String,
+    /// The schedules the snapshot was made for (`daily`, `weekly:sun`, `manual`):
+    /// retention reads them, so a reindex keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl Manifest {

@@ -27,6 +27,11 @@ pub async fn status(State(s): State<AppState>) -> ApiResult<Json<Status>> {
         jobs: s.catalog.jobs()?,
         active_runs: s.runner.active_runs()?,
         destinations: s.catalog.destinations()?,
+        alerts: s.catalog.alerts(false)?,
+        timezone: {
+            let tz = s.catalog.settings()?.time_zone();
+            tz.iana_name().unwrap_or("local").to_string()
+        },
     }))
 }
 
@@ -146,12 +151,16 @@ pub async fn show_job(State(s): State<AppState>, Path(name): Path<String>) -> Ap
 
 pub async fn add_job(State(s): State<AppState>, Body(new): Body<NewJob>) -> ApiResult<(StatusCode, Json<Job>)> {
     let catalog = s.catalog.clone();
+    let scheduler = s.scheduler.clone();
     let job = blocking(move || {
         if catalog.job(&new.name).is_ok() {
             return Err(ApiError::conflict(format!("a job named {} already exists", new.name)));
         }
         let job = jobs::build(new)?;
-        Ok(catalog.insert_job(&job)?)
+        jobs::check_dependencies(&catalog, &job.name, &job.schedules)?;
+        let job = catalog.insert_job(&job)?;
+        scheduler.replan_job(&job.name)?;
+        Ok(catalog.job(&job.name)?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(job)))
@@ -163,8 +172,22 @@ pub async fn edit_job(
     Body(patch): Body<JobPatch>,
 ) -> ApiResult<Json<Job>> {
     let catalog = s.catalog.clone();
+    let scheduler = s.scheduler.clone();
     blocking(move || {
         let mut job = catalog.job(&name)?;
+        if let Some(sch) = patch.schedules {
+            job.schedules = jobs::check_schedules(&sch)?;
+            jobs::check_dependencies(&catalog, &job.name, &job.schedules)?;
+        }
+        if let Some(t) = patch.time {
+            job.time = jobs::check_time(&t)?;
+        }
+        if let Some(p) = patch.priority {
+            job.priority = jobs::check_priority(p)?;
+        }
+        if let Some(m) = patch.monitor {
+            job.monitor = jobs::check_monitor(m)?;
+        }
         if let Some(src) = patch.sources {
             job.sources = jobs::check_sources(&src)?;
         }
@@ -183,7 +206,9 @@ pub async fn edit_job(
         }
         job.one_file_system = patch.one_file_system.unwrap_or(job.one_file_system);
         job.disabled = patch.disabled.unwrap_or(job.disabled);
-        Ok(Json(catalog.update_job(&job)?))
+        catalog.update_job(&job)?;
+        scheduler.replan_job(&job.name)?;
+        Ok(Json(catalog.job(&job.name)?))
     })
     .await
 }
@@ -207,13 +232,19 @@ pub async fn remove_job(State(s): State<AppState>, Path(name): Path<String>) -> 
     if s.runner.active_runs()?.iter().any(|r| r.job == job.name) {
         return Err(ApiError::conflict(format!("job {name} has a queued or running run; cancel it first")));
     }
+    if let Some(other) = s.catalog.jobs()?.iter().find(|j| jobs::upstream(&j.schedules).contains(&job.name)) {
+        return Err(ApiError::conflict(format!(
+            "job {} has a schedule after:{name}; change that schedule first",
+            other.name
+        )));
+    }
     s.catalog.delete_job(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn run_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<(StatusCode, Json<Run>)> {
     let job = s.catalog.job(&name)?;
-    Ok((StatusCode::ACCEPTED, Json(s.runner.queue(&job, "manual")?)))
+    Ok((StatusCode::ACCEPTED, Json(s.runner.queue(&job)?)))
 }
 
 #[derive(Deserialize)]
@@ -281,6 +312,55 @@ pub async fn show_snapshot(State(s): State<AppState>, Path(id): Path<String>) ->
 pub async fn delete_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let id = parse_id("snapshot", &id)?;
     let catalog = s.catalog.clone();
-    blocking(move || snapshots::delete(&catalog, id)).await?;
+    let runner = s.runner.clone();
+    blocking(move || snapshots::delete(&catalog, runner.deleter(), id)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_locked(s: AppState, id: String, locked: bool) -> ApiResult<Json<Snapshot>> {
+    let id = parse_id("snapshot", &id)?;
+    s.catalog.set_snapshot_locked(id, locked)?;
+    Ok(Json(s.catalog.snapshot(id)?.snapshot))
+}
+
+pub async fn lock_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
+    set_locked(s, id, true).await
+}
+
+pub async fn unlock_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
+    set_locked(s, id, false).await
+}
+
+pub async fn show_settings(State(s): State<AppState>) -> ApiResult<Json<Settings>> {
+    Ok(Json(s.catalog.settings()?))
+}
+
+pub async fn set_setting(
+    State(s): State<AppState>,
+    Path(key): Path<String>,
+    Body(v): Body<SettingValue>,
+) -> ApiResult<Json<Settings>> {
+    let value = crate::settings::check(&key, &v.value)?;
+    s.catalog.set_setting(&key, &value)?;
+    if key == "timezone" {
+        let scheduler = s.scheduler.clone();
+        blocking(move || scheduler.replan_all()).await?;
+    }
+    // A higher concurrency may let queued runs start now.
+    s.runner.wake();
+    Ok(Json(s.catalog.settings()?))
+}
+
+#[derive(Deserialize)]
+pub struct AlertQuery {
+    /// Acknowledged ones too.
+    all: Option<bool>,
+}
+
+pub async fn list_alerts(State(s): State<AppState>, Query(q): Query<AlertQuery>) -> ApiResult<Json<Vec<Alert>>> {
+    Ok(Json(s.catalog.alerts(q.all.unwrap_or(false))?))
+}
+
+pub async fn ack_alert(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Alert>> {
+    Ok(Json(s.catalog.ack_alert(parse_id("alert", &id)?)?))
 }

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::catalog::Catalog;
 use crate::runner::Runner;
+use crate::scheduler::Scheduler;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     /// The run queue.
     pub runner: Arc<Runner>,
+    /// The scheduler.
+    pub scheduler: Arc<Scheduler>,
     /// When the agent started.
     pub started: Instant,
     /// The state directory.
@@ -50,6 +53,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/cancel", post(cancel_run))
         .route("/v1/snapshots", get(list_snapshots))
         .route("/v1/snapshots/{id}", get(show_snapshot).delete(delete_snapshot))
+        .route("/v1/snapshots/{id}/lock", post(lock_snapshot))
+        .route("/v1/snapshots/{id}/unlock", post(unlock_snapshot))
+        .route("/v1/settings", get(show_settings))
+        .route("/v1/settings/{key}", put(set_setting))
+        .route("/v1/alerts", get(list_alerts))
+        .route("/v1/alerts/{id}/ack", post(ack_alert))
         .fallback(not_found)
         .with_state(state)
 }

@@ -48,6 +48,8 @@ pub struct BackupSpec {
     /// Absolute paths of directories never backed up: destination roots, the
     /// snapshot mount and the agent's state (a backup must not contain itself).
     pub skip_dirs: Vec<Vec<u8>>,
+    /// Tags recorded in the snapshot's manifest (the schedules it serves).
+    pub tags: Vec<String>,
 }
 
 /// Why a backup produced no snapshot.
@@ -222,6 +224,7 @@ pub fn run_incremental(
         parent: prev.as_ref().map(|p| p.name.clone()),
         stats: SnapshotStats { files_failed: counters.files_failed, ..stats },
         index_blake3: blake3::hash(&index_bytes).to_hex().to_string(),
+        tags: spec.tags.clone(),
     };
     write_atomic(&partial.join(MANIFEST_FILE), &manifest.to_bytes())?;
     // One syncfs makes every copied file durable before the snapshot becomes visible.

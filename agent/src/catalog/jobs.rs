@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Catalog, CatalogError, Result, from_json, json};
-use crate::model::{Job, RunState, RunSummary};
+use crate::model::{Job, JobSchedule, Monitor, RunState, RunSummary};
 
 const COLUMNS: &str = "j.id, j.name, j.type, j.sources, j.excludes, j.structure, j.one_file_system, \
     j.retry_failed, j.disabled, \
@@ -11,13 +11,17 @@ const COLUMNS: &str = "j.id, j.name, j.type, j.sources, j.excludes, j.structure,
         JOIN destinations d ON d.id = jd.destination_id WHERE jd.job_id = j.id ORDER BY jd.position) d), \
     (SELECT r.id FROM runs r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1), \
     (SELECT r.state FROM runs r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1), \
-    (SELECT r.finished_at FROM runs r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1)";
+    (SELECT r.finished_at FROM runs r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1), \
+    j.time, j.priority, j.monitor_notran, j.monitor_ranfor, \
+    (SELECT json_group_array(json_object('spec', s.spec, 'retain', s.retain, 'next_run', s.next_run)) \
+        FROM (SELECT * FROM schedules s WHERE s.job_id = j.id ORDER BY s.position) s)";
 
 struct Raw {
     job: Job,
     sources: String,
     excludes: String,
     destinations: String,
+    schedules: String,
 }
 
 fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
@@ -39,11 +43,17 @@ fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
             one_file_system: r.get(6)?,
             retry_failed: r.get(7)?,
             disabled: r.get(8)?,
+            schedules: Vec::new(),
+            time: r.get(13)?,
+            priority: r.get(14)?,
+            monitor: Monitor { notran: r.get(15)?, ranfor: r.get(16)? },
+            next_run: None,
             last_run,
         },
         sources: r.get(3)?,
         excludes: r.get(4)?,
         destinations: r.get::<_, Option<String>>(9)?.unwrap_or_else(|| "[]".into()),
+        schedules: r.get::<_, Option<String>>(17)?.unwrap_or_else(|| "[]".into()),
     })
 }
 
@@ -52,6 +62,9 @@ fn finish(raw: Raw) -> Result<Job> {
     job.sources = from_json(&raw.sources, "job sources")?;
     job.excludes = from_json(&raw.excludes, "job excludes")?;
     job.destinations = from_json(&raw.destinations, "job destinations")?;
+    job.schedules = from_json::<Vec<JobSchedule>>(&raw.schedules, "job schedules")?;
+    // Timestamps are stored in one RFC 3339 UTC form, so text order is time order.
+    job.next_run = job.schedules.iter().filter_map(|s| s.next_run.clone()).min();
     Ok(job)
 }
 
@@ -78,7 +91,8 @@ impl Catalog {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let n = tx.execute(
                 "INSERT INTO jobs (name, type, sources, excludes, structure, one_file_system, retry_failed, \
-                 disabled, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+                 disabled, created, time, priority, monitor_notran, monitor_ranfor) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
                 params![
                     job.name,
                     job.kind,
@@ -88,7 +102,11 @@ impl Catalog {
                     job.one_file_system,
                     job.retry_failed,
                     job.disabled,
-                    super::now()
+                    super::now(),
+                    job.time,
+                    job.priority,
+                    job.monitor.notran,
+                    job.monitor.ranfor
                 ],
             )?;
             if n == 0 {
@@ -96,6 +114,7 @@ impl Catalog {
             }
             let id = tx.last_insert_rowid();
             set_destinations(&tx, id, &job.destinations)?;
+            set_schedules(&tx, id, &job.schedules)?;
             tx.commit()?;
         }
         self.job(&job.name)
@@ -108,7 +127,8 @@ impl Catalog {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "UPDATE jobs SET sources = ?2, excludes = ?3, structure = ?4, one_file_system = ?5, \
-                 retry_failed = ?6, disabled = ?7 WHERE id = ?1",
+                 retry_failed = ?6, disabled = ?7, time = ?8, priority = ?9, monitor_notran = ?10, \
+                 monitor_ranfor = ?11 WHERE id = ?1",
                 params![
                     job.id,
                     json(&job.sources),
@@ -116,14 +136,28 @@ impl Catalog {
                     job.structure,
                     job.one_file_system,
                     job.retry_failed,
-                    job.disabled
+                    job.disabled,
+                    job.time,
+                    job.priority,
+                    job.monitor.notran,
+                    job.monitor.ranfor
                 ],
             )?;
             tx.execute("DELETE FROM job_destinations WHERE job_id = ?1", [job.id])?;
             set_destinations(&tx, job.id, &job.destinations)?;
+            set_schedules(&tx, job.id, &job.schedules)?;
             tx.commit()?;
         }
         self.job(&job.name)
+    }
+
+    /// Sets when one schedule of a job is next due (none: not by the clock).
+    pub fn set_next_run(&self, job: &str, spec: &str, next_run: Option<&str>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE schedules SET next_run = ?3 WHERE spec = ?2 AND job_id = (SELECT id FROM jobs WHERE name = ?1)",
+            params![job, spec, next_run],
+        )?;
+        Ok(())
     }
 
     /// Removes a job (its runs stay in the history, its snapshots on the destinations).
@@ -134,6 +168,25 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// Replaces a job's schedules, keeping the next run of a spec that stays
+/// unless the caller computed a new one.
+fn set_schedules(tx: &rusqlite::Transaction<'_>, job_id: i64, schedules: &[JobSchedule]) -> Result<()> {
+    let specs: Vec<&str> = schedules.iter().map(|s| s.spec.as_str()).collect();
+    tx.execute(
+        "DELETE FROM schedules WHERE job_id = ?1 AND spec NOT IN (SELECT value FROM json_each(?2))",
+        params![job_id, json(&specs)],
+    )?;
+    for (pos, s) in schedules.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO schedules (job_id, position, spec, retain, next_run) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (job_id, spec) DO UPDATE SET position = excluded.position, retain = excluded.retain, \
+             next_run = coalesce(excluded.next_run, next_run)",
+            params![job_id, pos as i64, s.spec, s.retain, s.next_run],
+        )?;
+    }
+    Ok(())
 }
 
 fn set_destinations(tx: &rusqlite::Transaction<'_>, job_id: i64, names: &[String]) -> Result<()> {

@@ -4,7 +4,8 @@ use rusqlite::Connection;
 
 /// Each entry moves the schema one version up. Never edit a released entry:
 /// add a new one.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE destinations (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -69,7 +70,36 @@ CREATE TABLE snapshots (
     UNIQUE (destination_id, job_name, name)
 );
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"];
+",
+    "
+ALTER TABLE jobs ADD COLUMN time TEXT NOT NULL DEFAULT '00:00';
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 50;
+ALTER TABLE jobs ADD COLUMN monitor_notran TEXT;
+ALTER TABLE jobs ADD COLUMN monitor_ranfor TEXT;
+CREATE TABLE schedules (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    retain INTEGER NOT NULL,
+    next_run TEXT,
+    UNIQUE (job_id, spec)
+);
+ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE snapshots ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE snapshots ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    level TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created TEXT NOT NULL,
+    acked_at TEXT
+);
+CREATE INDEX alerts_open ON alerts(acked_at, kind, subject);
+",
+];
 
 /// Applies the migrations not applied yet, each in its own transaction.
 pub fn apply(conn: &Connection) -> rusqlite::Result<()> {

@@ -8,10 +8,12 @@
 //! One connection behind a mutex serves the whole agent; every statement is
 //! short, so callers hold it briefly.
 
+mod alerts;
 mod destinations;
 mod jobs;
 mod migrations;
 mod runs;
+mod settings;
 mod snapshots;
 
 use std::path::Path;

@@ -7,7 +7,7 @@ use crate::backup::{Counters, FileError};
 use crate::model::{Run, RunDestination, RunState};
 
 const COLUMNS: &str = "id, job_name, state, trigger, queued_at, started_at, finished_at, message, stats, \
-    destinations, errors";
+    destinations, errors, tags";
 
 /// The fields of a run that change while it works.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct RunUpdate {
     pub errors: Vec<FileError>,
 }
 
-fn map(r: &Row<'_>) -> rusqlite::Result<(Run, String, String, String)> {
+fn map(r: &Row<'_>) -> rusqlite::Result<(Run, String, String, String, String)> {
     let state: String = r.get(2)?;
     Ok((
         Run {
@@ -32,6 +32,7 @@ fn map(r: &Row<'_>) -> rusqlite::Result<(Run, String, String, String)> {
             job: r.get(1)?,
             state: RunState::parse(&state).unwrap_or(RunState::Failed),
             trigger: r.get(3)?,
+            tags: Vec::new(),
             queued_at: r.get(4)?,
             started_at: r.get(5)?,
             finished_at: r.get(6)?,
@@ -44,11 +45,13 @@ fn map(r: &Row<'_>) -> rusqlite::Result<(Run, String, String, String)> {
         r.get(8)?,
         r.get(9)?,
         r.get(10)?,
+        r.get(11)?,
     ))
 }
 
-fn finish(raw: (Run, String, String, String)) -> Result<Run> {
-    let (mut run, stats, dests, errors) = raw;
+fn finish(raw: (Run, String, String, String, String)) -> Result<Run> {
+    let (mut run, stats, dests, errors, tags) = raw;
+    run.tags = from_json(&tags, "run tags")?;
     run.stats = from_json(&stats, "run stats")?;
     run.destinations = from_json(&dests, "run destinations")?;
     run.errors = from_json(&errors, "run errors")?;
@@ -56,14 +59,68 @@ fn finish(raw: (Run, String, String, String)) -> Result<Run> {
 }
 
 impl Catalog {
-    /// Queues a run of a job; returns its id.
-    pub fn queue_run(&self, job_id: i64, job_name: &str, trigger: &str) -> Result<i64> {
+    /// Queues a run of a job serving the schedules `tags`; returns its id.
+    pub fn queue_run(&self, job_id: i64, job_name: &str, trigger: &str, tags: &[String]) -> Result<i64> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO runs (job_id, job_name, state, trigger, queued_at, stats) VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
-            params![job_id, job_name, trigger, super::now(), json(&Counters::default())],
+            "INSERT INTO runs (job_id, job_name, state, trigger, queued_at, stats, tags) \
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)",
+            params![job_id, job_name, trigger, super::now(), json(&Counters::default()), json(&tags)],
         )?;
         Ok(conn.last_insert_rowid())
+    }
+
+    /// Adds schedule tags to a run still queued; false when it is no longer queued.
+    pub fn add_run_tags(&self, id: i64, tags: &[String]) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: Option<String> =
+            tx.query_row("SELECT tags FROM runs WHERE id = ?1 AND state = 'queued'", [id], |r| r.get(0)).optional()?;
+        let Some(current) = current else { return Ok(false) };
+        let mut all: Vec<String> = from_json(&current, "run tags")?;
+        for t in tags {
+            if !all.contains(t) {
+                all.push(t.clone());
+            }
+        }
+        tx.execute("UPDATE runs SET tags = ?2, trigger = 'schedule' WHERE id = ?1", params![id, json(&all)])?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Queued runs in the order they should start: by their job's priority
+    /// group (lower first), then oldest first.
+    pub fn queued_runs(&self) -> Result<Vec<Run>> {
+        let conn = self.conn();
+        let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("r.{}", c.trim())).collect();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {} FROM runs r LEFT JOIN jobs j ON j.id = r.job_id WHERE r.state = 'queued' \
+             ORDER BY coalesce(j.priority, 50), r.id",
+            cols.join(", ")
+        ))?;
+        let rows = stmt.query_map([], map)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(finish).collect()
+    }
+
+    /// Forgets ended runs that finished before `before` (RFC 3339); returns how many.
+    pub fn prune_runs(&self, before: &str) -> Result<usize> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM runs WHERE state NOT IN ('queued', 'running') AND finished_at < ?1", [before])?)
+    }
+
+    /// When the job last completed a run, else when it was created.
+    pub fn last_success(&self, job: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT coalesce((SELECT max(finished_at) FROM runs WHERE job_name = ?1 AND state = 'completed'), \
+                 (SELECT created FROM jobs WHERE name = ?1))",
+                [job],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// The run with this id.

@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Catalog, CatalogError, Result};
+use super::{Catalog, CatalogError, Result, from_json, json};
 use crate::model::Snapshot;
 
 /// A snapshot as the catalog keeps it, with its destination's id.
@@ -17,7 +17,7 @@ pub struct SnapshotRecord {
 }
 
 const COLUMNS: &str = "s.id, d.name, s.job_name, s.name, s.structure, s.started, s.finished, s.files, s.bytes, \
-    s.files_added, s.bytes_added, s.partial, s.destination_id, s.deleting, d.type, d.options";
+    s.files_added, s.bytes_added, s.partial, s.destination_id, s.deleting, d.type, d.options, s.tags, s.locked";
 
 fn map(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
     let kind: String = r.get(14)?;
@@ -46,6 +46,9 @@ fn map(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
             files_added: r.get::<_, i64>(9)? as u64,
             bytes_added: r.get::<_, i64>(10)? as u64,
             partial: r.get(11)?,
+            // A malformed tag list reads as none: retention then treats the snapshot as manual.
+            tags: from_json(&r.get::<_, String>(16)?, "snapshot tags").unwrap_or_default(),
+            locked: r.get(17)?,
             path,
             error: None,
         },
@@ -60,11 +63,12 @@ impl Catalog {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO snapshots (destination_id, job_name, name, structure, started, finished, files, bytes, \
-             files_added, bytes_added, partial, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+             files_added, bytes_added, partial, run_id, tags) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
              ON CONFLICT (destination_id, job_name, name) DO UPDATE SET structure = excluded.structure, \
              started = excluded.started, finished = excluded.finished, files = excluded.files, \
              bytes = excluded.bytes, files_added = excluded.files_added, bytes_added = excluded.bytes_added, \
-             partial = excluded.partial",
+             partial = excluded.partial, tags = excluded.tags",
             params![
                 destination_id,
                 s.job,
@@ -77,7 +81,8 @@ impl Catalog {
                 s.files_added as i64,
                 s.bytes_added as i64,
                 s.partial,
-                run_id
+                run_id,
+                json(&s.tags)
             ],
         )?;
         Ok(conn.query_row(
@@ -112,6 +117,28 @@ impl Catalog {
         .optional()?
         .filter(|r| !r.deleting)
         .ok_or_else(|| CatalogError::NotFound(format!("no snapshot with id {id}")))
+    }
+
+    /// Visible snapshots of one job on one destination, newest first, with their records.
+    pub fn job_snapshots(&self, destination_id: &str, job: &str) -> Result<Vec<SnapshotRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id \
+             WHERE s.deleting = 0 AND s.destination_id = ?1 AND s.job_name = ?2 ORDER BY s.name DESC"
+        ))?;
+        let rows = stmt.query_map(params![destination_id, job], map)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Locks or unlocks a snapshot (a locked one is never pruned).
+    pub fn set_snapshot_locked(&self, id: i64, locked: bool) -> Result<()> {
+        let n = self
+            .conn()
+            .execute("UPDATE snapshots SET locked = ?2 WHERE id = ?1 AND deleting = 0", params![id, locked])?;
+        if n == 0 {
+            return Err(CatalogError::NotFound(format!("no snapshot with id {id}")));
+        }
+        Ok(())
     }
 
     /// Marks a snapshot as being deleted (it disappears from listings).

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use hindsight_agent::model::{Job, JobPatch, NewJob, Run};
+use anyhow::bail;
+use hindsight_agent::model::{Job, JobPatch, Monitor, NewJob, Run, ScheduleInput};
 
-use crate::args::JobCmd;
+use crate::args::{JobCmd, Timing};
 use crate::client::{Client, enc};
 use crate::output::{fields, opt_time, print_json, table, yes_no};
 
@@ -13,6 +14,46 @@ fn last_run(j: &Job) -> String {
         Some(r) => format!("#{} {} {}", r.id, r.state.as_str(), opt_time(r.finished_at.as_deref())),
         None => "never".into(),
     }
+}
+
+/// Pairs each `--schedule` with the `--retain` in the same position.
+fn schedules(t: &Timing) -> anyhow::Result<Vec<ScheduleInput>> {
+    if t.schedules.len() != t.retains.len() {
+        bail!(
+            "each --schedule needs a --retain (got {} --schedule and {} --retain)",
+            t.schedules.len(),
+            t.retains.len()
+        );
+    }
+    Ok(t.schedules
+        .iter()
+        .zip(&t.retains)
+        .map(|(spec, retain)| ScheduleInput { spec: spec.clone(), retain: *retain })
+        .collect())
+}
+
+fn monitor(t: &Timing, current: Option<&Monitor>) -> Option<Monitor> {
+    if t.notran.is_none() && t.ranfor.is_none() {
+        return None;
+    }
+    let cur = current.cloned().unwrap_or_default();
+    Some(Monitor { notran: t.notran.clone().or(cur.notran), ranfor: t.ranfor.clone().or(cur.ranfor) })
+}
+
+/// `daily (keep 7, next 2026-11-23 02:00:00); weekly:sun (keep 4, ...)`.
+fn describe_schedules(j: &Job) -> String {
+    if j.schedules.is_empty() {
+        return "manual only".into();
+    }
+    let parts: Vec<String> = j
+        .schedules
+        .iter()
+        .map(|s| {
+            let next = s.next_run.as_deref().map_or(String::new(), |n| format!(", next {}", opt_time(Some(n))));
+            format!("{} (keep {}{next})", s.spec, s.retain)
+        })
+        .collect();
+    parts.join("; ")
 }
 
 /// Runs a job subcommand.
@@ -29,6 +70,10 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 one_file_system: Some(!a.no_one_file_system),
                 retry_failed: a.retry_failed,
                 disabled: a.disabled,
+                schedules: schedules(&a.timing)?,
+                time: a.timing.time.clone(),
+                priority: a.timing.priority,
+                monitor: monitor(&a.timing, None),
             };
             let j: Job = c.post("/v1/jobs", Some(&new)).await?;
             if json {
@@ -51,11 +96,20 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                         j.destinations.join(","),
                         j.structure.clone(),
                         if j.disabled { "disabled".into() } else { "enabled".into() },
+                        if j.schedules.is_empty() {
+                            "-".into()
+                        } else {
+                            j.schedules.iter().map(|s| s.spec.clone()).collect::<Vec<_>>().join(",")
+                        },
+                        opt_time(j.next_run.as_deref()),
                         last_run(j),
                     ]
                 })
                 .collect();
-            table(&["NAME", "SOURCES", "DESTINATIONS", "STRUCTURE", "STATE", "LAST RUN"], &rows);
+            table(
+                &["NAME", "SOURCES", "DESTINATIONS", "STRUCTURE", "STATE", "SCHEDULES", "NEXT RUN", "LAST RUN"],
+                &rows,
+            );
         }
         JobCmd::Show { name } => {
             let j: Job = c.get(&format!("/v1/jobs/{}", enc(&name))).await?;
@@ -72,10 +126,23 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 ("one file system", yes_no(j.one_file_system)),
                 ("retry failed", j.retry_failed.to_string()),
                 ("disabled", yes_no(j.disabled)),
+                ("schedules", describe_schedules(&j)),
+                ("time", j.time.clone()),
+                ("priority", j.priority.to_string()),
+                ("monitor notran", j.monitor.notran.clone().unwrap_or_else(|| "off".into())),
+                ("monitor ranfor", j.monitor.ranfor.clone().unwrap_or_else(|| "off".into())),
+                ("next run", opt_time(j.next_run.as_deref())),
                 ("last run", last_run(&j)),
             ]);
         }
         JobCmd::Edit(e) => {
+            let new_schedules = schedules(&e.timing)?;
+            let current_monitor = if e.timing.notran.is_some() != e.timing.ranfor.is_some() {
+                // Only one monitor given: keep the other as it is.
+                Some(c.get::<Job>(&format!("/v1/jobs/{}", enc(&e.name))).await?.monitor)
+            } else {
+                None
+            };
             let patch = JobPatch {
                 sources: (!e.sources.is_empty()).then_some(e.sources),
                 excludes: if e.clear_excludes {
@@ -88,6 +155,14 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 one_file_system: e.one_file_system,
                 retry_failed: e.retry_failed,
                 disabled: None,
+                schedules: if e.clear_schedules {
+                    Some(Vec::new())
+                } else {
+                    (!new_schedules.is_empty()).then_some(new_schedules)
+                },
+                time: e.timing.time.clone(),
+                priority: e.timing.priority,
+                monitor: monitor(&e.timing, current_monitor.as_ref()),
             };
             let j: Job = c.patch(&format!("/v1/jobs/{}", enc(&e.name)), &patch).await?;
             if json {

@@ -1,9 +1,11 @@
 //! One module per resource; each turns parsed arguments into API calls and output.
 
+pub mod alert;
 pub mod destination;
 pub mod job;
 pub mod mount;
 pub mod run;
+pub mod settings;
 pub mod snapshot;
 pub mod status;
 
@@ -22,6 +24,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Job(cmd) => job::run(&client, cmd, json).await,
         Command::Run(cmd) => run::run(&client, cmd, json).await,
         Command::Snapshot(cmd) => snapshot::run(&client, cmd, json).await,
+        Command::Settings(cmd) => settings::run(&client, cmd, json).await,
+        Command::Alert(cmd) => alert::run(&client, cmd, json).await,
         Command::Mount(args) => mount::mount(args).await,
         Command::Umount { dir } => mount::umount(&dir),
     }

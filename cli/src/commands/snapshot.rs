@@ -36,10 +36,15 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<Exi
                         bytes(s.bytes),
                         bytes(s.bytes_added),
                         if s.partial { "partial".into() } else { "complete".into() },
+                        if s.tags.is_empty() { "-".into() } else { s.tags.join(",") },
+                        if s.locked { "locked".into() } else { String::new() },
                     ]
                 })
                 .collect();
-            table(&["ID", "DESTINATION", "JOB", "SNAPSHOT", "TIME", "FILES", "SIZE", "ADDED", "STATE"], &rows);
+            table(
+                &["ID", "DESTINATION", "JOB", "SNAPSHOT", "TIME", "FILES", "SIZE", "ADDED", "STATE", "TAGS", "LOCK"],
+                &rows,
+            );
         }
         SnapshotCmd::Show { id } => {
             let s: Snapshot = c.get(&format!("/v1/snapshots/{}", enc(&id))).await?;
@@ -60,6 +65,8 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<Exi
                 ("files added", s.files_added.to_string()),
                 ("bytes added", bytes(s.bytes_added)),
                 ("partial", yes_no(s.partial)),
+                ("tags", if s.tags.is_empty() { "-".into() } else { s.tags.join(", ") }),
+                ("locked", yes_no(s.locked)),
                 ("path", s.path.clone().unwrap_or_else(|| "-".into())),
                 ("error", s.error.clone().unwrap_or_else(|| "-".into())),
             ]);
@@ -70,6 +77,18 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<Exi
                 println!("snapshot {id} deleted");
             }
         }
+        SnapshotCmd::Lock { id } => lock(c, &id, "lock", json).await?,
+        SnapshotCmd::Unlock { id } => lock(c, &id, "unlock", json).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn lock(c: &Client, id: &str, action: &str, json: bool) -> anyhow::Result<()> {
+    let s: Snapshot = c.post::<(), _>(&format!("/v1/snapshots/{}/{action}", enc(id)), None).await?;
+    if json {
+        print_json(&s)
+    } else {
+        println!("snapshot {} {action}ed", s.id);
+        Ok(())
+    }
 }

@@ -14,7 +14,13 @@ pub async fn show(c: &Client, json: bool) -> anyhow::Result<ExitCode> {
         print_json(&s)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("hindsightd {} up {}s, state dir {}", s.version, s.uptime_seconds, s.state_dir);
+    println!(
+        "hindsightd {} up {}, state dir {}, schedules in {}",
+        s.version,
+        uptime(s.uptime_seconds),
+        s.state_dir,
+        s.timezone
+    );
     println!("\njobs:");
     let rows: Vec<Vec<String>> = s
         .jobs
@@ -23,10 +29,16 @@ pub async fn show(c: &Client, json: bool) -> anyhow::Result<ExitCode> {
             let (state, when) = j.last_run.as_ref().map_or(("never".into(), "-".into()), |r| {
                 (r.state.as_str().to_string(), opt_time(r.finished_at.as_deref()))
             });
-            vec![j.name.clone(), if j.disabled { "disabled".into() } else { "enabled".into() }, state, when]
+            vec![
+                j.name.clone(),
+                if j.disabled { "disabled".into() } else { "enabled".into() },
+                state,
+                when,
+                opt_time(j.next_run.as_deref()),
+            ]
         })
         .collect();
-    table(&["JOB", "STATE", "LAST RESULT", "ENDED"], &rows);
+    table(&["JOB", "STATE", "LAST RESULT", "ENDED", "NEXT RUN"], &rows);
     if !s.active_runs.is_empty() {
         println!("\nruns:");
         let rows: Vec<Vec<String>> = s
@@ -44,6 +56,10 @@ pub async fn show(c: &Client, json: bool) -> anyhow::Result<ExitCode> {
             })
             .collect();
         table(&["ID", "JOB", "STATE", "FILES", "COPIED", "CURRENT"], &rows);
+    }
+    if !s.alerts.is_empty() {
+        println!("\nopen alerts (hindsight alert ack ID):");
+        table(&super::alert::HEADER, &super::alert::rows(&s.alerts));
     }
     println!("\ndestinations:");
     let rows: Vec<Vec<String>> = s
@@ -65,4 +81,18 @@ pub async fn show(c: &Client, json: bool) -> anyhow::Result<ExitCode> {
         .collect();
     table(&["DESTINATION", "USED", "%", "LIMIT"], &rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `3d 4h`, `2h 5m`, `42s`.
+fn uptime(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {}s", secs % 60)
+    } else {
+        format!("{secs}s")
+    }
 }

@@ -1,0 +1,134 @@
+//! The background deleter: removes the files of snapshots whose deletion
+//! began (renamed to `.deleting-*`), one at a time, at low priority.
+//!
+//! Retention may delete many large snapshots right after a backup, while
+//! other backups run. The deleter is one thread at the lowest CPU priority
+//! (with no I/O priority set, Linux derives it from the nice value, so its
+//! I/O also yields), and it unlinks in batches, pausing between them longer
+//! while backups are running. A crash leaves `.deleting-*` directories,
+//! which the start-up reconcile finishes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+use hindsight_fs::layout::DestinationRoot;
+
+use crate::catalog::Catalog;
+
+/// Unlinks between two pauses.
+const BATCH: usize = 256;
+/// Pause between batches while a backup is running.
+const PAUSE_BUSY: Duration = Duration::from_millis(20);
+/// Pause between batches otherwise.
+const PAUSE_IDLE: Duration = Duration::from_millis(1);
+
+/// A snapshot whose deletion began: its files, and its catalog row to forget.
+pub struct Pending {
+    /// The destination root.
+    pub root: DestinationRoot,
+    /// Job directory name.
+    pub job: String,
+    /// Snapshot name.
+    pub name: String,
+    /// Catalog id.
+    pub id: i64,
+}
+
+/// Handle of the deleter thread.
+pub struct Deleter {
+    tx: Sender<Pending>,
+}
+
+/// Tells the deleter whether backups are running (it then pauses longer).
+pub type Busy = Arc<dyn Fn() -> bool + Send + Sync>;
+
+impl Deleter {
+    /// Starts the deleter thread.
+    pub fn start(catalog: Arc<Catalog>, busy: Busy) -> Self {
+        let (tx, rx) = channel();
+        let spawned =
+            std::thread::Builder::new().name("hindsight-deleter".into()).spawn(move || work(&catalog, &busy, &rx));
+        if let Err(e) = spawned {
+            // Deletions then stay `.deleting-*` until the next start finishes them.
+            tracing::error!("cannot start the deleter thread: {e}");
+        }
+        Deleter { tx }
+    }
+
+    /// Queues the removal of a snapshot's files.
+    pub fn send(&self, p: Pending) {
+        if self.tx.send(p).is_err() {
+            tracing::error!("the deleter thread is gone; the deletion finishes at the next start");
+        }
+    }
+}
+
+fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>) {
+    lower_priority();
+    while let Ok(p) = rx.recv() {
+        let dir = p.root.path().join(&p.job).join(format!("{}{}", hindsight_fs::layout::DELETING_PREFIX, p.name));
+        let pause = || std::thread::sleep(if busy() { PAUSE_BUSY } else { PAUSE_IDLE });
+        remove_files_throttled(&dir, &pause);
+        // The throttled pass is best effort; this one removes whatever is left.
+        match p.root.finish_delete(&p.job, &p.name) {
+            Ok(()) => tracing::info!("deleted snapshot {}/{}", p.job, p.name),
+            Err(e) => tracing::error!("deleting snapshot {}/{}: {e}", p.job, p.name),
+        }
+        if let Err(e) = catalog.remove_snapshot(p.id) {
+            tracing::error!("forgetting snapshot {}: {e}", p.id);
+        }
+    }
+}
+
+/// Nice 19 for this thread (Linux applies `setpriority` to a thread id).
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::warn!("cannot lower the deleter's priority: {e}");
+    }
+}
+
+/// Unlinks the files under `dir`, calling `pause` every [`BATCH`] unlinks.
+/// Errors are left for the final sweep.
+fn remove_files_throttled(dir: &Path, pause: &dyn Fn()) {
+    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
+    let mut count = 0usize;
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if std::fs::remove_file(e.path()).is_ok() {
+                count += 1;
+                if count.is_multiple_of(BATCH) {
+                    pause();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn throttled_removal_pauses_between_batches() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let d = t.path().join("x");
+        for i in 0..600 {
+            let sub = d.join(format!("d{}", i % 3));
+            std::fs::create_dir_all(&sub).expect("mkdir");
+            std::fs::write(sub.join(format!("f{i}")), b"x").expect("write");
+        }
+        let pauses = Cell::new(0);
+        remove_files_throttled(&d, &|| pauses.set(pauses.get() + 1));
+        assert_eq!(pauses.get(), 600 / BATCH);
+        let left: usize = (0..3).map(|i| std::fs::read_dir(d.join(format!("d{i}"))).map_or(0, |r| r.count())).sum();
+        assert_eq!(left, 0);
+    }
+}

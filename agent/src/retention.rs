@@ -1,0 +1,190 @@
+//! Retention: which snapshots of a job a destination keeps after a completed run.
+//!
+//! Each schedule keeps the newest `retain` snapshots tagged with it; manual
+//! snapshots (tag `manual`) keep the newest `manual_retain` (or the retain of
+//! the job's `manual` schedule) and, with `manual_ttl`, none older than that
+//! many days. A snapshot is deleted only when nothing keeps it; the newest
+//! complete snapshot and locked snapshots are never deleted. Snapshots with
+//! no tag, or only tags of schedules the job no longer has, are left alone:
+//! retention never guesses about history it did not make.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::catalog::{Catalog, SnapshotRecord};
+use crate::deleter::Deleter;
+use crate::model::{Job, Settings};
+
+/// The tag of manual runs.
+pub const MANUAL: &str = "manual";
+
+/// The rules for one job.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// (tag, retain) of each schedule; `manual` included.
+    pub keep: Vec<(String, u32)>,
+    /// Manual snapshots older than this are not kept by `manual` (none = no limit).
+    pub manual_ttl: Option<SignedDuration>,
+}
+
+impl Policy {
+    /// The policy of `job` under `settings`.
+    pub fn of(job: &Job, settings: &Settings) -> Policy {
+        let mut keep: Vec<(String, u32)> = job.schedules.iter().map(|s| (s.spec.clone(), s.retain)).collect();
+        if !keep.iter().any(|(t, _)| t == MANUAL) {
+            keep.push((MANUAL.into(), settings.manual_retain));
+        }
+        let manual_ttl =
+            (settings.manual_ttl > 0).then(|| SignedDuration::from_hours(i64::from(settings.manual_ttl) * 24));
+        Policy { keep, manual_ttl }
+    }
+}
+
+/// A snapshot as retention sees it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Catalog id.
+    pub id: i64,
+    /// When it finished.
+    pub finished: Option<Timestamp>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Locked by the user.
+    pub locked: bool,
+    /// Some files are missing from it.
+    pub partial: bool,
+}
+
+/// The ids to delete among `snaps` (newest first).
+pub fn select(snaps: &[Candidate], policy: &Policy, now: Timestamp) -> Vec<i64> {
+    let mut kept = vec![false; snaps.len()];
+    for (tag, retain) in &policy.keep {
+        let expired = |s: &Candidate| {
+            tag == MANUAL
+                && policy.manual_ttl.is_some_and(|ttl| s.finished.is_some_and(|f| now.duration_since(f) > ttl))
+        };
+        let mut n = 0;
+        for (i, s) in snaps.iter().enumerate() {
+            if n < *retain as usize && s.tags.contains(tag) && !expired(s) {
+                kept[i] = true;
+                n += 1;
+            }
+        }
+    }
+    let known = |t: &String| policy.keep.iter().any(|(k, _)| k == t);
+    let newest_complete = snaps.iter().position(|s| !s.partial);
+    snaps
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            !kept[*i] && !s.locked && Some(*i) != newest_complete && !s.tags.is_empty() && s.tags.iter().any(known)
+        })
+        .map(|(_, s)| s.id)
+        .collect()
+}
+
+fn candidate(r: &SnapshotRecord) -> Candidate {
+    Candidate {
+        id: r.snapshot.id,
+        finished: r.snapshot.finished.parse().ok(),
+        tags: r.snapshot.tags.clone(),
+        locked: r.snapshot.locked,
+        partial: r.snapshot.partial,
+    }
+}
+
+/// Applies the job's retention on each of its destinations; returns how many
+/// snapshots began deletion.
+pub fn apply(catalog: &std::sync::Arc<Catalog>, deleter: &Deleter, job: &Job, now: Timestamp) -> usize {
+    let settings = match catalog.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("retention of {}: {e}", job.name);
+            return 0;
+        }
+    };
+    let policy = Policy::of(job, &settings);
+    let mut deleted = 0;
+    for dest_name in &job.destinations {
+        let Ok(dest) = catalog.destination(dest_name) else { continue };
+        if dest.readonly {
+            continue;
+        }
+        let snaps = match catalog.job_snapshots(&dest.id, &job.name) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("retention of {} on {dest_name}: {e}", job.name);
+                continue;
+            }
+        };
+        let cands: Vec<Candidate> = snaps.iter().map(candidate).collect();
+        for id in select(&cands, &policy, now) {
+            match crate::snapshots::delete(catalog, deleter, id) {
+                Ok(()) => {
+                    deleted += 1;
+                    tracing::info!(job = %job.name, destination = %dest_name, "retention: deleting snapshot {id}");
+                }
+                Err(e) => tracing::error!("retention: deleting snapshot {id}: {}", e.message),
+            }
+        }
+    }
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(id: i64, tags: &[&str]) -> Candidate {
+        Candidate {
+            id,
+            finished: None,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            locked: false,
+            partial: false,
+        }
+    }
+
+    fn policy(keep: &[(&str, u32)]) -> Policy {
+        Policy { keep: keep.iter().map(|(t, n)| (t.to_string(), *n)).collect(), manual_ttl: None }
+    }
+
+    #[test]
+    fn each_schedule_keeps_its_newest_and_shared_snapshots_survive() {
+        // Newest first: ids 6..1; 6 and 3 are daily+weekly.
+        let snaps = [
+            c(6, &["daily", "weekly:sun"]),
+            c(5, &["daily"]),
+            c(4, &["daily"]),
+            c(3, &["daily", "weekly:sun"]),
+            c(2, &["daily"]),
+            c(1, &["weekly:sun"]),
+        ];
+        let p = policy(&[("daily", 2), ("weekly:sun", 2), ("manual", 14)]);
+        assert_eq!(select(&snaps, &p, Timestamp::UNIX_EPOCH), vec![4, 2, 1]);
+    }
+
+    #[test]
+    fn locked_newest_complete_and_untagged_are_never_deleted() {
+        let mut snaps = vec![c(5, &["daily"]), c(4, &["daily"]), c(3, &["daily"]), c(2, &[]), c(1, &["gone"])];
+        snaps[0].partial = true;
+        snaps[2].locked = true;
+        let p = policy(&[("daily", 1), ("manual", 14)]);
+        // 5 is kept by daily; 4 is the newest complete; 3 locked; 2 untagged; 1's schedule is gone.
+        assert_eq!(select(&snaps, &p, Timestamp::UNIX_EPOCH), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn manual_retain_and_ttl() {
+        let day = SignedDuration::from_hours(24);
+        let now: Timestamp = "2026-06-10T00:00:00Z".parse().expect("ts");
+        let mut snaps: Vec<Candidate> = (1..=5).rev().map(|i| c(i, &["manual"])).collect();
+        for (k, s) in snaps.iter_mut().enumerate() {
+            s.finished = Some(now - day * (k as i32 * 10));
+        }
+        let mut p = policy(&[("manual", 3)]);
+        assert_eq!(select(&snaps, &p, now), vec![2, 1]);
+        // Ages 0, 10, 20, 30, 40 days; a 15-day TTL keeps the two youngest.
+        p.manual_ttl = Some(day * 15);
+        assert_eq!(select(&snaps, &p, now), vec![3, 2, 1]);
+    }
+}

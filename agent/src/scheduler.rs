@@ -1,0 +1,207 @@
+//! The scheduler: queues the runs that schedules call for, and watches.
+//!
+//! Each schedule's next due time lives in the catalog (`schedules.next_run`),
+//! so a restart neither forgets nor repeats it. At every tick, the schedules
+//! due at "now" (read from an injectable [`Clock`]) are grouped by job: one
+//! run per job, tagged with every schedule it serves; if the job already has
+//! a queued run, the tags are added to that run instead. Each due schedule
+//! then moves to its first due time after now, so after downtime a schedule
+//! that missed several due times runs once. `after:JOB` schedules get their
+//! due time when JOB's run ends with a snapshot ([`after_run`]).
+//!
+//! The same tick raises monitor alerts (`notran`, `ranfor`, destinations over
+//! their disk limit) and prunes old run history and acknowledged alerts.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::api::error::ApiError;
+use crate::catalog::Catalog;
+use crate::model::{AlertLevel, Job, RunState};
+use crate::runner::Runner;
+use crate::schedule::{Clock, Spec, next_after, parse_time, span};
+
+/// The scheduler of one agent.
+pub struct Scheduler {
+    catalog: Arc<Catalog>,
+    runner: Arc<Runner>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Scheduler {
+    /// A scheduler queueing runs on `runner`, reading time from `clock`.
+    pub fn new(catalog: Arc<Catalog>, runner: Arc<Runner>, clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(Scheduler { catalog, runner, clock })
+    }
+
+    /// Now, by the scheduler's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Recomputes the next due time of a job's timed schedules from now
+    /// (after its schedules, its time or the time zone changed).
+    pub fn replan_job(&self, name: &str) -> Result<(), ApiError> {
+        let job = self.catalog.job(name)?;
+        let tz = self.catalog.settings()?.time_zone();
+        let time = parse_time(&job.time).map_err(ApiError::internal)?;
+        let now = self.now();
+        for s in &job.schedules {
+            let Ok(spec) = Spec::parse(&s.spec) else { continue };
+            if spec.is_timed() {
+                let next = next_after(&spec, time, &tz, now).map(|t| t.to_string());
+                self.catalog.set_next_run(&job.name, &s.spec, next.as_deref())?;
+            } else if spec == Spec::Manual {
+                self.catalog.set_next_run(&job.name, &s.spec, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes every job's timed schedules (the time zone changed).
+    pub fn replan_all(&self) -> Result<(), ApiError> {
+        for j in self.catalog.jobs()? {
+            self.replan_job(&j.name)?;
+        }
+        Ok(())
+    }
+
+    /// Queues the runs due now and moves their schedules on; returns the ids
+    /// of the runs queued or joined.
+    pub fn tick(&self) -> Result<Vec<i64>, ApiError> {
+        let now = self.now();
+        let tz = self.catalog.settings()?.time_zone();
+        let mut runs = Vec::new();
+        for job in self.catalog.jobs()? {
+            let due: Vec<&str> = job
+                .schedules
+                .iter()
+                .filter(|s| s.next_run.as_deref().and_then(|t| t.parse::<Timestamp>().ok()).is_some_and(|t| t <= now))
+                .map(|s| s.spec.as_str())
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            let tags: Vec<String> = due.iter().map(|s| s.to_string()).collect();
+            if job.disabled {
+                tracing::info!(job = %job.name, "skipping {} (the job is disabled)", tags.join(", "));
+            } else {
+                match self.runner.queue_scheduled(&job, &tags) {
+                    Ok(id) => runs.push(id),
+                    Err(e) => tracing::error!(job = %job.name, "cannot queue a scheduled run: {}", e.message),
+                }
+            }
+            let time = parse_time(&job.time).map_err(ApiError::internal)?;
+            for spec in due {
+                let next = Spec::parse(spec).ok().and_then(|s| next_after(&s, time, &tz, now)).map(|t| t.to_string());
+                self.catalog.set_next_run(&job.name, spec, next.as_deref())?;
+            }
+        }
+        self.watch(now)?;
+        Ok(runs)
+    }
+
+    /// Monitors and housekeeping of the catalog.
+    fn watch(&self, now: Timestamp) -> Result<(), ApiError> {
+        let jobs = self.catalog.jobs()?;
+        for job in jobs.iter().filter(|j| !j.disabled) {
+            self.check_notran(job, now)?;
+        }
+        self.check_ranfor(&jobs, now)?;
+        for d in self.catalog.destinations()? {
+            if let Some(u) = d.disk_usage.as_ref().filter(|u| u.total > 0 && d.disk_limit > 0) {
+                let used = u.usage as f64 * 100.0 / u.total as f64;
+                if used >= f64::from(d.disk_limit) {
+                    self.catalog.raise_alert(
+                        AlertLevel::Warning,
+                        "disk_limit",
+                        &d.name,
+                        &format!(
+                            "destination {} is {used:.0}% full, at or above its disk limit of {}%",
+                            d.name, d.disk_limit
+                        ),
+                    )?;
+                }
+            }
+        }
+        let settings = self.catalog.settings()?;
+        let days = |n: u32| (now - SignedDuration::from_hours(i64::from(n) * 24)).to_string();
+        self.catalog.prune_runs(&days(settings.logs_ttl))?;
+        self.catalog.prune_alerts(&days(settings.alerts_ttl))?;
+        Ok(())
+    }
+
+    fn check_notran(&self, job: &Job, now: Timestamp) -> Result<(), ApiError> {
+        let Some(limit) = job.monitor.notran.as_deref().and_then(|v| span::parse(v, 'd').ok()) else { return Ok(()) };
+        let last = self.catalog.last_success(&job.name)?.and_then(|t| t.parse::<Timestamp>().ok());
+        if let Some(last) = last
+            && now.duration_since(last) > limit
+        {
+            self.catalog.raise_alert(
+                AlertLevel::Warning,
+                "notran",
+                &job.name,
+                &format!(
+                    "job {} has not completed a backup for more than {} (monitor.notran)",
+                    job.name,
+                    span::format(limit)
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn check_ranfor(&self, jobs: &[Job], now: Timestamp) -> Result<(), ApiError> {
+        for run in self.catalog.runs_in_state(RunState::Running)? {
+            let Some(job) = jobs.iter().find(|j| j.name == run.job) else { continue };
+            let Some(limit) = job.monitor.ranfor.as_deref().and_then(|v| span::parse(v, 'd').ok()) else { continue };
+            let Some(started) = run.started_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok()) else { continue };
+            if now.duration_since(started) > limit {
+                self.catalog.raise_alert(
+                    AlertLevel::Warning,
+                    "ranfor",
+                    &format!("run {}", run.id),
+                    &format!(
+                        "run {} of job {} has been running for more than {} (monitor.ranfor)",
+                        run.id,
+                        job.name,
+                        span::format(limit)
+                    ),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ticks every `period` until the task is dropped.
+    pub async fn run_loop(self: Arc<Self>, period: std::time::Duration) {
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let me = self.clone();
+            match tokio::task::spawn_blocking(move || me.tick()).await {
+                Ok(Err(e)) => tracing::error!("scheduler: {}", e.message),
+                Err(e) => tracing::error!("scheduler: {e}"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// After a run of `job` ended with a snapshot at `finished`: the `after:job`
+/// schedules of other jobs fall due after their delay.
+pub fn after_run(catalog: &Catalog, job: &str, finished: Timestamp) -> Result<(), ApiError> {
+    for other in catalog.jobs()? {
+        for s in &other.schedules {
+            if let Ok(Spec::After { job: up, delay }) = Spec::parse(&s.spec)
+                && up == job
+            {
+                let due = finished.checked_add(delay).unwrap_or(finished).to_string();
+                catalog.set_next_run(&other.name, &s.spec, Some(&due))?;
+            }
+        }
+    }
+    Ok(())
+}
