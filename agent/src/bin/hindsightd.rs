@@ -8,6 +8,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = Args::parse().into_config().and_then(|config| {
         tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(daemon::run(config))

@@ -31,12 +31,12 @@ pub async fn mount(args: MountArgs) -> anyhow::Result<ExitCode> {
         layout: Layout::Single(DestinationView { name, root: args.destination.clone(), hidden: false }),
         threads: 2,
     })?;
-    eprintln!(
+    note(&format!(
         "mounted {} on {} (Ctrl-C or `hindsight umount {}` to stop)",
         args.destination.display(),
         args.dir.display(),
         args.dir.display()
-    );
+    ));
     let waiter = tokio::task::spawn_blocking(move || handle.wait());
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -47,8 +47,16 @@ pub async fn mount(args: MountArgs) -> anyhow::Result<ExitCode> {
     }
     // The session thread ends once the kernel lets go of the mount.
     mountpoint::unmount(&args.dir)?;
-    eprintln!("unmounted {}", args.dir.display());
+    note(&format!("unmounted {}", args.dir.display()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a progress line on stderr. A background mount's stderr is a pipe to
+/// the command that started it, which is gone once the mount is up: a failed
+/// write must not take the mount down.
+fn note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn background(args: &MountArgs) -> anyhow::Result<ExitCode> {
