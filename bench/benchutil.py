@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Small helpers for bench/incremental.sh (python3 standard library only).
+"""Small helpers for bench/incremental.sh and bench/mount.sh (python3 standard library only).
 
 usage:
   benchutil.py gnutime TIMEFILE
@@ -17,6 +17,10 @@ usage:
       symlink targets (and file contents with --content); exit 1 on differences
   benchutil.py report RUNDIR JSON_OUT [ARCHIVE_DIR]
       print the results table and ratios, write JSON_OUT (and a copy in ARCHIVE_DIR)
+  benchutil.py mount-report RUNDIR JSON_OUT [ARCHIVE_DIR]
+      bench/mount.sh: read RUNDIR/{meta,runs,mounts,checks,backups}.tsv, print the
+      browsing table, ratios, targets and checks, write JSON_OUT (and a copy in
+      ARCHIVE_DIR); exit 3 when a hindsight mount does not match the native tree
 """
 import datetime
 import filecmp
@@ -218,7 +222,7 @@ def compare(src, dst, content=False):
 
 # --------------------------------------------------------------------------- report
 NUMERIC_META = ("files", "corpus_bytes", "corpus_seed", "mutate_seed", "cpus", "mem_total_kib",
-                "hindsightd_idle_vmhwm_kib")
+                "hindsightd_idle_vmhwm_kib", "runs", "big_bytes", "subdir_files")
 
 
 def read_meta(path):
@@ -386,6 +390,263 @@ def report(rundir, json_out, archive_dir=None):
         print(f"         {arch}")
 
 
+# --------------------------------------------------------------------------- mount-report
+MOUNT_TOOLS = ("native", "hindsight", "hindsightd", "restic", "borg")
+MOUNT_OPS = (
+    ("find", "find SNAP | wc -l"),
+    ("du", "du -sb SNAP"),
+    ("cat200", "cat 200 small files (xargs)"),
+    ("bigread", "cat largest file > /dev/null"),
+    ("restore", "rsync -a subdir restore"),
+)
+HINDSIGHT_MOUNTS = ("hindsight", "hindsightd")
+# (key, label, op, which, kind, limit): kind "max" = ratio <= limit,
+# "min" = throughput ratio >= limit; op None = mount-level value
+MOUNT_TARGETS = (
+    ("find_warm", "find, warm", "find", "warm", "max", 1.2),
+    ("find_cold", "find, cold", "find", "cold", "max", 6.0),
+    ("du_warm", "du, warm", "du", "warm", "max", 1.2),
+    ("du_cold", "du, cold", "du", "cold", "max", 6.0),
+    ("cat200_warm", "cat 200 small files, warm", "cat200", "warm", "max", 2.0),
+    ("cat200_cold", "cat 200 small files, cold", "cat200", "cold", "max", 12.0),
+    ("bigread_warm", "large file throughput, warm", "bigread", "warm", "min", 0.9),
+    ("bigread_cold", "large file throughput, cold", "bigread", "cold", "min", 0.9),
+    ("restore_warm", "rsync restore, warm", "restore", "warm", "max", 1.3),
+    ("restore_cold", "rsync restore, cold", "restore", "cold", "max", 1.3),
+    ("mount_usable", "mount usable (s)", None, "usable_s", "max", 0.5),
+    ("mount_memory", "mount memory after all ops (MiB)", None, "vmhwm_after_mib", "max", 64),
+)
+# checks that must be identical to native
+MOUNT_SAME = ("find_lines", "small_md5", "big_md5")
+
+
+def read_tsv(path, ncols):
+    rows = []
+    if os.path.exists(path):
+        with open(path, errors="replace") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if line:
+                    parts = line.split("\t")
+                    rows.append(parts + [""] * (ncols - len(parts)))
+    return rows
+
+
+def median(xs):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def mount_report(rundir, json_out, archive_dir=None):
+    meta = read_meta(os.path.join(rundir, "meta.tsv"))
+    tools = [t for t in MOUNT_TOOLS if t in str(meta.get("tools", "native")).split()]
+    res = {t: {"mount": None, "ops": {}, "checks": {}} for t in tools}
+
+    for tool, op, run, wall, cpu, load, status in read_tsv(os.path.join(rundir, "runs.tsv"), 7):
+        if tool not in res:
+            continue
+        o = res[tool]["ops"].setdefault(op, {"runs_s": [], "server_cpu_s": [], "load1": [], "status": "ok"})
+        o["runs_s"].append(float(wall))
+        o["server_cpu_s"].append(num(cpu))
+        o["load1"].append(num(load))
+        if status != "ok":
+            o["status"] = f"run {run}: {status}"
+    for tool, usable, hwm0, hwm1, rss, pid, status in read_tsv(os.path.join(rundir, "mounts.tsv"), 7):
+        if tool not in res:
+            continue
+
+        def mib(v):
+            v = num(v)
+            return round(v / 1024, 1) if isinstance(v, float) else None
+        res[tool]["mount"] = {"usable_s": num(usable), "vmhwm_ready_mib": mib(hwm0),
+                              "vmhwm_after_mib": mib(hwm1), "vmrss_after_mib": mib(rss),
+                              "pid": num(pid), "status": status}
+    for tool, key, val in read_tsv(os.path.join(rundir, "checks.tsv"), 3):
+        if tool not in res:
+            continue
+        c = res[tool]["checks"]
+        if key in c:
+            c[key] = f"{c[key]}; {val}"
+        else:
+            c[key] = val
+    backups = {t: num(w) for t, w in read_tsv(os.path.join(rundir, "backups.tsv"), 2)}
+
+    big_bytes = meta.get("big_bytes")
+    big_bytes = int(big_bytes) if str(big_bytes).isdigit() else None
+
+    # cold = run 1, warm = median of runs 2..N; ratios against native
+    for tool in tools:
+        for op, o in res[tool]["ops"].items():
+            r = o["runs_s"]
+            o["cold_s"] = round(r[0], 4) if r and o["status"] == "ok" else None
+            o["warm_s"] = round(median(r[1:]), 4) if len(r) > 1 and o["status"] == "ok" else None
+            if op == "bigread" and big_bytes:
+                o["cold_mb_s"] = round(big_bytes / o["cold_s"] / 1e6, 1) if o["cold_s"] else None
+                o["warm_mb_s"] = round(big_bytes / o["warm_s"] / 1e6, 1) if o["warm_s"] else None
+    nat = res.get("native", {}).get("ops", {})
+    for tool in tools:
+        for op, o in res[tool]["ops"].items():
+            n = nat.get(op, {})
+            for w in ("cold", "warm"):
+                o[f"ratio_{w}"] = ratio(o.get(f"{w}_s"), n.get(f"{w}_s"))
+                if op == "bigread":
+                    # throughput relative to native (higher is better)
+                    o[f"throughput_ratio_{w}"] = ratio(n.get(f"{w}_s"), o.get(f"{w}_s"))
+
+    # correctness: against native
+    ncheck = res.get("native", {}).get("checks", {})
+    restore_keys = sorted(k for k in ncheck if k.startswith("restored_files_"))
+    snap_name = os.path.basename(str(meta.get("snapshot", "")))
+    hs_mismatch = []
+    for tool in tools:
+        c = res[tool]["checks"]
+        diffs = []
+        if "failure" in c:
+            diffs.append(f"failed: {c['failure']}")
+        else:
+            for k in MOUNT_SAME + tuple(restore_keys):
+                if c.get(k) != ncheck.get(k):
+                    diffs.append(f"{k}: {c.get(k)!r} != native {ncheck.get(k)!r}")
+            if c.get("restore_metadata") != "ok":
+                diffs.append(f"restore_metadata: {c.get('restore_metadata')}")
+            if "find_lines_vary" in c:
+                diffs.append(f"find line count varies between runs: {c['find_lines_vary']}")
+            if tool in HINDSIGHT_MOUNTS and os.path.basename(c.get("latest_link", "")) != snap_name:
+                diffs.append(f"latest -> {c.get('latest_link')!r}, expected {snap_name!r}")
+        res[tool]["matches_native"] = not diffs
+        res[tool]["differences"] = diffs
+        if diffs and tool in HINDSIGHT_MOUNTS:
+            hs_mismatch.append(tool)
+
+    # targets for the hindsight mounts
+    targets = {}
+    for tool in tools:
+        if tool not in HINDSIGHT_MOUNTS:
+            continue
+        t = {}
+        for key, label, op, which, kind, limit in MOUNT_TARGETS:
+            if op is None:
+                val = (res[tool]["mount"] or {}).get(which)
+            elif op == "bigread":
+                val = res[tool]["ops"].get(op, {}).get(f"throughput_ratio_{which}")
+            else:
+                val = res[tool]["ops"].get(op, {}).get(f"ratio_{which}")
+            ok = None if val is None else (val <= limit if kind == "max" else val >= limit)
+            t[key] = {"label": label, "value": val, ("target_max" if kind == "max" else "target_min"): limit,
+                      "pass": ok}
+        targets[tool] = t
+
+    result = {"benchmark": "mount", "meta": meta, "backups_s": backups, "tools": res, "targets": targets,
+              "hindsight_matches_native": not hs_mismatch}
+
+    # ---- table
+    files = meta.get("files")
+    head = f"hindsight mount (browsing) benchmark: {files:,} files" if isinstance(files, int) else "mount benchmark"
+    cb = meta.get("corpus_bytes")
+    if isinstance(cb, int):
+        head += f" ({cb / 2**30:.2f} GiB)"
+    head += f", {meta.get('bench_dir', '?')}, {meta.get('date', '')}"
+    print()
+    print(head)
+    print(f"load average: start {meta.get('loadavg_start', '?')}, before measuring "
+          f"{meta.get('loadavg_measure_start', '?')}, end {meta.get('loadavg_end', '?')} (on {meta.get('cpus', '?')} CPUs)")
+    print(f"cold = run 1 after dropping the page/dentry/inode caches (BENCH_DROP={meta.get('drop', '?')}); "
+          f"warm = median of runs 2-{meta.get('runs', '?')}; x = ratio to native (lower is better)")
+    if meta.get("targets"):
+        print("targets: " + str(meta["targets"]).strip("; "))
+    if backups:
+        print("backups (not a target): " + ", ".join(f"{t} {v:.1f} s" for t, v in backups.items() if v is not None))
+    print()
+    cols = ("operation", "tool", "cold s", "x", "warm s", "x", "runs s", "server cpu s")
+    rows = []
+    for op, label in MOUNT_OPS:
+        first = True
+        for tool in tools:
+            o = res[tool]["ops"].get(op)
+            if o is None:
+                rows.append((label if first else "", tool, "-", "", "-", "", "(not run)", ""))
+                first = False
+                continue
+            runs = " ".join(f"{x:.3f}" for x in o["runs_s"])
+            if o["status"] != "ok":
+                runs += f"  FAILED ({o['status']})"
+            cpu = " ".join("-" if x is None else f"{x:.2f}" for x in o["server_cpu_s"]) if tool != "native" else ""
+            rc, rw = o.get("ratio_cold"), o.get("ratio_warm")
+            cold, warm = fmt(o.get("cold_s"), 3), fmt(o.get("warm_s"), 3)
+            if op == "bigread":
+                cold += f" ({fmt(o.get('cold_mb_s'), 0)} MB/s)"
+                warm += f" ({fmt(o.get('warm_mb_s'), 0)} MB/s)"
+            rows.append((label if first else "", tool, cold, fmt(rc) if tool != "native" else "",
+                         warm, fmt(rw) if tool != "native" else "", runs, cpu))
+            first = False
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    align = ("<", "<", ">", ">", ">", ">", "<", "<")
+
+    def line(vals):
+        return "  ".join(f"{v:{a}{w}}" for v, a, w in zip(vals, align, widths)).rstrip()
+
+    print(line(cols))
+    print(line(["-" * w for w in widths]))
+    for i, r in enumerate(rows):
+        if i and r[0]:
+            print()
+        print(line(r))
+    print()
+    print("mount             usable s   VmHWM at ready MiB   VmHWM after all ops MiB   VmRSS after MiB   status")
+    for tool in tools:
+        m = res[tool]["mount"]
+        if tool == "native" or not m:
+            continue
+        print(f"  {tool:14} {fmt(m['usable_s'], 3):>9}   {fmt(m['vmhwm_ready_mib'], 1):>18}   "
+              f"{fmt(m['vmhwm_after_mib'], 1):>23}   {fmt(m['vmrss_after_mib'], 1):>15}   {m['status']}")
+    for tool in targets:
+        print()
+        print(f"target check: {tool} (ratios to native measured in this run; large file: throughput ratio)")
+        for key, v in targets[tool].items():
+            if "target_max" in v:
+                tgt = f"<= {v['target_max']}"
+            else:
+                tgt = f">= {v['target_min']}"
+            val = "-" if v["value"] is None else f"{v['value']:.2f}"
+            status = "n/a" if v["pass"] is None else ("PASS" if v["pass"] else "FAIL")
+            print(f"  {v['label']:34} {val:>8}   target {tgt:8} {status}")
+    print()
+    print("checks (must be identical to native)")
+    for tool in tools:
+        c = res[tool]["checks"]
+        restored = "/".join(str(c.get(k, "-")) for k in restore_keys)
+        verdict = "same as native" if res[tool]["matches_native"] else "DIFFERS: " + "; ".join(res[tool]["differences"])
+        if tool == "native":
+            verdict = "reference"
+        print(f"  {tool:11} find lines {c.get('find_lines', '-'):>7}  small md5 {str(c.get('small_md5', '-'))[:8]:8}  "
+              f"big md5 {str(c.get('big_md5', '-'))[:8]:8}  restored files {restored}  "
+              f"restore metadata {c.get('restore_metadata', '-')}  du -sb {c.get('du_bytes', '-')}  -> {verdict}")
+        for k in ("latest_link", "unmount", "log_errors"):
+            if k in c:
+                print(f"  {'':11} {k}: {c[k]}")
+
+    os.makedirs(os.path.dirname(os.path.abspath(json_out)), exist_ok=True)
+    tmp = json_out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, json_out)
+    print()
+    print(f"results: {json_out}")
+    if archive_dir:
+        os.makedirs(archive_dir, exist_ok=True)
+        stamp = str(meta.get("run_id", "run")).replace("/", "_")
+        arch = os.path.join(archive_dir, f"mount-{files}-{stamp}.json")
+        with open(arch, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"         {arch}")
+    return 3 if hs_mismatch else 0
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -403,6 +664,8 @@ def main(argv):
         compare(args[0], args[1], content=len(args) == 3 and args[2] == "--content")
     elif cmd == "report" and len(args) in (2, 3):
         report(*args)
+    elif cmd == "mount-report" and len(args) in (2, 3):
+        return mount_report(*args)
     else:
         die(f"bad arguments: {' '.join(argv[1:])!r} (see --help)")
     return 0

@@ -2,7 +2,7 @@
 # bench/incremental.sh: one full and one incremental backup with hindsight,
 # timed against cp -a / cp -al / rsync / rsnapshot on the standard corpus.
 #
-# usage:  cargo build --release && bench/incremental.sh
+# usage:  cargo build --release --workspace && bench/incremental.sh
 #
 # environment knobs (see bench/README.md):
 #   BENCH_FILES=100000        corpus size (entries); 1000000 for the memory-scaling run
@@ -16,12 +16,7 @@
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$SCRIPT_DIR/.." && pwd)
-HELPER=$SCRIPT_DIR/benchutil.py
-GEN=$SCRIPT_DIR/corpus/gen_corpus.py
-MUTATE=$SCRIPT_DIR/corpus/mutate.py
 
-CORPUS_SEED=1
 MUTATE_SEED=2
 JOB=bench
 DEST_NAME=bench
@@ -34,27 +29,11 @@ BENCH_VERIFY=${BENCH_VERIFY:-1}
 BENCH_WARM=${BENCH_WARM:-1}
 BENCH_NO_INSTALL=${BENCH_NO_INSTALL:-0}
 
-# ---------------------------------------------------------------- helpers
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-warn() { printf '[%s] WARNING: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-jstr() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
-py() { python3 "$HELPER" "$@"; }
-
-# show the last lines of a log file on stderr
-tail_log() {
-    local f=$1 n=${2:-20}
-    [[ -s $f ]] || return 0
-    printf -- '---- last %s lines of %s ----\n' "$n" "$f" >&2
-    tail -n "$n" -- "$f" >&2 || true
-    printf -- '----\n' >&2
-}
+# shellcheck source=bench/lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 # ---------------------------------------------------------------- arguments
-if ! [[ $BENCH_FILES =~ ^[0-9]+$ ]] || (( BENCH_FILES < 1000 )); then
-    die "BENCH_FILES must be an integer >= 1000 (got '$BENCH_FILES')"
-fi
-N=$BENCH_FILES
+check_bench_files
 
 PEERS=()
 for p in ${BENCH_PEERS//,/ }; do
@@ -76,127 +55,29 @@ case $BENCH_VERIFY in 0 | 1 | full) ;; *) die "BENCH_VERIFY must be 0, 1 or full
 
 # ---------------------------------------------------------------- 1. binaries and tools
 if (( RUN_HS )); then
-    TARGET_DIR=${CARGO_TARGET_DIR:-target}
-    [[ $TARGET_DIR == /* ]] || TARGET_DIR=$REPO/$TARGET_DIR
-    HINDSIGHTD=${HINDSIGHTD:-$TARGET_DIR/release/hindsightd}
-    HINDSIGHT=${HINDSIGHT:-$TARGET_DIR/release/hindsight}
-    for b in "$HINDSIGHTD" "$HINDSIGHT"; do
-        if [[ ! -x $b ]]; then
-            die "hindsight binary not found or not executable: $b
-  build the release binaries first:   (cd $REPO && cargo build --release)
-  or point HINDSIGHTD=... HINDSIGHT=... at them,
-  or run only the peer tools with BENCH_PEERS_ONLY=1"
-        fi
-    done
-    HINDSIGHTD=$(realpath "$HINDSIGHTD")
-    HINDSIGHT=$(realpath "$HINDSIGHT")
-    case $HINDSIGHTD in */debug/*) warn "$HINDSIGHTD looks like a debug build: timings will not be representative" ;; esac
+    resolve_binaries "or run only the peer tools with BENCH_PEERS_ONLY=1"
 fi
-
-command -v python3 >/dev/null || die "python3 is required"
-missing=()
-command -v rsync >/dev/null || missing+=(rsync)
-command -v rsnapshot >/dev/null || missing+=(rsnapshot)
-[[ -x /usr/bin/time ]] || missing+=(time)
-if (( ${#missing[@]} )); then
-    if [[ $BENCH_NO_INSTALL == 1 ]]; then
-        die "missing: ${missing[*]} (BENCH_NO_INSTALL=1); install with: apt-get install -y rsync rsnapshot time"
-    fi
-    if [[ $(id -u) != 0 ]]; then
-        die "missing: ${missing[*]}; install them with: sudo apt-get install -y rsync rsnapshot time"
-    fi
-    log "installing rsync rsnapshot time with apt-get (missing: ${missing[*]})"
-    apt_log=$(mktemp /tmp/hindsight-bench-apt.XXXXXX)
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >"$apt_log" 2>&1 || { tail_log "$apt_log"; die "apt-get update failed (log: $apt_log)"; }
-    apt-get install -y -q --no-install-recommends rsync rsnapshot time >>"$apt_log" 2>&1 \
-        || { tail_log "$apt_log"; die "apt-get install rsync rsnapshot time failed (log: $apt_log)"; }
-    rm -f "$apt_log"
-fi
+ensure_packages rsync:rsync rsnapshot:rsnapshot /usr/bin/time:time
 RSNAPSHOT=$(command -v rsnapshot)
 RSYNC=$(command -v rsync)
 CP=$(command -v cp)
 
 # ---------------------------------------------------------------- 2. work dir
-mkdir -p "$BENCH_DIR"
-W=$(cd "$BENCH_DIR" && pwd -P)
-[[ $W != *$'\t'* && $W != *$'\n'* ]] || die "BENCH_DIR must not contain tabs or newlines (rsnapshot.conf is tab-separated)"
-TRASH=$W/trash
-CORPUS=$W/corpus-$N
-STAMP=$W/corpus-$N.stamp
+bench_workdir
 HS=$W/hindsight
 PD=$W/peers
 RUN=$W/run
-RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$TRASH"
+bench_lock incremental.sh
 
-exec 9>"$W/.lock"
-flock -n 9 || die "another bench/incremental.sh is already running on $W"
-
-HSD_PID=
-PAUSED=()
+HSD_LOG=$RUN/hindsightd.log
+HSD_PIDFILE=$HS/hindsightd.pid
 VERIFY_FAILED=0
-
-stop_daemon() {
-    [[ -n $HSD_PID ]] || return 0
-    if kill -0 "$HSD_PID" 2>/dev/null; then
-        log "stopping hindsightd (pid $HSD_PID, SIGTERM)"
-        kill -TERM "$HSD_PID" 2>/dev/null || true
-        local i
-        for (( i = 0; i < 600; i++ )); do
-            kill -0 "$HSD_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$HSD_PID" 2>/dev/null; then
-            warn "hindsightd (pid $HSD_PID) still running 60 s after SIGTERM; leaving it (kill it yourself)"
-            HSD_PID=
-            return 0
-        fi
-    fi
-    local rc=0
-    wait "$HSD_PID" 2>/dev/null || rc=$?
-    (( rc == 0 )) || warn "hindsightd exited with status $rc (log: $RUN/hindsightd.log)"
-    rm -f "$HS/hindsightd.pid"
-    HSD_PID=
-}
-
-# true when PID is a live `rm -rf` of something under $TRASH (started by an earlier run)
-is_trash_rm() {
-    local pid=$1 cmd
-    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/cmdline ]] || return 1
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ $cmd == rm\ * && $cmd == *" $TRASH/"* ]]
-}
-
-# delete everything in $TRASH in the background (this disk frees ~300 files/s)
-start_trash_deletion() {
-    local e pid started=()
-    shopt -s nullglob dotglob
-    for e in "$TRASH"/*; do
-        [[ $e == *.pid ]] && continue
-        if [[ -f $e.pid ]] && is_trash_rm "$(<"$e.pid")"; then
-            continue                                  # still being deleted (resumed already)
-        fi
-        nohup nice -n 19 rm -rf -- "$e" </dev/null >/dev/null 2>&1 9>&- &
-        pid=$!
-        echo "$pid" >"$e.pid"
-        started+=("$pid")
-    done
-    for e in "$TRASH"/*.pid; do                       # pid files of finished deletions
-        [[ -e ${e%.pid} ]] || rm -f -- "$e"
-    done
-    shopt -u nullglob dotglob
-    if (( ${#started[@]} )); then
-        log "deleting old trees in the background (pids ${started[*]}): $TRASH"
-    fi
-}
 
 cleanup() {
     local rc=$?
     set +e
     stop_daemon
-    local p
-    for p in "${PAUSED[@]}"; do kill -CONT "$p" 2>/dev/null; done
+    resume_trash_deletions
     start_trash_deletion
     exit "$rc"
 }
@@ -205,119 +86,27 @@ trap 'printf "error: unexpected failure at %s line %s: %s\n" "${BASH_SOURCE[0]}"
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# pause background deletions of earlier runs while we measure (resumed on exit)
-shopt -s nullglob
-for f in "$TRASH"/*.pid; do
-    pid=$(<"$f") || continue
-    if is_trash_rm "$pid"; then
-        kill -STOP "$pid" 2>/dev/null && PAUSED+=("$pid")
-    elif [[ ! -e ${f%.pid} ]]; then
-        rm -f -- "$f"
-    fi
-done
-shopt -u nullglob
-if (( ${#PAUSED[@]} )); then
-    log "paused ${#PAUSED[@]} background deletion(s) of earlier runs until this run ends (pids ${PAUSED[*]})"
-fi
-
-# a daemon left over by an interrupted earlier run (started by this script)
-if [[ -f $HS/hindsightd.pid ]]; then
-    old=$(<"$HS/hindsightd.pid")
-    if [[ $old =~ ^[0-9]+$ ]] && [[ -r /proc/$old/cmdline ]] \
-        && tr '\0' ' ' <"/proc/$old/cmdline" | grep -qF -- "--state-dir $HS/state"; then
-        log "stopping hindsightd left over from an earlier run (pid $old)"
-        kill -TERM "$old" 2>/dev/null || true
-        for (( i = 0; i < 300; i++ )); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$old" 2>/dev/null && die "leftover hindsightd (pid $old) does not stop; stop it and retry"
-    fi
-fi
+pause_trash_deletions
+stop_leftover_daemon "$HS/hindsightd.pid" "$HS/state"
 
 # move the previous run's trees out of the way (deleted in the background at the end)
-to_trash() {
-    local src=$1 dst=$TRASH/$RUN_ID
-    [[ -e $src || -L $src ]] || return 0
-    mkdir -p "$dst"
-    mv -- "$src" "$dst/$(basename -- "$src").$(date +%s%N)"
-}
 for d in "$HS" "$PD" "$RUN" "$CORPUS.partial"; do to_trash "$d"; done
 mkdir -p "$RUN" "$PD"
 RESULTS=$RUN/results.jsonl
 : >"$RESULTS"
-
-meta() { printf '%s\t%s\n' "$1" "$(printf '%s' "$2" | tr '\t\n' '  ')" >>"$RUN/meta.tsv"; }
-: >"$RUN/meta.tsv"
+META=$RUN/meta.tsv
+: >"$META"
 
 # ---------------------------------------------------------------- corpus
-stamp_get() { [[ -f $STAMP ]] || return 0; sed -n "s/^$1=//p" "$STAMP" | sed -n 1p; }
-
-# identity of the tree: names, types, sizes, mtimes, modes, link counts, link targets
-# (not directory sizes, which ext4 never shrinks)
-fingerprint() {
-    find "$1" \( -type d -printf '%P\t%y\t-\t%T@\t%m\0' \) -o -printf '%P\t%y\t%s\t%T@\t%m\t%n\t%l\0' \
-        | LC_ALL=C sort -z | sha256sum | cut -d' ' -f1
-}
-
-corpus_ok=0
-if [[ -d $CORPUS && -f $STAMP ]]; then
-    if [[ $(stamp_get files) == "$N" && $(stamp_get seed) == "$CORPUS_SEED" && $(stamp_get state) == pristine ]]; then
-        log "checking the existing corpus $CORPUS"
-        if [[ $(fingerprint "$CORPUS") == "$(stamp_get fingerprint)" ]]; then
-            corpus_ok=1
-        else
-            log "the corpus changed since it was generated: regenerating it"
-        fi
-    else
-        log "the corpus is not in its generated state (state=$(stamp_get state)): regenerating it"
-    fi
-fi
-
-# estimated size of one copy of the corpus (bytes), for the disk check
-CORPUS_BYTES=$(stamp_get bytes)
-(( corpus_ok )) && [[ $CORPUS_BYTES =~ ^[0-9]+$ ]] || CORPUS_BYTES=$(( N * 23200 ))
+corpus_check
 copies=0
 (( corpus_ok )) || copies=$(( copies + 1 ))
 (( RUN_HS )) && copies=$(( copies + 1 ))
 for p in "${PEERS[@]}"; do copies=$(( copies + 1 )); done
-need=$(( copies * CORPUS_BYTES + CORPUS_BYTES / 10 + (1 << 30) ))
-avail=$(df -B1 --output=avail "$W" | tail -n 1 | tr -d ' ')
-if (( need > avail )); then
-    die "not enough disk space in $W: need ~$(( need >> 30 )) GiB ($copies copies of a ~$(( CORPUS_BYTES >> 20 )) MiB corpus), $(( avail >> 30 )) GiB free.
-  Time fewer peers (e.g. BENCH_PEERS=cp, or BENCH_PEERS=none for hindsight only), use another BENCH_DIR,
-  or wait for the background deletion of $TRASH to free space."
-fi
-inodes=$(df --output=iavail "$W" | tail -n 1 | tr -d ' ')
-if [[ $inodes =~ ^[0-9]+$ ]] && (( inodes > 0 && inodes < (copies + 1) * N * 21 / 20 )); then
-    die "not enough free inodes in $W: ${inodes} free, need ~$(( (copies + 1) * N * 21 / 20 ))"
-fi
-
-if (( ! corpus_ok )); then
-    to_trash "$CORPUS"
-    rm -f "$STAMP"
-    log "generating the corpus: $N entries (seed $CORPUS_SEED, ~$(( CORPUS_BYTES >> 20 )) MiB, about 35 s per 100k files)"
-    python3 "$GEN" "$CORPUS.partial" --files "$N" --seed "$CORPUS_SEED" >"$RUN/gen_corpus.log" 2>&1 \
-        || { tail_log "$RUN/gen_corpus.log"; die "corpus generation failed"; }
-    cat "$RUN/gen_corpus.log" >&2
-    mv -- "$CORPUS.partial" "$CORPUS"
-    bytes=$(sed -n 's/.* bytes=\([0-9]*\) .*/\1/p' "$RUN/gen_corpus.log")
-    [[ -n $bytes ]] || bytes=$(du -sb "$CORPUS" | cut -f1)
-    {
-        echo "files=$N"
-        echo "seed=$CORPUS_SEED"
-        echo "bytes=$bytes"
-        echo "generated=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-        echo "state=pristine"
-        echo "fingerprint=$(fingerprint "$CORPUS")"
-    } >"$STAMP.tmp"
-    mv -- "$STAMP.tmp" "$STAMP"
-    CORPUS_BYTES=$bytes
-else
-    log "reusing the corpus $CORPUS ($N entries, $(( CORPUS_BYTES >> 20 )) MiB)"
-fi
-FINGERPRINT=$(stamp_get fingerprint)
-
-set_state() {
-    sed -i "s/^state=.*/state=$1/" "$STAMP"
-}
+check_space $(( copies * CORPUS_BYTES + CORPUS_BYTES / 10 + (1 << 30) )) $(( (copies + 1) * N * 21 / 20 )) \
+    "$copies copies of a ~$(( CORPUS_BYTES >> 20 )) MiB corpus" \
+    "Time fewer peers (e.g. BENCH_PEERS=cp, or BENCH_PEERS=none for hindsight only)."
+corpus_generate "$RUN"
 
 meta run_id "$RUN_ID"
 meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -328,22 +117,13 @@ meta corpus_seed "$CORPUS_SEED"
 meta mutate_seed "$MUTATE_SEED"
 meta corpus_fingerprint "$FINGERPRINT"
 meta bench_dir "$W"
-meta host "$(uname -n)"
-meta kernel "$(uname -r)"
-meta cpus "$(nproc)"
-meta mem_total_kib "$(awk '/^MemTotal:/{print $2}' /proc/meminfo)"
-meta filesystem "$(findmnt -n -o SOURCE,FSTYPE,OPTIONS -T "$W" 2>/dev/null || echo unknown)"
-meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta_machine
 meta peers "${PEERS[*]:-none}"
 meta cp_version "$("$CP" --version | sed -n 1p)"
 meta rsync_version "$("$RSYNC" --version | sed -n 1p)"
 meta rsnapshot_version "$("$RSNAPSHOT" version 2>/dev/null | sed -n 1p || true)"
-meta python_version "$(python3 --version 2>&1)"
 
-load1=$(cut -d' ' -f1 /proc/loadavg)
-if awk -v l="$load1" -v c="$(nproc)" 'BEGIN { exit !(l > c / 2) }'; then
-    warn "load average is $load1 on $(nproc) CPUs: the machine is busy, wall times will be inflated (cpu s is steadier)"
-fi
+warn_if_busy "cpu s is steadier"
 
 mem_avail=$(( $(awk '/^MemAvailable:/{print $2}' /proc/meminfo) * 1024 ))
 if (( CORPUS_BYTES > mem_avail / 2 )); then
@@ -351,7 +131,7 @@ if (( CORPUS_BYTES > mem_avail / 2 )); then
     meta cache "cold: corpus larger than half of MemAvailable"
 elif [[ $BENCH_WARM == 1 ]]; then
     log "reading the corpus once to warm the page cache (BENCH_WARM=0 to skip)"
-    tar -C "$W" -cf - "corpus-$N" | cat >/dev/null
+    warm_corpus
     meta cache "warm"
 fi
 
@@ -380,27 +160,7 @@ peer_timed() {
         "{\"load1\": $load, \"note\": $(jstr "$note")}"
 }
 
-CLK_TCK=$(getconf CLK_TCK)
-# utime+stime(+children) of the daemon, in clock ticks
-daemon_ticks() {
-    local s rest
-    s=$(<"/proc/$HSD_PID/stat")
-    rest=${s##*) }
-    local -a f
-    read -r -a f <<<"$rest"
-    # f[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17
-    echo $(( f[11] + f[12] + f[13] + f[14] ))
-}
-daemon_vm() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$HSD_PID/status"; }
-
 hs() { "$HINDSIGHT" --socket "$SOCK" "$@"; }
-
-check_daemon() {
-    kill -0 "$HSD_PID" 2>/dev/null && return 0
-    tail_log "$RUN/hindsightd.log" 40
-    HSD_PID=
-    die "hindsightd exited unexpectedly (log: $RUN/hindsightd.log)"
-}
 
 # hs_timed PHASE: one `job run --wait`, timed; daemon CPU and VmHWM
 hs_timed() {
@@ -486,24 +246,13 @@ hs_verify() {
 if (( RUN_HS )); then
     mkdir -p "$HS/state" "$HS/dest"
     SOCK=$HS/hindsightd.sock
-    (( ${#SOCK} < 100 )) || die "socket path too long (${#SOCK} bytes, max 107): use a shorter BENCH_DIR"
     meta hindsightd "$HINDSIGHTD"
     meta hindsight "$HINDSIGHT"
     meta hindsight_version "$("$HINDSIGHT" --version 2>/dev/null | sed -n 1p || true)"
     meta hindsightd_mtime "$(date -u -r "$HINDSIGHTD" +%Y-%m-%dT%H:%M:%SZ)"
     meta git_commit "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo none)"
 
-    log "starting hindsightd (state $HS/state, socket $SOCK, log $RUN/hindsightd.log)"
-    "$HINDSIGHTD" --state-dir "$HS/state" --socket "$SOCK" --no-mount </dev/null >"$RUN/hindsightd.log" 2>&1 9>&- &
-    HSD_PID=$!
-    echo "$HSD_PID" >"$HS/hindsightd.pid"
-    ready=0
-    for (( i = 0; i < 300; i++ )); do
-        check_daemon
-        if hs status >"$RUN/status.log" 2>&1; then ready=1; break; fi
-        sleep 0.1
-    done
-    (( ready )) || { tail_log "$RUN/status.log"; tail_log "$RUN/hindsightd.log"; die "hindsightd not ready after 30 s (hindsight status keeps failing)"; }
+    start_daemon "$HS/state" "$SOCK" --no-mount
     meta hindsightd_idle_vmhwm_kib "$(daemon_vm VmHWM)"
     log "hindsightd ready (pid $HSD_PID, VmHWM $(( $(daemon_vm VmHWM) / 1024 )) MiB idle)"
 

@@ -1,0 +1,375 @@
+# shellcheck shell=bash disable=SC2034
+# bench/lib.sh: bash helpers shared by bench/incremental.sh and bench/mount.sh.
+# Sourced, never run. The sourcing script sets SCRIPT_DIR (the bench/ dir)
+# before sourcing, and `set -Eeuo pipefail` itself.
+#
+# What is here:
+#   log/warn/die/jstr/py/tail_log     messages and the python helper
+#   resolve_binaries                   HINDSIGHTD / HINDSIGHT from the release build
+#   ensure_packages                    apt-get install of missing tools
+#   bench_workdir / bench_lock         W, TRASH, CORPUS, STAMP; the per-BENCH_DIR lock
+#   trash: to_trash, pause_trash_deletions, resume_trash_deletions, start_trash_deletion
+#   corpus: stamp_get, fingerprint, corpus_check, check_space, corpus_generate, set_state, warm_corpus
+#   daemon: start_daemon, check_daemon, stop_daemon, stop_leftover_daemon, daemon_ticks, pid_vm
+#   meta, meta_machine                 the run's meta.tsv
+
+REPO=$(cd "$SCRIPT_DIR/.." && pwd)
+HELPER=$SCRIPT_DIR/benchutil.py
+GEN=$SCRIPT_DIR/corpus/gen_corpus.py
+MUTATE=$SCRIPT_DIR/corpus/mutate.py
+PICK=$SCRIPT_DIR/corpus/pick_targets.py
+CORPUS_SEED=1
+
+# ---------------------------------------------------------------- messages
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+warn() { printf '[%s] WARNING: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+jstr() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
+py() { python3 "$HELPER" "$@"; }
+
+# show the last lines of a log file on stderr
+tail_log() {
+    local f=$1 n=${2:-20}
+    [[ -s $f ]] || return 0
+    printf -- '---- last %s lines of %s ----\n' "$n" "$f" >&2
+    tail -n "$n" -- "$f" >&2 || true
+    printf -- '----\n' >&2
+}
+
+# ---------------------------------------------------------------- knobs
+check_bench_files() {
+    if ! [[ $BENCH_FILES =~ ^[0-9]+$ ]] || (( BENCH_FILES < 1000 )); then
+        die "BENCH_FILES must be an integer >= 1000 (got '$BENCH_FILES')"
+    fi
+    N=$BENCH_FILES
+}
+
+# ---------------------------------------------------------------- binaries and tools
+# resolve_binaries [HINT]: set HINDSIGHTD and HINDSIGHT (absolute), or die with HINT
+resolve_binaries() {
+    local hint=${1:-}
+    local target_dir=${CARGO_TARGET_DIR:-target}
+    [[ $target_dir == /* ]] || target_dir=$REPO/$target_dir
+    HINDSIGHTD=${HINDSIGHTD:-$target_dir/release/hindsightd}
+    HINDSIGHT=${HINDSIGHT:-$target_dir/release/hindsight}
+    local b
+    for b in "$HINDSIGHTD" "$HINDSIGHT"; do
+        if [[ ! -x $b ]]; then
+            die "hindsight binary not found or not executable: $b
+  build the release binaries first:   (cd $REPO && cargo build --release --workspace)
+  or point HINDSIGHTD=... HINDSIGHT=... at them${hint:+,
+  $hint}"
+        fi
+    done
+    HINDSIGHTD=$(realpath "$HINDSIGHTD")
+    HINDSIGHT=$(realpath "$HINDSIGHT")
+    case $HINDSIGHTD in */debug/*) warn "$HINDSIGHTD looks like a debug build: timings will not be representative" ;; esac
+}
+
+# ensure_packages CHECK:PACKAGE...: install (apt-get) the packages whose CHECK fails.
+# CHECK is a command name, or an absolute path that must be executable.
+ensure_packages() {
+    command -v python3 >/dev/null || die "python3 is required"
+    local spec chk pkg missing=() pkgs=()
+    for spec in "$@"; do
+        chk=${spec%%:*} pkg=${spec#*:}
+        if [[ $chk == /* ]]; then [[ -x $chk ]] && continue; else command -v "$chk" >/dev/null && continue; fi
+        missing+=("$chk") pkgs+=("$pkg")
+    done
+    (( ${#missing[@]} )) || return 0
+    if [[ ${BENCH_NO_INSTALL:-0} == 1 ]]; then
+        die "missing: ${missing[*]} (BENCH_NO_INSTALL=1); install with: apt-get install -y --no-install-recommends ${pkgs[*]}"
+    fi
+    if [[ $(id -u) != 0 ]]; then
+        die "missing: ${missing[*]}; install them with: sudo apt-get install -y --no-install-recommends ${pkgs[*]}"
+    fi
+    log "installing ${pkgs[*]} with apt-get (missing: ${missing[*]})"
+    local apt_log
+    apt_log=$(mktemp /tmp/hindsight-bench-apt.XXXXXX)
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >"$apt_log" 2>&1 || { tail_log "$apt_log"; die "apt-get update failed (log: $apt_log)"; }
+    apt-get install -y -q --no-install-recommends "${pkgs[@]}" >>"$apt_log" 2>&1 \
+        || { tail_log "$apt_log"; die "apt-get install ${pkgs[*]} failed (log: $apt_log)"; }
+    rm -f "$apt_log"
+}
+
+# ---------------------------------------------------------------- work dir, lock
+# bench_workdir: create BENCH_DIR; set W, TRASH, CORPUS, STAMP, RUN_ID
+bench_workdir() {
+    mkdir -p "$BENCH_DIR"
+    W=$(cd "$BENCH_DIR" && pwd -P)
+    [[ $W != *$'\t'* && $W != *$'\n'* ]] || die "BENCH_DIR must not contain tabs or newlines"
+    TRASH=$W/trash
+    CORPUS=$W/corpus-$N
+    STAMP=$W/corpus-$N.stamp
+    RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
+    mkdir -p "$TRASH"
+}
+
+# bench_lock NAME: one benchmark at a time per BENCH_DIR (they share the corpus)
+bench_lock() {
+    exec 9>"$W/.lock"
+    flock -n 9 || die "another benchmark ($1 or another bench/*.sh) is already running on $W"
+}
+
+# ---------------------------------------------------------------- trash
+PAUSED=()
+
+# true when PID is a live `rm -rf` of something under $TRASH (started by an earlier run)
+is_trash_rm() {
+    local pid=$1 cmd
+    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/cmdline ]] || return 1
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ $cmd == rm\ * && $cmd == *" $TRASH/"* ]]
+}
+
+# delete everything in $TRASH in the background (this disk frees ~300 files/s).
+# --one-file-system: never descend into something still mounted in the trash.
+start_trash_deletion() {
+    local e pid started=()
+    shopt -s nullglob dotglob
+    for e in "$TRASH"/*; do
+        [[ $e == *.pid ]] && continue
+        if [[ -f $e.pid ]] && is_trash_rm "$(<"$e.pid")"; then
+            continue                                  # still being deleted (resumed already)
+        fi
+        nohup nice -n 19 rm -rf --one-file-system -- "$e" </dev/null >/dev/null 2>&1 9>&- &
+        pid=$!
+        echo "$pid" >"$e.pid"
+        started+=("$pid")
+    done
+    for e in "$TRASH"/*.pid; do                       # pid files of finished deletions
+        [[ -e ${e%.pid} ]] || rm -f -- "$e"
+    done
+    shopt -u nullglob dotglob
+    if (( ${#started[@]} )); then
+        log "deleting old trees in the background (pids ${started[*]}): $TRASH"
+    fi
+}
+
+# pause background deletions of earlier runs while we measure (resume_trash_deletions on exit)
+pause_trash_deletions() {
+    local f pid
+    shopt -s nullglob
+    for f in "$TRASH"/*.pid; do
+        pid=$(<"$f") || continue
+        if is_trash_rm "$pid"; then
+            kill -STOP "$pid" 2>/dev/null && PAUSED+=("$pid")
+        elif [[ ! -e ${f%.pid} ]]; then
+            rm -f -- "$f"
+        fi
+    done
+    shopt -u nullglob
+    if (( ${#PAUSED[@]} )); then
+        log "paused ${#PAUSED[@]} background deletion(s) of earlier runs until this run ends (pids ${PAUSED[*]})"
+    fi
+}
+
+resume_trash_deletions() {
+    local p
+    for p in "${PAUSED[@]}"; do kill -CONT "$p" 2>/dev/null; done
+    PAUSED=()
+}
+
+# move a tree out of the way (deleted in the background at the end)
+to_trash() {
+    local src=$1 dst=$TRASH/$RUN_ID
+    [[ -e $src || -L $src ]] || return 0
+    mkdir -p "$dst"
+    mv -- "$src" "$dst/$(basename -- "$src").$(date +%s%N)"
+}
+
+# ---------------------------------------------------------------- meta
+# META must be set (the run's meta.tsv)
+meta() { printf '%s\t%s\n' "$1" "$(printf '%s' "$2" | tr '\t\n' '  ')" >>"$META"; }
+
+meta_machine() {
+    meta host "$(uname -n)"
+    meta kernel "$(uname -r)"
+    meta cpus "$(nproc)"
+    meta mem_total_kib "$(awk '/^MemTotal:/{print $2}' /proc/meminfo)"
+    meta filesystem "$(findmnt -n -o SOURCE,FSTYPE,OPTIONS -T "$W" 2>/dev/null || echo unknown)"
+    meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+    meta python_version "$(python3 --version 2>&1)"
+}
+
+# warn_if_busy: warning when the 1-minute load average is above half the CPUs
+warn_if_busy() {
+    local load1
+    load1=$(cut -d' ' -f1 /proc/loadavg)
+    if awk -v l="$load1" -v c="$(nproc)" 'BEGIN { exit !(l > c / 2) }'; then
+        warn "load average is $load1 on $(nproc) CPUs: the machine is busy, wall times will be inflated${1:+ ($1)}"
+    fi
+}
+
+# ---------------------------------------------------------------- corpus
+stamp_get() { [[ -f $STAMP ]] || return 0; sed -n "s/^$1=//p" "$STAMP" | sed -n 1p; }
+
+# identity of the tree: names, types, sizes, mtimes, modes, link counts, link targets
+# (not directory sizes, which ext4 never shrinks)
+fingerprint() {
+    find "$1" \( -type d -printf '%P\t%y\t-\t%T@\t%m\0' \) -o -printf '%P\t%y\t%s\t%T@\t%m\t%n\t%l\0' \
+        | LC_ALL=C sort -z | sha256sum | cut -d' ' -f1
+}
+
+# corpus_check: set corpus_ok (1 when $CORPUS is there and matches its stamp) and
+# CORPUS_BYTES (size of one copy, an estimate when the corpus has to be generated)
+corpus_check() {
+    corpus_ok=0
+    if [[ -d $CORPUS && -f $STAMP ]]; then
+        if [[ $(stamp_get files) == "$N" && $(stamp_get seed) == "$CORPUS_SEED" && $(stamp_get state) == pristine ]]; then
+            log "checking the existing corpus $CORPUS"
+            if [[ $(fingerprint "$CORPUS") == "$(stamp_get fingerprint)" ]]; then
+                corpus_ok=1
+            else
+                log "the corpus changed since it was generated: regenerating it"
+            fi
+        else
+            log "the corpus is not in its generated state (state=$(stamp_get state)): regenerating it"
+        fi
+    fi
+    CORPUS_BYTES=$(stamp_get bytes)
+    (( corpus_ok )) && [[ $CORPUS_BYTES =~ ^[0-9]+$ ]] || CORPUS_BYTES=$(( N * 23200 ))
+}
+
+# check_space NEED_BYTES INODES WHAT HINT: die when BENCH_DIR lacks the space or inodes
+check_space() {
+    local need=$1 need_inodes=$2 what=$3 hint=${4:-}
+    local avail inodes
+    avail=$(df -B1 --output=avail "$W" | tail -n 1 | tr -d ' ')
+    if (( need > avail )); then
+        die "not enough disk space in $W: need ~$(( need >> 30 )) GiB ($what), $(( avail >> 30 )) GiB free.
+  ${hint:+$hint
+  }Use another BENCH_DIR, or wait for the background deletion of $TRASH to free space."
+    fi
+    inodes=$(df --output=iavail "$W" | tail -n 1 | tr -d ' ')
+    if [[ $inodes =~ ^[0-9]+$ ]] && (( inodes > 0 && inodes < need_inodes )); then
+        die "not enough free inodes in $W: ${inodes} free, need ~$need_inodes"
+    fi
+}
+
+# corpus_generate LOGDIR: (re)generate $CORPUS and its stamp unless corpus_ok
+corpus_generate() {
+    local logdir=$1
+    if (( corpus_ok )); then
+        log "reusing the corpus $CORPUS ($N entries, $(( CORPUS_BYTES >> 20 )) MiB)"
+    else
+        to_trash "$CORPUS"
+        rm -f "$STAMP"
+        log "generating the corpus: $N entries (seed $CORPUS_SEED, ~$(( CORPUS_BYTES >> 20 )) MiB, about 35 s per 100k files)"
+        python3 "$GEN" "$CORPUS.partial" --files "$N" --seed "$CORPUS_SEED" >"$logdir/gen_corpus.log" 2>&1 \
+            || { tail_log "$logdir/gen_corpus.log"; die "corpus generation failed"; }
+        cat "$logdir/gen_corpus.log" >&2
+        mv -- "$CORPUS.partial" "$CORPUS"
+        local bytes
+        bytes=$(sed -n 's/.* bytes=\([0-9]*\) .*/\1/p' "$logdir/gen_corpus.log")
+        [[ -n $bytes ]] || bytes=$(du -sb "$CORPUS" | cut -f1)
+        {
+            echo "files=$N"
+            echo "seed=$CORPUS_SEED"
+            echo "bytes=$bytes"
+            echo "generated=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+            echo "state=pristine"
+            echo "fingerprint=$(fingerprint "$CORPUS")"
+        } >"$STAMP.tmp"
+        mv -- "$STAMP.tmp" "$STAMP"
+        CORPUS_BYTES=$bytes
+        corpus_ok=1
+    fi
+    FINGERPRINT=$(stamp_get fingerprint)
+}
+
+set_state() {
+    sed -i "s/^state=.*/state=$1/" "$STAMP"
+}
+
+# read the corpus once (page cache)
+warm_corpus() {
+    tar -C "$W" -cf - "corpus-$N" | cat >/dev/null
+}
+
+# ---------------------------------------------------------------- daemon
+# The sourcing script sets HSD_LOG (log file) and HSD_PIDFILE before start_daemon.
+HSD_PID=
+HSD_LOG=${HSD_LOG:-/dev/null}
+HSD_PIDFILE=${HSD_PIDFILE:-}
+
+# start_daemon STATE_DIR SOCKET [ARGS...]: start hindsightd, wait until `hindsight status` works
+start_daemon() {
+    local state=$1 sock=$2
+    shift 2
+    (( ${#sock} < 100 )) || die "socket path too long (${#sock} bytes, max 107): use a shorter BENCH_DIR"
+    log "starting hindsightd (state $state, socket $sock $*, log $HSD_LOG)"
+    "$HINDSIGHTD" --state-dir "$state" --socket "$sock" "$@" </dev/null >>"$HSD_LOG" 2>&1 9>&- &
+    HSD_PID=$!
+    [[ -z $HSD_PIDFILE ]] || echo "$HSD_PID" >"$HSD_PIDFILE"
+    local i ready=0
+    for (( i = 0; i < 300; i++ )); do
+        check_daemon
+        if "$HINDSIGHT" --socket "$sock" status >"$HSD_LOG.status" 2>&1; then ready=1; break; fi
+        sleep 0.1
+    done
+    (( ready )) || { tail_log "$HSD_LOG.status"; tail_log "$HSD_LOG"; die "hindsightd not ready after 30 s (hindsight status keeps failing)"; }
+}
+
+check_daemon() {
+    kill -0 "$HSD_PID" 2>/dev/null && return 0
+    tail_log "$HSD_LOG" 40
+    HSD_PID=
+    die "hindsightd exited unexpectedly (log: $HSD_LOG)"
+}
+
+stop_daemon() {
+    [[ -n $HSD_PID ]] || return 0
+    if kill -0 "$HSD_PID" 2>/dev/null; then
+        log "stopping hindsightd (pid $HSD_PID, SIGTERM)"
+        kill -TERM "$HSD_PID" 2>/dev/null || true
+        local i
+        for (( i = 0; i < 600; i++ )); do
+            kill -0 "$HSD_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$HSD_PID" 2>/dev/null; then
+            warn "hindsightd (pid $HSD_PID) still running 60 s after SIGTERM; leaving it (kill it yourself)"
+            HSD_PID=
+            return 0
+        fi
+    fi
+    local rc=0
+    wait "$HSD_PID" 2>/dev/null || rc=$?
+    (( rc == 0 )) || warn "hindsightd exited with status $rc (log: $HSD_LOG)"
+    [[ -z $HSD_PIDFILE ]] || rm -f "$HSD_PIDFILE"
+    HSD_PID=
+}
+
+# stop_leftover_daemon PIDFILE STATE_DIR: a daemon left over by an interrupted earlier run
+stop_leftover_daemon() {
+    local pidfile=$1 state=$2 old i
+    [[ -f $pidfile ]] || return 0
+    old=$(<"$pidfile")
+    if [[ $old =~ ^[0-9]+$ ]] && [[ -r /proc/$old/cmdline ]] \
+        && tr '\0' ' ' <"/proc/$old/cmdline" | grep -qF -- "--state-dir $state"; then
+        log "stopping hindsightd left over from an earlier run (pid $old)"
+        kill -TERM "$old" 2>/dev/null || true
+        for (( i = 0; i < 300; i++ )); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$old" 2>/dev/null && die "leftover hindsightd (pid $old) does not stop; stop it and retry"
+    fi
+    return 0
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+# pid_ticks PID: utime+stime(+children) of a process, in clock ticks
+pid_ticks() {
+    local s rest
+    s=$(<"/proc/$1/stat")
+    rest=${s##*) }
+    local -a f
+    read -r -a f <<<"$rest"
+    # f[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17
+    echo $(( f[11] + f[12] + f[13] + f[14] ))
+}
+daemon_ticks() { pid_ticks "$HSD_PID"; }
+
+# pid_vm PID KEY: a /proc/PID/status value in KiB (VmHWM, VmRSS)
+pid_vm() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+daemon_vm() { pid_vm "$HSD_PID" "$1"; }
