@@ -292,17 +292,17 @@ impl Runner {
                     let ttl = me.catalog.settings().map(|s| s.run_ttl_hours).unwrap_or(0);
                     update.message = Some(format!("stopped after running longer than run_ttl_hours ({ttl} h)"));
                 }
+                // Before the end is recorded: whoever sees the run ended also
+                // sees its retention applied and its alert raised.
+                let (me2, job, message) = (me.clone(), run.job.clone(), update.message.clone());
+                let ended = tokio::task::spawn_blocking(move || me2.after_end(run.id, &job, state, message)).await;
+                if let Err(e) = ended {
+                    tracing::error!("after run {}: {e}", run.id);
+                }
                 if let Err(e) = me.catalog.update_run(run.id, &update) {
                     tracing::error!("recording the end of run {}: {e}", run.id);
                 }
                 tracing::info!(run = run.id, job = %run.job, "run ended: {}", state.as_str());
-                let me2 = me.clone();
-                let job = run.job.clone();
-                let ended =
-                    tokio::task::spawn_blocking(move || me2.after_end(run.id, &job, state, update.message)).await;
-                if let Err(e) = ended {
-                    tracing::error!("after run {}: {e}", run.id);
-                }
                 me.active().remove(&run.id);
                 me.idle.notify_waiters();
                 me.wake.notify_one();

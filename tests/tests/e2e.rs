@@ -24,6 +24,8 @@ mod mount;
 mod roundtrip;
 #[path = "e2e/runs.rs"]
 mod runs;
+#[path = "e2e/schedules.rs"]
+mod schedules;
 #[path = "e2e/selection.rs"]
 mod selection;
 #[path = "e2e/snapshots.rs"]
