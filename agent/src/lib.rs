@@ -4,6 +4,11 @@
 //! - [`catalog`]: the SQLite catalog of destinations, jobs, runs and snapshots;
 //! - [`api`]: the JSON HTTP API on the Unix socket, and its types (shared with the CLI);
 //! - [`runner`]: the run queue and the execution of runs;
+//! - [`schedule`]: schedule specs and due-time arithmetic (pure);
+//! - [`scheduler`]: queues due runs on an injectable clock, watches monitors;
+//! - [`retention`]: which snapshots a completed run lets go;
+//! - [`deleter`]: the low-priority background removal of deleted snapshots;
+//! - [`settings`]: the agent's settings, defaults and ranges;
 //! - [`destinations`]: validation and adoption of destinations;
 //! - [`daemon`]: start-up, the state-dir lock, signals and shutdown.
 

@@ -268,3 +268,102 @@ fn after_cycles_and_unknown_jobs_are_refused() {
     assert!(check("a", "after:nope").expect_err("unknown").contains("no existing job"));
     assert_eq!(check("c", "after:b"), Ok(()));
 }
+
+#[test]
+fn monitors_raise_one_alert_per_condition_and_old_history_is_pruned() {
+    let real_now = Timestamp::now();
+    let w = World::new(real_now);
+    let job = hindsight_agent::jobs::build(hindsight_agent::model::NewJob {
+        name: "watched".into(),
+        kind: None,
+        sources: vec!["/".into()],
+        excludes: Vec::new(),
+        destinations: vec!["d1".into()],
+        structure: None,
+        one_file_system: None,
+        retry_failed: None,
+        disabled: false,
+        schedules: Vec::new(),
+        time: None,
+        priority: None,
+        monitor: Some(hindsight_agent::model::Monitor { notran: Some("2".into()), ranfor: Some("12h".into()) }),
+    })
+    .expect("job");
+    assert_eq!(job.monitor.notran.as_deref(), Some("2d"));
+    let job = w.catalog.insert_job(&job).expect("insert");
+    let mut full = w.catalog.destination("d1").expect("d1");
+    full.id = "dest-2".into();
+    full.name = "full".into();
+    full.disk_limit = 90;
+    w.catalog.insert_destination(&full).expect("insert");
+    let usage = |pct: u64| hindsight_agent::model::DiskUsageInfo {
+        usage: pct,
+        free: 100 - pct,
+        total: 100,
+        updated: real_now.to_string(),
+    };
+    w.catalog.set_disk_usage("dest-2", &usage(95)).expect("usage");
+    let run = w.catalog.queue_run(job.id, "watched", "manual", &tags(&["manual"])).expect("queue");
+    w.catalog.start_run(run).expect("start");
+
+    let kinds = |w: &World| -> Vec<(String, String, String)> {
+        let mut v: Vec<(String, String, String)> = w
+            .catalog
+            .alerts(false)
+            .expect("alerts")
+            .into_iter()
+            .map(|a| (a.kind, a.subject, a.level.as_str().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    // Now: only the full destination.
+    w.scheduler.tick().expect("tick");
+    assert_eq!(kinds(&w), [("disk_limit".into(), "full".into(), "warning".into())]);
+    // 13 hours on: the run has gone on for longer than 12h.
+    w.set(real_now + SignedDuration::from_hours(13));
+    w.scheduler.tick().expect("tick");
+    w.scheduler.tick().expect("tick");
+    let run_subject = format!("run {run}");
+    assert_eq!(
+        kinds(&w),
+        [
+            ("disk_limit".into(), "full".into(), "warning".into()),
+            ("ranfor".into(), run_subject.clone(), "warning".into())
+        ]
+    );
+    // 49 hours on: no backup completed for more than 2 days.
+    w.set(real_now + SignedDuration::from_hours(49));
+    w.scheduler.tick().expect("tick");
+    assert_eq!(kinds(&w).len(), 3, "{:?}", kinds(&w));
+    assert!(kinds(&w).contains(&("notran".into(), "watched".into(), "warning".into())));
+
+    // The run ends; 31 days later (logs_ttl 30) it is forgotten, and so are
+    // acknowledged alerts after alerts_ttl (60 days).
+    let done = RunUpdate {
+        state: RunState::Failed,
+        message: None,
+        stats: Default::default(),
+        destinations: Vec::new(),
+        errors: Vec::new(),
+    };
+    w.catalog.update_run(run, &done).expect("end");
+    for a in w.catalog.alerts(false).expect("alerts") {
+        w.catalog.ack_alert(a.id).expect("ack");
+    }
+    w.catalog.set_disk_usage("dest-2", &usage(10)).expect("usage");
+    w.catalog
+        .update_job(&{
+            let mut j = w.catalog.job("watched").expect("job");
+            j.monitor = Default::default();
+            j
+        })
+        .expect("monitors off");
+    w.set(real_now + SignedDuration::from_hours(31 * 24));
+    w.scheduler.tick().expect("tick");
+    assert!(w.catalog.runs(Some("watched"), 10).expect("runs").is_empty(), "the old run was not pruned");
+    assert_eq!(w.catalog.alerts(true).expect("alerts").len(), 3);
+    w.set(real_now + SignedDuration::from_hours(61 * 24));
+    w.scheduler.tick().expect("tick");
+    assert_eq!(w.catalog.alerts(true).expect("alerts"), Vec::new());
+}
