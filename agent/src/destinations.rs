@@ -102,6 +102,13 @@ pub fn validate(d: &Destination) -> Result<DiskUsageInfo, ApiError> {
     })
 }
 
+/// Measures a destination's disk usage now (no write test).
+pub fn measure(d: &Destination) -> Result<DiskUsageInfo, ApiError> {
+    let root = local_root(d)?;
+    let u = local::disk_usage(root.path()).map_err(|e| ApiError::validation_failed(e.to_string()))?;
+    Ok(DiskUsageInfo { usage: u.usage, free: u.free, total: u.total, updated: jiff::Timestamp::now().to_string() })
+}
+
 /// Builds and tests a new destination; prepares its root (marker) unless read-only.
 /// Returns the destination and the snapshots it already holds (adoption).
 pub fn create(new: NewDestination) -> Result<(Destination, Vec<Snapshot>), ApiError> {

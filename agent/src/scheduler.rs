@@ -22,6 +22,9 @@ use crate::model::{AlertLevel, Job, RunState};
 use crate::runner::Runner;
 use crate::schedule::{Clock, Spec, next_after, parse_time, span};
 
+/// How old a destination's disk usage may be before the watch measures it again.
+const USAGE_MAX_AGE: SignedDuration = SignedDuration::from_mins(5);
+
 /// The scheduler of one agent.
 pub struct Scheduler {
     catalog: Arc<Catalog>,
@@ -109,7 +112,15 @@ impl Scheduler {
             self.check_notran(job, now)?;
         }
         self.check_ranfor(&jobs, now)?;
-        for d in self.catalog.destinations()? {
+        for mut d in self.catalog.destinations()? {
+            let measured = d.disk_usage.as_ref().and_then(|u| u.updated.parse::<Timestamp>().ok());
+            if d.disk_limit > 0 && !d.disabled && measured.is_none_or(|m| now.duration_since(m) > USAGE_MAX_AGE) {
+                // Unreachable now: keep the last measure (the next run reports the destination).
+                if let Ok(u) = crate::destinations::measure(&d) {
+                    self.catalog.set_disk_usage(&d.id, &u)?;
+                    d.disk_usage = Some(u);
+                }
+            }
             if let Some(u) = d.disk_usage.as_ref().filter(|u| u.total > 0 && d.disk_limit > 0) {
                 let used = u.usage as f64 * 100.0 / u.total as f64;
                 if used >= f64::from(d.disk_limit) {

@@ -153,7 +153,7 @@ pub fn run_incremental(
 
     let clock = std::time::Instant::now();
     let stop = Stop { cancel, abort: Cancel::default(), fatal: Mutex::new(None) };
-    let (row_tx, row_rx) = sync_channel::<Vec<Row>>(64);
+    let (row_tx, row_rx) = sync_channel::<Vec<Row>>(8);
     let (copy_tx, copy_rx) = sync_channel::<CopyTask>(spec.threads * 16);
     let copy_rx = Arc::new(Mutex::new(copy_rx));
 
@@ -208,8 +208,12 @@ pub fn run_incremental(
         }
     }
 
-    let index_bytes =
-        std::fs::read(partial.join(INDEX_FILE)).map_err(|e| FsError::io("read", partial.join(INDEX_FILE), e))?;
+    // Streamed: the index of a large tree is tens of MiB, and memory must not grow with it.
+    let index_path = partial.join(INDEX_FILE);
+    let mut index_hash = blake3::Hasher::new();
+    std::fs::File::open(&index_path)
+        .and_then(|f| index_hash.update_reader(f).map(|_| ()))
+        .map_err(|e| FsError::io("read", &index_path, e))?;
     let counters = progress.counters();
     let manifest = Manifest {
         format: marker::FORMAT_VERSION,
@@ -223,7 +227,7 @@ pub fn run_incremental(
         partial: counters.files_failed > 0,
         parent: prev.as_ref().map(|p| p.name.clone()),
         stats: SnapshotStats { files_failed: counters.files_failed, ..stats },
-        index_blake3: blake3::hash(&index_bytes).to_hex().to_string(),
+        index_blake3: index_hash.finalize().to_hex().to_string(),
         tags: spec.tags.clone(),
     };
     write_atomic(&partial.join(MANIFEST_FILE), &manifest.to_bytes())?;

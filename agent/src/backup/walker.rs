@@ -307,11 +307,15 @@ impl Walker<'_> {
                 }
             }
         }
+        // A new single-named file is copied whatever its xattrs: they are read
+        // from the descriptor the copy opens, sparing a path lookup through /proc.
+        let read_at_copy = prev.is_none() && nlink == 1 && row.meta.kind == EntryKind::File;
         match prev.filter(|p| same_inode_change(&row.meta, &p.meta)) {
             // Setting an xattr changes ctime: with ctime and the rest equal, the
             // previous snapshot's xattrs are still the file's, and reading them
             // again (a path lookup through /proc per entry) is skipped.
             Some(p) => row.meta.xattrs = p.meta.xattrs.clone(),
+            None if read_at_copy => {}
             None => match posix::read_xattrs_at(ctx.src.as_fd(), &name) {
                 Ok(x) => row.meta.xattrs = x,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -447,6 +451,11 @@ impl Walker<'_> {
                 return Ok(false);
             }
         };
+        // The descriptor being copied is the authority on the copy's xattrs.
+        match posix::read_xattrs_fd(src.as_fd()) {
+            Ok(x) => row.meta.xattrs = x,
+            Err(e) => self.progress.failed(&abs, format!("cannot read xattrs: {e}")),
+        }
         if self.resumed && self.reuse_partial_copy(ctx, &mut row, &abs)? {
             return Ok(true);
         }

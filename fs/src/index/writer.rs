@@ -32,7 +32,7 @@ impl IndexWriter {
         let conn = Connection::open(path).map_err(err)?;
         // The file is synced once at finish; a crash before that leaves only a
         // `.partial-*` directory, whose index is rebuilt from scratch.
-        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -16384;")
+        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -4096;")
             .map_err(err)?;
         conn.execute_batch(CREATE_TABLES).map_err(err)?;
         conn.execute(

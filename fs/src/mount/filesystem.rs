@@ -57,18 +57,21 @@ enum Node {
 /// opens resolve names relative to their directory instead of rebuilding its
 /// path from the index each time. Bounded: it never grows with lookups.
 struct DirCache {
-    inner: Mutex<(HashMap<(u32, i64), Arc<OwnedFd>>, VecDeque<(u32, i64)>)>,
+    inner: Mutex<(HashMap<DirKey, Arc<OwnedFd>>, VecDeque<DirKey>)>,
 }
+
+/// A snapshot directory: (snapshot slot, index id).
+type DirKey = (u32, i64);
 
 /// Directory descriptors kept by [`DirCache`].
 const DIR_CACHE: usize = 512;
 
 impl DirCache {
-    fn get(&self, key: (u32, i64)) -> Option<Arc<OwnedFd>> {
+    fn get(&self, key: DirKey) -> Option<Arc<OwnedFd>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.get(&key).cloned()
     }
 
-    fn insert(&self, key: (u32, i64), fd: OwnedFd) -> Arc<OwnedFd> {
+    fn insert(&self, key: DirKey, fd: OwnedFd) -> Arc<OwnedFd> {
         let fd = Arc::new(fd);
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (map, order) = &mut *guard;
