@@ -103,6 +103,7 @@ copies=0
 (( corpus_ok )) || copies=$(( copies + 1 ))
 (( RUN_HS )) && copies=$(( copies + 1 ))
 for p in "${PEERS[@]}"; do copies=$(( copies + 1 )); done
+has_peer cp && copies=$(( copies + 1 ))  # cp -a and cp -a + sync
 check_space $(( copies * CORPUS_BYTES + CORPUS_BYTES / 10 + (1 << 30) )) $(( (copies + 1) * N * 21 / 20 )) \
     "$copies copies of a ~$(( CORPUS_BYTES >> 20 )) MiB corpus" \
     "Time fewer peers (e.g. BENCH_PEERS=cp, or BENCH_PEERS=none for hindsight only)."
@@ -269,6 +270,10 @@ if (( RUN_HS )); then
 fi
 if has_peer cp; then
     peer_timed full "cp -a" - "" "$CP" -a "$CORPUS" "$PD/cp-full"
+    # hindsight flushes its snapshot to disk before it becomes visible; this is
+    # cp -a held to the same durability.
+    peer_timed full "cp -a + sync" - "durable like a hindsight snapshot" \
+        sh -c '"$1" -a "$2" "$3" && sync' sh "$CP" "$CORPUS" "$PD/cp-sync-full"
 fi
 if has_peer rsync; then
     peer_timed full "rsync -a" - "" "$RSYNC" -a "$CORPUS/" "$PD/rsync-full/"
