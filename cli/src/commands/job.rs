@@ -99,7 +99,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                         if j.schedules.is_empty() {
                             "-".into()
                         } else {
-                            j.schedules.iter().map(|s| s.spec.clone()).collect::<Vec<_>>().join(",")
+                            j.schedules.iter().map(|s| s.spec.clone()).collect::<Vec<_>>().join(" ")
                         },
                         opt_time(j.next_run.as_deref()),
                         last_run(j),

@@ -277,4 +277,8 @@ fn bad_schedules_and_settings_are_refused_and_change_nothing() {
     assert!(table.contains("SCHEDULES") && table.contains("after:a+2h"), "{table}");
     let shown = s.daemon.cli_ok(&["job", "show", "a"]).stdout;
     assert!(shown.contains("daily (keep 7, next "), "{shown}");
+    // Once b no longer waits for a, a can go.
+    let b = s.daemon.cli_json(&["job", "edit", "b", "--clear-schedules"]);
+    assert_eq!(b["schedules"], serde_json::json!([]), "{b:#}");
+    s.daemon.cli_ok(&["job", "remove", "a"]);
 }
