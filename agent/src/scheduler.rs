@@ -92,7 +92,12 @@ impl Scheduler {
             } else {
                 match self.runner.queue_scheduled(&job, &tags) {
                     Ok(id) => runs.push(id),
-                    Err(e) => tracing::error!(job = %job.name, "cannot queue a scheduled run: {}", e.message),
+                    Err(e) => {
+                        // Left due (the agent is stopping, or the catalog failed):
+                        // the next tick, or the next start, runs it.
+                        tracing::warn!(job = %job.name, "cannot queue a scheduled run now: {}", e.message);
+                        continue;
+                    }
                 }
             }
             let time = parse_time(&job.time).map_err(ApiError::internal)?;
