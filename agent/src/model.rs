@@ -488,7 +488,7 @@ pub struct Alert {
     pub id: i64,
     /// Level.
     pub level: AlertLevel,
-    /// What it is about: run_failed, run_partial, disk_limit, notran, ranfor.
+    /// What it is about: run_failed, run_partial, disk_limit, notran, ranfor, catch_up.
     pub kind: String,
     /// The job, destination or run it concerns.
     pub subject: String,

@@ -119,7 +119,7 @@ pub fn apply(catalog: &std::sync::Arc<Catalog>, deleter: &Deleter, job: &Job, no
         let mut cands: Vec<Candidate> = snaps.iter().map(candidate).collect();
         // Newest first by end time, not by name: a name freed by a deletion can
         // be reused by a later snapshot made within the same second.
-        cands.sort_by(|a, b| (b.finished, b.id).cmp(&(a.finished, a.id)));
+        cands.sort_by_key(|c| std::cmp::Reverse((c.finished, c.id)));
         for id in select(&cands, &policy, now) {
             match crate::snapshots::delete(catalog, deleter, id) {
                 Ok(()) => {

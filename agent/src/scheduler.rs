@@ -25,6 +25,9 @@ use crate::schedule::{Clock, Spec, next_after, parse_time, span};
 /// How old a destination's disk usage may be before the watch measures it again.
 const USAGE_MAX_AGE: SignedDuration = SignedDuration::from_mins(5);
 
+/// A schedule found due longer ago than this was missed (the agent was down).
+const MISSED_AFTER: SignedDuration = SignedDuration::from_mins(2);
+
 /// The scheduler of one agent.
 pub struct Scheduler {
     catalog: Arc<Catalog>,
@@ -77,14 +80,23 @@ impl Scheduler {
         let tz = self.catalog.settings()?.time_zone();
         let mut runs = Vec::new();
         for job in self.catalog.jobs()? {
-            let due: Vec<&str> = job
-                .schedules
-                .iter()
-                .filter(|s| s.next_run.as_deref().and_then(|t| t.parse::<Timestamp>().ok()).is_some_and(|t| t <= now))
-                .map(|s| s.spec.as_str())
-                .collect();
+            let due_at =
+                |s: &crate::model::JobSchedule| s.next_run.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+            let due: Vec<&str> =
+                job.schedules.iter().filter(|s| due_at(s).is_some_and(|t| t <= now)).map(|s| s.spec.as_str()).collect();
             if due.is_empty() {
                 continue;
+            }
+            // Due long before this tick: the agent was not running at the time.
+            let missed =
+                job.schedules.iter().filter_map(due_at).filter(|t| now.duration_since(*t) > MISSED_AFTER).min();
+            if let Some(missed) = missed.filter(|_| !job.disabled) {
+                self.catalog.raise_alert(
+                    AlertLevel::Information,
+                    "catch_up",
+                    &job.name,
+                    &format!("job {} was due at {missed} while the agent was not running; it runs once now", job.name),
+                )?;
             }
             let tags: Vec<String> = due.iter().map(|s| s.to_string()).collect();
             if job.disabled {

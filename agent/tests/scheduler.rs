@@ -159,6 +159,9 @@ fn after_downtime_across_two_due_times_one_catch_up_run() {
     assert_eq!(runs.len(), 1, "{runs:#?}");
     assert_eq!(runs[0].tags, tags(&["daily", "hourly:6"]));
     assert!(w.tick().is_empty(), "a second tick at the same time queued again");
+    let alerts = w.catalog.alerts(false).expect("alerts");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!((alerts[0].kind.as_str(), alerts[0].level.as_str()), ("catch_up", "information"));
     let job = w.catalog.job("j").expect("job");
     let next: Vec<String> = job.schedules.iter().map(|s| show(s.next_run.as_deref().expect("next"))).collect();
     assert_eq!(next, ["2026-06-13T02:00-04:00", "2026-06-12T08:00-04:00"]);
