@@ -88,8 +88,13 @@ fn raise_fd_limit() {
 /// Mounts every destination's snapshots on `dir` (created if missing); the
 /// mount follows the catalog's destinations at every refresh.
 async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>) -> anyhow::Result<MountHandle> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating mountpoint {}", dir.display()))?;
+    // A dead mount left by a crash exists but fails to stat (ENOTCONN); the
+    // mount cleans it up, so "exists" is fine here.
+    match std::fs::create_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(e).with_context(|| format!("creating mountpoint {}", dir.display()));
+        }
+        _ => {}
     }
     let source = move || {
         catalog

@@ -81,8 +81,21 @@ pub fn entry_attr(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node
 }
 
 /// Attributes of a directory above the snapshots (root-only when hidden).
-pub fn vdir_attr(node: u64, hidden: bool) -> FileAttr {
-    virtual_attr(node, FileType::Directory, if hidden { 0o700 } else { 0o755 }, 0)
+/// Its mtime is `version` seconds after the mount started, plus one
+/// nanosecond for viewers other than root when the listing differs by viewer
+/// (the root holding hidden destinations): the kernel keeps one cached listing
+/// per directory and drops it when the mtime it sees changes.
+pub fn vdir_attr(node: u64, hidden: bool, version: u64, other_viewer: bool) -> FileAttr {
+    let mut a = virtual_attr(node, FileType::Directory, if hidden { 0o700 } else { 0o755 }, 0);
+    a.mtime = mount_epoch() + Duration::new(version, u32::from(other_viewer));
+    a.ctime = a.mtime;
+    a
+}
+
+/// When this process started serving: the times of virtual nodes count from it.
+fn mount_epoch() -> SystemTime {
+    static EPOCH: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(SystemTime::now)
 }
 
 /// Attributes of a `latest` link.
@@ -96,7 +109,7 @@ pub fn broken_snapshot_attr(node: u64) -> FileAttr {
 }
 
 fn virtual_attr(node: u64, kind: FileType, perm: u16, size: u64) -> FileAttr {
-    let now = UNIX_EPOCH;
+    let now = mount_epoch();
     FileAttr {
         ino: INodeNo(node),
         size,

@@ -160,9 +160,10 @@ impl SnapshotFs {
         }
     }
 
-    fn vattr(&self, id: u64, v: &VNode) -> FileAttr {
+    /// Attributes of a virtual node as `uid` sees it (see [`attr::vdir_attr`]).
+    fn vattr(&self, uid: u32, id: u64, v: &VNode) -> FileAttr {
         match v {
-            VNode::Dir { hidden, .. } => attr::vdir_attr(id, *hidden),
+            VNode::Dir { hidden, version, .. } => attr::vdir_attr(id, *hidden, *version, id == ROOT && uid != 0),
             VNode::Link { target } => attr::link_attr(id, target.len()),
         }
     }
@@ -189,7 +190,7 @@ impl SnapshotFs {
                         // A hidden destination's entry is never cached, so every
                         // user's lookup reaches this check.
                         let ttl = if child_hidden { std::time::Duration::ZERO } else { TTL_VIRTUAL };
-                        Ok((*id, self.vattr(*id, &v), ttl))
+                        Ok((*id, self.vattr(uid, *id, &v), ttl))
                     }
                     Child::Snapshot(slot) => {
                         let snap = self.reg.snapshot(*slot).ok_or(Errno::ENOENT)?;
@@ -201,9 +202,12 @@ impl SnapshotFs {
         }
     }
 
-    fn do_getattr(&self, ino: u64) -> Result<(FileAttr, std::time::Duration), Errno> {
+    fn do_getattr(&self, uid: u32, ino: u64) -> Result<(FileAttr, std::time::Duration), Errno> {
         match self.node(ino)? {
-            Node::Virtual(id, v) => Ok((self.vattr(id, &v), TTL_VIRTUAL)),
+            // The root's listing depends on who looks (hidden destinations):
+            // its attributes are asked for at every listing.
+            Node::Virtual(ROOT, v) => Ok((self.vattr(uid, ROOT, &v), std::time::Duration::ZERO)),
+            Node::Virtual(id, v) => Ok((self.vattr(uid, id, &v), TTL_VIRTUAL)),
             Node::Entry(snap, ROOT_ID) => Ok((self.snapshot_root_attr(&snap), TTL_FOREVER)),
             Node::Entry(snap, id) => {
                 let e = self.entry(&snap, id)?;
@@ -218,7 +222,7 @@ impl SnapshotFs {
     /// `3 + position` for virtual children.
     fn do_list(&self, uid: u32, ino: u64, offset: u64, plus: bool) -> Result<Vec<ListEntry>, Errno> {
         let mut out = Vec::new();
-        let self_attr = if offset < 2 { Some(self.do_getattr(ino)?.0) } else { None };
+        let self_attr = if offset < 2 { Some(self.do_getattr(uid, ino)?.0) } else { None };
         if let Some(a) = self_attr {
             if offset < 1 {
                 out.push(ListEntry { node: ino, next: 1, name: b".".to_vec(), attr: a, ttl: TTL_VIRTUAL });
@@ -263,7 +267,7 @@ impl SnapshotFs {
                     let (node, attr) = match child {
                         Child::Virtual(id) => match self.reg.vnode(*id) {
                             Some(VNode::Dir { hidden: true, .. }) if uid != 0 => continue,
-                            Some(v) => (*id, self.vattr(*id, &v)),
+                            Some(v) => (*id, self.vattr(uid, *id, &v)),
                             None => continue,
                         },
                         Child::Snapshot(slot) => match self.reg.snapshot(*slot) {
@@ -356,7 +360,9 @@ impl Filesystem for SnapshotFs {
             InitFlags::FUSE_DO_READDIRPLUS
                 | InitFlags::FUSE_READDIRPLUS_AUTO
                 | InitFlags::FUSE_PARALLEL_DIROPS
-                | InitFlags::FUSE_CACHE_SYMLINKS,
+                | InitFlags::FUSE_CACHE_SYMLINKS
+                // Directory listings are checked against the mtime at each opendir.
+                | InitFlags::FUSE_AUTO_INVAL_DATA,
         );
         let passthrough =
             config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() && config.set_max_stack_depth(1).is_ok();
@@ -373,8 +379,8 @@ impl Filesystem for SnapshotFs {
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.do_getattr(ino.0) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.do_getattr(req.uid(), ino.0) {
             Ok((attr, ttl)) => reply.attr(&ttl, &attr),
             Err(e) => reply.error(e),
         }
@@ -457,17 +463,12 @@ impl Filesystem for SnapshotFs {
         reply.ok();
     }
 
-    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.node(ino.0) {
-            // Snapshot directories never change: the kernel keeps their listings.
-            Ok(Node::Entry(..)) => {
-                reply.opened(FileHandle(0), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE)
-            }
-            Ok(Node::Virtual(_, VNode::Dir { hidden: true, .. })) if req.uid() != 0 => reply.error(Errno::ENOENT),
-            Ok(Node::Virtual(_, VNode::Dir { .. })) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Ok(Node::Virtual(..)) => reply.error(Errno::ENOTDIR),
-            Err(e) => reply.error(e),
-        }
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // ENOSYS once and for all: the kernel then opens directories without
+        // asking and keeps every listing in its cache. Listings above the
+        // snapshots change with the destinations, and the mtime of their
+        // directory (bumped on each change, see the registry) drops the cache.
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {

@@ -36,7 +36,24 @@ fn unescape(s: &str) -> String {
 /// still answer from its caches, so ask about a name it cannot have cached.
 fn is_dead_fuse(path: &Path) -> bool {
     let probe = path.join(format!(".hindsight-liveness-probe-{}", std::process::id()));
-    matches!(std::fs::symlink_metadata(probe), Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error()))
+    match std::fs::symlink_metadata(probe) {
+        // A live filesystem answers: the name does not exist.
+        Ok(_) => false,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        // ENOTCONN, or ECONNABORTED/EIO while the kernel tears the connection down.
+        Err(_) => mount_type(path).is_some_and(|t| t == "fuse" || t.starts_with("fuse.")),
+    }
+}
+
+/// The filesystem type of the mount at `path`, from /proc/self/mountinfo.
+fn mount_type(path: &Path) -> Option<String> {
+    let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let want = canon.to_string_lossy().into_owned();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (pre.split(' ').nth(4).map(unescape)? == want).then(|| post.split(' ').next().unwrap_or("").to_string())
+    })
 }
 
 /// Lazily unmounts `path` (MNT_DETACH): a dead FUSE server's mount goes at once.

@@ -53,6 +53,9 @@ pub enum VNode {
         hidden: bool,
         /// Destination root, for statfs.
         root: Option<PathBuf>,
+        /// Bumped whenever its children change: it is the directory's mtime,
+        /// which tells the kernel to drop its cached listing.
+        version: u64,
     },
     /// The `latest` symlink of a job.
     Link {
@@ -153,7 +156,7 @@ impl Registry {
     /// An empty registry; [`Registry::refresh`] fills it.
     pub fn new(layout: Layout) -> Self {
         let mut state = State { next_node: ROOT + 1, ..Default::default() };
-        state.nodes.insert(ROOT, VNode::Dir { children: BTreeMap::new(), hidden: false, root: None });
+        state.nodes.insert(ROOT, VNode::Dir { children: BTreeMap::new(), hidden: false, root: None, version: 0 });
         Registry { layout, state: RwLock::new(state), readers: Mutex::new(VecDeque::new()) }
     }
 
@@ -232,6 +235,13 @@ impl Registry {
                 }
             }
         }
+        for inval in &invals {
+            if let Inval::Node(id) = inval
+                && let Some(VNode::Dir { version, .. }) = st.nodes.get_mut(id)
+            {
+                *version += 1;
+            }
+        }
         invals
     }
 }
@@ -299,7 +309,7 @@ impl State {
             }
             return id;
         }
-        let id = self.alloc(VNode::Dir { children: BTreeMap::new(), hidden, root });
+        let id = self.alloc(VNode::Dir { children: BTreeMap::new(), hidden, root, version: 0 });
         if let Some(c) = self.children_mut(dir) {
             c.insert(name.to_vec(), Child::Virtual(id));
         }
