@@ -151,16 +151,20 @@ impl DestinationRoot {
     /// A snapshot name for `at` that no directory of the job uses yet.
     pub fn new_snapshot_name(&self, job: &str, at: Timestamp) -> String {
         let base = names::snapshot_base_name(at);
-        let dir = self.job_dir(job);
-        let taken = |n: &str| {
-            dir.join(n).exists()
-                || dir.join(format!("{PARTIAL_PREFIX}{n}")).exists()
-                || dir.join(format!("{DELETING_PREFIX}{n}")).exists()
+        // The highest suffix any snapshot of this second has (complete, in
+        // progress or being deleted): the new name must sort after all of
+        // them, even when the unsuffixed one was deleted since.
+        let suffix = |n: &str| -> Option<u64> {
+            let n = n.strip_prefix(PARTIAL_PREFIX).or_else(|| n.strip_prefix(DELETING_PREFIX)).unwrap_or(n);
+            match n.strip_prefix(base.as_str())? {
+                "" => Some(0),
+                rest => rest.strip_prefix('-')?.parse().ok(),
+            }
         };
-        if !taken(&base) {
-            return base;
+        match read_names(&self.job_dir(job)).unwrap_or_default().iter().filter_map(|n| suffix(n)).max() {
+            None => base,
+            Some(highest) => format!("{base}-{}", highest + 1),
         }
-        (1..).map(|i| format!("{base}-{i}")).find(|n| !taken(n)).unwrap_or(base)
     }
 
     /// Makes a snapshot invisible at once (rename to `.deleting-*`); the caller
@@ -288,7 +292,12 @@ mod tests {
             vec!["2026-01-01T000000Z", "2026-01-01T000000Z-2", "2026-01-01T000000Z-10"]
         );
         let t: Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
-        assert_eq!(root.new_snapshot_name("j", t), "2026-01-01T000000Z-1");
+        assert_eq!(root.new_snapshot_name("j", t), "2026-01-01T000000Z-11");
+        let later: Timestamp = "2026-04-01T00:00:00Z".parse().expect("ts");
+        assert_eq!(root.new_snapshot_name("j", later), "2026-04-01T000000Z");
+        // The unsuffixed name was deleted: the next one still sorts last.
+        std::fs::remove_dir_all(root.snapshot_dir("j", "2026-01-01T000000Z")).expect("rm");
+        assert_eq!(root.new_snapshot_name("j", t), "2026-01-01T000000Z-11");
     }
 
     #[test]
