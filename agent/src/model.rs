@@ -262,6 +262,27 @@ pub struct NewJob {
     pub monitor: Option<Monitor>,
 }
 
+impl NewJob {
+    /// A directories job with every optional field left to its default.
+    pub fn directories(name: &str, sources: Vec<String>, destinations: Vec<String>) -> Self {
+        NewJob {
+            name: name.into(),
+            kind: None,
+            sources,
+            excludes: Vec::new(),
+            destinations,
+            structure: None,
+            one_file_system: None,
+            retry_failed: None,
+            disabled: false,
+            schedules: Vec::new(),
+            time: None,
+            priority: None,
+            monitor: None,
+        }
+    }
+}
+
 /// Body of `PATCH /v1/jobs/{name}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

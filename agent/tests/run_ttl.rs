@@ -52,21 +52,11 @@ async fn a_run_longer_than_run_ttl_hours_is_stopped_and_failed() {
     };
     let (dest, _) = hindsight_agent::destinations::create(new).expect("destination");
     catalog.insert_destination(&dest).expect("insert destination");
-    let job = hindsight_agent::jobs::build(NewJob {
-        name: "j".into(),
-        kind: None,
-        sources: vec![src.to_string_lossy().into_owned()],
-        excludes: Vec::new(),
-        destinations: vec!["d1".into()],
-        structure: None,
-        one_file_system: None,
-        retry_failed: None,
-        disabled: false,
-        schedules: Vec::new(),
-        time: None,
-        priority: None,
-        monitor: None,
-    })
+    let job = hindsight_agent::jobs::build(NewJob::directories(
+        "j",
+        vec![src.to_string_lossy().into_owned()],
+        vec!["d1".into()],
+    ))
     .expect("job");
     let job = catalog.insert_job(&job).expect("insert job");
 

@@ -73,19 +73,9 @@ impl World {
 
     fn add_job(&self, name: &str, time: &str, schedules: &[(&str, i64)]) -> Job {
         let new = hindsight_agent::model::NewJob {
-            name: name.into(),
-            kind: None,
-            sources: vec!["/".into()],
-            excludes: Vec::new(),
-            destinations: vec!["d1".into()],
-            structure: None,
-            one_file_system: None,
-            retry_failed: None,
-            disabled: false,
             schedules: schedules.iter().map(|(s, r)| ScheduleInput { spec: s.to_string(), retain: *r }).collect(),
             time: Some(time.into()),
-            priority: None,
-            monitor: None,
+            ..hindsight_agent::model::NewJob::directories(name, vec!["/".into()], vec!["d1".into()])
         };
         let job = hindsight_agent::jobs::build(new).expect("valid job");
         hindsight_agent::jobs::check_dependencies(&self.catalog, &job.name, &job.schedules).expect("dependencies");
@@ -277,19 +267,8 @@ fn monitors_raise_one_alert_per_condition_and_old_history_is_pruned() {
     let real_now = Timestamp::now();
     let w = World::new(real_now);
     let job = hindsight_agent::jobs::build(hindsight_agent::model::NewJob {
-        name: "watched".into(),
-        kind: None,
-        sources: vec!["/".into()],
-        excludes: Vec::new(),
-        destinations: vec!["d1".into()],
-        structure: None,
-        one_file_system: None,
-        retry_failed: None,
-        disabled: false,
-        schedules: Vec::new(),
-        time: None,
-        priority: None,
         monitor: Some(hindsight_agent::model::Monitor { notran: Some("2".into()), ranfor: Some("12h".into()) }),
+        ..hindsight_agent::model::NewJob::directories("watched", vec!["/".into()], vec!["d1".into()])
     })
     .expect("job");
     assert_eq!(job.monitor.notran.as_deref(), Some("2d"));
