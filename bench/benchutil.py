@@ -9,6 +9,8 @@ usage:
       append one measurement (one JSON object per line)
   benchutil.py snapshot-path SNAPSHOT_LIST.json
       print the path of the newest snapshot in `hindsight snapshot list --json`
+  benchutil.py snapshot-info SNAPSHOT_LIST.json
+      print "ID<TAB>PATH" of the newest snapshot in `hindsight snapshot list --json`
   benchutil.py run-summary RUN_LIST.json
       print a JSON summary (id, state, stats, duration_s) of the newest run in
       `hindsight run list --json`
@@ -21,6 +23,9 @@ usage:
       bench/mount.sh: read RUNDIR/{meta,runs,mounts,checks,backups}.tsv, print the
       browsing table, ratios, targets and checks, write JSON_OUT (and a copy in
       ARCHIVE_DIR); exit 3 when a hindsight mount does not match the native tree
+  benchutil.py retention-report RUNDIR JSON_OUT [ARCHIVE_DIR]
+      bench/retention.sh: read RUNDIR/{meta.tsv,results.jsonl}, print the deletion
+      times, the backup slowdowns and the target, write JSON_OUT (and a copy in ARCHIVE_DIR)
 """
 import datetime
 import filecmp
@@ -36,6 +41,7 @@ TARGET_FULL_OVER_CP_A = 1.1
 TARGET_INCR_OVER_RSNAPSHOT = 0.5
 TARGET_INCR_OVER_CP_AL = 1.3
 TARGET_PEAK_MIB = 64
+TARGET_BACKUP_SLOWDOWN_PCT = 20
 
 
 def die(msg):
@@ -136,6 +142,16 @@ def snapshot_path(path):
     print(s["path"])
 
 
+def snapshot_info(path):
+    snaps = load_list(path, "snapshots")
+    if not snaps:
+        die(f"{path}: no snapshot listed")
+    s = newest(snaps)
+    if s.get("id") is None or not s.get("path"):
+        die(f"{path}: newest snapshot has no 'id' or 'path'")
+    print(f"{s['id']}\t{s['path']}")
+
+
 def parse_ts(v):
     if not isinstance(v, str) or not v:
         return None
@@ -222,7 +238,9 @@ def compare(src, dst, content=False):
 
 # --------------------------------------------------------------------------- report
 NUMERIC_META = ("files", "corpus_bytes", "corpus_seed", "mutate_seed", "cpus", "mem_total_kib",
-                "hindsightd_idle_vmhwm_kib", "runs", "big_bytes", "subdir_files")
+                "hindsightd_idle_vmhwm_kib", "runs", "big_bytes", "subdir_files",
+                "backup_files", "backup_corpus_bytes", "rm_entries", "hindsight_entries",
+                "rm_concurrent_entries", "hindsight_concurrent_entries")
 
 
 def read_meta(path):
@@ -650,6 +668,173 @@ def mount_report(rundir, json_out, archive_dir=None):
     return 3 if hs_mismatch else 0
 
 
+# --------------------------------------------------------------------------- retention-report
+RETENTION_PHASES = (
+    ("baseline", "nothing else running"),
+    ("during-rm", "while rm -rf of a cp -a copy runs"),
+    ("during-delete", "while hindsight deletes a snapshot"),
+)
+
+
+def retention_report(rundir, json_out, archive_dir=None):
+    runs = []
+    rpath = os.path.join(rundir, "results.jsonl")
+    if os.path.exists(rpath):
+        with open(rpath) as f:
+            runs = [json.loads(line) for line in f if line.strip()]
+    meta = read_meta(os.path.join(rundir, "meta.tsv"))
+
+    def one(phase, tool):
+        for r in runs:
+            if r["phase"] == phase and r["tool"] == tool:
+                return r
+        return None
+
+    # ---- deletion alone
+    rm, hs = one("delete", "rm -rf"), one("delete", "hindsight")
+    deletion = {}
+    for key, r in (("rm_rf", rm), ("hindsight", hs)):
+        if r:
+            w, n = r.get("wall_s"), r.get("entries")
+            deletion[key] = {"wall_s": w, "cpu_s": r.get("cpu_s"), "entries": n,
+                             "entries_per_s": round(n / w, 1) if w and isinstance(n, (int, float)) else None,
+                             "sync_after_s": r.get("sync_after_s")}
+            if key == "hindsight":
+                deletion[key].update({"cli_s": r.get("cli_s"), "invisible_at_once": r.get("invisible_at_once"),
+                                      "snapshots_left": r.get("snapshots_left")})
+    deletion["hindsight_over_rm_rf"] = ratio(hs and hs.get("wall_s"), rm and rm.get("wall_s"))
+
+    # ---- backups: median of the runs during which the deletion went on the whole time
+    backups = {}
+    for phase, what in RETENTION_PHASES:
+        rs = [r for r in runs if r["phase"] == phase and r["tool"] == "hindsight"]
+        ok = [r for r in rs if r.get("overlap", True)]
+        walls = [r["wall_s"] for r in ok if r.get("wall_s") is not None]
+        durs = [r["run_duration_s"] for r in ok if r.get("run_duration_s") is not None]
+        backups[phase] = {
+            "what": what,
+            "runs_wall_s": [r.get("wall_s") for r in rs],
+            "runs_run_duration_s": [r.get("run_duration_s") for r in rs],
+            "runs_daemon_cpu_s": [r.get("cpu_s") for r in rs],
+            "runs_load1": [r.get("load1") for r in rs],
+            "runs_overlap": [r.get("overlap", True) for r in rs],
+            "counted": len(walls),
+            "median_wall_s": round(median(walls), 3) if walls else None,
+            "median_run_duration_s": round(median(durs), 3) if durs else None,
+        }
+    base = backups["baseline"]
+
+    def slow(phase, key):
+        a, b = backups[phase][key], base[key]
+        if a is None or not b:
+            return None
+        return round((a - b) / b * 100, 1)
+
+    # each concurrent backup against the baseline run just before it (same "pair")
+    base_by_pair = {r.get("pair"): r for r in runs if r["phase"] == "baseline" and r.get("pair")}
+    for phase in ("during-rm", "during-delete"):
+        backups[phase]["slowdown_pct"] = slow(phase, "median_wall_s")
+        backups[phase]["slowdown_run_duration_pct"] = slow(phase, "median_run_duration_s")
+        pairs = []
+        for r in runs:
+            if r["phase"] != phase or not r.get("overlap", True):
+                continue
+            b = base_by_pair.get(r.get("pair"))
+            if b and b.get("wall_s") and r.get("wall_s") is not None:
+                pairs.append(round((r["wall_s"] - b["wall_s"]) / b["wall_s"] * 100, 1))
+        backups[phase]["paired_slowdowns_pct"] = pairs
+        backups[phase]["slowdown_paired_median_pct"] = median(pairs)
+    val = backups["during-delete"]["slowdown_pct"]
+    targets = {"backup_slowdown_during_delete_pct": {
+        "value": val, "target_max": TARGET_BACKUP_SLOWDOWN_PCT,
+        "pass": None if val is None else bool(val <= TARGET_BACKUP_SLOWDOWN_PCT)}}
+    result = {"benchmark": "retention", "meta": meta, "runs": runs, "deletion": deletion,
+              "backups": backups, "targets": targets}
+
+    # ---- table
+    files = meta.get("files")
+    head = f"hindsight retention (deletion) benchmark: {files:,}-entry tree" if isinstance(files, int) \
+        else "retention benchmark"
+    cb = meta.get("corpus_bytes")
+    if isinstance(cb, int):
+        head += f" ({cb / 2**30:.2f} GiB)"
+    head += f", {meta.get('bench_dir', '?')}, {meta.get('date', '')}"
+    print()
+    print(head)
+    print(f"load average: start {meta.get('loadavg_start', '?')}, end {meta.get('loadavg_end', '?')} "
+          f"(on {meta.get('cpus', '?')} CPUs); filesystem {meta.get('filesystem', '?')}; "
+          f"I/O scheduler {meta.get('io_scheduler', '?')}")
+    print()
+    print("deleting the tree alone")
+    print(f"  {'':32} {'wall s':>9} {'cpu s':>8} {'entries':>9} {'entries/s':>10} {'sync after s':>13}")
+    for key, label in (("rm_rf", "rm -rf (cp -a copy)"),
+                       ("hindsight", "hindsight snapshot delete")):
+        d = deletion.get(key)
+        if not d:
+            print(f"  {label:32} {'-':>9}")
+            continue
+        print(f"  {label:32} {fmt(d['wall_s']):>9} {fmt(d['cpu_s']):>8} {d['entries'] or '-':>9} "
+              f"{fmt(d['entries_per_s'], 0):>10} {fmt(d.get('sync_after_s'), 3):>13}")
+    if "hindsight" in deletion:
+        d = deletion["hindsight"]
+        print(f"  hindsight: `snapshot delete` returned after {fmt(d.get('cli_s'), 3)} s; "
+              f"invisible at once: {d.get('invisible_at_once')}; cpu is the daemon's (deleter included)")
+    print(f"  hindsight / rm -rf (wall): {fmt(deletion['hindsight_over_rm_rf'])}")
+    print()
+    nb = meta.get("backup_files")
+    print(f"full backup of a {nb:,}-entry corpus to a fresh destination (wall s of `job run --wait`; "
+          f"median of the runs that overlapped the deletion)" if isinstance(nb, int) else "backups")
+    print(f"  {'':38} {'median s':>9} {'slowdown':>9} {'paired':>8} {'daemon-side median s':>21}   runs s (load1)")
+    for phase, what in RETENTION_PHASES:
+        b = backups[phase]
+        sd = b.get("slowdown_pct")
+        sd = "" if phase == "baseline" else ("-" if sd is None else f"{sd:+.1f}%")
+        runs_s = " ".join(
+            ("-" if w is None else f"{w:.2f}") + (f"({l:.1f})" if isinstance(l, (int, float)) else "")
+            + ("" if ov else "*")
+            for w, l, ov in zip(b["runs_wall_s"], b["runs_load1"], b["runs_overlap"]))
+        pd = b.get("slowdown_paired_median_pct")
+        pd = "" if phase == "baseline" else ("-" if pd is None else f"{pd:+.1f}%")
+        print(f"  {what:38} {fmt(b['median_wall_s']):>9} {sd:>9} {pd:>8} {fmt(b['median_run_duration_s']):>21}   {runs_s}")
+    if any(not ov for b in backups.values() for ov in b["runs_overlap"]):
+        print("  * the deletion ended before this backup did: not counted")
+    print("  slowdown: of the medians; paired: median of each backup against the baseline run just before it")
+    print()
+    t = targets["backup_slowdown_during_delete_pct"]
+    status = "n/a" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
+    v = "-" if t["value"] is None else f"{t['value']:+.1f}%"
+    print(f"target: backup slowdown while hindsight deletes {v:>8}   target <= {TARGET_BACKUP_SLOWDOWN_PCT}%   {status}")
+    rm_sd = backups["during-rm"].get("slowdown_pct")
+    pd = backups["during-delete"].get("slowdown_paired_median_pct")
+    if pd is not None:
+        print(f"        paired figure: {pd:+.1f}%" + ("" if (pd <= TARGET_BACKUP_SLOWDOWN_PCT) == t["pass"]
+                                                    else "  (disagrees with the medians: the machine was not steady)"))
+    if rm_sd is not None:
+        rpd = backups["during-rm"].get("slowdown_paired_median_pct")
+        print(f"        for comparison, while rm -rf runs: {rm_sd:+.1f}%"
+              + ("" if rpd is None else f" (paired {rpd:+.1f}%)"))
+    for k in ("log_errors", "hindsight_concurrent_left", "hindsight_concurrent_invisible_at_once"):
+        if meta.get(k):
+            print(f"  {k.replace('_', ' ')}: {meta[k]}")
+
+    os.makedirs(os.path.dirname(os.path.abspath(json_out)), exist_ok=True)
+    tmp = json_out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, json_out)
+    print()
+    print(f"results: {json_out}")
+    if archive_dir:
+        os.makedirs(archive_dir, exist_ok=True)
+        stamp = str(meta.get("run_id", "run")).replace("/", "_")
+        arch = os.path.join(archive_dir, f"retention-{files}-{stamp}.json")
+        with open(arch, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"         {arch}")
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -661,6 +846,8 @@ def main(argv):
         record(*args)
     elif cmd == "snapshot-path" and len(args) == 1:
         snapshot_path(args[0])
+    elif cmd == "snapshot-info" and len(args) == 1:
+        snapshot_info(args[0])
     elif cmd == "run-summary" and len(args) == 1:
         run_summary(args[0])
     elif cmd == "compare" and len(args) in (2, 3):
@@ -669,6 +856,8 @@ def main(argv):
         report(*args)
     elif cmd == "mount-report" and len(args) in (2, 3):
         return mount_report(*args)
+    elif cmd == "retention-report" and len(args) in (2, 3):
+        retention_report(*args)
     else:
         die(f"bad arguments: {' '.join(argv[1:])!r} (see --help)")
     return 0
