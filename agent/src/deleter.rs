@@ -3,13 +3,14 @@
 //!
 //! Retention may delete many large snapshots right after a backup, while
 //! other backups run. The deleter is one thread at the lowest CPU priority
-//! and it unlinks in batches. While backups run it works on a duty cycle:
-//! after each batch it pauses [`BUSY_SHARE`] times as long as the batch took,
-//! so that it holds the filesystem (journal, allocator: unlinks and a
-//! backup's creations contend there, whatever the CPU or I/O priority) for
-//! about a tenth of the time. Measured here: a fixed 20 ms pause still slowed
-//! a concurrent backup by 38-127%. A crash leaves `.deleting-*` directories,
-//! which the start-up reconcile finishes.
+//! and it unlinks in batches. While a backup runs it stops altogether:
+//! unlinks and a backup's file creations contend inside the filesystem
+//! (journal, allocator), whatever the CPU or I/O priority, and a fixed pause
+//! of 20 ms between batches still slowed a concurrent backup by 38-127%
+//! here. So that back-to-back backups cannot starve it, after waiting
+//! [`MAX_WAIT`] in a row it goes on at a duty cycle instead, pausing
+//! [`BUSY_SHARE`] times as long as each batch took. A crash leaves
+//! `.deleting-*` directories, which the start-up reconcile finishes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +23,11 @@ use crate::catalog::Catalog;
 
 /// Unlinks between two pauses.
 const BATCH: usize = 256;
-/// While backups run, pause this many times the duration of the last batch.
+/// Longest wait in a row for running backups to end before deleting anyway.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+/// How often a waiting deleter looks whether the backups ended.
+const WAIT_STEP: Duration = Duration::from_millis(100);
+/// Past [`MAX_WAIT`], pause this many times the duration of the last batch.
 const BUSY_SHARE: u32 = 9;
 /// Longest pause while backups run.
 const PAUSE_BUSY_MAX: Duration = Duration::from_secs(2);
@@ -75,7 +80,16 @@ fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>) {
     while let Ok(p) = rx.recv() {
         let dir = p.root.path().join(&p.job).join(format!("{}{}", hindsight_fs::layout::DELETING_PREFIX, p.name));
         let pause = |batch: Duration| {
-            std::thread::sleep(if busy() { (batch * BUSY_SHARE).min(PAUSE_BUSY_MAX) } else { PAUSE_IDLE })
+            let mut waited = Duration::ZERO;
+            while busy() {
+                if waited >= MAX_WAIT {
+                    std::thread::sleep((batch * BUSY_SHARE).min(PAUSE_BUSY_MAX));
+                    return;
+                }
+                std::thread::sleep(WAIT_STEP);
+                waited += WAIT_STEP;
+            }
+            std::thread::sleep(PAUSE_IDLE);
         };
         remove_files_throttled(&dir, &pause);
         // The throttled pass is best effort; this one removes whatever is left.
