@@ -8,11 +8,7 @@ use crate::error::{FsError, Result};
 
 /// True when `path` is the root of a mount (listed in /proc/self/mountinfo).
 pub fn is_mountpoint(path: &Path) -> bool {
-    let Ok(canon) = std::fs::canonicalize(path).or_else(|_| Ok::<_, io::Error>(path.to_path_buf())) else {
-        return false;
-    };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    info.lines().any(|l| l.split(' ').nth(4).map(unescape) == Some(canon.to_string_lossy().into_owned()))
+    mount_type(path).is_some()
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
