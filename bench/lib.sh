@@ -373,3 +373,13 @@ daemon_ticks() { pid_ticks "$HSD_PID"; }
 # pid_vm PID KEY: a /proc/PID/status value in KiB (VmHWM, VmRSS)
 pid_vm() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 daemon_vm() { pid_vm "$HSD_PID" "$1"; }
+
+# install_traps FN: run FN on exit, report the failing line on ERR, and turn
+# INT/TERM into the usual exit statuses (so FN still runs)
+install_traps() {
+    # shellcheck disable=SC2064  # FN is expanded now, on purpose
+    trap "$1" EXIT
+    trap 'printf "error: unexpected failure at %s line %s: %s\n" "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND" >&2' ERR
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}

@@ -77,10 +77,7 @@ cleanup() {
     start_trash_deletion
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'printf "error: unexpected failure at %s line %s: %s\n" "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND" >&2' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_traps cleanup
 
 pause_trash_deletions
 stop_leftover_daemon "$HSD_PIDFILE" "$HS/state"
