@@ -16,6 +16,7 @@
 //!
 //! The crate knows nothing of jobs, schedules or the catalog.
 
+pub mod archive;
 pub mod entry;
 pub mod error;
 pub mod index;
