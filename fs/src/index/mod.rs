@@ -43,6 +43,20 @@ pub struct Location {
     pub ino: Option<u64>,
 }
 
+/// One gzip member of a compressed archive: a row of table `members`, where it
+/// lies in `data.tar.gz` and which bytes of the tar stream it inflates to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// Offset of the gzip member in `data.tar.gz`.
+    pub compressed_offset: u64,
+    /// Length of the gzip member in `data.tar.gz`.
+    pub compressed_length: u64,
+    /// Offset in the tar stream of its first byte.
+    pub uncompressed_offset: u64,
+    /// Bytes of tar stream it inflates to.
+    pub uncompressed_length: u64,
+}
+
 /// One row of the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::schema::COLUMNS;
-use super::{IndexEntry, Location};
+use super::{IndexEntry, Location, Member};
 use crate::entry::{EntryKind, EntryMeta, Xattrs};
 use crate::error::{FsError, Result};
 
@@ -105,6 +105,42 @@ impl IndexReader {
             f(map_row(row).map_err(err)?)?;
         }
         Ok(())
+    }
+
+    /// The gzip members of a compressed archive, in member order (empty for
+    /// other structures). Fails when the rows are not numbered 0, 1, 2...
+    /// or hold negative numbers: a reader indexes them by position.
+    pub fn members(&self) -> Result<Vec<Member>> {
+        let err = |e| FsError::index(&self.path, e);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, compressed_offset, compressed_length, uncompressed_offset, uncompressed_length \
+                 FROM members ORDER BY id",
+            )
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            let mut cols = [0i64; 5];
+            for (i, c) in cols.iter_mut().enumerate() {
+                *c = row.get(i).map_err(err)?;
+            }
+            let [id, co, cl, uo, ul] = cols;
+            if id != out.len() as i64 || cols.iter().any(|&c| c < 0) {
+                return Err(FsError::Format {
+                    path: self.path.clone(),
+                    message: format!("members table: malformed row {id} at position {}", out.len()),
+                });
+            }
+            out.push(Member {
+                compressed_offset: co as u64,
+                compressed_length: cl as u64,
+                uncompressed_offset: uo as u64,
+                uncompressed_length: ul as u64,
+            });
+        }
+        Ok(out)
     }
 
     /// Number of entries.
@@ -238,5 +274,29 @@ mod tests {
         assert_eq!(b.blake3, Some([7; 32]));
         assert!(r.lookup(ROOT_ID, b"zz").expect("lookup").is_none());
         assert_eq!(r.len().expect("len"), 3);
+        assert!(r.members().expect("members").is_empty());
+    }
+
+    #[test]
+    fn members_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.sqlite");
+        let mut w = IndexWriter::create(&path, "compressed", "s").expect("create");
+        w.insert_member(1, (30, 20), (100, 50)).expect("member");
+        w.insert_member(0, (0, 30), (0, 100)).expect("member");
+        w.finish().expect("finish");
+        let r = IndexReader::open(&path).expect("open");
+        let m = r.members().expect("members");
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m[1],
+            Member { compressed_offset: 30, compressed_length: 20, uncompressed_offset: 100, uncompressed_length: 50 }
+        );
+
+        let path = dir.path().join("gap.sqlite");
+        let mut w = IndexWriter::create(&path, "compressed", "s").expect("create");
+        w.insert_member(1, (0, 30), (0, 100)).expect("member");
+        w.finish().expect("finish");
+        assert!(IndexReader::open(&path).expect("open").members().is_err());
     }
 }
