@@ -241,4 +241,4 @@ impl ReadAt for ArchiveContent {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{FileAttr, FileType, INodeNo};
 use rustix::fs::Stat;
 
-use super::registry::SnapshotNode;
+use super::registry::{SnapshotNode, entry_node};
 use crate::entry::{EntryKind, split_ns};
 use crate::index::IndexEntry;
 
@@ -38,12 +38,13 @@ fn time(ns: i64) -> SystemTime {
 }
 
 /// The `st_ino` of an entry: its inode on the destination (live, else as
-/// indexed), offset per destination so two disks' inode numbers never meet;
-/// the node id when neither is known.
+/// indexed), offset per destination so two disks' inode numbers never meet.
+/// When neither is known (archives), the node id of the first name of its
+/// hardlink group: stable, and one number for all the names of one file.
 pub fn st_ino(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node: u64) -> u64 {
     match live.map(|s| s.st_ino).or(e.location.ino) {
         Some(ino) if ino < 1 << 48 => ino | ((u64::from(snap.dest_index) + 1) << 48),
-        _ => node,
+        _ => e.hardlink.filter(|&h| h > 0).map_or(node, |h| entry_node(snap.slot, h)),
     }
 }
 

@@ -43,8 +43,22 @@ fn errno(e: &FsError) -> Errno {
 enum Handle {
     /// Served by the kernel from the backing file; kept until release.
     Backing(#[allow(dead_code)] BackingId),
-    /// Served through [`ReadAt`].
-    Reader(Box<dyn ReadAt>),
+    /// Served through [`ReadAt`]; shared so that reads run outside the handle table's lock.
+    Reader(Arc<dyn ReadAt>),
+}
+
+/// What opening a file gives.
+enum Opened {
+    /// A file on the destination (incremental): passthrough when the kernel has it.
+    File(std::fs::File),
+    /// Content read through user space (archives).
+    Reader(Arc<dyn ReadAt>),
+}
+
+/// True for a name a directory may hold: a damaged or foreign index must not
+/// make the mount serve `..`, a path, or a name the kernel cannot pass.
+fn servable(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
 }
 
 /// What a node id designates.
@@ -171,6 +185,9 @@ impl SnapshotFs {
     fn do_lookup(&self, uid: u32, parent: u64, name: &[u8]) -> Result<(u64, FileAttr, std::time::Duration), Errno> {
         match self.node(parent)? {
             Node::Entry(snap, pid) => {
+                if !servable(name) {
+                    return Err(Errno::ENOENT);
+                }
                 let e = self.reg.with_index(&snap, |ix| ix.lookup(pid, name)).map_err(|e| errno(&e))?;
                 let e = e.ok_or(Errno::ENOENT)?;
                 let dir = self.tree_dir(&snap, pid);
@@ -240,6 +257,17 @@ impl SnapshotFs {
                 };
                 let dir = if plus { self.tree_dir(&snap, id) } else { None };
                 for e in kids {
+                    if !servable(&e.name) {
+                        if !snap.bad_names.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                "snapshot {}: the index names entry {} {:?}, which cannot be a file name; it is not shown",
+                                snap.dir.display(),
+                                e.id,
+                                String::from_utf8_lossy(&e.name)
+                            );
+                        }
+                        continue;
+                    }
                     let attr = if plus {
                         self.attr_in(&snap, dir.as_ref(), &e)
                     } else {
@@ -283,21 +311,39 @@ impl SnapshotFs {
         Ok(out)
     }
 
-    /// Opens the destination file of an entry (incremental snapshots),
-    /// relative to its directory.
-    fn do_open(&self, ino: u64) -> Result<std::fs::File, Errno> {
+    /// Opens the content of an entry: its destination file, relative to its
+    /// directory (incremental snapshots), or its range of the archive.
+    fn do_open(&self, ino: u64) -> Result<Opened, Errno> {
         let Node::Entry(snap, id) = self.node(ino)? else { return Err(Errno::EISDIR) };
-        if snap.structure != Structure::Incremental {
-            return Err(Errno::EIO);
-        }
         let e = self.entry(&snap, id)?;
+        if snap.structure != Structure::Incremental {
+            return self.open_in_archive(&snap, &e).map(Opened::Reader);
+        }
         let dir = self.tree_dir(&snap, e.parent).ok_or(Errno::EIO)?;
         let name = OsStr::from_bytes(&e.name);
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(dir.as_fd(), name, flags | OFlags::NOATIME, Mode::empty())
             .or_else(|_| rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()))
             .map_err(|e| if e == rustix::io::Errno::NOENT { Errno::ENOENT } else { Errno::EIO })?;
-        Ok(std::fs::File::from(fd))
+        Ok(Opened::File(std::fs::File::from(fd)))
+    }
+
+    /// A reader of regular file `e` of an archived or compressed snapshot.
+    fn open_in_archive(&self, snap: &SnapshotNode, e: &IndexEntry) -> Result<Arc<dyn ReadAt>, Errno> {
+        if e.meta.kind != EntryKind::File {
+            return Err(Errno::EIO);
+        }
+        let offset = match e.location.data_offset.map(u64::try_from) {
+            Some(Ok(o)) => o,
+            // Nothing to read: no need of the archive at all.
+            _ if e.meta.size == 0 => 0,
+            _ => {
+                tracing::warn!("snapshot {}: entry {} has no data offset in the index", snap.dir.display(), e.id);
+                return Err(Errno::EIO);
+            }
+        };
+        let archive = self.reg.archive(snap).map_err(|e| errno(&e))?;
+        Ok(Arc::new(archive.content(offset, e.meta.size)))
     }
 
     fn insert_handle(&self, h: Handle) -> u64 {
@@ -307,10 +353,16 @@ impl SnapshotFs {
     }
 
     fn do_read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
-        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(Handle::Reader(r)) = handles.get(&fh) else { return Err(Errno::EBADF) };
+        let r = match self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh) {
+            Some(Handle::Reader(r)) => r.clone(),
+            _ => return Err(Errno::EBADF),
+        };
         let mut buf = vec![0u8; size as usize];
-        let n = r.read_at(offset, &mut buf).map_err(|_| Errno::EIO)?;
+        // Damaged archive members are logged once by the archive; this is per read.
+        let n = r.read_at(offset, &mut buf).map_err(|e| {
+            tracing::debug!("read of handle {fh} at {offset}: {e}");
+            Errno::EIO
+        })?;
         buf.truncate(n);
         Ok(buf)
     }
@@ -404,7 +456,12 @@ impl Filesystem for SnapshotFs {
             return reply.error(Errno::EROFS);
         }
         let file = match self.do_open(ino.0) {
-            Ok(f) => f,
+            Ok(Opened::File(f)) => f,
+            Ok(Opened::Reader(r)) => {
+                // Never passthrough: there is no backing file with these bytes.
+                let fh = self.insert_handle(Handle::Reader(r));
+                return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH);
+            }
             Err(e) => return reply.error(e),
         };
         if self.passthrough.load(Ordering::Relaxed) {
@@ -424,7 +481,7 @@ impl Filesystem for SnapshotFs {
                 }
             }
         }
-        let fh = self.insert_handle(Handle::Reader(Box::new(PlainFile(file))));
+        let fh = self.insert_handle(Handle::Reader(Arc::new(PlainFile(file))));
         reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH);
     }
 
@@ -556,3 +613,6 @@ impl Filesystem for SnapshotFs {
 fn accmode_write() -> i32 {
     (OFlags::WRONLY | OFlags::RDWR).bits() as i32
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,11 +12,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fuser::INodeNo;
 
 use super::Layout;
+use crate::archive::reader::{Archive, MemberCache};
 use crate::index::{INDEX_FILE, IndexReader};
 use crate::layout::{DestinationRoot, TREE_DIR};
 use crate::manifest::{MANIFEST_FILE, Manifest, Structure};
@@ -30,6 +32,9 @@ pub const LATEST: &str = "latest";
 
 /// Index readers kept open across all snapshots (bounds memory and descriptors).
 const READER_CACHE: usize = 16;
+
+/// Archive data files kept open across all snapshots (open handles keep theirs too).
+const ARCHIVE_CACHE: usize = 64;
 
 /// A destination as the mount shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +92,10 @@ pub struct SnapshotNode {
     pub structure: Structure,
     /// Why its index cannot be read, once it was found unreadable.
     pub error: Mutex<Option<String>>,
+    /// Its data file could not be opened, and that was logged.
+    pub archive_failed: AtomicBool,
+    /// Its index has names that cannot be served, and that was logged.
+    pub bad_names: AtomicBool,
 }
 
 impl SnapshotNode {
@@ -131,11 +140,15 @@ struct State {
     snapshots: Vec<Option<Arc<SnapshotNode>>>,
 }
 
-/// The nodes above the snapshots, and open index readers.
+/// The nodes above the snapshots, open index readers and archives.
 pub struct Registry {
     layout: Layout,
     state: RwLock<State>,
     readers: Mutex<VecDeque<(u32, IndexReader)>>,
+    /// Open archives by snapshot slot, most recently used first.
+    archives: Mutex<VecDeque<(u32, Arc<Archive>)>>,
+    /// Inflated gzip members of every compressed snapshot.
+    members: MemberCache,
 }
 
 /// What a scan of one destination found: job -> snapshot names, oldest first.
@@ -157,7 +170,13 @@ impl Registry {
     pub fn new(layout: Layout) -> Self {
         let mut state = State { next_node: ROOT + 1, ..Default::default() };
         state.nodes.insert(ROOT, VNode::Dir { children: BTreeMap::new(), hidden: false, root: None, version: 0 });
-        Registry { layout, state: RwLock::new(state), readers: Mutex::new(VecDeque::new()) }
+        Registry {
+            layout,
+            state: RwLock::new(state),
+            readers: Mutex::new(VecDeque::new()),
+            archives: Mutex::new(VecDeque::new()),
+            members: MemberCache::default(),
+        }
     }
 
     fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -203,6 +222,39 @@ impl Registry {
         cache.push_front((snap.slot, reader));
         cache.truncate(READER_CACHE);
         result
+    }
+
+    /// The data file of an archived or compressed snapshot (from the cache, or opened).
+    pub fn archive(&self, snap: &SnapshotNode) -> crate::Result<Arc<Archive>> {
+        let lock = || self.archives.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = |cache: &mut VecDeque<(u32, Arc<Archive>)>| {
+            let i = cache.iter().position(|(s, _)| *s == snap.slot)?;
+            let hit = cache.remove(i)?;
+            cache.push_front(hit.clone());
+            Some(hit.1)
+        };
+        if let Some(a) = cached(&mut lock()) {
+            return Ok(a);
+        }
+        // Opened without the lock (it reads the index); a racing open of the same
+        // snapshot loses to whichever was cached first.
+        let opened = self.with_index(snap, |ix| Archive::open(&snap.dir, snap.structure, ix, &self.members));
+        let archive = match opened {
+            Ok(a) => a,
+            Err(e) => {
+                if !snap.archive_failed.swap(true, Ordering::Relaxed) {
+                    tracing::error!("snapshot {}: {e}; its files cannot be read", snap.dir.display());
+                }
+                return Err(e);
+            }
+        };
+        let mut cache = lock();
+        if let Some(a) = cached(&mut cache) {
+            return Ok(a);
+        }
+        cache.push_front((snap.slot, archive.clone()));
+        cache.truncate(ARCHIVE_CACHE);
+        Ok(archive)
     }
 
     fn destinations(&self) -> Vec<DestinationView> {
@@ -344,6 +396,8 @@ impl State {
                     dest_root: d.root.clone(),
                     structure,
                     error: Mutex::new(None),
+                    archive_failed: AtomicBool::new(false),
+                    bad_names: AtomicBool::new(false),
                 })));
                 if let Some(c) = self.children_mut(job_dir) {
                     c.insert(name.as_bytes().to_vec(), Child::Snapshot(slot));

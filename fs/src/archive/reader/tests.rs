@@ -8,12 +8,12 @@ use super::*;
 use crate::index::IndexWriter;
 
 /// Small members so that files span several of them.
-const MEMBER: usize = 4096;
+pub(crate) const MEMBER: usize = 4096;
 
 /// One file of the synthetic stream: where its data starts and what it is.
-struct Stored {
-    offset: u64,
-    data: Vec<u8>,
+pub(crate) struct Stored {
+    pub(crate) offset: u64,
+    pub(crate) data: Vec<u8>,
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a misplaced read shows.
@@ -31,7 +31,7 @@ fn bytes(seed: u64, n: usize) -> Vec<u8> {
 
 /// A stream shaped like tar: a 512-byte header per file, data padded to 512,
 /// two zero blocks at the end.
-fn stream(sizes: &[usize]) -> (Vec<u8>, Vec<Stored>) {
+pub(crate) fn stream(sizes: &[usize]) -> (Vec<u8>, Vec<Stored>) {
     let mut out = Vec::new();
     let mut files = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
@@ -49,15 +49,22 @@ fn stream(sizes: &[usize]) -> (Vec<u8>, Vec<Stored>) {
 }
 
 /// Writes `stream` as an archived snapshot in `dir`.
-fn write_tar(dir: &Path, stream: &[u8]) {
+pub(crate) fn write_tar(dir: &Path, stream: &[u8]) {
     std::fs::write(dir.join(TAR_FILE), stream).expect("write tar");
     IndexWriter::create(&dir.join("index.sqlite"), "archived", "s").expect("index").finish().expect("finish");
 }
 
 /// Writes `stream` as a compressed snapshot in `dir`; returns the members.
-fn write_tgz(dir: &Path, stream: &[u8]) -> Vec<Member> {
-    let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
+pub(crate) fn write_tgz(dir: &Path, stream: &[u8]) -> Vec<Member> {
     let mut w = IndexWriter::create(&dir.join("index.sqlite"), "compressed", "s").expect("index");
+    let members = write_members(dir, stream, &mut w);
+    w.finish().expect("finish");
+    members
+}
+
+/// Writes `stream` cut into gzip members as `dir`/data.tar.gz, and the members table to `w`.
+pub(crate) fn write_members(dir: &Path, stream: &[u8], w: &mut IndexWriter) -> Vec<Member> {
+    let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
     let mut out = Vec::new();
     let mut members = Vec::new();
     for (k, chunk) in stream.chunks(MEMBER).enumerate() {
@@ -78,7 +85,6 @@ fn write_tgz(dir: &Path, stream: &[u8]) -> Vec<Member> {
         out.extend_from_slice(&packed[..n]);
         members.push(m);
     }
-    w.finish().expect("finish");
     std::fs::write(dir.join(TGZ_FILE), &out).expect("write tgz");
     members
 }
