@@ -294,6 +294,13 @@ impl Registry {
                 *version += 1;
             }
         }
+        if !invals.is_empty() {
+            // Close the data files and indexes of deleted snapshots, so that their
+            // space is freed (files still open by a reader stay until released).
+            let live = |slot: &u32| st.snapshots.get(*slot as usize).is_some_and(Option::is_some);
+            self.archives.lock().unwrap_or_else(|p| p.into_inner()).retain(|(slot, _)| live(slot));
+            self.readers.lock().unwrap_or_else(|p| p.into_inner()).retain(|(slot, _)| live(slot));
+        }
         invals
     }
 }
