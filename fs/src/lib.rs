@@ -11,12 +11,14 @@
 //!   change detection, integrity checks and the FUSE filesystem;
 //! - [`entry`]: the metadata of one entry (kind, mode, owner, times, xattrs);
 //! - [`posix`]: fd-relative helpers that read and apply that metadata;
+//! - [`check`]: integrity verification of complete snapshots, per structure;
 //! - [`local`]: destination access for a local directory (validation, usage,
 //!   locks, deletion).
 //!
 //! The crate knows nothing of jobs, schedules or the catalog.
 
 pub mod archive;
+pub mod check;
 pub mod entry;
 pub mod error;
 pub mod index;

@@ -156,6 +156,12 @@ impl IndexReader {
         Ok(self.len()? == 0)
     }
 
+    /// The read-only connection, for crate-internal queries that need their own
+    /// SQL (integrity checks stream rows in tar stream order).
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     fn query_opt(&self, sql: &str, p: impl rusqlite::Params) -> Result<Option<IndexEntry>> {
         let err = |e| FsError::index(&self.path, e);
         let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
