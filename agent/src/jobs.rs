@@ -45,14 +45,10 @@ pub fn check_sources(sources: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-/// Checks a structure name; archived and compressed are not available yet.
+/// Checks a structure name.
 pub fn check_structure(s: &str) -> Result<String, ApiError> {
     match Structure::parse(s) {
-        Some(Structure::Incremental) => Ok(s.into()),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "structure {} is not supported by this version yet; use incremental",
-            other.as_str()
-        ))),
+        Some(st) => Ok(st.as_str().into()),
         None => Err(ApiError::bad_request(format!("unknown structure {s:?}; use incremental, archived or compressed"))),
     }
 }

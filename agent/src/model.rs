@@ -121,6 +121,56 @@ pub struct DestinationType {
     pub options: Vec<OptionSpec>,
 }
 
+/// Body of `POST /v1/destinations/{name}/check`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// Also hash every file's content and compare it with the index (reads everything).
+    #[serde(default)]
+    pub read_data: bool,
+}
+
+/// Answer of `POST /v1/destinations/{name}/check`: every complete snapshot checked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DestinationCheck {
+    /// Destination name.
+    pub destination: String,
+    /// Whether file contents were hashed.
+    pub read_data: bool,
+    /// One report per snapshot, by job then age.
+    pub snapshots: Vec<SnapshotCheck>,
+    /// True when no snapshot has a problem.
+    pub ok: bool,
+}
+
+/// The integrity of one snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotCheck {
+    /// Job name.
+    pub job: String,
+    /// Snapshot name.
+    pub snapshot: String,
+    /// Structure (`unknown` when the manifest is unreadable).
+    pub structure: String,
+    /// True when no problem was found.
+    pub ok: bool,
+    /// Index entries checked.
+    pub entries_checked: u64,
+    /// Bytes read from the destination.
+    pub bytes_read: u64,
+    /// What is wrong, the most damaging first.
+    pub problems: Vec<CheckProblem>,
+}
+
+/// One thing wrong with a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckProblem {
+    /// Path of the entry concerned, relative to the snapshot root; null for the snapshot as a whole.
+    pub path: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
 /// Summary of a job's last run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RunSummary {
@@ -538,6 +588,10 @@ pub struct Settings {
     pub logs_ttl: u32,
     /// Days acknowledged alerts are kept.
     pub alerts_ttl: u32,
+    /// Deflate level of compressed snapshots, 1-12 (6 = gzip's default ratio).
+    pub compress_level: u32,
+    /// Compressor threads of compressed snapshots; 0 = one per core.
+    pub compress_threads: u32,
     /// IANA time zone of schedules; empty = the host's.
     pub timezone: String,
 }

@@ -20,10 +20,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use hindsight_fs::manifest::Structure;
 use tokio::sync::Notify;
 
 use crate::api::error::ApiError;
-use crate::backup::{self, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
+use crate::backup::{self, ArchiveOptions, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
 use crate::catalog::{Catalog, RunUpdate};
 use crate::deleter::Deleter;
 use crate::destinations;
@@ -368,6 +369,7 @@ impl Runner {
             threads: self.threads,
             skip_dirs: self.skip_dirs(),
             tags: tags.to_vec(),
+            structure: Structure::parse(&job.structure).unwrap_or(Structure::Incremental),
         };
         let mut outcomes = Vec::new();
         for dest_name in &job.destinations {
@@ -464,8 +466,23 @@ impl Runner {
         let cancel = a.cancel.clone();
         let spec2 = spec.clone();
         let progress2 = progress.clone();
-        let result =
-            tokio::task::spawn_blocking(move || backup::run_incremental(&root, &spec2, &progress2, &cancel)).await;
+        let structure = spec.structure;
+        let settings = self.catalog.settings().ok();
+        let archive = ArchiveOptions {
+            structure,
+            level: settings.as_ref().map_or(6, |s| s.compress_level as i32),
+            threads: match settings.as_ref().map_or(0, |s| s.compress_threads as usize) {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            },
+        };
+        let result = tokio::task::spawn_blocking(move || match structure {
+            Structure::Incremental => backup::run_incremental(&root, &spec2, &progress2, &cancel),
+            Structure::Archived | Structure::Compressed => {
+                backup::run_archive(&root, &spec2, archive, &progress2, &cancel)
+            }
+        })
+        .await;
         // Fold this destination's counters into the run's.
         if let (Ok(mut done), Ok(mut cur)) = (a.done.lock(), a.current.lock()) {
             let c = progress.counters();

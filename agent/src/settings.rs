@@ -28,6 +28,13 @@ const DEFS: &[Def] = &[
     Def { key: "manual_ttl", default: "0", range: Some((0, 3650)), meaning: "days; 0 = never expire" },
     Def { key: "logs_ttl", default: "30", range: Some((1, 3650)), meaning: "days of run history" },
     Def { key: "alerts_ttl", default: "60", range: Some((1, 3650)), meaning: "days acknowledged alerts are kept" },
+    Def { key: "compress_level", default: "6", range: Some((1, 12)), meaning: "deflate level of compressed snapshots" },
+    Def {
+        key: "compress_threads",
+        default: "0",
+        range: Some((0, 64)),
+        meaning: "compressor threads; 0 = one per core",
+    },
     Def { key: "timezone", default: "", range: None, meaning: "IANA name; empty = the host's" },
 ];
 
@@ -75,6 +82,8 @@ pub fn from_stored(stored: &HashMap<String, String>) -> Settings {
         manual_ttl: num("manual_ttl"),
         logs_ttl: num("logs_ttl"),
         alerts_ttl: num("alerts_ttl"),
+        compress_level: num("compress_level"),
+        compress_threads: num("compress_threads"),
         timezone: get("timezone"),
     }
 }

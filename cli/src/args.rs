@@ -198,8 +198,8 @@ pub struct JobAdd {
     /// Exclude pattern (repeatable; see README).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub excludes: Vec<String>,
-    /// incremental (archived and compressed come later).
-    #[arg(long)]
+    /// incremental (hardlink tree, default), archived (data.tar) or compressed (data.tar.gz).
+    #[arg(long, value_name = "STRUCTURE")]
     pub structure: Option<String>,
     /// Cross mount points below the sources.
     #[arg(long)]
@@ -255,8 +255,8 @@ pub struct JobEdit {
     /// Remove every exclude pattern.
     #[arg(long, conflicts_with = "excludes")]
     pub clear_excludes: bool,
-    /// New structure.
-    #[arg(long)]
+    /// New structure (incremental, archived, compressed); the next snapshot uses it.
+    #[arg(long, value_name = "STRUCTURE")]
     pub structure: Option<String>,
     /// Stay on the sources' filesystems (true/false).
     #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]

@@ -61,6 +61,13 @@ pub struct SnapshotStats {
     pub bytes_added: u64,
     /// Files that could not be backed up (unreadable, vanished, changing).
     pub files_failed: u64,
+    /// Bytes of the data file of an archived or compressed snapshot (0 for incremental).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_stored: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Contents of `snapshot.json`.

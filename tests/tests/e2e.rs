@@ -12,6 +12,8 @@ mod support;
 
 #[path = "e2e/agent.rs"]
 mod agent;
+#[path = "e2e/archive.rs"]
+mod archive;
 #[path = "e2e/archive_mount.rs"]
 mod archive_mount;
 #[path = "e2e/bad_input.rs"]

@@ -17,14 +17,16 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
+use hindsight_fs::archive::{TAR_FILE, TGZ_FILE};
 use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::error::FsError;
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter, Location, ROOT_ID};
-use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR, sync_dir, write_atomic};
+use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR};
 use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
-use hindsight_fs::{marker, posix};
+use hindsight_fs::posix;
 use jiff::Timestamp;
 
+use super::commit::{self, Commit};
 use super::copy::{Copier, CopyError};
 use super::exclude::Excludes;
 use super::progress::{Cancel, Progress};
@@ -50,6 +52,8 @@ pub struct BackupSpec {
     pub skip_dirs: Vec<Vec<u8>>,
     /// Tags recorded in the snapshot's manifest (the schedules it serves).
     pub tags: Vec<String>,
+    /// How the snapshot stores file contents.
+    pub structure: Structure,
 }
 
 /// Why a backup produced no snapshot.
@@ -73,7 +77,7 @@ pub enum BackupError {
 }
 
 /// An index row on its way to the index thread; `added` when its data is new in this snapshot.
-pub(super) struct Row {
+pub(crate) struct Row {
     pub entry: IndexEntry,
     pub added: bool,
 }
@@ -208,45 +212,25 @@ pub fn run_incremental(
         }
     }
 
-    // Streamed: the index of a large tree is tens of MiB, and memory must not grow with it.
-    let index_path = partial.join(INDEX_FILE);
-    let mut index_hash = blake3::Hasher::new();
-    std::fs::File::open(&index_path)
-        .and_then(|f| index_hash.update_reader(f).map(|_| ()))
-        .map_err(|e| FsError::io("read", &index_path, e))?;
-    let counters = progress.counters();
-    let manifest = Manifest {
-        format: marker::FORMAT_VERSION,
-        job: spec.job.clone(),
-        name: name.clone(),
-        structure: Structure::Incremental,
-        sources: spec.sources.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
-        host: hostname(),
-        started: started.to_string(),
-        finished: Timestamp::now().to_string(),
-        partial: counters.files_failed > 0,
-        parent: prev.as_ref().map(|p| p.name.clone()),
-        stats: SnapshotStats { files_failed: counters.files_failed, ..stats },
-        index_blake3: index_hash.finalize().to_hex().to_string(),
-        tags: spec.tags.clone(),
-    };
-    write_atomic(&partial.join(MANIFEST_FILE), &manifest.to_bytes())?;
-    // One syncfs makes every copied file durable before the snapshot becomes visible.
-    let sync_start = std::time::Instant::now();
-    rustix::fs::syncfs(tree.as_fd()).map_err(|e| FsError::io("syncfs", &partial, e))?;
-    let sync_time = sync_start.elapsed();
-    let final_dir = root.snapshot_dir(&spec.job, &name);
-    std::fs::rename(&partial, &final_dir).map_err(|e| FsError::io("rename", &partial, e))?;
-    sync_dir(&root.job_dir(&spec.job))?;
     tracing::info!(
         job = %spec.job,
-        "snapshot {name} complete: walk and copy {:.2}s, index {:.2}s, sync {:.2}s, total {:.2}s",
+        "snapshot {name}: walk and copy {:.2}s, index {:.2}s",
         walk_time.as_secs_f64(),
-        index_time.as_secs_f64(),
-        sync_time.as_secs_f64(),
-        clock.elapsed().as_secs_f64()
+        index_time.as_secs_f64()
     );
-    Ok(manifest)
+    commit::commit(Commit {
+        root,
+        spec,
+        name: &name,
+        partial: &partial,
+        structure: Structure::Incremental,
+        started,
+        parent: prev.as_ref().map(|p| p.name.clone()),
+        stats,
+        progress,
+        sync: &*tree,
+        clock,
+    })
 }
 
 /// Reuses the newest interrupted run's directory (renamed to `partial`) and
@@ -264,7 +248,7 @@ fn prepare_partial(root: &DestinationRoot, job: &str, partial: &Path) -> Result<
     let from = root.partial_dir(job, &newest);
     std::fs::rename(&from, partial).map_err(|e| FsError::io("rename", &from, e))?;
     // A manifest or index left by a run that died while committing is rebuilt.
-    for f in [MANIFEST_FILE, INDEX_FILE] {
+    for f in [MANIFEST_FILE, INDEX_FILE, TAR_FILE, TGZ_FILE] {
         let p = partial.join(f);
         match std::fs::remove_file(&p) {
             Ok(()) => {}
@@ -407,7 +391,7 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
 }
 
 /// The index thread: inserts rows as they come and tallies the snapshot's stats.
-fn write_index(
+pub(super) fn write_index(
     mut index: IndexWriter,
     batches: Receiver<Vec<Row>>,
 ) -> Result<(IndexWriter, SnapshotStats), BackupError> {
@@ -532,8 +516,4 @@ fn copy_one(
     row.blake3 = Some(hash);
     progress.copied(copied);
     Ok(Some(row))
-}
-
-fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
 }

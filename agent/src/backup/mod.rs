@@ -6,12 +6,15 @@
 //! snapshot and copying; [`copy`] moves file data; [`progress`] carries the live
 //! counters and the cancel flag; [`exclude`] compiles the job's patterns.
 
+pub mod archive;
+mod commit;
 pub mod copy;
 pub mod exclude;
 pub mod incremental;
 pub mod progress;
 mod walker;
 
+pub use archive::{ArchiveOptions, run_archive};
 pub use exclude::Excludes;
 pub use incremental::{BackupError, BackupSpec, run_incremental};
 pub use progress::{Cancel, Counters, FileError, Progress};

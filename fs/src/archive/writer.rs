@@ -294,7 +294,8 @@ fn compress_chunks(level: i32, rx: &Mutex<Receiver<Chunk>>, out: &SyncSender<Rea
             // Cannot happen with a buffer of the bound's size; the writer reports it.
             Err(_) => None,
         };
-        let ready = Ready { seq: chunk.seq, uncompressed: chunk.len, input: chunk.buf, output: output.or(Some(vec![])) };
+        let ready =
+            Ready { seq: chunk.seq, uncompressed: chunk.len, input: chunk.buf, output: output.or(Some(vec![])) };
         if out.send(ready).is_err() {
             return;
         }

@@ -81,6 +81,14 @@ impl IndexWriter {
         Ok(())
     }
 
+    /// Records a `meta` key (archive layout facts such as `member_size`).
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])
+            .map_err(|x| FsError::index(&self.path, x))?;
+        Ok(())
+    }
+
     /// Records a gzip member of a compressed archive.
     pub fn insert_member(&mut self, id: i64, compressed: (u64, u64), uncompressed: (u64, u64)) -> Result<()> {
         self.conn
