@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Small helpers for bench/incremental.sh and bench/mount.sh (python3 standard library only).
+"""Small helpers for the bench/*.sh scripts (python3 standard library only).
 
 usage:
   benchutil.py gnutime TIMEFILE
@@ -23,6 +23,10 @@ usage:
       bench/mount.sh: read RUNDIR/{meta,runs,mounts,checks,backups}.tsv, print the
       browsing table, ratios, targets and checks, write JSON_OUT (and a copy in
       ARCHIVE_DIR); exit 3 when a hindsight mount does not match the native tree
+  benchutil.py archive-report RUNDIR JSON_OUT [ARCHIVE_DIR]
+      bench/archive.sh: read RUNDIR/{meta,runs,mounts,checks,sizes}.tsv and results.jsonl,
+      print the backup and browsing tables and the targets, write JSON_OUT (and a copy in
+      ARCHIVE_DIR); exit 3 when a hindsight mount does not match the corpus
   benchutil.py retention-report RUNDIR JSON_OUT [ARCHIVE_DIR]
       bench/retention.sh: read RUNDIR/{meta.tsv,results.jsonl}, print the deletion
       times, the backup slowdowns and the target, write JSON_OUT (and a copy in ARCHIVE_DIR)
@@ -238,6 +242,7 @@ def compare(src, dst, content=False):
 
 # --------------------------------------------------------------------------- report
 NUMERIC_META = ("files", "corpus_bytes", "corpus_seed", "mutate_seed", "cpus", "mem_total_kib",
+                "small_files", "browsed_archive_bytes", "slow_timeout_s", "op_timeout_s",
                 "hindsightd_idle_vmhwm_kib", "runs", "big_bytes", "subdir_files",
                 "backup_files", "backup_corpus_bytes", "rm_entries", "hindsight_entries",
                 "rm_concurrent_entries", "hindsight_concurrent_entries")
@@ -272,12 +277,63 @@ def ratio(a, b):
     return round(a / b, 3)
 
 
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def print_table(cols, rows, align, gap=None):
+    """Print rows under cols, each column as wide as its widest cell; gap(i, row) true: blank line first."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+
+    def line(vals):
+        return "  ".join(f"{v:{a}{w}}" for v, a, w in zip(vals, align, widths)).rstrip()
+
+    print(line(cols))
+    print(line(["-" * w for w in widths]))
+    for i, r in enumerate(rows):
+        if gap and i and gap(i, r):
+            print()
+        print(line(r))
+
+
+def write_results(result, json_out, archive_dir, name):
+    """Write JSON_OUT (atomically) and a copy ARCHIVE_DIR/NAME-FILES-RUNID.json."""
+    meta = result.get("meta", {})
+    os.makedirs(os.path.dirname(os.path.abspath(json_out)), exist_ok=True)
+    tmp = json_out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, json_out)
+    print()
+    print(f"results: {json_out}")
+    if archive_dir:
+        os.makedirs(archive_dir, exist_ok=True)
+        stamp = str(meta.get("run_id", "run")).replace("/", "_")
+        arch = os.path.join(archive_dir, f"{name}-{meta.get('files')}-{stamp}.json")
+        with open(arch, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"         {arch}")
+
+
+def target(val, limit, kind="max", label=None):
+    """{value, target_max|target_min, pass} (and label when given)."""
+    t = {} if label is None else {"label": label}
+    t.update({"value": val, ("target_max" if kind == "max" else "target_min"): limit,
+              "pass": None if val is None else bool(val <= limit if kind == "max" else val >= limit)})
+    return t
+
+
+def pass_word(p):
+    return "n/a" if p is None else ("PASS" if p else "FAIL")
+
+
 def report(rundir, json_out, archive_dir=None):
-    runs = []
-    rpath = os.path.join(rundir, "results.jsonl")
-    if os.path.exists(rpath):
-        with open(rpath) as f:
-            runs = [json.loads(line) for line in f if line.strip()]
+    runs = read_jsonl(os.path.join(rundir, "results.jsonl"))
     meta = read_meta(os.path.join(rundir, "meta.tsv"))
 
     def get(phase, tool):
@@ -343,20 +399,7 @@ def report(rundir, json_out, archive_dir=None):
     for r in runs:
         rows.append((r["phase"], r["tool"], fmt(r.get("wall_s")), fmt(r.get("cpu_s")),
                      fmt(r.get("peak_rss_mib"), 1), r.get("note", "")))
-    widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    align = ("<", "<", ">", ">", ">", "<")
-
-    def line(vals):
-        return "  ".join(f"{v:{a}{w}}" for v, a, w in zip(vals, align, widths)).rstrip()
-
-    print(line(cols))
-    print(line(["-" * w for w in widths]))
-    prev = None
-    for row in rows:
-        if prev is not None and row[0] != prev:
-            print()
-        prev = row[0]
-        print(line(row))
+    print_table(cols, rows, ("<", "<", ">", ">", ">", "<"), gap=lambda i, r: r[0] != rows[i - 1][0])
     print()
     print("target check (wall-clock ratios; memory = max daemon VmHWM of the two runs)")
     for label, key, val, tgt, unit in checks:
@@ -393,22 +436,7 @@ def report(rundir, json_out, archive_dir=None):
             for n in sorted(latest):
                 print(f"  {int(n):>10,} files: {latest[n][0]:7.1f} MiB   ({latest[n][1]})")
 
-    os.makedirs(os.path.dirname(os.path.abspath(json_out)), exist_ok=True)
-    tmp = json_out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, json_out)
-    print()
-    print(f"results: {json_out}")
-    if archive_dir:
-        os.makedirs(archive_dir, exist_ok=True)
-        stamp = str(meta.get("run_id", "run")).replace("/", "_")
-        arch = os.path.join(archive_dir, f"incremental-{files}-{stamp}.json")
-        with open(arch, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        print(f"         {arch}")
+    write_results(result, json_out, archive_dir, "incremental")
 
 
 # --------------------------------------------------------------------------- mount-report
@@ -461,18 +489,27 @@ def median(xs):
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
-def mount_report(rundir, json_out, archive_dir=None):
-    meta = read_meta(os.path.join(rundir, "meta.tsv"))
-    tools = [t for t in MOUNT_TOOLS if t in str(meta.get("tools", "native")).split()]
-    res = {t: {"mount": None, "ops": {}, "checks": {}} for t in tools}
+def load_browse(rundir, meta, tools, partial=False):
+    """Browse results of mount.sh / archive.sh: RUNDIR/{runs,mounts,checks}.tsv.
 
-    for tool, op, run, wall, cpu, load, status in read_tsv(os.path.join(rundir, "runs.tsv"), 7):
+    runs.tsv: tool op run wall_s server_cpu_s load1 status [detail]; mounts.tsv: tool usable_s
+    vmhwm_ready_kib vmhwm_after_kib vmrss_after_kib pid status; checks.tsv: tool key value.
+    Returns {tool: {mount, ops: {op: {runs_s, ..., cold_s, warm_s, ratio_cold, ratio_warm}}, checks}}:
+    cold = run 1, warm = median of runs 2..N, ratios against "native". An operation with a run
+    that did not end well has no cold/warm figure, unless partial: then cold counts when run 1
+    ended well and warm when runs 2..N all did.
+    """
+    res = {t: {"mount": None, "ops": {}, "checks": {}} for t in tools}
+    for tool, op, run, wall, cpu, load, status, *rest in read_tsv(os.path.join(rundir, "runs.tsv"), 7):
         if tool not in res:
             continue
         o = res[tool]["ops"].setdefault(op, {"runs_s": [], "server_cpu_s": [], "load1": [], "status": "ok"})
         o["runs_s"].append(float(wall))
         o["server_cpu_s"].append(num(cpu))
         o["load1"].append(num(load))
+        o.setdefault("run_status", []).append(status)
+        if rest and rest[0] not in ("", "-"):
+            o.setdefault("detail", []).append(rest[0])
         if status != "ok":
             o["status"] = f"run {run}: {status}"
     for tool, usable, hwm0, hwm1, rss, pid, status in read_tsv(os.path.join(rundir, "mounts.tsv"), 7):
@@ -493,7 +530,6 @@ def mount_report(rundir, json_out, archive_dir=None):
             c[key] = f"{c[key]}; {val}"
         else:
             c[key] = val
-    backups = {t: num(w) for t, w in read_tsv(os.path.join(rundir, "backups.tsv"), 2)}
 
     big_bytes = meta.get("big_bytes")
     big_bytes = int(big_bytes) if str(big_bytes).isdigit() else None
@@ -501,9 +537,13 @@ def mount_report(rundir, json_out, archive_dir=None):
     # cold = run 1, warm = median of runs 2..N; ratios against native
     for tool in tools:
         for op, o in res[tool]["ops"].items():
-            r = o["runs_s"]
-            o["cold_s"] = round(r[0], 4) if r and o["status"] == "ok" else None
-            o["warm_s"] = round(median(r[1:]), 4) if len(r) > 1 and o["status"] == "ok" else None
+            r, st = o["runs_s"], o.pop("run_status")
+            if partial:
+                cold_ok, warm_ok = st[0] == "ok", len(r) > 1 and all(x == "ok" for x in st[1:])
+            else:
+                cold_ok = warm_ok = o["status"] == "ok"
+            o["cold_s"] = round(r[0], 4) if r and cold_ok else None
+            o["warm_s"] = round(median(r[1:]), 4) if len(r) > 1 and warm_ok else None
             if op == "bigread" and big_bytes:
                 o["cold_mb_s"] = round(big_bytes / o["cold_s"] / 1e6, 1) if o["cold_s"] else None
                 o["warm_mb_s"] = round(big_bytes / o["warm_s"] / 1e6, 1) if o["warm_s"] else None
@@ -516,6 +556,14 @@ def mount_report(rundir, json_out, archive_dir=None):
                 if op == "bigread":
                     # throughput relative to native (higher is better)
                     o[f"throughput_ratio_{w}"] = ratio(n.get(f"{w}_s"), o.get(f"{w}_s"))
+    return res
+
+
+def mount_report(rundir, json_out, archive_dir=None):
+    meta = read_meta(os.path.join(rundir, "meta.tsv"))
+    tools = [t for t in MOUNT_TOOLS if t in str(meta.get("tools", "native")).split()]
+    res = load_browse(rundir, meta, tools)
+    backups = {t: num(w) for t, w in read_tsv(os.path.join(rundir, "backups.tsv"), 2)}
 
     # correctness: against native
     ncheck = res.get("native", {}).get("checks", {})
@@ -603,18 +651,7 @@ def mount_report(rundir, json_out, archive_dir=None):
             rows.append((label if first else "", tool, cold, fmt(rc) if tool != "native" else "",
                          warm, fmt(rw) if tool != "native" else "", runs, cpu))
             first = False
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    align = ("<", "<", ">", ">", ">", ">", "<", "<")
-
-    def line(vals):
-        return "  ".join(f"{v:{a}{w}}" for v, a, w in zip(vals, align, widths)).rstrip()
-
-    print(line(cols))
-    print(line(["-" * w for w in widths]))
-    for i, r in enumerate(rows):
-        if i and r[0]:
-            print()
-        print(line(r))
+    print_table(cols, rows, ("<", "<", ">", ">", ">", ">", "<", "<"), gap=lambda i, r: bool(r[0]))
     print()
     print("mount             usable s   VmHWM at ready MiB   VmHWM after all ops MiB   VmRSS after MiB   status")
     for tool in tools:
@@ -649,22 +686,7 @@ def mount_report(rundir, json_out, archive_dir=None):
             if k in c:
                 print(f"  {'':11} {k}: {c[k]}")
 
-    os.makedirs(os.path.dirname(os.path.abspath(json_out)), exist_ok=True)
-    tmp = json_out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, json_out)
-    print()
-    print(f"results: {json_out}")
-    if archive_dir:
-        os.makedirs(archive_dir, exist_ok=True)
-        stamp = str(meta.get("run_id", "run")).replace("/", "_")
-        arch = os.path.join(archive_dir, f"mount-{files}-{stamp}.json")
-        with open(arch, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        print(f"         {arch}")
+    write_results(result, json_out, archive_dir, "mount")
     return 3 if hs_mismatch else 0
 
 
@@ -677,11 +699,7 @@ RETENTION_PHASES = (
 
 
 def retention_report(rundir, json_out, archive_dir=None):
-    runs = []
-    rpath = os.path.join(rundir, "results.jsonl")
-    if os.path.exists(rpath):
-        with open(rpath) as f:
-            runs = [json.loads(line) for line in f if line.strip()]
+    runs = read_jsonl(os.path.join(rundir, "results.jsonl"))
     meta = read_meta(os.path.join(rundir, "meta.tsv"))
 
     def one(phase, tool):
@@ -817,22 +835,230 @@ def retention_report(rundir, json_out, archive_dir=None):
         if meta.get(k):
             print(f"  {k.replace('_', ' ')}: {meta[k]}")
 
-    os.makedirs(os.path.dirname(os.path.abspath(json_out)), exist_ok=True)
-    tmp = json_out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, json_out)
+    write_results(result, json_out, archive_dir, "retention")
+
+
+# --------------------------------------------------------------------------- archive-report
+ARCHIVE_TOOLS = ("native", "hindsight", "hindsightd", "ratarmount", "archivemount")
+ARCHIVE_OPS = (
+    ("find", "find SNAP | wc -l"),
+    ("cat200", "cat 200 small files (xargs)"),
+    ("bigread", "cat largest file > /dev/null"),
+    ("restore", "rsync -a subdir restore"),
+)
+# targets from the issue (see bench/README.md, "Archive benchmark")
+TARGET_GZ_WALL_OVER_PIGZ = 1.0
+TARGET_GZ_SIZE_OVER_GZIP6 = 1.02
+TARGET_TAR_WALL_OVER_TAR_CF = 1.1
+TARGET_MOUNT_USABLE_S = 0.5
+TARGET_SMALL_MS_PER_FILE = 2.0
+TARGET_RESTORE_OVER_RATARMOUNT = 0.5
+ARCHIVE_SAME = ("small_md5", "big_md5")
+
+
+def archive_report(rundir, json_out, archive_dir=None):
+    meta = read_meta(os.path.join(rundir, "meta.tsv"))
+    runs = read_jsonl(os.path.join(rundir, "results.jsonl"))
+    sizes = {(ph, tool): int(b) for ph, tool, b, _ in read_tsv(os.path.join(rundir, "sizes.tsv"), 4)}
+    for r in runs:
+        r["output_bytes"] = sizes.get((r["phase"], r["tool"]))
+
+    def get(phase, tool):
+        return next((r for r in runs if r["phase"] == phase and r["tool"] == tool), None)
+
+    def rat(x, y, key):
+        return ratio(x and x.get(key), y and y.get(key))
+
+    hs_gz, pigz, gzip6 = get("compressed", "hindsight"), get("compressed", "tar | pigz -6"), get("compressed", "tar czf")
+    hs_tar, tar_cf = get("archived", "hindsight"), get("archived", "tar cf")
+    ratios = {
+        "compressed_wall_over_pigz": rat(hs_gz, pigz, "wall_s"),
+        "compressed_wall_over_tar_czf": rat(hs_gz, gzip6, "wall_s"),
+        "compressed_cpu_over_pigz": rat(hs_gz, pigz, "cpu_s"),
+        "compressed_cpu_over_tar_czf": rat(hs_gz, gzip6, "cpu_s"),
+        "compressed_size_over_gzip6": rat(hs_gz, gzip6, "output_bytes"),
+        "compressed_size_over_pigz": rat(hs_gz, pigz, "output_bytes"),
+        "archived_wall_over_tar_cf": rat(hs_tar, tar_cf, "wall_s"),
+        "archived_cpu_over_tar_cf": rat(hs_tar, tar_cf, "cpu_s"),
+        "archived_size_over_tar_cf": rat(hs_tar, tar_cf, "output_bytes"),
+    }
+
+    # ---- browsing
+    tools = [t for t in ARCHIVE_TOOLS if t in str(meta.get("tools", "native")).split()]
+    res = load_browse(rundir, meta, tools, partial=True)
+    index_mount = None
+    for tool, usable, hwm0, _, _, pid, status in read_tsv(os.path.join(rundir, "mounts.tsv"), 7):
+        if tool == "ratarmount-index":
+            v = num(hwm0)
+            index_mount = {"usable_s": num(usable), "vmhwm_ready_mib": round(v / 1024, 1) if isinstance(v, float) else None,
+                           "status": status}
+    nsmall = meta.get("small_files") if isinstance(meta.get("small_files"), int) else 200
+    rat_ops = res.get("ratarmount", {}).get("ops", {})
+    for tool in tools:
+        for op, o in res[tool]["ops"].items():
+            if op == "cat200":
+                for w in ("cold", "warm"):
+                    o[f"{w}_ms_per_file"] = round(o[f"{w}_s"] * 1000 / nsmall, 3) if o.get(f"{w}_s") is not None else None
+            for w in ("cold", "warm"):
+                o[f"over_ratarmount_{w}"] = ratio(o.get(f"{w}_s"), rat_ops.get(op, {}).get(f"{w}_s"))
+
+    # correctness against native (the corpus itself)
+    ncheck = res.get("native", {}).get("checks", {})
+    hs_mismatch = []
+    for tool in tools:
+        c, diffs = res[tool]["checks"], []
+        if "failure" in c:
+            diffs.append(f"failed: {c['failure']}")
+        ref_lines = {v for k, v in ncheck.items() if k.startswith("find_lines_")}
+        lines = {v for k, v in c.items() if k.startswith("find_lines_")}
+        if lines and lines != ref_lines:
+            diffs.append(f"find lines {sorted(lines)} != native {sorted(ref_lines)}")
+        for k in ARCHIVE_SAME:
+            if k in c and not c[k].startswith("not checked") and c[k] != ncheck.get(k):
+                diffs.append(f"{k}: {c[k]!r} != native {ncheck.get(k)!r}")
+        ref_rest = {v for k, v in ncheck.items() if k.startswith("restored_files_")}
+        for k, v in c.items():
+            if k.startswith("restored_files_") and {v} != ref_rest:
+                diffs.append(f"{k}: {v} != native {sorted(ref_rest)}")
+        if "restore_metadata" in c and c["restore_metadata"] != "ok":
+            diffs.append(f"restore_metadata: {c['restore_metadata']}")
+        res[tool]["matches_native"] = not diffs
+        res[tool]["differences"] = diffs
+        res[tool]["timed_out"] = [op for op, o in res[tool]["ops"].items() if "timeout" in o["status"]]
+        if diffs and tool in HINDSIGHT_MOUNTS:
+            hs_mismatch.append(tool)
+    archive_checks = {k: v for t, k, v in read_tsv(os.path.join(rundir, "checks.tsv"), 3) if t == "archive"}
+    if archive_checks.get("gzip_t", "ok") != "ok":
+        hs_mismatch.append("archive")
+
+    # ---- targets
+    targets = {
+        "compressed_wall_over_pigz": target(ratios["compressed_wall_over_pigz"], TARGET_GZ_WALL_OVER_PIGZ, label="compressed backup wall / tar|pigz"),
+        "compressed_size_over_gzip6": target(ratios["compressed_size_over_gzip6"], TARGET_GZ_SIZE_OVER_GZIP6, label="data.tar.gz size / tar czf (gzip -6)"),
+        "archived_wall_over_tar_cf": target(ratios["archived_wall_over_tar_cf"], TARGET_TAR_WALL_OVER_TAR_CF, label="archived backup wall / tar cf"),
+    }
+    for tool in tools:
+        if tool not in HINDSIGHT_MOUNTS:
+            continue
+        ops = res[tool]["ops"]
+        if tool == "hindsight":
+            targets[f"{tool}_mount_usable_s"] = target((res[tool]["mount"] or {}).get("usable_s"), TARGET_MOUNT_USABLE_S,
+                                                       label=f"{tool}: mount usable (s)")
+        targets[f"{tool}_cat200_ms_per_file_warm"] = target(ops.get("cat200", {}).get("warm_ms_per_file"),
+                                                            TARGET_SMALL_MS_PER_FILE, label=f"{tool}: small file, warm (ms/file)")
+        for w in ("cold", "warm"):
+            targets[f"{tool}_restore_over_ratarmount_{w}"] = target(
+                ops.get("restore", {}).get(f"over_ratarmount_{w}"), TARGET_RESTORE_OVER_RATARMOUNT,
+                label=f"{tool}: restore / ratarmount, {w}")
+
+    result = {"benchmark": "archive", "meta": meta, "runs": runs, "ratios": ratios,
+              "browse": {"archive": meta.get("browsed_archive"), "archive_bytes": meta.get("browsed_archive_bytes"),
+                         "ratarmount_index_build": index_mount, "tools": res, "archive_checks": archive_checks},
+              "targets": targets, "hindsight_matches_corpus": not hs_mismatch}
+
+    # ---- tables
+    files = meta.get("files")
+    head = f"hindsight archive benchmark: {files:,} files" if isinstance(files, int) else "archive benchmark"
+    cb = meta.get("corpus_bytes")
+    if isinstance(cb, int):
+        head += f" ({cb / 2**30:.2f} GiB)"
+    head += f", {meta.get('bench_dir', '?')}, {meta.get('date', '')}"
     print()
-    print(f"results: {json_out}")
-    if archive_dir:
-        os.makedirs(archive_dir, exist_ok=True)
-        stamp = str(meta.get("run_id", "run")).replace("/", "_")
-        arch = os.path.join(archive_dir, f"retention-{files}-{stamp}.json")
-        with open(arch, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        print(f"         {arch}")
+    print(head)
+    print(f"load average: start {meta.get('loadavg_start', '?')}, browsing {meta.get('loadavg_browse_start', '?')}, "
+          f"end {meta.get('loadavg_end', '?')} (on {meta.get('cpus', '?')} CPUs)")
+    print()
+    print("backups (warm page cache; hindsight: wall of `job run --wait`, cpu and peak of the daemon)")
+    cols = ("structure", "tool", "wall s", "cpu s", "peak RSS MiB", "output bytes", "x wall", "x cpu", "x size")
+    ref = {"compressed": pigz, "archived": tar_cf}
+    rows = []
+    for r in runs:
+        rf = ref.get(r["phase"])
+        ob = r.get("output_bytes")
+        rows.append((r["phase"], r["tool"], fmt(r.get("wall_s")), fmt(r.get("cpu_s")), fmt(r.get("peak_rss_mib"), 1),
+                     f"{ob:,}" if ob is not None else "-",
+                     fmt(rat(r, rf, "wall_s")), fmt(rat(r, rf, "cpu_s")),
+                     fmt(rat(r, gzip6 if r["phase"] == "compressed" else rf, "output_bytes"), 3)))
+    print_table(cols, rows, ("<", "<", ">", ">", ">", ">", ">", ">", ">"), gap=lambda i, r: r[0] != rows[i - 1][0])
+    print("  x wall, x cpu: over tar | pigz -6 (compressed) or tar cf (archived); x size: over tar czf (gzip -6) or tar cf")
+    print()
+
+    print(f"browsing {meta.get('browsed_archive', '?')} ({meta.get('browsed_archive_bytes', '?')} bytes); "
+          f"cold = run 1 after dropping caches (BENCH_DROP={meta.get('drop', '?')}), warm = median of runs 2-{meta.get('runs', '?')}")
+    cols = ("operation", "tool", "cold s", "warm s", "per file / MB/s (cold, warm)", "x native (c/w)", "x ratarmount (c/w)",
+            "server cpu s", "status")
+    rows = []
+    slow_to = meta.get("slow_timeout_s")
+    for op, label in ARCHIVE_OPS:
+        first = True
+        for tool in tools:
+            o = res[tool]["ops"].get(op)
+            if o is None:
+                rows.append((label if first else "", tool, "-", "-", "", "", "", "", "(not run)"))
+                first = False
+                continue
+            cold, warm = fmt(o.get("cold_s"), 3), fmt(o.get("warm_s"), 3)
+            status = o["status"]
+            if "timeout" in status:
+                t = o["runs_s"][-1]
+                status = f"timeout >{int(t)}s" + (f" ({o['detail'][-1]})" if o.get("detail") else "")
+                if o.get("cold_s") is None:
+                    cold = f"timeout >{int(t)}s"
+            extra = ""
+            if op == "cat200":
+                extra = f"{fmt(o.get('cold_ms_per_file'), 2)}, {fmt(o.get('warm_ms_per_file'), 2)} ms"
+            elif op == "bigread":
+                extra = f"{fmt(o.get('cold_mb_s'), 0)}, {fmt(o.get('warm_mb_s'), 0)} MB/s"
+            xn = "" if tool == "native" else f"{fmt(o.get('ratio_cold'))}/{fmt(o.get('ratio_warm'))}"
+            xr = "" if tool in ("native", "ratarmount") else f"{fmt(o.get('over_ratarmount_cold'))}/{fmt(o.get('over_ratarmount_warm'))}"
+            cpu = " ".join("-" if x is None else f"{x:.2f}" for x in o["server_cpu_s"]) if tool != "native" else ""
+            rows.append((label if first else "", tool, cold, warm, extra, xn, xr, cpu, status))
+            first = False
+    print_table(cols, rows, ("<", "<", ">", ">", ">", ">", ">", "<", "<"), gap=lambda i, r: bool(r[0]))
+    if slow_to:
+        print(f"  archivemount's cat, big read and restore are capped at {slow_to} s (BENCH_SLOW_TIMEOUT) and not repeated after a timeout")
+    print()
+    print("mount             usable s   VmHWM at ready MiB   VmHWM after all ops MiB   VmRSS after MiB   status")
+    mrows = []
+    if index_mount:
+        mrows.append(("ratarmount (index build)", index_mount["usable_s"], index_mount["vmhwm_ready_mib"], None, None,
+                      index_mount["status"]))
+    for tool in tools:
+        m = res[tool]["mount"]
+        if tool == "native" or not m:
+            continue
+        name = tool + (" (index reuse)" if tool == "ratarmount" else " (already mounted)" if tool == "hindsightd" else "")
+        mrows.append((name, m["usable_s"], m["vmhwm_ready_mib"], m["vmhwm_after_mib"], m["vmrss_after_mib"], m["status"]))
+    for name, u, h0, h1, rss, st in mrows:
+        print(f"  {name:26} {fmt(u, 3):>9}   {fmt(h0, 1):>10}   {fmt(h1, 1):>14}   {fmt(rss, 1):>10}   {st}")
+    print("  hindsight: standalone `hindsight mount --background`, usable = first `ls` of the corpus dir that succeeds;")
+    print("  hindsightd: the daemon's own mount (VmHWM reset before browsing, so it does not count the backups)")
+    print()
+    print("targets (ratios measured in this run)")
+    for key, v in targets.items():
+        tgt = f"<= {v['target_max']}" if "target_max" in v else f">= {v['target_min']}"
+        val = "-" if v["value"] is None else f"{v['value']:.3f}"
+        print(f"  {v['label']:44} {val:>9}   target {tgt:8} {pass_word(v['pass'])}")
+    print()
+    print("checks (against the corpus)")
+    if archive_checks:
+        print("  data.tar.gz: " + ", ".join(f"{k} {v}" for k, v in archive_checks.items()))
+    for tool in tools:
+        c = res[tool]["checks"]
+        fl = "/".join(v for k, v in sorted(c.items()) if k.startswith("find_lines_")) or "-"
+        rf = "/".join(v for k, v in sorted(c.items()) if k.startswith("restored_files_")) or "-"
+        verdict = "reference" if tool == "native" else (
+            "same as the corpus" if res[tool]["matches_native"] else "DIFFERS: " + "; ".join(res[tool]["differences"]))
+        if res[tool]["timed_out"] and res[tool]["matches_native"]:
+            verdict += f" where checked (not checked: {', '.join(res[tool]['timed_out'])}, timed out)"
+        print(f"  {tool:12} find lines {fl}  small md5 {str(c.get('small_md5', '-'))[:12]}  big md5 {str(c.get('big_md5', '-'))[:12]}  "
+              f"restored files {rf}  restore metadata {str(c.get('restore_metadata', '-'))[:60]}  -> {verdict}")
+        for k in ("index_bytes", "clear_refs", "unmount", "log_errors"):
+            if k in c:
+                print(f"  {'':12} {k}: {c[k]}")
+
+    write_results(result, json_out, archive_dir, "archive")
+    return 3 if hs_mismatch else 0
 
 
 def main(argv):
@@ -856,6 +1082,8 @@ def main(argv):
         report(*args)
     elif cmd == "mount-report" and len(args) in (2, 3):
         return mount_report(*args)
+    elif cmd == "archive-report" and len(args) in (2, 3):
+        return archive_report(*args)
     elif cmd == "retention-report" and len(args) in (2, 3):
         retention_report(*args)
     else:

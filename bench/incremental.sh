@@ -134,82 +134,7 @@ elif [[ $BENCH_WARM == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- timing helpers
-# peer_timed PHASE TOOL STDOUT NOTE cmd...: time cmd with GNU time, record it
-peer_timed() {
-    local phase=$1 tool=$2 out=$3 note=$4
-    shift 4
-    local label=${phase}-${tool//[^a-zA-Z0-9]/_}
-    local tf=$RUN/time-$label.txt lf=$RUN/$label.log
-    [[ $out == - ]] && out=$lf
-    sync
-    local load
-    load=$(cut -d' ' -f1 /proc/loadavg)
-    log "$phase: $tool"
-    local rc=0
-    /usr/bin/time -v -o "$tf" "$@" >"$out" 2>"$lf.err" || rc=$?
-    if (( rc != 0 )); then
-        tail_log "$lf.err"
-        die "$tool ($phase) failed with exit status $rc: $*"
-    fi
-    local wall cpu rss
-    read -r wall cpu rss _ < <(py gnutime "$tf")
-    log "  wall ${wall} s, cpu ${cpu} s, max RSS $(( rss / 1024 )) MiB"
-    py record "$RESULTS" "$phase" "$tool" "$wall" "$cpu" "$rss" "$*" \
-        "{\"load1\": $load, \"note\": $(jstr "$note")}"
-}
-
-hs() { "$HINDSIGHT" --socket "$SOCK" "$@"; }
-
-# hs_timed PHASE: one `job run --wait`, timed; daemon CPU and VmHWM
-hs_timed() {
-    local phase=$1
-    local tf=$RUN/time-$phase-hindsight.txt out=$RUN/$phase-hindsight.log
-    check_daemon
-    local hwm_note="daemon cpu; VmHWM since daemon start"
-    if [[ $phase != full ]]; then
-        # reset the peak-RSS mark so VmHWM covers this run only
-        if echo 5 >"/proc/$HSD_PID/clear_refs" 2>/dev/null; then
-            hwm_note="daemon cpu; VmHWM of this run"
-        else
-            hwm_note="daemon cpu; VmHWM since daemon start (clear_refs refused)"
-        fi
-    fi
-    sync
-    local load t0 t1
-    load=$(cut -d' ' -f1 /proc/loadavg)
-    log "$phase: hindsight job run $JOB --wait"
-    t0=$(daemon_ticks)
-    local rc=0
-    /usr/bin/time -v -o "$tf" "$HINDSIGHT" --socket "$SOCK" job run "$JOB" --wait >"$out" 2>&1 </dev/null || rc=$?
-    check_daemon
-    t1=$(daemon_ticks)
-    local hwm rss
-    hwm=$(daemon_vm VmHWM)
-    rss=$(daemon_vm VmRSS)
-    if (( rc != 0 )); then
-        tail_log "$out"
-        tail_log "$RUN/hindsightd.log" 30
-        die "hindsight job run ($phase) failed with exit status $rc (output: $out, daemon log: $RUN/hindsightd.log)"
-    fi
-    local wall cli_cpu cli_rss
-    read -r wall cli_cpu cli_rss _ < <(py gnutime "$tf")
-    local cpu
-    cpu=$(awk -v a="$t0" -v b="$t1" -v t="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / t }')
-    local summary="{}"
-    if hs run list --job "$JOB" --json >"$RUN/runs-$phase.json" 2>"$RUN/runs-$phase.err"; then
-        summary=$(py run-summary "$RUN/runs-$phase.json" 2>>"$RUN/runs-$phase.err") || summary="{}"
-    fi
-    log "  wall ${wall} s, daemon cpu ${cpu} s, daemon VmHWM $(( hwm / 1024 )) MiB (VmRSS now $(( rss / 1024 )) MiB)"
-    local extra
-    extra=$(python3 -c '
-import json, sys
-extra = json.loads(sys.argv[1])
-extra.update({"load1": float(sys.argv[2]), "note": sys.argv[3], "cli_cpu_s": float(sys.argv[4]),
-              "cli_peak_rss_mib": round(int(sys.argv[5]) / 1024, 2),
-              "daemon_vmrss_after_mib": round(int(sys.argv[6]) / 1024, 2)})
-print(json.dumps(extra))' "$summary" "$load" "$hwm_note" "$cli_cpu" "$cli_rss" "$rss")
-    py record "$RESULTS" "$phase" hindsight "$wall" "$cpu" "$hwm" "hindsight job run $JOB --wait" "$extra"
-}
+# peer_timed, hs_timed and hs are in lib.sh
 
 # hs_verify PHASE: compare the newest snapshot with the corpus
 hs_verify() {
@@ -262,7 +187,7 @@ fi
 
 # ---------------------------------------------------------------- 4. full backups (unmutated corpus)
 if (( RUN_HS )); then
-    hs_timed full
+    hs_timed full "$JOB" 0
     hs_verify full
 fi
 if has_peer cp; then
@@ -304,7 +229,7 @@ meta mutate "$(tail -n 1 "$RUN/mutate.log")"
 
 peer_timed incremental "stat walk" /dev/null "floor: find -printf" find "$CORPUS" -printf '%s %T@\n'
 if (( RUN_HS )); then
-    hs_timed incremental
+    hs_timed incremental "$JOB" 1
     hs_verify incremental
 fi
 PREV=

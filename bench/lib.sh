@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034
-# bench/lib.sh: bash helpers shared by bench/incremental.sh and bench/mount.sh.
+# bench/lib.sh: bash helpers shared by the bench/*.sh scripts.
 # Sourced, never run. The sourcing script sets SCRIPT_DIR (the bench/ dir)
 # before sourcing, and `set -Eeuo pipefail` itself.
 #
@@ -12,6 +12,10 @@
 #   corpus: stamp_get, fingerprint, corpus_check, check_space, corpus_generate, set_state, warm_corpus
 #   daemon: start_daemon, check_daemon, stop_daemon, stop_leftover_daemon, daemon_ticks, pid_vm
 #   meta, meta_machine                 the run's meta.tsv
+#   hs, elapsed, build_release         the CLI on $SOCK, EPOCHREALTIME differences, cargo build
+#   peer_timed, hs_timed               one timed peer command / `job run --wait` into $RESULTS
+#   mounts: is_mounted, mounts_under, wait_gone, find_mount_pid, drop_caches_init,
+#           drop_caches, hang_report
 
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 HELPER=$SCRIPT_DIR/benchutil.py
@@ -382,4 +386,183 @@ install_traps() {
     trap 'printf "error: unexpected failure at %s line %s: %s\n" "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND" >&2' ERR
     trap 'exit 130' INT
     trap 'exit 143' TERM
+}
+
+# hs ARGS...: the CLI on the daemon socket $SOCK (set by the sourcing script)
+# shellcheck disable=SC2153
+hs() { "$HINDSIGHT" --socket "$SOCK" "$@"; }
+
+# elapsed T0 T1: seconds between two $EPOCHREALTIME values
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+
+# build_release: `cargo build --release --workspace` in the repository (BENCH_BUILD=0 skips it).
+# CARGO_TARGET_DIR is used as set; the caller may default it.
+build_release() {
+    [[ ${BENCH_BUILD:-1} == 1 ]] || return 0
+    command -v cargo >/dev/null || die "cargo not found (BENCH_BUILD=0 to use existing binaries)"
+    local blog
+    blog=$(mktemp /tmp/hindsight-bench-build.XXXXXX)
+    log "building the release binaries (cargo build --release --workspace, CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target})"
+    if ! (cd "$REPO" && cargo build --release --workspace) >"$blog" 2>&1; then
+        tail_log "$blog" 30
+        die "cargo build --release failed (log: $blog; BENCH_BUILD=0 to use existing binaries)"
+    fi
+    rm -f "$blog"
+}
+
+# ---------------------------------------------------------------- timed runs
+# Both append one JSON line to $RESULTS (see `benchutil.py record`) and keep their
+# time -v output and logs in $RUN.
+
+# peer_timed PHASE TOOL STDOUT NOTE cmd...: time cmd with GNU time (wall, cpu of the tree, max RSS)
+peer_timed() {
+    local phase=$1 tool=$2 out=$3 note=$4
+    shift 4
+    local label=${phase}-${tool//[^a-zA-Z0-9]/_}
+    local tf=$RUN/time-$label.txt lf=$RUN/$label.log
+    [[ $out == - ]] && out=$lf
+    sync
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    log "$phase: $tool"
+    local rc=0
+    /usr/bin/time -v -o "$tf" "$@" >"$out" 2>"$lf.err" || rc=$?
+    if (( rc != 0 )); then
+        tail_log "$lf.err"
+        die "$tool ($phase) failed with exit status $rc: $*"
+    fi
+    local wall cpu rss
+    read -r wall cpu rss _ < <(py gnutime "$tf")
+    log "  wall ${wall} s, cpu ${cpu} s, max RSS $(( rss / 1024 )) MiB"
+    py record "$RESULTS" "$phase" "$tool" "$wall" "$cpu" "$rss" "$*" \
+        "{\"load1\": $load, \"note\": $(jstr "$note")}"
+}
+
+# hs_timed PHASE JOB RESET_HWM: one `hindsight job run JOB --wait`, timed. Wall: the CLI's
+# (as the user sees it); cpu: the daemon's utime+stime; peak: the daemon's VmHWM, reset
+# first (clear_refs) when RESET_HWM is 1 so that it covers this run only.
+hs_timed() {
+    local phase=$1 job=$2 reset=${3:-0}
+    local tf=$RUN/time-$phase-hindsight.txt out=$RUN/$phase-hindsight.log
+    check_daemon
+    local hwm_note="daemon cpu; VmHWM since daemon start"
+    if (( reset )); then
+        if echo 5 >"/proc/$HSD_PID/clear_refs" 2>/dev/null; then
+            hwm_note="daemon cpu; VmHWM of this run"
+        else
+            hwm_note="daemon cpu; VmHWM since daemon start (clear_refs refused)"
+        fi
+    fi
+    sync
+    local load t0 t1
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    log "$phase: hindsight job run $job --wait"
+    t0=$(daemon_ticks)
+    local rc=0
+    /usr/bin/time -v -o "$tf" "$HINDSIGHT" --socket "$SOCK" job run "$job" --wait >"$out" 2>&1 </dev/null || rc=$?
+    check_daemon
+    t1=$(daemon_ticks)
+    local hwm rss
+    hwm=$(daemon_vm VmHWM)
+    rss=$(daemon_vm VmRSS)
+    if (( rc != 0 )); then
+        tail_log "$out"
+        tail_log "$HSD_LOG" 30
+        die "hindsight job run $job ($phase) failed with exit status $rc (output: $out, daemon log: $HSD_LOG)"
+    fi
+    local wall cli_cpu cli_rss
+    read -r wall cli_cpu cli_rss _ < <(py gnutime "$tf")
+    local cpu
+    cpu=$(awk -v a="$t0" -v b="$t1" -v t="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / t }')
+    local summary="{}"
+    if hs run list --job "$job" --json >"$RUN/runs-$phase.json" 2>"$RUN/runs-$phase.err"; then
+        summary=$(py run-summary "$RUN/runs-$phase.json" 2>>"$RUN/runs-$phase.err") || summary="{}"
+    fi
+    log "  wall ${wall} s, daemon cpu ${cpu} s, daemon VmHWM $(( hwm / 1024 )) MiB (VmRSS now $(( rss / 1024 )) MiB)"
+    local extra
+    extra=$(python3 -c '
+import json, sys
+extra = json.loads(sys.argv[1])
+extra.update({"load1": float(sys.argv[2]), "note": sys.argv[3], "cli_cpu_s": float(sys.argv[4]),
+              "cli_peak_rss_mib": round(int(sys.argv[5]) / 1024, 2),
+              "daemon_vmrss_after_mib": round(int(sys.argv[6]) / 1024, 2)})
+print(json.dumps(extra))' "$summary" "$load" "$hwm_note" "$cli_cpu" "$cli_rss" "$rss")
+    py record "$RESULTS" "$phase" hindsight "$wall" "$cpu" "$hwm" "hindsight job run $job --wait" "$extra"
+}
+
+# ---------------------------------------------------------------- FUSE mounts
+is_mounted() { findmnt -n -M "$1" >/dev/null 2>&1; }
+
+# mounts_under DIR: every mount below DIR (an interrupted earlier run, or this one), deepest first
+mounts_under() {
+    awk -v m="$1/" '{ p = $5; gsub(/\\040/, " ", p); if (index(p, m) == 1) print p }' /proc/self/mountinfo | sort -r
+}
+
+# wait_gone PID SECONDS: wait until PID has exited (our child or not)
+wait_gone() {
+    local pid=$1 n=$(( $2 * 10 )) i
+    for (( i = 0; i < n; i++ )); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        # a zombie child of ours counts as gone
+        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# find_mount_pid DIR: the `hindsight mount` process serving DIR (the --background parent has exited)
+find_mount_pid() {
+    local want=$1 p args
+    for p in /proc/[0-9]*; do
+        args=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
+        [[ $args == "$HINDSIGHT"$'\n'mount$'\n'* ]] || continue
+        [[ $args == *$'\n'"$want" ]] || continue
+        [[ $args == *--background* ]] && continue
+        echo "${p#/proc/}"
+        return 0
+    done
+    return 1
+}
+
+# drop_caches_init: can we drop the caches (BENCH_DROP=op|mount|none)? sets DROP_OK
+DROP_OK=0
+drop_caches_init() {
+    DROP_OK=1
+    if [[ $BENCH_DROP != none ]]; then
+        if ! { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
+            warn "cannot write /proc/sys/vm/drop_caches (not root?): cold runs are whatever the cache holds"
+            DROP_OK=0
+            meta drop "$BENCH_DROP (unavailable: drop_caches not writable)"
+        fi
+    fi
+}
+drop_caches() {
+    (( DROP_OK )) && [[ $BENCH_DROP != none ]] || return 0
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+}
+
+# hang_report TOOL PID: what the serving process and the kernel show while an operation
+# hangs (in $RUN/hang-TOOL.txt; $BENCH_OP_TIMEOUT or the 3rd argument is the timeout shown)
+hang_report() {
+    local tool=$1 pid=$2 out=$RUN/hang-$1.txt t
+    {
+        echo "== $(date -u +%FT%TZ) $tool: operation timed out after ${3:-$BENCH_OP_TIMEOUT} s"
+        echo "== fuse connections (waiting requests)"
+        if compgen -G '/sys/fs/fuse/connections/*/waiting' >/dev/null; then
+            for t in /sys/fs/fuse/connections/*; do echo "$t waiting=$(cat "$t/waiting" 2>/dev/null)"; done
+        else
+            echo "(fusectl is not mounted on /sys/fs/fuse/connections)"
+        fi
+        if [[ -n $pid && -d /proc/$pid ]]; then
+            echo "== threads of pid $pid: comm state wchan / kernel stack"
+            for t in /proc/"$pid"/task/*; do
+                echo "-- $(cat "$t/comm") $(awk '{print $3}' "$t/stat") $(cat "$t/wchan" 2>/dev/null)"
+                cat "$t/stack" 2>/dev/null
+            done
+        else
+            echo "== serving process $pid is gone"
+        fi
+    } >"$out" 2>&1
+    warn "$tool: details in $out"
 }

@@ -99,25 +99,6 @@ HS_FAILED=()                   # what went wrong with the hindsight mounts (exit
 # mounts of this run: MOUNTED[tool]=mountpoint, MPID[tool]=serving process
 declare -A MOUNTED=() MPID=()
 
-is_mounted() { findmnt -n -M "$1" >/dev/null 2>&1; }
-
-# every mount under $M (an interrupted earlier run, or this one), deepest first
-mounts_under() {
-    awk -v m="$M/" '{ p = $5; gsub(/\\040/, " ", p); if (index(p, m) == 1) print p }' /proc/self/mountinfo | sort -r
-}
-
-# wait_gone PID SECONDS: wait until PID has exited (our child or not)
-wait_gone() {
-    local pid=$1 n=$(( $2 * 10 )) i
-    for (( i = 0; i < n; i++ )); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        # a zombie child of ours counts as gone
-        [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 # unmount_tool TOOL: unmount and stop the serving process; 0 when it went cleanly
 unmount_tool() {
     local tool=$1 mnt=${MOUNTED[$1]:-} pid=${MPID[$1]:-} rc=0
@@ -154,10 +135,10 @@ cleanup() {
     for t in "${!MOUNTED[@]}"; do unmount_tool "$t"; done
     stop_daemon
     local m
-    for m in $(mounts_under); do umount -l "$m" 2>/dev/null; done
+    for m in $(mounts_under "$M"); do umount -l "$m" 2>/dev/null; done
     resume_trash_deletions
     # restores and repos are not kept: they are large and say nothing the results do not
-    if [[ -d $RESTORE ]] && ! mounts_under | grep -q .; then to_trash "$RESTORE"; fi
+    if [[ -d $RESTORE ]] && ! mounts_under "$M" | grep -q .; then to_trash "$RESTORE"; fi
     start_trash_deletion
     exit "$rc"
 }
@@ -178,7 +159,7 @@ for f in "$M"/pids/*.pid; do
     rm -f -- "$f"
 done
 shopt -u nullglob
-for m in $(mounts_under); do
+for m in $(mounts_under "$M"); do
     log "unmounting $m left over from an earlier run"
     umount -l "$m" || die "cannot unmount $m"
 done
@@ -232,19 +213,7 @@ meta rsync_version "$("$RSYNC" --version | sed -n 1p)"
 has_tool restic && meta restic_version "$(restic version 2>/dev/null | sed -n 1p)"
 has_tool borg && meta borg_version "$(borg --version 2>/dev/null | sed -n 1p)"
 
-DROP_OK=1
-if [[ $BENCH_DROP != none ]]; then
-    if ! { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
-        warn "cannot write /proc/sys/vm/drop_caches (not root?): cold runs are whatever the cache holds"
-        DROP_OK=0
-        meta drop "$BENCH_DROP (unavailable: drop_caches not writable)"
-    fi
-fi
-drop_caches() {
-    (( DROP_OK )) && [[ $BENCH_DROP != none ]] || return 0
-    sync
-    echo 3 >/proc/sys/vm/drop_caches
-}
+drop_caches_init
 
 # ---------------------------------------------------------------- 3. targets
 log "picking the browse targets (pick_targets.py)"
@@ -262,7 +231,6 @@ meta subdir_files "$(find "$CORPUS/$SUB" -type f | wc -l)"
 # ---------------------------------------------------------------- 4. snapshots
 # hindsight: daemon without a mount, one full backup, daemon stopped
 start_daemon "$HS/state" "$SOCK" --no-mount
-hs() { "$HINDSIGHT" --socket "$SOCK" "$@"; }
 hs destination add "$DEST_NAME" --type local --path "$HS/dest" >"$RUN/setup.log" 2>&1 \
     || { tail_log "$RUN/setup.log"; die "hindsight destination add failed"; }
 hs job add "$JOB" --source "$CORPUS" --destination "$DEST_NAME" >>"$RUN/setup.log" 2>&1 \
@@ -311,20 +279,6 @@ declare -A SNAP=(
 [[ -d ${SNAP[native]} ]] || die "the snapshot tree ${SNAP[native]} is missing"
 
 # ---------------------------------------------------------------- 5. mounting
-# find the `hindsight mount` process serving DIR (the --background parent has exited)
-find_mount_pid() {
-    local want=$1 p args
-    for p in /proc/[0-9]*; do
-        args=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
-        [[ $args == "$HINDSIGHT"$'\n'mount$'\n'* ]] || continue
-        [[ $args == *$'\n'"$want" ]] || continue
-        [[ $args == *--background* ]] && continue
-        echo "${p#/proc/}"
-        return 0
-    done
-    return 1
-}
-
 # mount_tool TOOL: mount, time until the corpus dir exists; 1 on failure
 MOUNT_T0='' MOUNT_T1=''
 mount_tool() {
@@ -385,32 +339,6 @@ mount_tool() {
 }
 
 # ---------------------------------------------------------------- 6. operations
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-
-# record what the serving process and the kernel show while an operation hangs
-hang_report() {
-    local tool=$1 pid=$2 out=$RUN/hang-$1.txt t
-    {
-        echo "== $(date -u +%FT%TZ) $tool: operation timed out after $BENCH_OP_TIMEOUT s"
-        echo "== fuse connections (waiting requests)"
-        if compgen -G '/sys/fs/fuse/connections/*/waiting' >/dev/null; then
-            for t in /sys/fs/fuse/connections/*; do echo "$t waiting=$(cat "$t/waiting" 2>/dev/null)"; done
-        else
-            echo "(fusectl is not mounted on /sys/fs/fuse/connections)"
-        fi
-        if [[ -n $pid && -d /proc/$pid ]]; then
-            echo "== threads of pid $pid: comm state wchan / kernel stack"
-            for t in /proc/"$pid"/task/*; do
-                echo "-- $(cat "$t/comm") $(awk '{print $3}' "$t/stat") $(cat "$t/wchan" 2>/dev/null)"
-                cat "$t/stack" 2>/dev/null
-            done
-        else
-            echo "== serving process $pid is gone"
-        fi
-    } >"$out" 2>&1
-    warn "$tool: details in $out"
-}
-
 # op_cmd TOOL OP RUN: run one operation (output to RUN/out-TOOL-OP-RUN), under a timeout
 op_cmd() {
     local tool=$1 op=$2 run=$3 s=${SNAP[$1]} out=$RUN/out-$1-$2-$3
