@@ -108,6 +108,15 @@ pub fn encode_entry(out: &mut Vec<u8>, path: &[u8], meta: &EntryMeta, kind: TarK
         let mut key = b"SCHILY.xattr.".to_vec();
         key.extend_from_slice(name);
         record_bytes(&mut pax, &key, value);
+        // Also as the text GNU tar's --acls and bsdtar restore ACLs from.
+        let acl_key = match name.as_slice() {
+            b"system.posix_acl_access" => Some("SCHILY.acl.access"),
+            b"system.posix_acl_default" => Some("SCHILY.acl.default"),
+            _ => None,
+        };
+        if let (Some(k), Some(text)) = (acl_key, acl_text(value)) {
+            record(&mut pax, k, text.as_bytes());
+        }
     }
 
     let mtime_s = split_ns(meta.mtime_ns).0.max(0) as u64;
@@ -148,6 +157,35 @@ pub fn encode_entry(out: &mut Vec<u8>, path: &[u8], meta: &EntryMeta, kind: TarK
         dev,
     };
     out.extend_from_slice(&header.encode());
+}
+
+/// The short text form of a POSIX ACL xattr (`user::rw-,user:1000:r--,group::r--,mask::r--,other::r--`),
+/// with numeric ids; `None` when the value is not a version 2 ACL.
+fn acl_text(value: &[u8]) -> Option<String> {
+    let (head, body) = value.split_at_checked(4)?;
+    if u32::from_le_bytes(head.try_into().ok()?) != 2 || body.len() % 8 != 0 {
+        return None;
+    }
+    let entries: Option<Vec<String>> = body
+        .chunks_exact(8)
+        .map(|e| {
+            let tag = u16::from_le_bytes([e[0], e[1]]);
+            let perm = u16::from_le_bytes([e[2], e[3]]);
+            let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+            let rwx: String =
+                [(4, 'r'), (2, 'w'), (1, 'x')].iter().map(|&(bit, c)| if perm & bit != 0 { c } else { '-' }).collect();
+            Some(match tag {
+                0x01 => format!("user::{rwx}"),
+                0x02 => format!("user:{id}:{rwx}"),
+                0x04 => format!("group::{rwx}"),
+                0x08 => format!("group:{id}:{rwx}"),
+                0x10 => format!("mask::{rwx}"),
+                0x20 => format!("other::{rwx}"),
+                _ => return None,
+            })
+        })
+        .collect();
+    Some(entries?.join(","))
 }
 
 /// Pads `out` with zeros to a whole number of blocks.
@@ -358,6 +396,21 @@ mod tests {
         record(&mut out, "path", &[b'a'; 94]);
         assert_eq!(out.len(), 104);
         assert_eq!(parse_pax(&out), Some(vec![(b"path".to_vec(), vec![b'a'; 94])]));
+    }
+
+    #[test]
+    fn acls_also_go_as_text() {
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in
+            [(1u16, 6u16, u32::MAX), (2, 4, 1234), (4, 4, u32::MAX), (16, 5, u32::MAX), (32, 0, u32::MAX)]
+        {
+            acl.extend_from_slice(&tag.to_le_bytes());
+            acl.extend_from_slice(&perm.to_le_bytes());
+            acl.extend_from_slice(&id.to_le_bytes());
+        }
+        assert_eq!(acl_text(&acl).as_deref(), Some("user::rw-,user:1234:r--,group::r--,mask::r-x,other::---"));
+        assert_eq!(acl_text(&[1, 0, 0, 0]), None);
+        assert_eq!(acl_text(b"junk"), None);
     }
 
     #[test]

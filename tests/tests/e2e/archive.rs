@@ -18,12 +18,14 @@ fn run(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-/// Extracts `archive` with GNU tar as a user restoring everything would.
-fn extract(archive: &Path, into: &Path) {
+/// Extracts `archive` with GNU tar as a user restoring everything would,
+/// with ACLs restored from their xattrs or (`acls`) from tar's ACL records.
+fn extract(archive: &Path, into: &Path, acls: bool) {
     std::fs::create_dir_all(into).expect("create the extraction directory");
     run(Command::new("tar")
         .args(["--extract", "--preserve-permissions", "--same-owner", "--numeric-owner"])
         .args(["--xattrs", "--xattrs-include=*"])
+        .args(if acls { &["--acls"][..] } else { &[][..] })
         .arg("--file")
         .arg(archive)
         .arg("--directory")
@@ -47,6 +49,11 @@ fn archived_and_compressed_snapshots_restore_with_gnu_tar() {
         fixture::every_kind(root);
         // Several members, and data staging would show in the state directory.
         fixture::big_file(&root.join("big.bin"), 24 << 20, 3);
+        // Paths past ustar's 100-byte name and 155-byte prefix, and a long symlink target.
+        let deep = root.join("long").join("d".repeat(120)).join("e".repeat(200));
+        fixture::write(&deep.join("f".repeat(180)), b"deep\n");
+        fixture::symlink("t".repeat(150).as_bytes(), &root.join("long").join("s".repeat(110)));
+        fixture::stamp_times(root);
     });
     let source = describe(&s.src);
     fixture::check_every_kind(&source);
@@ -69,11 +76,13 @@ fn archived_and_compressed_snapshots_restore_with_gnu_tar() {
         assert!(listing.contains(&path_str(&plain)[1..]), "tar tvf lists plain.txt:\n{listing}");
         assert!(listing.contains("link to"), "tar tvf shows the hardlinks:\n{listing}");
 
-        let out = s.sb.path().join(format!("restore-{structure}"));
-        extract(&dir.join(file), &out);
-        assert_same(&source, &describe(&restored(&out, &s.src)), &format!("{structure} archive extracted by GNU tar"));
-        let t = describe(&restored(&out, &s.src));
-        assert!(t.hardlink_groups().iter().any(|g| g.len() == 3), "hardlink group restored as one file");
+        for (flavour, acls) in [("xattrs", false), ("acls", true)] {
+            let out = s.sb.path().join(format!("restore-{structure}-{flavour}"));
+            extract(&dir.join(file), &out, acls);
+            let t = describe(&restored(&out, &s.src));
+            assert_same(&source, &t, &format!("{structure} archive extracted by GNU tar --{flavour}"));
+            assert!(t.hardlink_groups().iter().any(|g| g.len() == 3), "hardlink group restored as one file");
+        }
     }
 
     let tgz = snapshot_dir(&s, "jc").join("data.tar.gz");
