@@ -10,11 +10,13 @@
 //! - [`deleter`]: the low-priority background removal of deleted snapshots;
 //! - [`settings`]: the agent's settings, defaults and ranges;
 //! - [`destinations`]: validation and adoption of destinations;
+//! - [`check`]: integrity checks of every snapshot of a destination;
 //! - [`daemon`]: start-up, the state-dir lock, signals and shutdown.
 
 pub mod api;
 pub mod backup;
 pub mod catalog;
+pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod deleter;

@@ -18,6 +18,8 @@ mod archive;
 mod archive_mount;
 #[path = "e2e/bad_input.rs"]
 mod bad_input;
+#[path = "e2e/check.rs"]
+mod check;
 #[path = "e2e/crash.rs"]
 mod crash;
 #[path = "e2e/destinations.rs"]

@@ -141,6 +141,15 @@ pub async fn validate_destination(State(s): State<AppState>, Path(name): Path<St
     .await
 }
 
+pub async fn check_destination(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Body(req): Body<CheckRequest>,
+) -> ApiResult<Json<DestinationCheck>> {
+    let catalog = s.catalog.clone();
+    blocking(move || Ok(Json(crate::check::check_destination(&catalog.destination(&name)?, req.read_data)?))).await
+}
+
 pub async fn list_jobs(State(s): State<AppState>) -> ApiResult<Json<Vec<Job>>> {
     Ok(Json(s.catalog.jobs()?))
 }

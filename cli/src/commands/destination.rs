@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use hindsight_agent::model::{Destination, DestinationPatch, DestinationType, NewDestination, option_str};
+use hindsight_agent::model::{
+    CheckRequest, Destination, DestinationCheck, DestinationPatch, DestinationType, NewDestination, option_str,
+};
 use serde_json::{Map, Value};
 
 use crate::args::DestinationCmd;
@@ -46,6 +48,36 @@ fn show(d: &Destination) {
         ("jobs", d.jobs.to_string()),
     ]);
     fields(&rows);
+}
+
+/// One line per snapshot (its problems indented below it), then a summary.
+fn print_check(r: &DestinationCheck) {
+    for s in &r.snapshots {
+        let what = format!("{}/{} ({})", s.job, s.snapshot, s.structure);
+        if s.ok {
+            println!("{what}: ok ({} entries, {} read)", s.entries_checked, bytes(s.bytes_read));
+            continue;
+        }
+        let n = s.problems.len();
+        println!("{what}: {n} problem{}", if n == 1 { "" } else { "s" });
+        for p in &s.problems {
+            match &p.path {
+                Some(path) => println!("    {path}: {}", p.message),
+                None => println!("    {}", p.message),
+            }
+        }
+    }
+    let bad = r.snapshots.iter().filter(|s| !s.ok).count();
+    let read: u64 = r.snapshots.iter().map(|s| s.bytes_read).sum();
+    let data = if r.read_data { "file contents hashed" } else { "file contents not read (--read-data to hash them)" };
+    let n = r.snapshots.len();
+    println!(
+        "destination {}: {n} snapshot{} checked, {}; {} read, {data}",
+        r.destination,
+        if n == 1 { "" } else { "s" },
+        if bad == 0 { "all ok".to_string() } else { format!("{bad} with problems") },
+        bytes(read)
+    );
 }
 
 /// Runs a destination subcommand.
@@ -138,6 +170,18 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             c.delete(&format!("/v1/destinations/{}", enc(&name))).await?;
             if !json {
                 println!("destination {name} removed (its snapshots stay on disk)");
+            }
+        }
+        DestinationCmd::Check { name, read_data } => {
+            let path = format!("/v1/destinations/{}/check", enc(&name));
+            let report: DestinationCheck = c.post(&path, Some(&CheckRequest { read_data })).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                print_check(&report);
+            }
+            if !report.ok {
+                return Ok(ExitCode::FAILURE);
             }
         }
         DestinationCmd::Validate { name } => {

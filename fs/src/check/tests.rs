@@ -302,3 +302,18 @@ fn garbage_anywhere_is_a_finding_not_a_crash() {
         assert!(l.contains("cannot open"), "{l}");
     }
 }
+
+#[test]
+fn truncated_tar_inside_a_body_blames_the_file_without_reading_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = build(tmp.path(), Structure::Archived);
+    let index = crate::index::IndexReader::open(&dir.join(INDEX_FILE)).expect("index");
+    let big = index.lookup(2, b"big.bin").expect("lookup").expect("big.bin");
+    drop(index);
+    let cut = big.location.data_offset.expect("data") as u64 + 5000;
+    std::fs::File::options().write(true).open(dir.join(TAR_FILE)).expect("open").set_len(cut).expect("truncate");
+    let c = check(&dir, false);
+    assert!(lines(&c).contains("affected: d/big.bin, d/empty"), "{}", lines(&c));
+    let index_len = std::fs::metadata(dir.join(INDEX_FILE)).expect("stat").len();
+    assert!(c.bytes_read <= index_len + cut, "read {} bytes", c.bytes_read);
+}

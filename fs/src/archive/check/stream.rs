@@ -218,6 +218,12 @@ impl Stream {
                     continue;
                 }
                 if matches!(self.source, Source::Tar { .. }) && sink.is_none() {
+                    // Unread bytes of data.tar: lost only where a known damage lies.
+                    for (i, d) in self.damages.iter().enumerate() {
+                        if d.start < end && d.end > cur {
+                            push_unique(&mut v.damaged, i);
+                        }
+                    }
                     cur = end;
                     continue;
                 }

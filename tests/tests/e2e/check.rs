@@ -1,0 +1,130 @@
+//! `destination check`: every complete snapshot is verified; a file deleted
+//! from `tree/`, a flipped byte (found only with `--read-data`), a damaged
+//! gzip member and a truncated `data.tar` are each named in the output and
+//! make the command exit 1; a clean destination exits 0.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::daemon::Output;
+use crate::support::{DEST, JOB, Setup, fixture, s as path_str};
+
+/// `destination check d1 [--read-data] [--json]`.
+fn check(s: &Setup, read_data: bool, json: bool) -> Output {
+    let mut args = vec!["destination", "check", DEST];
+    args.extend(read_data.then_some("--read-data"));
+    args.extend(json.then_some("--json"));
+    s.daemon.cli(args)
+}
+
+/// Asserts a clean check: exit 0 and every snapshot `ok`.
+fn assert_clean(s: &Setup, read_data: bool, snapshots: usize) {
+    let out = check(s, read_data, false);
+    assert_eq!(out.code, 0, "expected a clean check:\n{out}");
+    assert_eq!(out.stdout.lines().filter(|l| l.contains(": ok (")).count(), snapshots, "{out}");
+    assert!(out.stdout.contains("all ok"), "{out}");
+    let json = check(s, read_data, true);
+    assert_eq!(json.code, 0, "{json}");
+    let v: Value = json.json();
+    assert_eq!((v["ok"].as_bool(), v["snapshots"].as_array().map(Vec::len)), (Some(true), Some(snapshots)), "{v:#}");
+}
+
+/// Asserts a failed check (exit 1) whose output names every one of `words`.
+fn assert_found(s: &Setup, read_data: bool, words: &[&str]) -> Output {
+    let out = check(s, read_data, false);
+    assert_eq!(out.code, 1, "expected problems:\n{out}");
+    for w in words {
+        assert!(out.stdout.contains(w), "the output does not mention {w:?}:\n{out}");
+    }
+    let json = check(s, read_data, true);
+    assert_eq!(json.code, 1, "{json}");
+    assert_eq!(json.json()["ok"], false, "{json}");
+    out
+}
+
+/// Path of `rel` under the source as the index and the report show it.
+fn shown(src: &Path, rel: &str) -> String {
+    format!("{}/{rel}", path_str(src).trim_start_matches('/'))
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut f = std::fs::File::options().read(true).write(true).open(path).expect("open for writing");
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(offset)).expect("seek");
+    std::io::Read::read_exact(&mut f, &mut b).expect("read a byte");
+    f.seek(SeekFrom::Start(offset)).expect("seek");
+    f.write_all(&[b[0] ^ 0x5a]).expect("flip a byte");
+}
+
+#[test]
+fn incremental_missing_file_and_flipped_byte() {
+    let s = Setup::new(fixture::small_tree);
+    s.daemon.backup(JOB);
+    fixture::write(&s.src.join("a.txt"), b"changed for the second snapshot\n");
+    let second = s.daemon.backup(JOB);
+    assert_clean(&s, false, 2);
+    assert_clean(&s, true, 2);
+
+    // A flipped byte keeps the size: only hashing finds it.
+    flip_byte(&second.tree(&s.src).join("b/d/e.bin"), 50_000);
+    assert_clean(&s, false, 2);
+    let out = assert_found(&s, true, &[&shown(&s.src, "b/d/e.bin"), "content does not match"]);
+    assert!(out.stdout.contains("1 with problems") || out.stdout.contains("2 with problems"), "{out}");
+
+    std::fs::remove_file(second.tree(&s.src).join("a.txt")).expect("delete a file of the snapshot");
+    let out = assert_found(&s, false, &[&shown(&s.src, "a.txt"), "missing from tree/", &second.name]);
+    assert!(!out.stdout.contains("content does not match"), "contents read without --read-data:\n{out}");
+
+    // Read-only and disabled destinations are checked all the same.
+    s.daemon.cli_json(&["destination", "edit", DEST, "--readonly", "true", "--disabled", "true"]);
+    assert_found(&s, false, &[&shown(&s.src, "a.txt")]);
+    s.daemon.cli(["destination", "check", "nope"]).assert_error(&["nope"]);
+}
+
+/// A source whose big file fills several gzip members of 1 MiB.
+fn big_tree(root: &Path) {
+    fixture::small_tree(root);
+    fixture::big_file(&root.join("big.bin"), 5 << 20, 7);
+}
+
+/// The data file of the job's only snapshot.
+fn data_file(s: &Setup, name: &str) -> std::path::PathBuf {
+    let snaps = s.daemon.snapshot_names(JOB);
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    s.job_dir().join(&snaps[0]).join(name)
+}
+
+#[test]
+fn compressed_flipped_byte_in_one_member_names_the_file() {
+    let s = Setup::without_job(big_tree);
+    s.daemon.add_job(JOB, &[&s.src], &[DEST], &["--structure", "compressed"]);
+    s.daemon.backup(JOB);
+    assert_clean(&s, false, 1);
+    assert_clean(&s, true, 1);
+
+    let tgz = data_file(&s, "data.tar.gz");
+    let len = std::fs::metadata(&tgz).expect("stat data.tar.gz").len();
+    flip_byte(&tgz, len / 2);
+    for read_data in [false, true] {
+        let out = assert_found(&s, read_data, &["gzip member", &shown(&s.src, "big.bin")]);
+        let lines: Vec<&str> = out.stdout.lines().filter(|l| l.contains("gzip member")).collect();
+        assert_eq!(lines.len(), 1, "the damaged member is reported once:\n{out}");
+        assert!(!out.stdout.contains("a.txt"), "a file outside the member is blamed:\n{out}");
+    }
+}
+
+#[test]
+fn archived_truncated_data_tar_is_reported() {
+    let s = Setup::without_job(big_tree);
+    s.daemon.add_job(JOB, &[&s.src], &[DEST], &["--structure", "archived"]);
+    s.daemon.backup(JOB);
+    assert_clean(&s, false, 1);
+    assert_clean(&s, true, 1);
+
+    let tar = data_file(&s, "data.tar");
+    let len = std::fs::metadata(&tar).expect("stat data.tar").len();
+    std::fs::File::options().write(true).open(&tar).expect("open data.tar").set_len(len - (2 << 20)).expect("truncate");
+    assert_found(&s, false, &["data.tar", "truncated", &shown(&s.src, "big.bin")]);
+}
