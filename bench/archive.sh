@@ -28,6 +28,8 @@
 #   BENCH_MOUNT_TIMEOUT=120   seconds to wait for a mount to become usable
 #   BENCH_WARM=1              read the corpus once before the backups
 #   BENCH_NO_INSTALL=1        never run apt-get / pip
+#   BENCH_PEER_ARCHIVE=snapshot  what ratarmount/archivemount mount: snapshot (the compressed
+#                             snapshot's data.tar.gz) or tar-czf (tar czf's archive of the corpus)
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,6 +54,7 @@ BENCH_SLOW_TIMEOUT=${BENCH_SLOW_TIMEOUT:-60}
 BENCH_MOUNT_TIMEOUT=${BENCH_MOUNT_TIMEOUT:-120}
 BENCH_WARM=${BENCH_WARM:-1}
 BENCH_NO_INSTALL=${BENCH_NO_INSTALL:-0}
+BENCH_PEER_ARCHIVE=${BENCH_PEER_ARCHIVE:-snapshot}
 
 # shellcheck source=bench/lib.sh
 . "$SCRIPT_DIR/lib.sh"
@@ -75,6 +78,7 @@ for v in BENCH_OP_TIMEOUT BENCH_SLOW_TIMEOUT BENCH_MOUNT_TIMEOUT; do
     [[ ${!v} =~ ^[0-9]+$ ]] && (( ${!v} > 0 )) || die "$v must be a number of seconds"
 done
 [[ -n ${EPOCHREALTIME:-} ]] || die "bash >= 5 is required (EPOCHREALTIME)"
+case $BENCH_PEER_ARCHIVE in snapshot | tar-czf) ;; *) die "BENCH_PEER_ARCHIVE must be snapshot or tar-czf" ;; esac
 
 # ---------------------------------------------------------------- 1. binaries and tools
 if (( RUN_HS )); then
@@ -242,6 +246,7 @@ if (( RUN_HS )); then
     meta hindsight_version "$("$HINDSIGHT" --version 2>/dev/null | sed -n 1p || true)"
     meta hindsightd_mtime "$(date -u -r "$HINDSIGHTD" +%Y-%m-%dT%H:%M:%SZ)"
     meta git_commit "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo none)"
+    meta git_uncommitted "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | awk '{print $2}' | tr '\n' ' ')"
 fi
 warn_if_busy "cpu s is the steadier figure for the backups"
 
@@ -324,14 +329,17 @@ size archived "tar cf" "$PD/c.tar"
 
 # the archive the peers browse: hindsight's data.tar.gz (a standard .tar.gz), else tar czf's
 if (( RUN_HS )); then
-    ARCHIVE=$SNAP_GZ/data.tar.gz
-    PREFIX=${CORPUS#/}          # hindsight's tar mirrors the absolute source paths
-    if gzip -t "$ARCHIVE" 2>"$RUN/gzip-t.err"; then
+    log "checking data.tar.gz with gzip -t (untimed)"
+    if gzip -t "$SNAP_GZ/data.tar.gz" 2>"$RUN/gzip-t.err"; then
         check archive gzip_t ok
     else
         check archive gzip_t "FAILED: $(head -c 200 "$RUN/gzip-t.err")"
         HS_FAILED+=("gzip -t of data.tar.gz failed")
     fi
+fi
+if (( RUN_HS )) && [[ $BENCH_PEER_ARCHIVE == snapshot ]]; then
+    ARCHIVE=$SNAP_GZ/data.tar.gz
+    PREFIX=${CORPUS#/}          # hindsight's tar mirrors the absolute source paths
 else
     ARCHIVE=$PD/gzip.tar.gz
     PREFIX=corpus-$N
@@ -422,8 +430,8 @@ record_failure() {
     case $tool in hindsight | hindsightd | native) HS_FAILED+=("$tool: $what") ;; esac
 }
 
-# browse TOOL: every operation BENCH_RUNS times; an operation that times out is not
-# repeated (recorded as "timeout", the tool goes on with the next operation)
+# browse TOOL: every operation BENCH_RUNS times; an operation that times out or fails is
+# not repeated (recorded, the tool goes on with the next operation); 1 when the mount died
 browse() {
     local tool=$1 pid=${MPID[$1]:-} op run rc t0 t1 wall c0 c1 cpu load status to detail
     sed "s|^|${SNAP[$tool]}/|" "$SMALL_LIST" >"$RUN/small-$tool.list"
@@ -465,10 +473,11 @@ browse() {
                 case $tool in hindsight | hindsightd | native) record_failure "$tool" "$op run $run: timeout" ;; esac
                 break
             elif [[ $status != ok ]]; then
+                # recorded; not repeated; the tool goes on with the next operation
                 warn "$tool: $op (run $run) failed: $status"
-                [[ -s $RUN/out-$tool-$op-$run.err ]] && tail_log "$RUN/out-$tool-$op-$run.err"
+                [[ -s $RUN/out-$tool-$op-$run.err ]] && tail_log "$RUN/out-$tool-$op-$run.err" 5
                 record_failure "$tool" "$op run $run: $status"
-                return 1
+                break
             fi
         done
     done
