@@ -43,6 +43,20 @@ pub enum FsError {
     /// Another run holds the lock.
     #[error("{0}")]
     Busy(String),
+    /// A remote service refused or failed (after the retries).
+    #[error("{op} {path}: {message}")]
+    Remote {
+        /// What was being done ("write", "list", ...).
+        op: &'static str,
+        /// The object or directory concerned, inside the destination root.
+        path: String,
+        /// The service's own message.
+        message: String,
+        /// Retrying later may succeed.
+        temporary: bool,
+        /// The object does not exist.
+        not_found: bool,
+    },
 }
 
 impl FsError {
@@ -68,6 +82,7 @@ impl FsError {
                     | io::ErrorKind::ConnectionAborted
             ),
             FsError::Busy(_) => true,
+            FsError::Remote { temporary, .. } => *temporary,
             _ => false,
         }
     }

@@ -29,5 +29,6 @@ pub mod marker;
 pub mod mount;
 pub mod names;
 pub mod posix;
+pub mod remote;
 
 pub use error::{FsError, Result};

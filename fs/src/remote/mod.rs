@@ -1,0 +1,18 @@
+//! Remote destinations reached through OpenDAL: S3-compatible stores, GCS,
+//! FTP and cloud drives.
+//!
+//! They have no hardlinks, so snapshots are content-addressed: file bodies
+//! are stored once under `blobs/` and `packs/` by blake3 ([`blobs`]), and each
+//! snapshot is its `index.sqlite` and `snapshot.json` (written last: the
+//! commit point) under `<job>/<snapshot>/`, the same layout as local.
+//!
+//! - [`config`]: types, options and their checks;
+//! - [`store`]: the operator with its layers, used through blocking calls;
+//! - [`root`]: the marker, validation and listing of snapshots.
+
+pub mod config;
+pub mod root;
+pub mod store;
+
+pub use config::{RemoteConfig, Service};
+pub use store::RemoteStore;

@@ -1,0 +1,118 @@
+//! The root of a remote destination: its marker, validation, and the
+//! snapshots it holds.
+//!
+//! A snapshot exists when `<job>/<snapshot>/snapshot.json` exists: it is
+//! uploaded after everything the snapshot references.
+
+use crate::error::{FsError, Result};
+use crate::index::INDEX_FILE;
+use crate::layout::InitOutcome;
+use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::marker::{MARKER_FILE, Marker};
+use crate::names::check_name;
+
+use super::store::RemoteStore;
+
+/// What a successful validation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated {
+    /// Milliseconds the probe write, read and delete took together.
+    pub probe_ms: u64,
+}
+
+impl RemoteStore {
+    /// Connects, writes, reads back and deletes a probe object under the root
+    /// (creating the root where the service has directories); the error carries
+    /// the service's own reason.
+    pub fn validate(&self) -> Result<Validated> {
+        let start = std::time::Instant::now();
+        let probe = format!(".hindsight-probe-{}", uuid::Uuid::new_v4());
+        let body = probe.as_bytes().to_vec();
+        self.write(&probe, body.clone())?;
+        let back = self.read(&probe);
+        let deleted = self.delete(&probe);
+        if back? != body {
+            return Err(FsError::Refused("the probe object read back differs from what was written".into()));
+        }
+        deleted?;
+        Ok(Validated { probe_ms: start.elapsed().as_millis() as u64 })
+    }
+
+    /// The marker, if the root has one.
+    pub fn read_marker(&self) -> Result<Option<Marker>> {
+        match self.read(MARKER_FILE) {
+            Ok(b) => Marker::parse(MARKER_FILE.as_ref(), &b).map(Some),
+            Err(FsError::Remote { not_found: true, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The marker, or an error saying the root is not a Hindsight destination.
+    pub fn require_marker(&self) -> Result<Marker> {
+        self.read_marker()?.ok_or_else(|| {
+            FsError::Refused(format!("{self:?} is not a Hindsight destination (no {MARKER_FILE} marker)"))
+        })
+    }
+
+    /// Adopts an existing marker, or writes one into an empty root (any root with `force`).
+    pub fn init(&self, destination_id: &str, force: bool) -> Result<InitOutcome> {
+        if let Some(m) = self.read_marker()? {
+            return Ok(InitOutcome::Adopted(m));
+        }
+        if !force && !self.list("/")?.is_empty() {
+            return Err(FsError::Refused(format!(
+                "{self:?} is not empty and holds no Hindsight marker; use --force to use it anyway"
+            )));
+        }
+        let marker = Marker::new(destination_id);
+        self.write(MARKER_FILE, marker.to_bytes())?;
+        Ok(InitOutcome::Created(marker))
+    }
+
+    /// Jobs with a directory on the destination.
+    pub fn list_jobs(&self) -> Result<Vec<String>> {
+        Ok(self
+            .list("/")?
+            .into_iter()
+            .filter_map(|n| n.strip_suffix('/').map(str::to_string))
+            .filter(|n| check_name("job", n).is_ok())
+            .collect())
+    }
+
+    /// Complete snapshots of a job (those with a manifest), oldest first.
+    pub fn list_snapshots(&self, job: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for name in self.list(&format!("{job}/"))? {
+            let Some(name) = name.strip_suffix('/') else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            if self.size(&manifest_path(job, name))?.is_some() {
+                out.push(name.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a snapshot's manifest.
+    pub fn read_manifest(&self, job: &str, snapshot: &str) -> Result<Manifest> {
+        let p = manifest_path(job, snapshot);
+        Manifest::parse(p.as_ref(), &self.read(&p)?)
+    }
+
+    /// Deletes a snapshot: its manifest first, so that it stops existing at once.
+    pub fn delete_snapshot(&self, job: &str, snapshot: &str) -> Result<()> {
+        self.delete(&manifest_path(job, snapshot))?;
+        self.delete_all(&format!("{job}/{snapshot}/"))
+    }
+}
+
+/// Object path of a snapshot's manifest.
+pub fn manifest_path(job: &str, snapshot: &str) -> String {
+    format!("{job}/{snapshot}/{MANIFEST_FILE}")
+}
+
+/// Object path of a snapshot's index.
+pub fn index_path(job: &str, snapshot: &str) -> String {
+    format!("{job}/{snapshot}/{INDEX_FILE}")
+}

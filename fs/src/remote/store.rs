@@ -1,0 +1,247 @@
+//! A remote destination's storage: one OpenDAL operator, built in one place
+//! with its timeout, retry, concurrency and tracing layers, and used through
+//! blocking calls from the backup threads and the mount.
+//!
+//! Every call runs on one small runtime owned by this module, whatever thread
+//! calls it (backup threads, FUSE threads, the standalone mount), so callers
+//! need no runtime of their own.
+
+use std::sync::{Arc, LazyLock};
+
+use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer, TracingLayer};
+use opendal::{ErrorKind, Operator, services};
+
+use super::config::{RemoteConfig, Service};
+use crate::error::{FsError, Result};
+
+/// The runtime every remote call runs on: a couple of workers drive any number
+/// of concurrent requests.
+static RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("remote-io").enable_all().build().ok()
+});
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    RUNTIME.as_ref().ok_or_else(|| FsError::Refused("cannot start the runtime for remote destinations".into()))
+}
+
+/// A remote destination, ready for use.
+#[derive(Clone)]
+pub struct RemoteStore {
+    op: Operator,
+    config: Arc<RemoteConfig>,
+}
+
+impl std::fmt::Debug for RemoteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the options: they hold secrets.
+        write!(f, "RemoteStore({} {})", self.config.service.name(), self.config.root())
+    }
+}
+
+/// Wraps an OpenDAL error with the operation and the object.
+pub fn error(op: &'static str, path: &str, e: opendal::Error) -> FsError {
+    FsError::Remote {
+        op,
+        path: path.to_string(),
+        temporary: e.is_temporary(),
+        not_found: e.kind() == ErrorKind::NotFound,
+        message: e.to_string(),
+    }
+}
+
+impl RemoteStore {
+    /// Builds the operator of `config` (no request is made).
+    pub fn new(config: RemoteConfig) -> Result<Self> {
+        opendal::install_default();
+        let c = &config;
+        let build_err = |e: opendal::Error| FsError::Refused(format!("{}: {e}", c.service.name()));
+        let root = c.root();
+        let op = match c.service {
+            Service::S3 => {
+                let mut b = services::S3::default()
+                    .root(&root)
+                    .bucket(c.get("bucket").unwrap_or_default())
+                    .region(c.get("region").unwrap_or("us-east-1"))
+                    .disable_config_load()
+                    .disable_ec2_metadata();
+                if let Some(e) = c.get("endpoint") {
+                    b = b.endpoint(e);
+                }
+                if let (Some(a), Some(s)) = (c.get("access_key"), c.get("secret_key")) {
+                    b = b.access_key_id(a).secret_access_key(s);
+                } else {
+                    b = b.skip_signature();
+                }
+                if c.flag("virtual_host", false).unwrap_or(false) {
+                    b = b.enable_virtual_host_style();
+                }
+                Operator::new(b).map_err(build_err)?
+            }
+            Service::Gcs => {
+                let mut b = services::Gcs::default().root(&root).bucket(c.get("bucket").unwrap_or_default());
+                if let Some(f) = c.get("credentials_file") {
+                    b = b.credential_path(f);
+                }
+                if let Some(cred) = c.get("credentials") {
+                    b = b.credential(cred);
+                }
+                if let Some(e) = c.get("endpoint") {
+                    b = b.endpoint(e);
+                }
+                Operator::new(b).map_err(build_err)?
+            }
+            Service::Ftp => {
+                let scheme = if c.flag("secure", false).unwrap_or(false) { "ftps" } else { "ftp" };
+                let port = c.number("port", 1, 65535, 21).unwrap_or(21);
+                let endpoint = format!("{scheme}://{}:{port}", c.get("host").unwrap_or_default());
+                let mut b = services::Ftp::default().root(&root).endpoint(&endpoint);
+                if let Some(u) = c.get("username") {
+                    b = b.user(u);
+                }
+                if let Some(p) = c.get("password") {
+                    b = b.password(p);
+                }
+                Operator::new(b).map_err(build_err)?
+            }
+            Service::Gdrive => {
+                let b = oauth(services::Gdrive::default().root(&root), c, |b, k, v| match k {
+                    "access_token" => b.access_token(v),
+                    "refresh_token" => b.refresh_token(v),
+                    "client_id" => b.client_id(v),
+                    _ => b.client_secret(v),
+                });
+                Operator::new(b).map_err(build_err)?
+            }
+            Service::Dropbox => {
+                let b = oauth(services::Dropbox::default().root(&root), c, |b, k, v| match k {
+                    "access_token" => b.access_token(v),
+                    "refresh_token" => b.refresh_token(v),
+                    "client_id" => b.client_id(v),
+                    _ => b.client_secret(v),
+                });
+                Operator::new(b).map_err(build_err)?
+            }
+            Service::Onedrive => {
+                let b = oauth(services::Onedrive::default().root(&root), c, |b, k, v| match k {
+                    "access_token" => b.access_token(v),
+                    "refresh_token" => b.refresh_token(v),
+                    "client_id" => b.client_id(v),
+                    _ => b.client_secret(v),
+                });
+                Operator::new(b).map_err(build_err)?
+            }
+        };
+        let timeout = c.timeout();
+        // Timeout below retry: a request that hangs is abandoned, then retried.
+        let op = op
+            .layer(TimeoutLayer::new().with_timeout(timeout).with_io_timeout(timeout))
+            .layer(RetryLayer::new().with_max_times(c.retries()).with_jitter())
+            .layer(ConcurrentLimitLayer::new(c.threads() * 2))
+            .layer(TracingLayer::default());
+        Ok(RemoteStore { op, config: Arc::new(config) })
+    }
+
+    /// The configuration (holds secrets: never log it).
+    pub fn config(&self) -> &RemoteConfig {
+        &self.config
+    }
+
+    /// Runs a future on the remote runtime and waits for it.
+    pub fn block<F: std::future::Future + Send + 'static>(&self, f: F) -> Result<F::Output>
+    where
+        F::Output: Send + 'static,
+    {
+        let rt = runtime()?;
+        rt.block_on(rt.spawn(f)).map_err(|e| FsError::Refused(format!("remote task failed: {e}")))
+    }
+
+    /// Starts a future on the remote runtime without waiting.
+    pub fn spawn<F: std::future::Future + Send + 'static>(&self, f: F) -> Result<tokio::task::JoinHandle<F::Output>>
+    where
+        F::Output: Send + 'static,
+    {
+        Ok(runtime()?.spawn(f))
+    }
+
+    /// The async operator, for callers that run many requests at once.
+    pub fn operator(&self) -> &Operator {
+        &self.op
+    }
+
+    /// Reads a whole object.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let (op, p) = (self.op.clone(), path.to_string());
+        self.block(async move { op.read(&p).await.map(|b| b.to_vec()) })?.map_err(|e| error("read", path, e))
+    }
+
+    /// Reads `len` bytes of an object from `offset` (fewer at its end).
+    pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let (op, p) = (self.op.clone(), path.to_string());
+        self.block(async move { op.read_with(&p).range(offset..offset + len).await.map(|b| b.to_vec()) })?
+            .map_err(|e| error("read", path, e))
+    }
+
+    /// Writes a whole object.
+    pub fn write(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        let (op, p) = (self.op.clone(), path.to_string());
+        self.block(async move { op.write(&p, bytes).await.map(|_| ()) })?.map_err(|e| error("write", path, e))
+    }
+
+    /// Size of an object, `None` when it does not exist.
+    pub fn size(&self, path: &str) -> Result<Option<u64>> {
+        let (op, p) = (self.op.clone(), path.to_string());
+        match self.block(async move { op.stat(&p).await })? {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(error("stat", path, e)),
+        }
+    }
+
+    /// Names directly under `dir` (which ends with `/`); sub-directories end with `/`.
+    pub fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let (op, d) = (self.op.clone(), dir.to_string());
+        let entries = match self.block(async move { op.list(&d).await })? {
+            Ok(v) => v,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(error("list", dir, e)),
+        };
+        let mut names: Vec<String> = entries
+            .into_iter()
+            .map(|e| e.path().strip_prefix(dir).unwrap_or(e.path()).to_string())
+            .filter(|n| !n.is_empty() && n != "/")
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Deletes one object; a missing one is not an error.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        let (op, p) = (self.op.clone(), path.to_string());
+        match self.block(async move { op.delete(&p).await })? {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(error("delete", path, e)),
+        }
+    }
+
+    /// Deletes every object under `dir` (which ends with `/`).
+    pub fn delete_all(&self, dir: &str) -> Result<()> {
+        let (op, d) = (self.op.clone(), dir.to_string());
+        match self.block(async move { op.delete_with(&d).recursive(true).await })? {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(error("delete", dir, e)),
+        }
+    }
+}
+
+/// Sets the OAuth options given, through the service builder's own setters.
+fn oauth<B>(mut b: B, c: &RemoteConfig, set: impl Fn(B, &str, &str) -> B) -> B {
+    for key in ["access_token", "refresh_token", "client_id", "client_secret"] {
+        if let Some(v) = c.get(key) {
+            b = set(b, key, v);
+        }
+    }
+    b
+}
