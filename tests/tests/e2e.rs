@@ -34,5 +34,7 @@ mod runs;
 mod schedules;
 #[path = "e2e/selection.rs"]
 mod selection;
+#[path = "e2e/services.rs"]
+mod services;
 #[path = "e2e/snapshots.rs"]
 mod snapshots;

@@ -1,10 +1,12 @@
 //! Harness of the end-to-end suite: where the binaries and work directories
 //! are, polling with timeouts, and the submodules for the daemon, source
-//! fixtures, tree comparison, raw HTTP and root-only system set-up.
+//! fixtures, tree comparison, raw HTTP, root-only system set-up and the
+//! remote destinations' test servers.
 
 pub mod daemon;
 pub mod fixture;
 pub mod http;
+pub mod services;
 pub mod system;
 pub mod tree;
 

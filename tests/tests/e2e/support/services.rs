@@ -1,0 +1,153 @@
+//! The test servers of the remote destinations (S3, SSH/SFTP, FTP), as
+//! `scripts/test.sh` starts them on 127.0.0.1 (see `scripts/services/`) and
+//! exports their settings. Every accessor panics naming the missing variable:
+//! a remote test never skips silently because its server is not there.
+
+// Accessors for the remote-destination tests: not every field is used yet.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The S3 server: moto, in memory, with the bucket already created.
+#[derive(Debug, Clone)]
+pub struct S3Env {
+    /// `http://127.0.0.1:PORT` (path-style addressing).
+    pub endpoint: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: String,
+    /// A bucket that exists.
+    pub bucket: String,
+    /// Region to sign for.
+    pub region: String,
+}
+
+impl S3Env {
+    /// `host:port` of the endpoint.
+    pub fn authority(&self) -> &str {
+        let rest = self
+            .endpoint
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("S3 endpoint {:?} is not http://HOST:PORT", self.endpoint));
+        rest.split('/').next().unwrap_or(rest)
+    }
+}
+
+/// The S3 server that accepts any key and signature (`S3_*`).
+pub fn s3() -> S3Env {
+    s3_with_prefix("S3_")
+}
+
+/// A second S3 server that enforces SigV4 authentication (`S3AUTH_*`): only
+/// its key with its secret is accepted, so a wrong secret must fail.
+pub fn s3_auth() -> S3Env {
+    s3_with_prefix("S3AUTH_")
+}
+
+fn s3_with_prefix(prefix: &str) -> S3Env {
+    let v = |name: &str| var(&format!("{prefix}{name}"));
+    S3Env {
+        endpoint: v("ENDPOINT"),
+        access_key: v("ACCESS_KEY"),
+        secret_key: v("SECRET_KEY"),
+        bucket: v("BUCKET"),
+        region: v("REGION"),
+    }
+}
+
+/// The SSH/SFTP server: a private sshd with key-only login for a dedicated
+/// user; rsync is installed on it.
+#[derive(Debug, Clone)]
+pub struct SshEnv {
+    /// `127.0.0.1`.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The remote user.
+    pub user: String,
+    /// The client's private key.
+    pub key: PathBuf,
+    /// A known_hosts file with the server's host key (`[host]:port`).
+    pub known_hosts: PathBuf,
+}
+
+impl SshEnv {
+    /// `user@host`.
+    pub fn destination(&self) -> String {
+        format!("{}@{}", self.user, self.host)
+    }
+
+    /// Options for `ssh` (also usable in rsync's `-e`): the key, the
+    /// known_hosts file, strict host key checking, never a prompt.
+    pub fn ssh_options(&self) -> Vec<String> {
+        vec![
+            "-i".into(),
+            self.key.display().to_string(),
+            "-o".into(),
+            format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-p".into(),
+            self.port.to_string(),
+        ]
+    }
+
+    /// `ssh OPTIONS user@host REMOTE_COMMAND`.
+    pub fn command(&self, remote_command: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(self.ssh_options()).arg(self.destination()).arg(remote_command);
+        cmd
+    }
+}
+
+/// The SSH server's settings (`SSH_*`).
+pub fn ssh() -> SshEnv {
+    SshEnv {
+        host: var("SSH_HOST"),
+        port: port("SSH_PORT"),
+        user: var("SSH_USER"),
+        key: PathBuf::from(var("SSH_KEY")),
+        known_hosts: PathBuf::from(var("SSH_KNOWN_HOSTS")),
+    }
+}
+
+/// The FTP server: one user with full rights on its root, passive mode.
+#[derive(Debug, Clone)]
+pub struct FtpEnv {
+    /// `127.0.0.1`.
+    pub host: String,
+    /// Control port.
+    pub port: u16,
+    /// User name.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// The FTP server's settings (`FTP_*`).
+pub fn ftp() -> FtpEnv {
+    FtpEnv { host: var("FTP_HOST"), port: port("FTP_PORT"), user: var("FTP_USER"), password: var("FTP_PASSWORD") }
+}
+
+/// `$name`, or a panic explaining where it comes from.
+fn var(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: the remote-destination tests need the test servers on 127.0.0.1; \
+             run the suite through scripts/test.sh, which starts them (scripts/services/) and exports \
+             S3_*, S3AUTH_*, SSH_* and FTP_*"
+        ),
+    }
+}
+
+fn port(name: &str) -> u16 {
+    let v = var(name);
+    v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a port number"))
+}
