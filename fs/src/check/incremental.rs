@@ -23,6 +23,10 @@ pub(super) struct SeenInodes(HashMap<(u64, u64), [u8; 32]>);
 /// Checks every entry of the index against `dir/tree/`.
 pub(super) fn check(dir: &Path, index: &IndexReader, read_data: bool, seen: &mut SeenInodes, f: &mut Findings) {
     let tree = dir.join(TREE_DIR);
+    if !tree.is_dir() {
+        // One line rather than one per entry of the index.
+        return f.problems.snapshot(format!("{TREE_DIR}/ is missing: the snapshot holds no files"));
+    }
     let mut paths = PathCache::default();
     let walked = index.for_each(|e| {
         f.entries_checked += 1;

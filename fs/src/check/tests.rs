@@ -110,6 +110,12 @@ fn build(tmp: &Path, structure: Structure) -> PathBuf {
         index.insert(r).expect("row");
     }
     index.finish().expect("finish");
+    write_manifest(&dir, structure);
+    dir
+}
+
+/// Commits the snapshot in `dir`: its manifest, with the index's blake3.
+fn write_manifest(dir: &Path, structure: Structure) {
     let manifest = Manifest {
         format: 1,
         job: "j".into(),
@@ -126,7 +132,6 @@ fn build(tmp: &Path, structure: Structure) -> PathBuf {
         tags: Vec::new(),
     };
     std::fs::write(dir.join(MANIFEST_FILE), manifest.to_bytes()).expect("manifest");
-    dir
 }
 
 fn check(dir: &Path, read_data: bool) -> SnapshotCheck {
@@ -175,6 +180,9 @@ fn incremental_deleted_and_truncated_files() {
     assert!(l.contains("d/a.txt: missing from tree/"), "{l}");
     assert!(l.contains("d/big.bin: has 5 bytes, the index says 20000"), "{l}");
     assert_eq!(c.problems.len(), 2, "{l}");
+    std::fs::remove_dir_all(dir.join("tree")).expect("rm tree");
+    let l = lines(&check(&dir, true));
+    assert_eq!(l, "-: tree/ is missing: the snapshot holds no files\n");
 }
 
 #[test]
@@ -316,4 +324,31 @@ fn truncated_tar_inside_a_body_blames_the_file_without_reading_it() {
     assert!(lines(&c).contains("affected: d/big.bin, d/empty"), "{}", lines(&c));
     let index_len = std::fs::metadata(dir.join(INDEX_FILE)).expect("stat").len();
     assert!(c.bytes_read <= index_len + cut, "read {} bytes", c.bytes_read);
+}
+
+#[test]
+fn unsafe_and_mismatched_paths_in_the_tar_are_reported() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("j").join("2026-01-01T000000Z");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mut index = IndexWriter::create(&dir.join(INDEX_FILE), "archived", "2026-01-01T000000Z").expect("index");
+    index.insert(&entry(ROOT_ID, 0, "", meta(EntryKind::Dir, 0), None, Location::default())).expect("row");
+    let mut w = ArchiveWriter::new(std::fs::File::create(dir.join(TAR_FILE)).expect("create"), None, MEMBER);
+    for (id, (in_tar, in_index)) in [("../evil", "evil"), ("other", "named")].into_iter().enumerate() {
+        let m = meta(EntryKind::File, 0);
+        let placed = w.append_entry(in_tar.as_bytes(), &m, TarKind::File { size: 0 }).expect("append");
+        let loc = Location {
+            header_offset: Some(placed.header_offset as i64),
+            data_offset: Some(placed.data_offset as i64),
+            ..Location::default()
+        };
+        index.insert(&entry(id as i64 + 2, ROOT_ID, in_index, m, Some(b""), loc)).expect("row");
+    }
+    let fin = w.finish().expect("finish");
+    index.set_meta("stream_length", &fin.stream_length.to_string()).expect("meta");
+    index.finish().expect("finish");
+    write_manifest(&dir, Structure::Archived);
+    let l = lines(&check(&dir, true));
+    assert!(l.contains("evil: unsafe path in the archive: ../evil"), "{l}");
+    assert!(l.contains("named: tar header at stream offset") && l.contains("it names \"other\""), "{l}");
 }

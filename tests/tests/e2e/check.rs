@@ -128,3 +128,21 @@ fn archived_truncated_data_tar_is_reported() {
     std::fs::File::options().write(true).open(&tar).expect("open data.tar").set_len(len - (2 << 20)).expect("truncate");
     assert_found(&s, false, &["data.tar", "truncated", &shown(&s.src, "big.bin")]);
 }
+
+/// Every kind of entry (hardlinks, devices, odd and long names, xattrs,
+/// sparse files), in each structure, checks clean: no false alarms.
+#[test]
+fn every_kind_of_entry_checks_clean_in_every_structure() {
+    let s = Setup::without_job(|root| {
+        fixture::every_kind(root);
+        let deep = root.join("long").join("d".repeat(120)).join("e".repeat(200));
+        fixture::write(&deep.join("f".repeat(180)), b"deep\n");
+        fixture::stamp_times(root);
+    });
+    for (job, structure) in [("inc", "incremental"), ("arc", "archived"), ("cmp", "compressed")] {
+        s.daemon.add_job(job, &[&s.src], &[DEST], &["--structure", structure]);
+        s.daemon.backup(job);
+    }
+    assert_clean(&s, false, 3);
+    assert_clean(&s, true, 3);
+}

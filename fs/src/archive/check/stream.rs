@@ -42,14 +42,18 @@ pub struct Damage {
     pub more: u64,
     /// Member indexes covered (compressed), to merge runs of damaged members.
     members: Option<(usize, usize)>,
+    /// The entry blamed last.
+    last: String,
 }
 
 impl Damage {
     /// Adds an entry to those lost here.
     pub fn blame(&mut self, path: &str) {
-        if self.paths.last().map(String::as_str) == Some(path) {
+        // An entry's header and body are blamed one after the other: count it once.
+        if self.last == path {
             return;
         }
+        self.last = path.to_string();
         if self.paths.len() < MAX_BLAMED {
             self.paths.push(path.to_string());
         } else {
@@ -143,6 +147,7 @@ impl Stream {
                 paths: Vec::new(),
                 more: 0,
                 members: None,
+                last: String::new(),
             });
         } else if file_len > stream_len {
             s.notes.push(format!("{name} has {} bytes after the end of the tar stream", file_len - stream_len));
@@ -164,6 +169,7 @@ impl Stream {
                 paths: Vec::new(),
                 more: 0,
                 members: None,
+                last: String::new(),
             });
             return s;
         }
@@ -403,6 +409,7 @@ impl Stream {
             paths: Vec::new(),
             more: 0,
             members: member.map(|k| (k, k)),
+            last: String::new(),
         });
         self.damages.len() - 1
     }
@@ -423,5 +430,31 @@ fn open(path: &Path) -> (Option<File>, u64, Option<String>) {
     match File::open(path).and_then(|f| f.metadata().map(|m| (f, m.len()))) {
         Ok((f, len)) => (Some(f), len, None),
         Err(e) => (None, 0, Some(format!("cannot open {}: {e}", file_name(path)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damage_lists_a_hundred_paths_then_counts() {
+        let mut d = Damage {
+            what: "x".into(),
+            reason: "r".into(),
+            start: 0,
+            end: 1,
+            paths: Vec::new(),
+            more: 0,
+            members: Some((3, 5)),
+            last: String::new(),
+        };
+        for i in 0..150 {
+            d.blame(&format!("f{i}"));
+            d.blame(&format!("f{i}"));
+        }
+        let m = d.message();
+        assert!(m.starts_with("gzip members 3-5 (tar stream bytes 0-1) cannot be read: r; affected: f0, f1,"), "{m}");
+        assert!(m.ends_with("f99 and 50 more"), "{m}");
     }
 }
