@@ -137,7 +137,8 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     };
     let own_dirs = [Some(config.state_dir.clone()), config.mountpoint.clone()].into_iter().flatten().collect();
     let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
-    let runner = Runner::new(catalog.clone(), config.concurrency, own_dirs, clock.clone());
+    let runner =
+        Runner::new(catalog.clone(), config.concurrency, own_dirs, config.state_dir.join("cache"), clock.clone());
     let scheduler = Scheduler::new(catalog.clone(), runner.clone(), clock);
     let listener = bind_socket(&config.socket)?;
     let state = AppState {

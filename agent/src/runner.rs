@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use hindsight_fs::manifest::Structure;
+use hindsight_fs::manifest::{Manifest, Structure};
 use tokio::sync::Notify;
 
 use crate::api::error::ApiError;
@@ -92,6 +92,8 @@ pub struct Runner {
     threads: usize,
     /// Directories of the agent itself (state dir, mountpoint), never backed up.
     own_dirs: Vec<PathBuf>,
+    /// Local cache of remote destinations (indexes, journals), one directory per destination id.
+    cache_dir: PathBuf,
     clock: Arc<dyn Clock>,
     deleter: Deleter,
 }
@@ -104,6 +106,7 @@ impl Runner {
         catalog: Arc<Catalog>,
         concurrency: Option<usize>,
         own_dirs: Vec<PathBuf>,
+        cache_dir: PathBuf,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
@@ -120,6 +123,7 @@ impl Runner {
                 concurrency: concurrency.map(|c| c.max(1)),
                 threads,
                 own_dirs,
+                cache_dir,
                 clock,
             }
         })
@@ -423,6 +427,19 @@ impl Runner {
         if dest.readonly {
             return outcome(RunState::Failed, None, Some(format!("destination {dest_name} is read-only")));
         }
+        match destinations::remote_store(&self.catalog, &dest) {
+            Ok(Some(store)) => {
+                let cache = self.cache_dir.join(&dest.id);
+                let (spec, cancel) = (spec.clone(), a.cancel.clone());
+                return self
+                    .run_backup(run_id, a, dest_name, move |progress| {
+                        backup::run_remote(&store, &cache, &spec, progress, &cancel)
+                    })
+                    .await;
+            }
+            Ok(None) => {}
+            Err(e) => return outcome(RunState::Failed, None, Some(e.message)),
+        }
         let root = match destinations::local_root(&dest) {
             Ok(r) => r,
             Err(e) => return outcome(RunState::Failed, None, Some(e.message)),
@@ -459,30 +476,50 @@ impl Runner {
             }
             Err(e) => return outcome(RunState::Failed, None, Some(format!("destination {dest_name}: {e}"))),
         }
-        let progress = Arc::new(Progress::default());
-        if let Ok(mut c) = a.current.lock() {
-            *c = progress.clone();
-        }
-        let cancel = a.cancel.clone();
-        let spec2 = spec.clone();
-        let progress2 = progress.clone();
-        let structure = spec.structure;
         let settings = self.catalog.settings().ok();
         let archive = ArchiveOptions {
-            structure,
+            structure: spec.structure,
             level: settings.as_ref().map_or(6, |s| s.compress_level as i32),
             threads: match settings.as_ref().map_or(0, |s| s.compress_threads as usize) {
                 0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
                 n => n,
             },
         };
-        let result = tokio::task::spawn_blocking(move || match structure {
-            Structure::Incremental => backup::run_incremental(&root, &spec2, &progress2, &cancel),
+        let (spec, cancel) = (spec.clone(), a.cancel.clone());
+        self.run_backup(run_id, a, dest_name, move |progress| match spec.structure {
+            Structure::Incremental => backup::run_incremental(&root, &spec, progress, &cancel),
             Structure::Archived | Structure::Compressed => {
-                backup::run_archive(&root, &spec2, archive, &progress2, &cancel)
+                backup::run_archive(&root, &spec, archive, progress, &cancel)
             }
         })
-        .await;
+        .await
+    }
+
+    /// Runs one destination's backup on a blocking thread with live progress,
+    /// folds its counters into the run's, and records the snapshot it made.
+    async fn run_backup(
+        &self,
+        run_id: i64,
+        a: &Arc<ActiveRun>,
+        dest_name: &str,
+        backup: impl FnOnce(&Progress) -> Result<Manifest, BackupError> + Send + 'static,
+    ) -> RunDestination {
+        let outcome = |state, snapshot: Option<String>, message: Option<String>| RunDestination {
+            destination: dest_name.to_string(),
+            state,
+            snapshot,
+            message,
+        };
+        let dest = match self.catalog.destination(dest_name) {
+            Ok(d) => d,
+            Err(e) => return outcome(RunState::Failed, None, Some(e.to_string())),
+        };
+        let progress = Arc::new(Progress::default());
+        if let Ok(mut c) = a.current.lock() {
+            *c = progress.clone();
+        }
+        let progress2 = progress.clone();
+        let result = tokio::task::spawn_blocking(move || backup(&progress2)).await;
         // Fold this destination's counters into the run's.
         if let (Ok(mut done), Ok(mut cur)) = (a.done.lock(), a.current.lock()) {
             let c = progress.counters();

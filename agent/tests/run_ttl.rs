@@ -50,7 +50,7 @@ async fn a_run_longer_than_run_ttl_hours_is_stopped_and_failed() {
         disabled: false,
         force: false,
     };
-    let (dest, _) = hindsight_agent::destinations::create(new).expect("destination");
+    let (dest, _) = hindsight_agent::destinations::create(catalog.master_key(), new).expect("destination");
     catalog.insert_destination(&dest).expect("insert destination");
     let job = hindsight_agent::jobs::build(NewJob::directories(
         "j",
@@ -61,7 +61,7 @@ async fn a_run_longer_than_run_ttl_hours_is_stopped_and_failed() {
     let job = catalog.insert_job(&job).expect("insert job");
 
     let clock = Arc::new(JumpingClock { start: Timestamp::now(), calls: AtomicUsize::new(0) });
-    let runner = Runner::new(catalog.clone(), None, Vec::new(), clock);
+    let runner = Runner::new(catalog.clone(), None, Vec::new(), std::env::temp_dir().join("hindsight-cache"), clock);
     let run = runner.queue(&job).expect("queue");
     let dispatcher = tokio::spawn(runner.clone().dispatch_loop());
     let ended = runner.wait(run.id, Duration::from_secs(60)).await.expect("run");

@@ -62,7 +62,13 @@ impl World {
             })
             .expect("destination");
         let clock = Arc::new(FakeClock(Mutex::new(start)));
-        let runner = Runner::new(catalog.clone(), Some(1), Vec::new(), clock.clone());
+        let runner = Runner::new(
+            catalog.clone(),
+            Some(1),
+            Vec::new(),
+            std::env::temp_dir().join("hindsight-cache"),
+            clock.clone(),
+        );
         let scheduler = Scheduler::new(catalog.clone(), runner, clock.clone());
         World { catalog, clock, scheduler, _dir: dir }
     }

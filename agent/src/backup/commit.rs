@@ -30,17 +30,15 @@ pub(super) struct Commit<'a, F: AsFd> {
     pub clock: std::time::Instant,
 }
 
-/// Writes `snapshot.json`, syncs the destination's filesystem and renames the
-/// partial directory to the snapshot's name.
-pub(super) fn commit<F: AsFd>(c: Commit<'_, F>) -> Result<Manifest, BackupError> {
+/// The manifest of a finished snapshot whose index is `index_path`.
+pub(super) fn manifest<F: AsFd>(c: &Commit<'_, F>, index_path: &Path) -> Result<Manifest, BackupError> {
     // Streamed: the index of a large tree is tens of MiB, and memory must not grow with it.
-    let index_path = c.partial.join(INDEX_FILE);
     let mut index_hash = blake3::Hasher::new();
-    std::fs::File::open(&index_path)
+    std::fs::File::open(index_path)
         .and_then(|f| index_hash.update_reader(f).map(|_| ()))
-        .map_err(|e| FsError::io("read", &index_path, e))?;
+        .map_err(|e| FsError::io("read", index_path, e))?;
     let counters = c.progress.counters();
-    let manifest = Manifest {
+    Ok(Manifest {
         format: marker::FORMAT_VERSION,
         job: c.spec.job.clone(),
         name: c.name.to_string(),
@@ -50,11 +48,17 @@ pub(super) fn commit<F: AsFd>(c: Commit<'_, F>) -> Result<Manifest, BackupError>
         started: c.started.to_string(),
         finished: Timestamp::now().to_string(),
         partial: counters.files_failed > 0,
-        parent: c.parent,
-        stats: SnapshotStats { files_failed: counters.files_failed, ..c.stats },
+        parent: c.parent.clone(),
+        stats: SnapshotStats { files_failed: counters.files_failed, ..c.stats.clone() },
         index_blake3: index_hash.finalize().to_hex().to_string(),
         tags: c.spec.tags.clone(),
-    };
+    })
+}
+
+/// Writes `snapshot.json`, syncs the destination's filesystem and renames the
+/// partial directory to the snapshot's name.
+pub(super) fn commit<F: AsFd>(c: Commit<'_, F>) -> Result<Manifest, BackupError> {
+    let manifest = manifest(&c, &c.partial.join(INDEX_FILE))?;
     write_atomic(&c.partial.join(MANIFEST_FILE), &manifest.to_bytes())?;
     // One syncfs makes every written file durable before the snapshot becomes visible.
     let sync_start = std::time::Instant::now();

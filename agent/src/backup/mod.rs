@@ -12,9 +12,12 @@ pub mod copy;
 pub mod exclude;
 pub mod incremental;
 pub mod progress;
+pub mod remote;
+mod source_walk;
 mod walker;
 
 pub use archive::{ArchiveOptions, run_archive};
 pub use exclude::Excludes;
 pub use incremental::{BackupError, BackupSpec, run_incremental};
 pub use progress::{Cancel, Counters, FileError, Progress};
+pub use remote::run_remote;

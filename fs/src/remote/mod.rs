@@ -8,8 +8,11 @@
 //!
 //! - [`config`]: types, options and their checks;
 //! - [`store`]: the operator with its layers, used through blocking calls;
-//! - [`root`]: the marker, validation and listing of snapshots.
+//! - [`root`]: the marker, validation, listing of snapshots and the local
+//!   cache of their indexes;
+//! - [`blobs`]: content-addressed storage of file bodies.
 
+pub mod blobs;
 pub mod config;
 pub mod root;
 pub mod store;

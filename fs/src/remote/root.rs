@@ -116,3 +116,29 @@ pub fn manifest_path(job: &str, snapshot: &str) -> String {
 pub fn index_path(job: &str, snapshot: &str) -> String {
     format!("{job}/{snapshot}/{INDEX_FILE}")
 }
+
+impl RemoteStore {
+    /// A local copy of a snapshot's index under `cache_dir` (`<job>/<snapshot>/index.sqlite`),
+    /// downloaded once and checked against the manifest's blake3; indexes never change.
+    pub fn cached_index(&self, cache_dir: &std::path::Path, job: &str, snapshot: &str) -> Result<std::path::PathBuf> {
+        let dir = cache_dir.join(job).join(snapshot);
+        let path = dir.join(INDEX_FILE);
+        if path.is_file() {
+            return Ok(path);
+        }
+        let manifest = self.read_manifest(job, snapshot)?;
+        let bytes = self.read(&index_path(job, snapshot))?;
+        let got = blake3::hash(&bytes).to_hex().to_string();
+        if got != manifest.index_blake3 {
+            return Err(FsError::Format {
+                path: index_path(job, snapshot).into(),
+                message: format!("index blake3 {got} differs from the manifest's {}", manifest.index_blake3),
+            });
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| FsError::io("create", &dir, e))?;
+        let tmp = dir.join(format!(".{INDEX_FILE}.{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&tmp, &bytes).map_err(|e| FsError::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| FsError::io("rename", &tmp, e))?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,437 @@
+//! Snapshots on destinations without hardlinks (S3, GCS, FTP, cloud drives):
+//! content-addressed file bodies, the index, then the manifest.
+//!
+//! 1. Read the previous snapshot's index (cached locally) and the journal of
+//!    an interrupted run: together they say which contents the destination
+//!    already holds.
+//! 2. Walk the sources ([`SourceWalk`]): an unchanged file takes its previous
+//!    location without being read; other files are hashed, and only content
+//!    the destination lacks is uploaded: small files packed together, large
+//!    ones streamed as their own objects, `threads` uploads at once.
+//! 3. Upload `index.sqlite`, then `snapshot.json`: the snapshot exists once the
+//!    manifest does, and everything it references was stored before it.
+//!
+//! A run that fails leaves no manifest, so no snapshot; what it stored is in
+//! the journal, and the next run does not upload it again.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::mpsc::sync_channel;
+
+use hindsight_fs::entry::{EntryKind, EntryMeta};
+use hindsight_fs::error::FsError;
+use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter};
+use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, snapshot_name_after};
+use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
+use hindsight_fs::posix;
+use hindsight_fs::remote::RemoteStore;
+use hindsight_fs::remote::blobs::{Journal, Known, PACK_TARGET, SMALL_FILE, Stored, blob_key, new_pack_key};
+use hindsight_fs::remote::root::{index_path, manifest_path};
+use jiff::Timestamp;
+
+use super::commit::{self, Commit};
+use super::incremental::{BackupError, BackupSpec, Row, check_sources, write_index};
+use super::progress::{Cancel, Progress};
+use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored as Outcome};
+use super::walker::open_source_file;
+
+/// Bytes read from a file per request of a streamed upload.
+const READ_CHUNK: usize = 4 << 20;
+
+/// Makes one content-addressed snapshot of `spec` on `store`; `cache` is this
+/// destination's local cache directory (indexes, journal, lock).
+pub fn run_remote(
+    store: &RemoteStore,
+    cache: &Path,
+    spec: &BackupSpec,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<Manifest, BackupError> {
+    store.require_marker()?;
+    check_sources(&spec.sources)?;
+    let local = DestinationRoot::new(cache);
+    let _lock = JobLock::acquire(&local, &spec.job)?;
+    let started = Timestamp::now();
+    let existing = store.list(&format!("{}/", spec.job))?;
+    let name = snapshot_name_after(&existing, started);
+    let snapshots = store.list_snapshots(&spec.job)?;
+    let prev = snapshots.last().map(|p| -> Result<_, BackupError> {
+        let path = store.cached_index(cache, &spec.job, p)?;
+        Ok((p.clone(), IndexReader::open(&path)?))
+    });
+    let prev = match prev {
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            tracing::warn!(job = %spec.job, "previous snapshot unusable as a base ({e}); storing everything");
+            None
+        }
+        None => None,
+    };
+    let mut known = Known::default();
+    if let Some((_, index)) = &prev {
+        index.for_each(|e| {
+            if let (Some(hash), Some(key)) = (e.blake3, e.location.blob) {
+                known.insert(hash, Stored { key, offset: e.location.data_offset.unwrap_or(0) as u64 });
+            }
+            Ok(())
+        })?;
+    }
+    let journal_path = local.job_dir(&spec.job).join("journal");
+    let resumed = load_journal(store, &journal_path, &mut known)?;
+    if resumed > 0 {
+        tracing::info!(job = %spec.job, "reusing {resumed} contents stored by an interrupted run");
+    }
+    let journal = Journal::open(&journal_path)?;
+
+    for old in local.list_work(&spec.job, PARTIAL_PREFIX)? {
+        let p = local.partial_dir(&spec.job, &old);
+        posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
+    }
+    let partial = local.partial_dir(&spec.job, &name);
+    std::fs::create_dir_all(&partial).map_err(|e| FsError::io("create", &partial, e))?;
+    let index = IndexWriter::create(&partial.join(INDEX_FILE), Structure::Incremental.as_str(), &name)?;
+    let threads = store.config().threads();
+    let sink = BlobSink {
+        store,
+        progress,
+        known,
+        journal,
+        pack: Pack::new(),
+        inflight: VecDeque::new(),
+        max_inflight: threads.clamp(1, 8),
+        chunk: store.config().chunk_size(),
+        stored_bytes: 0,
+    };
+
+    let clock = std::time::Instant::now();
+    let (row_tx, row_rx) = sync_channel::<Vec<Row>>(8);
+    let prev_index = prev.as_ref().map(|(_, i)| i);
+    let (walked, index_result) = std::thread::scope(|s| {
+        let indexer = s.spawn(move || write_index(index, row_rx));
+        let walked = SourceWalk::new(spec, progress, cancel, sink, prev_index, row_tx).run();
+        let index_result = indexer.join().unwrap_or(Err(BackupError::IndexStopped));
+        (walked, index_result)
+    });
+    let mut sink = walked?;
+    let (index, stats) = index_result?;
+    sink.finish()?;
+    if cancel.is_cancelled() {
+        return Err(BackupError::Cancelled);
+    }
+    let index_file = index.finish()?;
+    let sync = std::fs::File::open(&index_file).map_err(|e| FsError::io("open", &index_file, e))?;
+    let c = Commit {
+        root: &local,
+        spec,
+        name: &name,
+        partial: &partial,
+        structure: Structure::Incremental,
+        started,
+        parent: prev.as_ref().map(|(n, _)| n.clone()),
+        stats: SnapshotStats { bytes_stored: sink.stored_bytes, ..stats },
+        progress,
+        sync: &sync,
+        clock,
+    };
+    let manifest = commit::manifest(&c, &index_file)?;
+    let index_bytes = std::fs::read(&index_file).map_err(|e| FsError::io("read", &index_file, e))?;
+    store.write(&index_path(&spec.job, &name), index_bytes)?;
+    // The commit point: nothing the snapshot references is missing once this exists.
+    store.write(&manifest_path(&spec.job, &name), manifest.to_bytes())?;
+    let cached = local.snapshot_dir(&spec.job, &name);
+    std::fs::rename(&partial, &cached).map_err(|e| FsError::io("rename", &partial, e))?;
+    std::fs::write(cached.join(MANIFEST_FILE), manifest.to_bytes()).map_err(|e| FsError::io("write", &cached, e))?;
+    sink.journal.remove()?;
+    tracing::info!(
+        job = %spec.job,
+        "snapshot {name} complete on {store:?}: {} bytes stored, {:.2}s",
+        sink.stored_bytes,
+        clock.elapsed().as_secs_f64()
+    );
+    Ok(manifest)
+}
+
+/// Adds what an interrupted run stored (and is still there) to `known`; returns how many.
+fn load_journal(store: &RemoteStore, path: &Path, known: &mut Known) -> Result<usize, BackupError> {
+    let entries = Journal::read(path)?;
+    let mut present = std::collections::HashMap::new();
+    let mut n = 0;
+    for (hash, stored) in entries {
+        let exists = match present.get(&stored.key) {
+            Some(e) => *e,
+            None => {
+                let e = store.size(&stored.key)?.is_some();
+                present.insert(stored.key.clone(), e);
+                e
+            }
+        };
+        if exists {
+            known.insert(hash, stored);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Small file bodies collected into one object.
+struct Pack {
+    key: String,
+    data: Vec<u8>,
+    items: Vec<([u8; 32], Stored)>,
+}
+
+impl Pack {
+    fn new() -> Self {
+        Pack { key: new_pack_key(), data: Vec::new(), items: Vec::new() }
+    }
+}
+
+/// An upload under way, with what to journal once it is done.
+type Inflight = (tokio::task::JoinHandle<Result<(), FsError>>, Vec<([u8; 32], Stored)>, u64);
+
+/// Stores file bodies by content and locates them in the index rows.
+struct BlobSink<'a> {
+    store: &'a RemoteStore,
+    progress: &'a Progress,
+    known: Known,
+    journal: Journal,
+    pack: Pack,
+    inflight: VecDeque<Inflight>,
+    max_inflight: usize,
+    chunk: usize,
+    stored_bytes: u64,
+}
+
+impl BlobSink<'_> {
+    /// Points `row` at stored content.
+    fn locate(row: &mut IndexEntry, hash: [u8; 32], stored: &Stored) {
+        row.blake3 = Some(hash);
+        row.location.blob = Some(stored.key.clone());
+        row.location.data_offset = Some(stored.offset as i64);
+    }
+
+    /// Waits for the oldest uploads until fewer than `max` are running.
+    fn drain(&mut self, max: usize) -> Result<(), BackupError> {
+        while self.inflight.len() > max {
+            let Some((handle, items, bytes)) = self.inflight.pop_front() else { break };
+            self.store
+                .block(async move { handle.await })?
+                .map_err(|e| BackupError::Destination(format!("upload task failed: {e}")))??;
+            self.journal.record(&items)?;
+            self.stored_bytes += bytes;
+        }
+        Ok(())
+    }
+
+    /// Starts the upload of the current pack.
+    fn seal_pack(&mut self) -> Result<(), BackupError> {
+        if self.pack.items.is_empty() {
+            return Ok(());
+        }
+        let pack = std::mem::replace(&mut self.pack, Pack::new());
+        let (op, key, bytes) = (self.store.operator().clone(), pack.key.clone(), pack.data.len() as u64);
+        let handle = self.store.spawn(async move {
+            op.write(&key, pack.data)
+                .await
+                .map(|_| ())
+                .map_err(|e| hindsight_fs::remote::store::error("write", &key, e))
+        })?;
+        self.inflight.push_back((handle, pack.items, bytes));
+        self.drain(self.max_inflight)
+    }
+
+    /// Uploads everything still pending.
+    fn finish(&mut self) -> Result<(), BackupError> {
+        self.seal_pack()?;
+        self.drain(0)
+    }
+
+    /// A small file: read whole, hashed, packed unless its content is stored already.
+    fn small(&mut self, fd: &OwnedFd, size: u64, row: &mut IndexEntry) -> std::io::Result<Outcome> {
+        let mut data = Vec::with_capacity(size as usize);
+        std::fs::File::from(fd.try_clone()?).take(size).read_to_end(&mut data)?;
+        let hash = *blake3::hash(&data).as_bytes();
+        row.meta.size = data.len() as u64;
+        if let Some(s) = self.known.get(&hash).cloned() {
+            Self::locate(row, hash, &s);
+            self.progress.linked();
+            return Ok(Outcome::Reused);
+        }
+        let stored = Stored { key: self.pack.key.clone(), offset: self.pack.data.len() as u64 };
+        self.pack.data.extend_from_slice(&data);
+        self.pack.items.push((hash, stored.clone()));
+        self.known.insert(hash, stored.clone());
+        Self::locate(row, hash, &stored);
+        self.progress.copied(data.len() as u64);
+        Ok(Outcome::New)
+    }
+
+    /// A large file: hashed, then streamed to its own object unless stored already.
+    fn large(&mut self, fd: &OwnedFd, size: u64, row: &mut IndexEntry, abs: &[u8]) -> Result<Outcome, BackupError> {
+        let hash = match hash_fd(fd, size) {
+            Ok(h) => h,
+            Err(e) => {
+                self.progress.failed(abs, format!("read failed: {e}"));
+                return Ok(Outcome::Skipped);
+            }
+        };
+        if let Some(s) = self.known.get(&hash).cloned() {
+            Self::locate(row, hash, &s);
+            self.progress.linked();
+            return Ok(Outcome::Reused);
+        }
+        let key = blob_key(&hash);
+        let stored = Stored { key: key.clone(), offset: 0 };
+        if self.store.size(&key)? == Some(size) {
+            self.known.insert(hash, stored.clone());
+            Self::locate(row, hash, &stored);
+            self.progress.linked();
+            return Ok(Outcome::Reused);
+        }
+        match self.upload(fd, size, &key, &hash)? {
+            true => {
+                self.journal.record(&[(hash, stored.clone())])?;
+                self.stored_bytes += size;
+                self.known.insert(hash, stored.clone());
+                Self::locate(row, hash, &stored);
+                self.progress.copied(size);
+                Ok(Outcome::New)
+            }
+            false => {
+                self.progress.failed(abs, "changed while being stored; left out of this snapshot");
+                Ok(Outcome::Skipped)
+            }
+        }
+    }
+
+    /// Streams `size` bytes of `fd` to `key`; false (and nothing stored) when
+    /// the bytes no longer hash to `hash`.
+    fn upload(&mut self, fd: &OwnedFd, size: u64, key: &str, hash: &[u8; 32]) -> Result<bool, BackupError> {
+        let err = |e: opendal::Error| BackupError::Fs(hindsight_fs::remote::store::error("write", key, e));
+        let (op, k, chunk) = (self.store.operator().clone(), key.to_string(), self.chunk);
+        let mut w =
+            self.store.block(async move { op.writer_with(&k).chunk(chunk).concurrent(4).await })?.map_err(err)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut off = 0u64;
+        while off < size {
+            let mut buf = vec![0u8; READ_CHUNK.min((size - off) as usize)];
+            let n = match rustix::io::pread(fd, &mut buf, off) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buf.truncate(n);
+            hasher.update(&buf);
+            off += n as u64;
+            let (back, r) = self.store.block(async move {
+                let r = w.write(buf).await;
+                (w, r)
+            })?;
+            w = back;
+            r.map_err(err)?;
+        }
+        if off != size || hasher.finalize().as_bytes() != hash {
+            // Never leave other bytes under a content address.
+            let _ = self.store.block(async move { w.abort().await });
+            return Ok(false);
+        }
+        self.store.block(async move { w.close().await })?.map_err(err)?;
+        Ok(true)
+    }
+}
+
+impl Sink for BlobSink<'_> {
+    fn dir(&mut self, _path: &[u8], _row: &mut IndexEntry) -> Result<(), BackupError> {
+        Ok(())
+    }
+
+    fn special(&mut self, _path: &[u8], _row: &mut IndexEntry) -> Result<(), BackupError> {
+        Ok(())
+    }
+
+    fn hardlink(&mut self, _path: &[u8], _first: &FirstName, _row: &mut IndexEntry) -> Result<(), BackupError> {
+        Ok(())
+    }
+
+    fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Outcome, BackupError> {
+        // Equal ctime and metadata: the inode has not changed, xattrs included.
+        if let Some(p) = f.prev.filter(|p| p.location.blob.is_some() && p.blake3.is_some())
+            && same_inode(&r.meta, &p.meta)
+        {
+            r.meta.xattrs = p.meta.xattrs.clone();
+            r.location = p.location.clone();
+            r.blake3 = p.blake3;
+            self.progress.linked();
+            return Ok(Outcome::Reused);
+        }
+        let fd = match open_source_file(f.dir, f.name) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let msg = if e == rustix::io::Errno::NOENT {
+                    "vanished during the backup".to_string()
+                } else {
+                    format!("cannot open: {}", std::io::Error::from(e))
+                };
+                self.progress.failed(f.abs, msg);
+                return Ok(Outcome::Skipped);
+            }
+        };
+        if let Ok(st) = rustix::fs::fstat(&fd)
+            && let Some(m) = posix::meta_from_stat(&st)
+        {
+            r.meta = m;
+        }
+        match posix::read_xattrs_fd(fd.as_fd()) {
+            Ok(x) => r.meta.xattrs = x,
+            Err(e) => self.progress.failed(f.abs, format!("cannot read xattrs: {e}")),
+        }
+        if let Some(p) = f.prev.filter(|p| p.location.blob.is_some() && p.blake3.is_some())
+            && r.meta.unchanged_from(&p.meta)
+        {
+            r.location = p.location.clone();
+            r.blake3 = p.blake3;
+            self.progress.linked();
+            return Ok(Outcome::Reused);
+        }
+        let size = r.meta.size;
+        if size < SMALL_FILE {
+            let outcome = match self.small(&fd, size, r) {
+                Ok(o) => o,
+                Err(e) => {
+                    self.progress.failed(f.abs, format!("read failed: {e}"));
+                    return Ok(Outcome::Skipped);
+                }
+            };
+            if self.pack.data.len() >= PACK_TARGET {
+                self.seal_pack()?;
+            }
+            return Ok(outcome);
+        }
+        self.large(&fd, size, r, f.abs)
+    }
+}
+
+/// True when an entry's inode cannot have changed since `prev` was recorded.
+fn same_inode(now: &EntryMeta, prev: &EntryMeta) -> bool {
+    now.kind == EntryKind::File
+        && now.ctime_ns == prev.ctime_ns
+        && now.unchanged_from(&EntryMeta { xattrs: now.xattrs.clone(), ..prev.clone() })
+}
+
+/// blake3 of the first `size` bytes of `fd`, read from its start.
+fn hash_fd(fd: &OwnedFd, size: u64) -> std::io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    let mut off = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    while off < size {
+        let want = buf.len().min((size - off) as usize);
+        let n = rustix::io::pread(fd, &mut buf[..want], off)?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read"));
+        }
+        hasher.update(&buf[..n]);
+        off += n as u64;
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
