@@ -9,6 +9,13 @@ use crate::model::{CheckProblem, Destination, DestinationCheck, SnapshotCheck};
 /// Checks every complete snapshot of `d`, job by job, oldest first. Works on
 /// read-only and disabled destinations: nothing is written. Blocking.
 pub fn check_destination(d: &Destination, read_data: bool) -> Result<DestinationCheck, ApiError> {
+    if d.kind != "local" {
+        // Remote stores have no tree to stat nor files to stream here yet.
+        return Err(ApiError::bad_request(format!(
+            "destination check supports local destinations only; {} is of type {}",
+            d.name, d.kind
+        )));
+    }
     let root = local_root(d)?;
     let unreadable =
         |e: hindsight_fs::FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
