@@ -41,8 +41,9 @@ fn errno(e: &FsError) -> Errno {
 
 /// An open file.
 enum Handle {
-    /// Served by the kernel from the backing file; kept until release.
-    Backing(#[allow(dead_code)] BackingId),
+    /// Served by the kernel from the backing file, which must stay registered
+    /// until release (shared with the node's other opens, see [`super::backing`]).
+    Backing(#[allow(dead_code)] Arc<BackingId>),
     /// Served through [`ReadAt`]; shared so that reads run outside the handle table's lock.
     Reader(Arc<dyn ReadAt>),
 }
@@ -71,8 +72,11 @@ enum Node {
 /// opens resolve names relative to their directory instead of rebuilding its
 /// path from the index each time. Bounded: it never grows with lookups.
 struct DirCache {
-    inner: Mutex<(HashMap<DirKey, Arc<OwnedFd>>, VecDeque<DirKey>)>,
+    inner: Mutex<DirMap>,
 }
+
+/// The kept descriptors, and their keys oldest first.
+type DirMap = (HashMap<DirKey, Arc<OwnedFd>>, VecDeque<DirKey>);
 
 /// A snapshot directory: (snapshot slot, index id).
 type DirKey = (u32, i64);
@@ -177,7 +181,10 @@ impl SnapshotFs {
     /// Attributes of a virtual node as `uid` sees it (see [`attr::vdir_attr`]).
     fn vattr(&self, uid: u32, id: u64, v: &VNode) -> FileAttr {
         match v {
-            VNode::Dir { hidden, version, .. } => attr::vdir_attr(id, *hidden, *version, id == ROOT && uid != 0),
+            VNode::Dir { hidden, version, .. } => {
+                let other_viewer = id == ROOT && uid != 0 && self.reg.root_viewer_dependent();
+                attr::vdir_attr(id, *hidden, *version, other_viewer)
+            }
             VNode::Link { target } => attr::link_attr(id, target.len()),
         }
     }
@@ -221,9 +228,14 @@ impl SnapshotFs {
 
     fn do_getattr(&self, uid: u32, ino: u64) -> Result<(FileAttr, std::time::Duration), Errno> {
         match self.node(ino)? {
-            // The root's listing depends on who looks (hidden destinations):
-            // its attributes are asked for at every listing.
-            Node::Virtual(ROOT, v) => Ok((self.vattr(uid, ROOT, &v), std::time::Duration::ZERO)),
+            // When the root's listing depends on who looks (hidden destinations),
+            // its attributes are asked for at every listing. Otherwise they are
+            // cached like any virtual node's: every path walk checks the root's
+            // permissions, and a zero TTL costs one request per file opened.
+            Node::Virtual(ROOT, v) => {
+                let ttl = if self.reg.root_viewer_dependent() { std::time::Duration::ZERO } else { TTL_VIRTUAL };
+                Ok((self.vattr(uid, ROOT, &v), ttl))
+            }
             Node::Virtual(id, v) => Ok((self.vattr(uid, id, &v), TTL_VIRTUAL)),
             Node::Entry(snap, ROOT_ID) => Ok((self.snapshot_root_attr(&snap), TTL_FOREVER)),
             Node::Entry(snap, id) => {
@@ -346,6 +358,21 @@ impl SnapshotFs {
         Ok(Arc::new(archive.content(offset, e.meta.size)))
     }
 
+    /// The backing file kept for entry node `ino`, if any. The snapshot must
+    /// still be there: a deleted one gives ENOENT, never its kept file.
+    fn kept_backing(&self, ino: u64) -> Result<Option<Arc<BackingId>>, Errno> {
+        match self.node(ino)? {
+            Node::Entry(..) => Ok(self.reg.backings().get(ino)),
+            Node::Virtual(..) => Ok(None),
+        }
+    }
+
+    /// Answers an open with backing file `id`, held by the new handle until its release.
+    fn opened_passthrough(&self, reply: ReplyOpen, id: Arc<BackingId>) {
+        let fh = self.insert_handle(Handle::Backing(id.clone()));
+        reply.opened_passthrough(FileHandle(fh), FopenFlags::FOPEN_NOFLUSH, &id);
+    }
+
     fn insert_handle(&self, h: Handle) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, h);
@@ -455,6 +482,13 @@ impl Filesystem for SnapshotFs {
         if flags.0 & accmode_write() != 0 {
             return reply.error(Errno::EROFS);
         }
+        if self.passthrough.load(Ordering::Relaxed) {
+            match self.kept_backing(ino.0) {
+                Ok(Some(id)) => return self.opened_passthrough(reply, id),
+                Ok(None) => {}
+                Err(e) => return reply.error(e),
+            }
+        }
         let file = match self.do_open(ino.0) {
             Ok(Opened::File(f)) => f,
             Ok(Opened::Reader(r)) => {
@@ -467,13 +501,10 @@ impl Filesystem for SnapshotFs {
         if self.passthrough.load(Ordering::Relaxed) {
             match reply.open_backing(&file) {
                 Ok(id) => {
-                    // The kernel reads the backing file itself; the id lives until release.
-                    let fh = self.insert_handle(Handle::Backing(id));
-                    let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(Handle::Backing(id)) = handles.get(&fh) {
-                        reply.opened_passthrough(FileHandle(fh), FopenFlags::FOPEN_NOFLUSH, id);
-                    }
-                    return;
+                    // The kernel reads the backing file itself. A racing open of
+                    // the same node may have registered one first: both use it.
+                    let id = self.reg.backings().insert(ino.0, id);
+                    return self.opened_passthrough(reply, id);
                 }
                 Err(e) => {
                     tracing::warn!("FUSE passthrough refused ({e}); serving reads through user space");

@@ -23,6 +23,7 @@
 //! read through [`content::ReadAt`].
 
 mod attr;
+mod backing;
 pub mod content;
 mod filesystem;
 pub mod mountpoint;

@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use fuser::INodeNo;
+use fuser::{BackingId, INodeNo};
 
 use super::Layout;
+use super::backing::{BACKING_CACHE, Shared};
 use crate::archive::reader::{Archive, MemberCache};
 use crate::index::{INDEX_FILE, IndexReader};
 use crate::layout::{DestinationRoot, TREE_DIR};
@@ -149,6 +150,10 @@ pub struct Registry {
     archives: Mutex<VecDeque<(u32, Arc<Archive>)>>,
     /// Inflated gzip members of every compressed snapshot.
     members: MemberCache,
+    /// The root holds a hidden destination, so its listing depends on who looks.
+    root_hidden: AtomicBool,
+    /// Passthrough backing files by entry node.
+    backings: Shared<BackingId>,
 }
 
 /// What a scan of one destination found: job -> snapshot names, oldest first.
@@ -176,7 +181,21 @@ impl Registry {
             readers: Mutex::new(VecDeque::new()),
             archives: Mutex::new(VecDeque::new()),
             members: MemberCache::default(),
+            root_hidden: AtomicBool::new(false),
+            backings: Shared::new(BACKING_CACHE),
         }
+    }
+
+    /// Passthrough backing files of recently opened entries, by node id.
+    pub fn backings(&self) -> &Shared<BackingId> {
+        &self.backings
+    }
+
+    /// True when the root's listing differs by viewer (it holds a hidden
+    /// destination): its attributes, which carry the viewer in their mtime,
+    /// must then be asked for at every use.
+    pub fn root_viewer_dependent(&self) -> bool {
+        self.root_hidden.load(Ordering::Relaxed)
     }
 
     fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -287,6 +306,10 @@ impl Registry {
                 }
             }
         }
+        let root_hidden = st.has_hidden_child(ROOT);
+        if self.root_hidden.swap(root_hidden, Ordering::Relaxed) != root_hidden {
+            invals.push(Inval::Node(ROOT));
+        }
         for inval in &invals {
             if let Inval::Node(id) = inval
                 && let Some(VNode::Dir { version, .. }) = st.nodes.get_mut(id)
@@ -300,6 +323,7 @@ impl Registry {
             let live = |slot: &u32| st.snapshots.get(*slot as usize).is_some_and(Option::is_some);
             self.archives.lock().unwrap_or_else(|p| p.into_inner()).retain(|(slot, _)| live(slot));
             self.readers.lock().unwrap_or_else(|p| p.into_inner()).retain(|(slot, _)| live(slot));
+            self.backings.retain(|node| split_entry_node(node).is_some_and(|(slot, _)| live(&slot)));
         }
         invals
     }
@@ -311,6 +335,15 @@ impl State {
         self.next_node += 1;
         self.nodes.insert(id, node);
         id
+    }
+
+    /// True when a child directory of `dir` is hidden.
+    fn has_hidden_child(&self, dir: u64) -> bool {
+        let Some(VNode::Dir { children, .. }) = self.nodes.get(&dir) else { return false };
+        children.values().any(|c| match c {
+            Child::Virtual(id) => matches!(self.nodes.get(id), Some(VNode::Dir { hidden: true, .. })),
+            Child::Snapshot(_) => false,
+        })
     }
 
     fn children_mut(&mut self, dir: u64) -> Option<&mut BTreeMap<Vec<u8>, Child>> {
@@ -363,6 +396,12 @@ impl State {
     ) -> u64 {
         if let Some(Child::Virtual(id)) = self.children_mut(dir).and_then(|c| c.get(name).copied()) {
             if let Some(VNode::Dir { hidden: h, root: r, .. }) = self.nodes.get_mut(&id) {
+                if *h != hidden {
+                    // Who may see it changed: the kernel must ask again.
+                    invals.push(Inval::Name(dir, name.to_vec()));
+                    invals.push(Inval::Node(dir));
+                    invals.push(Inval::Node(id));
+                }
                 *h = hidden;
                 *r = root;
             }

@@ -5,6 +5,8 @@
 //! root's only, writes fail with EROFS, parallel readers get their bytes, a
 //! killed daemon's mount is cleaned up at restart, the standalone mount shows
 //! the same trees, and an unreadable index only empties its own snapshot.
+//! Overlapping opens of one file share its backing file, and a file of a
+//! deleted snapshot gives ENOENT even when it was opened before.
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -235,4 +237,61 @@ fn unreadable_index_empties_only_its_snapshot() {
     assert!(shown["error"].as_str().is_some_and(|e| e.contains("index")), "snapshot show reports it: {shown:#}");
     let fine = s.daemon.cli_json(&["snapshot", "show", &second.id.to_string()]);
     assert!(fine.get("error").is_none_or(|e| e.is_null()), "the other snapshot is fine: {fine:#}");
+}
+
+#[test]
+fn overlapping_opens_share_a_file_and_a_deleted_snapshot_gives_enoent() {
+    let s = Setup::mounted(|src| {
+        fixture::write(&src.join("a.txt"), b"first\n");
+        fixture::write(&src.join("big.bin"), &fixture::pseudo_random(1 << 20, 7));
+    });
+    let snap = s.daemon.backup(JOB);
+    let dir = in_mount(s.mountpoint(), &snap.name, &s.src);
+    wait_until("the snapshot in the mount", APPEAR, || dir.is_dir().then_some(()));
+
+    // The kernel takes one backing file per node at a time: opens of a file
+    // already open (by this process and by threads at once) must all read it.
+    let want = std::fs::read(s.src.join("big.bin")).expect("read the source");
+    let held: Vec<std::fs::File> =
+        (0..4).map(|_| std::fs::File::open(dir.join("big.bin")).expect("open while open")).collect();
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (path, want) = (dir.join("big.bin"), want.clone());
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    assert_eq!(std::fs::read(&path).expect("read while others read"), want);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().expect("a reader failed");
+    }
+    for mut f in held {
+        let mut got = Vec::new();
+        f.read_to_end(&mut got).expect("read a held file");
+        assert_eq!(got, want);
+    }
+
+    // Read twice (the second open is served from what the mount keeps), then
+    // delete the snapshot: the file's node, reached through a directory opened
+    // before, must give ENOENT, never the kept file.
+    for _ in 0..2 {
+        assert_eq!(std::fs::read(dir.join("a.txt")).expect("read"), b"first\n");
+    }
+    let dir_fd = std::fs::File::open(&dir).expect("open the snapshot's directory");
+    let open_before = std::fs::File::open(dir.join("a.txt")).expect("open before the deletion");
+    s.daemon.cli_ok(&["snapshot", "delete", &snap.id.to_string()]);
+    let job = s.mountpoint().join(DEST).join(JOB);
+    wait_until("the deleted snapshot to go", APPEAR, || (!job.join(&snap.name).exists()).then_some(()));
+    let err = rustix::fs::openat(&dir_fd, "a.txt", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty())
+        .expect_err("a file of a deleted snapshot cannot be opened");
+    assert!(
+        err == rustix::io::Errno::NOENT || err == rustix::io::Errno::IO,
+        "a file of a deleted snapshot gives ENOENT or EIO: {err}"
+    );
+    // What was open before keeps reading, like any deleted file.
+    let mut got = Vec::new();
+    (&open_before).read_to_end(&mut got).expect("read a file opened before the deletion");
+    assert_eq!(got, b"first\n");
 }
