@@ -9,7 +9,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -87,7 +87,7 @@ fn raise_fd_limit() {
 
 /// Mounts every destination's snapshots on `dir` (created if missing); the
 /// mount follows the catalog's destinations at every refresh.
-async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>) -> anyhow::Result<MountHandle> {
+async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> anyhow::Result<MountHandle> {
     // A dead mount left by a crash exists but fails to stat (ENOTCONN); the
     // mount cleans it up, so "exists" is fine here.
     match std::fs::create_dir_all(dir) {
@@ -102,8 +102,13 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>) -> anyhow::Result<Mo
             .unwrap_or_default()
             .into_iter()
             .filter_map(|d| {
-                let root = crate::destinations::local_root(&d).ok()?;
-                Some(DestinationView { name: d.name, root: root.path().to_path_buf(), hidden: d.hidden })
+                // Remote destinations browse from their local cache of indexes.
+                let (root, remote) = match crate::destinations::remote_store(&catalog, &d) {
+                    Ok(Some(store)) => (cache.join(&d.id), Some(store)),
+                    Ok(None) => (crate::destinations::local_root(&d).ok()?.path().to_path_buf(), None),
+                    Err(_) => return None,
+                };
+                Some(DestinationView { name: d.name, root, hidden: d.hidden, remote })
             })
             .collect()
     };
@@ -132,7 +137,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || crate::snapshots::reconcile_all(&c)).await?;
     }
     let mount = match &config.mountpoint {
-        Some(m) => Some(mount_snapshots(m, catalog.clone()).await?),
+        Some(m) => Some(mount_snapshots(m, catalog.clone(), config.state_dir.join("cache")).await?),
         None => None,
     };
     let own_dirs = [Some(config.state_dir.clone()), config.mountpoint.clone()].into_iter().flatten().collect();

@@ -170,7 +170,7 @@ impl DestinationRoot {
 }
 
 /// Sort key that orders `...Z`, `...Z-1`, `...Z-2`, `...Z-10` by time then suffix.
-fn snapshot_sort_key(name: &str) -> (String, u64) {
+pub fn snapshot_sort_key(name: &str) -> (String, u64) {
     match name.split_once("Z-") {
         Some((base, n)) => (format!("{base}Z"), n.parse().unwrap_or(u64::MAX)),
         None => (name.to_string(), 0),

@@ -28,7 +28,7 @@ pub async fn mount(args: MountArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| marker.destination_id.clone());
     let handle = mount::spawn(MountConfig {
         mountpoint: args.dir.clone(),
-        layout: Layout::Single(DestinationView { name, root: args.destination.clone(), hidden: false }),
+        layout: Layout::Single(DestinationView { name, root: args.destination.clone(), hidden: false, remote: None }),
         threads: 2,
     })?;
     note(&format!(

@@ -42,7 +42,17 @@ fn time(ns: i64) -> SystemTime {
 /// When neither is known (archives), the node id of the first name of its
 /// hardlink group: stable, and one number for all the names of one file.
 pub fn st_ino(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node: u64) -> u64 {
-    match live.map(|s| s.st_ino).or(e.location.ino) {
+    // Remote content: the same bytes in the same object in every snapshot that shares it.
+    let stored = e.location.blob.as_ref().map(|key| {
+        let h = blake3::Hasher::new()
+            .update(key.as_bytes())
+            .update(&e.location.data_offset.unwrap_or(0).to_le_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&h.as_bytes()[..8]);
+        u64::from_le_bytes(first) & ((1 << 48) - 1)
+    });
+    match live.map(|s| s.st_ino).or(e.location.ino).or(stored) {
         Some(ino) if ino < 1 << 48 => ino | ((u64::from(snap.dest_index) + 1) << 48),
         _ => e.hardlink.filter(|&h| h > 0).map_or(node, |h| entry_node(snap.slot, h)),
     }

@@ -24,6 +24,8 @@ use crate::FsError;
 use crate::entry::{EntryKind, Xattrs};
 use crate::index::{IndexEntry, ROOT_ID};
 use crate::manifest::Structure;
+use crate::remote::RemoteStore;
+use crate::remote::content::RemoteContent;
 
 /// Entries per directory listing request read from the index.
 const LIST_BATCH: u32 = 1024;
@@ -139,7 +141,7 @@ impl SnapshotFs {
 
     /// The directory `id` of `snap` on the destination (incremental snapshots), opened O_PATH.
     fn tree_dir(&self, snap: &SnapshotNode, id: i64) -> Option<Arc<OwnedFd>> {
-        if snap.structure != Structure::Incremental {
+        if snap.structure != Structure::Incremental || snap.remote.is_some() {
             return None;
         }
         if let Some(fd) = self.dirs.get((snap.slot, id)) {
@@ -328,6 +330,9 @@ impl SnapshotFs {
     fn do_open(&self, ino: u64) -> Result<Opened, Errno> {
         let Node::Entry(snap, id) = self.node(ino)? else { return Err(Errno::EISDIR) };
         let e = self.entry(&snap, id)?;
+        if let Some(store) = &snap.remote {
+            return self.open_remote(store, &snap, &e).map(Opened::Reader);
+        }
         if snap.structure != Structure::Incremental {
             return self.open_in_archive(&snap, &e).map(Opened::Reader);
         }
@@ -338,6 +343,21 @@ impl SnapshotFs {
             .or_else(|_| rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()))
             .map_err(|e| if e == rustix::io::Errno::NOENT { Errno::ENOENT } else { Errno::EIO })?;
         Ok(Opened::File(std::fs::File::from(fd)))
+    }
+
+    /// A reader of regular file `e` of a remote snapshot: its range of a blob or pack.
+    fn open_remote(&self, store: &RemoteStore, snap: &SnapshotNode, e: &IndexEntry) -> Result<Arc<dyn ReadAt>, Errno> {
+        if e.meta.kind != EntryKind::File {
+            return Err(Errno::EIO);
+        }
+        let (Some(key), Some(Ok(offset))) = (&e.location.blob, e.location.data_offset.map(u64::try_from)) else {
+            if e.meta.size == 0 {
+                return Ok(Arc::new(PlainFile(std::fs::File::open("/dev/null").map_err(|_| Errno::EIO)?)));
+            }
+            tracing::warn!("snapshot {}: entry {} has no blob in the index", snap.dir.display(), e.id);
+            return Err(Errno::EIO);
+        };
+        Ok(Arc::new(RemoteContent::new(store.clone(), key, offset, e.meta.size, self.reg.members().clone())))
     }
 
     /// A reader of regular file `e` of an archived or compressed snapshot.

@@ -23,6 +23,7 @@ use crate::archive::reader::{Archive, MemberCache};
 use crate::index::{INDEX_FILE, IndexReader};
 use crate::layout::{DestinationRoot, TREE_DIR};
 use crate::manifest::{MANIFEST_FILE, Manifest, Structure};
+use crate::remote::RemoteStore;
 
 /// Node id of the root.
 pub const ROOT: u64 = 1;
@@ -42,10 +43,13 @@ const ARCHIVE_CACHE: usize = 64;
 pub struct DestinationView {
     /// Directory name in the mount.
     pub name: String,
-    /// Root on the local filesystem.
+    /// Root on the local filesystem; for a remote destination, its local cache
+    /// (indexes and manifests of its snapshots).
     pub root: PathBuf,
     /// Visible to root only.
     pub hidden: bool,
+    /// The remote store, for destinations without a local root.
+    pub remote: Option<RemoteStore>,
 }
 
 /// A node above the snapshots.
@@ -91,6 +95,8 @@ pub struct SnapshotNode {
     pub dest_root: PathBuf,
     /// How it stores file contents.
     pub structure: Structure,
+    /// Its destination's store, when remote: contents are read by range from blobs.
+    pub remote: Option<RemoteStore>,
     /// Why its index cannot be read, once it was found unreadable.
     pub error: Mutex<Option<String>>,
     /// Its data file could not be opened, and that was logged.
@@ -154,10 +160,49 @@ pub struct Registry {
     root_hidden: AtomicBool,
     /// Passthrough backing files by entry node.
     backings: Shared<BackingId>,
+    /// Last listing of each remote destination, by name, and when it was made.
+    remote_scans: Mutex<HashMap<String, (std::time::Instant, Scan)>>,
 }
 
 /// What a scan of one destination found: job -> snapshot names, oldest first.
 type Scan = BTreeMap<String, Vec<String>>;
+
+/// Seconds between two listings of a remote destination (each costs requests).
+const REMOTE_RESCAN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The index of a snapshot on the local filesystem: in place, or for a remote
+/// snapshot its cached copy, fetched on first use.
+fn fetch_index(snap: &SnapshotNode) -> crate::Result<PathBuf> {
+    let Some(store) = &snap.remote else { return Ok(snap.dir.join(INDEX_FILE)) };
+    let name = |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let (Some(snapshot), Some(job)) = (name(Some(&snap.dir)), name(snap.dir.parent())) else {
+        return Err(crate::FsError::Refused(format!("{}: not a snapshot directory", snap.dir.display())));
+    };
+    store.cached_index(&snap.dest_root, &job, &snapshot)
+}
+
+/// What a remote destination holds, with every snapshot's manifest cached
+/// under `cache` (where the mount reads manifests and indexes from).
+fn scan_remote(store: &RemoteStore, cache: &std::path::Path) -> crate::Result<Scan> {
+    let mut out = Scan::new();
+    for job in store.list_jobs()? {
+        let snaps = store.list_snapshots(&job)?;
+        for name in &snaps {
+            let local = cache.join(&job).join(name).join(MANIFEST_FILE);
+            if !local.is_file() {
+                let m = store.read_manifest(&job, name)?;
+                if let Some(dir) = local.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| crate::FsError::io("create", dir, e))?;
+                }
+                std::fs::write(&local, m.to_bytes()).map_err(|e| crate::FsError::io("write", &local, e))?;
+            }
+        }
+        if !snaps.is_empty() {
+            out.insert(job, snaps);
+        }
+    }
+    Ok(out)
+}
 
 fn scan(root: &DestinationRoot) -> Scan {
     let mut out = Scan::new();
@@ -183,7 +228,13 @@ impl Registry {
             members: MemberCache::default(),
             root_hidden: AtomicBool::new(false),
             backings: Shared::new(BACKING_CACHE),
+            remote_scans: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The cache of inflated archive members and remote chunks.
+    pub fn members(&self) -> &MemberCache {
+        &self.members
     }
 
     /// Passthrough backing files of recently opened entries, by node id.
@@ -224,7 +275,7 @@ impl Registry {
         };
         let reader = match cached {
             Some((_, r)) => r,
-            None => match IndexReader::open(&snap.dir.join(INDEX_FILE)) {
+            None => match fetch_index(snap).and_then(|p| IndexReader::open(&p)) {
                 Ok(r) => r,
                 Err(e) => {
                     let mut err = snap.error.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,6 +327,26 @@ impl Registry {
         Ok(archive)
     }
 
+    /// The last listing of a remote destination, listed again when older than
+    /// [`REMOTE_RESCAN`]; a failed listing keeps the last one (and is logged).
+    fn remote_scan(&self, d: &DestinationView, store: &RemoteStore) -> Scan {
+        let mut scans = self.remote_scans.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, found)) = scans.get(&d.name)
+            && at.elapsed() < REMOTE_RESCAN
+        {
+            return found.clone();
+        }
+        let found = match scan_remote(store, &d.root) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(destination = %d.name, "cannot list the destination's snapshots: {e}");
+                scans.get(&d.name).map(|(_, f)| f.clone()).unwrap_or_default()
+            }
+        };
+        scans.insert(d.name.clone(), (std::time::Instant::now(), found.clone()));
+        found
+    }
+
     fn destinations(&self) -> Vec<DestinationView> {
         match &self.layout {
             Layout::Destinations(source) => source(),
@@ -286,8 +357,16 @@ impl Registry {
     /// Rescans the destinations and updates the tree; returns what the kernel must forget.
     pub fn refresh(&self) -> Vec<Inval> {
         let dests = self.destinations();
-        let scans: Vec<(DestinationView, Scan)> =
-            dests.into_iter().map(|d| (d.clone(), scan(&DestinationRoot::new(&d.root)))).collect();
+        let scans: Vec<(DestinationView, Scan)> = dests
+            .into_iter()
+            .map(|d| {
+                let found = match &d.remote {
+                    Some(store) => self.remote_scan(&d, store),
+                    None => scan(&DestinationRoot::new(&d.root)),
+                };
+                (d, found)
+            })
+            .collect();
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
         let mut invals = Vec::new();
         match &self.layout {
@@ -441,6 +520,7 @@ impl State {
                     dest_index,
                     dest_root: d.root.clone(),
                     structure,
+                    remote: d.remote.clone(),
                     error: Mutex::new(None),
                     archive_failed: AtomicBool::new(false),
                     bad_names: AtomicBool::new(false),

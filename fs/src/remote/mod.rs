@@ -10,10 +10,12 @@
 //! - [`store`]: the operator with its layers, used through blocking calls;
 //! - [`root`]: the marker, validation, listing of snapshots and the local
 //!   cache of their indexes;
-//! - [`blobs`]: content-addressed storage of file bodies.
+//! - [`blobs`]: content-addressed storage of file bodies;
+//! - [`content`]: ranged, cached reads of file bodies for the mount.
 
 pub mod blobs;
 pub mod config;
+pub mod content;
 pub mod root;
 pub mod store;
 

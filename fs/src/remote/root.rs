@@ -79,18 +79,25 @@ impl RemoteStore {
             .collect())
     }
 
-    /// Complete snapshots of a job (those with a manifest), oldest first.
+    /// Complete snapshots of a job (those with a manifest), oldest first: one
+    /// recursive listing, not a request per snapshot.
     pub fn list_snapshots(&self, job: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for name in self.list(&format!("{job}/"))? {
-            let Some(name) = name.strip_suffix('/') else { continue };
-            if name.starts_with('.') {
-                continue;
-            }
-            if self.size(&manifest_path(job, name))?.is_some() {
-                out.push(name.to_string());
-            }
-        }
+        let dir = format!("{job}/");
+        let (op, d) = (self.operator().clone(), dir.clone());
+        let entries = match self.block(async move { op.list_with(&d).recursive(true).await })? {
+            Ok(v) => v,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(super::store::error("list", &dir, e)),
+        };
+        let mut out: Vec<String> = entries
+            .iter()
+            .filter_map(|e| {
+                let rel = e.path().trim_start_matches('/').strip_prefix(dir.as_str())?;
+                let name = rel.strip_suffix(&format!("/{MANIFEST_FILE}"))?;
+                (!name.contains('/') && !name.starts_with('.')).then(|| name.to_string())
+            })
+            .collect();
+        out.sort_by_key(|n| crate::layout::snapshot_sort_key(n));
         Ok(out)
     }
 

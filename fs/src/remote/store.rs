@@ -31,6 +31,14 @@ pub struct RemoteStore {
     config: Arc<RemoteConfig>,
 }
 
+impl PartialEq for RemoteStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+    }
+}
+
+impl Eq for RemoteStore {}
+
 impl std::fmt::Debug for RemoteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the options: they hold secrets.

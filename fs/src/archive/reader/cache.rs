@@ -95,14 +95,14 @@ impl MemberCache {
     }
 
     /// True when `key` is cached or being loaded.
-    pub(super) fn contains(&self, key: Key) -> bool {
+    pub(crate) fn contains(&self, key: Key) -> bool {
         self.lock().slots.contains_key(&key)
     }
 
     /// The member `key`, from the cache, or waiting for the thread loading it,
     /// or loaded here with `load`. Errors are not cached (the caller remembers
     /// damaged members).
-    pub(super) fn get_or_load(&self, key: Key, load: impl FnOnce() -> io::Result<Vec<u8>>) -> io::Result<Arc<[u8]>> {
+    pub(crate) fn get_or_load(&self, key: Key, load: impl FnOnce() -> io::Result<Vec<u8>>) -> io::Result<Arc<[u8]>> {
         let mut st = self.lock();
         loop {
             match st.slots.get(&key) {
@@ -136,7 +136,7 @@ impl MemberCache {
 
     /// Runs `job` on a read-ahead thread, unless the queue is full or the
     /// threads cannot be started (read-ahead is an optimisation).
-    pub(super) fn prefetch(&self, job: impl FnOnce() + Send + 'static) {
+    pub(crate) fn prefetch(&self, job: impl FnOnce() + Send + 'static) {
         let sender = self.0.prefetch.get_or_init(start_prefetchers);
         if let Some(tx) = sender {
             match tx.try_send(Box::new(job)) {

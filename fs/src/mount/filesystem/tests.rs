@@ -109,7 +109,7 @@ fn archived_and_compressed_snapshots_read_like_files() {
     gz[(bad.compressed_offset + bad.compressed_length / 2) as usize] ^= 0xff;
     std::fs::write(&gz_path, &gz).expect("write gz");
 
-    let view = DestinationView { name: "d".into(), root: dest.clone(), hidden: false };
+    let view = DestinationView { name: "d".into(), root: dest.clone(), hidden: false, remote: None };
     let config = MountConfig { mountpoint: mnt.clone(), layout: Layout::Single(view), threads: 4 };
     let handle = match spawn(config) {
         Ok(h) => h,
