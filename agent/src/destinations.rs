@@ -1,19 +1,36 @@
 //! Destination rules: types and their options, validation, adoption and reindex.
+//!
+//! A destination is either a local directory ([`DestinationRoot`]) or a remote
+//! service reached through OpenDAL ([`RemoteStore`]); [`Target`] is the one
+//! place that tells them apart, so that validation, adoption and reindex are
+//! written once for both. Remote options may hold secrets: a [`Destination`]
+//! read from the catalog carries them sealed, and they are opened only here,
+//! when a store is built.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use hindsight_fs::FsError;
 use hindsight_fs::layout::{DestinationRoot, InitOutcome};
 use hindsight_fs::local;
+use hindsight_fs::manifest::Manifest;
+use hindsight_fs::marker::Marker;
 use hindsight_fs::names::check_name;
+use hindsight_fs::remote::config::Need;
+use hindsight_fs::remote::{RemoteConfig, RemoteStore, Service};
 use serde_json::{Map, Value};
 
 use crate::api::error::ApiError;
+use crate::catalog::Catalog;
 use crate::model::{Destination, DestinationType, DiskUsageInfo, NewDestination, OptionSpec, Snapshot};
+use crate::secrets::{self, MasterKey};
+
+/// Name of the local destination type.
+pub const LOCAL: &str = "local";
 
 /// The destination types this build supports, with their options.
 pub fn types() -> Vec<DestinationType> {
-    vec![DestinationType {
-        name: "local".into(),
+    let local = DestinationType {
+        name: LOCAL.into(),
         description: "A directory on this machine (local disk, mounted NAS): hardlink snapshots".into(),
         options: vec![OptionSpec {
             name: "path".into(),
@@ -21,57 +38,172 @@ pub fn types() -> Vec<DestinationType> {
             secret: false,
             description: "Absolute path of the destination root".into(),
         }],
-    }]
+    };
+    let remote = Service::ALL.into_iter().map(|s| DestinationType {
+        name: s.name().into(),
+        description: s.description().into(),
+        options: s
+            .options()
+            .into_iter()
+            .map(|o| OptionSpec {
+                name: o.name.into(),
+                required: o.need == Need::Required,
+                secret: o.need == Need::Secret,
+                description: o.description.into(),
+            })
+            .collect(),
+    });
+    std::iter::once(local).chain(remote).collect()
 }
 
-/// The options a type takes, or a 400 naming the types there are.
-fn type_spec(kind: &str) -> Result<DestinationType, ApiError> {
-    types().into_iter().find(|t| t.name == kind).ok_or_else(|| {
-        let names: Vec<String> = types().into_iter().map(|t| t.name).collect();
-        ApiError::bad_request(format!("unknown destination type {kind:?}; supported: {}", names.join(", ")))
-    })
-}
-
-/// Checks option names and required options against the type.
+/// Checks option names, required options and values against the type (400 on any problem).
 pub fn check_options(kind: &str, options: &Map<String, Value>) -> Result<(), ApiError> {
-    let spec = type_spec(kind)?;
+    if kind != LOCAL {
+        if Service::parse(kind).is_none() {
+            let names: Vec<String> = types().into_iter().map(|t| t.name).collect();
+            return Err(ApiError::bad_request(format!(
+                "unknown destination type {kind:?}; supported: {}",
+                names.join(", ")
+            )));
+        }
+        return RemoteConfig::parse(kind, options).map(|_| ()).map_err(ApiError::bad_request);
+    }
     for key in options.keys() {
-        if !spec.options.iter().any(|o| &o.name == key) {
+        if key != "path" {
             return Err(ApiError::bad_request(format!("destination type {kind} has no option {key:?}")));
         }
     }
-    for o in spec.options.iter().filter(|o| o.required) {
-        match options.get(&o.name) {
-            Some(Value::String(s)) if !s.is_empty() => {}
-            Some(Value::String(_)) | None => {
-                return Err(ApiError::bad_request(format!("option {} is required for type {kind}", o.name)));
+    match options.get("path") {
+        Some(Value::String(s)) if !s.is_empty() => {
+            if !Path::new(s).is_absolute() {
+                return Err(ApiError::bad_request(format!("path {s} is not absolute")));
             }
-            Some(_) => return Err(ApiError::bad_request(format!("option {} must be a string", o.name))),
+            Ok(())
         }
+        Some(Value::String(_)) | None => Err(ApiError::bad_request(format!("option path is required for type {kind}"))),
+        Some(_) => Err(ApiError::bad_request("option path must be a string")),
     }
-    if kind == "local" {
-        let path = local_path_opt(options)?;
-        if !path.is_absolute() {
-            return Err(ApiError::bad_request(format!("path {} is not absolute", path.display())));
-        }
-    }
-    Ok(())
-}
-
-fn local_path_opt(options: &Map<String, Value>) -> Result<PathBuf, ApiError> {
-    options
-        .get("path")
-        .and_then(Value::as_str)
-        .map(PathBuf::from)
-        .ok_or_else(|| ApiError::bad_request("option path is required"))
 }
 
 /// The root directory of a local destination.
 pub fn local_root(d: &Destination) -> Result<DestinationRoot, ApiError> {
-    if d.kind != "local" {
+    if d.kind != LOCAL {
         return Err(ApiError::bad_request(format!("destination {} is of type {}, not local", d.name, d.kind)));
     }
-    Ok(DestinationRoot::new(local_path_opt(&d.options)?))
+    let path = d
+        .options
+        .get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("option path is required"))?;
+    Ok(DestinationRoot::new(path))
+}
+
+/// Where a destination's snapshots live, ready for use.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A directory on this machine.
+    Local(DestinationRoot),
+    /// A remote service.
+    Remote(RemoteStore),
+}
+
+/// The storage of a destination; sealed secrets are opened with `key`.
+pub fn target(key: &MasterKey, d: &Destination) -> Result<Target, ApiError> {
+    if d.kind == LOCAL {
+        return local_root(d).map(Target::Local);
+    }
+    let options = secrets::open_options(key, &d.options).map_err(|e| {
+        ApiError::conflict(format!(
+            "destination {}: {e}; set it again with `hindsight destination edit {} --option NAME=VALUE`",
+            d.name, d.name
+        ))
+    })?;
+    let config = RemoteConfig::parse(&d.kind, &options).map_err(ApiError::bad_request)?;
+    let store =
+        RemoteStore::new(config).map_err(|e| ApiError::validation_failed(format!("destination {}: {e}", d.name)))?;
+    Ok(Target::Remote(store))
+}
+
+/// The remote store of a destination, with its secrets opened; `None` for a local one.
+pub fn remote_store(catalog: &Catalog, dest: &Destination) -> Result<Option<RemoteStore>, ApiError> {
+    match target(catalog.master_key(), dest)? {
+        Target::Local(_) => Ok(None),
+        Target::Remote(store) => Ok(Some(store)),
+    }
+}
+
+impl Target {
+    /// The marker, if the root has one.
+    pub fn read_marker(&self) -> Result<Option<Marker>, FsError> {
+        match self {
+            Target::Local(r) => r.read_marker(),
+            Target::Remote(s) => s.read_marker(),
+        }
+    }
+
+    /// The marker, or an error saying the root is not a Hindsight destination.
+    pub fn require_marker(&self) -> Result<Marker, FsError> {
+        match self {
+            Target::Local(r) => r.require_marker(),
+            Target::Remote(s) => s.require_marker(),
+        }
+    }
+
+    /// Adopts an existing marker or writes a new one.
+    fn init(&self, id: &str, force: bool) -> Result<InitOutcome, FsError> {
+        match self {
+            Target::Local(r) => r.init(id, force),
+            Target::Remote(s) => s.init(id, force),
+        }
+    }
+
+    fn list_jobs(&self) -> Result<Vec<String>, FsError> {
+        match self {
+            Target::Local(r) => r.list_jobs(),
+            Target::Remote(s) => s.list_jobs(),
+        }
+    }
+
+    fn list_snapshots(&self, job: &str) -> Result<Vec<String>, FsError> {
+        match self {
+            Target::Local(r) => r.list_snapshots(job),
+            Target::Remote(s) => s.list_snapshots(job),
+        }
+    }
+
+    fn read_manifest(&self, job: &str, name: &str) -> Result<Manifest, FsError> {
+        match self {
+            Target::Local(r) => r.read_manifest(job, name),
+            Target::Remote(s) => s.read_manifest(job, name),
+        }
+    }
+
+    /// Where it is, for messages (never a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Local(r) => r.path().display().to_string(),
+            Target::Remote(s) => format!("{s:?}"),
+        }
+    }
+}
+
+/// Merges the options of a PATCH into a destination: a value replaces the
+/// stored one, `null` removes it, and a secret sent back as `********` (as the
+/// API shows it) keeps the stored one. Returns whether anything changed.
+pub fn merge_options(d: &mut Destination, patch: Map<String, Value>) -> bool {
+    let mut changed = false;
+    for (k, v) in patch {
+        if v.as_str() == Some(secrets::REDACTED) && secrets::is_secret(&d.kind, &k) {
+            continue;
+        }
+        if v.is_null() {
+            changed |= d.options.remove(&k).is_some();
+        } else if d.options.get(&k) != Some(&v) {
+            d.options.insert(k, v);
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Checks a disk limit percentage.
@@ -81,37 +213,48 @@ pub fn check_disk_limit(limit: i64) -> Result<u8, ApiError> {
     })
 }
 
-/// Tests a destination: reachable, writable (unless read-only), hardlinks work.
-pub fn validate(d: &Destination) -> Result<DiskUsageInfo, ApiError> {
-    let root = local_root(d)?;
-    let usage = if d.readonly {
-        let p = root.path();
-        if !p.is_dir() {
-            return Err(ApiError::validation_failed(format!("destination path {} is not a directory", p.display())));
+/// Tests a destination: reachable, writable (unless read-only), hardlinks work
+/// (local). Returns the disk usage where the destination can report it; remote
+/// services cannot, so they give `None`.
+pub fn validate(d: &Destination, t: &Target) -> Result<Option<DiskUsageInfo>, ApiError> {
+    let fail = |e: FsError| ApiError::validation_failed(format!("destination {}: {e}", d.name));
+    match t {
+        Target::Local(root) => {
+            let p = root.path();
+            let usage = if d.readonly {
+                if !p.is_dir() {
+                    return Err(ApiError::validation_failed(format!(
+                        "destination path {} is not a directory",
+                        p.display()
+                    )));
+                }
+                local::disk_usage(p)
+            } else {
+                local::validate(p)
+            }
+            .map_err(|e| ApiError::validation_failed(e.to_string()))?;
+            Ok(Some(usage_info(usage)))
         }
-        local::disk_usage(p)
-    } else {
-        local::validate(root.path())
+        // Read-only: reading the marker proves the credentials and the root, and writes nothing.
+        Target::Remote(store) if d.readonly => store.require_marker().map(|_| None).map_err(fail),
+        Target::Remote(store) => store.validate().map(|_| None).map_err(fail),
     }
-    .map_err(|e| ApiError::validation_failed(e.to_string()))?;
-    Ok(DiskUsageInfo {
-        usage: usage.usage,
-        free: usage.free,
-        total: usage.total,
-        updated: jiff::Timestamp::now().to_string(),
-    })
 }
 
-/// Measures a destination's disk usage now (no write test).
+fn usage_info(u: local::DiskUsage) -> DiskUsageInfo {
+    DiskUsageInfo { usage: u.usage, free: u.free, total: u.total, updated: jiff::Timestamp::now().to_string() }
+}
+
+/// Measures a local destination's disk usage now (no write test); remote ones cannot report it.
 pub fn measure(d: &Destination) -> Result<DiskUsageInfo, ApiError> {
     let root = local_root(d)?;
-    let u = local::disk_usage(root.path()).map_err(|e| ApiError::validation_failed(e.to_string()))?;
-    Ok(DiskUsageInfo { usage: u.usage, free: u.free, total: u.total, updated: jiff::Timestamp::now().to_string() })
+    local::disk_usage(root.path()).map(usage_info).map_err(|e| ApiError::validation_failed(e.to_string()))
 }
 
 /// Builds and tests a new destination; prepares its root (marker) unless read-only.
-/// Returns the destination and the snapshots it already holds (adoption).
-pub fn create(new: NewDestination) -> Result<(Destination, Vec<Snapshot>), ApiError> {
+/// Returns the destination (options in the clear: the catalog seals them) and the
+/// snapshots it already holds (adoption).
+pub fn create(key: &MasterKey, new: NewDestination) -> Result<(Destination, Vec<Snapshot>), ApiError> {
     check_name("destination", &new.name).map_err(ApiError::bad_request)?;
     check_options(&new.kind, &new.options)?;
     let disk_limit = check_disk_limit(new.disk_limit.unwrap_or(0))?;
@@ -127,40 +270,55 @@ pub fn create(new: NewDestination) -> Result<(Destination, Vec<Snapshot>), ApiEr
         jobs: 0,
         disk_usage: None,
     };
-    d.disk_usage = Some(validate(&d)?);
-    prepare_root(&mut d, new.force)?;
-    let snapshots = scan(&d)?;
+    let t = target(key, &d)?;
+    d.disk_usage = validate(&d, &t)?;
+    prepare_root(&mut d, &t, new.force)?;
+    let snapshots = scan(&d, &t)?;
     Ok((d, snapshots))
 }
 
 /// Writes or adopts the root's marker; the destination takes an adopted marker's id.
-pub fn prepare_root(d: &mut Destination, force: bool) -> Result<(), ApiError> {
-    let root = local_root(d)?;
-    if d.readonly {
-        let m = root.require_marker().map_err(|e| ApiError::validation_failed(e.to_string()))?;
+pub fn prepare_root(d: &mut Destination, t: &Target, force: bool) -> Result<(), ApiError> {
+    let fail = |e: FsError| ApiError::validation_failed(e.to_string());
+    let outcome = if d.readonly {
+        InitOutcome::Adopted(t.require_marker().map_err(fail)?)
+    } else {
+        t.init(&d.id, force).map_err(fail)?
+    };
+    if let InitOutcome::Adopted(m) = outcome
+        && m.destination_id != d.id
+    {
+        tracing::info!(destination = %d.name, "adopting existing destination {}", m.destination_id);
         d.id = m.destination_id;
-        return Ok(());
     }
-    match root.init(&d.id, force).map_err(|e| ApiError::validation_failed(e.to_string()))? {
-        InitOutcome::Created(_) => {}
-        InitOutcome::Adopted(m) => {
-            tracing::info!(destination = %d.name, "adopting existing destination {}", m.destination_id);
-            d.id = m.destination_id;
-        }
+    Ok(())
+}
+
+/// Checks that the root still holds this destination's marker.
+pub fn check_marker(d: &Destination, t: &Target) -> Result<(), ApiError> {
+    let marker = t.require_marker().map_err(|e| ApiError::validation_failed(e.to_string()))?;
+    if marker.destination_id != d.id {
+        return Err(ApiError::validation_failed(format!(
+            "{} now holds another destination ({})",
+            t.describe(),
+            marker.destination_id
+        )));
     }
     Ok(())
 }
 
 /// The snapshots a destination holds, read from their manifests.
-pub fn scan(d: &Destination) -> Result<Vec<Snapshot>, ApiError> {
-    let root = local_root(d)?;
-    let fail =
-        |e: hindsight_fs::FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
+pub fn scan(d: &Destination, t: &Target) -> Result<Vec<Snapshot>, ApiError> {
+    let fail = |e: FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
+    let root = match t {
+        Target::Local(r) => Some(r.path()),
+        Target::Remote(_) => None,
+    };
     let mut out = Vec::new();
-    for job in root.list_jobs().map_err(fail)? {
-        for name in root.list_snapshots(&job).map_err(fail)? {
-            match root.read_manifest(&job, &name) {
-                Ok(m) => out.push(snapshot_from_manifest(d, &m, root.path())),
+    for job in t.list_jobs().map_err(fail)? {
+        for name in t.list_snapshots(&job).map_err(fail)? {
+            match t.read_manifest(&job, &name) {
+                Ok(m) => out.push(snapshot_view(d, &m, root)),
                 Err(e) => tracing::warn!(destination = %d.name, "skipping snapshot {job}/{name}: {e}"),
             }
         }
@@ -168,8 +326,21 @@ pub fn scan(d: &Destination) -> Result<Vec<Snapshot>, ApiError> {
     Ok(out)
 }
 
-/// The API view of a snapshot from its manifest.
-pub fn snapshot_from_manifest(d: &Destination, m: &hindsight_fs::manifest::Manifest, root: &Path) -> Snapshot {
+/// Rebuilds the catalog's snapshot list of a destination from what it holds.
+pub fn reindex(catalog: &Catalog, d: &Destination) -> Result<usize, ApiError> {
+    let t = target(catalog.master_key(), d)?;
+    check_marker(d, &t)?;
+    let found = scan(d, &t)?;
+    catalog.replace_snapshots(&d.id, &found)?;
+    Ok(found.len())
+}
+
+/// The API view of a snapshot from its manifest (`root` is ignored for remote destinations).
+pub fn snapshot_from_manifest(d: &Destination, m: &Manifest, root: &Path) -> Snapshot {
+    snapshot_view(d, m, (d.kind == LOCAL).then_some(root))
+}
+
+fn snapshot_view(d: &Destination, m: &Manifest, root: Option<&Path>) -> Snapshot {
     Snapshot {
         id: 0,
         destination: d.name.clone(),
@@ -185,7 +356,64 @@ pub fn snapshot_from_manifest(d: &Destination, m: &hindsight_fs::manifest::Manif
         partial: m.partial,
         tags: m.tags.clone(),
         locked: false,
-        path: Some(root.join(&m.job).join(&m.name).to_string_lossy().into_owned()),
+        path: root.map(|r| r.join(&m.job).join(&m.name).to_string_lossy().into_owned()),
         error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn s3(options: Value) -> Destination {
+        Destination {
+            id: "id".into(),
+            name: "d".into(),
+            kind: "s3".into(),
+            options: options.as_object().cloned().unwrap_or_default(),
+            disk_limit: 0,
+            hidden: false,
+            readonly: false,
+            disabled: false,
+            jobs: 0,
+            disk_usage: None,
+        }
+    }
+
+    #[test]
+    fn secrets_never_serialize_nor_debug_print() {
+        let d = s3(json!({"bucket": "b", "access_key": "AK", "secret_key": "s3cr3t"}));
+        let text = serde_json::to_string(&d).expect("json");
+        assert!(!text.contains("s3cr3t") && text.contains(r#""secret_key":"********""#), "{text}");
+        assert!(text.contains(r#""type":"s3""#) && text.contains(r#""bucket":"b""#), "{text}");
+        assert!(!format!("{d:?}").contains("s3cr3t"));
+        let back: Destination = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back.options["secret_key"], secrets::REDACTED);
+    }
+
+    #[test]
+    fn a_patch_with_the_redacted_secret_keeps_the_stored_one() {
+        let mut d = s3(json!({"bucket": "b", "access_key": "AK", "secret_key": "enc:v1:xyz"}));
+        let patch = json!({"secret_key": "********", "threads": "4"}).as_object().cloned().unwrap_or_default();
+        assert!(merge_options(&mut d, patch));
+        assert_eq!(d.options["secret_key"], "enc:v1:xyz");
+        assert_eq!(d.options["threads"], "4");
+        let same = json!({"secret_key": "********"}).as_object().cloned().unwrap_or_default();
+        assert!(!merge_options(&mut d, same));
+        let drop = json!({"threads": null}).as_object().cloned().unwrap_or_default();
+        assert!(merge_options(&mut d, drop) && !d.options.contains_key("threads"));
+    }
+
+    #[test]
+    fn types_list_local_and_every_service_with_secrets_marked() {
+        let t = types();
+        let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["local", "s3", "gcs", "ftp", "gdrive", "dropbox", "onedrive"]);
+        let s3 = &t[1];
+        let opt = |n: &str| s3.options.iter().find(|o| o.name == n).expect("option");
+        assert!(opt("bucket").required && opt("secret_key").secret && !opt("endpoint").secret);
+        assert!(check_options("s3", &Map::new()).expect_err("bucket").message.contains("bucket is required"));
+        assert!(check_options("sftp", &Map::new()).expect_err("unknown").message.contains("supported: local, s3"));
     }
 }

@@ -10,6 +10,7 @@
 //! - [`deleter`]: the low-priority background removal of deleted snapshots;
 //! - [`settings`]: the agent's settings, defaults and ranges;
 //! - [`destinations`]: validation and adoption of destinations;
+//! - [`secrets`]: the master key and the sealing of secret options;
 //! - [`check`]: integrity checks of every snapshot of a destination;
 //! - [`daemon`]: start-up, the state-dir lock, signals and shutdown.
 
@@ -27,5 +28,6 @@ pub mod retention;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
+pub mod secrets;
 pub mod settings;
 pub mod snapshots;

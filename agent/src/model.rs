@@ -18,8 +18,9 @@ pub struct DiskUsageInfo {
     pub updated: String,
 }
 
-/// A destination.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A destination. It serializes (API answers, `--json`) and debug-prints with
+/// its secret options shown as `********`, whatever state they are in.
+#[derive(Clone, Deserialize, PartialEq)]
 pub struct Destination {
     /// Stable id (also in the destination's `HINDSIGHT` marker).
     pub id: String,
@@ -28,7 +29,8 @@ pub struct Destination {
     /// Type ("local", ...).
     #[serde(rename = "type")]
     pub kind: String,
-    /// Type-specific options (`path`, ...); secrets are never included.
+    /// Type-specific options (`path`, ...); secrets are sealed, or in the clear
+    /// between a request and the catalog, and never serialized.
     pub options: Map<String, Value>,
     /// Backups are refused when the destination's used % is at or above this (0 = no limit).
     pub disk_limit: u8,
@@ -42,6 +44,61 @@ pub struct Destination {
     pub jobs: u32,
     /// Last measured disk usage.
     pub disk_usage: Option<DiskUsageInfo>,
+}
+
+/// The serialized form of a [`Destination`]: the same fields, secrets redacted.
+#[derive(Debug, Serialize)]
+struct DestinationView<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    options: Map<String, Value>,
+    disk_limit: u8,
+    hidden: bool,
+    readonly: bool,
+    disabled: bool,
+    jobs: u32,
+    disk_usage: &'a Option<DiskUsageInfo>,
+}
+
+impl Destination {
+    fn view(&self) -> DestinationView<'_> {
+        DestinationView {
+            id: &self.id,
+            name: &self.name,
+            kind: &self.kind,
+            options: crate::secrets::redact_options(&self.kind, &self.options),
+            disk_limit: self.disk_limit,
+            hidden: self.hidden,
+            readonly: self.readonly,
+            disabled: self.disabled,
+            jobs: self.jobs,
+            disk_usage: &self.disk_usage,
+        }
+    }
+}
+
+// Serialization is the API's only way out, so redacting here covers every answer.
+impl Serialize for Destination {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.view().serialize(s)
+    }
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Destination{:?}", self.view())
+    }
+}
+
+/// `GET /v1/key`: the master key, for disaster recovery (no `Debug`: never logged).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MasterKeyExport {
+    /// The 32-byte key as 64 lowercase hex digits.
+    pub key: String,
+    /// Where the agent keeps it.
+    pub path: String,
 }
 
 /// Body of `POST /v1/destinations`.

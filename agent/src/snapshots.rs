@@ -22,8 +22,18 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<(), 
     if dest.readonly {
         return Err(ApiError::conflict(format!("destination {} is read-only", dest.name)));
     }
-    let root = destinations::local_root(&dest)?;
     let (job, name) = (rec.snapshot.job.clone(), rec.snapshot.name.clone());
+    if let Some(store) = destinations::remote_store(catalog, &dest)? {
+        // No rename on object stores: the manifest goes first (the snapshot stops
+        // existing at once), then its objects; a failure leaves the row for a retry.
+        // Blobs it shared stay: they are collected by the blob store.
+        store
+            .delete_snapshot(&job, &name)
+            .map_err(|e| ApiError::validation_failed(format!("cannot delete snapshot {job}/{name}: {e}")))?;
+        catalog.remove_snapshot(id)?;
+        return Ok(());
+    }
+    let root = destinations::local_root(&dest)?;
     if root.snapshot_dir(&job, &name).exists() {
         root.begin_delete(&job, &name).map_err(|e| ApiError::internal(format!("cannot delete snapshot: {e}")))?;
     }
@@ -60,8 +70,10 @@ pub fn finish_interrupted_deletes(root: &DestinationRoot) {
     }
 }
 
-/// At start: for every reachable destination, finish interrupted deletions and
-/// bring the catalog's snapshot list in line with what the destination holds.
+/// At start: for every reachable local destination, finish interrupted deletions
+/// and bring the catalog's snapshot list in line with what the destination holds.
+/// Remote destinations are left to `destination reindex`: an unreachable service
+/// would hold the start for its timeouts and retries.
 pub fn reconcile_all(catalog: &Catalog) {
     let Ok(dests) = catalog.destinations() else { return };
     for d in dests {
@@ -73,7 +85,7 @@ pub fn reconcile_all(catalog: &Catalog) {
         if !d.readonly {
             finish_interrupted_deletes(&root);
         }
-        match destinations::scan(&d) {
+        match destinations::scan(&d, &destinations::Target::Local(root)) {
             Ok(found) => {
                 if let Err(e) = catalog.replace_snapshots(&d.id, &found) {
                     tracing::error!(destination = %d.name, "reindex: {e}");

@@ -9,7 +9,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::json::{Body, parse_id};
 use crate::model::*;
-use crate::{destinations, jobs, snapshots};
+use crate::{destinations, jobs, secrets, snapshots};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
     tokio::task::spawn_blocking(f).await?
@@ -56,10 +56,10 @@ pub async fn add_destination(
         if catalog.destination(&new.name).is_ok() {
             return Err(ApiError::conflict(format!("a destination named {} already exists", new.name)));
         }
-        let (d, found) = destinations::create(new)?;
+        let (d, found) = destinations::create(catalog.master_key(), new)?;
         if let Some(other) = catalog.destinations()?.into_iter().find(|o| o.id == d.id) {
             return Err(ApiError::conflict(format!(
-                "that path holds destination {} of this agent, known as {}",
+                "that location holds destination {} of this agent, known as {}",
                 d.id, other.name
             )));
         }
@@ -82,12 +82,8 @@ pub async fn edit_destination(
     let catalog = s.catalog.clone();
     blocking(move || {
         let mut d = catalog.destination(&name)?;
-        let old_root = destinations::local_root(&d)?.path().to_path_buf();
-        if let Some(opts) = patch.options {
-            for (k, v) in opts {
-                d.options.insert(k, v);
-            }
-        }
+        let moved = patch.options.as_ref().is_some_and(|o| destinations::merge_options(&mut d, o.clone()));
+        // Sealed values are opaque text to the checks, which only test secrets for presence.
         destinations::check_options(&d.kind, &d.options)?;
         if let Some(l) = patch.disk_limit {
             d.disk_limit = destinations::check_disk_limit(l)?;
@@ -95,21 +91,23 @@ pub async fn edit_destination(
         d.hidden = patch.hidden.unwrap_or(d.hidden);
         d.readonly = patch.readonly.unwrap_or(d.readonly);
         d.disabled = patch.disabled.unwrap_or(d.disabled);
-        let usage = destinations::validate(&d)?;
-        let new_root = destinations::local_root(&d)?.path().to_path_buf();
+        let t = destinations::target(catalog.master_key(), &d)?;
+        let usage = destinations::validate(&d, &t)?;
         let id = d.id.clone();
-        destinations::prepare_root(&mut d, patch.force)?;
+        destinations::prepare_root(&mut d, &t, patch.force)?;
         if d.id != id {
             return Err(ApiError::validation_failed(format!(
                 "{} holds another destination ({}); add it as a destination of its own instead",
-                new_root.display(),
+                t.describe(),
                 d.id
             )));
         }
         catalog.update_destination(&d)?;
-        catalog.set_disk_usage(&d.id, &usage)?;
-        if new_root != old_root {
-            catalog.replace_snapshots(&d.id, &destinations::scan(&d)?)?;
+        if let Some(u) = &usage {
+            catalog.set_disk_usage(&d.id, u)?;
+        }
+        if moved {
+            catalog.replace_snapshots(&d.id, &destinations::scan(&d, &t)?)?;
         }
         Ok(Json(catalog.destination(&d.name)?))
     })
@@ -125,20 +123,37 @@ pub async fn validate_destination(State(s): State<AppState>, Path(name): Path<St
     let catalog = s.catalog.clone();
     blocking(move || {
         let d = catalog.destination(&name)?;
-        let usage = destinations::validate(&d)?;
-        let root = destinations::local_root(&d)?;
-        let marker = root.require_marker().map_err(|e| ApiError::validation_failed(e.to_string()))?;
-        if marker.destination_id != d.id {
-            return Err(ApiError::validation_failed(format!(
-                "{} now holds another destination ({})",
-                root.path().display(),
-                marker.destination_id
-            )));
+        let t = destinations::target(catalog.master_key(), &d)?;
+        let usage = destinations::validate(&d, &t)?;
+        destinations::check_marker(&d, &t)?;
+        if let Some(u) = &usage {
+            catalog.set_disk_usage(&d.id, u)?;
         }
-        catalog.set_disk_usage(&d.id, &usage)?;
         Ok(Json(catalog.destination(&name)?))
     })
     .await
+}
+
+pub async fn reindex_destination(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<Snapshot>>> {
+    let catalog = s.catalog.clone();
+    blocking(move || {
+        let d = catalog.destination(&name)?;
+        destinations::reindex(&catalog, &d)?;
+        Ok(Json(catalog.snapshots(None, Some(&d.name))?))
+    })
+    .await
+}
+
+pub async fn export_key(State(s): State<AppState>) -> Json<MasterKeyExport> {
+    // Logged without the key: who exported it and when is worth knowing.
+    tracing::warn!("the master key was exported through the API");
+    Json(MasterKeyExport {
+        key: s.catalog.master_key().to_hex(),
+        path: s.state_dir.join(secrets::KEY_FILE).to_string_lossy().into_owned(),
+    })
 }
 
 pub async fn check_destination(

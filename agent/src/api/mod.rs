@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/destinations/{name}", get(show_destination).patch(edit_destination).delete(remove_destination))
         .route("/v1/destinations/{name}/validate", post(validate_destination))
         .route("/v1/destinations/{name}/check", post(check_destination))
+        .route("/v1/destinations/{name}/reindex", post(reindex_destination))
+        .route("/v1/key", get(export_key))
         .route("/v1/jobs", get(list_jobs).post(add_job))
         .route("/v1/jobs/{name}", get(show_job).patch(edit_job).delete(remove_job))
         .route("/v1/jobs/{name}/run", post(run_job))

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{Catalog, CatalogError, Result, from_json, json};
 use crate::model::{Destination, DiskUsageInfo};
+use crate::secrets;
 
 const COLUMNS: &str = "d.id, d.name, d.type, d.options, d.disk_limit, d.hidden, d.readonly, d.disabled, \
     d.usage, d.free, d.total, d.usage_updated, \
@@ -62,23 +63,14 @@ impl Catalog {
         finish(row.ok_or_else(|| CatalogError::NotFound(format!("no destination named {name}")))?)
     }
 
-    /// Adds a destination (name must be free).
+    /// Adds a destination (name must be free); its secret options are sealed.
     pub fn insert_destination(&self, d: &Destination) -> Result<()> {
+        let options = self.sealed_options(d);
         let conn = self.conn();
         let n = conn.execute(
             "INSERT INTO destinations (id, name, type, options, disk_limit, hidden, readonly, disabled, created) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-            params![
-                d.id,
-                d.name,
-                d.kind,
-                json(&d.options),
-                d.disk_limit,
-                d.hidden,
-                d.readonly,
-                d.disabled,
-                super::now()
-            ],
+            params![d.id, d.name, d.kind, json(&options), d.disk_limit, d.hidden, d.readonly, d.disabled, super::now()],
         )?;
         if n == 0 {
             return Err(CatalogError::Conflict(format!(
@@ -89,14 +81,22 @@ impl Catalog {
         Ok(())
     }
 
-    /// Stores the editable fields of a destination.
+    /// Stores the editable fields of a destination; its secret options are sealed.
     pub fn update_destination(&self, d: &Destination) -> Result<()> {
+        let options = self.sealed_options(d);
         self.conn().execute(
             "UPDATE destinations SET options = ?2, disk_limit = ?3, hidden = ?4, readonly = ?5, disabled = ?6 \
              WHERE id = ?1",
-            params![d.id, json(&d.options), d.disk_limit, d.hidden, d.readonly, d.disabled],
+            params![d.id, json(&options), d.disk_limit, d.hidden, d.readonly, d.disabled],
         )?;
         Ok(())
+    }
+
+    /// The options as stored: secrets sealed (those sealed already stay as they are).
+    fn sealed_options(&self, d: &Destination) -> Map<String, Value> {
+        let mut options = d.options.clone();
+        secrets::seal_options(self.master_key(), &d.kind, &mut options);
+        options
     }
 
     /// Records a disk usage measurement.

@@ -7,6 +7,10 @@
 //!
 //! One connection behind a mutex serves the whole agent; every statement is
 //! short, so callers hold it briefly.
+//!
+//! The catalog holds the agent's master key (`master.key` beside the database):
+//! secret destination options are sealed with it on every write, so no path
+//! stores one in the clear.
 
 mod alerts;
 mod destinations;
@@ -20,6 +24,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
+
+use crate::secrets::{MasterKey, SecretError};
 
 pub use runs::RunUpdate;
 pub use snapshots::SnapshotRecord;
@@ -39,6 +45,9 @@ pub enum CatalogError {
     /// A stored JSON column is malformed.
     #[error("catalog: malformed {0}")]
     Corrupt(&'static str),
+    /// The master key cannot be loaded.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 /// Result alias for catalog calls.
@@ -47,18 +56,27 @@ pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 /// The agent's catalog.
 pub struct Catalog {
     conn: Mutex<Connection>,
+    key: MasterKey,
 }
 
 impl Catalog {
-    /// Opens (creating and migrating) the catalog at `path`.
+    /// Opens (creating and migrating) the catalog at `path`, with the master key
+    /// beside it (created on first use; refused if others can read it).
     pub fn open(path: &Path) -> Result<Self> {
+        // The key lives with the catalog: the secrets in one are useless without the other.
+        let key = MasterKey::load_or_create(path.parent().unwrap_or(Path::new(".")))?;
         let conn = Connection::open(path)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
              PRAGMA busy_timeout = 5000;",
         )?;
         migrations::apply(&conn)?;
-        Ok(Catalog { conn: Mutex::new(conn) })
+        Ok(Catalog { conn: Mutex::new(conn), key })
+    }
+
+    /// The master key that seals secret destination options.
+    pub fn master_key(&self) -> &MasterKey {
+        &self.key
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
