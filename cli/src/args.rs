@@ -42,6 +42,9 @@ pub enum Command {
     /// List and acknowledge alerts.
     #[command(subcommand)]
     Alert(AlertCmd),
+    /// The agent's master key, which encrypts the destinations' secrets.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Mount one destination's snapshots without the agent (disaster recovery).
     Mount(MountArgs),
     /// Unmount a snapshot filesystem.
@@ -90,6 +93,11 @@ pub enum DestinationCmd {
         /// Destination name.
         name: String,
     },
+    /// Rebuild the agent's list of a destination's snapshots from what it holds.
+    Reindex {
+        /// Destination name.
+        name: String,
+    },
     /// Verify the integrity of every snapshot on a destination.
     ///
     /// Checks each complete snapshot's manifest and index, then its contents:
@@ -110,6 +118,46 @@ pub enum DestinationCmd {
     },
 }
 
+/// `hindsight key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Print the master key (hex), to keep offline for disaster recovery.
+    ///
+    /// The key decrypts every password, key and token stored in the catalog:
+    /// whoever has it and a copy of the state directory has them all.
+    Export,
+}
+
+/// One `KEY=VALUE` destination option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionArg {
+    /// Option name (`secret_key`; `secret-key` is accepted too).
+    pub key: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// Parses `KEY=VALUE`; the value may contain `=`.
+fn option_arg(s: &str) -> Result<OptionArg, String> {
+    let (key, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("{s:?} has no option name before ="));
+    }
+    Ok(OptionArg { key: key.replace('-', "_"), value: value.to_string() })
+}
+
+/// Destination options given as flags (`destination add` and `destination edit`).
+#[derive(Debug, Args)]
+pub struct OptionArgs {
+    /// A type option, KEY=VALUE (repeatable; see `destination types`), e.g. -o bucket=backups.
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", value_parser = option_arg)]
+    pub options: Vec<OptionArg>,
+    /// A type option read from a file, KEY=PATH (repeatable): keeps secrets out of
+    /// the command line; one trailing newline is dropped.
+    #[arg(long = "option-file", value_name = "KEY=PATH", value_parser = option_arg)]
+    pub option_files: Vec<OptionArg>,
+}
+
 /// `destination add`.
 #[derive(Debug, Args)]
 pub struct DestinationAdd {
@@ -118,9 +166,11 @@ pub struct DestinationAdd {
     /// Type (see `destination types`).
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: String,
-    /// Root directory (local).
+    /// Root directory (local), or root inside the service (same as -o path=...).
     #[arg(long)]
     pub path: Option<String>,
+    #[command(flatten)]
+    pub options: OptionArgs,
     /// Refuse backups when the disk is this % full (0 = no limit).
     #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
     pub disk_limit: Option<i64>,
@@ -143,9 +193,13 @@ pub struct DestinationAdd {
 pub struct DestinationEdit {
     /// Destination name.
     pub name: String,
-    /// New root directory (local).
+    /// New root directory (local), or root inside the service.
     #[arg(long)]
     pub path: Option<String>,
+    /// Changed options (an empty VALUE removes the option; a secret given as
+    /// ******** keeps its stored value).
+    #[command(flatten)]
+    pub options: OptionArgs,
     /// New disk limit in %.
     #[arg(long, value_name = "PCT", allow_negative_numbers = true)]
     pub disk_limit: Option<i64>,

@@ -3,11 +3,14 @@
 use std::process::ExitCode;
 
 use hindsight_agent::model::{
-    CheckRequest, Destination, DestinationCheck, DestinationPatch, DestinationType, NewDestination, option_str,
+    CheckRequest, Destination, DestinationCheck, DestinationPatch, DestinationType, NewDestination, Snapshot,
+    option_str,
 };
 use serde_json::{Map, Value};
 
-use crate::args::DestinationCmd;
+use anyhow::Context;
+
+use crate::args::{DestinationCmd, OptionArgs};
 use crate::client::{Client, enc};
 use crate::output::{bytes, fields, print_json, table, time, yes_no};
 
@@ -48,6 +51,40 @@ fn show(d: &Destination) {
         ("jobs", d.jobs.to_string()),
     ]);
     fields(&rows);
+}
+
+/// The options given as flags: `--path`, then `--option`s, then `--option-file`s.
+/// With `empty_removes` (edit), an empty value becomes `null`, which removes the option.
+fn collect_options(path: Option<String>, args: OptionArgs, empty_removes: bool) -> anyhow::Result<Map<String, Value>> {
+    let mut options = Map::new();
+    if let Some(p) = path {
+        options.insert("path".into(), Value::String(p));
+    }
+    for o in args.options {
+        let v = if empty_removes && o.value.is_empty() { Value::Null } else { Value::String(o.value) };
+        options.insert(o.key, v);
+    }
+    for o in args.option_files {
+        let text =
+            std::fs::read_to_string(&o.value).with_context(|| format!("reading option {} from {}", o.key, o.value))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        options.insert(o.key, Value::String(text.strip_suffix('\r').unwrap_or(text).to_string()));
+    }
+    Ok(options)
+}
+
+/// Where a destination is, in one cell: a local path, else the main options of its type.
+fn location(d: &Destination) -> String {
+    let get = |k| option_str(&d.options, k);
+    let root = get("path").unwrap_or("");
+    let place = match d.kind.as_str() {
+        "local" => return root.to_string(),
+        "s3" | "gcs" => get("bucket").map(|b| format!("{b}:")),
+        "ftp" => get("host").map(|h| format!("{h}:")),
+        _ => None,
+    };
+    let out = format!("{}{root}", place.unwrap_or_default());
+    if out.is_empty() { "/".into() } else { out }
 }
 
 /// One line per snapshot (its problems indented below it), then a summary.
@@ -91,16 +128,17 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             for t in types {
                 println!("{}: {}", t.name, t.description);
                 for o in t.options {
-                    let req = if o.required { " (required)" } else { "" };
-                    println!("  --{:<16} {}{req}", o.name.replace('_', "-"), o.description);
+                    let note = match (o.required, o.secret) {
+                        (true, _) => " (required)",
+                        (false, true) => " (secret: stored encrypted, never shown)",
+                        (false, false) => "",
+                    };
+                    println!("  {:<18} {}{note}", o.name, o.description);
                 }
             }
         }
         DestinationCmd::Add(a) => {
-            let mut options = Map::new();
-            if let Some(p) = a.path {
-                options.insert("path".into(), Value::String(p));
-            }
+            let options = collect_options(a.path, a.options, false)?;
             let new = NewDestination {
                 name: a.name,
                 kind: a.kind,
@@ -115,7 +153,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             if json {
                 print_json(&d)?;
             } else {
-                println!("destination {} added ({} {})", d.name, d.kind, option_str(&d.options, "path").unwrap_or(""));
+                println!("destination {} added ({} {})", d.name, d.kind, location(&d));
             }
         }
         DestinationCmd::List => {
@@ -126,18 +164,10 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             let rows: Vec<Vec<String>> = ds
                 .iter()
                 .map(|d| {
-                    vec![
-                        d.name.clone(),
-                        d.kind.clone(),
-                        option_str(&d.options, "path").unwrap_or("-").to_string(),
-                        usage(d),
-                        limit(d),
-                        flags(d),
-                        d.jobs.to_string(),
-                    ]
+                    vec![d.name.clone(), d.kind.clone(), location(d), usage(d), limit(d), flags(d), d.jobs.to_string()]
                 })
                 .collect();
-            table(&["NAME", "TYPE", "PATH", "USAGE", "LIMIT", "FLAGS", "JOBS"], &rows);
+            table(&["NAME", "TYPE", "LOCATION", "USAGE", "LIMIT", "FLAGS", "JOBS"], &rows);
         }
         DestinationCmd::Show { name } => {
             let d: Destination = c.get(&format!("/v1/destinations/{}", enc(&name))).await?;
@@ -156,8 +186,9 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
                 force: e.force,
                 ..Default::default()
             };
-            if let Some(p) = e.path {
-                patch.options = Some(Map::from_iter([("path".to_string(), Value::String(p))]));
+            let options = collect_options(e.path, e.options, true)?;
+            if !options.is_empty() {
+                patch.options = Some(options);
             }
             let d: Destination = c.patch(&format!("/v1/destinations/{}", enc(&e.name)), &patch).await?;
             if json {
@@ -182,6 +213,16 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             }
             if !report.ok {
                 return Ok(ExitCode::FAILURE);
+            }
+        }
+        DestinationCmd::Reindex { name } => {
+            let path = format!("/v1/destinations/{}/reindex", enc(&name));
+            let snaps: Vec<Snapshot> = c.post::<(), _>(&path, None).await?;
+            if json {
+                print_json(&snaps)?;
+            } else {
+                let n = snaps.len();
+                println!("destination {name} reindexed: {n} snapshot{}", if n == 1 { "" } else { "s" });
             }
         }
         DestinationCmd::Validate { name } => {

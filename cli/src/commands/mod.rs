@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod destination;
 pub mod job;
+pub mod key;
 pub mod mount;
 pub mod run;
 pub mod settings;
@@ -26,6 +27,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshot(cmd) => snapshot::run(&client, cmd, json).await,
         Command::Settings(cmd) => settings::run(&client, cmd, json).await,
         Command::Alert(cmd) => alert::run(&client, cmd, json).await,
+        Command::Key(cmd) => key::run(&client, cmd, json).await,
         Command::Mount(args) => mount::mount(args).await,
         Command::Umount { dir } => mount::umount(&dir),
     }
