@@ -26,6 +26,8 @@ mod crash;
 mod destinations;
 #[path = "e2e/mount.rs"]
 mod mount;
+#[path = "e2e/remote_destinations.rs"]
+mod remote_destinations;
 #[path = "e2e/roundtrip.rs"]
 mod roundtrip;
 #[path = "e2e/runs.rs"]
