@@ -160,15 +160,20 @@ pub fn is_secret(kind: &str, option: &str) -> bool {
 }
 
 /// Seals every secret option of `kind` that is still in the clear (sealed ones stay as they are).
+/// A secret given as a number or a boolean is sealed as its text, which is how the options read it.
 pub fn seal_options(key: &MasterKey, kind: &str, options: &mut Map<String, Value>) {
     for (k, v) in options.iter_mut() {
-        if let Value::String(s) = v
-            && is_secret(kind, k)
-            && !s.is_empty()
-            && !is_sealed(s)
-        {
-            *s = key.seal(k, s);
+        if !is_secret(kind, k) {
+            continue;
         }
+        let text = match v {
+            Value::String(s) if s.is_empty() || is_sealed(s) => continue,
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null | Value::Array(_) | Value::Object(_) => continue,
+        };
+        *v = Value::String(key.seal(k, &text));
     }
 }
 
@@ -250,6 +255,9 @@ mod tests {
         assert_eq!(shown["secret_key"], REDACTED);
         assert_eq!(shown["bucket"], "b");
         assert_eq!(redact_options("ftp", &opts(json!({"password": "clear"})))["password"], REDACTED);
+        let mut numeric = opts(json!({"host": "h", "password": 1234}));
+        seal_options(&key, "ftp", &mut numeric);
+        assert_eq!(key.open("password", numeric["password"].as_str().expect("sealed")).expect("open"), "1234");
         assert_eq!(redact_options("local", &opts(json!({"path": "/x"})))["path"], "/x");
     }
 
