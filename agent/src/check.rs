@@ -3,18 +3,25 @@
 use hindsight_fs::check::{Checker, SnapshotCheck as FsCheck};
 
 use crate::api::error::ApiError;
-use crate::destinations::local_root;
+use std::path::Path;
+
+use hindsight_fs::remote::RemoteStore;
+use hindsight_fs::remote::check::{check_remote, list_objects};
+
+use crate::catalog::Catalog;
+use crate::destinations::{local_root, remote_store};
 use crate::model::{CheckProblem, Destination, DestinationCheck, SnapshotCheck};
 
 /// Checks every complete snapshot of `d`, job by job, oldest first. Works on
 /// read-only and disabled destinations: nothing is written. Blocking.
-pub fn check_destination(d: &Destination, read_data: bool) -> Result<DestinationCheck, ApiError> {
-    if d.kind != "local" {
-        // Remote stores have no tree to stat nor files to stream here yet.
-        return Err(ApiError::bad_request(format!(
-            "destination check supports local destinations only; {} is of type {}",
-            d.name, d.kind
-        )));
+pub fn check_destination(
+    catalog: &Catalog,
+    cache_dir: &Path,
+    d: &Destination,
+    read_data: bool,
+) -> Result<DestinationCheck, ApiError> {
+    if let Some(store) = remote_store(catalog, d)? {
+        return check_remote_destination(&store, &cache_dir.join(&d.id), d, read_data);
     }
     let root = local_root(d)?;
     let unreadable =
@@ -43,6 +50,30 @@ pub fn check_destination(d: &Destination, read_data: bool) -> Result<Destination
             if !report.ok && !dir.exists() {
                 continue;
             }
+            tracing::info!(destination = %d.name, "checked {job}/{name}: {} problems", report.problems.len());
+            snapshots.push(to_api(report));
+        }
+    }
+    let ok = snapshots.iter().all(|s| s.ok);
+    Ok(DestinationCheck { destination: d.name.clone(), read_data, snapshots, ok })
+}
+
+/// The remote flavour: every snapshot's manifest and index, and every file's
+/// stored body against one listing of the stored objects.
+fn check_remote_destination(
+    store: &RemoteStore,
+    cache: &Path,
+    d: &Destination,
+    read_data: bool,
+) -> Result<DestinationCheck, ApiError> {
+    let unreadable =
+        |e: hindsight_fs::FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
+    store.require_marker().map_err(unreadable)?;
+    let objects = list_objects(store).map_err(unreadable)?;
+    let mut snapshots = Vec::new();
+    for job in store.list_jobs().map_err(unreadable)? {
+        for name in store.list_snapshots(&job).map_err(unreadable)? {
+            let report = check_remote(store, cache, &job, &name, &objects, read_data);
             tracing::info!(destination = %d.name, "checked {job}/{name}: {} problems", report.problems.len());
             snapshots.push(to_api(report));
         }

@@ -49,6 +49,8 @@ pub struct Pending {
 /// Handle of the deleter thread.
 pub struct Deleter {
     tx: Sender<Pending>,
+    /// Local caches of remote destinations, one directory per destination id.
+    cache_root: PathBuf,
 }
 
 /// Tells the deleter whether backups are running (it then pauses longer).
@@ -56,7 +58,7 @@ pub type Busy = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl Deleter {
     /// Starts the deleter thread.
-    pub fn start(catalog: Arc<Catalog>, busy: Busy) -> Self {
+    pub fn start(catalog: Arc<Catalog>, busy: Busy, cache_root: PathBuf) -> Self {
         let (tx, rx) = channel();
         let spawned =
             std::thread::Builder::new().name("hindsight-deleter".into()).spawn(move || work(&catalog, &busy, &rx));
@@ -64,7 +66,12 @@ impl Deleter {
             // Deletions then stay `.deleting-*` until the next start finishes them.
             tracing::error!("cannot start the deleter thread: {e}");
         }
-        Deleter { tx }
+        Deleter { tx, cache_root }
+    }
+
+    /// The local cache directory of a remote destination.
+    pub fn cache_dir(&self, destination_id: &str) -> PathBuf {
+        self.cache_root.join(destination_id)
     }
 
     /// Queues the removal of a snapshot's files.

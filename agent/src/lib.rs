@@ -24,6 +24,7 @@ pub mod deleter;
 pub mod destinations;
 pub mod jobs;
 pub mod model;
+pub mod prune;
 pub mod retention;
 pub mod runner;
 pub mod schedule;

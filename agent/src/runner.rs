@@ -114,7 +114,7 @@ impl Runner {
             let me = me.clone();
             let busy = Arc::new(move || me.upgrade().is_some_and(|r| !r.active().is_empty()));
             Runner {
-                deleter: Deleter::start(catalog.clone(), busy),
+                deleter: Deleter::start(catalog.clone(), busy, cache_dir.clone()),
                 catalog,
                 active: Mutex::new(HashMap::new()),
                 wake: Notify::new(),

@@ -26,11 +26,12 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<(), 
     if let Some(store) = destinations::remote_store(catalog, &dest)? {
         // No rename on object stores: the manifest goes first (the snapshot stops
         // existing at once), then its objects; a failure leaves the row for a retry.
-        // Blobs it shared stay: they are collected by the blob store.
+        // Bodies it shared stay; those only it used go in the prune that follows.
         store
             .delete_snapshot(&job, &name)
             .map_err(|e| ApiError::validation_failed(format!("cannot delete snapshot {job}/{name}: {e}")))?;
         catalog.remove_snapshot(id)?;
+        crate::prune::start(store, deleter.cache_dir(&dest.id), dest.name.clone());
         return Ok(());
     }
     let root = destinations::local_root(&dest)?;

@@ -26,8 +26,14 @@ mod crash;
 mod destinations;
 #[path = "e2e/mount.rs"]
 mod mount;
+#[path = "e2e/remote_backup.rs"]
+mod remote_backup;
+#[path = "e2e/remote_check.rs"]
+mod remote_check;
 #[path = "e2e/remote_destinations.rs"]
 mod remote_destinations;
+#[path = "e2e/remote_ssh.rs"]
+mod remote_ssh;
 #[path = "e2e/roundtrip.rs"]
 mod roundtrip;
 #[path = "e2e/runs.rs"]

@@ -161,8 +161,12 @@ pub async fn check_destination(
     Path(name): Path<String>,
     Body(req): Body<CheckRequest>,
 ) -> ApiResult<Json<DestinationCheck>> {
-    let catalog = s.catalog.clone();
-    blocking(move || Ok(Json(crate::check::check_destination(&catalog.destination(&name)?, req.read_data)?))).await
+    let (catalog, cache) = (s.catalog.clone(), s.state_dir.join("cache"));
+    blocking(move || {
+        let d = catalog.destination(&name)?;
+        Ok(Json(crate::check::check_destination(&catalog, &cache, &d, req.read_data)?))
+    })
+    .await
 }
 
 pub async fn list_jobs(State(s): State<AppState>) -> ApiResult<Json<Vec<Job>>> {

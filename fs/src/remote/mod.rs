@@ -11,11 +11,15 @@
 //! - [`root`]: the marker, validation, listing of snapshots and the local
 //!   cache of their indexes;
 //! - [`blobs`]: content-addressed storage of file bodies;
-//! - [`content`]: ranged, cached reads of file bodies for the mount.
+//! - [`content`]: ranged, cached reads of file bodies for the mount;
+//! - [`check`]: integrity of remote snapshots and their stored bodies;
+//! - [`prune`]: deleting the bodies no snapshot references any more.
 
 pub mod blobs;
+pub mod check;
 pub mod config;
 pub mod content;
+pub mod prune;
 pub mod root;
 pub mod store;
 

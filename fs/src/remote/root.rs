@@ -26,6 +26,11 @@ impl RemoteStore {
     /// the service's own reason.
     pub fn validate(&self) -> Result<Validated> {
         let start = std::time::Instant::now();
+        if let Some(ssh) = self.ssh() {
+            // The root first: the probe's write creates it, but rsync must find it too.
+            ssh.mkdir("")?;
+            ssh.require_rsync()?;
+        }
         let probe = format!(".hindsight-probe-{}", uuid::Uuid::new_v4());
         let body = probe.as_bytes().to_vec();
         self.write(&probe, body.clone())?;
@@ -82,13 +87,17 @@ impl RemoteStore {
     /// Complete snapshots of a job (those with a manifest), oldest first: one
     /// recursive listing, not a request per snapshot.
     pub fn list_snapshots(&self, job: &str) -> Result<Vec<String>> {
+        if let Some(ssh) = self.ssh() {
+            let mut out: Vec<String> = ssh
+                .list_complete(job, MANIFEST_FILE)?
+                .into_iter()
+                .filter(|n| !n.starts_with('.') && !n.contains('/'))
+                .collect();
+            out.sort_by_key(|n| crate::layout::snapshot_sort_key(n));
+            return Ok(out);
+        }
         let dir = format!("{job}/");
-        let (op, d) = (self.operator().clone(), dir.clone());
-        let entries = match self.block(async move { op.list_with(&d).recursive(true).await })? {
-            Ok(v) => v,
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(super::store::error("list", &dir, e)),
-        };
+        let entries = self.entries_recursive(&dir)?;
         let mut out: Vec<String> = entries
             .iter()
             .filter_map(|e| {

@@ -253,3 +253,66 @@ fn oauth<B>(mut b: B, c: &RemoteConfig, set: impl Fn(B, &str, &str) -> B) -> B {
     }
     b
 }
+
+/// An object as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key under the destination root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, when the service reports it.
+    pub modified: Option<jiff::Timestamp>,
+}
+
+impl RemoteStore {
+    /// Every object under `dir` (which ends with `/`), recursively, with its size.
+    pub fn objects(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        Ok(self
+            .entries_recursive(dir)?
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| ObjectInfo {
+                key: e.path().trim_start_matches('/').to_string(),
+                size: e.metadata().content_length(),
+                modified: e.metadata().last_modified().map(jiff::Timestamp::from),
+            })
+            .collect())
+    }
+
+    /// Every entry under `dir`, recursively: one listing where the service
+    /// lists recursively itself (object stores), else directory by directory
+    /// (OpenDAL's emulation loops on a missing directory over FTP).
+    pub fn entries_recursive(&self, dir: &str) -> Result<Vec<opendal::Entry>> {
+        if matches!(self.config.service, Service::S3 | Service::Gcs) {
+            let (op, d) = (self.op.clone(), dir.to_string());
+            return match self.block(async move { op.list_with(&d).recursive(true).await })? {
+                Ok(v) => Ok(v),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(error("list", dir, e)),
+            };
+        }
+        let mut out = Vec::new();
+        let mut pending = vec![dir.to_string()];
+        while let Some(d) = pending.pop() {
+            let op = self.op.clone();
+            let d2 = d.clone();
+            let entries = match self.block(async move { op.list(&d2).await })? {
+                Ok(v) => v,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(error("list", &d, e)),
+            };
+            for e in entries {
+                let p = e.path().trim_start_matches('/');
+                if p.trim_end_matches('/') == d.trim_start_matches('/').trim_end_matches('/') {
+                    continue;
+                }
+                if e.metadata().is_dir() {
+                    pending.push(p.to_string());
+                }
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -128,11 +128,19 @@ pub struct FtpEnv {
     pub user: String,
     /// Its password.
     pub password: String,
+    /// The directory the server serves (the tests run on the same machine).
+    pub root_dir: std::path::PathBuf,
 }
 
 /// The FTP server's settings (`FTP_*`).
 pub fn ftp() -> FtpEnv {
-    FtpEnv { host: var("FTP_HOST"), port: port("FTP_PORT"), user: var("FTP_USER"), password: var("FTP_PASSWORD") }
+    FtpEnv {
+        host: var("FTP_HOST"),
+        port: port("FTP_PORT"),
+        user: var("FTP_USER"),
+        password: var("FTP_PASSWORD"),
+        root_dir: var("FTP_ROOT_DIR").into(),
+    }
 }
 
 /// `$name`, or a panic explaining where it comes from.

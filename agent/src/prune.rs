@@ -1,0 +1,51 @@
+//! Pruning remote destinations in the background after snapshot deletions:
+//! the bodies only deleted snapshots used are removed (see
+//! `hindsight_fs::remote::prune`). One prune per destination at a time; a
+//! deletion during a prune makes it run once more.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
+use hindsight_fs::remote::RemoteStore;
+use hindsight_fs::remote::prune::{is_busy, prune};
+
+/// Destinations being pruned -> whether another pass is wanted.
+static RUNNING: LazyLock<Mutex<HashMap<String, bool>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Prunes `store` (cache `cache`) on a background thread.
+pub fn start(store: RemoteStore, cache: PathBuf, destination: String) {
+    {
+        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(again) = running.get_mut(&destination) {
+            *again = true;
+            return;
+        }
+        running.insert(destination.clone(), false);
+    }
+    let spawned = std::thread::Builder::new().name("hindsight-prune".into()).spawn(move || {
+        loop {
+            match prune(&store, &cache) {
+                Ok(r) => tracing::info!(
+                    destination = %destination,
+                    "pruned {} unreferenced objects ({} bytes), {} kept", r.deleted, r.freed, r.kept
+                ),
+                Err(e) if is_busy(&e) => {
+                    tracing::info!(destination = %destination, "prune postponed: a backup is running ({e})")
+                }
+                Err(e) => tracing::warn!(destination = %destination, "prune failed: {e}"),
+            }
+            let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+            match running.get_mut(&destination) {
+                Some(again) if *again => *again = false,
+                _ => {
+                    running.remove(&destination);
+                    return;
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start a prune thread: {e}");
+    }
+}
