@@ -43,10 +43,14 @@ fn time(ns: i64) -> SystemTime {
 /// hardlink group: stable, and one number for all the names of one file.
 pub fn st_ino(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node: u64) -> u64 {
     // Remote content: the same bytes in the same object in every snapshot that shares it.
+    // Names of one hardlink group also carry the group: two groups with equal
+    // content are two files, which `cp -a` and `rsync -H` must not merge.
     let stored = e.location.blob.as_ref().map(|key| {
+        let group = e.hardlink.filter(|_| e.nlink > 1).unwrap_or(0);
         let h = blake3::Hasher::new()
             .update(key.as_bytes())
             .update(&e.location.data_offset.unwrap_or(0).to_le_bytes())
+            .update(&group.to_le_bytes())
             .finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&h.as_bytes()[..8]);
