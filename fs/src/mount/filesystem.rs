@@ -350,6 +350,9 @@ impl SnapshotFs {
         if e.meta.kind != EntryKind::File {
             return Err(Errno::EIO);
         }
+        if store.ssh().is_some() {
+            return self.open_ssh(store, snap, e);
+        }
         let (Some(key), Some(Ok(offset))) = (&e.location.blob, e.location.data_offset.map(u64::try_from)) else {
             if e.meta.size == 0 {
                 return Ok(Arc::new(PlainFile(std::fs::File::open("/dev/null").map_err(|_| Errno::EIO)?)));
@@ -358,6 +361,24 @@ impl SnapshotFs {
             return Err(Errno::EIO);
         };
         Ok(Arc::new(RemoteContent::new(store.clone(), key, offset, e.meta.size, self.reg.members().clone())))
+    }
+
+    /// A reader of regular file `e` of a snapshot on an ssh destination: the
+    /// file itself in the snapshot's tree on the server, read by range.
+    fn open_ssh(&self, store: &RemoteStore, snap: &SnapshotNode, e: &IndexEntry) -> Result<Arc<dyn ReadAt>, Errno> {
+        let name =
+            |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).and_then(|n| n.to_str()).map(String::from);
+        let (Some(snapshot), Some(job)) = (name(Some(&snap.dir)), name(snap.dir.parent())) else {
+            return Err(Errno::EIO);
+        };
+        let rel = self.reg.with_index(snap, |ix| ix.path_of(e.id)).map_err(|e| errno(&e))?;
+        // Object paths are text: a file name that is not UTF-8 cannot be read this way.
+        let Ok(rel) = String::from_utf8(rel) else {
+            tracing::warn!("snapshot {job}/{snapshot}: entry {} has a name that is not UTF-8", e.id);
+            return Err(Errno::EIO);
+        };
+        let key = format!("{job}/{snapshot}/{}/{rel}", crate::layout::TREE_DIR);
+        Ok(Arc::new(RemoteContent::new(store.clone(), &key, 0, e.meta.size, self.reg.members().clone())))
     }
 
     /// A reader of regular file `e` of an archived or compressed snapshot.

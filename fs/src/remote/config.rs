@@ -24,12 +24,24 @@ pub enum Service {
     Dropbox,
     /// Microsoft OneDrive.
     Onedrive,
+    /// A POSIX server over SSH: hardlink trees written by rsync --link-dest.
+    Ssh,
+    /// The same as [`Service::Ssh`], for users who know the server as SFTP.
+    Sftp,
 }
 
 impl Service {
     /// Every service, in the order `destination types` lists them.
-    pub const ALL: [Service; 6] =
-        [Service::S3, Service::Gcs, Service::Ftp, Service::Gdrive, Service::Dropbox, Service::Onedrive];
+    pub const ALL: [Service; 8] = [
+        Service::S3,
+        Service::Gcs,
+        Service::Ftp,
+        Service::Gdrive,
+        Service::Dropbox,
+        Service::Onedrive,
+        Service::Ssh,
+        Service::Sftp,
+    ];
 
     /// The destination type name.
     pub fn name(self) -> &'static str {
@@ -40,6 +52,8 @@ impl Service {
             Service::Gdrive => "gdrive",
             Service::Dropbox => "dropbox",
             Service::Onedrive => "onedrive",
+            Service::Ssh => "ssh",
+            Service::Sftp => "sftp",
         }
     }
 
@@ -57,6 +71,9 @@ impl Service {
             Service::Gdrive => "Google Drive folder (OAuth): content-addressed snapshots",
             Service::Dropbox => "Dropbox folder (OAuth): content-addressed snapshots",
             Service::Onedrive => "Microsoft OneDrive folder (OAuth): content-addressed snapshots",
+            Service::Ssh | Service::Sftp => {
+                "Server reached over SSH (rsync required on it): hardlink snapshots, the same tree as local"
+            }
         }
     }
 
@@ -102,13 +119,37 @@ impl Service {
                 opt("client_id", Need::Optional, "OAuth client id (with refresh_token)"),
                 opt("client_secret", Need::Secret, "OAuth client secret (with refresh_token)"),
             ],
+            Service::Ssh | Service::Sftp => vec![
+                opt("host", Need::Required, "Server host name or address"),
+                opt(
+                    "path",
+                    Need::Required,
+                    "Root of the destination on the server (relative: under the login directory)",
+                ),
+                opt("port", Need::Optional, "Port (default 22)"),
+                opt("username", Need::Required, "User name on the server"),
+                opt("private_key", Need::Optional, "Path of the private key file on this machine"),
+                opt("key", Need::Secret, "Private key text (OpenSSH format), instead of private_key"),
+                opt("passphrase", Need::Secret, "Passphrase of the private key"),
+                opt("password", Need::Secret, "Password (when the server accepts password login)"),
+                opt("known_hosts", Need::Optional, "known_hosts file holding the server's key (default: the system's)"),
+                opt("host_key", Need::Optional, "The server's public host key (`TYPE BASE64`), instead of known_hosts"),
+                opt("bwlimit", Need::Optional, "Upload bandwidth limit in KiB/s (rsync --bwlimit; default none)"),
+                opt("ip", Need::Optional, "Address family: any (default), ipv4 or ipv6"),
+            ],
         };
-        v.extend([
+        // Services that define a common option themselves (ssh: path is required) keep their own.
+        let common = [
             opt("path", Need::Optional, "Root of the destination inside the service (default /)"),
             opt("threads", Need::Optional, "Concurrent transfers, 1-64 (default 8)"),
             opt("retries", Need::Optional, "Retries of a failed request, with backoff, 0-10 (default 4)"),
             opt("timeout", Need::Optional, "Seconds before a request is abandoned and retried (default 60)"),
-        ]);
+        ];
+        for c in common {
+            if !v.iter().any(|o| o.name == c.name) {
+                v.push(c);
+            }
+        }
         v
     }
 }
@@ -279,6 +320,7 @@ impl RemoteConfig {
                     return Err("refresh_token needs client_id and client_secret".into());
                 }
             }
+            Service::Ssh | Service::Sftp => super::ssh::check(self)?,
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod content;
 pub mod prune;
 pub mod root;
+pub mod ssh;
 pub mod store;
 
 pub use config::{RemoteConfig, Service};

@@ -12,6 +12,7 @@ use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer, TracingLay
 use opendal::{ErrorKind, Operator, services};
 
 use super::config::{RemoteConfig, Service};
+use super::ssh::SshClient;
 use crate::error::{FsError, Result};
 
 /// The runtime every remote call runs on: a couple of workers drive any number
@@ -27,8 +28,12 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
 /// A remote destination, ready for use.
 #[derive(Clone)]
 pub struct RemoteStore {
+    /// For ssh destinations, an empty in-memory operator: every method of the
+    /// store goes to `ssh` instead (see [`RemoteStore::ssh`]).
     op: Operator,
     config: Arc<RemoteConfig>,
+    /// The server of an ssh (or sftp) destination.
+    ssh: Option<Arc<SshClient>>,
 }
 
 impl PartialEq for RemoteStore {
@@ -62,6 +67,11 @@ impl RemoteStore {
     pub fn new(config: RemoteConfig) -> Result<Self> {
         opendal::install_default();
         let c = &config;
+        if matches!(c.service, Service::Ssh | Service::Sftp) {
+            let ssh = SshClient::new(c)?;
+            let op = Operator::new(services::Memory::default()).map_err(|e| FsError::Refused(e.to_string()))?;
+            return Ok(RemoteStore { op, config: Arc::new(config), ssh: Some(Arc::new(ssh)) });
+        }
         let build_err = |e: opendal::Error| FsError::Refused(format!("{}: {e}", c.service.name()));
         let root = c.root();
         let op = match c.service {
@@ -138,6 +148,7 @@ impl RemoteStore {
                 });
                 Operator::new(b).map_err(build_err)?
             }
+            Service::Ssh | Service::Sftp => return Err(FsError::Refused("ssh is not an OpenDAL service".into())),
         };
         let timeout = c.timeout();
         // Timeout below retry: a request that hangs is abandoned, then retried.
@@ -146,7 +157,12 @@ impl RemoteStore {
             .layer(RetryLayer::new().with_max_times(c.retries()).with_jitter())
             .layer(ConcurrentLimitLayer::new(c.threads() * 2))
             .layer(TracingLayer::default());
-        Ok(RemoteStore { op, config: Arc::new(config) })
+        Ok(RemoteStore { op, config: Arc::new(config), ssh: None })
+    }
+
+    /// The server of an ssh destination: its snapshots are hardlink trees, not blobs.
+    pub fn ssh(&self) -> Option<&SshClient> {
+        self.ssh.as_deref()
     }
 
     /// The configuration (holds secrets: never log it).
@@ -178,12 +194,18 @@ impl RemoteStore {
 
     /// Reads a whole object.
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
+        if let Some(ssh) = self.ssh() {
+            return ssh.read(path);
+        }
         let (op, p) = (self.op.clone(), path.to_string());
         self.block(async move { op.read(&p).await.map(|b| b.to_vec()) })?.map_err(|e| error("read", path, e))
     }
 
     /// Reads `len` bytes of an object from `offset` (fewer at its end).
     pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if let Some(ssh) = self.ssh() {
+            return ssh.read_range(path, offset, len);
+        }
         let (op, p) = (self.op.clone(), path.to_string());
         self.block(async move { op.read_with(&p).range(offset..offset + len).await.map(|b| b.to_vec()) })?
             .map_err(|e| error("read", path, e))
@@ -191,12 +213,18 @@ impl RemoteStore {
 
     /// Writes a whole object.
     pub fn write(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        if let Some(ssh) = self.ssh() {
+            return ssh.write(path, &bytes);
+        }
         let (op, p) = (self.op.clone(), path.to_string());
         self.block(async move { op.write(&p, bytes).await.map(|_| ()) })?.map_err(|e| error("write", path, e))
     }
 
     /// Size of an object, `None` when it does not exist.
     pub fn size(&self, path: &str) -> Result<Option<u64>> {
+        if let Some(ssh) = self.ssh() {
+            return ssh.size(path);
+        }
         let (op, p) = (self.op.clone(), path.to_string());
         match self.block(async move { op.stat(&p).await })? {
             Ok(m) => Ok(Some(m.content_length())),
@@ -207,6 +235,9 @@ impl RemoteStore {
 
     /// Names directly under `dir` (which ends with `/`); sub-directories end with `/`.
     pub fn list(&self, dir: &str) -> Result<Vec<String>> {
+        if let Some(ssh) = self.ssh() {
+            return ssh.list(dir);
+        }
         let (op, d) = (self.op.clone(), dir.to_string());
         let entries = match self.block(async move { op.list(&d).await })? {
             Ok(v) => v,
@@ -225,6 +256,9 @@ impl RemoteStore {
 
     /// Deletes one object; a missing one is not an error.
     pub fn delete(&self, path: &str) -> Result<()> {
+        if let Some(ssh) = self.ssh() {
+            return ssh.delete(path);
+        }
         let (op, p) = (self.op.clone(), path.to_string());
         match self.block(async move { op.delete(&p).await })? {
             Ok(()) => Ok(()),
@@ -235,6 +269,9 @@ impl RemoteStore {
 
     /// Deletes every object under `dir` (which ends with `/`).
     pub fn delete_all(&self, dir: &str) -> Result<()> {
+        if let Some(ssh) = self.ssh() {
+            return ssh.delete_all(dir);
+        }
         let (op, d) = (self.op.clone(), dir.to_string());
         match self.block(async move { op.delete_with(&d).recursive(true).await })? {
             Ok(()) => Ok(()),

@@ -1,0 +1,578 @@
+//! Destinations on a server reached over SSH (types `ssh` and `sftp`).
+//!
+//! Snapshots there are hardlink trees with the same layout as a local
+//! destination (`<job>/<snapshot>/tree/...`, `index.sqlite`, `snapshot.json`):
+//! the agent writes them with `rsync --link-dest` over ssh, and everything
+//! else (listing, manifests, indexes, the mount's ranged reads, the probe,
+//! deletes) is a short POSIX shell command run through the system `ssh`
+//! client. One master connection per destination (`ControlMaster`) carries
+//! every command and rsync, so a command costs a round trip, not a handshake.
+//!
+//! Why not OpenDAL's sftp service: it cannot be given a known_hosts file, a
+//! port apart from the endpoint, a passphrase, a password nor an address
+//! family, and its recursive listing would walk every file of every tree.
+//! rsync needs a shell on the server anyway, so the shell commands need
+//! nothing more (`cat`, `tail`, `head`, `mv`, `rm`, `ls`, `mkdir`, `wc`).
+//!
+//! Host keys are always checked (`StrictHostKeyChecking=yes`): against the
+//! `known_hosts` file given, or a file written from the `host_key` option, or
+//! the system's known_hosts. A passphrase or password reaches ssh through
+//! `SSH_ASKPASS` (a helper script that prints an environment variable of the
+//! ssh process): never on a command line, never in a file.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::config::RemoteConfig;
+use crate::error::{FsError, Result};
+
+/// Exit status the remote scripts use for "no such object".
+const NOT_FOUND: i32 = 44;
+/// Exit status of the probe when rsync is missing on the server.
+const NO_RSYNC: i32 = 45;
+/// Exit status of ssh itself when the connection fails.
+const SSH_FAILED: i32 = 255;
+
+/// Checks the ssh-specific options.
+pub fn check(c: &RemoteConfig) -> std::result::Result<(), String> {
+    c.number("port", 1, 65535, 22)?;
+    c.number("bwlimit", 1, u32::MAX as u64, 0)?;
+    match c.get("ip") {
+        None | Some("any" | "ipv4" | "ipv6") => {}
+        Some(v) => return Err(format!("option ip must be any, ipv4 or ipv6, not {v:?}")),
+    }
+    if c.get("private_key").is_some() && c.get("key").is_some() {
+        return Err("give private_key or key, not both".into());
+    }
+    if c.get("known_hosts").is_some() && c.get("host_key").is_some() {
+        return Err("give known_hosts or host_key, not both".into());
+    }
+    if let Some(k) = c.get("host_key")
+        && k.split_whitespace().count() < 2
+    {
+        return Err(
+            "option host_key must be the server's public key as `TYPE BASE64` (a known_hosts line without the host)"
+                .into(),
+        );
+    }
+    for key in ["host", "username"] {
+        if let Some(v) = c.get(key)
+            && (v.starts_with('-') || v.contains(|ch: char| ch.is_whitespace() || ch == '@'))
+        {
+            return Err(format!("option {key} {v:?} is not a valid host or user name"));
+        }
+    }
+    if let Some(p) = c.get("path")
+        && p.contains(['\n', '\0'])
+    {
+        return Err("option path must be one line".into());
+    }
+    Ok(())
+}
+
+/// A server reached over ssh, ready to run commands under the destination root.
+pub struct SshClient {
+    host: String,
+    user: String,
+    /// The destination root on the server, without a trailing `/` (relative:
+    /// under the login directory).
+    root: String,
+    /// Options of every ssh invocation (before the host).
+    opts: Vec<String>,
+    /// Environment of every ssh invocation: the askpass helper and the secrets it prints.
+    env: Vec<(String, String)>,
+    timeout: Duration,
+    retries: usize,
+    bwlimit: Option<u64>,
+}
+
+impl std::fmt::Debug for SshClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the environment: it holds secrets.
+        write!(f, "ssh://{}@{}/{}", self.user, self.host, self.root)
+    }
+}
+
+/// The output of a remote command.
+struct Output {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl SshClient {
+    /// Prepares the client of `c` (writes the private files it needs; connects to nothing).
+    pub fn new(c: &RemoteConfig) -> Result<Self> {
+        let refused = |m: String| FsError::Refused(format!("ssh: {m}"));
+        let host = c.get("host").ok_or_else(|| refused("option host is required".into()))?.to_string();
+        let user = c.get("username").ok_or_else(|| refused("option username is required".into()))?.to_string();
+        let port = c.number("port", 1, 65535, 22).map_err(refused)?;
+        let root = c.get("path").unwrap_or(".").trim_end_matches('/');
+        let root = if root.is_empty() { "/".to_string() } else { root.to_string() };
+        let dir = private_dir()?;
+        let mut opts: Vec<String> = vec![
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
+            "-o".into(),
+            format!("ConnectTimeout={}", c.timeout().as_secs()),
+            "-o".into(),
+            "ServerAliveInterval=10".into(),
+            "-o".into(),
+            "ServerAliveCountMax=3".into(),
+            "-p".into(),
+            port.to_string(),
+            "-l".into(),
+            user.clone(),
+        ];
+        match c.get("ip") {
+            Some("ipv4") => opts.push("-4".into()),
+            Some("ipv6") => opts.push("-6".into()),
+            _ => {}
+        }
+        let known_hosts = match (c.get("known_hosts"), c.get("host_key")) {
+            (Some(f), _) => Some(PathBuf::from(f)),
+            (None, Some(k)) => {
+                let k = k.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                let text = format!("{host} {k}\n[{host}]:{port} {k}\n");
+                Some(private_file(&dir, "known_hosts", text.as_bytes())?)
+            }
+            (None, None) => None,
+        };
+        if let Some(kh) = known_hosts {
+            opts.extend(["-o".into(), format!("UserKnownHostsFile={}", kh.display())]);
+        }
+        let key = match (c.get("private_key"), c.get("key")) {
+            (Some(p), _) => Some(PathBuf::from(p)),
+            (None, Some(text)) => {
+                let mut text = text.replace("\r\n", "\n");
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                Some(private_file(&dir, "key", text.as_bytes())?)
+            }
+            (None, None) => None,
+        };
+        if let Some(k) = &key {
+            opts.extend(["-i".into(), k.display().to_string(), "-o".into(), "IdentitiesOnly=yes".into()]);
+        }
+        let mut env = Vec::new();
+        let (passphrase, password) = (c.get("passphrase"), c.get("password"));
+        if passphrase.is_some() || password.is_some() {
+            // BatchMode would refuse to ask; the askpass helper answers instead, once.
+            let helper = private_file(&dir, "askpass", ASKPASS.as_bytes())?;
+            set_mode(&helper, 0o700)?;
+            env.push(("SSH_ASKPASS".to_string(), helper.display().to_string()));
+            env.push(("SSH_ASKPASS_REQUIRE".to_string(), "force".to_string()));
+            env.push(("HINDSIGHT_SSH_PASSPHRASE".to_string(), passphrase.unwrap_or_default().to_string()));
+            env.push(("HINDSIGHT_SSH_PASSWORD".to_string(), password.unwrap_or_default().to_string()));
+            opts.extend(["-o".into(), "BatchMode=no".into(), "-o".into(), "NumberOfPasswordPrompts=1".into()]);
+            if password.is_none() {
+                opts.extend(["-o".into(), "PasswordAuthentication=no".into()]);
+            }
+        } else {
+            opts.extend(["-o".into(), "BatchMode=yes".into()]);
+        }
+        // One master connection per set of options (a wrong key must not ride on
+        // another destination's authenticated connection to the same account).
+        let mut h = blake3::Hasher::new();
+        for o in &opts {
+            h.update(o.as_bytes()).update(b"\0");
+        }
+        h.update(host.as_bytes());
+        for (_, v) in &env {
+            h.update(v.as_bytes()).update(b"\0");
+        }
+        let control = dir.join(format!("cm-{}", &h.finalize().to_hex()[..16]));
+        opts.extend([
+            "-o".into(),
+            "ControlMaster=auto".into(),
+            "-o".into(),
+            format!("ControlPath={}", control.display()),
+            "-o".into(),
+            "ControlPersist=60".into(),
+        ]);
+        let bwlimit = c.number("bwlimit", 1, u32::MAX as u64, 0).ok().filter(|b| *b > 0);
+        Ok(SshClient { host, user, root, opts, env, timeout: c.timeout(), retries: c.retries(), bwlimit })
+    }
+
+    /// The destination root on the server, as given.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// Upload bandwidth limit in KiB/s.
+    pub fn bwlimit(&self) -> Option<u64> {
+        self.bwlimit
+    }
+
+    /// Retries of a failed command or transfer.
+    pub fn retries(&self) -> usize {
+        self.retries
+    }
+
+    /// Per-command timeout (rsync's I/O timeout).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `user@host:` for rsync destinations.
+    pub fn rsync_host(&self) -> String {
+        format!("{}@{}:", self.user, self.host)
+    }
+
+    /// The ssh command line rsync runs (`-e`), each word quoted for rsync's own splitting.
+    pub fn rsync_shell(&self) -> String {
+        let mut s = String::from("ssh");
+        for o in &self.opts {
+            s.push(' ');
+            if o.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == '\\') {
+                s.push('"');
+                s.push_str(&o.replace('\\', "\\\\").replace('"', "\\\""));
+                s.push('"');
+            } else {
+                s.push_str(o);
+            }
+        }
+        s
+    }
+
+    /// Environment rsync must pass to ssh (askpass and secrets).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// Path on the server of object `p` (relative to the root), shell-quoted.
+    pub fn quoted(&self, p: &str) -> Vec<u8> {
+        quote(self.remote_path(p).as_bytes())
+    }
+
+    /// Path on the server of object `p` (relative to the root).
+    pub fn remote_path(&self, p: &str) -> String {
+        let p = p.trim_start_matches('/');
+        if p.is_empty() {
+            self.root.clone()
+        } else if self.root == "/" {
+            format!("/{p}")
+        } else {
+            format!("{}/{p}", self.root)
+        }
+    }
+
+    /// Runs `script` with `sh` on the server, feeding it `stdin`; retries when
+    /// the connection fails or the command times out. Exit status 44 is "not
+    /// found"; any other failure carries the command's stderr.
+    pub fn run(&self, op: &'static str, path: &str, script: &[u8], stdin: Option<&[u8]>) -> Result<Vec<u8>> {
+        let deadline = self.timeout + Duration::from_secs(stdin.map_or(0, |b| b.len() as u64 >> 20));
+        let mut attempt = 0;
+        loop {
+            let fail = |temporary: bool, not_found: bool, message: String| FsError::Remote {
+                op,
+                path: path.to_string(),
+                temporary,
+                not_found,
+                message,
+            };
+            let err = match self.exec(script, stdin, deadline) {
+                Ok(out) if out.status.success() => return Ok(out.stdout),
+                Ok(out) if out.status.code() == Some(NOT_FOUND) => {
+                    return Err(fail(false, true, "no such file on the server".into()));
+                }
+                Ok(out) if out.status.code() == Some(SSH_FAILED) || out.status.code().is_none() => {
+                    fail(true, false, format!("ssh failed: {}", stderr_text(&out.stderr)))
+                }
+                Ok(out) => {
+                    let code = out.status.code().unwrap_or(-1);
+                    return Err(fail(false, false, format!("{} (exit {code})", stderr_text(&out.stderr))));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    fail(true, false, format!("no answer within {}s", deadline.as_secs()))
+                }
+                Err(e) => return Err(fail(false, false, format!("cannot run ssh: {e}"))),
+            };
+            if attempt >= self.retries {
+                return Err(err);
+            }
+            attempt += 1;
+            tracing::debug!("{self:?}: {err}; retry {attempt} of {}", self.retries);
+            std::thread::sleep(backoff(attempt));
+        }
+    }
+
+    /// One ssh invocation, killed when it outlives `deadline`.
+    fn exec(&self, script: &[u8], stdin: Option<&[u8]>, deadline: Duration) -> std::io::Result<Output> {
+        let mut cmd = Command::new("ssh");
+        cmd.args(&self.opts).arg("--").arg(&self.host).arg(OsString::from_vec(script.to_vec()));
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let input = stdin.map(<[u8]>::to_vec);
+        let mut pipe_in = child.stdin.take();
+        let mut pipe_out = child.stdout.take();
+        let mut pipe_err = child.stderr.take();
+        let (status, stdout, stderr) = std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                if let (Some(p), Some(b)) = (pipe_in.as_mut(), input) {
+                    // A command that exits early closes the pipe: its status tells why.
+                    let _ = p.write_all(&b);
+                }
+                drop(pipe_in);
+            });
+            let out = s.spawn(move || {
+                let mut v = Vec::new();
+                if let Some(p) = pipe_out.as_mut() {
+                    let _ = p.read_to_end(&mut v);
+                }
+                v
+            });
+            let err = s.spawn(move || {
+                let mut v = Vec::new();
+                if let Some(p) = pipe_err.as_mut() {
+                    let _ = p.read_to_end(&mut v);
+                }
+                v
+            });
+            let status = wait_until(&mut child, deadline);
+            let _ = writer.join();
+            let stdout = out.join().unwrap_or_default();
+            let stderr = err.join().unwrap_or_default();
+            (status, stdout, stderr)
+        });
+        Ok(Output { status: status?, stdout, stderr })
+    }
+
+    /// Reads a whole object.
+    pub fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let p = self.quoted(path);
+        self.run("read", path, &[b"[ -f ".as_slice(), &p, b" ] || exit 44; exec cat -- ", &p].concat(), None)
+    }
+
+    /// Reads `len` bytes from `offset` (fewer at the end).
+    pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let p = self.quoted(path);
+        // tail seeks in a regular file; portable to GNU, BSD and busybox.
+        let script = [
+            b"[ -f ".as_slice(),
+            &p,
+            b" ] || exit 44; tail -c +",
+            (offset + 1).to_string().as_bytes(),
+            b" -- ",
+            &p,
+            b" | head -c ",
+            len.to_string().as_bytes(),
+        ]
+        .concat();
+        self.run("read", path, &script, None)
+    }
+
+    /// Writes a whole object (through a temporary name, then renamed).
+    pub fn write(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        let full = self.remote_path(path);
+        let dir = full.rsplit_once('/').map_or(".", |(d, _)| if d.is_empty() { "/" } else { d });
+        let tmp = quote(format!("{full}.tmp-{}", uuid::Uuid::new_v4().simple()).as_bytes());
+        let script = [
+            b"mkdir -p -- ".as_slice(),
+            &quote(dir.as_bytes()),
+            b" && cat > ",
+            &tmp,
+            b" && mv -f -- ",
+            &tmp,
+            b" ",
+            &quote(full.as_bytes()),
+        ]
+        .concat();
+        self.run("write", path, &script, Some(bytes)).map(|_| ())
+    }
+
+    /// Size of an object, `None` when it does not exist.
+    pub fn size(&self, path: &str) -> Result<Option<u64>> {
+        let p = self.quoted(path);
+        match self.run("stat", path, &[b"[ -f ".as_slice(), &p, b" ] || exit 44; wc -c < ", &p].concat(), None) {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out);
+                text.trim().parse().map(Some).map_err(|_| FsError::Remote {
+                    op: "stat",
+                    path: path.to_string(),
+                    temporary: false,
+                    not_found: false,
+                    message: format!("unexpected size {text:?}"),
+                })
+            }
+            Err(FsError::Remote { not_found: true, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Names directly under `dir`; sub-directories end with `/`. A missing directory is empty.
+    pub fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let script = [b"cd -- ".as_slice(), &self.quoted(dir), b" 2>/dev/null || exit 0; exec ls -1Ap"].concat();
+        let out = self.run("list", dir, &script, None)?;
+        let mut names: Vec<String> =
+            String::from_utf8_lossy(&out).lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Snapshot directories of `job` holding a manifest (not sorted).
+    pub fn list_complete(&self, job: &str, manifest: &str) -> Result<Vec<String>> {
+        let script = [
+            b"cd -- ".as_slice(),
+            &self.quoted(job),
+            b" 2>/dev/null || exit 0; for d in *; do [ -f \"$d/",
+            manifest.as_bytes(),
+            b"\" ] && printf '%s\\n' \"$d\"; done; exit 0",
+        ]
+        .concat();
+        let out = self.run("list", job, &script, None)?;
+        Ok(String::from_utf8_lossy(&out).lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+    }
+
+    /// Deletes one object; a missing one is not an error.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        self.run("delete", path, &[b"rm -f -- ".as_slice(), &self.quoted(path)].concat(), None).map(|_| ())
+    }
+
+    /// Deletes a directory and everything under it.
+    pub fn delete_all(&self, dir: &str) -> Result<()> {
+        let p = self.quoted(dir.trim_end_matches('/'));
+        self.run("delete", dir, &[b"rm -rf -- ".as_slice(), &p].concat(), None).map(|_| ())
+    }
+
+    /// Creates a directory and its parents.
+    pub fn mkdir(&self, dir: &str) -> Result<()> {
+        self.run("mkdir", dir, &[b"mkdir -p -- ".as_slice(), &self.quoted(dir)].concat(), None).map(|_| ())
+    }
+
+    /// Renames `from` to `to` (the commit of a snapshot); fails when `to` exists.
+    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (f, t) = (self.quoted(from), self.quoted(to));
+        let script = [b"[ ! -e ".as_slice(), &t, b" ] || { echo exists >&2; exit 1; }; mv -- ", &f, b" ", &t].concat();
+        self.run("rename", from, &script, None).map(|_| ())
+    }
+
+    /// Checks that rsync runs on the server.
+    pub fn require_rsync(&self) -> Result<()> {
+        let script = format!("command -v rsync >/dev/null 2>&1 || exit {NO_RSYNC}; rsync --version");
+        match self.run("probe", "rsync", script.as_bytes(), None) {
+            Err(FsError::Remote { message, .. }) if message.ends_with(&format!("(exit {NO_RSYNC})")) => Err(
+                FsError::Refused("rsync is required on the server (install it there: apt-get install rsync)".into()),
+            ),
+            r => r.map(|_| ()),
+        }
+    }
+}
+
+/// The askpass helper: answers a passphrase prompt with the passphrase, any
+/// other prompt (a password prompt) with the password; both come from the
+/// environment of the ssh process.
+const ASKPASS: &str = "#!/bin/sh\ncase \"$1\" in\n  *assphrase*) printf '%s\\n' \"$HINDSIGHT_SSH_PASSPHRASE\" ;;\n  *) printf '%s\\n' \"$HINDSIGHT_SSH_PASSWORD\" ;;\nesac\n";
+
+/// Waits for `child`, killing it once `deadline` has passed.
+fn wait_until(child: &mut std::process::Child, deadline: Duration) -> std::io::Result<ExitStatus> {
+    let start = Instant::now();
+    let mut nap = Duration::from_millis(1);
+    loop {
+        if let Some(s) = child.try_wait()? {
+            return Ok(s);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"));
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Delay before retry `attempt` (1-based): 0.5 s doubling, at most 8 s.
+pub fn backoff(attempt: usize) -> Duration {
+    Duration::from_millis(500u64 << attempt.saturating_sub(1).min(4))
+}
+
+fn stderr_text(b: &[u8]) -> String {
+    let t = String::from_utf8_lossy(b);
+    let lines: Vec<&str> = t.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() { "the command failed".into() } else { lines.join("; ") }
+}
+
+/// `s` quoted for a POSIX shell.
+pub fn quote(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    out.push(b'\'');
+    for &c in s {
+        if c == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+/// This user's private directory for ssh files (keys given as text, known
+/// hosts, the askpass helper, control sockets): short, so that socket paths fit.
+fn private_dir() -> Result<PathBuf> {
+    let uid = rustix::process::geteuid().as_raw();
+    let dir = std::env::temp_dir().join(format!("hindsight-ssh-{uid}"));
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(FsError::io("create", &dir, e)),
+    }
+    let st = rustix::fs::lstat(&dir).map_err(|e| FsError::io("stat", &dir, std::io::Error::from(e)))?;
+    if st.st_uid != uid || rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+        return Err(FsError::Refused(format!("{} is not a directory of this user: refusing to use it", dir.display())));
+    }
+    set_mode(&dir, 0o700)?;
+    Ok(dir)
+}
+
+/// A file `<prefix>-<hash of contents>` in `dir`, mode 0600, written once.
+fn private_file(dir: &Path, prefix: &str, contents: &[u8]) -> Result<PathBuf> {
+    let path = dir.join(format!("{prefix}-{}", &blake3::hash(contents).to_hex()[..16]));
+    if std::fs::read(&path).is_ok_and(|b| b == contents) {
+        return Ok(path);
+    }
+    let tmp = dir.join(format!(".{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| FsError::io("create", &tmp, e))?;
+    f.write_all(contents).map_err(|e| FsError::io("write", &tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(|e| FsError::io("rename", &tmp, e))?;
+    Ok(path)
+}
+
+fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| FsError::io("chmod", p, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes_and_bytes() {
+        assert_eq!(quote(b"a b"), b"'a b'");
+        assert_eq!(quote(b"it's"), b"'it'\\''s'");
+        assert_eq!(quote(&[0xff, b'x']), [b'\'', 0xff, b'x', b'\'']);
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(9), Duration::from_secs(8));
+    }
+}
