@@ -433,7 +433,12 @@ impl Runner {
                 let (spec, cancel) = (spec.clone(), a.cancel.clone());
                 return self
                     .run_backup(run_id, a, dest_name, move |progress| {
-                        backup::run_remote(&store, &cache, &spec, progress, &cancel)
+                        // ssh destinations hold hardlink trees; the others, content-addressed blobs.
+                        if store.ssh().is_some() {
+                            backup::run_ssh(&store, &cache, &spec, progress, &cancel)
+                        } else {
+                            backup::run_remote(&store, &cache, &spec, progress, &cancel)
+                        }
                     })
                     .await;
             }

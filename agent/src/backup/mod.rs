@@ -14,6 +14,7 @@ pub mod incremental;
 pub mod progress;
 pub mod remote;
 mod source_walk;
+pub mod ssh;
 mod walker;
 
 pub use archive::{ArchiveOptions, run_archive};
@@ -21,3 +22,4 @@ pub use exclude::Excludes;
 pub use incremental::{BackupError, BackupSpec, run_incremental};
 pub use progress::{Cancel, Counters, FileError, Progress};
 pub use remote::run_remote;
+pub use ssh::run_ssh;

@@ -413,14 +413,14 @@ impl Sink for BlobSink<'_> {
 }
 
 /// True when an entry's inode cannot have changed since `prev` was recorded.
-fn same_inode(now: &EntryMeta, prev: &EntryMeta) -> bool {
+pub(super) fn same_inode(now: &EntryMeta, prev: &EntryMeta) -> bool {
     now.kind == EntryKind::File
         && now.ctime_ns == prev.ctime_ns
         && now.unchanged_from(&EntryMeta { xattrs: now.xattrs.clone(), ..prev.clone() })
 }
 
 /// blake3 of the first `size` bytes of `fd`, read from its start.
-fn hash_fd(fd: &OwnedFd, size: u64) -> std::io::Result<[u8; 32]> {
+pub(super) fn hash_fd(fd: &OwnedFd, size: u64) -> std::io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     let mut off = 0u64;
     let mut buf = vec![0u8; 1 << 20];
