@@ -1,0 +1,309 @@
+//! SSH destinations against a real OpenSSH server (scripts/services/sshd.sh):
+//! a full and an incremental backup are hardlink trees on the server (the
+//! same inode for an unchanged file), `cp -a` from the daemon's mount equals
+//! the source, a second agent adopting the root lists the same snapshots, a
+//! key passphrase never shows in the API nor the log, validation fails
+//! clearly for a closed port, a wrong user and an unknown host key, and a
+//! server killed in the middle of a backup fails the run cleanly (no
+//! snapshot) while the next run completes.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::support::daemon::{Daemon, DaemonOpts};
+use crate::support::services::{self, SshEnv};
+use crate::support::system::{FuseGuard, tool};
+use crate::support::{Sandbox, assert_same, describe, fixture, wait_until};
+
+const DEST: &str = "d1";
+const JOB: &str = "j1";
+
+/// A root under the remote user's home that no other test uses.
+fn unique_root(what: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("e2e-{what}-{}-{nanos}", std::process::id())
+}
+
+/// `-o KEY=VALUE` arguments of an ssh destination on `env` under `root`, then `extra`.
+fn ssh_args(env: &SshEnv, root: &str, extra: &[(&str, &str)]) -> Vec<String> {
+    let port = env.port.to_string();
+    let mut opts: Vec<(&str, &str)> = vec![
+        ("host", &env.host),
+        ("port", &port),
+        ("username", &env.user),
+        ("path", root),
+        ("retries", "1"),
+        ("timeout", "10"),
+    ];
+    if !extra.iter().any(|(k, _)| *k == "private_key" || *k == "key") {
+        opts.push(("private_key", env.key.to_str().expect("utf-8 key path")));
+    }
+    if !extra.iter().any(|(k, _)| *k == "known_hosts" || *k == "host_key") {
+        opts.push(("known_hosts", env.known_hosts.to_str().expect("utf-8 known_hosts path")));
+    }
+    opts.extend_from_slice(extra);
+    opts.iter().flat_map(|(k, v)| ["-o".to_string(), format!("{k}={v}")]).collect()
+}
+
+fn add(daemon: &Daemon, name: &str, args: &[String]) -> crate::support::daemon::Output {
+    let mut all: Vec<String> = ["destination", "add", name, "--type", "ssh"].iter().map(|a| a.to_string()).collect();
+    all.extend_from_slice(args);
+    all.push("--json".into());
+    daemon.cli(&all)
+}
+
+/// The root on the server, seen directly (the tests run as root on the server's machine).
+fn on_server(root: &str) -> PathBuf {
+    PathBuf::from(std::env::var("SSH_REMOTE_HOME").expect("SSH_REMOTE_HOME")).join(root)
+}
+
+/// Runs the job to completion; the name of its snapshot.
+fn backup(daemon: &Daemon) -> String {
+    let run = daemon.run_job_wait(JOB);
+    run["destinations"][0]["snapshot"].as_str().unwrap_or_else(|| panic!("no snapshot: {run:#}")).to_string()
+}
+
+fn snapshot_list(daemon: &Daemon) -> Vec<String> {
+    let v = daemon.cli_json(&["snapshot", "list"]);
+    let mut names: Vec<String> =
+        v.as_array().into_iter().flatten().filter_map(|s| s["name"].as_str().map(String::from)).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn ssh_backups_are_hardlink_trees_that_mount_restore_and_reindex() {
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let src = sb.dir("src");
+    fixture::small_tree(&src);
+    fixture::write(&src.join("same/unchanged.bin"), &fixture::pseudo_random(300 << 10, 7));
+    fixture::write(&src.join("edit.txt"), b"v1\n");
+    std::fs::hard_link(src.join("a.txt"), src.join("a-link.txt")).expect("hard link in the source");
+    fixture::stamp_times(&src);
+    let mnt = sb.dir("mnt");
+    let mut opts = sb.daemon_opts();
+    opts.mountpoint = Some(mnt.clone());
+    let _guard = FuseGuard(mnt.clone());
+    let daemon = Daemon::start(opts);
+    let root = unique_root("ssh");
+
+    let out = add(&daemon, DEST, &ssh_args(&env, &root, &[]));
+    assert!(out.success(), "{out}\n{}", daemon.log_tail());
+    daemon.add_job(JOB, &[&src], &[DEST], &[]);
+
+    let want1 = describe(&src);
+    let first = backup(&daemon);
+    fixture::write(&src.join("edit.txt"), b"version two\n");
+    fixture::write(&src.join("new/file.txt"), b"added\n");
+    // Not stamp_times again: it would give every file a new mtime.
+    let want2 = describe(&src);
+    let second = backup(&daemon);
+
+    // On the server: real trees, the same inode for an unchanged file.
+    let tree = |snap: &String| {
+        on_server(&root).join(JOB).join(snap).join("tree").join(src.strip_prefix("/").expect("absolute"))
+    };
+    let (a, b) = (tree(&first).join("same/unchanged.bin"), tree(&second).join("same/unchanged.bin"));
+    let (ma, mb) = (std::fs::metadata(&a).expect("first copy"), std::fs::metadata(&b).expect("second copy"));
+    assert_eq!(ma.ino(), mb.ino(), "an unchanged file is one inode on the server");
+    assert!(mb.nlink() >= 2, "link count {}", mb.nlink());
+    assert_ne!(
+        std::fs::metadata(tree(&first).join("edit.txt")).expect("edit v1").ino(),
+        std::fs::metadata(tree(&second).join("edit.txt")).expect("edit v2").ino()
+    );
+    assert_eq!(std::fs::read(tree(&second).join("edit.txt")).expect("edit v2"), b"version two\n");
+    let link = std::fs::metadata(tree(&second).join("a-link.txt")).expect("a-link");
+    assert_eq!(link.ino(), std::fs::metadata(tree(&second).join("a.txt")).expect("a").ino(), "hardlinks kept");
+    let partials: Vec<String> = std::fs::read_dir(on_server(&root).join(JOB))
+        .expect("job dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with(".partial-"))
+        .collect();
+    assert!(partials.is_empty(), "{partials:?}");
+
+    // Through the daemon's mount: cp -a equals the source of each snapshot.
+    for (i, (snap, want)) in [(&first, &want1), (&second, &want2)].into_iter().enumerate() {
+        let from = mnt.join(DEST).join(JOB).join(snap).join(src.strip_prefix("/").expect("absolute"));
+        wait_until("the snapshot in the mount", Duration::from_secs(30), || from.is_dir().then_some(()));
+        let copy = sb.path().join(format!("cp-{i}"));
+        tool("cp", [std::ffi::OsStr::new("-a"), from.as_os_str(), copy.as_os_str()]);
+        assert_same(want, &describe(&copy), &format!("cp -a of snapshot {i} from the mount"));
+    }
+
+    // A fresh agent adopting the root lists the same snapshots; reindex agrees.
+    let other = Daemon::start(DaemonOpts::in_dir(&sb.path().join("other")));
+    let adopted = add(&other, "again", &ssh_args(&env, &root, &[]));
+    assert!(adopted.success(), "{adopted}\n{}", other.log_tail());
+    assert_eq!(snapshot_list(&other), snapshot_list(&daemon));
+    other.cli_ok(&["destination", "reindex", "again"]);
+    assert_eq!(snapshot_list(&other), vec![first.clone(), second.clone()]);
+}
+
+#[test]
+fn ssh_key_passphrase_is_used_and_never_shown() {
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let key = sb.path().join("key");
+    let secret = format!("Pass-{}-phrase", std::process::id());
+    tool(
+        "ssh-keygen",
+        ["-q", "-t", "ed25519", "-N", &secret, "-C", "e2e-passphrase", "-f", key.to_str().expect("utf-8")],
+    );
+    // The server's authorized_keys sits beside its client key (scripts/services/sshd.sh).
+    let authorized = env.key.parent().expect("state dir").join("authorized_keys");
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let mut text = std::fs::read_to_string(&authorized).expect("authorized_keys");
+    if !text.contains(public.trim()) {
+        text.push_str(&public);
+        std::fs::write(&authorized, text).expect("add the key");
+    }
+    let daemon = Daemon::start(sb.daemon_opts());
+    let root = unique_root("ssh-pass");
+    let key_path = key.to_str().expect("utf-8").to_string();
+    let out = add(&daemon, DEST, &ssh_args(&env, &root, &[("private_key", &key_path), ("passphrase", &secret)]));
+    assert!(out.success(), "{out}\n{}", daemon.log_tail());
+    let shown = daemon.cli_json(&["destination", "show", DEST]);
+    assert_eq!(shown["options"]["passphrase"], "********", "{shown:#}");
+    assert!(!shown.to_string().contains(&secret));
+    daemon.cli_ok(&["destination", "validate", DEST]);
+    assert!(!daemon.log().contains(&secret), "the passphrase is in the daemon's log");
+
+    // Without the passphrase the key cannot be used: a clear refusal, quickly.
+    let bad = add(&daemon, "nopass", &ssh_args(&env, &unique_root("ssh-nopass"), &[("private_key", &key_path)]));
+    assert!(!bad.success(), "a passphrase-protected key without its passphrase was accepted");
+}
+
+#[test]
+fn ssh_validation_fails_clearly() {
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let daemon = Daemon::start(sb.daemon_opts());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let cases: Vec<(Vec<String>, &[&str])> = vec![
+        (ssh_args(&env, &unique_root("x"), &[("port", &closed.to_string())]), &["Connection refused"]),
+        (ssh_args(&env, &unique_root("x"), &[("username", "nobody-here")]), &["Permission denied"]),
+        (
+            ssh_args(&env, &unique_root("x"), &[("known_hosts", sb.path().join("empty").to_str().expect("utf-8"))]),
+            &["Host key verification failed"],
+        ),
+    ];
+    fixture::write(&sb.path().join("empty"), b"");
+    for (args, words) in cases {
+        let started = std::time::Instant::now();
+        let out = add(&daemon, "bad", &args);
+        assert!(!out.success(), "{args:?} was accepted");
+        let text = out.to_string();
+        for w in words {
+            assert!(text.contains(w), "the refusal does not say {w:?}: {text}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    }
+}
+
+/// A private sshd this test may kill (the shared one serves other tests).
+struct PrivateSshd {
+    state: PathBuf,
+    env: SshEnv,
+}
+
+impl PrivateSshd {
+    fn start(state: &Path, port: u16) -> PrivateSshd {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services/sshd.sh");
+        let shared = services::ssh();
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["start", state.to_str().expect("utf-8")])
+            .env("SSH_PORT", port.to_string())
+            .env("SSH_USER", &shared.user)
+            .output()
+            .expect("run sshd.sh");
+        assert!(out.status.success(), "sshd.sh start: {}", String::from_utf8_lossy(&out.stderr));
+        let env = SshEnv { port, key: state.join("client_key"), known_hosts: state.join("known_hosts"), ..shared };
+        PrivateSshd { state: state.to_path_buf(), env }
+    }
+
+    /// Kills the listener and every session it forked (they outlive the listener).
+    fn kill(&self) {
+        let pid: i32 = std::fs::read_to_string(self.state.join("sshd.pid"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .expect("sshd pid");
+        let mut victims = vec![pid];
+        let mut i = 0;
+        while i < victims.len() {
+            victims.extend(children(victims[i]));
+            i += 1;
+        }
+        for v in victims {
+            let _ = Command::new("kill").args(["-KILL", &v.to_string()]).status();
+        }
+    }
+}
+
+impl Drop for PrivateSshd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Pids whose parent is `pid`.
+fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.to_string()) else { continue };
+        let ppid: Option<i32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(pid)
+            && let Ok(child) = e.file_name().to_string_lossy().parse()
+        {
+            out.push(child);
+        }
+    }
+    out
+}
+
+#[test]
+fn ssh_server_killed_mid_backup_fails_cleanly_and_the_next_run_completes() {
+    let sb = Sandbox::new();
+    let port = 2300 + (std::process::id() % 500) as u16;
+    let sshd = PrivateSshd::start(&sb.path().join("sshd"), port);
+    let src = sb.dir("src");
+    for i in 0..16 {
+        fixture::big_file(&src.join(format!("big-{i}.bin")), 1 << 20, i);
+    }
+    fixture::stamp_times(&src);
+    let daemon = Daemon::start(sb.daemon_opts());
+    let root = unique_root("ssh-kill");
+    // 1 MiB/s: the transfer of 16 MiB lasts long enough to be cut.
+    let out = add(&daemon, DEST, &ssh_args(&sshd.env, &root, &[("bwlimit", "1024"), ("timeout", "5")]));
+    assert!(out.success(), "{out}\n{}", daemon.log_tail());
+    daemon.add_job(JOB, &[&src], &[DEST], &[]);
+
+    let id = daemon.start_run(JOB);
+    let job_dir = on_server(&root).join(JOB);
+    wait_until("rsync under way", Duration::from_secs(60), || {
+        let partial = std::fs::read_dir(&job_dir)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with(".partial-"))?;
+        let tree = partial.path().join("tree").join(src.strip_prefix("/").ok()?);
+        (std::fs::read_dir(tree).ok()?.count() >= 2).then_some(())
+    });
+    sshd.kill();
+    let run = daemon.wait_run_final(id);
+    assert_eq!(run["state"], "failed", "{run:#}");
+    let text: Value = run.clone();
+    assert!(text.to_string().contains("rsync"), "{run:#}");
+    assert!(snapshot_list(&daemon).is_empty(), "a snapshot appeared");
+
+    let sshd = PrivateSshd::start(&sb.path().join("sshd"), port);
+    let run = daemon.run_job_wait(JOB);
+    assert_eq!(run["state"], "completed", "{run:#}");
+    assert_eq!(snapshot_list(&daemon).len(), 1);
+    drop(sshd);
+}
