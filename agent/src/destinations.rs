@@ -252,6 +252,7 @@ pub fn measure(d: &Destination) -> Result<DiskUsageInfo, ApiError> {
 }
 
 /// Builds and tests a new destination; prepares its root (marker) unless read-only.
+/// A root that already holds a destination is adopted read-only unless `new.writable`.
 /// Returns the destination (options in the clear: the catalog seals them) and the
 /// snapshots it already holds (adoption).
 pub fn create(key: &MasterKey, new: NewDestination) -> Result<(Destination, Vec<Snapshot>), ApiError> {
@@ -272,7 +273,14 @@ pub fn create(key: &MasterKey, new: NewDestination) -> Result<(Destination, Vec<
     };
     let t = target(key, &d)?;
     d.disk_usage = validate(&d, &t)?;
+    let fresh_id = d.id.clone();
     prepare_root(&mut d, &t, new.force)?;
+    if d.id != fresh_id && !d.readonly && !new.writable {
+        // The agent that wrote it may still be backing up there, and two agents
+        // pruning one root would delete each other's snapshots: read it, unless told.
+        tracing::info!(destination = %d.name, "adopted read-only (add it with writable to write to it)");
+        d.readonly = true;
+    }
     let snapshots = scan(&d, &t)?;
     Ok((d, snapshots))
 }

@@ -128,6 +128,10 @@ pub struct NewDestination {
     /// Use a non-empty directory that holds no marker.
     #[serde(default)]
     pub force: bool,
+    /// When the root already holds a destination (another agent's, or one this
+    /// agent forgot), keep writing to it; by default it is adopted read-only.
+    #[serde(default)]
+    pub writable: bool,
 }
 
 /// Body of `PATCH /v1/destinations/{name}`: only the fields given change.

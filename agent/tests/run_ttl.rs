@@ -49,6 +49,7 @@ async fn a_run_longer_than_run_ttl_hours_is_stopped_and_failed() {
         readonly: false,
         disabled: false,
         force: false,
+        writable: false,
     };
     let (dest, _) = hindsight_agent::destinations::create(catalog.master_key(), new).expect("destination");
     catalog.insert_destination(&dest).expect("insert destination");

@@ -186,6 +186,10 @@ pub struct DestinationAdd {
     /// Use a non-empty directory that holds no Hindsight marker.
     #[arg(long)]
     pub force: bool,
+    /// A root that already holds a destination (another agent's) is adopted
+    /// read-only; with this, this agent writes to it too.
+    #[arg(long, conflicts_with = "readonly")]
+    pub writable: bool,
 }
 
 /// `destination edit`.

@@ -139,6 +139,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
         }
         DestinationCmd::Add(a) => {
             let options = collect_options(a.path, a.options, false)?;
+            let asked_readonly = a.readonly;
             let new = NewDestination {
                 name: a.name,
                 kind: a.kind,
@@ -148,12 +149,16 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
                 readonly: a.readonly,
                 disabled: a.disabled,
                 force: a.force,
+                writable: a.writable,
             };
             let d: Destination = c.post("/v1/destinations", Some(&new)).await?;
             if json {
                 print_json(&d)?;
             } else {
                 println!("destination {} added ({} {})", d.name, d.kind, location(&d));
+                if d.readonly && !asked_readonly {
+                    println!("it holds another agent's destination: adopted read-only (--writable to write to it)");
+                }
             }
         }
         DestinationCmd::List => {

@@ -109,7 +109,15 @@ fn s3_destination_is_validated_marked_and_its_secret_never_shown() {
     let other = Daemon::start(crate::support::DaemonOpts::in_dir(&sb.path().join("other")));
     let adopted = add(&other, "again", "s3", &s3_args(&env, &root, &secret));
     assert!(adopted.success(), "{adopted}\n{}", other.log_tail());
-    assert_eq!(adopted.json()["id"], added["id"], "the root's HINDSIGHT marker holds the destination id");
+    let adopted = adopted.json();
+    assert_eq!(adopted["id"], added["id"], "the root's HINDSIGHT marker holds the destination id");
+    assert_eq!(adopted["readonly"], true, "another agent's destination is adopted read-only: {adopted:#}");
+    other.cli_ok(&["destination", "remove", "again"]);
+    let mut writable = s3_args(&env, &root, &secret);
+    writable.push("--writable".into());
+    let adopted = add(&other, "again", "s3", &writable);
+    assert!(adopted.success(), "{adopted}\n{}", other.log_tail());
+    assert_eq!(adopted.json()["readonly"], false, "--writable adopts it writable");
 
     // An edit that sends the secret back as shown keeps it (validation passes again).
     daemon.cli_ok(&["destination", "edit", "s3", "-o", "secret_key=********", "-o", "threads=3"]);
@@ -286,6 +294,7 @@ fn s3_destination_written_by_another_agent_is_adopted_with_its_snapshots() {
         v
     };
     assert_eq!(names(&second, "found"), names(&first, "bucket"), "adopted snapshots");
+    assert_eq!(out.json()["readonly"], true, "adopted read-only: the first agent still writes there");
 
     // Another backup by the first agent shows up on the second after a reindex.
     first.run_job_wait("j1");
