@@ -57,9 +57,16 @@ pub enum Command {
 /// `hindsight mount`.
 #[derive(Debug, Args)]
 pub struct MountArgs {
-    /// Root directory of the destination (the directory holding `HINDSIGHT`).
-    #[arg(long, value_name = "PATH")]
-    pub destination: PathBuf,
+    /// Root directory of the destination (the directory holding `HINDSIGHT`), or
+    /// a remote destination's URL: s3://BUCKET/PATH, gcs://BUCKET/PATH,
+    /// ftp[s]://USER@HOST:PORT/PATH, ssh://USER@HOST:PORT/PATH. Options the URL
+    /// cannot carry come from --option / --option-file, or from the environment
+    /// as HINDSIGHT_<OPTION> (e.g. HINDSIGHT_SECRET_KEY, HINDSIGHT_PASSWORD).
+    #[arg(long, value_name = "PATH_OR_URL")]
+    pub destination: String,
+    /// Options of a remote destination.
+    #[command(flatten)]
+    pub options: OptionArgs,
     /// Empty directory to mount on.
     pub dir: PathBuf,
     /// Detach once mounted (stop with `hindsight umount DIR`).

@@ -55,7 +55,11 @@ fn show(d: &Destination) {
 
 /// The options given as flags: `--path`, then `--option`s, then `--option-file`s.
 /// With `empty_removes` (edit), an empty value becomes `null`, which removes the option.
-fn collect_options(path: Option<String>, args: OptionArgs, empty_removes: bool) -> anyhow::Result<Map<String, Value>> {
+pub fn collect_options(
+    path: Option<String>,
+    args: OptionArgs,
+    empty_removes: bool,
+) -> anyhow::Result<Map<String, Value>> {
     let mut options = Map::new();
     if let Some(p) = path {
         options.insert("path".into(), Value::String(p));

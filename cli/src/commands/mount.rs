@@ -10,30 +10,24 @@ use hindsight_fs::layout::DestinationRoot;
 use hindsight_fs::mount::{self, DestinationView, Layout, MountConfig, mountpoint};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::args::MountArgs;
+use serde_json::{Map, Value};
+
+use crate::args::{MountArgs, OptionArgs};
+use crate::commands::destination::collect_options;
 
 /// Mounts in the foreground until Ctrl-C or `hindsight umount`; with
 /// `--background`, starts itself detached and returns once the mount is up.
-pub async fn mount(args: MountArgs) -> anyhow::Result<ExitCode> {
-    let root = DestinationRoot::new(&args.destination);
-    let marker = root.require_marker()?;
+pub async fn mount(mut args: MountArgs) -> anyhow::Result<ExitCode> {
+    let options = std::mem::replace(&mut args.options, OptionArgs { options: Vec::new(), option_files: Vec::new() });
+    let view = destination_view(&args.destination, options)?;
     mountpoint::prepare(&args.dir)?;
     if args.background {
-        return background(&args);
+        return background(&args, &view);
     }
-    let name = args
-        .destination
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| marker.destination_id.clone());
-    let handle = mount::spawn(MountConfig {
-        mountpoint: args.dir.clone(),
-        layout: Layout::Single(DestinationView { name, root: args.destination.clone(), hidden: false, remote: None }),
-        threads: 2,
-    })?;
+    let handle = mount::spawn(MountConfig { mountpoint: args.dir.clone(), layout: Layout::Single(view), threads: 2 })?;
     note(&format!(
         "mounted {} on {} (Ctrl-C or `hindsight umount {}` to stop)",
-        args.destination.display(),
+        args.destination,
         args.dir.display(),
         args.dir.display()
     ));
@@ -59,13 +53,53 @@ fn note(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn background(args: &MountArgs) -> anyhow::Result<ExitCode> {
+/// What the mount shows of `destination`: a local root (checked for its
+/// marker) or a remote one, whose indexes are cached under the user's cache
+/// directory.
+fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<DestinationView> {
+    let mut given = collect_options(None, options, false)?;
+    let Some(config) = hindsight_fs::remote::url::parse_url(destination, &Map::new()) else {
+        if !given.is_empty() {
+            bail!("--option applies to remote destinations (URLs) only");
+        }
+        let root = DestinationRoot::new(destination);
+        let marker = root.require_marker()?;
+        let path = Path::new(destination);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(marker.destination_id);
+        return Ok(DestinationView { name, root: path.to_path_buf(), hidden: false, remote: None });
+    };
+    // Options from the environment fill what the flags did not give.
+    let kind = config.map_err(anyhow::Error::msg)?.service;
+    for def in kind.options() {
+        if let Ok(v) = std::env::var(format!("HINDSIGHT_{}", def.name.to_uppercase())) {
+            given.entry(def.name.to_string()).or_insert(Value::String(v));
+        }
+    }
+    let config = hindsight_fs::remote::url::parse_url(destination, &given)
+        .unwrap_or_else(|| Err("not a URL".into()))
+        .map_err(anyhow::Error::msg)?;
+    let store = hindsight_fs::remote::RemoteStore::new(config)?;
+    let marker = store.require_marker()?;
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    let cache = base.join("hindsight").join(&marker.destination_id);
+    let name = marker.destination_id.clone();
+    Ok(DestinationView { name, root: cache, hidden: false, remote: Some(store) })
+}
+
+fn background(args: &MountArgs, view: &DestinationView) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the hindsight executable")?;
-    let mut child = std::process::Command::new(exe)
-        .arg("mount")
-        .arg("--destination")
-        .arg(&args.destination)
-        .arg(&args.dir)
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("mount").arg("--destination").arg(&args.destination).arg(&args.dir);
+    // The options go through the environment: secrets stay out of the process list.
+    if let Some(store) = &view.remote {
+        for (k, v) in &store.config().options {
+            cmd.env(format!("HINDSIGHT_{}", k.to_uppercase()), v);
+        }
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -84,7 +118,7 @@ fn background(args: &MountArgs) -> anyhow::Result<ExitCode> {
             bail!("the background mount stopped ({status}): {}", err.trim());
         }
         if mountpoint::is_mountpoint(&args.dir) {
-            println!("mounted {} on {} in the background", args.destination.display(), args.dir.display());
+            println!("mounted {} on {} in the background", args.destination, args.dir.display());
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(Duration::from_millis(20));

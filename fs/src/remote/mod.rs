@@ -23,6 +23,7 @@ pub mod prune;
 pub mod root;
 pub mod ssh;
 pub mod store;
+pub mod url;
 
 pub use config::{RemoteConfig, Service};
 pub use store::RemoteStore;

@@ -53,12 +53,25 @@ impl std::fmt::Debug for RemoteStore {
 
 /// Wraps an OpenDAL error with the operation and the object.
 pub fn error(op: &'static str, path: &str, e: opendal::Error) -> FsError {
+    // The reason a user can act on is often deep in the chain (a refused
+    // connection under the HTTP client's "error sending request"): name every
+    // cause the message does not already show.
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
     FsError::Remote {
         op,
         path: path.to_string(),
         temporary: e.is_temporary(),
         not_found: e.kind() == ErrorKind::NotFound,
-        message: e.to_string(),
+        message,
     }
 }
 
@@ -175,8 +188,13 @@ impl RemoteStore {
     where
         F::Output: Send + 'static,
     {
-        let rt = runtime()?;
-        rt.block_on(rt.spawn(f)).map_err(|e| FsError::Refused(format!("remote task failed: {e}")))
+        // Waiting on a channel rather than `block_on`: callers may themselves run
+        // inside a runtime (the CLI's), where `block_on` panics.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime()?.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().map_err(|_| FsError::Refused("remote task failed".into()))
     }
 
     /// Starts a future on the remote runtime without waiting.
