@@ -71,6 +71,10 @@ impl<V> Inner<V> {
     }
 }
 
+/// Values a [`Shared`] no longer keeps, dropped with this (never under its lock).
+#[must_use = "dropping evicted values is what releases them"]
+pub struct Evicted<V>(#[allow(dead_code)] Vec<Arc<V>>);
+
 impl<V> Shared<V> {
     /// An empty map keeping up to `cap` values no one else holds.
     pub fn new(cap: usize) -> Self {
@@ -88,7 +92,9 @@ impl<V> Shared<V> {
 
     /// Keeps `value` for `node` and returns it; when another open of the same
     /// node got there first, returns that one instead (and drops `value`).
-    pub fn insert(&self, node: u64, value: V) -> Arc<V> {
+    /// Also returns the values it stopped keeping, for the caller to drop when
+    /// convenient: dropping a backing id is an ioctl, better after the reply.
+    pub fn insert(&self, node: u64, value: V) -> (Arc<V>, Evicted<V>) {
         let (kept, gone) = {
             let mut inner = self.lock();
             match inner.touch(node) {
@@ -105,9 +111,7 @@ impl<V> Shared<V> {
                 }
             }
         };
-        // Dropping a backing id is an ioctl: not under the lock.
-        drop(gone);
-        kept
+        (kept, Evicted(gone))
     }
 
     /// Forgets every node `keep` refuses (the nodes of deleted snapshots, so
@@ -142,10 +146,11 @@ mod tests {
     #[test]
     fn least_recently_used_goes_first() {
         let c = Shared::new(2);
-        c.insert(1, "a");
-        c.insert(2, "b");
+        drop(c.insert(1, "a"));
+        drop(c.insert(2, "b"));
         assert!(c.get(1).is_some());
-        c.insert(3, "c");
+        let (_, evicted) = c.insert(3, "c");
+        assert_eq!(evicted.0.iter().map(|v| **v).collect::<Vec<_>>(), vec!["b"], "handed back to be dropped");
         assert!(c.get(2).is_none(), "2 was the least recently used");
         assert!(c.get(1).is_some() && c.get(3).is_some());
         assert_eq!(c.len(), 2);
@@ -154,15 +159,15 @@ mod tests {
     #[test]
     fn held_values_are_never_dropped() {
         let c = Shared::new(1);
-        let held = c.insert(1, "a");
-        c.insert(2, "b");
-        c.insert(3, "c");
+        let (held, _) = c.insert(1, "a");
+        drop(c.insert(2, "b"));
+        drop(c.insert(3, "c"));
         // 1 is held by an open handle: kept beyond the bound, and still the same value.
         let again = c.get(1).expect("held value kept");
         assert!(Arc::ptr_eq(&held, &again));
         assert_eq!(c.len(), 2);
         drop((held, again));
-        c.insert(4, "d");
+        drop(c.insert(4, "d"));
         assert!(c.get(1).is_none(), "released, then dropped as the oldest");
         assert_eq!(c.len(), 1);
     }
@@ -170,8 +175,8 @@ mod tests {
     #[test]
     fn a_second_insert_of_a_node_shares_the_first_value() {
         let c = Shared::new(4);
-        let first = c.insert(7, String::from("first"));
-        let second = c.insert(7, String::from("second"));
+        let (first, _) = c.insert(7, String::from("first"));
+        let (second, _) = c.insert(7, String::from("second"));
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(*second, "first");
     }
@@ -179,8 +184,8 @@ mod tests {
     #[test]
     fn retain_forgets_refused_nodes_even_when_held() {
         let c = Shared::new(4);
-        let held = c.insert(1, 10);
-        c.insert(2, 20);
+        let (held, _) = c.insert(1, 10);
+        drop(c.insert(2, 20));
         c.retain(|n| n != 1);
         assert!(c.get(1).is_none());
         assert_eq!(*held, 10, "the holder keeps its value");
@@ -191,7 +196,7 @@ mod tests {
     fn memory_stays_bounded_under_many_nodes_and_reuses() {
         let c = Shared::new(8);
         for i in 0..10_000u64 {
-            c.insert(i, i);
+            drop(c.insert(i, i));
             c.get(i / 2);
         }
         let inner = c.lock();

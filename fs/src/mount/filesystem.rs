@@ -544,8 +544,11 @@ impl Filesystem for SnapshotFs {
                 Ok(id) => {
                     // The kernel reads the backing file itself. A racing open of
                     // the same node may have registered one first: both use it.
-                    let id = self.reg.backings().insert(ino.0, id);
-                    return self.opened_passthrough(reply, id);
+                    let (id, evicted) = self.reg.backings().insert(ino.0, id);
+                    self.opened_passthrough(reply, id);
+                    // Closing the ids no longer kept can wait until the opener runs.
+                    drop(evicted);
+                    return;
                 }
                 Err(e) => {
                     tracing::warn!("FUSE passthrough refused ({e}); serving reads through user space");

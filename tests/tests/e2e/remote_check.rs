@@ -2,12 +2,13 @@
 //! (the real FTP server, whose root is a directory on this machine, so the
 //! test can see and damage the stored objects): `destination check` finds a
 //! missing body and names the file; deleting a snapshot frees the bodies only
-//! it used and keeps those later snapshots share.
+//! it used and keeps those later snapshots share; `hindsight mount
+//! --destination URL` browses it with no agent.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::{Setup, fixture, services, wait_until};
+use crate::support::{Setup, assert_same, describe, fixture, services, wait_until};
 
 /// Where the server keeps the object `blobs/xx/<blake3 of content>`.
 fn blob_path(root: &Path, content: &[u8]) -> PathBuf {
@@ -84,4 +85,52 @@ fn check_finds_a_missing_body_and_prune_frees_only_unreferenced_bodies() {
     wait_until("the prune after the deletion", Duration::from_secs(30), || (!gone.exists()).then_some(()));
     assert!(kept.is_file(), "the body the remaining snapshot shares is kept");
     s.daemon.cli(["destination", "check", "f1", "--read-data"]).assert_success();
+}
+
+#[test]
+fn standalone_mount_of_a_remote_destination_by_url() {
+    let ftp = services::ftp();
+    let mut s = Setup::without_job(fixture::every_kind);
+    let want = describe(&s.src);
+    let prefix = format!("url-mount-{}", std::process::id());
+    let o = |k: &str, v: &str| format!("{k}={v}");
+    s.daemon.cli_ok(&[
+        "destination",
+        "add",
+        "f2",
+        "--type",
+        "ftp",
+        "-o",
+        &o("host", &ftp.host),
+        "-o",
+        &o("port", &ftp.port.to_string()),
+        "-o",
+        &o("username", &ftp.user),
+        "-o",
+        &o("password", &ftp.password),
+        "-o",
+        &o("path", &format!("/{prefix}")),
+    ]);
+    s.daemon.add_job("ju", &[&s.src], &["f2"], &[]);
+    s.daemon.run_job_wait("ju");
+    assert!(s.daemon.stop().success(), "daemon stops on SIGTERM");
+
+    let mnt = s.sb.dir("url-mount");
+    let _guard = crate::support::system::FuseGuard(mnt.clone());
+    let url = format!("ftp://{}@{}:{}/{prefix}", ftp.user, ftp.host, ftp.port);
+    let mnt_s = mnt.to_string_lossy().into_owned();
+    let out = s.daemon.cli(["mount", "--destination", &url, &mnt_s, "--background"]);
+    assert_ne!(out.code, 0, "no password: the server refuses the login:\n{out}");
+    let mut cmd = std::process::Command::new(crate::support::hindsight_bin());
+    cmd.args(["mount", "--destination", &url, &mnt_s, "--background"]).env("HINDSIGHT_PASSWORD", &ftp.password);
+    let status = cmd.status().expect("run hindsight mount");
+    assert!(status.success(), "mount of {url} with the password from the environment");
+    let job = mnt.join("ju");
+    let snap = crate::support::list_names(&job).into_iter().find(|n| n != "latest").expect("a snapshot in the mount");
+    let copy = s.sb.path().join("copy");
+    let tree = job.join(&snap).join(s.src.strip_prefix("/").expect("absolute"));
+    let cp = std::process::Command::new("cp").arg("-a").arg(&tree).arg(&copy).status().expect("cp");
+    assert!(cp.success(), "cp -a from the mount of the remote destination");
+    assert_same(&want, &describe(&copy), "cp -a from the standalone mount of an FTP destination");
+    s.daemon.cli(["umount", &mnt_s]).assert_success();
 }
