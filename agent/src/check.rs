@@ -69,6 +69,14 @@ fn check_remote_destination(
     let unreadable =
         |e: hindsight_fs::FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
     store.require_marker().map_err(unreadable)?;
+    if store.ssh().is_some() {
+        // Their bodies are files in trees on the server, not blobs: the blob check
+        // would call every file missing. Refuse rather than report false damage.
+        return Err(ApiError::validation_failed(format!(
+            "destination {}: check of ssh/sftp destinations is not supported yet (run it on the server as a local destination)",
+            d.name
+        )));
+    }
     let objects = list_objects(store).map_err(unreadable)?;
     let mut snapshots = Vec::new();
     for job in store.list_jobs().map_err(unreadable)? {
