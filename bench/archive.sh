@@ -211,9 +211,9 @@ check() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$CHECKS"; }
 
 # ---------------------------------------------------------------- corpus
 corpus_check
-# hindsight: compressed (~0.7 of the corpus) + archived (~1.05); peers: tar (1.05), two tar.gz (0.7 each)
-copies=3
-(( RUN_HS )) && copies=5
+# hindsight: compressed (~0.7 of the corpus) + archived (~1.05); peers: two tar (1.05 each), two tar.gz (0.7 each)
+copies=4
+(( RUN_HS )) && copies=6
 (( corpus_ok )) || copies=$(( copies + 1 ))
 check_space $(( copies * CORPUS_BYTES * 21 / 20 + ${#TOOLS[@]} * BENCH_RUNS * (110 << 20) + (1 << 30) )) \
     $(( N * 21 / 20 * (corpus_ok ? 1 : 2) + ${#TOOLS[@]} * BENCH_RUNS * N / 20 + 10000 )) \
@@ -326,6 +326,10 @@ if (( RUN_HS )); then
 fi
 peer_timed archived "tar cf" - "" tar -C "$W" -cf "$PD/c.tar" "corpus-$N"
 size archived "tar cf" "$PD/c.tar"
+# hindsight flushes a snapshot to disk before it becomes visible: tar cf held to the same durability
+peer_timed archived "tar cf + sync" - "durable like a hindsight snapshot" \
+    sh -c 'tar -C "$1" -cf "$2" "$3" && sync' sh "$W" "$PD/c-sync.tar" "corpus-$N"
+size archived "tar cf + sync" "$PD/c-sync.tar"
 
 # the archive the peers browse: hindsight's data.tar.gz (a standard .tar.gz), else tar czf's
 if (( RUN_HS )); then
@@ -416,10 +420,10 @@ op_timeout() {
 op_cmd() {
     local tool=$1 op=$2 run=$3 to=$4 s=${SNAP[$1]} out=$RUN/out-$1-$2-$3
     case $op in
-        find) timeout -k 5 "$to" find "$s" | wc -l >"$out" ;;
+        find) timeout -k 5 "$to" find "$s" 2>"$out.err" | wc -l >"$out" ;;
         # wc -c: how far it got when it timed out
-        cat200) timeout -k 5 "$to" xargs -d '\n' -a "$RUN/small-$tool.list" cat | wc -c >"$out" ;;
-        bigread) timeout -k 5 "$to" cat "$s/$BIG" >/dev/null ;;
+        cat200) timeout -k 5 "$to" xargs -d '\n' -a "$RUN/small-$tool.list" cat 2>"$out.err" | wc -c >"$out" ;;
+        bigread) timeout -k 5 "$to" cat "$s/$BIG" >/dev/null 2>"$out.err" ;;
         restore) timeout -k 5 "$to" "$RSYNC" -a "$s/$SUB/" "$RESTORE/$tool-$run/" 2>"$out.err" ;;
     esac
 }

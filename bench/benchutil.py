@@ -870,7 +870,7 @@ def archive_report(rundir, json_out, archive_dir=None):
         return ratio(x and x.get(key), y and y.get(key))
 
     hs_gz, pigz, gzip6 = get("compressed", "hindsight"), get("compressed", "tar | pigz -6"), get("compressed", "tar czf")
-    hs_tar, tar_cf = get("archived", "hindsight"), get("archived", "tar cf")
+    hs_tar, tar_cf, tar_cf_sync = get("archived", "hindsight"), get("archived", "tar cf"), get("archived", "tar cf + sync")
     ratios = {
         "compressed_wall_over_pigz": rat(hs_gz, pigz, "wall_s"),
         "compressed_wall_over_tar_czf": rat(hs_gz, gzip6, "wall_s"),
@@ -880,6 +880,7 @@ def archive_report(rundir, json_out, archive_dir=None):
         "compressed_size_over_pigz": rat(hs_gz, pigz, "output_bytes"),
         "archived_wall_over_tar_cf": rat(hs_tar, tar_cf, "wall_s"),
         "archived_cpu_over_tar_cf": rat(hs_tar, tar_cf, "cpu_s"),
+        "archived_wall_over_tar_cf_sync": rat(hs_tar, tar_cf_sync, "wall_s"),
         "archived_size_over_tar_cf": rat(hs_tar, tar_cf, "output_bytes"),
     }
 
@@ -936,6 +937,8 @@ def archive_report(rundir, json_out, archive_dir=None):
         "compressed_wall_over_pigz": target(ratios["compressed_wall_over_pigz"], TARGET_GZ_WALL_OVER_PIGZ, label="compressed backup wall / tar|pigz"),
         "compressed_size_over_gzip6": target(ratios["compressed_size_over_gzip6"], TARGET_GZ_SIZE_OVER_GZIP6, label="data.tar.gz size / tar czf (gzip -6)"),
         "archived_wall_over_tar_cf": target(ratios["archived_wall_over_tar_cf"], TARGET_TAR_WALL_OVER_TAR_CF, label="archived backup wall / tar cf"),
+        "archived_wall_over_tar_cf_sync": target(ratios["archived_wall_over_tar_cf_sync"], TARGET_TAR_WALL_OVER_TAR_CF,
+                                                 label="archived backup wall / (tar cf + sync)"),
     }
     for tool in tools:
         if tool not in HINDSIGHT_MOUNTS:
@@ -944,8 +947,9 @@ def archive_report(rundir, json_out, archive_dir=None):
         if tool == "hindsight":
             targets[f"{tool}_mount_usable_s"] = target((res[tool]["mount"] or {}).get("usable_s"), TARGET_MOUNT_USABLE_S,
                                                        label=f"{tool}: mount usable (s)")
-        targets[f"{tool}_cat200_ms_per_file_warm"] = target(ops.get("cat200", {}).get("warm_ms_per_file"),
-                                                            TARGET_SMALL_MS_PER_FILE, label=f"{tool}: small file, warm (ms/file)")
+        for w in ("cold", "warm"):
+            targets[f"{tool}_cat200_ms_per_file_{w}"] = target(ops.get("cat200", {}).get(f"{w}_ms_per_file"),
+                                                               TARGET_SMALL_MS_PER_FILE, label=f"{tool}: small file, {w} (ms/file)")
         for w in ("cold", "warm"):
             targets[f"{tool}_restore_over_ratarmount_{w}"] = target(
                 ops.get("restore", {}).get(f"over_ratarmount_{w}"), TARGET_RESTORE_OVER_RATARMOUNT,
