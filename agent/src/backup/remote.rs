@@ -83,6 +83,14 @@ pub fn run_remote(
     if resumed > 0 {
         tracing::info!(job = %spec.job, "reusing {resumed} contents stored by an interrupted run");
     }
+    match Journal::started(&journal_path).and_then(|keys| store.remove_stray_uploads(&keys)) {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(job = %spec.job, "removed {n} temporary objects of uploads an interrupted run cut short")
+        }
+        // Only space is at stake: the backup goes on.
+        Err(e) => tracing::warn!(job = %spec.job, "cannot remove what an interrupted run's uploads left: {e}"),
+    }
     let journal = Journal::open(&journal_path)?;
 
     for old in local.list_work(&spec.job, PARTIAL_PREFIX)? {
@@ -217,7 +225,7 @@ impl BlobSink<'_> {
         while self.inflight.len() > max {
             let Some((handle, items, bytes)) = self.inflight.pop_front() else { break };
             self.store
-                .block(async move { handle.await })?
+                .block(handle)?
                 .map_err(|e| BackupError::Destination(format!("upload task failed: {e}")))??;
             self.journal.record(&items)?;
             self.stored_bytes += bytes;
@@ -231,6 +239,7 @@ impl BlobSink<'_> {
             return Ok(());
         }
         let pack = std::mem::replace(&mut self.pack, Pack::new());
+        self.journal.start(&pack.key)?;
         let (op, key, bytes) = (self.store.operator().clone(), pack.key.clone(), pack.data.len() as u64);
         let handle = self.store.spawn(async move {
             op.write(&key, pack.data)
@@ -290,6 +299,7 @@ impl BlobSink<'_> {
             self.progress.linked();
             return Ok(Outcome::Reused);
         }
+        self.journal.start(&key)?;
         match self.upload(fd, size, &key, &hash)? {
             true => {
                 self.journal.record(&[(hash, stored.clone())])?;

@@ -49,6 +49,9 @@ pub fn new_pack_key() -> String {
     format!("packs/{}/{}", &id[..2], id)
 }
 
+/// Prefix of a journal line naming an upload that started.
+const STARTED: &str = "started ";
+
 /// Content already on the destination, by blake3.
 #[derive(Debug, Default)]
 pub struct Known(HashMap<[u8; 32], Stored>);
@@ -76,7 +79,10 @@ impl Known {
 }
 
 /// The local record of what a run stored, one line per content:
-/// `<blake3 hex> <offset> <key>`.
+/// `<blake3 hex> <offset> <key>`; and of the uploads it started,
+/// `started <key>`, so that the next run can remove what an upload cut short
+/// left behind (FTP writes to a temporary `<name>.<random>` at the root and
+/// renames it into place only once complete).
 pub struct Journal {
     path: PathBuf,
     file: std::fs::File,
@@ -93,7 +99,13 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(|e| FsError::io("open", path, e))?;
-        Ok(Journal { path: path.into(), file })
+        let mut j = Journal { path: path.into(), file };
+        // A torn last line (crash mid-append) must not swallow the next record.
+        let torn = last_byte(path).map_err(|e| FsError::io("read", path, e))?.is_some_and(|b| b != b'\n');
+        if torn {
+            j.file.write_all(b"\n").map_err(|e| FsError::io("write", path, e))?;
+        }
+        Ok(j)
     }
 
     /// Reads the entries a previous run recorded (none when there is no journal).
@@ -115,6 +127,22 @@ impl Journal {
         Ok(out)
     }
 
+    /// Keys of the uploads a previous run started (none when there is no journal).
+    pub fn started(path: &Path) -> Result<Vec<String>> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(FsError::io("read", path, e)),
+        };
+        let text = String::from_utf8_lossy(&text);
+        Ok(text.lines().filter_map(|l| l.strip_prefix(STARTED)).map(str::to_string).collect())
+    }
+
+    /// Records that the upload of `key` starts.
+    pub fn start(&mut self, key: &str) -> Result<()> {
+        self.file.write_all(format!("{STARTED}{key}\n").as_bytes()).map_err(|e| FsError::io("write", &self.path, e))
+    }
+
     /// Records stored contents (after the object holding them is complete).
     pub fn record(&mut self, items: &[([u8; 32], Stored)]) -> Result<()> {
         let mut text = String::new();
@@ -133,6 +161,19 @@ impl Journal {
             Err(e) => Err(FsError::io("remove", &self.path, e)),
         }
     }
+}
+
+/// The last byte of a file, `None` when it is empty.
+fn last_byte(path: &Path) -> std::io::Result<Option<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, len - 1)?;
+    Ok(Some(b[0]))
 }
 
 #[cfg(test)]
@@ -162,8 +203,12 @@ mod tests {
             .open(&path)
             .and_then(|mut f| f.write_all(b"deadbeef 1"))
             .expect("torn");
+        let mut j = Journal::open(&path).expect("reopen");
+        j.start("blobs/ef/gh").expect("start");
+        drop(j);
         let back = Journal::read(&path).expect("read");
         assert_eq!(back, vec![(h, Stored { key: "packs/ab/cd".into(), offset: 42 })]);
+        assert_eq!(Journal::started(&path).expect("started"), vec!["blobs/ef/gh".to_string()]);
         Journal::open(&path).expect("reopen").remove().expect("remove");
         assert!(Journal::read(&path).expect("read").is_empty());
     }

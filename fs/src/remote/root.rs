@@ -123,6 +123,28 @@ impl RemoteStore {
     }
 }
 
+impl RemoteStore {
+    /// Removes what uploads of `keys` cut short left at the root: services that
+    /// write to a temporary `<name>.<random>` there and rename it into place
+    /// when complete (FTP) keep it when the connection dies. Returns how many.
+    pub fn remove_stray_uploads(&self, keys: &[String]) -> Result<usize> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let bases: std::collections::HashSet<&str> =
+            keys.iter().map(|k| k.rsplit('/').next().unwrap_or(k)).filter(|b| !b.is_empty()).collect();
+        let mut removed = 0;
+        for name in self.list("/")? {
+            let Some((base, suffix)) = name.rsplit_once('.') else { continue };
+            if bases.contains(base) && !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                self.delete(&name)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// Object path of a snapshot's manifest.
 pub fn manifest_path(job: &str, snapshot: &str) -> String {
     format!("{job}/{snapshot}/{MANIFEST_FILE}")
