@@ -6,6 +6,7 @@
 pub mod daemon;
 pub mod fixture;
 pub mod http;
+pub mod remote;
 pub mod services;
 pub mod system;
 pub mod tree;
