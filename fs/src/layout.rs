@@ -242,6 +242,24 @@ impl JobLock {
     }
 }
 
+/// A snapshot name for `at` that sorts after every name in `existing` taken in
+/// the same second (complete, in progress or being deleted): the new name must
+/// sort after all of them, even when the unsuffixed one was deleted since.
+pub fn snapshot_name_after(existing: &[String], at: Timestamp) -> String {
+    let base = names::snapshot_base_name(at);
+    let suffix = |n: &str| -> Option<u64> {
+        let n = n.strip_prefix(PARTIAL_PREFIX).or_else(|| n.strip_prefix(DELETING_PREFIX)).unwrap_or(n);
+        match n.strip_prefix(base.as_str())? {
+            "" => Some(0),
+            rest => rest.strip_prefix('-')?.parse().ok(),
+        }
+    };
+    match existing.iter().filter_map(|n| suffix(n.trim_end_matches('/'))).max() {
+        None => base,
+        Some(highest) => format!("{base}-{}", highest + 1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,23 +312,5 @@ mod tests {
         assert!(matches!(JobLock::acquire(&root, "j"), Err(FsError::Busy(_))));
         drop(l);
         JobLock::acquire(&root, "j").expect("relock");
-    }
-}
-
-/// A snapshot name for `at` that sorts after every name in `existing` taken in
-/// the same second (complete, in progress or being deleted): the new name must
-/// sort after all of them, even when the unsuffixed one was deleted since.
-pub fn snapshot_name_after(existing: &[String], at: Timestamp) -> String {
-    let base = names::snapshot_base_name(at);
-    let suffix = |n: &str| -> Option<u64> {
-        let n = n.strip_prefix(PARTIAL_PREFIX).or_else(|| n.strip_prefix(DELETING_PREFIX)).unwrap_or(n);
-        match n.strip_prefix(base.as_str())? {
-            "" => Some(0),
-            rest => rest.strip_prefix('-')?.parse().ok(),
-        }
-    };
-    match existing.iter().filter_map(|n| suffix(n.trim_end_matches('/'))).max() {
-        None => base,
-        Some(highest) => format!("{base}-{}", highest + 1),
     }
 }

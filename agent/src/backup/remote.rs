@@ -224,9 +224,7 @@ impl BlobSink<'_> {
     fn drain(&mut self, max: usize) -> Result<(), BackupError> {
         while self.inflight.len() > max {
             let Some((handle, items, bytes)) = self.inflight.pop_front() else { break };
-            self.store
-                .block(handle)?
-                .map_err(|e| BackupError::Destination(format!("upload task failed: {e}")))??;
+            self.store.block(handle)?.map_err(|e| BackupError::Destination(format!("upload task failed: {e}")))??;
             self.journal.record(&items)?;
             self.stored_bytes += bytes;
         }

@@ -88,6 +88,9 @@ struct Ready {
     output: Option<Vec<u8>>,
 }
 
+/// What the writer thread hands back: the sink, bytes written, and the members.
+type WriterResult<W> = io::Result<(W, u64, Vec<MemberInfo>)>;
+
 /// The writer of one archive.
 pub struct ArchiveWriter<W: Write + Send + 'static> {
     chunk: Chunk,
@@ -98,7 +101,7 @@ pub struct ArchiveWriter<W: Write + Send + 'static> {
     to_compress: Option<SyncSender<Chunk>>,
     to_write: Option<SyncSender<Ready>>,
     compressors: Vec<JoinHandle<()>>,
-    writer: Option<JoinHandle<io::Result<(W, u64, Vec<MemberInfo>)>>>,
+    writer: Option<JoinHandle<WriterResult<W>>>,
     scratch: Vec<u8>,
 }
 
@@ -267,7 +270,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         }
     }
 
-    fn join_writer(&mut self) -> io::Result<(W, u64, Vec<MemberInfo>)> {
+    fn join_writer(&mut self) -> WriterResult<W> {
         match self.writer.take() {
             Some(h) => h.join().unwrap_or_else(|_| Err(io::Error::other("the archive writer panicked"))),
             None => Err(io::Error::other("the archive writer could not start or has stopped")),
@@ -308,7 +311,7 @@ fn write_in_order<W: Write>(
     rx: Receiver<Ready>,
     free: SyncSender<Vec<u8>>,
     compressing: bool,
-) -> io::Result<(W, u64, Vec<MemberInfo>)> {
+) -> WriterResult<W> {
     let mut waiting = BTreeMap::new();
     let mut next = 0u64;
     let (mut written, mut stream) = (0u64, 0u64);
