@@ -28,7 +28,7 @@ use crate::backup::{self, ArchiveOptions, BackupError, BackupSpec, Cancel, Count
 use crate::catalog::{Catalog, RunUpdate};
 use crate::deleter::Deleter;
 use crate::destinations;
-use crate::model::{AlertLevel, Job, Run, RunDestination, RunState};
+use crate::model::{AlertLevel, Destination, Job, Run, RunDestination, RunState};
 use crate::schedule::Clock;
 
 /// How often live progress is written to the catalog.
@@ -432,7 +432,7 @@ impl Runner {
                 let cache = self.cache_dir.join(&dest.id);
                 let (spec, cancel) = (spec.clone(), a.cancel.clone());
                 return self
-                    .run_backup(run_id, a, dest_name, move |progress| {
+                    .run_backup(run_id, a, &dest, move |progress| {
                         // ssh destinations hold hardlink trees; the others, content-addressed blobs.
                         if store.ssh().is_some() {
                             backup::run_ssh(&store, &cache, &spec, progress, &cancel)
@@ -491,7 +491,7 @@ impl Runner {
             },
         };
         let (spec, cancel) = (spec.clone(), a.cancel.clone());
-        self.run_backup(run_id, a, dest_name, move |progress| match spec.structure {
+        self.run_backup(run_id, a, &dest, move |progress| match spec.structure {
             Structure::Incremental => backup::run_incremental(&root, &spec, progress, &cancel),
             Structure::Archived | Structure::Compressed => {
                 backup::run_archive(&root, &spec, archive, progress, &cancel)
@@ -506,18 +506,14 @@ impl Runner {
         &self,
         run_id: i64,
         a: &Arc<ActiveRun>,
-        dest_name: &str,
+        dest: &Destination,
         backup: impl FnOnce(&Progress) -> Result<Manifest, BackupError> + Send + 'static,
     ) -> RunDestination {
         let outcome = |state, snapshot: Option<String>, message: Option<String>| RunDestination {
-            destination: dest_name.to_string(),
+            destination: dest.name.clone(),
             state,
             snapshot,
             message,
-        };
-        let dest = match self.catalog.destination(dest_name) {
-            Ok(d) => d,
-            Err(e) => return outcome(RunState::Failed, None, Some(e.to_string())),
         };
         let progress = Arc::new(Progress::default());
         if let Ok(mut c) = a.current.lock() {
@@ -539,7 +535,7 @@ impl Runner {
         }
         match result {
             Ok(Ok(manifest)) => {
-                let snap = destinations::snapshot_from_manifest(&dest, &manifest, root_path(&dest).as_path());
+                let snap = destinations::snapshot_from_manifest(dest, &manifest, root_path(dest).as_path());
                 if let Err(e) = self.catalog.upsert_snapshot(&dest.id, &snap, Some(run_id)) {
                     tracing::error!("recording snapshot {}: {e}", manifest.name);
                 }

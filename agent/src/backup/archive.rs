@@ -10,7 +10,6 @@
 //!
 //! Every snapshot is a full archive: there is no previous snapshot to link to.
 
-use std::io;
 use std::os::fd::AsFd;
 use std::sync::mpsc::sync_channel;
 
@@ -28,8 +27,7 @@ use jiff::Timestamp;
 use super::commit::{self, Commit};
 use super::incremental::{BackupError, BackupSpec, Row, check_sources, write_index};
 use super::progress::{Cancel, Progress};
-use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored};
-use super::walker::open_source_file;
+use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
 
 /// How an archive is compressed.
 #[derive(Debug, Clone, Copy)]
@@ -164,28 +162,7 @@ impl Sink for TarSink<'_> {
     }
 
     fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {
-        let fd = match open_source_file(f.dir, f.name) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let msg = if e == rustix::io::Errno::NOENT {
-                    "vanished during the backup".to_string()
-                } else {
-                    format!("cannot open: {}", io::Error::from(e))
-                };
-                self.progress.failed(f.abs, msg);
-                return Ok(Stored::Skipped);
-            }
-        };
-        // The open descriptor is the authority: what is read is what it describes.
-        if let Ok(st) = rustix::fs::fstat(&fd)
-            && let Some(m) = posix::meta_from_stat(&st)
-        {
-            r.meta = m;
-        }
-        match posix::read_xattrs_fd(fd.as_fd()) {
-            Ok(x) => r.meta.xattrs = x,
-            Err(e) => self.progress.failed(f.abs, format!("cannot read xattrs: {e}")),
-        }
+        let Some(fd) = open_file(&f, r, self.progress) else { return Ok(Stored::Skipped) };
         let size = r.meta.size;
         let placed = self.append(f.path, &r.meta, TarKind::File { size })?;
         let mut hash = blake3::Hasher::new();

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
 
@@ -34,8 +34,7 @@ use jiff::Timestamp;
 use super::commit::{self, Commit};
 use super::incremental::{BackupError, BackupSpec, Row, check_sources, write_index};
 use super::progress::{Cancel, Progress};
-use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored as Outcome};
-use super::walker::open_source_file;
+use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored as Outcome, open_file};
 
 /// Bytes read from a file per request of a streamed upload.
 const READ_CHUNK: usize = 4 << 20;
@@ -373,27 +372,7 @@ impl Sink for BlobSink<'_> {
             self.progress.linked();
             return Ok(Outcome::Reused);
         }
-        let fd = match open_source_file(f.dir, f.name) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let msg = if e == rustix::io::Errno::NOENT {
-                    "vanished during the backup".to_string()
-                } else {
-                    format!("cannot open: {}", std::io::Error::from(e))
-                };
-                self.progress.failed(f.abs, msg);
-                return Ok(Outcome::Skipped);
-            }
-        };
-        if let Ok(st) = rustix::fs::fstat(&fd)
-            && let Some(m) = posix::meta_from_stat(&st)
-        {
-            r.meta = m;
-        }
-        match posix::read_xattrs_fd(fd.as_fd()) {
-            Ok(x) => r.meta.xattrs = x,
-            Err(e) => self.progress.failed(f.abs, format!("cannot read xattrs: {e}")),
-        }
+        let Some(fd) = open_file(&f, r, self.progress) else { return Ok(Outcome::Skipped) };
         if let Some(p) = f.prev.filter(|p| p.location.blob.is_some() && p.blake3.is_some())
             && r.meta.unchanged_from(&p.meta)
         {

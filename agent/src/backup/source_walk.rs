@@ -22,7 +22,7 @@ use hindsight_fs::posix;
 
 use super::incremental::{BackupError, BackupSpec, Row};
 use super::progress::{Cancel, Progress};
-use super::walker::{ROW_BATCH, dir_meta_from_path, join};
+use super::walker::{ROW_BATCH, dir_meta_from_path, join, open_source_file};
 
 /// The first name of a multiply-linked file, as the sink stored it.
 pub(super) struct FirstName {
@@ -347,6 +347,34 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
         }
         Ok(())
     }
+}
+
+/// Opens a regular file to store; its metadata and xattrs are taken again from
+/// the open descriptor (what is read is what it describes). `None` when it
+/// cannot be opened (recorded as a failure of that file).
+pub(super) fn open_file(f: &SourceFile<'_>, r: &mut IndexEntry, progress: &Progress) -> Option<OwnedFd> {
+    let fd = match open_source_file(f.dir, f.name) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let msg = if e == rustix::io::Errno::NOENT {
+                "vanished during the backup".to_string()
+            } else {
+                format!("cannot open: {}", io::Error::from(e))
+            };
+            progress.failed(f.abs, msg);
+            return None;
+        }
+    };
+    if let Ok(st) = rustix::fs::fstat(&fd)
+        && let Some(m) = posix::meta_from_stat(&st)
+    {
+        r.meta = m;
+    }
+    match posix::read_xattrs_fd(fd.as_fd()) {
+        Ok(x) => r.meta.xattrs = x,
+        Err(e) => progress.failed(f.abs, format!("cannot read xattrs: {e}")),
+    }
+    Some(fd)
 }
 
 /// Reads an entry's xattrs by name (recording a failure, keeping the entry).

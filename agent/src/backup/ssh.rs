@@ -20,7 +20,6 @@
 //! the index keeps the true owners and modes, and the mount shows those.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::sync_channel;
@@ -39,8 +38,7 @@ use super::commit::{self, Commit};
 use super::incremental::{BackupError, BackupSpec, check_sources, write_index};
 use super::progress::{Cancel, Progress};
 use super::remote::{hash_fd, same_inode};
-use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored};
-use super::walker::open_source_file;
+use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
 
 /// Interrupted runs kept as bases of the next one (rsync takes at most 20 `--link-dest`).
 const KEEP_PARTIALS: usize = 3;
@@ -308,27 +306,7 @@ impl Sink for ListSink<'_> {
             self.push(f.path)?;
             return Ok(Stored::Reused);
         }
-        let fd = match open_source_file(f.dir, f.name) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let msg = if e == rustix::io::Errno::NOENT {
-                    "vanished during the backup".to_string()
-                } else {
-                    format!("cannot open: {}", std::io::Error::from(e))
-                };
-                self.progress.failed(f.abs, msg);
-                return Ok(Stored::Skipped);
-            }
-        };
-        if let Ok(st) = rustix::fs::fstat(&fd)
-            && let Some(m) = posix::meta_from_stat(&st)
-        {
-            r.meta = m;
-        }
-        match posix::read_xattrs_fd(fd.as_fd()) {
-            Ok(x) => r.meta.xattrs = x,
-            Err(e) => self.progress.failed(f.abs, format!("cannot read xattrs: {e}")),
-        }
+        let Some(fd) = open_file(&f, r, self.progress) else { return Ok(Stored::Skipped) };
         if let Some(p) = f.prev.filter(|p| p.blake3.is_some())
             && r.meta.unchanged_from(&p.meta)
         {

@@ -16,6 +16,25 @@ fn blob_path(root: &Path, content: &[u8]) -> PathBuf {
     root.join("blobs").join(&hex[..2]).join(hex)
 }
 
+/// Adds the FTP destination `name` rooted at `/<prefix>` on the test server.
+fn add_ftp(s: &Setup, ftp: &services::FtpEnv, name: &str, prefix: &str) {
+    let o = |k: &str, v: &str| format!("{k}={v}");
+    let port = ftp.port.to_string();
+    let path = format!("/{prefix}");
+    let args = [
+        o("host", &ftp.host),
+        o("port", &port),
+        o("username", &ftp.user),
+        o("password", &ftp.password),
+        o("path", &path),
+    ];
+    let mut cmd = vec!["destination", "add", name, "--type", "ftp"];
+    for a in &args {
+        cmd.extend(["-o", a.as_str()]);
+    }
+    s.daemon.cli_ok(&cmd);
+}
+
 #[test]
 fn check_finds_a_missing_body_and_prune_frees_only_unreferenced_bodies() {
     let ftp = services::ftp();
@@ -28,24 +47,7 @@ fn check_finds_a_missing_body_and_prune_frees_only_unreferenced_bodies() {
         fixture::write(&root.join("shared.bin"), &b);
     });
     let prefix = format!("prune-{}", std::process::id());
-    let o = |k: &str, v: &str| format!("{k}={v}");
-    s.daemon.cli_ok(&[
-        "destination",
-        "add",
-        "f1",
-        "--type",
-        "ftp",
-        "-o",
-        &o("host", &ftp.host),
-        "-o",
-        &o("port", &ftp.port.to_string()),
-        "-o",
-        &o("username", &ftp.user),
-        "-o",
-        &o("password", &ftp.password),
-        "-o",
-        &o("path", &format!("/{prefix}")),
-    ]);
+    add_ftp(&s, &ftp, "f1", &prefix);
     s.daemon.add_job("jr", &[&s.src], &["f1"], &[]);
     s.daemon.run_job_wait("jr");
     let listed = s.daemon.cli_json(&["snapshot", "list"]);
@@ -93,24 +95,7 @@ fn standalone_mount_of_a_remote_destination_by_url() {
     let mut s = Setup::without_job(fixture::every_kind);
     let want = describe(&s.src);
     let prefix = format!("url-mount-{}", std::process::id());
-    let o = |k: &str, v: &str| format!("{k}={v}");
-    s.daemon.cli_ok(&[
-        "destination",
-        "add",
-        "f2",
-        "--type",
-        "ftp",
-        "-o",
-        &o("host", &ftp.host),
-        "-o",
-        &o("port", &ftp.port.to_string()),
-        "-o",
-        &o("username", &ftp.user),
-        "-o",
-        &o("password", &ftp.password),
-        "-o",
-        &o("path", &format!("/{prefix}")),
-    ]);
+    add_ftp(&s, &ftp, "f2", &prefix);
     s.daemon.add_job("ju", &[&s.src], &["f2"], &[]);
     s.daemon.run_job_wait("ju");
     assert!(s.daemon.stop().success(), "daemon stops on SIGTERM");
