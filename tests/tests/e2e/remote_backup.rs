@@ -4,8 +4,9 @@
 //! - a full then an incremental backup of a tree with every kind of entry,
 //!   large files and many small ones: what each run adds under `blobs/` and
 //!   `packs/` (counted on the server itself) is exactly the content the
-//!   source did not have before, and both snapshots come back through the
-//!   daemon's mount with `cp -a` equal to the source as it was;
+//!   source did not have before, both snapshots come back through the
+//!   daemon's mount with `cp -a` equal to the source as it was, and
+//!   `destination check --read-data` finds both clean;
 //! - the server killed in the middle of a backup: the run fails within
 //!   bounded time saying what failed, no snapshot appears, and once the
 //!   server is back the next run completes (on FTP, whose files survive,
@@ -221,6 +222,13 @@ fn full_then_incremental(kind: Kind) {
     }
     assert_restores(&b, &first, &want1, 1);
     assert_restores(&b, &second, &want2, 2);
+
+    // Every body read back and hashed: both snapshots check clean.
+    let check = b.daemon.cli(["destination", "check", DEST, "--read-data"]);
+    assert!(check.success(), "check of the remote destination:\n{check}\n{}", b.daemon.log_tail());
+    for snap in [&first, &second] {
+        assert!(check.stdout.contains(snap.as_str()), "the check does not report snapshot {snap}:\n{check}");
+    }
 }
 
 #[test]
@@ -283,7 +291,8 @@ fn server_killed_mid_backup(kind: Kind) {
     assert!(!message.is_empty(), "the failed run says nothing about why: {run:#}");
     let lower = message.to_lowercase();
     assert!(
-        message.contains(kind.name()) && (lower.contains("connection refused") || lower.contains("connection reset")),
+        message.contains(kind.name())
+            && ["connection refused", "connection reset", "broken pipe"].iter().any(|w| lower.contains(w)),
         "the failure does not say that the {} server dropped or refused the connection: {message}",
         kind.name()
     );
