@@ -96,6 +96,8 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> a
         }
         _ => {}
     }
+    // Read once: the mount's cache is sized when it starts.
+    let cache_bytes = catalog.settings().map_or(32, |s| s.cache_size as usize) << 20;
     let source = move || {
         catalog
             .destinations()
@@ -112,8 +114,12 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> a
             })
             .collect()
     };
-    let config =
-        MountConfig { mountpoint: dir.to_path_buf(), layout: Layout::Destinations(Arc::new(source)), threads: 2 };
+    let config = MountConfig {
+        mountpoint: dir.to_path_buf(),
+        layout: Layout::Destinations(Arc::new(source)),
+        threads: 2,
+        cache_bytes,
+    };
     let handle = tokio::task::spawn_blocking(move || hindsight_fs::mount::spawn(config)).await?.with_context(|| {
         format!("mounting the snapshot filesystem on {} (use --no-mount to run without it)", dir.display())
     })?;

@@ -653,6 +653,8 @@ pub struct Settings {
     pub compress_level: u32,
     /// Compressor threads of compressed snapshots; 0 = one per core.
     pub compress_threads: u32,
+    /// MiB of inflated archive members and remote file chunks the mount keeps in memory.
+    pub cache_size: u32,
     /// IANA time zone of schedules; empty = the host's.
     pub timezone: String,
 }

@@ -35,6 +35,12 @@ const DEFS: &[Def] = &[
         range: Some((0, 64)),
         meaning: "compressor threads; 0 = one per core",
     },
+    Def {
+        key: "cache_size",
+        default: "32",
+        range: Some((8, 65536)),
+        meaning: "MiB of archive and remote file data the mount keeps in memory (read at start)",
+    },
     Def { key: "timezone", default: "", range: None, meaning: "IANA name; empty = the host's" },
 ];
 
@@ -84,6 +90,7 @@ pub fn from_stored(stored: &HashMap<String, String>) -> Settings {
         alerts_ttl: num("alerts_ttl"),
         compress_level: num("compress_level"),
         compress_threads: num("compress_threads"),
+        cache_size: num("cache_size"),
         timezone: get("timezone"),
     }
 }

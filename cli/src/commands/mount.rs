@@ -24,7 +24,12 @@ pub async fn mount(mut args: MountArgs) -> anyhow::Result<ExitCode> {
     if args.background {
         return background(&args, &view);
     }
-    let handle = mount::spawn(MountConfig { mountpoint: args.dir.clone(), layout: Layout::Single(view), threads: 2 })?;
+    let handle = mount::spawn(MountConfig {
+        mountpoint: args.dir.clone(),
+        layout: Layout::Single(view),
+        threads: 2,
+        cache_bytes: hindsight_fs::archive::reader::DEFAULT_CACHE_BYTES,
+    })?;
     note(&format!(
         "mounted {} on {} (Ctrl-C or `hindsight umount {}` to stop)",
         args.destination,

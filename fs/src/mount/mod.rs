@@ -60,6 +60,8 @@ pub struct MountConfig {
     pub layout: Layout,
     /// FUSE request threads.
     pub threads: usize,
+    /// Bytes of inflated archive members and remote file chunks kept in memory.
+    pub cache_bytes: usize,
 }
 
 /// A mounted snapshot filesystem; unmounted by [`MountHandle::unmount`] or on drop.
@@ -119,7 +121,7 @@ impl Drop for MountHandle {
 /// Mounts the snapshot filesystem in the background.
 pub fn spawn(config: MountConfig) -> Result<MountHandle> {
     mountpoint::prepare(&config.mountpoint)?;
-    let registry = Arc::new(registry::Registry::new(config.layout.clone()));
+    let registry = Arc::new(registry::Registry::new(config.layout.clone(), config.cache_bytes));
     registry.refresh();
     let fs = filesystem::SnapshotFs::new(registry.clone());
     let mut options = fuser::Config::default();

@@ -174,11 +174,22 @@ const REMOTE_RESCAN: std::time::Duration = std::time::Duration::from_secs(10);
 /// snapshot its cached copy, fetched on first use.
 fn fetch_index(snap: &SnapshotNode) -> crate::Result<PathBuf> {
     let Some(store) = &snap.remote else { return Ok(snap.dir.join(INDEX_FILE)) };
-    let name = |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
-    let (Some(snapshot), Some(job)) = (name(Some(&snap.dir)), name(snap.dir.parent())) else {
-        return Err(crate::FsError::Refused(format!("{}: not a snapshot directory", snap.dir.display())));
-    };
+    let (job, snapshot) = job_and_name(snap)?;
     store.cached_index(&snap.dest_root, &job, &snapshot)
+}
+
+/// The job and name of a snapshot, from its (cache) directory `<job>/<snapshot>`.
+fn job_and_name(snap: &SnapshotNode) -> crate::Result<(String, String)> {
+    let name = |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    match (name(snap.dir.parent()), name(Some(&snap.dir))) {
+        (Some(job), Some(snapshot)) => Ok((job, snapshot)),
+        _ => Err(crate::FsError::Refused(format!("{}: not a snapshot directory", snap.dir.display()))),
+    }
+}
+
+/// Where a remote snapshot's objects are: `<job>/<snapshot>`.
+fn remote_prefix(snap: &SnapshotNode) -> crate::Result<String> {
+    job_and_name(snap).map(|(job, snapshot)| format!("{job}/{snapshot}"))
 }
 
 /// What a remote destination holds, with every snapshot's manifest cached
@@ -217,7 +228,7 @@ fn scan(root: &DestinationRoot) -> Scan {
 
 impl Registry {
     /// An empty registry; [`Registry::refresh`] fills it.
-    pub fn new(layout: Layout) -> Self {
+    pub fn new(layout: Layout, cache_bytes: usize) -> Self {
         let mut state = State { next_node: ROOT + 1, ..Default::default() };
         state.nodes.insert(ROOT, VNode::Dir { children: BTreeMap::new(), hidden: false, root: None, version: 0 });
         Registry {
@@ -225,7 +236,7 @@ impl Registry {
             state: RwLock::new(state),
             readers: Mutex::new(VecDeque::new()),
             archives: Mutex::new(VecDeque::new()),
-            members: MemberCache::default(),
+            members: MemberCache::new(cache_bytes),
             root_hidden: AtomicBool::new(false),
             backings: Shared::new(BACKING_CACHE),
             remote_scans: Mutex::new(HashMap::new()),
@@ -308,7 +319,14 @@ impl Registry {
         }
         // Opened without the lock (it reads the index); a racing open of the same
         // snapshot loses to whichever was cached first.
-        let opened = self.with_index(snap, |ix| Archive::open(&snap.dir, snap.structure, ix, &self.members));
+        let opened = self.with_index(snap, |ix| match &snap.remote {
+            // Remote: the data file is an object read by ranges, under the same names.
+            Some(store) => {
+                let prefix = remote_prefix(snap)?;
+                Archive::open_remote(store, &prefix, &snap.dir, snap.structure, ix, &self.members)
+            }
+            None => Archive::open(&snap.dir, snap.structure, ix, &self.members),
+        });
         let archive = match opened {
             Ok(a) => a,
             Err(e) => {

@@ -110,7 +110,12 @@ fn archived_and_compressed_snapshots_read_like_files() {
     std::fs::write(&gz_path, &gz).expect("write gz");
 
     let view = DestinationView { name: "d".into(), root: dest.clone(), hidden: false, remote: None };
-    let config = MountConfig { mountpoint: mnt.clone(), layout: Layout::Single(view), threads: 4 };
+    let config = MountConfig {
+        mountpoint: mnt.clone(),
+        layout: Layout::Single(view),
+        threads: 4,
+        cache_bytes: crate::archive::reader::DEFAULT_CACHE_BYTES,
+    };
     let handle = match spawn(config) {
         Ok(h) => h,
         Err(e) => {
