@@ -30,6 +30,15 @@ usage:
   benchutil.py retention-report RUNDIR JSON_OUT [ARCHIVE_DIR]
       bench/retention.sh: read RUNDIR/{meta.tsv,results.jsonl}, print the deletion
       times, the backup slowdowns and the target, write JSON_OUT (and a copy in ARCHIVE_DIR)
+  benchutil.py http-log-count LOGFILE OFFSET
+      count the HTTP requests a werkzeug/moto access log got after byte OFFSET; print
+      "requests_METHOD<TAB>N" lines and "requests<TAB>TOTAL"
+  benchutil.py s3-usage ENDPOINT BUCKET PREFIX
+      list the objects under PREFIX (ListObjectsV2, unsigned: moto without auth);
+      print "objects<TAB>N" and "bytes<TAB>SUM"
+  benchutil.py remote-report RUNDIR JSON_OUT [ARCHIVE_DIR]
+      bench/remote.sh: read RUNDIR/{meta.tsv,results.jsonl,remote.tsv}, print the
+      table, the hindsight/restic ratios and the targets, write JSON_OUT (and a copy)
 """
 import datetime
 import filecmp
@@ -46,6 +55,8 @@ TARGET_INCR_OVER_RSNAPSHOT = 0.5
 TARGET_INCR_OVER_CP_AL = 1.3
 TARGET_PEAK_MIB = 64
 TARGET_BACKUP_SLOWDOWN_PCT = 20
+TARGET_REMOTE_INCR_OVER_RESTIC = 0.5
+TARGET_REMOTE_FULL_OVER_RESTIC = 1.0
 
 
 def die(msg):
@@ -1065,6 +1076,155 @@ def archive_report(rundir, json_out, archive_dir=None):
     return 3 if hs_mismatch else 0
 
 
+# --------------------------------------------------------------------------- remote.sh
+HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "HEAD")
+
+
+def http_log_count(path, offset):
+    """Requests in a werkzeug access log ('... "PUT /bucket/key HTTP/1.1" 200 -') after OFFSET."""
+    counts = {m: 0 for m in HTTP_METHODS}
+    with open(path, "rb") as f:
+        f.seek(int(offset))
+        for raw in f:
+            line = raw.decode("utf-8", "replace")
+            i = line.find('"')
+            if i < 0:
+                continue
+            m = line[i + 1:].split(" ", 1)[0]
+            if m in counts and " HTTP/1." in line:
+                counts[m] += 1
+    for m in HTTP_METHODS:
+        print(f"requests_{m}\t{counts[m]}")
+    print(f"requests\t{sum(counts.values())}")
+
+
+def s3_usage(endpoint, bucket, prefix):
+    import urllib.parse
+    import urllib.request
+    import xml.etree.ElementTree as ET
+    ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+    n = total = 0
+    token = None
+    while True:
+        q = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
+        if token:
+            q["continuation-token"] = token
+        url = f"{endpoint.rstrip('/')}/{bucket}?{urllib.parse.urlencode(q)}"
+        with urllib.request.urlopen(url, timeout=300) as r:
+            root = ET.fromstring(r.read())
+        for c in root.iter(ns + "Contents"):
+            n += 1
+            total += int(c.find(ns + "Size").text)
+        trunc = root.find(ns + "IsTruncated")
+        token_el = root.find(ns + "NextContinuationToken")
+        if trunc is None or trunc.text != "true" or token_el is None:
+            break
+        token = token_el.text
+    print(f"objects\t{n}")
+    print(f"bytes\t{total}")
+
+
+def remote_report(rundir, json_out, archive_dir=None):
+    runs = read_jsonl(os.path.join(rundir, "results.jsonl"))
+    meta = read_meta(os.path.join(rundir, "meta.tsv"))
+    store = {}
+    for phase, tool, dest, key, val in read_tsv(os.path.join(rundir, "remote.tsv"), 5):
+        store.setdefault((phase, tool, dest), {})[key] = num(val)
+    rows_out = []
+    by = {}
+    for r in runs:
+        phase, dest = r["phase"].rsplit("-", 1)
+        s = store.get((r["phase"], r["tool"], dest), {})
+        e = dict(r, phase=phase, dest=dest, server=s)
+        if s.get("ssh_master_cpu_s") is not None and e.get("cpu_s") is not None:
+            # hindsight's ssh ControlMaster (detached, so not in the daemon's own cpu)
+            e["daemon_cpu_s"] = e["cpu_s"]
+            e["cpu_s"] = round(e["cpu_s"] + s["ssh_master_cpu_s"], 3)
+        by[(phase, r["tool"], dest)] = e
+        rows_out.append(e)
+    # what each backup added on the server
+    for e in rows_out:
+        prev = by.get(("full", e["tool"], e["dest"])) if e["phase"] == "incremental" else None
+        for k in ("bytes", "objects"):
+            v = e["server"].get(k)
+            p = prev["server"].get(k) if prev else 0
+            e["server"][k + "_added"] = None if v is None or p is None else v - p
+
+    ratios_wall, ratios_cpu, targets = {}, {}, {}
+    for dest in ("s3", "ssh"):
+        for phase, tgt in (("full", TARGET_REMOTE_FULL_OVER_RESTIC), ("incremental", TARGET_REMOTE_INCR_OVER_RESTIC)):
+            h, rs = by.get((phase, "hindsight", dest)), by.get((phase, "restic", dest))
+            if not (h and rs):
+                continue
+            key = f"hindsight_{phase}_{dest}_over_restic"
+            ratios_wall[key] = ratio(h.get("wall_s"), rs.get("wall_s"))
+            ratios_cpu[key] = ratio(h.get("cpu_s"), rs.get("cpu_s"))
+            targets[key] = target(ratios_wall[key], tgt, label=f"hindsight {phase} / restic ({dest}), wall")
+    result = {"benchmark": "remote", "meta": meta, "runs": rows_out, "ratios_wall": ratios_wall,
+              "ratios_cpu": ratios_cpu, "targets": targets}
+
+    files, gib = meta.get("files"), meta.get("corpus_bytes")
+    head = f"hindsight remote benchmark: {files:,} files" if isinstance(files, int) else "hindsight remote benchmark"
+    if isinstance(gib, (int, float)):
+        head += f" ({gib / 2**30:.2f} GiB)"
+    print()
+    print(head + f", {meta.get('bench_dir', '?')}, {meta.get('date', '')}")
+    for k in ("uptime_start", "uptime_end"):
+        if meta.get(k):
+            print(f"{k.replace('_', ' ')}: {meta[k].strip()}")
+    if meta.get("mutate"):
+        print(f"mutation: {meta['mutate']}")
+    print()
+
+    def mib(v):
+        return "-" if v is None else f"{v / MIB:.1f}"
+
+    cols = ("phase", "dest", "tool", "wall s", "cpu s", "peak MiB", "server cpu s", "requests", "PUT", "GET",
+            "objects", "stored MiB", "added MiB", "load1")
+    rows = []
+    for phase in ("full", "incremental"):
+        for dest in ("s3", "ssh"):
+            for tool in ("hindsight", "restic"):
+                e = by.get((phase, tool, dest))
+                if not e:
+                    continue
+                s = e["server"]
+                if dest == "s3":
+                    rq = "-" if s.get("requests") is None else str(int(s["requests"]))
+                else:
+                    ses, lg = s.get("ssh_sessions"), s.get("ssh_logins")
+                    rq = "-" if ses is None else f"{int(ses)} sess/{int(lg or 0)} login"
+                put = "-" if s.get("requests_PUT") is None else str(int(s["requests_PUT"]))
+                get = "-" if s.get("requests_GET") is None else str(int(s["requests_GET"]))
+                rows.append((phase, dest, tool, fmt(e.get("wall_s")), fmt(e.get("cpu_s")), fmt(e.get("peak_rss_mib"), 1),
+                             fmt(s.get("server_cpu_s")), rq, put, get,
+                             "-" if s.get("objects") is None else str(int(s["objects"])),
+                             mib(s.get("bytes")), mib(s.get("bytes_added")), fmt(e.get("load1"))))
+    print_table(cols, rows, ("<", "<", "<", ">", ">", ">", ">", ">", ">", ">", ">", ">", ">", ">"),
+                gap=lambda i, r: r[0] != rows[i - 1][0])
+    print()
+    print("  hindsight: wall of `hindsight job run --wait`, cpu = hindsightd's utime+stime (+ reaped children: rsync, ssh;")
+    print("    for ssh also its detached ssh ControlMaster, which encrypts the sessions),")
+    print("    peak = hindsightd VmHWM reset before each run. restic: /usr/bin/time -v (cpu of restic and its ssh child,")
+    print("    peak = largest process). server cpu = moto's or sshd's utime+stime (process tree) during the run.")
+    print("  requests (s3) = HTTP requests in moto's access log during the run (exact count, all methods);")
+    print("    ssh: sessions (remote commands, rsync, the sftp subsystem) and logins in sshd's log; the SFTP")
+    print("    requests inside a session are not logged. hindsight keeps one ControlMaster connection (0 logins).")
+    print("  objects / stored = what is under the tool's prefix (s3: ListObjectsV2 sizes; ssh: files and du -sb of its")
+    print("    directory, hardlinked files counted once); added = growth since the full backup.")
+    print("  moto is an in-memory Python server on the same 2 CPUs: its speed bounds both tools alike.")
+    print()
+    print("ratios hindsight / restic (measured in this run)")
+    for key, v in targets.items():
+        val = "-" if v["value"] is None else f"{v['value']:.3f}"
+        cpu = ratios_cpu.get(key)
+        print(f"  {v['label']:40} {val:>7}  (cpu {'-' if cpu is None else f'{cpu:.3f}'})   target <= {v['target_max']}   {pass_word(v['pass'])}")
+    for k, v in meta.items():
+        if k.startswith("verify_"):
+            print(f"  {k}: {v}")
+    write_results(result, json_out, archive_dir, "remote")
+
+
 def main(argv):
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -1088,6 +1248,12 @@ def main(argv):
         return mount_report(*args)
     elif cmd == "archive-report" and len(args) in (2, 3):
         return archive_report(*args)
+    elif cmd == "http-log-count" and len(args) == 2:
+        http_log_count(*args)
+    elif cmd == "s3-usage" and len(args) == 3:
+        s3_usage(*args)
+    elif cmd == "remote-report" and len(args) in (2, 3):
+        remote_report(*args)
     elif cmd == "retention-report" and len(args) in (2, 3):
         retention_report(*args)
     else:
