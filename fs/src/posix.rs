@@ -71,6 +71,22 @@ pub fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
     Ok(names)
 }
 
+/// Names in a directory (without `.` and `..`) in inode order: reading files
+/// in that order follows their place on disk (inodes are allocated near their
+/// data), much faster on a cold cache than name or hash order.
+pub fn list_dir_by_inode(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+    let mut names = Vec::new();
+    for ent in rustix::fs::Dir::read_from(dir)? {
+        let ent = ent?;
+        let name = ent.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push((ent.ino(), name.to_vec()));
+        }
+    }
+    names.sort_unstable();
+    Ok(names.into_iter().map(|(_, n)| n).collect())
+}
+
 /// The `/proc/self/fd/N/name` path of an entry, for calls that have no `*at` form.
 pub fn proc_path(dir: BorrowedFd<'_>, name: &[u8]) -> PathBuf {
     use std::os::fd::AsRawFd;

@@ -232,7 +232,7 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
     fn walk_dir(&mut self, dir: &Dir<'_>) -> Result<(), BackupError> {
         let abs = abs_of(dir.path);
         self.progress.set_current(&abs);
-        let names = match posix::list_dir(dir.fd) {
+        let names = match posix::list_dir_by_inode(dir.fd) {
             Ok(n) => n,
             Err(e) => {
                 self.progress.failed(&abs, format!("cannot list directory: {e}"));
