@@ -25,5 +25,6 @@ pub mod ssh;
 pub mod store;
 pub mod url;
 
+pub mod ssh_check;
 pub use config::{RemoteConfig, Service};
 pub use store::RemoteStore;

@@ -135,6 +135,20 @@ fn ssh_backups_are_hardlink_trees_that_mount_restore_and_reindex() {
         assert_same(want, &describe(&copy), &format!("cp -a of snapshot {i} from the mount"));
     }
 
+    // destination check lists and reads the trees on the server: a changed byte
+    // in a file is found with --read-data only, a removed file without it.
+    daemon.cli(["destination", "check", DEST, "--read-data"]).assert_success();
+    let victim = tree(&second).join("a-link.txt");
+    let mut bytes = std::fs::read(&victim).expect("read a file of the second snapshot on the server");
+    bytes[0] ^= 0x20;
+    std::fs::write(&victim, &bytes).expect("change it");
+    daemon.cli(["destination", "check", DEST]).assert_success();
+    let out = daemon.cli(["destination", "check", DEST, "--read-data"]);
+    assert_eq!(out.code, 1, "a changed byte is found:\n{out}");
+    assert!(out.stdout.contains("a-link.txt"), "the file is named:\n{out}");
+    bytes[0] ^= 0x20;
+    std::fs::write(&victim, &bytes).expect("restore it");
+
     // A fresh agent adopting the root lists the same snapshots; reindex agrees.
     let other = Daemon::start(DaemonOpts::in_dir(&sb.path().join("other")));
     let adopted = add(&other, "again", &ssh_args(&env, &root, &[]));

@@ -1,0 +1,144 @@
+//! Integrity of snapshots on SSH destinations: hardlink trees on the server.
+//!
+//! One `find` over the snapshot's `tree/` gives every file's size; with
+//! `read_data`, the files' bytes come back in batches of one `cat` each (a
+//! request per file would cost a round trip per file) and are hashed here
+//! against the index.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::check::{Findings, SnapshotCheck};
+use crate::entry::EntryKind;
+use crate::index::IndexReader;
+
+use super::ssh::{SshClient, quote};
+use super::store::RemoteStore;
+
+/// Bytes of file content fetched per `cat`.
+const BATCH_BYTES: u64 = 32 << 20;
+/// Files per `cat` (keeps the command line short).
+const BATCH_FILES: usize = 256;
+
+/// Checks one snapshot of an SSH destination.
+pub fn check_ssh_snapshot(
+    store: &RemoteStore,
+    ssh: &SshClient,
+    cache: &Path,
+    job: &str,
+    snapshot: &str,
+    read_data: bool,
+) -> SnapshotCheck {
+    let mut f = Findings::default();
+    let mut structure = "unknown".to_string();
+    match store.read_manifest(job, snapshot) {
+        Err(e) => f.problems.snapshot(format!("unreadable manifest: {e}")),
+        Ok(m) => {
+            structure = m.structure.as_str().into();
+            match store.cached_index(cache, job, snapshot).and_then(|p| IndexReader::open(&p)) {
+                Err(e) => f.problems.snapshot(format!("unreadable index: {e}")),
+                Ok(index) => check_tree(ssh, &format!("{job}/{snapshot}/tree"), &index, read_data, &mut f),
+            }
+        }
+    }
+    let problems = f.problems.into_vec();
+    SnapshotCheck {
+        job: job.to_string(),
+        snapshot: snapshot.to_string(),
+        structure,
+        ok: problems.is_empty(),
+        entries_checked: f.entries_checked,
+        bytes_read: f.bytes_read,
+        problems,
+    }
+}
+
+/// A regular file of the index: its path in the tree, size and hash.
+struct File {
+    path: Vec<u8>,
+    size: u64,
+    blake3: Option<[u8; 32]>,
+}
+
+fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_data: bool, f: &mut Findings) {
+    let script =
+        [b"cd -- ".as_slice(), &ssh.quoted(tree), b" || exit 44; exec find . -type f -printf '%s %P\\0'"].concat();
+    let listing = match ssh.run("list", tree, &script, None) {
+        Ok(out) => out,
+        Err(e) => {
+            f.problems.snapshot(format!("cannot list the snapshot's tree on the server: {e}"));
+            return;
+        }
+    };
+    let on_server: HashMap<&[u8], u64> = listing
+        .split(|&b| b == 0)
+        .filter_map(|rec| {
+            let sp = rec.iter().position(|&b| b == b' ')?;
+            let size = std::str::from_utf8(&rec[..sp]).ok()?.parse().ok()?;
+            Some((&rec[sp + 1..], size))
+        })
+        .collect();
+    let mut files = Vec::new();
+    let walked = index.for_each(|e| {
+        f.entries_checked += 1;
+        if e.meta.kind == EntryKind::File {
+            files.push(File { path: index.path_of(e.id)?, size: e.meta.size, blake3: e.blake3 });
+        }
+        Ok(())
+    });
+    if let Err(e) = walked {
+        f.problems.snapshot(format!("index unreadable midway: {e}"));
+    }
+    let mut intact = Vec::new();
+    for file in files {
+        match on_server.get(file.path.as_slice()) {
+            None => f.problems.entry(&file.path, "missing from the snapshot's tree on the server"),
+            Some(&s) if s != file.size => {
+                f.problems.entry(&file.path, format!("{s} bytes on the server, {} in the index", file.size))
+            }
+            Some(_) => intact.push(file),
+        }
+    }
+    if read_data {
+        hash_files(ssh, tree, &intact, f);
+    }
+}
+
+/// Fetches files in batches and compares each one's blake3 with the index.
+fn hash_files(ssh: &SshClient, tree: &str, files: &[File], f: &mut Findings) {
+    let mut start = 0;
+    while start < files.len() {
+        let (mut end, mut bytes) = (start, 0u64);
+        while end < files.len() && end - start < BATCH_FILES && (end == start || bytes + files[end].size <= BATCH_BYTES)
+        {
+            bytes += files[end].size;
+            end += 1;
+        }
+        let batch = &files[start..end];
+        let mut script = [b"cd -- ".as_slice(), &ssh.quoted(tree), b" || exit 44; exec cat --"].concat();
+        for file in batch {
+            script.push(b' ');
+            script.extend_from_slice(&quote(&file.path));
+        }
+        match ssh.run("read", tree, &script, None) {
+            Ok(data) if data.len() as u64 == bytes => {
+                f.bytes_read += bytes;
+                let mut at = 0usize;
+                for file in batch {
+                    let body = &data[at..at + file.size as usize];
+                    at += file.size as usize;
+                    if Some(*blake3::hash(body).as_bytes()) != file.blake3 {
+                        f.problems.entry(&file.path, "content differs from its blake3 in the index");
+                    }
+                }
+            }
+            Ok(_) => f.problems.snapshot("files changed size on the server while being read"),
+            Err(e) => {
+                for file in batch {
+                    f.problems.entry(&file.path, format!("cannot be read on the server: {e}"));
+                }
+            }
+        }
+        start = end;
+    }
+}
