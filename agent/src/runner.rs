@@ -427,18 +427,21 @@ impl Runner {
         if dest.readonly {
             return outcome(RunState::Failed, None, Some(format!("destination {dest_name} is read-only")));
         }
+        let archive = self.archive_options(spec.structure);
         match destinations::remote_store(&self.catalog, &dest) {
             Ok(Some(store)) => {
                 let cache = self.cache_dir.join(&dest.id);
                 let (spec, cancel) = (spec.clone(), a.cancel.clone());
                 return self
-                    .run_backup(run_id, a, &dest, move |progress| {
-                        // ssh destinations hold hardlink trees; the others, content-addressed blobs.
-                        if store.ssh().is_some() {
-                            backup::run_ssh(&store, &cache, &spec, progress, &cancel)
-                        } else {
-                            backup::run_remote(&store, &cache, &spec, progress, &cancel)
+                    .run_backup(run_id, a, &dest, move |progress| match spec.structure {
+                        Structure::Archived | Structure::Compressed => {
+                            backup::run_remote_archive(&store, &cache, &spec, archive, progress, &cancel)
                         }
+                        // ssh destinations hold hardlink trees; the others, content-addressed blobs.
+                        Structure::Incremental if store.ssh().is_some() => {
+                            backup::run_ssh(&store, &cache, &spec, progress, &cancel)
+                        }
+                        Structure::Incremental => backup::run_remote(&store, &cache, &spec, progress, &cancel),
                     })
                     .await;
             }
@@ -481,15 +484,6 @@ impl Runner {
             }
             Err(e) => return outcome(RunState::Failed, None, Some(format!("destination {dest_name}: {e}"))),
         }
-        let settings = self.catalog.settings().ok();
-        let archive = ArchiveOptions {
-            structure: spec.structure,
-            level: settings.as_ref().map_or(6, |s| s.compress_level as i32),
-            threads: match settings.as_ref().map_or(0, |s| s.compress_threads as usize) {
-                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-                n => n,
-            },
-        };
         let (spec, cancel) = (spec.clone(), a.cancel.clone());
         self.run_backup(run_id, a, &dest, move |progress| match spec.structure {
             Structure::Incremental => backup::run_incremental(&root, &spec, progress, &cancel),
@@ -498,6 +492,19 @@ impl Runner {
             }
         })
         .await
+    }
+
+    /// How archives of `structure` are compressed, from the settings.
+    fn archive_options(&self, structure: Structure) -> ArchiveOptions {
+        let settings = self.catalog.settings().ok();
+        ArchiveOptions {
+            structure,
+            level: settings.as_ref().map_or(6, |s| s.compress_level as i32),
+            threads: match settings.as_ref().map_or(0, |s| s.compress_threads as usize) {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            },
+        }
     }
 
     /// Runs one destination's backup on a blocking thread with live progress,

@@ -26,6 +26,8 @@ mod crash;
 mod destinations;
 #[path = "e2e/mount.rs"]
 mod mount;
+#[path = "e2e/remote_archive.rs"]
+mod remote_archive;
 #[path = "e2e/remote_backup.rs"]
 mod remote_backup;
 #[path = "e2e/remote_check.rs"]

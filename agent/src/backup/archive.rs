@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::sync::mpsc::sync_channel;
 
 use hindsight_fs::archive::tar::{self, TarKind};
-use hindsight_fs::archive::writer::{ArchiveWriter, Compression, DataOutcome, Placed};
+use hindsight_fs::archive::writer::{ArchiveWriter, Compression, DataOutcome, Finished, Placed};
 use hindsight_fs::archive::{MEMBER_SIZE, TAR_FILE, TGZ_FILE};
 use hindsight_fs::entry::EntryMeta;
 use hindsight_fs::error::FsError;
@@ -59,13 +59,63 @@ pub fn run_archive(
         posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
     }
     std::fs::create_dir_all(&partial).map_err(|e| FsError::io("create", &partial, e))?;
-    let compressed = opts.structure == Structure::Compressed;
-    let data_path = partial.join(if compressed { TGZ_FILE } else { TAR_FILE });
+    let data_path = partial.join(opts.data_file());
     let data = std::fs::File::create_new(&data_path).map_err(|e| FsError::io("create", &data_path, e))?;
+    let clock = std::time::Instant::now();
+    let out =
+        ArchiveOut { data, shown: data_path.display().to_string(), index_path: &partial.join(INDEX_FILE), name: &name };
+    let (finished, stats) = stream_archive(spec, opts, out, progress, cancel)?;
+    finished.sink.sync_all().map_err(|e| FsError::io("fsync", &data_path, e))?;
+    commit::commit(Commit {
+        root,
+        spec,
+        name: &name,
+        partial: &partial,
+        structure: opts.structure,
+        started,
+        parent: None,
+        stats,
+        progress,
+        sync: &finished.sink,
+        clock,
+    })
+}
+
+impl ArchiveOptions {
+    /// Name of the data file: `data.tar` or `data.tar.gz`.
+    pub fn data_file(&self) -> &'static str {
+        if self.structure == Structure::Compressed { TGZ_FILE } else { TAR_FILE }
+    }
+}
+
+/// Where one archive goes.
+pub(super) struct ArchiveOut<'a, W> {
+    /// The data file's stream.
+    pub data: W,
+    /// The data file, for messages.
+    pub shown: String,
+    /// The index to create.
+    pub index_path: &'a std::path::Path,
+    /// The snapshot's name.
+    pub name: &'a str,
+}
+
+/// Walks the sources of `spec` into a tar stream written to `out`; returns the
+/// finished stream and the snapshot's stats. The index is complete (members
+/// and stream length recorded) and closed.
+pub(super) fn stream_archive<W: std::io::Write + Send + 'static>(
+    spec: &BackupSpec,
+    opts: ArchiveOptions,
+    out: ArchiveOut<'_, W>,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<(Finished<W>, SnapshotStats), BackupError> {
+    let ArchiveOut { data, shown, index_path, name } = out;
+    let compressed = opts.structure == Structure::Compressed;
     let compression = compressed.then_some(Compression { level: opts.level, threads: opts.threads.max(1) });
     let writer = ArchiveWriter::new(data, compression, MEMBER_SIZE);
-    let mut index = IndexWriter::create(&partial.join(INDEX_FILE), opts.structure.as_str(), &name)?;
-    index.set_meta("data_file", data_path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default().as_ref())?;
+    let mut index = IndexWriter::create(index_path, opts.structure.as_str(), name)?;
+    index.set_meta("data_file", opts.data_file())?;
     if compressed {
         index.set_meta("member_size", &MEMBER_SIZE.to_string())?;
     }
@@ -84,8 +134,7 @@ pub fn run_archive(
     if cancel.is_cancelled() {
         return Err(BackupError::Cancelled);
     }
-    let finished = writer.finish().map_err(|e| BackupError::Destination(format!("{}: {e}", data_path.display())))?;
-    finished.sink.sync_all().map_err(|e| FsError::io("fsync", &data_path, e))?;
+    let finished = writer.finish().map_err(|e| BackupError::Destination(format!("{shown}: {e}")))?;
     for (i, m) in finished.members.iter().enumerate() {
         index.insert_member(
             i as i64,
@@ -94,40 +143,27 @@ pub fn run_archive(
         )?;
     }
     index.set_meta("stream_length", &finished.stream_length.to_string())?;
-    let walk_time = clock.elapsed();
     index.finish()?;
     tracing::info!(
         job = %spec.job,
-        "archive {} written: {} bytes of tar in {} bytes, {} members, {:.2}s",
-        data_path.display(),
+        "archive {shown} written: {} bytes of tar in {} bytes, {} members, {:.2}s",
         finished.stream_length,
         finished.written,
         finished.members.len(),
-        walk_time.as_secs_f64()
+        clock.elapsed().as_secs_f64()
     );
-    commit::commit(Commit {
-        root,
-        spec,
-        name: &name,
-        partial: &partial,
-        structure: opts.structure,
-        started,
-        parent: None,
-        stats: SnapshotStats { bytes_stored: finished.written, ..stats },
-        progress,
-        sync: &finished.sink,
-        clock,
-    })
+    let stats = SnapshotStats { bytes_stored: finished.written, ..stats };
+    Ok((finished, stats))
 }
 
 /// Appends every entry to the tar stream and locates it in the index row.
-struct TarSink<'a> {
-    writer: ArchiveWriter<std::fs::File>,
+struct TarSink<'a, W: std::io::Write + Send + 'static> {
+    writer: ArchiveWriter<W>,
     compressed: bool,
     progress: &'a Progress,
 }
 
-impl TarSink<'_> {
+impl<W: std::io::Write + Send + 'static> TarSink<'_, W> {
     fn member_of(&self, data_offset: u64) -> Option<i64> {
         self.compressed.then_some((data_offset / MEMBER_SIZE) as i64)
     }
@@ -139,7 +175,7 @@ impl TarSink<'_> {
     }
 }
 
-impl Sink for TarSink<'_> {
+impl<W: std::io::Write + Send + 'static> Sink for TarSink<'_, W> {
     fn dir(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
         let placed = self.append(path, &row.meta, TarKind::Dir)?;
         row.location.header_offset = Some(placed.header_offset as i64);

@@ -13,6 +13,7 @@ mod stream;
 
 use std::path::Path;
 
+pub use stream::{DataFile, Opened};
 use stream::{Stream, Visit};
 
 use super::tar::{self, is_safe_path, parse_header, parse_pax};
@@ -56,7 +57,19 @@ SELECT id FROM entries
 
 /// Checks the data file of an archived or compressed snapshot in `dir`.
 pub fn check(dir: &Path, index: &IndexReader, structure: Structure, read_data: bool, f: &mut Findings) {
-    let Some(stream) = open_stream(dir, index, structure, f) else { return };
+    check_with(&mut |name| stream::open(&dir.join(name)), index, structure, read_data, f);
+}
+
+/// Checks the data file of an archived or compressed snapshot that `open`
+/// opens by name (`data.tar` or `data.tar.gz`): local, or a remote object.
+pub fn check_with(
+    open: &mut dyn FnMut(&str) -> Opened,
+    index: &IndexReader,
+    structure: Structure,
+    read_data: bool,
+    f: &mut Findings,
+) {
+    let Some(stream) = open_stream(open, index, structure, f) else { return };
     unlocated(index, f);
     let mut pass = Pass { index, stream, paths: PathCache::default(), read_data, f, buf: Vec::new() };
     if let Err(e) = pass.run() {
@@ -82,7 +95,12 @@ pub fn check(dir: &Path, index: &IndexReader, structure: Structure, read_data: b
 }
 
 /// The stream of the data file, from the index's `meta` (and `members`).
-fn open_stream(dir: &Path, index: &IndexReader, structure: Structure, f: &mut Findings) -> Option<Stream> {
+fn open_stream(
+    open: &mut dyn FnMut(&str) -> Opened,
+    index: &IndexReader,
+    structure: Structure,
+    f: &mut Findings,
+) -> Option<Stream> {
     let mut number = |key: &str| match index_meta(index, key) {
         Ok(Some(v)) => match v.parse::<u64>() {
             Ok(n) => Some(n),
@@ -109,9 +127,8 @@ fn open_stream(dir: &Path, index: &IndexReader, structure: Structure, f: &mut Fi
             .snapshot(format!("the index names data file {d:?}, a {} snapshot has {file}", structure.as_str())),
         _ => {}
     }
-    let path = dir.join(file);
     if structure != Structure::Compressed {
-        return Some(Stream::tar(&path, stream_len));
+        return Some(Stream::tar(file.into(), open(file), stream_len));
     }
     let max_len = match member_size {
         Some(n) if n > 0 && n <= MAX_MEMBER_SIZE => n,
@@ -122,7 +139,7 @@ fn open_stream(dir: &Path, index: &IndexReader, structure: Structure, f: &mut Fi
         None => MEMBER_SIZE,
     };
     match index.members() {
-        Ok(members) => Some(Stream::gz(&path, stream_len, members, max_len)),
+        Ok(members) => Some(Stream::gz(file.into(), open(file), stream_len, members, max_len)),
         Err(e) => {
             f.problems.snapshot(format!("cannot read the gzip members of the index: {e}"));
             None

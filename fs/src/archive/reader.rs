@@ -8,6 +8,10 @@
 //! reaches the second half of a member has the next one inflated in the
 //! background. A member that does not inflate (damaged or truncated data file)
 //! fails the reads that need it, and only those.
+//!
+//! The data file is local, or an object of a remote destination read by
+//! ranges: there a gzip member is one request, and `data.tar` is read by the
+//! chunks of [`RemoteContent`], cached in the same [`MemberCache`].
 
 mod cache;
 
@@ -25,6 +29,8 @@ use crate::error::{FsError, Result};
 use crate::index::{IndexReader, Member};
 use crate::manifest::Structure;
 use crate::mount::content::ReadAt;
+use crate::remote::RemoteStore;
+use crate::remote::content::RemoteContent;
 
 /// Largest member, compressed or not, a reader accepts: a damaged index must
 /// not make it allocate gigabytes (members are [`super::MEMBER_SIZE`]).
@@ -38,6 +44,45 @@ enum Data {
     Gzip(Vec<Member>),
 }
 
+/// Where the data file is read from.
+enum Source {
+    /// A local file, read in place.
+    Local(File),
+    /// An object of a remote destination, read by ranges; `chunks` (archived)
+    /// reads the whole object through the shared cache.
+    Remote { store: RemoteStore, key: String, chunks: Option<Box<RemoteContent>> },
+}
+
+impl Source {
+    /// Fills `buf` from offset `pos` of the data file, uncached (gzip members are cached inflated).
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        match self {
+            Source::Local(f) => f.read_exact_at(buf, pos),
+            Source::Remote { store, key, .. } => {
+                let got = store.read_range(key, pos, buf.len() as u64).map_err(|e| io::Error::other(e.to_string()))?;
+                if got.len() < buf.len() {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.copy_from_slice(&got[..buf.len()]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Fills `buf` from offset `pos` of `data.tar`, through the cache when remote.
+    fn read_tar(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        let Source::Remote { chunks: Some(chunks), .. } = self else { return self.read_exact_at(buf, pos) };
+        let mut done = 0;
+        while done < buf.len() {
+            match chunks.read_at(pos + done as u64, &mut buf[done..])? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The data file of one archived or compressed snapshot.
 pub struct Archive {
     /// Key of its members in the cache.
@@ -46,7 +91,7 @@ pub struct Archive {
     dir: PathBuf,
     /// The data file.
     path: PathBuf,
-    file: File,
+    source: Source,
     data: Data,
     cache: MemberCache,
     /// Members that failed to inflate, with why: reported once, then failed fast.
@@ -57,6 +102,46 @@ impl Archive {
     /// Opens the data file of the snapshot in `dir`, of structure `structure`,
     /// with the members table of its `index` (compressed).
     pub fn open(dir: &Path, structure: Structure, index: &IndexReader, cache: &MemberCache) -> Result<Arc<Self>> {
+        Self::open_with(dir, structure, index, cache, |path, _| {
+            File::open(path).map(Source::Local).map_err(|e| FsError::io("open", path, e))
+        })
+    }
+
+    /// Opens the data file of the remote snapshot whose objects are under
+    /// `prefix` (`<job>/<snapshot>`) on `store`; `dir` is its local cache
+    /// directory (for messages).
+    pub fn open_remote(
+        store: &RemoteStore,
+        prefix: &str,
+        dir: &Path,
+        structure: Structure,
+        index: &IndexReader,
+        cache: &MemberCache,
+    ) -> Result<Arc<Self>> {
+        Self::open_with(dir, structure, index, cache, |path, name| {
+            let key = format!("{prefix}/{name}");
+            let chunks = match structure {
+                Structure::Archived => {
+                    // Its size bounds the chunks asked for (and says it exists).
+                    let size = store.size(&key)?.ok_or_else(|| FsError::Format {
+                        path: path.into(),
+                        message: format!("{key} is missing on {store:?}"),
+                    })?;
+                    Some(Box::new(RemoteContent::new(store.clone(), &key, 0, size, cache.clone())))
+                }
+                _ => None,
+            };
+            Ok(Source::Remote { store: store.clone(), key, chunks })
+        })
+    }
+
+    fn open_with(
+        dir: &Path,
+        structure: Structure,
+        index: &IndexReader,
+        cache: &MemberCache,
+        open: impl FnOnce(&Path, &str) -> Result<Source>,
+    ) -> Result<Arc<Self>> {
         let (name, data) = match structure {
             Structure::Archived => (TAR_FILE, Data::Tar),
             Structure::Compressed => (TGZ_FILE, Data::Gzip(index.members()?)),
@@ -68,12 +153,12 @@ impl Archive {
         if let Data::Gzip(members) = &data {
             check_contiguous(&path, members)?;
         }
-        let file = File::open(&path).map_err(|e| FsError::io("open", &path, e))?;
+        let source = open(&path, name)?;
         Ok(Arc::new(Archive {
             identity: cache.new_identity(),
             dir: dir.into(),
             path,
-            file,
+            source,
             data,
             cache: cache.clone(),
             damaged: Mutex::new(HashMap::new()),
@@ -89,7 +174,7 @@ impl Archive {
     /// file, whose data ends at stream offset `end`).
     fn read_stream(self: &Arc<Self>, pos: u64, buf: &mut [u8], end: u64) -> io::Result<()> {
         match &self.data {
-            Data::Tar => self.file.read_exact_at(buf, pos).map_err(|e| self.error(pos, e)),
+            Data::Tar => self.source.read_tar(buf, pos).map_err(|e| self.error(pos, e)),
             Data::Gzip(members) => self.read_members(members, pos, buf, end),
         }
     }
@@ -169,7 +254,7 @@ impl Archive {
             return Err(bad(format!("implausible size {} -> {}", m.compressed_length, m.uncompressed_length)));
         }
         let mut packed = vec![0u8; m.compressed_length as usize];
-        self.file.read_exact_at(&mut packed, m.compressed_offset).map_err(|e| match e.kind() {
+        self.source.read_exact_at(&mut packed, m.compressed_offset).map_err(|e| match e.kind() {
             io::ErrorKind::UnexpectedEof => bad("the data file is truncated".into()),
             _ => io::Error::new(e.kind(), format!("{}: member {k}: {e}", self.path.display())),
         })?;

@@ -330,11 +330,11 @@ impl SnapshotFs {
     fn do_open(&self, ino: u64) -> Result<Opened, Errno> {
         let Node::Entry(snap, id) = self.node(ino)? else { return Err(Errno::EISDIR) };
         let e = self.entry(&snap, id)?;
-        if let Some(store) = &snap.remote {
-            return self.open_remote(store, &snap, &e).map(Opened::Reader);
-        }
         if snap.structure != Structure::Incremental {
             return self.open_in_archive(&snap, &e).map(Opened::Reader);
+        }
+        if let Some(store) = &snap.remote {
+            return self.open_remote(store, &snap, &e).map(Opened::Reader);
         }
         let dir = self.tree_dir(&snap, e.parent).ok_or(Errno::EIO)?;
         let name = OsStr::from_bytes(&e.name);

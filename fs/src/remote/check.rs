@@ -1,5 +1,7 @@
 //! Integrity of remote snapshots: the manifest and index, and every file's
-//! stored body (present with its size; with `read_data`, its blake3).
+//! stored body (present with its size; with `read_data`, its blake3). An
+//! archived or compressed snapshot's data file is streamed through the archive
+//! checker instead (every header, every gzip member; bodies with `read_data`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -7,6 +9,9 @@ use std::path::Path;
 use crate::check::{Findings, SnapshotCheck};
 use crate::entry::EntryKind;
 use crate::index::IndexReader;
+use crate::manifest::Structure;
+
+use super::stream::ObjectReader;
 
 use super::store::RemoteStore;
 
@@ -43,7 +48,22 @@ pub fn check_remote(
             // The cached copy was checked against the manifest's blake3 when fetched.
             match store.cached_index(cache, job, snapshot).and_then(|p| IndexReader::open(&p)) {
                 Err(e) => f.problems.snapshot(format!("unreadable index: {e}")),
-                Ok(index) => check_bodies(store, &index, objects, read_data, &mut f),
+                Ok(index) if m.structure == Structure::Incremental => {
+                    check_bodies(store, &index, objects, read_data, &mut f)
+                }
+                Ok(index) => {
+                    let mut open = |name: &str| -> crate::archive::check::Opened {
+                        let key = format!("{job}/{snapshot}/{name}");
+                        match ObjectReader::open(store, &key) {
+                            Ok(r) => {
+                                let len = r.len();
+                                Ok((Box::new(r), len))
+                            }
+                            Err(e) => Err(format!("cannot open {key}: {e}")),
+                        }
+                    };
+                    crate::archive::check::check_with(&mut open, &index, m.structure, read_data, &mut f);
+                }
             }
         }
     }

@@ -5,6 +5,8 @@
 //! are stored once under `blobs/` and `packs/` by blake3 ([`blobs`]), and each
 //! snapshot is its `index.sqlite` and `snapshot.json` (written last: the
 //! commit point) under `<job>/<snapshot>/`, the same layout as local.
+//! Archived and compressed snapshots add their `data.tar[.gz]` there, streamed
+//! ([`stream`]).
 //!
 //! - [`config`]: types, options and their checks;
 //! - [`store`]: the operator with its layers, used through blocking calls;
@@ -12,6 +14,7 @@
 //!   cache of their indexes;
 //! - [`blobs`]: content-addressed storage of file bodies;
 //! - [`content`]: ranged, cached reads of file bodies for the mount;
+//! - [`stream`]: one object written or read as a stream (archive data files);
 //! - [`check`]: integrity of remote snapshots and their stored bodies;
 //! - [`prune`]: deleting the bodies no snapshot references any more.
 
@@ -22,9 +25,10 @@ pub mod content;
 pub mod prune;
 pub mod root;
 pub mod ssh;
+pub mod ssh_check;
 pub mod store;
+pub mod stream;
 pub mod url;
 
-pub mod ssh_check;
 pub use config::{RemoteConfig, Service};
 pub use store::RemoteStore;

@@ -455,6 +455,40 @@ impl SshClient {
         self.run("rename", from, &script, None).map(|_| ())
     }
 
+    /// Starts writing `path` as a stream: `cat` on the server writes what
+    /// ssh's stdin receives (its directory is created first). A failed or
+    /// abandoned upload leaves a partial file, so callers write into a
+    /// directory they remove on failure.
+    pub fn upload(&self, path: &str) -> Result<SshUpload> {
+        let full = self.remote_path(path);
+        let dir = full.rsplit_once('/').map_or(".", |(d, _)| if d.is_empty() { "/" } else { d });
+        let script =
+            [b"mkdir -p -- ".as_slice(), &quote(dir.as_bytes()), b" && exec cat > ", &quote(full.as_bytes())].concat();
+        let mut cmd = Command::new("ssh");
+        cmd.args(&self.opts).arg("--").arg(&self.host).arg(OsString::from_vec(script));
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let fail = |message: String| FsError::Remote {
+            op: "write",
+            path: path.to_string(),
+            temporary: false,
+            not_found: false,
+            message,
+        };
+        let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run ssh: {e}")))?;
+        let stdin = child.stdin.take().ok_or_else(|| fail("ssh has no stdin".into()))?;
+        // Read on a thread: a command that complains a lot must not block on a full pipe.
+        let mut pipe_err = child.stderr.take();
+        let stderr = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(p) = pipe_err.as_mut() {
+                let _ = p.read_to_end(&mut v);
+            }
+            v
+        });
+        Ok(SshUpload { child, stdin: Some(stdin), stderr: Some(stderr), path: path.to_string(), timeout: self.timeout })
+    }
+
     /// Checks that rsync runs on the server.
     pub fn require_rsync(&self) -> Result<()> {
         let script = format!("command -v rsync >/dev/null 2>&1 || exit {NO_RSYNC}; rsync --version");
@@ -463,6 +497,66 @@ impl SshClient {
                 FsError::Refused("rsync is required on the server (install it there: apt-get install rsync)".into()),
             ),
             r => r.map(|_| ()),
+        }
+    }
+}
+
+/// A file being written on the server through `ssh ... cat > path`.
+pub struct SshUpload {
+    child: std::process::Child,
+    /// None once closed (end of the data).
+    stdin: Option<std::process::ChildStdin>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    path: String,
+    timeout: Duration,
+}
+
+impl SshUpload {
+    /// Ends the data and waits for the server to have written it all.
+    pub fn finish(mut self) -> Result<()> {
+        drop(self.stdin.take());
+        let status = wait_until(&mut self.child, self.timeout);
+        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let fail = |message: String| FsError::Remote {
+            op: "write",
+            path: self.path.clone(),
+            temporary: false,
+            not_found: false,
+            message,
+        };
+        match status {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(fail(format!("{} (exit {})", stderr_text(&stderr), s.code().unwrap_or(-1)))),
+            Err(e) => Err(fail(format!("waiting for ssh: {e}"))),
+        }
+    }
+
+    /// Stops the upload; what was written stays on the server.
+    pub fn abort(self) {
+        drop(self);
+    }
+}
+
+impl Write for SshUpload {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.stdin.as_mut() {
+            Some(s) => s.write(buf),
+            None => Err(std::io::Error::other(format!("{}: the upload was already ended", self.path))),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stdin.as_mut().map_or(Ok(()), |s| s.flush())
+    }
+}
+
+impl Drop for SshUpload {
+    fn drop(&mut self) {
+        // Not finished: the upload is abandoned, ssh must not linger.
+        if self.stdin.is_some() {
+            drop(self.stdin.take());
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

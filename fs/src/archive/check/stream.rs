@@ -6,6 +6,9 @@
 //! [`Damage`]: the requests that touch it say which entries it takes with it.
 //! Requests must come in stream order; a request behind the current chunk is
 //! answered [`Visit::behind`].
+//!
+//! The data file is any [`DataFile`]: a local file, or a remote object read
+//! by ranges (`crate::remote::stream::ObjectReader`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -21,6 +24,14 @@ const TAR_WINDOW: u64 = 256 << 10;
 
 /// Paths listed per damage; the rest are counted.
 const MAX_BLAMED: usize = 100;
+
+/// A data file as a check reads it: front to back, skipping forward where it can.
+pub trait DataFile: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> DataFile for T {}
+
+/// An opened data file and its length, or why it cannot be read.
+pub type Opened = Result<(Box<dyn DataFile>, u64), String>;
 
 /// Where [`Stream::visit`] passes the bytes of a range, in order.
 pub type Sink<'a> = &'a mut dyn FnMut(&[u8]);
@@ -102,9 +113,16 @@ impl Visit {
 /// Where chunks come from.
 enum Source {
     /// `data.tar`, read in windows; unneeded windows are skipped.
-    Tar { file: Option<File>, file_len: u64 },
+    Tar { file: Option<Box<dyn DataFile>>, file_len: u64 },
     /// `data.tar.gz`, member after member; none is skipped.
-    Gz { file: Option<File>, file_len: u64, members: Vec<Member>, next: usize, max_len: u64, inflater: Decompressor },
+    Gz {
+        file: Option<Box<dyn DataFile>>,
+        file_len: u64,
+        members: Vec<Member>,
+        next: usize,
+        max_len: u64,
+        inflater: Decompressor,
+    },
 }
 
 /// The chunk in memory.
@@ -132,10 +150,9 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// The stream of an archived snapshot: `data.tar` of `stream_len` bytes.
-    pub fn tar(path: &Path, stream_len: u64) -> Stream {
-        let name = file_name(path);
-        let (file, file_len, why) = open(path);
+    /// The stream of an archived snapshot: `data.tar` (named `name`) of `stream_len` bytes.
+    pub fn tar(name: String, opened: Opened, stream_len: u64) -> Stream {
+        let (file, file_len, why) = split(opened);
         let mut s = Stream::new(Source::Tar { file, file_len }, stream_len);
         if file_len < stream_len {
             let reason = why.unwrap_or_else(|| format!("truncated at {file_len} bytes of {stream_len}"));
@@ -157,12 +174,12 @@ impl Stream {
 
     /// The stream of a compressed snapshot: `data.tar.gz` cut into `members`,
     /// none inflating to more than `max_len` bytes.
-    pub fn gz(path: &Path, stream_len: u64, members: Vec<Member>, max_len: u64) -> Stream {
-        let (file, file_len, why) = open(path);
+    pub fn gz(name: String, opened: Opened, stream_len: u64, members: Vec<Member>, max_len: u64) -> Stream {
+        let (file, file_len, why) = split(opened);
         if let Some(why) = why {
             let mut s = Stream::new(Source::Tar { file: None, file_len: 0 }, stream_len);
             s.damages.push(Damage {
-                what: file_name(path),
+                what: name,
                 reason: why,
                 start: 0,
                 end: stream_len,
@@ -425,11 +442,19 @@ fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Opens a data file: the file, its length, and why it cannot be read (if so).
-fn open(path: &Path) -> (Option<File>, u64, Option<String>) {
+/// Opens a local data file.
+pub fn open(path: &Path) -> Opened {
     match File::open(path).and_then(|f| f.metadata().map(|m| (f, m.len()))) {
+        Ok((f, len)) => Ok((Box::new(f), len)),
+        Err(e) => Err(format!("cannot open {}: {e}", file_name(path))),
+    }
+}
+
+/// The reader, its length, and why it cannot be read (if so).
+fn split(opened: Opened) -> (Option<Box<dyn DataFile>>, u64, Option<String>) {
+    match opened {
         Ok((f, len)) => (Some(f), len, None),
-        Err(e) => (None, 0, Some(format!("cannot open {}: {e}", file_name(path)))),
+        Err(why) => (None, 0, Some(why)),
     }
 }
 

@@ -1,0 +1,164 @@
+//! Archived and Compressed snapshots on remote destinations (object stores,
+//! FTP, cloud drives, ssh): the same `data.tar[.gz]`, `index.sqlite` and
+//! `snapshot.json` as on a local destination, under `<job>/<snapshot>/`.
+//!
+//! 1. Take the job's lock (in the local cache). Snapshot directories without
+//!    a manifest are what failed runs could not remove: they go.
+//! 2. Walk the sources into the tar stream ([`stream_archive`]), which goes
+//!    straight to the destination as it is produced ([`ObjectWriter`]: an
+//!    S3 multipart upload in parts of `chunk_size`, FTP appending to the
+//!    object itself, `cat` on an ssh server); nothing is staged locally but
+//!    the index.
+//! 3. Upload `index.sqlite`, then `snapshot.json`: the commit point. On ssh
+//!    everything goes into `<job>/.partial-<name>/`, renamed into place at the
+//!    end, as its tree snapshots do.
+//!
+//! A failed or cancelled run leaves no manifest, so no snapshot: its upload is
+//! aborted (an S3 multipart upload is discarded) and what it wrote under the
+//! snapshot's directory is deleted at once; when the destination cannot be
+//! reached for that, the next run of the job deletes it (step 1).
+
+use std::path::Path;
+
+use hindsight_fs::error::FsError;
+use hindsight_fs::index::INDEX_FILE;
+use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, snapshot_name_after};
+use hindsight_fs::manifest::{MANIFEST_FILE, Manifest};
+use hindsight_fs::posix;
+use hindsight_fs::remote::RemoteStore;
+use hindsight_fs::remote::stream::ObjectWriter;
+use jiff::Timestamp;
+
+use super::archive::{ArchiveOptions, ArchiveOut, stream_archive};
+use super::commit::{self, Commit};
+use super::incremental::{BackupError, BackupSpec, check_sources};
+use super::progress::{Cancel, Progress};
+
+/// Makes one archived or compressed snapshot of `spec` on `store`; `cache` is
+/// this destination's local cache directory (indexes, lock).
+pub fn run_remote_archive(
+    store: &RemoteStore,
+    cache: &Path,
+    spec: &BackupSpec,
+    opts: ArchiveOptions,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<Manifest, BackupError> {
+    store.require_marker()?;
+    check_sources(&spec.sources)?;
+    let local = DestinationRoot::new(cache);
+    let _lock = JobLock::acquire(&local, &spec.job)?;
+    let started = Timestamp::now();
+    let job = &spec.job;
+    let existing: Vec<String> =
+        store.list(&format!("{job}/"))?.into_iter().map(|n| n.trim_end_matches('/').to_string()).collect();
+    remove_leftovers(store, job, &existing)?;
+    let name = snapshot_name_after(&existing, started);
+    // ssh has directories and renames: the snapshot appears whole, as its trees do.
+    let dir = match store.ssh() {
+        Some(_) => format!("{job}/{PARTIAL_PREFIX}{name}"),
+        None => format!("{job}/{name}"),
+    };
+
+    for old in local.list_work(job, PARTIAL_PREFIX)? {
+        let p = local.partial_dir(job, &old);
+        posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
+    }
+    let work = local.partial_dir(job, &name);
+    std::fs::create_dir_all(&work).map_err(|e| FsError::io("create", &work, e))?;
+
+    let target = Target { store, local: &local, dir: &dir, work: &work, name: &name, started };
+    let manifest = match upload(&target, spec, opts, progress, cancel) {
+        Ok(m) => m,
+        Err(e) => {
+            if let Err(d) = store.delete_all(&format!("{dir}/")) {
+                tracing::warn!(job, "cannot remove the failed upload {dir} ({d}); the next run of {job} will");
+            }
+            return Err(e);
+        }
+    };
+    let cached = local.snapshot_dir(job, &name);
+    std::fs::rename(&work, &cached).map_err(|e| FsError::io("rename", &work, e))?;
+    std::fs::write(cached.join(MANIFEST_FILE), manifest.to_bytes()).map_err(|e| FsError::io("write", &cached, e))?;
+    Ok(manifest)
+}
+
+/// Removes what failed runs of the job left (its lock is held, so no run is
+/// writing there): snapshot directories without a manifest; on ssh, the
+/// `.partial-*` directories (bases of rsync for tree snapshots, of no use to
+/// an archive).
+fn remove_leftovers(store: &RemoteStore, job: &str, existing: &[String]) -> Result<(), BackupError> {
+    let complete = store.list_snapshots(job)?;
+    for d in existing.iter().filter(|d| !complete.contains(d)) {
+        let leftover = match store.ssh() {
+            Some(_) => d.starts_with(PARTIAL_PREFIX),
+            None => !d.starts_with('.') && hindsight_fs::names::check_name("snapshot", d).is_ok(),
+        };
+        if leftover {
+            tracing::info!(job, "removing {job}/{d}, left without a manifest by a failed run");
+            store.delete_all(&format!("{job}/{d}/"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where one snapshot is being written.
+struct Target<'a> {
+    store: &'a RemoteStore,
+    /// The destination's local cache.
+    local: &'a DestinationRoot,
+    /// The snapshot's directory on the destination.
+    dir: &'a str,
+    /// Its local work directory (the index).
+    work: &'a Path,
+    name: &'a str,
+    started: Timestamp,
+}
+
+/// Streams the archive into the target's directory, then its index and manifest; returns the manifest.
+fn upload(
+    t: &Target<'_>,
+    spec: &BackupSpec,
+    opts: ArchiveOptions,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<Manifest, BackupError> {
+    let Target { store, local, dir, work, name, started } = *t;
+    let clock = std::time::Instant::now();
+    let key = format!("{dir}/{}", opts.data_file());
+    let data = ObjectWriter::create(store, &key)?;
+    let index_file = work.join(INDEX_FILE);
+    let out = ArchiveOut { data, shown: format!("{store:?}/{key}"), index_path: &index_file, name };
+    let (finished, stats) = stream_archive(spec, opts, out, progress, cancel)?;
+    finished.sink.close()?;
+    let sync = std::fs::File::open(&index_file).map_err(|e| FsError::io("open", &index_file, e))?;
+    let c = Commit {
+        root: local,
+        spec,
+        name,
+        partial: work,
+        structure: opts.structure,
+        started,
+        parent: None,
+        stats,
+        progress,
+        sync: &sync,
+        clock,
+    };
+    let manifest = commit::manifest(&c, &index_file)?;
+    let index_bytes = std::fs::read(&index_file).map_err(|e| FsError::io("read", &index_file, e))?;
+    store.write(&format!("{dir}/{INDEX_FILE}"), index_bytes)?;
+    // The commit point (on ssh, the rename below).
+    store.write(&format!("{dir}/{MANIFEST_FILE}"), manifest.to_bytes())?;
+    if let Some(ssh) = store.ssh() {
+        ssh.rename(dir, &format!("{}/{name}", spec.job))?;
+    }
+    tracing::info!(
+        job = %spec.job,
+        "snapshot {name} ({}) complete on {store:?}: {} bytes stored, {:.2}s",
+        opts.structure.as_str(),
+        manifest.stats.bytes_stored,
+        clock.elapsed().as_secs_f64()
+    );
+    Ok(manifest)
+}
