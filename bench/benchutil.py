@@ -33,6 +33,11 @@ usage:
   benchutil.py http-log-count LOGFILE OFFSET
       count the HTTP requests a werkzeug/moto access log got after byte OFFSET; print
       "requests_METHOD<TAB>N" lines and "requests<TAB>TOTAL"
+  benchutil.py tree-cpu ROOT_PID OUT
+      sample the utime+stime of ROOT_PID and its descendants every 0.2 s until SIGTERM
+      (or until its parent exits), then write the cpu seconds they used to OUT; OUT.ready
+      appears after the first sample. Processes that start and end between two samples
+      are missed; a server's reaped children are counted even if it does not collect them
   benchutil.py s3-usage ENDPOINT BUCKET PREFIX
       list the objects under PREFIX (ListObjectsV2, unsigned: moto without auth);
       print "objects<TAB>N" and "bytes<TAB>SUM"
@@ -1098,6 +1103,48 @@ def http_log_count(path, offset):
     print(f"requests\t{sum(counts.values())}")
 
 
+def tree_cpu(root, out, interval=0.2):
+    import signal
+    import time
+    root, parent, tck = int(root), os.getppid(), os.sysconf("SC_CLK_TCK")
+
+    def scan():
+        procs, kids = {}, {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            f = st[st.rfind(")") + 2:].split()
+            # f[1] ppid, f[11] utime, f[12] stime, f[19] starttime (against pid reuse)
+            procs[int(d)] = (int(f[1]), int(f[11]) + int(f[12]), f[19])
+            kids.setdefault(int(f[1]), []).append(int(d))
+        tree, stack = {}, [root]
+        while stack:
+            p = stack.pop()
+            if p in procs:
+                tree[(p, procs[p][2])] = procs[p][1]
+                stack.extend(kids.get(p, []))
+        return tree
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    first = scan()
+    last = dict(first)
+    open(out + ".ready", "w").close()
+    while not stop and os.getppid() == parent:
+        time.sleep(interval)
+        for k, v in scan().items():
+            last[k] = max(last.get(k, 0), v)
+    for k, v in scan().items():
+        last[k] = max(last.get(k, 0), v)
+    with open(out, "w") as f:
+        f.write(f"{sum(v - first.get(k, 0) for k, v in last.items()) / tck:.3f}\n")
+
+
 def s3_usage(endpoint, bucket, prefix):
     import urllib.parse
     import urllib.request
@@ -1206,7 +1253,8 @@ def remote_report(rundir, json_out, archive_dir=None):
     print("  hindsight: wall of `hindsight job run --wait`, cpu = hindsightd's utime+stime (+ reaped children: rsync, ssh;")
     print("    for ssh also its detached ssh ControlMaster, which encrypts the sessions),")
     print("    peak = hindsightd VmHWM reset before each run. restic: /usr/bin/time -v (cpu of restic and its ssh child,")
-    print("    peak = largest process). server cpu = moto's or sshd's utime+stime (process tree) during the run.")
+    print("    peak = largest process). server cpu = moto's or sshd's utime+stime during the run (its process tree,")
+    print("    sampled every 0.2 s: sshd does not collect its children's cpu).")
     print("  requests (s3) = HTTP requests in moto's access log during the run (exact count, all methods);")
     print("    ssh: sessions (remote commands, rsync, the sftp subsystem) and logins in sshd's log; the SFTP")
     print("    requests inside a session are not logged. hindsight keeps one ControlMaster connection (0 logins).")
@@ -1250,6 +1298,8 @@ def main(argv):
         return archive_report(*args)
     elif cmd == "http-log-count" and len(args) == 2:
         http_log_count(*args)
+    elif cmd == "tree-cpu" and len(args) == 2:
+        tree_cpu(*args)
     elif cmd == "s3-usage" and len(args) == 3:
         s3_usage(*args)
     elif cmd == "remote-report" and len(args) in (2, 3):

@@ -214,19 +214,11 @@ declare -A PROBE
 mux_ticks() {
     local t=0 p
     [[ -n ${SSH_PORT:-} ]] || { echo 0; return 0; }
-    for p in $(ss -Htnp state established "( dport = :$SSH_PORT )" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    for p in $(ss -Htnp state established "( dport = :$SSH_PORT )" 2>/dev/null | { grep -o 'pid=[0-9]*' || true; } | cut -d= -f2 | sort -u); do
         [[ $(cat "/proc/$p/comm" 2>/dev/null) == ssh ]] || continue
         [[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) == *'[mux]'* ]] || continue
         t=$(( t + $(pid_ticks "$p" 2>/dev/null || echo 0) ))
     done
-    echo "$t"
-}
-# tree_ticks PID: pid_ticks of PID and of all its live descendants (sshd's per-connection
-# processes, alive while hindsight's ControlMaster connection stays open)
-tree_ticks() {
-    local t c
-    t=$(pid_ticks "$1" 2>/dev/null) || { echo 0; return 0; }
-    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do t=$(( t + $(tree_ticks "$c") )); done
     echo "$t"
 }
 server_probe() {
@@ -234,14 +226,20 @@ server_probe() {
     if [[ $dest == s3 ]]; then log=$MOTO_LOG pid=$MOTO_PID; else log=$SSHD_LOG pid=$SSHD_PID; fi
     if [[ $when == before ]]; then
         PROBE[off]=$(stat -c %s "$log")
-        PROBE[ticks]=$(tree_ticks "$pid")
         PROBE[mux]=$(mux_ticks)
+        # the server's cpu: its process tree, sampled (sshd does not collect its children's cpu)
+        PROBE[cpufile]=$RUN/server-cpu-$phase-$tool.txt
+        python3 "$HELPER" tree-cpu "$pid" "${PROBE[cpufile]}" 9>&- &
+        PROBE[sampler]=$!
+        local i
+        for (( i = 0; i < 100; i++ )); do [[ -e ${PROBE[cpufile]}.ready ]] && break; sleep 0.05; done
         return 0
     fi
-    local ticks cpu mux
-    ticks=$(tree_ticks "$pid")
+    local cpu mux
     mux=$(mux_ticks)
-    cpu=$(awk -v a="${PROBE[ticks]}" -v b="$ticks" -v t="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / t }')
+    kill -TERM "${PROBE[sampler]}" 2>/dev/null || true
+    wait "${PROBE[sampler]}" || true
+    cpu=$(cat "${PROBE[cpufile]}" 2>/dev/null || echo -)
     printf '%s\t%s\t%s\t%s\t%s\n' "$phase" "$tool" "$dest" server_cpu_s "$cpu" >>"$STORE"
     if [[ $dest == ssh && $tool == hindsight ]]; then
         cpu=$(awk -v a="${PROBE[mux]}" -v b="$mux" -v t="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / t }')
