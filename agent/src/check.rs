@@ -7,7 +7,6 @@ use std::path::Path;
 
 use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::check::{check_remote, list_objects};
-use hindsight_fs::remote::ssh_check::check_ssh_snapshot;
 
 use crate::catalog::Catalog;
 use crate::destinations::{local_root, remote_store};
@@ -70,19 +69,15 @@ fn check_remote_destination(
     let unreadable =
         |e: hindsight_fs::FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
     store.require_marker().map_err(unreadable)?;
+    // SSH destinations hold trees, not blobs: nothing to list.
     let objects = match store.ssh() {
-        // Hardlink trees on the server: checked by listing and reading the trees.
-        Some(_) => None,
-        None => Some(list_objects(store).map_err(unreadable)?),
+        Some(_) => Default::default(),
+        None => list_objects(store).map_err(unreadable)?,
     };
     let mut snapshots = Vec::new();
     for job in store.list_jobs().map_err(unreadable)? {
         for name in store.list_snapshots(&job).map_err(unreadable)? {
-            let report = match (store.ssh(), &objects) {
-                (Some(ssh), _) => check_ssh_snapshot(store, ssh, cache, &job, &name, read_data),
-                (None, Some(objects)) => check_remote(store, cache, &job, &name, objects, read_data),
-                (None, None) => continue,
-            };
+            let report = check_remote(store, cache, &job, &name, &objects, read_data);
             tracing::info!(destination = %d.name, "checked {job}/{name}: {} problems", report.problems.len());
             snapshots.push(to_api(report));
         }

@@ -233,11 +233,24 @@ pub fn validate(d: &Destination, t: &Target) -> Result<Option<DiskUsageInfo>, Ap
                 local::validate(p)
             }
             .map_err(|e| ApiError::validation_failed(e.to_string()))?;
-            Ok(Some(usage_info(usage)))
+            return Ok(Some(usage_info(usage)));
         }
         // Read-only: reading the marker proves the credentials and the root, and writes nothing.
-        Target::Remote(store) if d.readonly => store.require_marker().map(|_| None).map_err(fail),
-        Target::Remote(store) => store.validate().map(|_| None).map_err(fail),
+        Target::Remote(store) if d.readonly => store.require_marker().map(|_| ()).map_err(fail)?,
+        Target::Remote(store) => store.validate().map(|_| ()).map_err(fail)?,
+    }
+    Ok(remote_usage(t))
+}
+
+/// Disk usage of a remote destination, where the service can tell (SSH: `df` on the server).
+fn remote_usage(t: &Target) -> Option<DiskUsageInfo> {
+    let Target::Remote(store) = t else { return None };
+    match store.ssh()?.disk_usage() {
+        Ok(u) => Some(usage_info(u)),
+        Err(e) => {
+            tracing::warn!("disk usage of {}: {e}", t.describe());
+            None
+        }
     }
 }
 

@@ -430,6 +430,11 @@ impl Runner {
         let archive = self.archive_options(spec.structure);
         match destinations::remote_store(&self.catalog, &dest) {
             Ok(Some(store)) => {
+                if let Some(ssh) = store.ssh()
+                    && let Some(refused) = self.over_disk_limit(&dest, ssh.disk_usage().map_err(|e| e.to_string()))
+                {
+                    return outcome(RunState::Failed, None, Some(refused));
+                }
                 let cache = self.cache_dir.join(&dest.id);
                 let (spec, cancel) = (spec.clone(), a.cancel.clone());
                 return self
@@ -452,37 +457,9 @@ impl Runner {
             Ok(r) => r,
             Err(e) => return outcome(RunState::Failed, None, Some(e.message)),
         };
-        match hindsight_fs::local::disk_usage(root.path()) {
-            Ok(u) => {
-                let info = crate::model::DiskUsageInfo {
-                    usage: u.usage,
-                    free: u.free,
-                    total: u.total,
-                    updated: jiff::Timestamp::now().to_string(),
-                };
-                let _ = self.catalog.set_disk_usage(&dest.id, &info);
-                let used = u.used_percent();
-                if dest.disk_limit > 0 && used >= f64::from(dest.disk_limit) {
-                    let _ = self.catalog.raise_alert(
-                        AlertLevel::Warning,
-                        "disk_limit",
-                        &dest.name,
-                        &format!(
-                            "destination {dest_name} is {used:.0}% full, at or above its disk limit of {}%",
-                            dest.disk_limit
-                        ),
-                    );
-                    return outcome(
-                        RunState::Failed,
-                        None,
-                        Some(format!(
-                            "destination {dest_name} is {used:.0}% full, at or above its disk limit of {}%; nothing was written",
-                            dest.disk_limit
-                        )),
-                    );
-                }
-            }
-            Err(e) => return outcome(RunState::Failed, None, Some(format!("destination {dest_name}: {e}"))),
+        let usage = hindsight_fs::local::disk_usage(root.path()).map_err(|e| e.to_string());
+        if let Some(refused) = self.over_disk_limit(&dest, usage) {
+            return outcome(RunState::Failed, None, Some(refused));
         }
         let (spec, cancel) = (spec.clone(), a.cancel.clone());
         self.run_backup(run_id, a, &dest, move |progress| match spec.structure {
@@ -505,6 +482,34 @@ impl Runner {
                 n => n,
             },
         }
+    }
+
+    /// Records a destination's measured disk usage; the reason to write nothing
+    /// when it is at or above its disk limit (an alert is raised) or cannot be measured.
+    fn over_disk_limit(
+        &self,
+        dest: &Destination,
+        usage: Result<hindsight_fs::local::DiskUsage, String>,
+    ) -> Option<String> {
+        let u = match usage {
+            Ok(u) => u,
+            Err(e) => return Some(format!("destination {}: {e}", dest.name)),
+        };
+        let info = crate::model::DiskUsageInfo {
+            usage: u.usage,
+            free: u.free,
+            total: u.total,
+            updated: jiff::Timestamp::now().to_string(),
+        };
+        let _ = self.catalog.set_disk_usage(&dest.id, &info);
+        let used = u.used_percent();
+        if dest.disk_limit == 0 || used < f64::from(dest.disk_limit) {
+            return None;
+        }
+        let full =
+            format!("destination {} is {used:.0}% full, at or above its disk limit of {}%", dest.name, dest.disk_limit);
+        let _ = self.catalog.raise_alert(AlertLevel::Warning, "disk_limit", &dest.name, &full);
+        Some(format!("{full}; nothing was written"))
     }
 
     /// Runs one destination's backup on a blocking thread with live progress,

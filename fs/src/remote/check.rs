@@ -48,9 +48,13 @@ pub fn check_remote(
             // The cached copy was checked against the manifest's blake3 when fetched.
             match store.cached_index(cache, job, snapshot).and_then(|p| IndexReader::open(&p)) {
                 Err(e) => f.problems.snapshot(format!("unreadable index: {e}")),
-                Ok(index) if m.structure == Structure::Incremental => {
-                    check_bodies(store, &index, objects, read_data, &mut f)
-                }
+                // SSH destinations hold hardlink trees on the server, the others blobs.
+                Ok(index) if m.structure == Structure::Incremental => match store.ssh() {
+                    Some(ssh) => {
+                        super::ssh_check::check_tree(ssh, &format!("{job}/{snapshot}/tree"), &index, read_data, &mut f)
+                    }
+                    None => check_bodies(store, &index, objects, read_data, &mut f),
+                },
                 Ok(index) => {
                     let mut open = |name: &str| -> crate::archive::check::Opened {
                         let key = format!("{job}/{snapshot}/{name}");

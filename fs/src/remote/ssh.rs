@@ -418,6 +418,33 @@ impl SshClient {
         Ok(names)
     }
 
+    /// Disk usage of the filesystem holding the root (`df` on the server).
+    pub fn disk_usage(&self) -> Result<crate::local::DiskUsage> {
+        let script = [b"exec df -P -B1 -- ".as_slice(), &self.quoted("")].concat();
+        let out = self.run("df", "", &script, None)?;
+        let text = String::from_utf8_lossy(&out);
+        // `df -P`: a header, then "fs total used available capacity mountpoint".
+        let fields: Vec<u64> = text
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(3)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        match fields[..] {
+            [total, used, free] => Ok(crate::local::DiskUsage { usage: used, free, total }),
+            _ => Err(FsError::Remote {
+                op: "df",
+                path: self.root.clone(),
+                message: format!("unexpected df output: {}", text.trim()),
+                temporary: false,
+                not_found: false,
+            }),
+        }
+    }
+
     /// Snapshot directories of `job` holding a manifest (not sorted).
     pub fn list_complete(&self, job: &str, manifest: &str) -> Result<Vec<String>> {
         let script = [

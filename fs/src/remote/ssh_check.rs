@@ -6,52 +6,17 @@
 //! against the index.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use crate::check::{Findings, SnapshotCheck};
+use crate::check::Findings;
 use crate::entry::EntryKind;
 use crate::index::IndexReader;
 
 use super::ssh::{SshClient, quote};
-use super::store::RemoteStore;
 
 /// Bytes of file content fetched per `cat`.
 const BATCH_BYTES: u64 = 32 << 20;
 /// Files per `cat` (keeps the command line short).
 const BATCH_FILES: usize = 256;
-
-/// Checks one snapshot of an SSH destination.
-pub fn check_ssh_snapshot(
-    store: &RemoteStore,
-    ssh: &SshClient,
-    cache: &Path,
-    job: &str,
-    snapshot: &str,
-    read_data: bool,
-) -> SnapshotCheck {
-    let mut f = Findings::default();
-    let mut structure = "unknown".to_string();
-    match store.read_manifest(job, snapshot) {
-        Err(e) => f.problems.snapshot(format!("unreadable manifest: {e}")),
-        Ok(m) => {
-            structure = m.structure.as_str().into();
-            match store.cached_index(cache, job, snapshot).and_then(|p| IndexReader::open(&p)) {
-                Err(e) => f.problems.snapshot(format!("unreadable index: {e}")),
-                Ok(index) => check_tree(ssh, &format!("{job}/{snapshot}/tree"), &index, read_data, &mut f),
-            }
-        }
-    }
-    let problems = f.problems.into_vec();
-    SnapshotCheck {
-        job: job.to_string(),
-        snapshot: snapshot.to_string(),
-        structure,
-        ok: problems.is_empty(),
-        entries_checked: f.entries_checked,
-        bytes_read: f.bytes_read,
-        problems,
-    }
-}
 
 /// A regular file of the index: its path in the tree, size and hash.
 struct File {
@@ -60,7 +25,8 @@ struct File {
     blake3: Option<[u8; 32]>,
 }
 
-fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_data: bool, f: &mut Findings) {
+/// Checks a snapshot's `tree/` on the server against its index.
+pub fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_data: bool, f: &mut Findings) {
     let script =
         [b"cd -- ".as_slice(), &ssh.quoted(tree), b" || exit 44; exec find . -type f -printf '%s %P\\0'"].concat();
     let listing = match ssh.run("list", tree, &script, None) {

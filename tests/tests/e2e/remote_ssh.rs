@@ -321,3 +321,50 @@ fn ssh_server_killed_mid_backup_fails_cleanly_and_the_next_run_completes() {
     assert_eq!(snapshot_list(&daemon).len(), 1);
     drop(sshd);
 }
+
+#[test]
+fn compressed_snapshots_on_ssh_extract_mount_and_check() {
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let src = sb.dir("src");
+    fixture::every_kind(&src);
+    fixture::big_file(&src.join("big.bin"), 3 << 20, 5);
+    fixture::stamp_times(&src);
+    let want = describe(&src);
+    let mnt = sb.dir("mnt");
+    let mut opts = sb.daemon_opts();
+    opts.mountpoint = Some(mnt.clone());
+    let _guard = FuseGuard(mnt.clone());
+    let daemon = Daemon::start(opts);
+    let root = unique_root("ssh-tgz");
+    add(&daemon, DEST, &ssh_args(&env, &root, &[])).assert_success();
+    daemon.add_job(JOB, &[&src], &[DEST], &["--structure", "compressed"]);
+    let snap = backup(&daemon);
+
+    let tgz = on_server(&root).join(JOB).join(&snap).join("data.tar.gz");
+    let out = sb.dir("extracted");
+    tool(
+        "tar",
+        [
+            std::ffi::OsStr::new("-xpzf"),
+            tgz.as_os_str(),
+            std::ffi::OsStr::new("--xattrs"),
+            std::ffi::OsStr::new("--xattrs-include=*"),
+            std::ffi::OsStr::new("--numeric-owner"),
+            std::ffi::OsStr::new("-C"),
+            out.as_os_str(),
+        ],
+    );
+    assert_same(
+        &want,
+        &describe(&out.join(src.strip_prefix("/").expect("absolute"))),
+        "GNU tar of the ssh data.tar.gz",
+    );
+
+    let from = mnt.join(DEST).join(JOB).join(&snap).join(src.strip_prefix("/").expect("absolute"));
+    wait_until("the snapshot in the mount", Duration::from_secs(30), || from.is_dir().then_some(()));
+    let copy = sb.path().join("cp");
+    tool("cp", [std::ffi::OsStr::new("-a"), from.as_os_str(), copy.as_os_str()]);
+    assert_same(&want, &describe(&copy), "cp -a of the compressed ssh snapshot from the mount");
+    daemon.cli(["destination", "check", DEST, "--read-data"]).assert_success();
+}
