@@ -24,7 +24,7 @@ use hindsight_fs::manifest::{SnapshotStats, Structure};
 use hindsight_fs::posix;
 use jiff::Timestamp;
 
-use super::commit::{self, Commit};
+use super::commit::{self, Commit, SnapshotInfo};
 use super::incremental::{BackupError, BackupSpec, Row, check_sources, write_index};
 use super::progress::{Cancel, Progress};
 use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
@@ -67,15 +67,9 @@ pub fn run_archive(
     let (finished, stats) = stream_archive(spec, opts, out, progress, cancel)?;
     finished.sink.sync_all().map_err(|e| FsError::io("fsync", &data_path, e))?;
     commit::commit(Commit {
+        info: SnapshotInfo { spec, name: &name, structure: opts.structure, started, parent: None, stats, progress },
         root,
-        spec,
-        name: &name,
         partial: &partial,
-        structure: opts.structure,
-        started,
-        parent: None,
-        stats,
-        progress,
         sync: &finished.sink,
         clock,
     })

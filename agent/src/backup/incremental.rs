@@ -26,7 +26,7 @@ use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
 use hindsight_fs::posix;
 use jiff::Timestamp;
 
-use super::commit::{self, Commit};
+use super::commit::{self, Commit, SnapshotInfo};
 use super::copy::{Copier, CopyError};
 use super::exclude::Excludes;
 use super::progress::{Cancel, Progress};
@@ -219,15 +219,17 @@ pub fn run_incremental(
         index_time.as_secs_f64()
     );
     commit::commit(Commit {
+        info: SnapshotInfo {
+            spec,
+            name: &name,
+            structure: Structure::Incremental,
+            started,
+            parent: prev.as_ref().map(|p| p.name.clone()),
+            stats,
+            progress,
+        },
         root,
-        spec,
-        name: &name,
         partial: &partial,
-        structure: Structure::Incremental,
-        started,
-        parent: prev.as_ref().map(|p| p.name.clone()),
-        stats,
-        progress,
         sync: &*tree,
         clock,
     })

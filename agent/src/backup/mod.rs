@@ -14,6 +14,7 @@ pub mod incremental;
 pub mod progress;
 pub mod remote;
 pub mod remote_archive;
+mod remote_run;
 mod source_walk;
 pub mod ssh;
 mod walker;

@@ -22,18 +22,15 @@ use std::sync::mpsc::sync_channel;
 
 use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::error::FsError;
-use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter};
-use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, snapshot_name_after};
-use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
-use hindsight_fs::posix;
+use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexWriter};
+use hindsight_fs::manifest::{Manifest, SnapshotStats, Structure};
 use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::blobs::{Journal, Known, PACK_TARGET, SMALL_FILE, Stored, blob_key, new_pack_key};
-use hindsight_fs::remote::root::{index_path, manifest_path};
-use jiff::Timestamp;
 
-use super::commit::{self, Commit};
-use super::incremental::{BackupError, BackupSpec, Row, check_sources, write_index};
+use super::commit::{self, SnapshotInfo};
+use super::incremental::{BackupError, BackupSpec, Row, write_index};
 use super::progress::{Cancel, Progress};
+use super::remote_run::{RemoteRun, previous};
 use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored as Outcome, open_file};
 
 /// Bytes read from a file per request of a streamed upload.
@@ -48,26 +45,9 @@ pub fn run_remote(
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<Manifest, BackupError> {
-    store.require_marker()?;
-    check_sources(&spec.sources)?;
-    let local = DestinationRoot::new(cache);
-    let _lock = JobLock::acquire(&local, &spec.job)?;
-    let started = Timestamp::now();
-    let existing = store.list(&format!("{}/", spec.job))?;
-    let name = snapshot_name_after(&existing, started);
-    let snapshots = store.list_snapshots(&spec.job)?;
-    let prev = snapshots.last().map(|p| -> Result<_, BackupError> {
-        let path = store.cached_index(cache, &spec.job, p)?;
-        Ok((p.clone(), IndexReader::open(&path)?))
-    });
-    let prev = match prev {
-        Some(Ok(p)) => Some(p),
-        Some(Err(e)) => {
-            tracing::warn!(job = %spec.job, "previous snapshot unusable as a base ({e}); storing everything");
-            None
-        }
-        None => None,
-    };
+    let run = RemoteRun::begin(store, cache, &spec.job, &spec.sources)?;
+    let name = run.name.clone();
+    let prev = previous(store, cache, &spec.job);
     let mut known = Known::default();
     if let Some((_, index)) = &prev {
         index.for_each(|e| {
@@ -77,7 +57,7 @@ pub fn run_remote(
             Ok(())
         })?;
     }
-    let journal_path = local.job_dir(&spec.job).join("journal");
+    let journal_path = run.local.job_dir(&spec.job).join("journal");
     let resumed = load_journal(store, &journal_path, &mut known)?;
     if resumed > 0 {
         tracing::info!(job = %spec.job, "reusing {resumed} contents stored by an interrupted run");
@@ -92,13 +72,7 @@ pub fn run_remote(
     }
     let journal = Journal::open(&journal_path)?;
 
-    for old in local.list_work(&spec.job, PARTIAL_PREFIX)? {
-        let p = local.partial_dir(&spec.job, &old);
-        posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
-    }
-    let partial = local.partial_dir(&spec.job, &name);
-    std::fs::create_dir_all(&partial).map_err(|e| FsError::io("create", &partial, e))?;
-    let index = IndexWriter::create(&partial.join(INDEX_FILE), Structure::Incremental.as_str(), &name)?;
+    let index = IndexWriter::create(&run.work.join(INDEX_FILE), Structure::Incremental.as_str(), &name)?;
     let threads = store.config().threads();
     let sink = BlobSink {
         store,
@@ -127,29 +101,20 @@ pub fn run_remote(
     if cancel.is_cancelled() {
         return Err(BackupError::Cancelled);
     }
-    let index_file = index.finish()?;
-    let sync = std::fs::File::open(&index_file).map_err(|e| FsError::io("open", &index_file, e))?;
-    let c = Commit {
-        root: &local,
+    index.finish()?;
+    let info = SnapshotInfo {
         spec,
         name: &name,
-        partial: &partial,
         structure: Structure::Incremental,
-        started,
+        started: run.started,
         parent: prev.as_ref().map(|(n, _)| n.clone()),
         stats: SnapshotStats { bytes_stored: sink.stored_bytes, ..stats },
         progress,
-        sync: &sync,
-        clock,
     };
-    let manifest = commit::manifest(&c, &index_file)?;
-    let index_bytes = std::fs::read(&index_file).map_err(|e| FsError::io("read", &index_file, e))?;
-    store.write(&index_path(&spec.job, &name), index_bytes)?;
-    // The commit point: nothing the snapshot references is missing once this exists.
-    store.write(&manifest_path(&spec.job, &name), manifest.to_bytes())?;
-    let cached = local.snapshot_dir(&spec.job, &name);
-    std::fs::rename(&partial, &cached).map_err(|e| FsError::io("rename", &partial, e))?;
-    std::fs::write(cached.join(MANIFEST_FILE), manifest.to_bytes()).map_err(|e| FsError::io("write", &cached, e))?;
+    let manifest = commit::manifest(&info, &run.work.join(INDEX_FILE))?;
+    // The commit point: nothing the snapshot references is missing once the manifest exists.
+    run.publish(store, &format!("{}/{name}", spec.job), &manifest)?;
+    run.keep(&spec.job, &manifest)?;
     sink.journal.remove()?;
     tracing::info!(
         job = %spec.job,

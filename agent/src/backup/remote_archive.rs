@@ -20,19 +20,17 @@
 
 use std::path::Path;
 
-use hindsight_fs::error::FsError;
 use hindsight_fs::index::INDEX_FILE;
-use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, snapshot_name_after};
-use hindsight_fs::manifest::{MANIFEST_FILE, Manifest};
-use hindsight_fs::posix;
+use hindsight_fs::layout::PARTIAL_PREFIX;
+use hindsight_fs::manifest::Manifest;
 use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::stream::ObjectWriter;
-use jiff::Timestamp;
 
 use super::archive::{ArchiveOptions, ArchiveOut, stream_archive};
-use super::commit::{self, Commit};
-use super::incremental::{BackupError, BackupSpec, check_sources};
+use super::commit::{self, SnapshotInfo};
+use super::incremental::{BackupError, BackupSpec};
 use super::progress::{Cancel, Progress};
+use super::remote_run::RemoteRun;
 
 /// Makes one archived or compressed snapshot of `spec` on `store`; `cache` is
 /// this destination's local cache directory (indexes, lock).
@@ -44,31 +42,16 @@ pub fn run_remote_archive(
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<Manifest, BackupError> {
-    store.require_marker()?;
-    check_sources(&spec.sources)?;
-    let local = DestinationRoot::new(cache);
-    let _lock = JobLock::acquire(&local, &spec.job)?;
-    let started = Timestamp::now();
+    let run = RemoteRun::begin(store, cache, &spec.job, &spec.sources)?;
     let job = &spec.job;
-    let existing: Vec<String> =
-        store.list(&format!("{job}/"))?.into_iter().map(|n| n.trim_end_matches('/').to_string()).collect();
-    remove_leftovers(store, job, &existing)?;
-    let name = snapshot_name_after(&existing, started);
+    remove_leftovers(store, job, &run.existing)?;
+    let name = &run.name;
     // ssh has directories and renames: the snapshot appears whole, as its trees do.
     let dir = match store.ssh() {
         Some(_) => format!("{job}/{PARTIAL_PREFIX}{name}"),
         None => format!("{job}/{name}"),
     };
-
-    for old in local.list_work(job, PARTIAL_PREFIX)? {
-        let p = local.partial_dir(job, &old);
-        posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
-    }
-    let work = local.partial_dir(job, &name);
-    std::fs::create_dir_all(&work).map_err(|e| FsError::io("create", &work, e))?;
-
-    let target = Target { store, local: &local, dir: &dir, work: &work, name: &name, started };
-    let manifest = match upload(&target, spec, opts, progress, cancel) {
+    let manifest = match upload(store, &run, &dir, spec, opts, progress, cancel) {
         Ok(m) => m,
         Err(e) => {
             if let Err(d) = store.delete_all(&format!("{dir}/")) {
@@ -77,9 +60,7 @@ pub fn run_remote_archive(
             return Err(e);
         }
     };
-    let cached = local.snapshot_dir(job, &name);
-    std::fs::rename(&work, &cached).map_err(|e| FsError::io("rename", &work, e))?;
-    std::fs::write(cached.join(MANIFEST_FILE), manifest.to_bytes()).map_err(|e| FsError::io("write", &cached, e))?;
+    run.keep(job, &manifest)?;
     Ok(manifest)
 }
 
@@ -102,54 +83,29 @@ fn remove_leftovers(store: &RemoteStore, job: &str, existing: &[String]) -> Resu
     Ok(())
 }
 
-/// Where one snapshot is being written.
-struct Target<'a> {
-    store: &'a RemoteStore,
-    /// The destination's local cache.
-    local: &'a DestinationRoot,
-    /// The snapshot's directory on the destination.
-    dir: &'a str,
-    /// Its local work directory (the index).
-    work: &'a Path,
-    name: &'a str,
-    started: Timestamp,
-}
-
-/// Streams the archive into the target's directory, then its index and manifest; returns the manifest.
+/// Streams the archive into `dir` on the destination, then its index and manifest; returns the manifest.
 fn upload(
-    t: &Target<'_>,
+    store: &RemoteStore,
+    run: &RemoteRun,
+    dir: &str,
     spec: &BackupSpec,
     opts: ArchiveOptions,
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<Manifest, BackupError> {
-    let Target { store, local, dir, work, name, started } = *t;
+    let name = run.name.as_str();
     let clock = std::time::Instant::now();
     let key = format!("{dir}/{}", opts.data_file());
     let data = ObjectWriter::create(store, &key)?;
-    let index_file = work.join(INDEX_FILE);
+    let index_file = run.work.join(INDEX_FILE);
     let out = ArchiveOut { data, shown: format!("{store:?}/{key}"), index_path: &index_file, name };
     let (finished, stats) = stream_archive(spec, opts, out, progress, cancel)?;
     finished.sink.close()?;
-    let sync = std::fs::File::open(&index_file).map_err(|e| FsError::io("open", &index_file, e))?;
-    let c = Commit {
-        root: local,
-        spec,
-        name,
-        partial: work,
-        structure: opts.structure,
-        started,
-        parent: None,
-        stats,
-        progress,
-        sync: &sync,
-        clock,
-    };
-    let manifest = commit::manifest(&c, &index_file)?;
-    let index_bytes = std::fs::read(&index_file).map_err(|e| FsError::io("read", &index_file, e))?;
-    store.write(&format!("{dir}/{INDEX_FILE}"), index_bytes)?;
+    let info =
+        SnapshotInfo { spec, name, structure: opts.structure, started: run.started, parent: None, stats, progress };
+    let manifest = commit::manifest(&info, &index_file)?;
     // The commit point (on ssh, the rename below).
-    store.write(&format!("{dir}/{MANIFEST_FILE}"), manifest.to_bytes())?;
+    run.publish(store, dir, &manifest)?;
     if let Some(ssh) = store.ssh() {
         ssh.rename(dir, &format!("{}/{name}", spec.job))?;
     }

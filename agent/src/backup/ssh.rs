@@ -26,18 +26,17 @@ use std::sync::mpsc::sync_channel;
 use std::time::Duration;
 
 use hindsight_fs::error::FsError;
-use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter};
-use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR, snapshot_name_after};
-use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, Structure};
-use hindsight_fs::posix;
+use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexWriter};
+use hindsight_fs::layout::{PARTIAL_PREFIX, TREE_DIR};
+use hindsight_fs::manifest::{Manifest, SnapshotStats, Structure};
 use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::ssh::{SshClient, backoff};
-use jiff::Timestamp;
 
-use super::commit::{self, Commit};
-use super::incremental::{BackupError, BackupSpec, check_sources, write_index};
+use super::commit::{self, SnapshotInfo};
+use super::incremental::{BackupError, BackupSpec, write_index};
 use super::progress::{Cancel, Progress};
 use super::remote::{hash_fd, same_inode};
+use super::remote_run::{RemoteRun, previous};
 use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
 
 /// Interrupted runs kept as bases of the next one (rsync takes at most 20 `--link-dest`).
@@ -56,14 +55,8 @@ pub fn run_ssh(
     cancel: &Cancel,
 ) -> Result<Manifest, BackupError> {
     let ssh = store.ssh().ok_or_else(|| BackupError::Destination(format!("{store:?} is not an ssh destination")))?;
-    store.require_marker()?;
-    check_sources(&spec.sources)?;
-    let local = DestinationRoot::new(cache);
-    let _lock = JobLock::acquire(&local, &spec.job)?;
-    let started = Timestamp::now();
-    let existing: Vec<String> =
-        store.list(&format!("{}/", spec.job))?.into_iter().map(|n| n.trim_end_matches('/').to_string()).collect();
-    let name = snapshot_name_after(&existing, started);
+    let run = RemoteRun::begin(store, cache, &spec.job, &spec.sources)?;
+    let (existing, name, work) = (&run.existing, run.name.clone(), run.work.clone());
     let prev = previous(store, cache, &spec.job);
 
     // Leftovers of interrupted runs: the newest few serve as bases, older ones go.
@@ -79,12 +72,6 @@ pub fn run_ssh(
     let partial = format!("{}/{PARTIAL_PREFIX}{name}", spec.job);
     ssh.mkdir(&format!("{partial}/{TREE_DIR}"))?;
 
-    for old in local.list_work(&spec.job, PARTIAL_PREFIX)? {
-        let p = local.partial_dir(&spec.job, &old);
-        posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
-    }
-    let work = local.partial_dir(&spec.job, &name);
-    std::fs::create_dir_all(&work).map_err(|e| FsError::io("create", &work, e))?;
     let list_path = work.join("files-from");
     let list = std::fs::File::create(&list_path).map_err(|e| FsError::io("create", &list_path, e))?;
     let index = IndexWriter::create(&work.join(INDEX_FILE), Structure::Incremental.as_str(), &name)?;
@@ -114,25 +101,17 @@ pub fn run_ssh(
     let transfer_time = clock.elapsed() - walk_time;
 
     let index_file = index.finish()?;
-    let sync = std::fs::File::open(&index_file).map_err(|e| FsError::io("open", &index_file, e))?;
-    let c = Commit {
-        root: &local,
+    let info = SnapshotInfo {
         spec,
         name: &name,
-        partial: &work,
         structure: Structure::Incremental,
-        started,
+        started: run.started,
         parent: prev.as_ref().map(|(n, _)| n.clone()),
-        stats: stats.clone(),
+        stats: SnapshotStats { bytes_stored: stats.bytes_added, ..stats },
         progress,
-        sync: &sync,
-        clock,
     };
-    let mut manifest = commit::manifest(&c, &index_file)?;
-    manifest.stats.bytes_stored = stats.bytes_added;
-    let index_bytes = std::fs::read(&index_file).map_err(|e| FsError::io("read", &index_file, e))?;
-    store.write(&format!("{partial}/{INDEX_FILE}"), index_bytes)?;
-    store.write(&format!("{partial}/{MANIFEST_FILE}"), manifest.to_bytes())?;
+    let manifest = commit::manifest(&info, &index_file)?;
+    run.publish(store, &partial, &manifest)?;
     // The commit point: the snapshot appears complete or not at all.
     ssh.rename(&partial, &format!("{}/{name}", spec.job))?;
     for old in &leftovers {
@@ -141,9 +120,7 @@ pub fn run_ssh(
         }
     }
     let _ = std::fs::remove_file(&list_path);
-    let cached = local.snapshot_dir(&spec.job, &name);
-    std::fs::rename(&work, &cached).map_err(|e| FsError::io("rename", &work, e))?;
-    std::fs::write(cached.join(MANIFEST_FILE), manifest.to_bytes()).map_err(|e| FsError::io("write", &cached, e))?;
+    run.keep(&spec.job, &manifest)?;
     tracing::info!(
         job = %spec.job,
         "snapshot {name} complete on {ssh:?}: walk {:.2}s, rsync {:.2}s, total {:.2}s",
@@ -152,25 +129,6 @@ pub fn run_ssh(
         clock.elapsed().as_secs_f64()
     );
     Ok(manifest)
-}
-
-/// The newest complete incremental snapshot of the job with its index (cached locally).
-fn previous(store: &RemoteStore, cache: &Path, job: &str) -> Option<(String, IndexReader)> {
-    let names = match store.list_snapshots(job) {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(job, "cannot list previous snapshots ({e}); sending everything");
-            return None;
-        }
-    };
-    for name in names.iter().rev() {
-        let opened = store.cached_index(cache, job, name).and_then(|p| IndexReader::open(&p));
-        match opened {
-            Ok(i) => return Some((name.clone(), i)),
-            Err(e) => tracing::warn!(job, "skipping snapshot {name} as a base: {e}"),
-        }
-    }
-    None
 }
 
 /// Runs rsync until it succeeds, retrying connection failures with backoff.
