@@ -30,7 +30,7 @@ use super::commit::{self, Commit, SnapshotInfo};
 use super::copy::{Copier, CopyError};
 use super::exclude::Excludes;
 use super::progress::{Cancel, Progress};
-use super::walker::{self, CopyTask, DirCtx, Previous, Walker};
+use super::walker::{self, CopyTask, DirCtx, Previous, RowQueue, Walker};
 
 /// What to back up and how.
 #[derive(Debug, Clone)]
@@ -178,8 +178,7 @@ pub fn run_incremental(
             tree: tree.clone(),
             resumed,
             next_id: ROOT_ID + 1,
-            rows: row_tx,
-            pending: Vec::new(),
+            rows: RowQueue::new(row_tx),
             copies: copy_tx,
             hardlinks: Default::default(),
             source_dev: 0,

@@ -22,7 +22,7 @@ use hindsight_fs::posix;
 
 use super::incremental::{BackupError, BackupSpec, Row};
 use super::progress::{Cancel, Progress};
-use super::walker::{ROW_BATCH, dir_meta_from_path, join, open_source_file};
+use super::walker::{RowQueue, dir_meta_from_path, join, open_source_file};
 
 /// The first name of a multiply-linked file, as the sink stored it.
 pub(super) struct FirstName {
@@ -85,8 +85,7 @@ pub(super) struct SourceWalk<'a, S: Sink> {
     /// The previous snapshot's index, for sinks that reuse unchanged content.
     pub prev: Option<&'a IndexReader>,
     next_id: i64,
-    rows: SyncSender<Vec<Row>>,
-    pending: Vec<Row>,
+    rows: RowQueue,
     /// (dev, ino) of multiply-linked files -> their first name.
     hardlinks: HashMap<(u64, u64), FirstName>,
     source_dev: u64,
@@ -119,8 +118,7 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
             sink,
             prev,
             next_id: ROOT_ID + 1,
-            rows,
-            pending: Vec::new(),
+            rows: RowQueue::new(rows),
             hardlinks: HashMap::new(),
             source_dev: 0,
         }
@@ -135,20 +133,15 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
     }
 
     fn send(&mut self, entry: IndexEntry) -> Result<(), BackupError> {
-        self.send_row(entry, false)
+        self.rows.push(entry, false)
     }
 
     fn send_row(&mut self, entry: IndexEntry, added: bool) -> Result<(), BackupError> {
-        self.pending.push(Row { entry, added });
-        if self.pending.len() >= ROW_BATCH { self.flush() } else { Ok(()) }
+        self.rows.push(entry, added)
     }
 
     fn flush(&mut self) -> Result<(), BackupError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(ROW_BATCH));
-        self.rows.send(batch).map_err(|_| BackupError::IndexStopped)
+        self.rows.flush()
     }
 
     fn alloc(&mut self, n: usize) -> i64 {

@@ -72,10 +72,8 @@ pub(super) struct Walker<'a> {
     pub tree: Arc<OwnedFd>,
     pub resumed: bool,
     pub next_id: i64,
-    /// Rows go to the index thread in batches: one channel message per row
-    /// would cost a thread wake-up per entry.
-    pub rows: SyncSender<Vec<Row>>,
-    pub pending: Vec<Row>,
+    /// Index rows on their way to the index thread.
+    pub rows: RowQueue,
     pub copies: SyncSender<CopyTask>,
     /// (dev, ino) of multiply-linked source files -> (entry id, path in the tree).
     pub hardlinks: HashMap<(u64, u64), (i64, Vec<u8>)>,
@@ -85,6 +83,35 @@ pub(super) struct Walker<'a> {
 
 /// Index rows per message to the index thread.
 pub(super) const ROW_BATCH: usize = 512;
+
+/// Index rows on their way to the index thread, sent in batches: one channel
+/// message per row would cost a thread wake-up per entry.
+pub(super) struct RowQueue {
+    tx: SyncSender<Vec<Row>>,
+    pending: Vec<Row>,
+}
+
+impl RowQueue {
+    /// A queue sending to `tx`; the channel closes when the queue is dropped.
+    pub fn new(tx: SyncSender<Vec<Row>>) -> Self {
+        RowQueue { tx, pending: Vec::with_capacity(ROW_BATCH) }
+    }
+
+    /// Queues a row (`added` when its data is new in this snapshot).
+    pub fn push(&mut self, entry: IndexEntry, added: bool) -> Result<(), BackupError> {
+        self.pending.push(Row { entry, added });
+        if self.pending.len() >= ROW_BATCH { self.flush() } else { Ok(()) }
+    }
+
+    /// Hands the queued rows to the index thread.
+    pub fn flush(&mut self) -> Result<(), BackupError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(ROW_BATCH));
+        self.tx.send(batch).map_err(|_| BackupError::IndexStopped)
+    }
+}
 
 /// Children of a directory in the previous snapshot, by name.
 pub(super) type PrevChildren = HashMap<Vec<u8>, IndexEntry>;
@@ -108,17 +135,12 @@ fn dest_err(op: &'static str, abs: &[u8], e: impl Into<io::Error>) -> BackupErro
 impl Walker<'_> {
     /// Queues an index row.
     pub fn send(&mut self, row: IndexEntry, added: bool) -> Result<(), BackupError> {
-        self.pending.push(Row { entry: row, added });
-        if self.pending.len() >= ROW_BATCH { self.flush() } else { Ok(()) }
+        self.rows.push(row, added)
     }
 
     /// Hands the queued rows to the index thread.
     pub fn flush(&mut self) -> Result<(), BackupError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(ROW_BATCH));
-        self.rows.send(batch).map_err(|_| BackupError::IndexStopped)
+        self.rows.flush()
     }
 
     fn alloc(&mut self, n: usize) -> i64 {
