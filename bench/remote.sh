@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/remote.sh: full and incremental backups of the standard corpus to remote
 # destinations, timed in the same run against restic: Hindsight to the loopback S3
-# server (moto) and to sshd (rsync --link-dest hardlink trees), restic to the same S3
+# server (moto) and to sshd (hardlink trees extracted by tar on the server), restic to the same S3
 # server (s3 backend) and over SFTP to the same sshd.
 #
 # usage:  bench/remote.sh          (builds the release binaries first; BENCH_BUILD=0 skips)
@@ -191,7 +191,7 @@ fi
 if has_tool restic; then
     meta restic_version "$(restic version 2>/dev/null | sed -n 1p)"
     export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$R/restic-cache
-    RESTIC_S3=s3:$S3_ENDPOINT/${S3_BUCKET:-}/restic
+    RESTIC_S3=s3:${S3_ENDPOINT:-}/${S3_BUCKET:-}/restic
     RESTIC_SFTP=sftp:${SSH_USER:-}@127.0.0.1:$REMOTE_ROOT/restic
     SFTP_CMD="ssh -p ${SSH_PORT:-} -i ${SSH_KEY:-} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${SSH_KNOWN_HOSTS:-} ${SSH_USER:-}@127.0.0.1 -s sftp"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SSH/SFTP test server: a private OpenSSH sshd on 127.0.0.1:SSH_PORT with its
 # own host key and sshd_config in the state dir, key-only login for a
-# dedicated user. rsync is installed too (the "remote" side of rsync over ssh).
+# dedicated user. Backups need GNU tar and find there (Essential packages on
+# Debian); rsync is installed for the tests that restore with it.
 # Runs as root; leaves the system sshd, port 22 and /etc/ssh alone.
 #
 #   scripts/services/sshd.sh start|stop|status|env|install [STATE_DIR]

@@ -193,32 +193,44 @@ impl<W: std::io::Write + Send + 'static> Sink for TarSink<'_, W> {
 
     fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {
         let Some(fd) = open_file(&f, r, self.progress) else { return Ok(Stored::Skipped) };
-        let size = r.meta.size;
-        let placed = self.append(f.path, &r.meta, TarKind::File { size })?;
-        let mut hash = blake3::Hasher::new();
-        let outcome = self
-            .writer
-            .append_data(fd.as_fd(), size, &mut hash)
-            .map_err(|e| BackupError::Destination(format!("writing the archive: {e}")))?;
-        match outcome {
-            DataOutcome::Complete => {
-                let after = rustix::fs::fstat(&fd).ok().and_then(|st| posix::meta_from_stat(&st));
-                if after.is_none_or(|a| a.size != size || a.mtime_ns != r.meta.mtime_ns) {
-                    self.progress.failed(f.abs, "changed while being read; the archived copy may not be consistent");
-                }
-            }
-            DataOutcome::Short(n) => {
-                self.progress.failed(f.abs, format!("shrank while being read: {n} of {size} bytes, the rest is zeros"))
-            }
-            DataOutcome::Failed(n, e) => {
-                self.progress.failed(f.abs, format!("read failed after {n} bytes ({e}); the rest is zeros"))
-            }
-        }
-        self.progress.copied(size);
-        r.blake3 = Some(*hash.finalize().as_bytes());
+        let placed = append_file(&mut self.writer, f.path, &fd, f.abs, r, self.progress)?;
         r.location.header_offset = Some(placed.header_offset as i64);
         r.location.data_offset = Some(placed.data_offset as i64);
         r.location.member = self.member_of(placed.data_offset);
         Ok(Stored::New)
     }
+}
+
+/// Appends a regular file (header and data read from `fd`) to `writer` under
+/// `path`; sets the row's blake3 from what was read and records a file that
+/// changed, shrank or failed while being read (`abs` names it).
+pub(super) fn append_file<W: std::io::Write + Send + 'static>(
+    writer: &mut ArchiveWriter<W>,
+    path: &[u8],
+    fd: &std::os::fd::OwnedFd,
+    abs: &[u8],
+    r: &mut IndexEntry,
+    progress: &Progress,
+) -> Result<Placed, BackupError> {
+    let size = r.meta.size;
+    let failed = |e: std::io::Error| BackupError::Destination(format!("writing the archive: {e}"));
+    let placed = writer.append_entry(path, &r.meta, TarKind::File { size }).map_err(failed)?;
+    let mut hash = blake3::Hasher::new();
+    match writer.append_data(fd.as_fd(), size, &mut hash).map_err(failed)? {
+        DataOutcome::Complete => {
+            let after = rustix::fs::fstat(fd).ok().and_then(|st| posix::meta_from_stat(&st));
+            if after.is_none_or(|a| a.size != size || a.mtime_ns != r.meta.mtime_ns) {
+                progress.failed(abs, "changed while being read; the archived copy may not be consistent");
+            }
+        }
+        DataOutcome::Short(n) => {
+            progress.failed(abs, format!("shrank while being read: {n} of {size} bytes, the rest is zeros"))
+        }
+        DataOutcome::Failed(n, e) => {
+            progress.failed(abs, format!("read failed after {n} bytes ({e}); the rest is zeros"))
+        }
+    }
+    progress.copied(size);
+    r.blake3 = Some(*hash.finalize().as_bytes());
+    Ok(placed)
 }

@@ -65,6 +65,24 @@ impl Progress {
         self.bytes_copied.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Forgets what was counted and recorded: the run starts its walk again
+    /// (a retried transfer), which counts every entry anew.
+    pub fn restart(&self) {
+        for c in [
+            &self.files_scanned,
+            &self.files_linked,
+            &self.files_copied,
+            &self.files_failed,
+            &self.bytes_scanned,
+            &self.bytes_copied,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.clear();
+        }
+    }
+
     /// Records a file that failed; the run will be partial.
     pub fn failed(&self, path: &[u8], message: impl Into<String>) {
         self.files_failed.fetch_add(1, Ordering::Relaxed);

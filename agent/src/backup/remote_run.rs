@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use hindsight_fs::error::FsError;
 use hindsight_fs::index::{INDEX_FILE, IndexReader};
 use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, snapshot_name_after};
-use hindsight_fs::manifest::{MANIFEST_FILE, Manifest};
+use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, Structure};
 use hindsight_fs::posix;
 use hindsight_fs::remote::RemoteStore;
 use jiff::Timestamp;
@@ -77,8 +77,9 @@ impl RemoteRun {
     }
 }
 
-/// The newest complete snapshot of the job whose index opens (cached locally),
-/// to reuse what it holds; `None` (with a warning) when there is none.
+/// The newest complete incremental snapshot of the job whose index opens
+/// (cached locally), to reuse what it holds (archives hold no blobs or
+/// trees to reuse); `None` (with a warning) when there is none.
 pub(super) fn previous(store: &RemoteStore, cache: &Path, job: &str) -> Option<(String, IndexReader)> {
     let names = match store.list_snapshots(job) {
         Ok(n) => n,
@@ -89,7 +90,11 @@ pub(super) fn previous(store: &RemoteStore, cache: &Path, job: &str) -> Option<(
     };
     for name in names.iter().rev() {
         match store.cached_index(cache, job, name).and_then(|p| IndexReader::open(&p)) {
-            Ok(i) => return Some((name.clone(), i)),
+            Ok(i) => match i.meta("structure") {
+                Ok(Some(s)) if s == Structure::Incremental.as_str() => return Some((name.clone(), i)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(job, "skipping snapshot {name} as a base: {e}"),
+            },
             Err(e) => tracing::warn!(job, "skipping snapshot {name} as a base: {e}"),
         }
     }

@@ -1,37 +1,57 @@
 //! Snapshots on a server reached over SSH (types `ssh` and `sftp`): real
-//! hardlink trees, the same layout as a local destination, written by rsync.
+//! hardlink trees, the same layout as a local destination, extracted by GNU
+//! tar on the server from one stream.
 //!
-//! 1. Walk the sources ([`SourceWalk`]) and build the index here: an unchanged
-//!    file (same metadata as in the previous snapshot's index) takes its
-//!    blake3 without being read; other files are hashed locally. Every entry
-//!    the walk keeps (excludes and unreadable files left out) goes to a list.
-//! 2. One `rsync -aHAXS --numeric-ids --files-from=LIST --link-dest=PREV` into
-//!    `<job>/.partial-<name>/tree/` on the server: unchanged files become
-//!    hardlinks to the previous snapshot there, nothing of theirs is sent.
-//!    Interrupted runs' `.partial-*` trees are further `--link-dest`s, so a
-//!    retry sends only what they lack. Connection failures are retried.
-//! 3. Upload `index.sqlite` and `snapshot.json` into the partial directory,
+//! 1. Walk the sources ([`SourceWalk`]) and build the index here. Each entry
+//!    goes into a tar stream piped through ssh into `tar -x` running in the
+//!    job's directory on the server, which builds `.partial-<name>/tree/`:
+//!    directories, symlinks and special files as themselves; a file unchanged
+//!    since the previous snapshot (same metadata as in its index) as a tar
+//!    hardlink entry to `<previous>/tree/<path>` (nothing of it is sent, the
+//!    server links it); any other file with its data, hashed as it is sent, so
+//!    the index describes exactly the bytes the server received.
+//! 2. Upload `index.sqlite` and `snapshot.json` into the partial directory,
 //!    then rename it to the snapshot's name: the commit point, as on local
 //!    destinations. A failed run leaves only `.partial-*`, never listed.
 //!
-//! rsync exit 23 (some files not transferred: typically owners, devices or
-//! security xattrs a non-root remote user may not set) and 24 (files vanished)
-//! make the snapshot partial, each rsync complaint recorded as a file error;
-//! the index keeps the true owners and modes, and the mount shows those.
+//! Interrupted runs: their `.partial-*` trees stay (the newest few). The next
+//! attempt lists their files (size, mtime, mode, owner) and links, instead of
+//! sending, every file they hold complete and equal to the source: it hashes
+//! it here but does not upload it again. A connection lost mid-stream is
+//! retried that way within the run (`retries`), then the run fails.
+//!
+//! Why a tar stream and not rsync (`--files-from --link-dest`), which the
+//! first version used: rsync compared every one of the 100,000 entries of the
+//! benchmark tree with the previous snapshot again on the server (42 s for an
+//! unchanged tree, 6 s for restic over SFTP), while the walk here already
+//! knows what changed; the stream costs one link per unchanged file. SFTP
+//! `hardlink@openssh.com` costs a round trip per file and sets no metadata.
+//!
+//! A non-root login cannot set owners, create devices or set `trusted.*` /
+//! `security.*` xattrs: tar's complaints make the snapshot partial, each
+//! recorded as a file error; the index keeps the true owners and modes, and
+//! the mount shows those. Sockets are in the index only (tar has no type for
+//! them), as in archives; sparse files arrive as data.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use hindsight_fs::archive::tar::{self, TarKind};
+use hindsight_fs::archive::writer::ArchiveWriter;
+use hindsight_fs::entry::EntryMeta;
 use hindsight_fs::error::FsError;
-use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexWriter};
+use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter};
 use hindsight_fs::layout::{PARTIAL_PREFIX, TREE_DIR};
 use hindsight_fs::manifest::{Manifest, SnapshotStats, Structure};
 use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::ssh::{SshClient, backoff};
 
+use super::archive::append_file;
 use super::commit::{self, SnapshotInfo};
 use super::incremental::{BackupError, BackupSpec, write_index};
 use super::progress::{Cancel, Progress};
@@ -39,68 +59,66 @@ use super::remote::{hash_fd, same_inode};
 use super::remote_run::{RemoteRun, previous};
 use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
 
-/// Interrupted runs kept as bases of the next one (rsync takes at most 20 `--link-dest`).
+/// Interrupted runs kept as sources of files already sent.
 const KEEP_PARTIALS: usize = 3;
 
-/// rsync exit statuses worth a retry: the connection or the remote side went away.
-const RETRYABLE: [i32; 5] = [10, 12, 30, 35, 255];
+/// Bytes of tar stream handed to ssh at a time.
+const STREAM_CHUNK: u64 = 1 << 20;
 
 /// Makes one hardlink snapshot of `spec` on the ssh destination `store`;
 /// `cache` is this destination's local cache directory (indexes, lock).
 pub fn run_ssh(
     store: &RemoteStore,
-    cache: &Path,
+    cache: &std::path::Path,
     spec: &BackupSpec,
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<Manifest, BackupError> {
     let ssh = store.ssh().ok_or_else(|| BackupError::Destination(format!("{store:?} is not an ssh destination")))?;
     let run = RemoteRun::begin(store, cache, &spec.job, &spec.sources)?;
-    let (existing, name, work) = (&run.existing, run.name.clone(), run.work.clone());
+    let name = run.name.clone();
     let prev = previous(store, cache, &spec.job);
 
-    // Leftovers of interrupted runs: the newest few serve as bases, older ones go.
-    let mut leftovers: Vec<String> = existing.iter().filter(|n| n.starts_with(PARTIAL_PREFIX)).cloned().collect();
-    leftovers.sort_by_key(|n| hindsight_fs::layout::snapshot_sort_key(&n[PARTIAL_PREFIX.len()..]));
-    let stale = leftovers.len().saturating_sub(KEEP_PARTIALS);
-    for old in leftovers.drain(..stale) {
+    // Leftovers of interrupted runs: the newest few hold files to reuse, older ones go.
+    let mut bases: Vec<String> = run.existing.iter().filter(|n| n.starts_with(PARTIAL_PREFIX)).cloned().collect();
+    bases.sort();
+    let stale = bases.len().saturating_sub(KEEP_PARTIALS);
+    for old in bases.drain(..stale) {
         ssh.delete_all(&format!("{}/{old}", spec.job))?;
     }
-    if !leftovers.is_empty() {
-        tracing::info!(job = %spec.job, "reusing what {} interrupted run(s) sent", leftovers.len());
-    }
-    let partial = format!("{}/{PARTIAL_PREFIX}{name}", spec.job);
-    ssh.mkdir(&format!("{partial}/{TREE_DIR}"))?;
 
-    let list_path = work.join("files-from");
-    let list = std::fs::File::create(&list_path).map_err(|e| FsError::io("create", &list_path, e))?;
-    let index = IndexWriter::create(&work.join(INDEX_FILE), Structure::Incremental.as_str(), &name)?;
-    let sink = ListSink { progress, list: BufWriter::new(list), path: list_path.clone() };
+    let clock = Instant::now();
+    let mut attempt = 0;
+    let (partial, index_file, stats) = loop {
+        let partial = match attempt {
+            0 => format!("{PARTIAL_PREFIX}{name}"),
+            n => format!("{PARTIAL_PREFIX}{name}-{n}"),
+        };
+        let sent = Leftovers::list(ssh, &spec.job, &bases).and_then(|sent| {
+            if !bases.is_empty() {
+                tracing::info!(job = %spec.job, "{} file(s) of {} interrupted run(s) can be reused", sent.len(), bases.len());
+            }
+            let stream = Stream { ssh, spec, work: &run.work, name: &name, partial: &partial, prev: prev.as_ref() };
+            stream.send(&sent, progress, cancel)
+        });
+        match sent {
+            Ok((index_file, stats)) => break (partial, index_file, stats),
+            Err(Failure::Lost(why)) if attempt < ssh.retries() && !cancel.is_cancelled() => {
+                attempt += 1;
+                tracing::warn!(job = %spec.job, "sending to {ssh:?} failed ({why}); retry {attempt}");
+                std::thread::sleep(backoff(attempt));
+                progress.restart();
+                bases.push(partial);
+            }
+            Err(Failure::Lost(why)) => {
+                let tries = if attempt > 0 { format!(" after {} attempts", attempt + 1) } else { String::new() };
+                return Err(BackupError::Destination(format!("sending the snapshot to {ssh:?} failed{tries}: {why}")));
+            }
+            Err(Failure::Fatal(e)) => return Err(e),
+        }
+    };
+    let transfer_time = clock.elapsed();
 
-    let clock = std::time::Instant::now();
-    let (row_tx, row_rx) = sync_channel(8);
-    let prev_index = prev.as_ref().map(|(_, i)| i);
-    let (walked, index_result) = std::thread::scope(|s| {
-        let indexer = s.spawn(move || write_index(index, row_rx));
-        let walked = SourceWalk::new(spec, progress, cancel, sink, prev_index, row_tx).run();
-        let index_result = indexer.join().unwrap_or(Err(BackupError::IndexStopped));
-        (walked, index_result)
-    });
-    let sink = walked?;
-    sink.list.into_inner().map_err(|e| FsError::io("write", &list_path, e.into_error()))?;
-    let (index, stats) = index_result?;
-    if cancel.is_cancelled() {
-        return Err(BackupError::Cancelled);
-    }
-    let walk_time = clock.elapsed();
-
-    let mut bases: Vec<String> = prev.iter().map(|(n, _)| n.clone()).collect();
-    bases.extend(leftovers.iter().rev().cloned());
-    let dest = format!("{}{}/{TREE_DIR}/", ssh.rsync_host(), ssh.remote_path(&partial));
-    transfer(ssh, &list_path, &bases, &dest, progress, cancel)?;
-    let transfer_time = clock.elapsed() - walk_time;
-
-    let index_file = index.finish()?;
     let info = SnapshotInfo {
         spec,
         name: &name,
@@ -111,177 +129,463 @@ pub fn run_ssh(
         progress,
     };
     let manifest = commit::manifest(&info, &index_file)?;
-    run.publish(store, &partial, &manifest)?;
+    let partial_dir = format!("{}/{partial}", spec.job);
+    run.publish(store, &partial_dir, &manifest)?;
     // The commit point: the snapshot appears complete or not at all.
-    ssh.rename(&partial, &format!("{}/{name}", spec.job))?;
-    for old in &leftovers {
+    ssh.rename(&partial_dir, &format!("{}/{name}", spec.job))?;
+    for old in &bases {
         if let Err(e) = ssh.delete_all(&format!("{}/{old}", spec.job)) {
             tracing::warn!(job = %spec.job, "cannot remove the interrupted run {old}: {e}");
         }
     }
-    let _ = std::fs::remove_file(&list_path);
     run.keep(&spec.job, &manifest)?;
     tracing::info!(
         job = %spec.job,
-        "snapshot {name} complete on {ssh:?}: walk {:.2}s, rsync {:.2}s, total {:.2}s",
-        walk_time.as_secs_f64(),
+        "snapshot {name} complete on {ssh:?}: walk and stream {:.2}s, total {:.2}s",
         transfer_time.as_secs_f64(),
         clock.elapsed().as_secs_f64()
     );
     Ok(manifest)
 }
 
-/// Runs rsync until it succeeds, retrying connection failures with backoff.
-fn transfer(
-    ssh: &SshClient,
-    list: &Path,
-    bases: &[String],
-    dest: &str,
-    progress: &Progress,
-    cancel: &Cancel,
-) -> Result<(), BackupError> {
-    let mut attempt = 0;
-    loop {
-        let (code, complaints) = rsync_once(ssh, list, bases, dest, cancel)?;
-        match code {
-            0 => return Ok(()),
-            23 | 24 => {
-                for line in &complaints {
-                    progress.failed(b"", format!("rsync: {line}"));
-                }
-                if complaints.is_empty() {
-                    progress.failed(b"", format!("rsync exit {code}: some files were not transferred"));
-                }
-                return Ok(());
-            }
-            c if RETRYABLE.contains(&c) && attempt < ssh.retries() => {
-                attempt += 1;
-                tracing::warn!("rsync to {ssh:?} failed (exit {c}: {}); retry {attempt}", complaints.join("; "));
-                std::thread::sleep(backoff(attempt));
-            }
-            c => {
-                let why = if complaints.is_empty() { String::new() } else { format!(": {}", complaints.join("; ")) };
-                let tries = if attempt > 0 { format!(" after {} attempts", attempt + 1) } else { String::new() };
-                return Err(BackupError::Destination(format!("rsync to {ssh:?} failed with exit {c}{tries}{why}")));
-            }
-        }
+/// Why one attempt failed.
+enum Failure {
+    /// The connection or the server went away: worth another attempt.
+    Lost(String),
+    /// Anything else ends the run.
+    Fatal(BackupError),
+}
+
+impl From<BackupError> for Failure {
+    fn from(e: BackupError) -> Self {
+        Failure::Fatal(e)
     }
 }
 
-/// One rsync run: its exit status and the lines it complained with (at most 50).
-fn rsync_once(
-    ssh: &SshClient,
-    list: &Path,
-    bases: &[String],
-    dest: &str,
-    cancel: &Cancel,
-) -> Result<(i32, Vec<String>), BackupError> {
-    let mut cmd = Command::new("rsync");
-    cmd.args(["-aHAXS", "--numeric-ids", "--from0", "--no-inc-recursive"])
-        .arg(format!("--files-from={}", list.display()))
-        .arg(format!("--timeout={}", ssh.timeout().as_secs()));
-    if let Some(bw) = ssh.bwlimit() {
-        cmd.arg(format!("--bwlimit={bw}"));
+impl From<FsError> for Failure {
+    fn from(e: FsError) -> Self {
+        Failure::Fatal(e.into())
     }
-    for b in bases {
-        // Relative to the destination directory `<job>/.partial-<name>/tree/`.
-        cmd.arg(format!("--link-dest=../../{b}/{TREE_DIR}/"));
-    }
-    cmd.arg("-e").arg(ssh.rsync_shell()).arg("/").arg(dest);
-    cmd.envs(ssh.env().iter().map(|(k, v)| (k, v)));
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| {
-        BackupError::Destination(format!("cannot run rsync ({e}): rsync is required on this machine and on the server"))
-    })?;
-    let stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        if let Some(s) = stderr {
-            for line in BufReader::new(s).lines().map_while(Result::ok) {
-                if lines.len() < 50 && !line.trim().is_empty() {
-                    lines.push(line);
-                }
-            }
+}
+
+/// One attempt: the walk, its index and the stream into one partial directory.
+struct Stream<'a> {
+    ssh: &'a SshClient,
+    spec: &'a BackupSpec,
+    /// Local work directory (the index).
+    work: &'a std::path::Path,
+    name: &'a str,
+    /// The partial directory's name in the job's directory.
+    partial: &'a str,
+    prev: Option<&'a (String, IndexReader)>,
+}
+
+impl Stream<'_> {
+    /// Walks, streams and waits for the server's tar; returns the finished index.
+    fn send(
+        &self,
+        sent: &Leftovers,
+        progress: &Progress,
+        cancel: &Cancel,
+    ) -> Result<(PathBuf, SnapshotStats), Failure> {
+        let index_path = self.work.join(INDEX_FILE);
+        if index_path.exists() {
+            std::fs::remove_file(&index_path).map_err(|e| FsError::io("remove", &index_path, e))?;
         }
-        lines
-    });
-    let status = loop {
+        let index = IndexWriter::create(&index_path, Structure::Incremental.as_str(), self.name)?;
+        let mut upload = self.ssh.pipe("backup", &format!("{}/{}", self.spec.job, self.partial), &self.script())?;
+        let input = upload.take_input().ok_or_else(|| Failure::Lost("ssh has no input".into()))?;
+        let writer = ArchiveWriter::new(Paced::new(input, self.ssh.bwlimit()), None, STREAM_CHUNK);
+        let tree = |dir: &str| format!("{dir}/{TREE_DIR}/").into_bytes();
+        let sink = TreeSink {
+            writer,
+            prefix: tree(self.partial),
+            prev_tree: self.prev.map(|(n, _)| tree(n)),
+            sent,
+            progress,
+            path: Vec::new(),
+            link: Vec::new(),
+        };
+
+        let (row_tx, row_rx) = sync_channel(8);
+        let prev_index = self.prev.map(|(_, i)| i);
+        let walking = &AtomicBool::new(true);
+        let pid = upload.pid();
+        let (walked, index_result) = std::thread::scope(|s| {
+            // A cancel must not wait for a stream stuck on a slow server.
+            s.spawn(move || {
+                while walking.load(Ordering::Relaxed) {
+                    if cancel.is_cancelled() {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let indexer = s.spawn(move || write_index(index, row_rx));
+            let walked = SourceWalk::new(self.spec, progress, cancel, sink, prev_index, row_tx)
+                .run()
+                .and_then(|sink| sink.writer.finish().map_err(|e| stream_error(&e)));
+            walking.store(false, Ordering::Relaxed);
+            let index_result = indexer.join().unwrap_or(Err(BackupError::IndexStopped));
+            (walked, index_result)
+        });
+        // The stream's end (or its abandonment) reaches the server's tar here.
+        let ended = walked.map(|finished| drop(finished.sink));
+        let (status, stderr) = upload.wait();
         if cancel.is_cancelled() {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = reader.join();
-            return Err(BackupError::Cancelled);
+            return Err(Failure::Fatal(BackupError::Cancelled));
         }
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(BackupError::Destination(format!("rsync: {e}"))),
+        let complaints = self.outcome(status, &stderr, ended)?;
+        for line in complaints {
+            progress.failed(b"", format!("tar on the server: {line}"));
         }
-    };
-    let lines = reader.join().unwrap_or_default();
-    Ok((status.code().unwrap_or(-1), lines))
+        let (index, stats) = index_result?;
+        Ok((index.finish()?, stats))
+    }
+
+    /// The server side: GNU tar extracting the stream in the job's directory.
+    fn script(&self) -> Vec<u8> {
+        let job = self.ssh.quoted(&self.spec.job);
+        let tree = hindsight_fs::remote::ssh::quote(format!("{}/{TREE_DIR}", self.partial).as_bytes());
+        [
+            b"mkdir -p -- ".as_slice(),
+            &job,
+            b" && cd -- ",
+            &job,
+            b" && mkdir -p -- ",
+            &tree,
+            // No --overwrite: tar unlinks an existing name before creating it, so
+            // a linked inode (shared with older snapshots) is never written into.
+            // -P: the stream is ours (names under the partial tree, link targets
+            // under the job, no `..`), so tar's guard against hostile archives,
+            // which delays every symlink with a `..` target and then checks each
+            // later link against that list, costs and protects nothing here.
+            b" && exec tar -x -p -P --numeric-owner --xattrs --xattrs-include='*' -f -",
+        ]
+        .concat()
+    }
+
+    /// What the server's tar said: fine, per-file complaints (a partial
+    /// snapshot), the connection lost, or a failure of the whole stream.
+    fn outcome(
+        &self,
+        status: std::io::Result<ExitStatus>,
+        stderr: &[u8],
+        ended: Result<(), BackupError>,
+    ) -> Result<Vec<String>, Failure> {
+        let text = String::from_utf8_lossy(stderr);
+        let lines: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.contains("Exiting with failure status due to previous errors"))
+            .take(50)
+            .map(String::from)
+            .collect();
+        let said = if lines.is_empty() { String::new() } else { format!(": {}", lines.join("; ")) };
+        let code = match status {
+            Ok(s) => s.code(),
+            Err(e) => return Err(Failure::Lost(format!("waiting for the server: {e}"))),
+        };
+        match (code, ended) {
+            // ssh's own failure, or killed: the connection went away.
+            (None | Some(255), Err(e)) => Err(Failure::Lost(format!("{e}{said}"))),
+            (None | Some(255), Ok(())) => Err(Failure::Lost(format!("ssh failed{said}"))),
+            (_, Err(e)) => Err(Failure::Fatal(e)),
+            (Some(0), Ok(())) => Ok(lines),
+            // 2: tar read the whole stream but could not restore everything.
+            (Some(2), Ok(())) if !lines.iter().any(|l| is_fatal(l)) && !lines.is_empty() => Ok(lines),
+            (Some(c), Ok(())) => {
+                Err(Failure::Fatal(BackupError::Destination(format!("tar on {:?} failed (exit {c}){said}", self.ssh))))
+            }
+        }
+    }
 }
 
-/// Lists every entry the walk keeps for rsync, and hashes changed files for the index.
-struct ListSink<'a> {
+/// Complaints of tar that mean the tree on the server is not what was sent.
+fn is_fatal(line: &str) -> bool {
+    [
+        "Unexpected EOF",
+        "not recoverable",
+        "No space left",
+        "Disk quota exceeded",
+        "Read-only file system",
+        "Input/output error",
+        "command not found",
+        "This does not look like a tar archive",
+    ]
+    .iter()
+    .any(|p| line.contains(p))
+}
+
+fn stream_error(e: &std::io::Error) -> BackupError {
+    BackupError::Destination(format!("streaming to the server: {e}"))
+}
+
+/// Files that interrupted runs left complete on the server, by path in the tree.
+#[derive(Default)]
+struct Leftovers {
+    /// The partial directories listed.
+    bases: Vec<String>,
+    /// The server's login user is root (owners were restored).
+    root: bool,
+    files: HashMap<Vec<u8>, Vec<Leftover>>,
+}
+
+/// One file in an interrupted run's tree, as `find` describes it.
+struct Leftover {
+    base: usize,
+    size: u64,
+    mtime_ns: i64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl Leftovers {
+    /// Lists the regular files of the `bases` directories of `job` (none: empty).
+    fn list(ssh: &SshClient, job: &str, bases: &[String]) -> Result<Self, Failure> {
+        let mut sent = Leftovers { bases: bases.to_vec(), ..Leftovers::default() };
+        if bases.is_empty() {
+            return Ok(sent);
+        }
+        let job_dir = ssh.quoted(job);
+        let mut script = [b"cd -- ".as_slice(), &job_dir, b" && id -u && find"].concat();
+        for b in bases {
+            script.push(b' ');
+            script.extend_from_slice(&hindsight_fs::remote::ssh::quote(format!("{b}/{TREE_DIR}").as_bytes()));
+        }
+        script.extend_from_slice(b" -type f -printf '%s %T@ %m %U %G %p\\0'");
+        let out = match ssh.run("list", job, &script, None) {
+            Ok(out) => out,
+            Err(e @ FsError::Remote { temporary: true, .. }) => return Err(Failure::Lost(e.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(nl) = out.iter().position(|&b| b == b'\n') else { return Ok(sent) };
+        sent.root = out[..nl].trim_ascii() == b"0";
+        for rec in out[nl + 1..].split(|&b| b == 0).filter(|r| !r.is_empty()) {
+            if let Some((path, file)) = sent.parse(rec) {
+                sent.files.entry(path).or_default().push(file);
+            }
+        }
+        Ok(sent)
+    }
+
+    /// One `find` record: `SIZE MTIME MODE UID GID BASE/tree/PATH`.
+    fn parse(&self, rec: &[u8]) -> Option<(Vec<u8>, Leftover)> {
+        let mut f = rec.splitn(6, |&b| b == b' ');
+        let mut field = || std::str::from_utf8(f.next()?).ok().map(str::to_string);
+        let (size, mtime, mode, uid, gid) = (field()?, field()?, field()?, field()?, field()?);
+        let full = f.next()?;
+        let (base, path) = self.bases.iter().enumerate().find_map(|(i, b)| {
+            let prefix = format!("{b}/{TREE_DIR}/");
+            full.strip_prefix(prefix.as_bytes()).map(|p| (i, p.to_vec()))
+        })?;
+        let file = Leftover {
+            base,
+            size: size.parse().ok()?,
+            mtime_ns: parse_find_time(&mtime)?,
+            mode: u32::from_str_radix(&mode, 8).ok()?,
+            uid: uid.parse().ok()?,
+            gid: gid.parse().ok()?,
+        };
+        Some((path, file))
+    }
+
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The directory holding a complete copy of a file described by `meta`.
+    fn holding(&self, path: &[u8], meta: &EntryMeta) -> Option<&str> {
+        let found = self.files.get(path)?.iter().rev().find(|l| {
+            l.size == meta.size
+                && l.mtime_ns == meta.mtime_ns
+                && l.mode == meta.mode & 0o7777
+                && (!self.root || (l.uid == meta.uid && l.gid == meta.gid))
+        })?;
+        Some(&self.bases[found.base])
+    }
+}
+
+/// `find -printf %T@` (`SECONDS.FRACTION`) in ns since the epoch.
+fn parse_find_time(s: &str) -> Option<i64> {
+    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let ns = secs.parse::<i64>().ok()?.checked_mul(1_000_000_000)?.checked_add(digits.parse::<i64>().ok()?)?;
+    Some(if neg { -ns } else { ns })
+}
+
+/// Writes every entry into the tar stream of the partial tree.
+struct TreeSink<'a> {
+    writer: ArchiveWriter<Paced<std::process::ChildStdin>>,
+    /// `<partial>/tree/`: where the stream's names go.
+    prefix: Vec<u8>,
+    /// `<previous>/tree/`, when there is a previous snapshot.
+    prev_tree: Option<Vec<u8>>,
+    sent: &'a Leftovers,
     progress: &'a Progress,
-    list: BufWriter<std::fs::File>,
-    path: PathBuf,
+    /// Scratch: the entry's name in the stream.
+    path: Vec<u8>,
+    /// Scratch: a hardlink's target in the stream.
+    link: Vec<u8>,
 }
 
-impl ListSink<'_> {
-    fn push(&mut self, path: &[u8]) -> Result<(), BackupError> {
-        let p = path.strip_suffix(b"/").unwrap_or(path);
-        self.list
-            .write_all(p)
-            .and_then(|_| self.list.write_all(b"\0"))
-            .map_err(|e| BackupError::Fs(FsError::io("write", &self.path, e)))
+impl TreeSink<'_> {
+    fn named(&mut self, path: &[u8]) {
+        self.path.clear();
+        self.path.extend_from_slice(&self.prefix);
+        self.path.extend_from_slice(path);
+    }
+
+    fn append(&mut self, path: &[u8], meta: &EntryMeta, kind: TarKind<'_>) -> Result<(), BackupError> {
+        self.named(path);
+        self.writer.append_entry(&self.path, meta, kind).map(drop).map_err(|e| stream_error(&e))
+    }
+
+    /// A hardlink entry `path` to `dir` + `target`, a file already on the server.
+    fn link_to(&mut self, path: &[u8], dir: &[u8], target: &[u8], meta: &EntryMeta) -> Result<(), BackupError> {
+        self.link.clear();
+        self.link.extend_from_slice(dir);
+        self.link.extend_from_slice(target);
+        let link = std::mem::take(&mut self.link);
+        let r = self.append(path, meta, TarKind::Hardlink { first: &link });
+        self.link = link;
+        r
+    }
+
+    /// Links an unchanged file to the previous snapshot's copy.
+    fn reuse(&mut self, path: &[u8], r: &mut IndexEntry, prev: &IndexEntry) -> Result<Stored, BackupError> {
+        let prev_tree = self.prev_tree.clone().unwrap_or_default();
+        r.blake3 = prev.blake3;
+        self.link_to(path, &prev_tree, path, &r.meta)?;
+        self.progress.linked();
+        Ok(Stored::Reused)
     }
 }
 
-impl Sink for ListSink<'_> {
-    fn dir(&mut self, path: &[u8], _row: &mut IndexEntry) -> Result<(), BackupError> {
-        self.push(path)
+impl Sink for TreeSink<'_> {
+    fn dir(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
+        self.append(path, &row.meta, TarKind::Dir)
     }
 
-    fn special(&mut self, path: &[u8], _row: &mut IndexEntry) -> Result<(), BackupError> {
-        self.push(path)
+    fn special(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
+        match tar::kind_of(&row.meta) {
+            Some(kind) => {
+                let meta = row.meta.clone();
+                self.append(path, &meta, kind)
+            }
+            None => Ok(()),
+        }
     }
 
-    fn hardlink(&mut self, path: &[u8], _first: &FirstName, _row: &mut IndexEntry) -> Result<(), BackupError> {
-        // rsync -H links it to its first name, which is in the list too.
-        self.push(path)
+    fn hardlink(&mut self, path: &[u8], first: &FirstName, row: &mut IndexEntry) -> Result<(), BackupError> {
+        let prefix = self.prefix.clone();
+        self.link_to(path, &prefix, &first.path, &row.meta)
     }
 
     fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {
-        // Equal ctime and metadata: the inode has not changed; rsync will link it too.
-        if let Some(p) = f.prev.filter(|p| p.blake3.is_some())
+        let prev = f.prev.filter(|p| p.blake3.is_some() && self.prev_tree.is_some());
+        // Equal ctime and metadata: the inode has not changed since the previous snapshot.
+        if let Some(p) = prev
             && same_inode(&r.meta, &p.meta)
         {
             r.meta.xattrs = p.meta.xattrs.clone();
-            r.blake3 = p.blake3;
-            self.progress.linked();
-            self.push(f.path)?;
-            return Ok(Stored::Reused);
+            return self.reuse(f.path, r, p);
         }
         let Some(fd) = open_file(&f, r, self.progress) else { return Ok(Stored::Skipped) };
-        if let Some(p) = f.prev.filter(|p| p.blake3.is_some())
+        if let Some(p) = prev
             && r.meta.unchanged_from(&p.meta)
         {
-            r.blake3 = p.blake3;
+            return self.reuse(f.path, r, p);
+        }
+        if let Some(base) = self.sent.holding(f.path, &r.meta) {
+            // An interrupted run sent it: hash it here, link it there.
+            match hash_fd(&fd, r.meta.size) {
+                Ok(h) => r.blake3 = Some(h),
+                Err(e) => {
+                    self.progress.failed(f.abs, format!("read failed: {e}"));
+                    return Ok(Stored::Skipped);
+                }
+            }
+            let dir = format!("{base}/{TREE_DIR}/").into_bytes();
+            self.link_to(f.path, &dir, f.path, &r.meta)?;
             self.progress.linked();
-            self.push(f.path)?;
             return Ok(Stored::Reused);
         }
-        match hash_fd(&fd, r.meta.size) {
-            Ok(h) => r.blake3 = Some(h),
-            Err(e) => {
-                self.progress.failed(f.abs, format!("read failed: {e}"));
-                return Ok(Stored::Skipped);
-            }
-        }
-        self.progress.copied(r.meta.size);
-        self.push(f.path)?;
+        self.named(f.path);
+        let path = std::mem::take(&mut self.path);
+        let placed = append_file(&mut self.writer, &path, &fd, f.abs, r, self.progress);
+        self.path = path;
+        placed?;
         Ok(Stored::New)
+    }
+}
+
+/// A writer held to `limit` bytes per second on average (the `bwlimit` option).
+struct Paced<W> {
+    inner: W,
+    limit: Option<u64>,
+    start: Instant,
+    sent: u64,
+}
+
+impl<W: Write> Paced<W> {
+    /// `kib_per_s`: the limit in KiB/s, `None` for none.
+    fn new(inner: W, kib_per_s: Option<u64>) -> Self {
+        Paced { inner, limit: kib_per_s.map(|k| k.saturating_mul(1024).max(1)), start: Instant::now(), sent: 0 }
+    }
+}
+
+impl<W: Write> Write for Paced<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(limit) = self.limit else { return self.inner.write(buf) };
+        // Small slices, so the pace is even rather than a burst and a long sleep.
+        let n = self.inner.write(&buf[..buf.len().min(16 << 10)])?;
+        self.sent += n as u64;
+        let due = Duration::from_secs_f64(self.sent as f64 / limit as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_times_parse_to_ns() {
+        assert_eq!(parse_find_time("1700000000.1234567890"), Some(1_700_000_000_123_456_789));
+        assert_eq!(parse_find_time("5.5"), Some(5_500_000_000));
+        assert_eq!(parse_find_time("12"), Some(12_000_000_000));
+        assert_eq!(parse_find_time("-1.0000000000"), Some(-1_000_000_000));
+        assert_eq!(parse_find_time("x.1"), None);
+    }
+
+    #[test]
+    fn leftover_records_parse_with_spaces_in_names() {
+        let sent = Leftovers { bases: vec![".partial-a".into(), ".partial-b".into()], ..Leftovers::default() };
+        let (path, f) = sent.parse(b"42 1700000000.5000000000 644 0 0 .partial-b/tree/home/a b.txt").expect("parses");
+        assert_eq!(path, b"home/a b.txt");
+        assert_eq!((f.base, f.size, f.mtime_ns, f.mode), (1, 42, 1_700_000_000_500_000_000, 0o644));
+        assert!(sent.parse(b"42 1.0 644 0 0 elsewhere/tree/x").is_none());
+    }
+
+    #[test]
+    fn paced_writer_keeps_to_its_limit() {
+        let mut w = Paced::new(Vec::new(), Some(256));
+        let start = Instant::now();
+        w.write_all(&[7u8; 128 << 10]).expect("write");
+        let took = start.elapsed();
+        assert_eq!(w.inner.len(), 128 << 10);
+        // 128 KiB at 256 KiB/s: half a second, not a burst.
+        assert!(took >= Duration::from_millis(450), "took {took:?}");
     }
 }

@@ -18,7 +18,7 @@ use stream::{Stream, Visit};
 
 use super::tar::{self, is_safe_path, parse_header, parse_pax};
 use super::{MEMBER_SIZE, TAR_FILE, TGZ_FILE};
-use crate::check::{Findings, PathCache, Problem, Problems, index_meta, show_path};
+use crate::check::{Findings, PathCache, Problem, Problems, show_path};
 use crate::entry::EntryKind;
 use crate::index::IndexReader;
 use crate::manifest::Structure;
@@ -101,7 +101,7 @@ fn open_stream(
     structure: Structure,
     f: &mut Findings,
 ) -> Option<Stream> {
-    let mut number = |key: &str| match index_meta(index, key) {
+    let mut number = |key: &str| match index.meta(key) {
         Ok(Some(v)) => match v.parse::<u64>() {
             Ok(n) => Some(n),
             Err(_) => {
@@ -121,7 +121,7 @@ fn open_stream(
     };
     let member_size = number("member_size");
     let file = if structure == Structure::Compressed { TGZ_FILE } else { TAR_FILE };
-    match index_meta(index, "data_file") {
+    match index.meta("data_file") {
         Ok(Some(d)) if d != file => f
             .problems
             .snapshot(format!("the index names data file {d:?}, a {} snapshot has {file}", structure.as_str())),

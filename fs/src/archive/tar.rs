@@ -102,9 +102,14 @@ pub fn encode_entry(out: &mut Vec<u8>, path: &[u8], meta: &EntryMeta, kind: TarK
     if u64::from(meta.gid) > MAX_OCTAL_7 {
         record(&mut pax, "gid", meta.gid.to_string().as_bytes());
     }
-    record(&mut pax, "mtime", pax_time(meta.mtime_ns).as_bytes());
-    record(&mut pax, "atime", pax_time(meta.atime_ns).as_bytes());
-    for (name, value) in &meta.xattrs.0 {
+    // A link entry restores nothing of its own (the first name carries the
+    // times and xattrs): without them most links need no PAX header at all.
+    let link_entry = matches!(kind, TarKind::Hardlink { .. });
+    if !link_entry {
+        record(&mut pax, "mtime", pax_time(meta.mtime_ns).as_bytes());
+        record(&mut pax, "atime", pax_time(meta.atime_ns).as_bytes());
+    }
+    for (name, value) in meta.xattrs.0.iter().filter(|_| !link_entry) {
         let mut key = b"SCHILY.xattr.".to_vec();
         key.extend_from_slice(name);
         record_bytes(&mut pax, &key, value);
@@ -135,9 +140,11 @@ pub fn encode_entry(out: &mut Vec<u8>, path: &[u8], meta: &EntryMeta, kind: TarK
         link: b"",
         dev: (0, 0),
     };
-    out.extend_from_slice(&pax_header.encode());
-    out.extend_from_slice(&pax);
-    pad(out);
+    if !pax.is_empty() {
+        out.extend_from_slice(&pax_header.encode());
+        out.extend_from_slice(&pax);
+        pad(out);
+    }
 
     let (prefix, name) = split.unwrap_or((b"", &path[..path.len().min(100)]));
     let dev = match kind {

@@ -18,8 +18,6 @@ mod report;
 use std::io::Read;
 use std::path::Path;
 
-use rusqlite::OptionalExtension;
-
 pub(crate) use incremental::kind_name;
 pub(crate) use paths::PathCache;
 pub use report::{Findings, Problem, Problems, SnapshotCheck, show_path};
@@ -112,7 +110,7 @@ impl Checker {
                 return;
             }
         };
-        match index_meta(&index, "structure") {
+        match index.meta("structure") {
             Ok(Some(s)) if s == m.structure.as_str() => {}
             Ok(s) => f.problems.snapshot(format!(
                 "the index is of structure {}, {MANIFEST_FILE} says {}",
@@ -128,11 +126,6 @@ impl Checker {
             }
         }
     }
-}
-
-/// A value of the index's `meta` table.
-pub(crate) fn index_meta(index: &IndexReader, key: &str) -> rusqlite::Result<Option<String>> {
-    index.connection().query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
 }
 
 /// Streams a file through blake3; returns the hash and the bytes read. Memory

@@ -158,6 +158,14 @@ impl IndexReader {
 
     /// The read-only connection, for crate-internal queries that need their own
     /// SQL (integrity checks stream rows in tar stream order).
+    /// A value of the index's meta table (`structure`, `data_file`, ...).
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| FsError::index(&self.path, e))
+    }
+
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }

@@ -24,7 +24,7 @@ pub enum Service {
     Dropbox,
     /// Microsoft OneDrive.
     Onedrive,
-    /// A POSIX server over SSH: hardlink trees written by rsync --link-dest.
+    /// A POSIX server over SSH: hardlink trees extracted by GNU tar on the server.
     Ssh,
     /// The same as [`Service::Ssh`], for users who know the server as SFTP.
     Sftp,
@@ -72,7 +72,7 @@ impl Service {
             Service::Dropbox => "Dropbox folder (OAuth): content-addressed snapshots",
             Service::Onedrive => "Microsoft OneDrive folder (OAuth): content-addressed snapshots",
             Service::Ssh | Service::Sftp => {
-                "Server reached over SSH (rsync required on it): hardlink snapshots, the same tree as local"
+                "Server reached over SSH (GNU tar and find required on it): hardlink snapshots, the same tree as local"
             }
         }
     }
@@ -134,7 +134,7 @@ impl Service {
                 opt("password", Need::Secret, "Password (when the server accepts password login)"),
                 opt("known_hosts", Need::Optional, "known_hosts file holding the server's key (default: the system's)"),
                 opt("host_key", Need::Optional, "The server's public host key (`TYPE BASE64`), instead of known_hosts"),
-                opt("bwlimit", Need::Optional, "Upload bandwidth limit in KiB/s (rsync --bwlimit; default none)"),
+                opt("bwlimit", Need::Optional, "Upload bandwidth limit of backups in KiB/s (default none)"),
                 opt("ip", Need::Optional, "Address family: any (default), ipv4 or ipv6"),
             ],
         };

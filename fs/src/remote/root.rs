@@ -27,9 +27,9 @@ impl RemoteStore {
     pub fn validate(&self) -> Result<Validated> {
         let start = std::time::Instant::now();
         if let Some(ssh) = self.ssh() {
-            // The root first: the probe's write creates it, but rsync must find it too.
+            // The root first: the probe's write creates it, but the tools' check runs in it.
             ssh.mkdir("")?;
-            ssh.require_rsync()?;
+            ssh.require_tools()?;
         }
         let probe = format!(".hindsight-probe-{}", uuid::Uuid::new_v4());
         let body = probe.as_bytes().to_vec();

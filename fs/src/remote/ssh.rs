@@ -2,17 +2,19 @@
 //!
 //! Snapshots there are hardlink trees with the same layout as a local
 //! destination (`<job>/<snapshot>/tree/...`, `index.sqlite`, `snapshot.json`):
-//! the agent writes them with `rsync --link-dest` over ssh, and everything
+//! the agent streams each one as a tar that GNU tar extracts on the server
+//! (unchanged files as hardlinks to the previous snapshot), and everything
 //! else (listing, manifests, indexes, the mount's ranged reads, the probe,
 //! deletes) is a short POSIX shell command run through the system `ssh`
 //! client. One master connection per destination (`ControlMaster`) carries
-//! every command and rsync, so a command costs a round trip, not a handshake.
+//! every command and stream, so a command costs a round trip, not a handshake.
 //!
 //! Why not OpenDAL's sftp service: it cannot be given a known_hosts file, a
 //! port apart from the endpoint, a passphrase, a password nor an address
 //! family, and its recursive listing would walk every file of every tree.
-//! rsync needs a shell on the server anyway, so the shell commands need
-//! nothing more (`cat`, `tail`, `head`, `mv`, `rm`, `ls`, `mkdir`, `wc`).
+//! The backups need a shell and GNU tar on the server anyway, so the shell
+//! commands need nothing more (`cat`, `tail`, `head`, `mv`, `rm`, `ls`,
+//! `mkdir`, `wc`, GNU `find`).
 //!
 //! Host keys are always checked (`StrictHostKeyChecking=yes`): against the
 //! `known_hosts` file given, or a file written from the `host_key` option, or
@@ -33,8 +35,8 @@ use crate::error::{FsError, Result};
 
 /// Exit status the remote scripts use for "no such object".
 const NOT_FOUND: i32 = 44;
-/// Exit status of the probe when rsync is missing on the server.
-const NO_RSYNC: i32 = 45;
+/// Exit status of the probe when a tool is missing on the server.
+const NO_TOOL: i32 = 45;
 /// Exit status of ssh itself when the connection fails.
 const SSH_FAILED: i32 = 255;
 
@@ -215,35 +217,9 @@ impl SshClient {
         self.retries
     }
 
-    /// Per-command timeout (rsync's I/O timeout).
+    /// Per-command timeout.
     pub fn timeout(&self) -> Duration {
         self.timeout
-    }
-
-    /// `user@host:` for rsync destinations.
-    pub fn rsync_host(&self) -> String {
-        format!("{}@{}:", self.user, self.host)
-    }
-
-    /// The ssh command line rsync runs (`-e`), each word quoted for rsync's own splitting.
-    pub fn rsync_shell(&self) -> String {
-        let mut s = String::from("ssh");
-        for o in &self.opts {
-            s.push(' ');
-            if o.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == '\\') {
-                s.push('"');
-                s.push_str(&o.replace('\\', "\\\\").replace('"', "\\\""));
-                s.push('"');
-            } else {
-                s.push_str(o);
-            }
-        }
-        s
-    }
-
-    /// Environment rsync must pass to ssh (askpass and secrets).
-    pub fn env(&self) -> &[(String, String)] {
-        &self.env
     }
 
     /// Path on the server of object `p` (relative to the root), shell-quoted.
@@ -491,12 +467,19 @@ impl SshClient {
         let dir = full.rsplit_once('/').map_or(".", |(d, _)| if d.is_empty() { "/" } else { d });
         let script =
             [b"mkdir -p -- ".as_slice(), &quote(dir.as_bytes()), b" && exec cat > ", &quote(full.as_bytes())].concat();
+        self.pipe("write", path, &script)
+    }
+
+    /// Starts `script` on the server with its stdin fed by the returned
+    /// stream (`op` and `path` name it in errors). Not retried: a stream
+    /// cannot be replayed.
+    pub fn pipe(&self, op: &'static str, path: &str, script: &[u8]) -> Result<SshUpload> {
         let mut cmd = Command::new("ssh");
-        cmd.args(&self.opts).arg("--").arg(&self.host).arg(OsString::from_vec(script));
+        cmd.args(&self.opts).arg("--").arg(&self.host).arg(OsString::from_vec(script.to_vec()));
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
         let fail = |message: String| FsError::Remote {
-            op: "write",
+            op,
             path: path.to_string(),
             temporary: false,
             not_found: false,
@@ -513,17 +496,43 @@ impl SshClient {
             }
             v
         });
-        Ok(SshUpload { child, stdin: Some(stdin), stderr: Some(stderr), path: path.to_string(), timeout: self.timeout })
+        Ok(SshUpload {
+            child,
+            stdin: Some(stdin),
+            stderr: Some(stderr),
+            op,
+            path: path.to_string(),
+            timeout: self.timeout,
+            waited: false,
+        })
     }
 
-    /// Checks that rsync runs on the server.
-    pub fn require_rsync(&self) -> Result<()> {
-        let script = format!("command -v rsync >/dev/null 2>&1 || exit {NO_RSYNC}; rsync --version");
-        match self.run("probe", "rsync", script.as_bytes(), None) {
-            Err(FsError::Remote { message, .. }) if message.ends_with(&format!("(exit {NO_RSYNC})")) => Err(
-                FsError::Refused("rsync is required on the server (install it there: apt-get install rsync)".into()),
-            ),
-            r => r.map(|_| ()),
+    /// Checks that the server has what backups use there: GNU tar (extracts
+    /// the snapshot streams) and GNU find (lists trees for checks and resumes).
+    pub fn require_tools(&self) -> Result<()> {
+        let script = format!(
+            "for t in tar find; do command -v $t >/dev/null 2>&1 || {{ echo $t; exit {NO_TOOL}; }}; done; \
+             tar --version | head -n 1; find --version | head -n 1"
+        );
+        let missing = |tool: &str| {
+            FsError::Refused(format!(
+                "GNU {tool} is required on the server (install it there: apt-get install {})",
+                if tool == "find" { "findutils" } else { "tar" }
+            ))
+        };
+        match self.run("probe", "tools", script.as_bytes(), None) {
+            Err(FsError::Remote { message, .. }) if message.ends_with(&format!("(exit {NO_TOOL})")) => {
+                Err(missing(if message.starts_with("find") { "find" } else { "tar" }))
+            }
+            Err(e) => Err(e),
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out);
+                match (text.contains("GNU tar"), text.contains("GNU findutils")) {
+                    (true, true) => Ok(()),
+                    (false, _) => Err(missing("tar")),
+                    (true, false) => Err(missing("find")),
+                }
+            }
         }
     }
 }
@@ -534,28 +543,46 @@ pub struct SshUpload {
     /// None once closed (end of the data).
     stdin: Option<std::process::ChildStdin>,
     stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    op: &'static str,
     path: String,
     timeout: Duration,
+    /// The command's status was collected: nothing to kill.
+    waited: bool,
 }
 
 impl SshUpload {
     /// Ends the data and waits for the server to have written it all.
-    pub fn finish(mut self) -> Result<()> {
-        drop(self.stdin.take());
-        let status = wait_until(&mut self.child, self.timeout);
-        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
-        let fail = |message: String| FsError::Remote {
-            op: "write",
-            path: self.path.clone(),
-            temporary: false,
-            not_found: false,
-            message,
-        };
+    pub fn finish(self) -> Result<()> {
+        let (op, path) = (self.op, self.path.clone());
+        let (status, stderr) = self.wait();
+        let fail =
+            |message: String| FsError::Remote { op, path: path.clone(), temporary: false, not_found: false, message };
         match status {
             Ok(s) if s.success() => Ok(()),
             Ok(s) => Err(fail(format!("{} (exit {})", stderr_text(&stderr), s.code().unwrap_or(-1)))),
             Err(e) => Err(fail(format!("waiting for ssh: {e}"))),
         }
+    }
+
+    /// The local ssh process's id (to kill it from another thread while it runs).
+    pub fn pid(&self) -> rustix::process::Pid {
+        rustix::process::Pid::from_child(&self.child)
+    }
+
+    /// Takes the stream's input to write from elsewhere (another thread);
+    /// the command sees the end of its input when that is dropped.
+    pub fn take_input(&mut self) -> Option<std::process::ChildStdin> {
+        self.stdin.take()
+    }
+
+    /// Ends the data (if still held here) and waits for the command: its
+    /// status (255 or none: ssh itself failed) and what it wrote to stderr.
+    pub fn wait(mut self) -> (std::io::Result<ExitStatus>, Vec<u8>) {
+        drop(self.stdin.take());
+        let status = wait_until(&mut self.child, self.timeout);
+        self.waited = true;
+        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        (status, stderr)
     }
 
     /// Stops the upload; what was written stays on the server.
@@ -580,7 +607,7 @@ impl Write for SshUpload {
 impl Drop for SshUpload {
     fn drop(&mut self) {
         // Not finished: the upload is abandoned, ssh must not linger.
-        if self.stdin.is_some() {
+        if !self.waited {
             drop(self.stdin.take());
             let _ = self.child.kill();
             let _ = self.child.wait();

@@ -1,7 +1,7 @@
 //! The remote destinations' test servers are up and reachable from the tests:
 //! both S3 servers answer HTTP (the open one lists its bucket, the one with
 //! authentication refuses an unsigned request), sshd accepts the client key
-//! and has rsync, the FTP server greets and logs the user in.
+//! and has GNU tar and find, the FTP server greets and logs the user in.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -55,9 +55,9 @@ fn s3_servers_answer_http() {
 }
 
 #[test]
-fn sshd_accepts_the_client_key_and_has_rsync() {
+fn sshd_accepts_the_client_key_and_has_gnu_tar_and_find() {
     let ssh = services::ssh();
-    for remote in ["true", "rsync --version >/dev/null"] {
+    for remote in ["true", "tar --version | grep -q 'GNU tar'", "find --version | grep -q 'GNU findutils'"] {
         let out = ssh.command(remote).output().expect("run ssh");
         assert!(
             out.status.success(),

@@ -58,7 +58,7 @@ fn s3_with_prefix(prefix: &str) -> S3Env {
 }
 
 /// The SSH/SFTP server: a private sshd with key-only login for a dedicated
-/// user; rsync is installed on it.
+/// user; GNU tar and find are on it (backups need them).
 #[derive(Debug, Clone)]
 pub struct SshEnv {
     /// `127.0.0.1`.
