@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # How an SSH destination should write an unchanged snapshot: rsync --link-dest
-# over ssh (what Hindsight does) against SFTP hardlink requests
+# over ssh (Hindsight's first version) against SFTP hardlink requests
 # (hardlink@openssh.com, one per file, as the `sftp` client sends them).
+# Hindsight now streams a tar of link entries into GNU tar on the server;
+# bench/remote.sh measures that against restic (see bench/README.md).
 #
 #   bench/ssh.sh [FILES]          (default 5000 files of 4 KiB)
 #
