@@ -155,19 +155,23 @@ pub(super) fn stream_archive<W: std::io::Write + Send + 'static>(
 
     let clock = std::time::Instant::now();
     let (row_tx, row_rx) = sync_channel::<Vec<Row>>(8);
+    let mut writer = writer;
+    let hashes = writer.hashes();
     let sink = TarSink { writer, compressed, progress };
-    let (walked, index_result) = std::thread::scope(|s| {
-        let indexer = s.spawn(move || write_index(index, row_rx));
-        let walked = SourceWalk::new(spec, progress, cancel, sink, None, row_tx).run();
+    let (finished, index_result) = std::thread::scope(|s| {
+        let indexer = s.spawn(move || write_index(index, row_rx, hashes));
+        // Finished before the index thread is joined: it waits for the last hashes.
+        let finished = SourceWalk::new(spec, progress, cancel, sink, None, row_tx)
+            .run()
+            .and_then(|sink| sink.writer.finish().map_err(|e| BackupError::Destination(format!("{shown}: {e}"))));
         let index_result = indexer.join().unwrap_or(Err(BackupError::IndexStopped));
-        (walked, index_result)
+        (finished, index_result)
     });
-    let writer = walked?.writer;
+    let finished = finished?;
     let (mut index, stats) = index_result?;
     if cancel.is_cancelled() {
         return Err(BackupError::Cancelled);
     }
-    let finished = writer.finish().map_err(|e| BackupError::Destination(format!("{shown}: {e}")))?;
     for (i, m) in finished.members.iter().enumerate() {
         index.insert_member(
             i as i64,
@@ -241,8 +245,9 @@ impl<W: std::io::Write + Send + 'static> Sink for TarSink<'_, W> {
 }
 
 /// Appends a regular file (header and data read from `fd`) to `writer` under
-/// `path`; sets the row's blake3 from what was read and records a file that
-/// changed, shrank or failed while being read (`abs` names it).
+/// `path`, its hash to come from the writer under the row's id (the index
+/// thread fills it in); records a file that changed, shrank or failed while
+/// being read (`abs` names it).
 pub(super) fn append_file<W: std::io::Write + Send + 'static>(
     writer: &mut ArchiveWriter<W>,
     path: &[u8],
@@ -254,8 +259,7 @@ pub(super) fn append_file<W: std::io::Write + Send + 'static>(
     let size = r.meta.size;
     let failed = |e: std::io::Error| BackupError::Destination(format!("writing the archive: {e}"));
     let placed = writer.append_entry(path, &r.meta, TarKind::File { size }).map_err(failed)?;
-    let mut hash = blake3::Hasher::new();
-    match writer.append_data(fd.as_fd(), size, &mut hash).map_err(failed)? {
+    match writer.append_data(fd.as_fd(), size, r.id).map_err(failed)? {
         DataOutcome::Complete => {
             let after = rustix::fs::fstat(fd).ok().and_then(|st| posix::meta_from_stat(&st));
             if after.is_none_or(|a| a.size != size || a.mtime_ns != r.meta.mtime_ns) {
@@ -270,6 +274,5 @@ pub(super) fn append_file<W: std::io::Write + Send + 'static>(
         }
     }
     progress.copied(size);
-    r.blake3 = Some(*hash.finalize().as_bytes());
     Ok(placed)
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
+use hindsight_fs::archive::writer::FileHash;
 use hindsight_fs::archive::{TAR_FILE, TGZ_FILE};
 use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::error::FsError;
@@ -29,6 +30,7 @@ use jiff::Timestamp;
 use super::commit::{self, Commit, SnapshotInfo};
 use super::copy::{Copier, CopyError};
 use super::exclude::Excludes;
+use super::pending_hashes::PendingHashes;
 use super::progress::{Cancel, Progress};
 use super::walker::{self, CopyTask, DirCtx, Previous, RowQueue, Walker};
 
@@ -162,7 +164,7 @@ pub fn run_incremental(
     let copy_rx = Arc::new(Mutex::new(copy_rx));
 
     let (walked, index_result) = std::thread::scope(|s| {
-        let indexer = s.spawn(move || write_index(index, row_rx));
+        let indexer = s.spawn(move || write_index(index, row_rx, None));
         let mut workers = Vec::new();
         for _ in 0..spec.threads.max(1) {
             let rx = copy_rx.clone();
@@ -391,24 +393,38 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
     Ok(ancestors)
 }
 
-/// The index thread: inserts rows as they come and tallies the snapshot's stats.
+/// The index thread: inserts rows as they come and tallies the snapshot's stats;
+/// rows of files hashed by an archive writer wait for their hash from `hashes`.
 pub(super) fn write_index(
     mut index: IndexWriter,
     batches: Receiver<Vec<Row>>,
+    hashes: Option<Receiver<FileHash>>,
 ) -> Result<(IndexWriter, SnapshotStats), BackupError> {
     let mut stats = SnapshotStats::default();
-    for row in batches.into_iter().flatten() {
-        let e = &row.entry;
-        stats.entries += 1;
-        if e.meta.kind == EntryKind::File {
-            stats.files += 1;
-            stats.bytes += e.meta.size;
-            if row.added {
-                stats.files_added += 1;
-                stats.bytes_added += e.meta.size;
+    let mut pending = PendingHashes::new(hashes);
+    let mut ready = Vec::new();
+    for batch in batches {
+        for row in batch {
+            let e = &row.entry;
+            stats.entries += 1;
+            if e.meta.kind == EntryKind::File {
+                stats.files += 1;
+                stats.bytes += e.meta.size;
+                if row.added {
+                    stats.files_added += 1;
+                    stats.bytes_added += e.meta.size;
+                }
             }
+            pending.admit(row, &mut ready);
         }
-        index.insert(e)?;
+        pending.poll(&mut ready);
+        for row in ready.drain(..) {
+            index.insert(&row.entry)?;
+        }
+    }
+    pending.finish(&mut ready);
+    for row in ready {
+        index.insert(&row.entry)?;
     }
     Ok((index, stats))
 }

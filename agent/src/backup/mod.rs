@@ -11,6 +11,7 @@ mod commit;
 pub mod copy;
 pub mod exclude;
 pub mod incremental;
+mod pending_hashes;
 pub mod progress;
 pub mod remote;
 pub mod remote_archive;

@@ -90,7 +90,7 @@ pub fn run_remote(
     let (row_tx, row_rx) = sync_channel::<Vec<Row>>(8);
     let prev_index = prev.as_ref().map(|(_, i)| i);
     let (walked, index_result) = std::thread::scope(|s| {
-        let indexer = s.spawn(move || write_index(index, row_rx));
+        let indexer = s.spawn(move || write_index(index, row_rx, None));
         let walked = SourceWalk::new(spec, progress, cancel, sink, prev_index, row_tx).run();
         let index_result = indexer.join().unwrap_or(Err(BackupError::IndexStopped));
         (walked, index_result)

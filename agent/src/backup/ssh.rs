@@ -195,7 +195,8 @@ impl Stream<'_> {
         let index = IndexWriter::create(&index_path, Structure::Incremental.as_str(), self.name)?;
         let mut upload = self.ssh.pipe("backup", &format!("{}/{}", self.spec.job, self.partial), &self.script())?;
         let input = upload.take_input().ok_or_else(|| Failure::Lost("ssh has no input".into()))?;
-        let writer = ArchiveWriter::new(Paced::new(input, self.ssh.bwlimit()), None, STREAM_CHUNK);
+        let mut writer = ArchiveWriter::new(Paced::new(input, self.ssh.bwlimit()), None, STREAM_CHUNK);
+        let hashes = writer.hashes();
         let tree = |dir: &str| format!("{dir}/{TREE_DIR}/").into_bytes();
         let sink = TreeSink {
             writer,
@@ -222,7 +223,7 @@ impl Stream<'_> {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             });
-            let indexer = s.spawn(move || write_index(index, row_rx));
+            let indexer = s.spawn(move || write_index(index, row_rx, hashes));
             let walked = SourceWalk::new(self.spec, progress, cancel, sink, prev_index, row_tx)
                 .run()
                 .and_then(|sink| sink.writer.finish().map_err(|e| stream_error(&e)));

@@ -7,11 +7,16 @@
 //! and writes them; for Archived straight to the writer thread. Chunks come
 //! from a fixed set of recycled buffers, so memory is bounded whatever the
 //! archive's size, and nothing is staged on local disk.
+//!
+//! File data is hashed (blake3) on the writer thread, not the caller's: each
+//! chunk says which bytes belong to which file, and each file's hash goes out
+//! on the channel [`ArchiveWriter::hashes`] gives once its last byte is
+//! written. The caller's thread, which walks and reads, is the critical path.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::fd::BorrowedFd;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -73,11 +78,24 @@ pub enum DataOutcome {
     Failed(u64, io::Error),
 }
 
+/// A file's hash, by the token its data was appended with.
+pub type FileHash = (i64, [u8; 32]);
+
+/// Bytes `start..end` of a chunk are data of the file `token`; `last` when
+/// they end it (a file with no data has one empty last span).
+struct Span {
+    token: i64,
+    start: usize,
+    end: usize,
+    last: bool,
+}
+
 /// A chunk of tar stream on its way to the sink.
 struct Chunk {
     seq: u64,
     buf: Vec<u8>,
     len: usize,
+    spans: Vec<Span>,
 }
 
 /// A chunk after compression (or as is, when not compressing).
@@ -86,6 +104,7 @@ struct Ready {
     input: Vec<u8>,
     uncompressed: usize,
     output: Option<Vec<u8>>,
+    spans: Vec<Span>,
 }
 
 /// What the writer thread hands back: the sink, bytes written, and the members.
@@ -103,6 +122,7 @@ pub struct ArchiveWriter<W: Write + Send + 'static> {
     compressors: Vec<JoinHandle<()>>,
     writer: Option<JoinHandle<WriterResult<W>>>,
     scratch: Vec<u8>,
+    hashes: Option<Receiver<FileHash>>,
 }
 
 impl<W: Write + Send + 'static> ArchiveWriter<W> {
@@ -118,9 +138,10 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
         }
         let (to_write, write_rx) = sync_channel::<Ready>(buffers);
         let compressing = compression.is_some();
+        let (hash_tx, hashes) = channel();
         let writer = std::thread::Builder::new()
             .name("archive-writer".into())
-            .spawn(move || write_in_order(sink, write_rx, free_tx, compressing))
+            .spawn(move || write_in_order(sink, write_rx, free_tx, compressing, hash_tx))
             .ok();
         let mut compressors = Vec::new();
         let mut to_compress = None;
@@ -140,7 +161,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             to_compress = Some(tx);
         }
         ArchiveWriter {
-            chunk: Chunk { seq: 0, buf: vec![0u8; chunk_size], len: 0 },
+            chunk: Chunk { seq: 0, buf: vec![0u8; chunk_size], len: 0, spans: Vec::new() },
             chunk_size,
             handed: 0,
             free,
@@ -149,7 +170,15 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
             compressors,
             writer,
             scratch: Vec::with_capacity(4 * BLOCK),
+            hashes: Some(hashes),
         }
+    }
+
+    /// The hashes of the files appended, each sent once its last byte is
+    /// written, in stream order; the channel closes with the writer thread
+    /// (after [`Self::finish`], or when the writer is dropped). `None` once taken.
+    pub fn hashes(&mut self) -> Option<Receiver<FileHash>> {
+        self.hashes.take()
     }
 
     /// Offset of the next byte in the tar stream.
@@ -170,13 +199,17 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     }
 
     /// Appends exactly `size` bytes of file data read from `fd` (zeros past an
-    /// early end or a read error), hashing what was read, then the block padding.
-    pub fn append_data(&mut self, fd: BorrowedFd<'_>, size: u64, hash: &mut blake3::Hasher) -> io::Result<DataOutcome> {
+    /// early end or a read error), then the block padding. The blake3 of what
+    /// was read goes to [`Self::hashes`] under `token`.
+    pub fn append_data(&mut self, fd: BorrowedFd<'_>, size: u64, token: i64) -> io::Result<DataOutcome> {
         let mut done = 0u64;
         let mut outcome = DataOutcome::Complete;
+        let mut start = self.chunk.len;
         while done < size {
             if self.chunk.len == self.chunk_size {
+                self.chunk.spans.push(Span { token, start, end: self.chunk.len, last: false });
                 self.hand_on()?;
+                start = 0;
             }
             let room = (self.chunk_size - self.chunk.len).min((size - done).min(usize::MAX as u64) as usize);
             let dst = &mut self.chunk.buf[self.chunk.len..self.chunk.len + room];
@@ -186,7 +219,6 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                     break;
                 }
                 Ok(n) => {
-                    hash.update(&dst[..n]);
                     self.chunk.len += n;
                     done += n as u64;
                 }
@@ -197,6 +229,7 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
                 }
             }
         }
+        self.chunk.spans.push(Span { token, start, end: self.chunk.len, last: true });
         self.write_zeros(size - done)?;
         self.write_zeros(tar::padding(size) as u64)?;
         Ok(outcome)
@@ -247,13 +280,15 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     /// Sends the current chunk on and takes a free buffer for the next.
     fn hand_on(&mut self) -> io::Result<()> {
         let Ok(buf) = self.free.recv() else { return Err(self.stopped()) };
-        let next = Chunk { seq: self.chunk.seq + 1, buf, len: 0 };
+        let next = Chunk { seq: self.chunk.seq + 1, buf, len: 0, spans: Vec::new() };
         let full = std::mem::replace(&mut self.chunk, next);
         self.handed += full.len as u64;
         let sent = match (&self.to_compress, &self.to_write) {
             (Some(c), _) => c.send(full).is_ok(),
             (None, Some(w)) => {
-                w.send(Ready { seq: full.seq, uncompressed: full.len, input: full.buf, output: None }).is_ok()
+                let ready =
+                    Ready { seq: full.seq, uncompressed: full.len, input: full.buf, output: None, spans: full.spans };
+                w.send(ready).is_ok()
             }
             (None, None) => false,
         };
@@ -297,8 +332,13 @@ fn compress_chunks(level: i32, rx: &Mutex<Receiver<Chunk>>, out: &SyncSender<Rea
             // Cannot happen with a buffer of the bound's size; the writer reports it.
             Err(_) => None,
         };
-        let ready =
-            Ready { seq: chunk.seq, uncompressed: chunk.len, input: chunk.buf, output: output.or(Some(vec![])) };
+        let ready = Ready {
+            seq: chunk.seq,
+            uncompressed: chunk.len,
+            input: chunk.buf,
+            output: output.or(Some(vec![])),
+            spans: chunk.spans,
+        };
         if out.send(ready).is_err() {
             return;
         }
@@ -311,8 +351,11 @@ fn write_in_order<W: Write>(
     rx: Receiver<Ready>,
     free: SyncSender<Vec<u8>>,
     compressing: bool,
+    hashes: Sender<FileHash>,
 ) -> WriterResult<W> {
     let mut waiting = BTreeMap::new();
+    // Files are consecutive in the stream: one is being hashed at a time.
+    let mut hasher = blake3::Hasher::new();
     let mut next = 0u64;
     let (mut written, mut stream) = (0u64, 0u64);
     let mut members = Vec::new();
@@ -332,6 +375,14 @@ fn write_in_order<W: Write>(
                     uncompressed_offset: stream,
                     uncompressed_length: r.uncompressed as u64,
                 });
+            }
+            for span in &r.spans {
+                hasher.update(&r.input[span.start..span.end]);
+                if span.last {
+                    // The receiver may be gone (a caller that does not want hashes).
+                    let _ = hashes.send((span.token, *hasher.finalize().as_bytes()));
+                    hasher.reset();
+                }
             }
             written += bytes.len() as u64;
             stream += r.uncompressed as u64;
@@ -371,13 +422,17 @@ mod tests {
         std::fs::write(&p, data).expect("write");
         let f = std::fs::File::open(&p).expect("open");
         let mut w = ArchiveWriter::new(Vec::new(), compression, 4096);
+        let hashes = w.hashes().expect("hashes");
         let placed = w.append_entry(b"f", &file_meta(data.len() as u64), TarKind::File { size: data.len() as u64 });
         let placed = placed.expect("header");
-        let mut h = blake3::Hasher::new();
-        let out = w.append_data(std::os::fd::AsFd::as_fd(&f), data.len() as u64, &mut h).expect("data");
+        let out = w.append_data(std::os::fd::AsFd::as_fd(&f), data.len() as u64, 7).expect("data");
         assert!(matches!(out, DataOutcome::Complete));
-        assert_eq!(h.finalize(), blake3::hash(data));
+        // An empty file after it: its hash is the empty input's.
+        w.append_entry(b"e", &file_meta(0), TarKind::File { size: 0 }).expect("header");
+        w.append_data(std::os::fd::AsFd::as_fd(&f), 0, 8).expect("no data");
         let fin = w.finish().expect("finish");
+        let got: Vec<FileHash> = hashes.iter().collect();
+        assert_eq!(got, vec![(7, *blake3::hash(data).as_bytes()), (8, *blake3::hash(b"").as_bytes())]);
         (data.to_vec(), fin, placed)
     }
 
@@ -416,8 +471,13 @@ mod tests {
         let start = placed.data_offset as usize;
         assert_eq!(&fin.sink[start..start + data.len()], &data[..]);
         let padded = (start + data.len()).next_multiple_of(BLOCK);
-        assert!(fin.sink[start + data.len()..].iter().all(|&b| b == 0));
-        assert_eq!(fin.sink.len(), padded + 2 * BLOCK);
+        assert!(fin.sink[start + data.len()..padded].iter().all(|&b| b == 0));
+        // Then the empty file's headers and the two zero blocks that end the stream.
+        let mut empty = Vec::new();
+        tar::encode_entry(&mut empty, b"e", &file_meta(0), TarKind::File { size: 0 });
+        assert_eq!(&fin.sink[padded..padded + empty.len()], &empty[..]);
+        assert_eq!(fin.sink.len(), padded + empty.len() + 2 * BLOCK);
+        assert!(fin.sink[padded + empty.len()..].iter().all(|&b| b == 0));
     }
 
     #[test]
@@ -435,10 +495,9 @@ mod tests {
         let mut w = ArchiveWriter::new(Full, Some(Compression { level: 1, threads: 2 }), 4096);
         let big = file_meta(1 << 20);
         let zero = std::fs::File::open("/dev/zero").expect("/dev/zero");
-        let mut h = blake3::Hasher::new();
         let r = w
             .append_entry(b"big", &big, TarKind::File { size: 1 << 20 })
-            .and_then(|_| w.append_data(std::os::fd::AsFd::as_fd(&zero), 1 << 20, &mut h));
+            .and_then(|_| w.append_data(std::os::fd::AsFd::as_fd(&zero), 1 << 20, 1));
         let err = match r {
             Err(e) => e,
             Ok(_) => w.finish().expect_err("full disk"),

@@ -90,7 +90,7 @@ fn build(tmp: &Path, structure: Structure) -> PathBuf {
                 let path = format!("d/{name}");
                 let placed = w.append_entry(path.as_bytes(), &m, TarKind::File { size }).expect("append");
                 let f = std::fs::File::open(&src).expect("open");
-                w.append_data(f.as_fd(), size, &mut blake3::Hasher::new()).expect("data");
+                w.append_data(f.as_fd(), size, 3 + i as i64).expect("data");
                 let l = loc(placed.header_offset, Some(placed.data_offset));
                 rows.push(entry(3 + i as i64, 2, name, m, Some(content), l));
             }
