@@ -73,18 +73,6 @@ fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Raises the open-files limit to its hard maximum: a deep walk keeps three
-/// directory descriptors per level open.
-fn raise_fd_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let lim = getrlimit(Resource::Nofile);
-    if let Some(max) = lim.maximum
-        && lim.current != Some(max)
-    {
-        let _ = setrlimit(Resource::Nofile, rustix::process::Rlimit { current: Some(max), maximum: Some(max) });
-    }
-}
-
 /// Mounts every destination's snapshots on `dir` (created if missing); the
 /// mount follows the catalog's destinations at every refresh.
 async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> anyhow::Result<MountHandle> {
@@ -129,7 +117,8 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> a
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let _lock = lock_state_dir(&config.state_dir)?;
-    raise_fd_limit();
+    // A deep walk keeps three directory descriptors per level open.
+    hindsight_fs::posix::raise_fd_limit();
     let catalog = Arc::new(
         Catalog::open(&config.state_dir.join("catalog.sqlite"))
             .with_context(|| format!("opening the catalog in {}", config.state_dir.display()))?,

@@ -259,3 +259,17 @@ pub fn remove_tree(path: &std::path::Path) -> io::Result<()> {
     };
     remove_tree_at(pfd.as_fd(), name.as_bytes())
 }
+
+/// Raises this process's open-files limit to its hard maximum; returns the
+/// limit now in force (`None`: unlimited or unknown).
+pub fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if let Some(max) = lim.maximum
+        && lim.current != Some(max)
+        && setrlimit(Resource::Nofile, Rlimit { current: Some(max), maximum: Some(max) }).is_ok()
+    {
+        return Some(max);
+    }
+    lim.current
+}

@@ -121,7 +121,9 @@ impl Drop for MountHandle {
 /// Mounts the snapshot filesystem in the background.
 pub fn spawn(config: MountConfig) -> Result<MountHandle> {
     mountpoint::prepare(&config.mountpoint)?;
-    let registry = Arc::new(registry::Registry::new(config.layout.clone(), config.cache_bytes));
+    // Kept backing files are open descriptors: their number follows the limit.
+    let backings = backing::backing_cache_size(crate::posix::raise_fd_limit());
+    let registry = Arc::new(registry::Registry::new(config.layout.clone(), config.cache_bytes, backings));
     registry.refresh();
     let fs = filesystem::SnapshotFs::new(registry.clone());
     let mut options = fuser::Config::default();

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use fuser::{BackingId, INodeNo};
 
 use super::Layout;
-use super::backing::{BACKING_CACHE, Shared};
+use super::backing::Shared;
 use crate::archive::reader::{Archive, MemberCache};
 use crate::index::{INDEX_FILE, IndexReader};
 use crate::layout::{DestinationRoot, TREE_DIR};
@@ -227,8 +227,9 @@ fn scan(root: &DestinationRoot) -> Scan {
 }
 
 impl Registry {
-    /// An empty registry; [`Registry::refresh`] fills it.
-    pub fn new(layout: Layout, cache_bytes: usize) -> Self {
+    /// An empty registry; [`Registry::refresh`] fills it. `backings`: how
+    /// many nodes keep their passthrough backing file.
+    pub fn new(layout: Layout, cache_bytes: usize, backings: usize) -> Self {
         let mut state = State { next_node: ROOT + 1, ..Default::default() };
         state.nodes.insert(ROOT, VNode::Dir { children: BTreeMap::new(), hidden: false, root: None, version: 0 });
         Registry {
@@ -238,7 +239,7 @@ impl Registry {
             archives: Mutex::new(VecDeque::new()),
             members: MemberCache::new(cache_bytes),
             root_hidden: AtomicBool::new(false),
-            backings: Shared::new(BACKING_CACHE),
+            backings: Shared::new(backings),
             remote_scans: Mutex::new(HashMap::new()),
         }
     }
