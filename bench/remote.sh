@@ -13,6 +13,7 @@
 #   BENCH_TOOLS="hindsight restic"       which tools
 #   BENCH_VERIFY=1            0: no check; 1: the ssh snapshots' metadata against the corpus
 #   BENCH_BUILD=1             0: use HINDSIGHTD/HINDSIGHT as they are
+#   BENCH_PACK_SIZE=           the s3 destination's pack_size option in MiB (default: hindsight's, 8)
 #   BENCH_WARM=1, BENCH_NO_INSTALL=0     as in incremental.sh
 set -Eeuo pipefail
 
@@ -278,7 +279,8 @@ if has_tool hindsight; then
     hs destination types >"$RUN/destination-types.txt" 2>&1 || true
     if has_dest s3; then
         hs destination add s3 --type s3 -o bucket="$S3_BUCKET" -o endpoint="$S3_ENDPOINT" -o region="$S3_REGION" \
-            -o access_key="$S3_ACCESS_KEY" -o secret_key="$S3_SECRET_KEY" -o path=/hindsight >>"$RUN/setup.log" 2>&1 \
+            -o access_key="$S3_ACCESS_KEY" -o secret_key="$S3_SECRET_KEY" -o path=/hindsight \
+            ${BENCH_PACK_SIZE:+-o pack_size="$BENCH_PACK_SIZE"} >>"$RUN/setup.log" 2>&1 \
             || { tail_log "$RUN/setup.log"; die "hindsight destination add (s3) failed"; }
         hs job add bench-s3 --source "$CORPUS" --destination s3 >>"$RUN/setup.log" 2>&1 \
             || { tail_log "$RUN/setup.log"; die "hindsight job add bench-s3 failed"; }

@@ -25,7 +25,7 @@ use hindsight_fs::error::FsError;
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexWriter};
 use hindsight_fs::manifest::{Manifest, SnapshotStats, Structure};
 use hindsight_fs::remote::RemoteStore;
-use hindsight_fs::remote::blobs::{Journal, Known, PACK_TARGET, SMALL_FILE, Stored, blob_key, new_pack_key};
+use hindsight_fs::remote::blobs::{Journal, Known, SMALL_FILE, Stored, blob_key, new_pack_key};
 
 use super::commit::{self, SnapshotInfo};
 use super::incremental::{BackupError, BackupSpec, Row, write_index};
@@ -83,6 +83,7 @@ pub fn run_remote(
         inflight: VecDeque::new(),
         max_inflight: threads.clamp(1, 8),
         chunk: store.config().chunk_size(),
+        pack_size: store.config().pack_size(),
         stored_bytes: 0,
     };
 
@@ -173,6 +174,8 @@ struct BlobSink<'a> {
     inflight: VecDeque<Inflight>,
     max_inflight: usize,
     chunk: usize,
+    /// A pack is sealed and uploaded at this size.
+    pack_size: usize,
     stored_bytes: u64,
 }
 
@@ -355,7 +358,7 @@ impl Sink for BlobSink<'_> {
                     return Ok(Outcome::Skipped);
                 }
             };
-            if self.pack.data.len() >= PACK_TARGET {
+            if self.pack.data.len() >= self.pack_size {
                 self.seal_pack()?;
             }
             return Ok(outcome);

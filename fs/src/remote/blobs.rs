@@ -4,7 +4,7 @@
 //!   `blobs/<first two hex digits>/<blake3 hex>`: the same content is never
 //!   stored twice.
 //! - Smaller files are packed: their bodies are concatenated into objects of
-//!   about [`PACK_TARGET`] bytes, `packs/<first two hex digits>/<uuid>`, since
+//!   about [`PACK_TARGET`] bytes (option `pack_size`), `packs/<first two hex digits>/<uuid>`, since
 //!   one request per small file would make a first backup crawl on any
 //!   object store.
 //!
@@ -25,7 +25,8 @@ use crate::error::{FsError, Result};
 /// Files this size and larger get an object of their own.
 pub const SMALL_FILE: u64 = 1 << 20;
 
-/// Size a pack is sealed and uploaded at.
+/// Size a pack is sealed and uploaded at, unless the destination's
+/// `pack_size` option says otherwise.
 pub const PACK_TARGET: usize = 8 << 20;
 
 /// Where stored content lives: an object and an offset in it.

@@ -150,6 +150,13 @@ impl Service {
                 v.push(c);
             }
         }
+        if !matches!(self, Service::Ssh | Service::Sftp) {
+            v.push(opt(
+                "pack_size",
+                Need::Optional,
+                "Small files (under 1 MiB) are packed into objects of this many MiB, 1-64 (default 8)",
+            ));
+        }
         v
     }
 }
@@ -239,6 +246,12 @@ impl RemoteConfig {
         Duration::from_secs(self.number("timeout", 1, 3600, 60).unwrap_or(60))
     }
 
+    /// Size in bytes at which a pack of small files is sealed and uploaded.
+    pub fn pack_size(&self) -> usize {
+        let default = (super::blobs::PACK_TARGET >> 20) as u64;
+        (self.number("pack_size", 1, 64, default).unwrap_or(default) as usize) << 20
+    }
+
     /// Multipart part size in bytes.
     pub fn chunk_size(&self) -> usize {
         (self.number("chunk_size", 5, 512, 8).unwrap_or(8) as usize) << 20
@@ -276,6 +289,7 @@ impl RemoteConfig {
         self.number("threads", 1, 64, 8)?;
         self.number("retries", 0, 10, 4)?;
         self.number("timeout", 1, 3600, 60)?;
+        self.number("pack_size", 1, 64, 8)?;
         if let Some(p) = self.get("path")
             && p.split('/').any(|c| c == "..")
         {
@@ -352,6 +366,10 @@ mod tests {
         assert!(e("dropbox", json!({"refresh_token": "r"})).contains("client_id"));
         assert!(e("s3", json!({"bucket": "b", "path": "a/../b"})).contains(".."));
         assert_eq!(parse("ftp", json!({"host": "h", "path": "/x/y/"})).expect("ftp").root(), "/x/y/");
+        assert_eq!(ok.pack_size(), 8 << 20);
+        let packs = parse("s3", json!({"bucket": "b", "pack_size": 32})).expect("pack_size");
+        assert_eq!(packs.pack_size(), 32 << 20);
+        assert!(e("s3", json!({"bucket": "b", "pack_size": 65})).contains("1 to 64"));
     }
 
     #[test]
@@ -361,6 +379,9 @@ mod tests {
             for common in ["path", "threads", "retries", "timeout"] {
                 assert!(names.contains(&common), "{} lacks {common}", s.name());
             }
+            // Packs are for content-addressed storage: ssh trees have none.
+            let ssh = matches!(s, Service::Ssh | Service::Sftp);
+            assert_eq!(names.contains(&"pack_size"), !ssh, "{}", s.name());
             assert_eq!(Service::parse(s.name()), Some(s));
         }
     }
