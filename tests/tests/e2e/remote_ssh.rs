@@ -403,3 +403,33 @@ fn compressed_snapshots_on_ssh_extract_mount_and_check() {
     assert_same(&want, &describe(&copy), "cp -a of the compressed ssh snapshot from the mount");
     daemon.cli(["destination", "check", DEST, "--read-data"]).assert_success();
 }
+
+#[test]
+fn cancelling_an_ssh_backup_stops_a_slow_stream_at_once() {
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let src = sb.dir("src");
+    // 8 MiB at 64 KiB/s: two minutes of stream, unless the cancel stops it.
+    fixture::big_file(&src.join("big.bin"), 8 << 20, 3);
+    let daemon = Daemon::start(sb.daemon_opts());
+    let root = unique_root("ssh-cancel");
+    add(&daemon, DEST, &ssh_args(&env, &root, &[("bwlimit", "64")])).assert_success();
+    daemon.add_job(JOB, &[&src], &[DEST], &[]);
+
+    let id = daemon.start_run(JOB);
+    let job_dir = on_server(&root).join(JOB);
+    wait_until("the stream under way", Duration::from_secs(60), || {
+        let partial = std::fs::read_dir(&job_dir)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with(".partial-"))?;
+        let file = partial.path().join("tree").join(src.strip_prefix("/").ok()?).join("big.bin");
+        (std::fs::metadata(file).ok()?.len() > 0).then_some(())
+    });
+    let asked = std::time::Instant::now();
+    daemon.cli_json(&["run", "cancel", &id.to_string()]);
+    let run = daemon.wait_run_final(id);
+    assert_eq!(run["state"], "cancelled", "{run:#}");
+    assert!(asked.elapsed() < Duration::from_secs(15), "the cancel took {:?}", asked.elapsed());
+    assert!(snapshot_list(&daemon).is_empty(), "a snapshot appeared");
+}
