@@ -68,6 +68,16 @@ fn backup(daemon: &Daemon) -> String {
     run["destinations"][0]["snapshot"].as_str().unwrap_or_else(|| panic!("no snapshot: {run:#}")).to_string()
 }
 
+/// `<partial>/tree/<src>` on the server: where the first `.partial-*` directory
+/// of the job (`job_dir`) receives the source `src`, once there is one.
+fn partial_source(job_dir: &Path, src: &Path) -> Option<PathBuf> {
+    let partial = std::fs::read_dir(job_dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(".partial-"))?;
+    Some(partial.path().join("tree").join(src.strip_prefix("/").ok()?))
+}
+
 fn snapshot_list(daemon: &Daemon) -> Vec<String> {
     let v = daemon.cli_json(&["snapshot", "list"]);
     let mut names: Vec<String> =
@@ -302,12 +312,7 @@ fn ssh_server_killed_mid_backup_fails_cleanly_and_the_next_run_completes() {
     let id = daemon.start_run(JOB);
     let job_dir = on_server(&root).join(JOB);
     wait_until("the stream under way", Duration::from_secs(60), || {
-        let partial = std::fs::read_dir(&job_dir)
-            .ok()?
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with(".partial-"))?;
-        let tree = partial.path().join("tree").join(src.strip_prefix("/").ok()?);
-        (std::fs::read_dir(tree).ok()?.count() >= 2).then_some(())
+        (std::fs::read_dir(partial_source(&job_dir, &src)?).ok()?.count() >= 2).then_some(())
     });
     sshd.kill();
     let run = daemon.wait_run_final(id);
@@ -317,13 +322,7 @@ fn ssh_server_killed_mid_backup_fails_cleanly_and_the_next_run_completes() {
     assert!(snapshot_list(&daemon).is_empty(), "a snapshot appeared");
 
     // Files the cut run left complete on the server (full size, mtime restored).
-    let partial = std::fs::read_dir(&job_dir)
-        .expect("job dir")
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with(".partial-"))
-        .expect("the interrupted run's partial tree stays")
-        .path();
-    let sent_tree = partial.join("tree").join(src.strip_prefix("/").expect("absolute"));
+    let sent_tree = partial_source(&job_dir, &src).expect("the interrupted run's partial tree stays");
     let complete: Vec<(String, u64)> = std::fs::read_dir(&sent_tree)
         .expect("partial tree")
         .flatten()
@@ -347,7 +346,7 @@ fn ssh_server_killed_mid_backup_fails_cleanly_and_the_next_run_completes() {
         let md = std::fs::metadata(tree.join(name)).expect("file in the snapshot");
         assert_eq!(md.ino(), *ino, "{name} was uploaded again");
     }
-    assert!(!job_dir.join(partial.file_name().expect("name")).exists(), "the leftover is removed after the commit");
+    assert!(partial_source(&job_dir, &src).is_none(), "the leftover is removed after the commit");
     for i in 0..16 {
         let name = format!("big-{i}.bin");
         let (want, got) =
@@ -419,12 +418,7 @@ fn cancelling_an_ssh_backup_stops_a_slow_stream_at_once() {
     let id = daemon.start_run(JOB);
     let job_dir = on_server(&root).join(JOB);
     wait_until("the stream under way", Duration::from_secs(60), || {
-        let partial = std::fs::read_dir(&job_dir)
-            .ok()?
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with(".partial-"))?;
-        let file = partial.path().join("tree").join(src.strip_prefix("/").ok()?).join("big.bin");
-        (std::fs::metadata(file).ok()?.len() > 0).then_some(())
+        (std::fs::metadata(partial_source(&job_dir, &src)?.join("big.bin")).ok()?.len() > 0).then_some(())
     });
     let asked = std::time::Instant::now();
     daemon.cli_json(&["run", "cancel", &id.to_string()]);
