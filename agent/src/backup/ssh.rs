@@ -31,7 +31,9 @@
 //! `security.*` xattrs: tar's complaints make the snapshot partial, each
 //! recorded as a file error; the index keeps the true owners and modes, and
 //! the mount shows those. Sockets are in the index only (tar has no type for
-//! them), as in archives; sparse files arrive as data.
+//! them), as in archives; sparse files arrive as data. Files under a directory
+//! its owner cannot search (mode without `u+x`) are always sent: such a login
+//! could not link them from the older tree.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -206,6 +208,7 @@ impl Stream<'_> {
             progress,
             path: Vec::new(),
             link: Vec::new(),
+            unsearchable: Vec::new(),
         };
 
         let (row_tx, row_rx) = sync_channel(8);
@@ -431,6 +434,10 @@ struct TreeSink<'a> {
     path: Vec<u8>,
     /// Scratch: a hardlink's target in the stream.
     link: Vec<u8>,
+    /// Directories (paths ending with `/`) whose owner cannot search them: a
+    /// non-root login cannot link files from under them in older trees, so
+    /// their files are sent, never linked.
+    unsearchable: Vec<Vec<u8>>,
 }
 
 impl TreeSink<'_> {
@@ -456,6 +463,11 @@ impl TreeSink<'_> {
         r
     }
 
+    /// Whether a file at `path` may be linked from an older tree on the server.
+    fn linkable(&self, path: &[u8]) -> bool {
+        !self.unsearchable.iter().any(|d| path.starts_with(d))
+    }
+
     /// Links an unchanged file to the previous snapshot's copy.
     fn reuse(&mut self, path: &[u8], r: &mut IndexEntry, prev: &IndexEntry) -> Result<Stored, BackupError> {
         let prev_tree = self.prev_tree.clone().unwrap_or_default();
@@ -468,6 +480,9 @@ impl TreeSink<'_> {
 
 impl Sink for TreeSink<'_> {
     fn dir(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
+        if row.meta.mode & 0o100 == 0 {
+            self.unsearchable.push(path.to_vec());
+        }
         self.append(path, &row.meta, TarKind::Dir)
     }
 
@@ -487,7 +502,8 @@ impl Sink for TreeSink<'_> {
     }
 
     fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {
-        let prev = f.prev.filter(|p| p.blake3.is_some() && self.prev_tree.is_some());
+        let linkable = self.linkable(f.path);
+        let prev = f.prev.filter(|p| p.blake3.is_some() && self.prev_tree.is_some() && linkable);
         // Equal ctime and metadata: the inode has not changed since the previous snapshot.
         if let Some(p) = prev
             && same_inode(&r.meta, &p.meta)
@@ -501,7 +517,7 @@ impl Sink for TreeSink<'_> {
         {
             return self.reuse(f.path, r, p);
         }
-        if let Some(base) = self.sent.holding(f.path, &r.meta) {
+        if let Some(base) = self.sent.holding(f.path, &r.meta).filter(|_| linkable) {
             // An interrupted run sent it: hash it here, link it there.
             match hash_fd(&fd, r.meta.size) {
                 Ok(h) => r.blake3 = Some(h),

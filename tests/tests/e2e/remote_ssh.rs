@@ -427,3 +427,34 @@ fn cancelling_an_ssh_backup_stops_a_slow_stream_at_once() {
     assert!(asked.elapsed() < Duration::from_secs(15), "the cancel took {:?}", asked.elapsed());
     assert!(snapshot_list(&daemon).is_empty(), "a snapshot appeared");
 }
+
+#[test]
+fn files_under_an_unsearchable_directory_are_sent_not_linked() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let src = sb.dir("src");
+    fixture::write(&src.join("open.txt"), b"linked\n");
+    fixture::write(&src.join("locked/inside.txt"), b"sent again\n");
+    // The server's login (not root) could not search this directory in the older tree.
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let daemon = Daemon::start(sb.daemon_opts());
+    let root = unique_root("ssh-locked");
+    add(&daemon, DEST, &ssh_args(&env, &root, &[])).assert_success();
+    daemon.add_job(JOB, &[&src], &[DEST], &[]);
+
+    let mut snaps = Vec::new();
+    for _ in 0..2 {
+        let run = daemon.run_job_wait(JOB);
+        assert_eq!(run["state"], "completed", "{run:#}\n{}", daemon.log_tail());
+        snaps.push(run["destinations"][0]["snapshot"].as_str().expect("snapshot").to_string());
+    }
+    let tree = |s: &str| on_server(&root).join(JOB).join(s).join("tree").join(src.strip_prefix("/").expect("abs"));
+    let (a, b) = (tree(&snaps[0]), tree(&snaps[1]));
+    let ino = |p: PathBuf| std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).ino();
+    assert_eq!(ino(a.join("open.txt")), ino(b.join("open.txt")), "an unchanged file is linked");
+    assert_ne!(ino(a.join("locked/inside.txt")), ino(b.join("locked/inside.txt")), "sent, not linked");
+    assert_eq!(std::fs::read(b.join("locked/inside.txt")).expect("read"), b"sent again\n");
+    let mode = std::fs::metadata(b.join("locked")).expect("locked dir").permissions().mode();
+    assert_eq!(mode & 0o7777, 0o600, "the directory keeps its mode on the server");
+}
