@@ -146,7 +146,7 @@ pub(super) fn stream_archive<W: std::io::Write + Send + 'static>(
     let ArchiveOut { data, shown, index_path, name } = out;
     let compressed = opts.structure == Structure::Compressed;
     let compression = compressed.then_some(Compression { level: opts.level, threads: opts.threads.max(1) });
-    let writer = ArchiveWriter::new(data, compression, MEMBER_SIZE);
+    let mut writer = ArchiveWriter::new(data, compression, MEMBER_SIZE);
     let mut index = IndexWriter::create(index_path, opts.structure.as_str(), name)?;
     index.set_meta("data_file", opts.data_file())?;
     if compressed {
@@ -155,7 +155,6 @@ pub(super) fn stream_archive<W: std::io::Write + Send + 'static>(
 
     let clock = std::time::Instant::now();
     let (row_tx, row_rx) = sync_channel::<Vec<Row>>(8);
-    let mut writer = writer;
     let hashes = writer.hashes();
     let sink = TarSink { writer, compressed, progress };
     let (finished, index_result) = std::thread::scope(|s| {

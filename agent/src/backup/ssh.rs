@@ -329,8 +329,8 @@ fn stream_error(e: &std::io::Error) -> BackupError {
 /// Files that interrupted runs left complete on the server, by path in the tree.
 #[derive(Default)]
 struct Leftovers {
-    /// The partial directories listed.
-    bases: Vec<String>,
+    /// `<partial>/tree/` of each partial directory listed.
+    trees: Vec<Vec<u8>>,
     /// The server's login user is root (owners were restored).
     root: bool,
     files: HashMap<Vec<u8>, Vec<Leftover>>,
@@ -349,7 +349,7 @@ struct Leftover {
 impl Leftovers {
     /// Lists the regular files of the `bases` directories of `job` (none: empty).
     fn list(ssh: &SshClient, job: &str, bases: &[String]) -> Result<Self, Failure> {
-        let mut sent = Leftovers { bases: bases.to_vec(), ..Leftovers::default() };
+        let mut sent = Leftovers::new(bases);
         if bases.is_empty() {
             return Ok(sent);
         }
@@ -375,16 +375,20 @@ impl Leftovers {
         Ok(sent)
     }
 
+    /// Nothing listed yet of the partial directories `bases`.
+    fn new(bases: &[String]) -> Self {
+        let trees = bases.iter().map(|b| format!("{b}/{TREE_DIR}/").into_bytes()).collect();
+        Leftovers { trees, ..Leftovers::default() }
+    }
+
     /// One `find` record: `SIZE MTIME MODE UID GID BASE/tree/PATH`.
     fn parse(&self, rec: &[u8]) -> Option<(Vec<u8>, Leftover)> {
         let mut f = rec.splitn(6, |&b| b == b' ');
         let mut field = || std::str::from_utf8(f.next()?).ok().map(str::to_string);
         let (size, mtime, mode, uid, gid) = (field()?, field()?, field()?, field()?, field()?);
         let full = f.next()?;
-        let (base, path) = self.bases.iter().enumerate().find_map(|(i, b)| {
-            let prefix = format!("{b}/{TREE_DIR}/");
-            full.strip_prefix(prefix.as_bytes()).map(|p| (i, p.to_vec()))
-        })?;
+        let (base, path) =
+            self.trees.iter().enumerate().find_map(|(i, t)| full.strip_prefix(&t[..]).map(|p| (i, p.to_vec())))?;
         let file = Leftover {
             base,
             size: size.parse().ok()?,
@@ -400,15 +404,16 @@ impl Leftovers {
         self.files.len()
     }
 
-    /// The directory holding a complete copy of a file described by `meta`.
-    fn holding(&self, path: &[u8], meta: &EntryMeta) -> Option<&str> {
+    /// `<partial>/tree/` of a partial directory holding a complete copy of the
+    /// file at `path` described by `meta`.
+    fn holding(&self, path: &[u8], meta: &EntryMeta) -> Option<&[u8]> {
         let found = self.files.get(path)?.iter().rev().find(|l| {
             l.size == meta.size
                 && l.mtime_ns == meta.mtime_ns
                 && l.mode == meta.mode & 0o7777
                 && (!self.root || (l.uid == meta.uid && l.gid == meta.gid))
         })?;
-        Some(&self.bases[found.base])
+        Some(&self.trees[found.base])
     }
 }
 
@@ -419,6 +424,16 @@ fn parse_find_time(s: &str) -> Option<i64> {
     let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
     let ns = secs.parse::<i64>().ok()?.checked_mul(1_000_000_000)?.checked_add(digits.parse::<i64>().ok()?)?;
     Some(if neg { -ns } else { ns })
+}
+
+/// The tree on the server a hardlink entry points into.
+enum LinkTree<'t> {
+    /// The partial tree being written (a further name of a file in this stream).
+    Partial,
+    /// The previous snapshot's tree (an unchanged file).
+    Previous,
+    /// An interrupted run's tree, `<partial>/tree/` (a file it sent).
+    Leftover(&'t [u8]),
 }
 
 /// Writes every entry into the tar stream of the partial tree.
@@ -452,10 +467,14 @@ impl TreeSink<'_> {
         self.writer.append_entry(&self.path, meta, kind).map(drop).map_err(|e| stream_error(&e))
     }
 
-    /// A hardlink entry `path` to `dir` + `target`, a file already on the server.
-    fn link_to(&mut self, path: &[u8], dir: &[u8], target: &[u8], meta: &EntryMeta) -> Result<(), BackupError> {
+    /// A hardlink entry `path` to `target` in the tree `to`, a file already on the server.
+    fn link_to(&mut self, path: &[u8], to: LinkTree<'_>, target: &[u8], meta: &EntryMeta) -> Result<(), BackupError> {
         self.link.clear();
-        self.link.extend_from_slice(dir);
+        self.link.extend_from_slice(match to {
+            LinkTree::Partial => &self.prefix,
+            LinkTree::Previous => self.prev_tree.as_deref().unwrap_or_default(),
+            LinkTree::Leftover(tree) => tree,
+        });
         self.link.extend_from_slice(target);
         let link = std::mem::take(&mut self.link);
         let r = self.append(path, meta, TarKind::Hardlink { first: &link });
@@ -470,9 +489,8 @@ impl TreeSink<'_> {
 
     /// Links an unchanged file to the previous snapshot's copy.
     fn reuse(&mut self, path: &[u8], r: &mut IndexEntry, prev: &IndexEntry) -> Result<Stored, BackupError> {
-        let prev_tree = self.prev_tree.clone().unwrap_or_default();
         r.blake3 = prev.blake3;
-        self.link_to(path, &prev_tree, path, &r.meta)?;
+        self.link_to(path, LinkTree::Previous, path, &r.meta)?;
         self.progress.linked();
         Ok(Stored::Reused)
     }
@@ -488,17 +506,13 @@ impl Sink for TreeSink<'_> {
 
     fn special(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
         match tar::kind_of(&row.meta) {
-            Some(kind) => {
-                let meta = row.meta.clone();
-                self.append(path, &meta, kind)
-            }
+            Some(kind) => self.append(path, &row.meta, kind),
             None => Ok(()),
         }
     }
 
     fn hardlink(&mut self, path: &[u8], first: &FirstName, row: &mut IndexEntry) -> Result<(), BackupError> {
-        let prefix = self.prefix.clone();
-        self.link_to(path, &prefix, &first.path, &row.meta)
+        self.link_to(path, LinkTree::Partial, &first.path, &row.meta)
     }
 
     fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {
@@ -517,7 +531,7 @@ impl Sink for TreeSink<'_> {
         {
             return self.reuse(f.path, r, p);
         }
-        if let Some(base) = self.sent.holding(f.path, &r.meta).filter(|_| linkable) {
+        if let Some(tree) = self.sent.holding(f.path, &r.meta).filter(|_| linkable) {
             // An interrupted run sent it: hash it here, link it there.
             match hash_fd(&fd, r.meta.size) {
                 Ok(h) => r.blake3 = Some(h),
@@ -526,8 +540,7 @@ impl Sink for TreeSink<'_> {
                     return Ok(Stored::Skipped);
                 }
             }
-            let dir = format!("{base}/{TREE_DIR}/").into_bytes();
-            self.link_to(f.path, &dir, f.path, &r.meta)?;
+            self.link_to(f.path, LinkTree::Leftover(tree), f.path, &r.meta)?;
             self.progress.linked();
             return Ok(Stored::Reused);
         }
@@ -588,7 +601,7 @@ mod tests {
 
     #[test]
     fn leftover_records_parse_with_spaces_in_names() {
-        let sent = Leftovers { bases: vec![".partial-a".into(), ".partial-b".into()], ..Leftovers::default() };
+        let sent = Leftovers::new(&[".partial-a".into(), ".partial-b".into()]);
         let (path, f) = sent.parse(b"42 1700000000.5000000000 644 0 0 .partial-b/tree/home/a b.txt").expect("parses");
         assert_eq!(path, b"home/a b.txt");
         assert_eq!((f.base, f.size, f.mtime_ns, f.mode), (1, 42, 1_700_000_000_500_000_000, 0o644));
