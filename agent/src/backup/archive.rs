@@ -24,6 +24,7 @@ use hindsight_fs::manifest::{SnapshotStats, Structure};
 use hindsight_fs::posix;
 use jiff::Timestamp;
 
+use super::archive_file::ArchiveFile;
 use super::commit::{self, Commit, SnapshotInfo};
 use super::incremental::{BackupError, BackupSpec, Row, check_sources, write_index};
 use super::progress::{Cancel, Progress};
@@ -63,13 +64,16 @@ pub fn run_archive(
     let data = std::fs::File::create_new(&data_path).map_err(|e| FsError::io("create", &data_path, e))?;
     let clock = std::time::Instant::now();
     let out = ArchiveOut {
-        data: Writeback { file: data, written: 0, handed: 0 },
+        data: ArchiveFile::new(data),
         shown: data_path.display().to_string(),
         index_path: &partial.join(INDEX_FILE),
         name: &name,
     };
     let (finished, stats) = stream_archive(spec, opts, out, progress, cancel)?;
-    let file = finished.sink.file;
+    if !finished.sink.is_direct() {
+        tracing::debug!("{} written through the page cache (no direct I/O there)", data_path.display());
+    }
+    let file = finished.sink.into_file();
     file.sync_all().map_err(|e| FsError::io("fsync", &data_path, e))?;
     commit::commit(Commit {
         info: SnapshotInfo { spec, name: &name, structure: opts.structure, started, parent: None, stats, progress },
@@ -78,40 +82,6 @@ pub fn run_archive(
         sync: &file,
         clock,
     })
-}
-
-/// Dirty bytes of the archive after which their writeback is started.
-const WRITEBACK_STEP: u64 = 16 << 20;
-
-/// The archive file on a local destination, its pages handed to the disk as
-/// they are written: the fsync before the commit then waits for the last few
-/// MiB rather than for the whole archive, and the disk works while the walk
-/// does. On Linux, `POSIX_FADV_DONTNEED` starts the writeback of the dirty
-/// pages of its range without waiting for it (and drops the clean ones: a
-/// backup need not fill the page cache).
-struct Writeback {
-    file: std::fs::File,
-    written: u64,
-    /// Bytes whose writeback was started.
-    handed: u64,
-}
-
-impl std::io::Write for Writeback {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.handed >= WRITEBACK_STEP {
-            let len = std::num::NonZeroU64::new(self.written - self.handed);
-            // Advice only: the fsync before the commit is what makes the data durable.
-            let _ = rustix::fs::fadvise(&self.file, self.handed, len, rustix::fs::Advice::DontNeed);
-            self.handed = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
 }
 
 impl ArchiveOptions {

@@ -7,6 +7,7 @@
 //! counters and the cancel flag; [`exclude`] compiles the job's patterns.
 
 pub mod archive;
+mod archive_file;
 mod commit;
 pub mod copy;
 pub mod exclude;

@@ -130,8 +130,10 @@ impl<W: Write + Send + 'static> ArchiveWriter<W> {
     pub fn new(sink: W, compression: Option<Compression>, member_size: u64) -> Self {
         let chunk_size = member_size as usize;
         let threads = compression.map_or(0, |c| c.threads.max(1));
-        // Enough buffers to keep every compressor busy while the caller fills the next one.
-        let buffers = 2 * threads + 2;
+        // Enough buffers to keep every compressor busy while the caller fills
+        // the next one, and a few more so that a slow write (a direct write
+        // waits for the disk) or a burst of small files does not stall the other side.
+        let buffers = 2 * threads + 6;
         let (free_tx, free) = sync_channel(buffers);
         for _ in 0..buffers.saturating_sub(1) {
             let _ = free_tx.send(vec![0u8; chunk_size]);
