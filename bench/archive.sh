@@ -26,7 +26,9 @@
 #   BENCH_OP_TIMEOUT=300      seconds before one browse operation counts as hung
 #   BENCH_SLOW_TIMEOUT=60     cap of archivemount's data operations (cat, big read, restore)
 #   BENCH_MOUNT_TIMEOUT=120   seconds to wait for a mount to become usable
-#   BENCH_WARM=1              read the corpus once before the backups
+#   BENCH_WARM=1              read the corpus right before each timed backup (this VM's page
+#                             cache drains within about a minute: without it, whichever tool
+#                             runs second reads a warmer corpus)
 #   BENCH_NO_INSTALL=1        never run apt-get / pip
 #   BENCH_PEER_ARCHIVE=snapshot  what ratarmount/archivemount mount: snapshot (the compressed
 #                             snapshot's data.tar.gz) or tar-czf (tar czf's archive of the corpus)
@@ -263,11 +265,13 @@ meta big_bytes "$(stat -c %s "$CORPUS/$BIG")"
 meta small_files "$(wc -l <"$SMALL_LIST")"
 meta subdir_files "$(find "$CORPUS/$SUB" -type f | wc -l)"
 
-if [[ $BENCH_WARM == 1 ]]; then
-    log "reading the corpus once to warm the page cache (BENCH_WARM=0 to skip)"
+# warm: read the corpus, so that every timed backup starts from the same page cache
+warm() {
+    [[ $BENCH_WARM == 1 ]] || return 0
+    log "reading the corpus to warm the page cache (BENCH_WARM=0 to skip)"
     warm_corpus
-    meta cache warm
-fi
+}
+[[ $BENCH_WARM == 1 ]] && meta cache "warmed before each backup"
 
 # ---------------------------------------------------------------- 4. daemon, destination, jobs
 if (( RUN_HS )); then
@@ -302,6 +306,7 @@ snapshot_dir() {
 SNAP_GZ='' SNAP_TAR=''
 # compressed: hindsight, pigz, gzip (tar czf is the size reference: gzip -6)
 if (( RUN_HS )); then
+    warm
     hs_timed compressed "$JOB_GZ" 1
     SNAP_GZ=$(snapshot_dir "$JOB_GZ")
     [[ -f $SNAP_GZ/data.tar.gz ]] || die "the compressed snapshot has no data.tar.gz: $SNAP_GZ"
@@ -309,14 +314,17 @@ if (( RUN_HS )); then
     meta snapshot_compressed "$SNAP_GZ"
     meta snapshot_compressed_du_bytes "$(du -sb "$SNAP_GZ" | cut -f1)"
 fi
+warm
 peer_timed compressed "tar | pigz -6" - "tar cf - | pigz -6 (2 threads)" \
     bash -c 'set -o pipefail; tar -C "$1" -cf - "$2" | pigz -6 >"$3"' _ "$W" "corpus-$N" "$PD/pigz.tar.gz"
 size compressed "tar | pigz -6" "$PD/pigz.tar.gz"
+warm
 peer_timed compressed "tar czf" - "gzip -6, one thread" tar -C "$W" -czf "$PD/gzip.tar.gz" "corpus-$N"
 size compressed "tar czf" "$PD/gzip.tar.gz"
 
 # archived: hindsight, tar cf
 if (( RUN_HS )); then
+    warm
     hs_timed archived "$JOB_TAR" 1
     SNAP_TAR=$(snapshot_dir "$JOB_TAR")
     [[ -f $SNAP_TAR/data.tar ]] || die "the archived snapshot has no data.tar: $SNAP_TAR"
@@ -324,9 +332,11 @@ if (( RUN_HS )); then
     meta snapshot_archived "$SNAP_TAR"
     meta snapshot_archived_du_bytes "$(du -sb "$SNAP_TAR" | cut -f1)"
 fi
+warm
 peer_timed archived "tar cf" - "" tar -C "$W" -cf "$PD/c.tar" "corpus-$N"
 size archived "tar cf" "$PD/c.tar"
 # hindsight flushes a snapshot to disk before it becomes visible: tar cf held to the same durability
+warm
 peer_timed archived "tar cf + sync" - "durable like a hindsight snapshot" \
     sh -c 'tar -C "$1" -cf "$2" "$3" && sync' sh "$W" "$PD/c-sync.tar" "corpus-$N"
 size archived "tar cf + sync" "$PD/c-sync.tar"
@@ -443,6 +453,7 @@ browse() {
         to=$(op_timeout "$tool" "$op")
         for (( run = 1; run <= BENCH_RUNS; run++ )); do
             if (( run == 1 )) && [[ $BENCH_DROP == op ]]; then drop_caches; else sync; fi
+            wait_disk_quiet 10
             load=$(cut -d' ' -f1 /proc/loadavg)
             c0=
             if [[ -n $pid ]]; then c0=$(pid_ticks "$pid" 2>/dev/null) || c0=; fi

@@ -13,6 +13,7 @@
 #   daemon: start_daemon, check_daemon, stop_daemon, stop_leftover_daemon, daemon_ticks, pid_vm
 #   meta, meta_machine                 the run's meta.tsv
 #   hs, elapsed, build_release         the CLI on $SOCK, EPOCHREALTIME differences, cargo build
+#   wait_disk_quiet                    before a timed run: no discards of earlier deletions running
 #   peer_timed, hs_timed               one timed peer command / `job run --wait` into $RESULTS
 #   mounts: is_mounted, mounts_under, wait_gone, find_mount_pid, drop_caches_init,
 #           drop_caches, hang_report
@@ -410,6 +411,25 @@ build_release() {
     rm -f "$blog"
 }
 
+# ---------------------------------------------------------------- disk quiet
+# wait_disk_quiet [MAX_S]: wait (at most MAX_S, default 60) until the disk under $W has been
+# busy less than 5% of one second. On this machine deleted files keep the disk busy with
+# discards for minutes, and a run measured meanwhile is not comparable with one that is not.
+wait_disk_quiet() {
+    local max=${1:-60} dev name t0 busy waited=0
+    dev=$(findmnt -n -o SOURCE --target "$W" 2>/dev/null) || return 0
+    name=$(basename -- "$(readlink -f -- "$dev")")
+    grep -q " $name " /proc/diskstats || return 0
+    while (( waited < max )); do
+        t0=$(awk -v d="$name" '$3 == d { print $13 }' /proc/diskstats)
+        sleep 1
+        busy=$(( $(awk -v d="$name" '$3 == d { print $13 }' /proc/diskstats) - t0 ))
+        (( busy < 50 )) && break
+        waited=$(( waited + 1 ))
+    done
+    (( waited == 0 )) || log "  waited ${waited} s for the disk to be quiet (io ms in the last second: $busy)"
+}
+
 # ---------------------------------------------------------------- timed runs
 # Both append one JSON line to $RESULTS (see `benchutil.py record`) and keep their
 # time -v output and logs in $RUN.
@@ -422,6 +442,7 @@ peer_timed() {
     local tf=$RUN/time-$label.txt lf=$RUN/$label.log
     [[ $out == - ]] && out=$lf
     sync
+    wait_disk_quiet
     local load
     load=$(cut -d' ' -f1 /proc/loadavg)
     log "$phase: $tool"
@@ -454,6 +475,7 @@ hs_timed() {
         fi
     fi
     sync
+    wait_disk_quiet
     local load t0 t1
     load=$(cut -d' ' -f1 /proc/loadavg)
     log "$phase: hindsight job run $job --wait"

@@ -358,6 +358,7 @@ browse() {
     for op in "${OPS[@]}"; do
         for (( run = 1; run <= BENCH_RUNS; run++ )); do
             if (( run == 1 )) && [[ $BENCH_DROP == op ]]; then drop_caches; else sync; fi
+            wait_disk_quiet 10
             load=$(cut -d' ' -f1 /proc/loadavg)
             c0=
             if [[ -n $pid ]]; then c0=$(pid_ticks "$pid" 2>/dev/null) || c0=; fi

@@ -70,10 +70,10 @@ pub fn run_archive(
         name: &name,
     };
     let (finished, stats) = stream_archive(spec, opts, out, progress, cancel)?;
-    if !finished.sink.is_direct() {
+    if !finished.sink.was_direct() {
         tracing::debug!("{} written through the page cache (no direct I/O there)", data_path.display());
     }
-    let file = finished.sink.into_file();
+    let file = finished.sink.into_file().map_err(|e| FsError::io("write", &data_path, e))?;
     file.sync_all().map_err(|e| FsError::io("fsync", &data_path, e))?;
     commit::commit(Commit {
         info: SnapshotInfo { spec, name: &name, structure: opts.structure, started, parent: None, stats, progress },
