@@ -86,21 +86,41 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> a
     }
     // Read once: the mount's cache is sized when it starts.
     let cache_bytes = catalog.settings().map_or(32, |s| s.cache_size as usize) << 20;
+    // A destination that cannot be read this time (the catalog busy, a secret
+    // unreadable) keeps its last view: dropping it would make the kernel
+    // forget everything under it, and give its snapshots new node numbers.
+    let last: std::sync::Mutex<Vec<DestinationView>> = std::sync::Mutex::new(Vec::new());
     let source = move || {
-        catalog
-            .destinations()
-            .unwrap_or_default()
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let dests = match catalog.destinations() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!("mount: cannot list the destinations (showing the last listing): {e}");
+                return last.clone();
+            }
+        };
+        let views: Vec<DestinationView> = dests
             .into_iter()
             .filter_map(|d| {
                 // Remote destinations browse from their local cache of indexes.
-                let (root, remote) = match crate::destinations::remote_store(&catalog, &d) {
-                    Ok(Some(store)) => (cache.join(&d.id), Some(store)),
-                    Ok(None) => (crate::destinations::local_root(&d).ok()?.path().to_path_buf(), None),
-                    Err(_) => return None,
+                let root = match crate::destinations::remote_store(&catalog, &d) {
+                    Ok(Some(store)) => Ok((cache.join(&d.id), Some(store))),
+                    Ok(None) => crate::destinations::local_root(&d)
+                        .map(|r| (r.path().to_path_buf(), None))
+                        .map_err(|e| e.message),
+                    Err(e) => Err(e.message),
                 };
-                Some(DestinationView { name: d.name, root, hidden: d.hidden, remote })
+                match root {
+                    Ok((root, remote)) => Some(DestinationView { name: d.name, root, hidden: d.hidden, remote }),
+                    Err(e) => {
+                        tracing::debug!(destination = %d.name, "mount: cannot open the destination (showing the last view): {e}");
+                        last.iter().find(|v| v.name == d.name).cloned()
+                    }
+                }
             })
-            .collect()
+            .collect();
+        *last = views.clone();
+        views
     };
     let config = MountConfig {
         mountpoint: dir.to_path_buf(),

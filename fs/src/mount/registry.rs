@@ -160,8 +160,16 @@ pub struct Registry {
     root_hidden: AtomicBool,
     /// Passthrough backing files by entry node.
     backings: Shared<BackingId>,
-    /// Last listing of each remote destination, by name, and when it was made.
-    remote_scans: Mutex<HashMap<String, (std::time::Instant, Scan)>>,
+    /// Last listing of each destination, by name.
+    scans: Mutex<HashMap<String, LastScan>>,
+}
+
+/// A destination's last good listing, shown while a new one fails.
+struct LastScan {
+    at: std::time::Instant,
+    found: Scan,
+    /// The latest attempt failed (logged once, until one succeeds).
+    failing: bool,
 }
 
 /// What a scan of one destination found: job -> snapshot names, oldest first.
@@ -215,15 +223,24 @@ fn scan_remote(store: &RemoteStore, cache: &std::path::Path) -> crate::Result<Sc
     Ok(out)
 }
 
-fn scan(root: &DestinationRoot) -> Scan {
+/// What a local destination holds. A job whose listing fails keeps its
+/// `previous` snapshots: a transient error must not empty the mount (the
+/// kernel would forget every node under it).
+fn scan_local(root: &DestinationRoot, previous: Option<&Scan>) -> crate::Result<Scan> {
     let mut out = Scan::new();
-    for job in root.list_jobs().unwrap_or_default() {
-        let snaps = root.list_snapshots(&job).unwrap_or_default();
+    for job in root.list_jobs()? {
+        let snaps = match root.list_snapshots(&job) {
+            Ok(snaps) => snaps,
+            Err(e) => {
+                tracing::debug!(job = %job, "cannot list the job's snapshots (showing the last listing): {e}");
+                previous.and_then(|p| p.get(&job)).cloned().unwrap_or_default()
+            }
+        };
         if !snaps.is_empty() {
             out.insert(job, snaps);
         }
     }
-    out
+    Ok(out)
 }
 
 impl Registry {
@@ -240,7 +257,7 @@ impl Registry {
             members: MemberCache::new(cache_bytes),
             root_hidden: AtomicBool::new(false),
             backings: Shared::new(backings),
-            remote_scans: Mutex::new(HashMap::new()),
+            scans: Mutex::new(HashMap::new()),
         }
     }
 
@@ -348,21 +365,34 @@ impl Registry {
 
     /// The last listing of a remote destination, listed again when older than
     /// [`REMOTE_RESCAN`]; a failed listing keeps the last one (and is logged).
-    fn remote_scan(&self, d: &DestinationView, store: &RemoteStore) -> Scan {
-        let mut scans = self.remote_scans.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, found)) = scans.get(&d.name)
-            && at.elapsed() < REMOTE_RESCAN
-        {
-            return found.clone();
-        }
-        let found = match scan_remote(store, &d.root) {
-            Ok(found) => found,
+    /// What destination `d` holds: listed again (remote ones every
+    /// [`REMOTE_RESCAN`]); while listing fails, the last listing that worked.
+    fn scan(&self, d: &DestinationView) -> Scan {
+        let mut scans = self.scans.lock().unwrap_or_else(|p| p.into_inner());
+        let last = scans.get(&d.name);
+        let listed = match &d.remote {
+            Some(_) if last.is_some_and(|l| l.at.elapsed() < REMOTE_RESCAN) => {
+                return last.map(|l| l.found.clone()).unwrap_or_default();
+            }
+            Some(store) => scan_remote(store, &d.root),
+            None => scan_local(&DestinationRoot::new(&d.root), last.map(|l| &l.found)),
+        };
+        let was_failing = last.is_some_and(|l| l.failing);
+        let (found, failing) = match listed {
+            Ok(found) => {
+                if was_failing {
+                    tracing::info!(destination = %d.name, "the destination's snapshots can be listed again");
+                }
+                (found, false)
+            }
             Err(e) => {
-                tracing::warn!(destination = %d.name, "cannot list the destination's snapshots: {e}");
-                scans.get(&d.name).map(|(_, f)| f.clone()).unwrap_or_default()
+                if !was_failing {
+                    tracing::warn!(destination = %d.name, "cannot list the destination's snapshots (showing the last listing): {e}");
+                }
+                (last.map(|l| l.found.clone()).unwrap_or_default(), true)
             }
         };
-        scans.insert(d.name.clone(), (std::time::Instant::now(), found.clone()));
+        scans.insert(d.name.clone(), LastScan { at: std::time::Instant::now(), found: found.clone(), failing });
         found
     }
 
@@ -376,13 +406,11 @@ impl Registry {
     /// Rescans the destinations and updates the tree; returns what the kernel must forget.
     pub fn refresh(&self) -> Vec<Inval> {
         let dests = self.destinations();
+        self.scans.lock().unwrap_or_else(|p| p.into_inner()).retain(|name, _| dests.iter().any(|d| &d.name == name));
         let scans: Vec<(DestinationView, Scan)> = dests
             .into_iter()
             .map(|d| {
-                let found = match &d.remote {
-                    Some(store) => self.remote_scan(&d, store),
-                    None => scan(&DestinationRoot::new(&d.root)),
-                };
+                let found = self.scan(&d);
                 (d, found)
             })
             .collect();
@@ -582,6 +610,37 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_destination_that_cannot_be_listed_keeps_its_last_listing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("dest");
+        let snap = dest.join("job").join("2026-11-22T035000Z");
+        std::fs::create_dir_all(&snap).expect("mkdir");
+        std::fs::write(snap.join(MANIFEST_FILE), b"{}").expect("manifest");
+        let view = DestinationView { name: "d".into(), root: dest.clone(), hidden: false, remote: None };
+        let reg = Registry::new(Layout::Single(view), 1 << 20, 16);
+        assert!(!reg.refresh().is_empty(), "the first listing adds the job");
+        assert!(reg.snapshot(0).is_some(), "the snapshot has slot 0");
+
+        // The destination's root cannot be read (ENOTDIR): the tree stays, the kernel forgets nothing.
+        let away = dir.path().join("away");
+        std::fs::rename(&dest, &away).expect("rename");
+        std::fs::write(&dest, b"not a directory").expect("file");
+        assert!(reg.refresh().is_empty(), "a failed listing invalidated kernel caches");
+        assert!(reg.snapshot(0).is_some(), "a failed listing dropped the snapshot");
+
+        // Readable again, unchanged: same slot, nothing to forget.
+        std::fs::remove_file(&dest).expect("rm");
+        std::fs::rename(&away, &dest).expect("rename back");
+        assert!(reg.refresh().is_empty());
+        assert!(reg.snapshot(0).is_some() && reg.snapshot(1).is_none(), "the snapshot got a new slot");
+
+        // A snapshot really gone is dropped.
+        std::fs::remove_dir_all(&snap).expect("rm snapshot");
+        assert!(!reg.refresh().is_empty());
+        assert!(reg.snapshot(0).is_none(), "a deleted snapshot stayed");
+    }
 
     #[test]
     fn entry_nodes_round_trip() {
