@@ -20,6 +20,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 use super::attr::{self, TTL_FOREVER, TTL_VIRTUAL};
 use super::content::{PlainFile, ReadAt};
 use super::registry::{Child, ROOT, Registry, SnapshotNode, VNode, entry_node, split_entry_node};
+use super::workers::Workers;
 use crate::FsError;
 use crate::entry::{EntryKind, Xattrs};
 use crate::index::{IndexEntry, ROOT_ID};
@@ -107,8 +108,49 @@ impl DirCache {
     }
 }
 
-/// The snapshot filesystem.
+/// The snapshot filesystem, as the kernel's one request thread sees it: it
+/// answers most requests itself and hands those that may block to workers.
 pub struct SnapshotFs {
+    core: Arc<Core>,
+    workers: Workers,
+}
+
+impl SnapshotFs {
+    /// A filesystem over the registry's destinations, with `workers` threads
+    /// for the requests that may block.
+    pub fn new(reg: Arc<Registry>, workers: usize) -> Self {
+        let core = Core {
+            reg,
+            dirs: DirCache { inner: Mutex::new(Default::default()) },
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            passthrough: AtomicBool::new(false),
+        };
+        SnapshotFs { core: Arc::new(core), workers: Workers::new(workers) }
+    }
+
+    /// Runs `f` here, or on a worker when the request concerns node `ino`
+    /// of a remote snapshot (its index may have to be downloaded first).
+    fn serve(&self, ino: u64, f: impl FnOnce(&Core) + Send + 'static) {
+        if self.core.in_remote_snapshot(ino) {
+            let core = self.core.clone();
+            self.workers.run(move || f(&core));
+        } else {
+            f(&self.core);
+        }
+    }
+}
+
+impl std::ops::Deref for SnapshotFs {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// What the filesystem knows: the registry, open handles, directory descriptors.
+pub struct Core {
     reg: Arc<Registry>,
     dirs: DirCache,
     handles: Mutex<HashMap<u64, Handle>>,
@@ -116,16 +158,17 @@ pub struct SnapshotFs {
     passthrough: AtomicBool,
 }
 
-impl SnapshotFs {
-    /// A filesystem over the registry's destinations.
-    pub fn new(reg: Arc<Registry>) -> Self {
-        SnapshotFs {
-            reg,
-            dirs: DirCache { inner: Mutex::new(Default::default()) },
-            handles: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
-            passthrough: AtomicBool::new(false),
-        }
+impl Core {
+    /// True when `ino` is an entry of a remote snapshot.
+    fn in_remote_snapshot(&self, ino: u64) -> bool {
+        split_entry_node(ino).and_then(|(slot, _)| self.reg.snapshot(slot)).is_some_and(|s| s.remote.is_some())
+    }
+
+    /// True when opening `ino` reads more than the local index: an archive or a remote store.
+    fn opens_slowly(&self, ino: u64) -> bool {
+        split_entry_node(ino)
+            .and_then(|(slot, _)| self.reg.snapshot(slot))
+            .is_some_and(|s| s.remote.is_some() || s.structure != Structure::Incremental)
     }
 
     fn node(&self, ino: u64) -> Result<Node, Errno> {
@@ -408,6 +451,59 @@ impl SnapshotFs {
         }
     }
 
+    fn readlink(&self, ino: u64, reply: ReplyData) {
+        match self.node(ino) {
+            Ok(Node::Virtual(_, VNode::Link { target })) => reply.data(&target),
+            Ok(Node::Entry(snap, id)) => match self.entry(&snap, id) {
+                Ok(e) if e.meta.kind == EntryKind::Symlink => reply.data(e.meta.target.as_deref().unwrap_or_default()),
+                Ok(_) => reply.error(Errno::EINVAL),
+                Err(e) => reply.error(e),
+            },
+            Ok(_) => reply.error(Errno::EINVAL),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// Opens `ino` for reading: passthrough to its backing file when there is
+    /// one and the kernel allows it, else a handle read through [`Self::do_read`].
+    fn open(&self, ino: u64, reply: ReplyOpen) {
+        if self.passthrough.load(Ordering::Relaxed) {
+            match self.kept_backing(ino) {
+                Ok(Some(id)) => return self.opened_passthrough(reply, id),
+                Ok(None) => {}
+                Err(e) => return reply.error(e),
+            }
+        }
+        let file = match self.do_open(ino) {
+            Ok(Opened::File(f)) => f,
+            Ok(Opened::Reader(r)) => {
+                // Never passthrough: there is no backing file with these bytes.
+                let fh = self.insert_handle(Handle::Reader(r));
+                return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH);
+            }
+            Err(e) => return reply.error(e),
+        };
+        if self.passthrough.load(Ordering::Relaxed) {
+            match reply.open_backing(&file) {
+                Ok(id) => {
+                    // The kernel reads the backing file itself. A racing open of
+                    // the same node may have registered one first: both use it.
+                    let (id, evicted) = self.reg.backings().insert(ino, id);
+                    self.opened_passthrough(reply, id);
+                    // Closing the ids no longer kept can wait until the opener runs.
+                    drop(evicted);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("FUSE passthrough refused ({e}); serving reads through user space");
+                    self.passthrough.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        let fh = self.insert_handle(Handle::Reader(Arc::new(PlainFile(file))));
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH);
+    }
+
     /// Answers an open with backing file `id`, held by the new handle until its release.
     fn opened_passthrough(&self, reply: ReplyOpen, id: Arc<BackingId>) {
         let fh = self.insert_handle(Handle::Backing(id.clone()));
@@ -493,71 +589,34 @@ impl Filesystem for SnapshotFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.do_lookup(req.uid(), parent.0, name.as_bytes()) {
+        let (uid, name) = (req.uid(), name.as_bytes().to_vec());
+        self.serve(parent.0, move |core| match core.do_lookup(uid, parent.0, &name) {
             Ok((node, attr, ttl)) => reply.entry_with_nodeid(INodeNo(node), &ttl, &ttl, &attr, Generation(0)),
             Err(e) => reply.error(e),
-        }
+        });
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.do_getattr(req.uid(), ino.0) {
+        let uid = req.uid();
+        self.serve(ino.0, move |core| match core.do_getattr(uid, ino.0) {
             Ok((attr, ttl)) => reply.attr(&ttl, &attr),
             Err(e) => reply.error(e),
-        }
+        });
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.node(ino.0) {
-            Ok(Node::Virtual(_, VNode::Link { target })) => reply.data(&target),
-            Ok(Node::Entry(snap, id)) => match self.entry(&snap, id) {
-                Ok(e) if e.meta.kind == EntryKind::Symlink => reply.data(e.meta.target.as_deref().unwrap_or_default()),
-                Ok(_) => reply.error(Errno::EINVAL),
-                Err(e) => reply.error(e),
-            },
-            Ok(_) => reply.error(Errno::EINVAL),
-            Err(e) => reply.error(e),
-        }
+        self.serve(ino.0, move |core| core.readlink(ino.0, reply));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         if flags.0 & accmode_write() != 0 {
             return reply.error(Errno::EROFS);
         }
-        if self.passthrough.load(Ordering::Relaxed) {
-            match self.kept_backing(ino.0) {
-                Ok(Some(id)) => return self.opened_passthrough(reply, id),
-                Ok(None) => {}
-                Err(e) => return reply.error(e),
-            }
+        if self.opens_slowly(ino.0) {
+            let core = self.core.clone();
+            return self.workers.run(move || core.open(ino.0, reply));
         }
-        let file = match self.do_open(ino.0) {
-            Ok(Opened::File(f)) => f,
-            Ok(Opened::Reader(r)) => {
-                // Never passthrough: there is no backing file with these bytes.
-                let fh = self.insert_handle(Handle::Reader(r));
-                return reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH);
-            }
-            Err(e) => return reply.error(e),
-        };
-        if self.passthrough.load(Ordering::Relaxed) {
-            match reply.open_backing(&file) {
-                Ok(id) => {
-                    // The kernel reads the backing file itself. A racing open of
-                    // the same node may have registered one first: both use it.
-                    let (id, evicted) = self.reg.backings().insert(ino.0, id);
-                    self.opened_passthrough(reply, id);
-                    // Closing the ids no longer kept can wait until the opener runs.
-                    drop(evicted);
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!("FUSE passthrough refused ({e}); serving reads through user space");
-                    self.passthrough.store(false, Ordering::Relaxed);
-                }
-            }
-        }
-        let fh = self.insert_handle(Handle::Reader(Arc::new(PlainFile(file))));
-        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH);
+        self.core.open(ino.0, reply);
     }
 
     fn read(
@@ -571,10 +630,12 @@ impl Filesystem for SnapshotFs {
         _lock: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.do_read(fh.0, offset, size) {
+        // Only files without a backing file are read here: archives and remote stores.
+        let core = self.core.clone();
+        self.workers.run(move || match core.do_read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),
-        }
+        });
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock: LockOwner, reply: ReplyEmpty) {

@@ -28,6 +28,7 @@ pub mod content;
 mod filesystem;
 pub mod mountpoint;
 mod registry;
+mod workers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,7 +59,8 @@ pub struct MountConfig {
     pub mountpoint: PathBuf,
     /// What to show.
     pub layout: Layout,
-    /// FUSE request threads.
+    /// Worker threads for the requests that may block (archive and remote
+    /// reads); the kernel's requests are read by one thread (see `workers`).
     pub threads: usize,
     /// Bytes of inflated archive members and remote file chunks kept in memory.
     pub cache_bytes: usize,
@@ -78,7 +80,7 @@ impl MountHandle {
         &self.mountpoint
     }
 
-    /// Unmounts and waits for the request threads to stop.
+    /// Unmounts and waits for the request thread to stop.
     pub fn unmount(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -125,7 +127,7 @@ pub fn spawn(config: MountConfig) -> Result<MountHandle> {
     let backings = backing::backing_cache_size(crate::posix::raise_fd_limit());
     let registry = Arc::new(registry::Registry::new(config.layout.clone(), config.cache_bytes, backings));
     registry.refresh();
-    let fs = filesystem::SnapshotFs::new(registry.clone());
+    let fs = filesystem::SnapshotFs::new(registry.clone(), config.threads.max(1));
     let mut options = fuser::Config::default();
     options.mount_options = vec![
         fuser::MountOption::RO,
@@ -136,8 +138,7 @@ pub fn spawn(config: MountConfig) -> Result<MountHandle> {
         fuser::MountOption::NoSuid,
     ];
     options.acl = fuser::SessionACL::All;
-    options.n_threads = Some(config.threads.max(1));
-    options.clone_fd = true;
+    options.n_threads = Some(1);
     let session = fuser::spawn_mount(fs, &config.mountpoint, &options)
         .map_err(|e| FsError::io("mount FUSE filesystem on", &config.mountpoint, e))?;
     mountpoint::raise_readahead(&config.mountpoint);
