@@ -130,9 +130,10 @@ impl SnapshotFs {
     }
 
     /// Runs `f` here, or on a worker when the request concerns node `ino`
-    /// of a remote snapshot (its index may have to be downloaded first).
+    /// above the snapshots (answering may read every listed snapshot's index)
+    /// or in a remote snapshot (its index may have to be downloaded first).
     fn serve(&self, ino: u64, f: impl FnOnce(&Core) + Send + 'static) {
-        if self.core.in_remote_snapshot(ino) {
+        if self.core.may_block(ino) {
             let core = self.core.clone();
             self.workers.run(move || f(&core));
         } else {
@@ -159,9 +160,13 @@ pub struct Core {
 }
 
 impl Core {
-    /// True when `ino` is an entry of a remote snapshot.
-    fn in_remote_snapshot(&self, ino: u64) -> bool {
-        split_entry_node(ino).and_then(|(slot, _)| self.reg.snapshot(slot)).is_some_and(|s| s.remote.is_some())
+    /// True unless `ino` is an entry of a snapshot on a local destination:
+    /// a node above the snapshots, or one of a remote snapshot.
+    fn may_block(&self, ino: u64) -> bool {
+        match split_entry_node(ino) {
+            Some((slot, _)) => self.reg.snapshot(slot).is_none_or(|s| s.remote.is_some()),
+            None => true,
+        }
     }
 
     /// True when opening `ino` reads more than the local index: an archive or a remote store.
@@ -665,7 +670,8 @@ impl Filesystem for SnapshotFs {
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        match self.do_list(req.uid(), ino.0, offset, false) {
+        let uid = req.uid();
+        self.serve(ino.0, move |core| match core.do_list(uid, ino.0, offset, false) {
             Ok(list) => {
                 for e in list {
                     if reply.add(e.attr.ino, e.next, e.attr.kind, OsStr::from_bytes(&e.name)) {
@@ -675,11 +681,12 @@ impl Filesystem for SnapshotFs {
                 reply.ok();
             }
             Err(e) => reply.error(e),
-        }
+        });
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        match self.do_list(req.uid(), ino.0, offset, true) {
+        let uid = req.uid();
+        self.serve(ino.0, move |core| match core.do_list(uid, ino.0, offset, true) {
             Ok(list) => {
                 for e in list {
                     if reply.add(INodeNo(e.node), e.next, OsStr::from_bytes(&e.name), &e.ttl, &e.attr, Generation(0)) {
@@ -689,7 +696,7 @@ impl Filesystem for SnapshotFs {
                 reply.ok();
             }
             Err(e) => reply.error(e),
-        }
+        });
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
@@ -717,17 +724,18 @@ impl Filesystem for SnapshotFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.xattrs(ino.0) {
-            Ok(x) => match x.0.iter().find(|(n, _)| n.as_slice() == name.as_bytes()) {
+        let name = name.as_bytes().to_vec();
+        self.serve(ino.0, move |core| match core.xattrs(ino.0) {
+            Ok(x) => match x.0.iter().find(|(n, _)| *n == name) {
                 Some((_, v)) => reply_xattr(reply, size, v),
                 None => reply.error(Errno::NO_XATTR),
             },
             Err(e) => reply.error(e),
-        }
+        });
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.xattrs(ino.0) {
+        self.serve(ino.0, move |core| match core.xattrs(ino.0) {
             Ok(x) => {
                 let mut names = Vec::new();
                 for (n, _) in &x.0 {
@@ -737,7 +745,7 @@ impl Filesystem for SnapshotFs {
                 reply_xattr(reply, size, &names);
             }
             Err(e) => reply.error(e),
-        }
+        });
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
