@@ -169,11 +169,11 @@ impl Core {
         }
     }
 
-    /// True when opening `ino` reads more than the local index: an archive or a remote store.
+    /// True when opening `ino` may wait for a remote store. (Opening a file
+    /// of a local archive reads the local index, and the archive's member
+    /// table once per snapshot: answered here, without a hop to a worker.)
     fn opens_slowly(&self, ino: u64) -> bool {
-        split_entry_node(ino)
-            .and_then(|(slot, _)| self.reg.snapshot(slot))
-            .is_some_and(|s| s.remote.is_some() || s.structure != Structure::Incremental)
+        split_entry_node(ino).and_then(|(slot, _)| self.reg.snapshot(slot)).is_some_and(|s| s.remote.is_some())
     }
 
     fn node(&self, ino: u64) -> Result<Node, Errno> {
