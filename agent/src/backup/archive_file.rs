@@ -160,8 +160,9 @@ impl DirectStream {
     /// Hands the filled buffer to the I/O thread and takes a free one; `Err`
     /// when the thread has stopped.
     fn hand_on(&mut self) -> Result<(), ()> {
-        let full = std::mem::replace(&mut self.current, Stage { buf: Vec::new(), start: 0 });
-        self.full.send((full, self.staged)).map_err(|_| ())?;
+        if !self.send_current() {
+            return Err(());
+        }
         self.staged = 0;
         self.current = self.free.recv().map_err(|_| ())?;
         Ok(())
@@ -169,7 +170,7 @@ impl DirectStream {
 
     /// Sends the partly filled buffer, closes the stream and waits for the thread.
     fn finish(mut self) -> io::Result<()> {
-        let sent = self.staged == 0 || self.hand_on_last();
+        let sent = self.staged == 0 || self.send_current();
         let joined = self.join();
         if !sent && joined.is_ok() {
             return Err(io::Error::other("the archive's I/O thread stopped"));
@@ -177,9 +178,10 @@ impl DirectStream {
         joined
     }
 
-    fn hand_on_last(&mut self) -> bool {
-        let last = std::mem::replace(&mut self.current, Stage { buf: Vec::new(), start: 0 });
-        self.full.send((last, self.staged)).is_ok()
+    /// Sends the current buffer's staged bytes to the I/O thread; false when it has stopped.
+    fn send_current(&mut self) -> bool {
+        let current = std::mem::replace(&mut self.current, Stage { buf: Vec::new(), start: 0 });
+        self.full.send((current, self.staged)).is_ok()
     }
 
     fn join(self) -> io::Result<()> {
@@ -206,6 +208,7 @@ fn start_direct(file: Arc<File>) -> Option<DirectStream> {
 /// The I/O thread: writes each buffer's first `len` bytes in order, directly
 /// while the filesystem takes it, then through the page cache.
 fn write_out(file: &File, full: Receiver<(Stage, usize)>, give_back: SyncSender<Stage>) -> io::Result<()> {
+    // Whether the descriptor has O_DIRECT (turned off once, for good).
     let mut direct = true;
     let mut cached = Cached::default();
     for (stage, len) in full {
@@ -218,15 +221,18 @@ fn write_out(file: &File, full: Receiver<(Stage, usize)>, give_back: SyncSender<
                 Ok(n) => done += n,
                 Err(Errno::INTR) => {}
                 // Alignment this filesystem does not take: the rest goes through the cache.
-                Err(Errno::INVAL) => direct = false,
+                Err(Errno::INVAL) => {
+                    set_direct(file, false)?;
+                    direct = false;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
         if done < len {
-            if rustix::fs::fcntl_getfl(file)?.contains(OFlags::DIRECT) {
+            if direct {
                 set_direct(file, false)?;
+                direct = false;
             }
-            direct = false;
             cached.write_all(file, &data[done..])?;
         }
         // The writer may have stopped taking buffers (end of stream).

@@ -32,7 +32,7 @@ impl PendingHashes {
     }
 
     /// Takes a row: into `ready` when it has its hash (or needs none), else parked.
-    pub fn admit(&mut self, mut row: Row, ready: &mut Vec<Row>) {
+    pub fn admit(&mut self, row: Row, ready: &mut Vec<Row>) {
         let e = &row.entry;
         if self.rx.is_none() || e.meta.kind != EntryKind::File || e.blake3.is_some() {
             return ready.push(row);
@@ -40,11 +40,7 @@ impl PendingHashes {
         let key = e.hardlink.unwrap_or(e.id);
         let known = self.early.remove(&key).or_else(|| self.groups.get(&key).copied());
         match known {
-            Some(h) => {
-                self.remember_group(&row, h);
-                row.entry.blake3 = Some(h);
-                ready.push(row);
-            }
+            Some(h) => self.give(row, h, ready),
             None => self.waiting.entry(key).or_default().push(row),
         }
     }
@@ -71,10 +67,8 @@ impl PendingHashes {
     fn arrived(&mut self, (id, h): FileHash, ready: &mut Vec<Row>) {
         match self.waiting.remove(&id) {
             Some(rows) => {
-                for mut row in rows {
-                    self.remember_group(&row, h);
-                    row.entry.blake3 = Some(h);
-                    ready.push(row);
+                for row in rows {
+                    self.give(row, h, ready);
                 }
             }
             None => {
@@ -83,11 +77,14 @@ impl PendingHashes {
         }
     }
 
-    /// Keeps the hash of a hardlink group's first name for its later names.
-    fn remember_group(&mut self, row: &Row, h: [u8; 32]) {
+    /// Gives `row` its hash and makes it ready; the hash of a hardlink
+    /// group's first name is kept for its later names.
+    fn give(&mut self, mut row: Row, h: [u8; 32], ready: &mut Vec<Row>) {
         if row.entry.hardlink == Some(row.entry.id) {
             self.groups.insert(row.entry.id, h);
         }
+        row.entry.blake3 = Some(h);
+        ready.push(row);
     }
 }
 

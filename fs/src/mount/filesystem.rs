@@ -142,14 +142,6 @@ impl SnapshotFs {
     }
 }
 
-impl std::ops::Deref for SnapshotFs {
-    type Target = Core;
-
-    fn deref(&self) -> &Core {
-        &self.core
-    }
-}
-
 /// What the filesystem knows: the registry, open handles, directory descriptors.
 pub struct Core {
     reg: Arc<Registry>,
@@ -587,7 +579,7 @@ impl Filesystem for SnapshotFs {
         );
         let passthrough =
             config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() && config.set_max_stack_depth(1).is_ok();
-        self.passthrough.store(passthrough, Ordering::Relaxed);
+        self.core.passthrough.store(passthrough, Ordering::Relaxed);
         let _ = config.set_max_readahead(1 << 20);
         tracing::debug!(passthrough, "FUSE session initialised");
         Ok(())
@@ -617,7 +609,7 @@ impl Filesystem for SnapshotFs {
         if flags.0 & accmode_write() != 0 {
             return reply.error(Errno::EROFS);
         }
-        if self.opens_slowly(ino.0) {
+        if self.core.opens_slowly(ino.0) {
             let core = self.core.clone();
             return self.workers.run(move || core.open(ino.0, reply));
         }
@@ -657,7 +649,7 @@ impl Filesystem for SnapshotFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
+        self.core.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
         reply.ok();
     }
 
@@ -704,7 +696,7 @@ impl Filesystem for SnapshotFs {
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        let root = self.statfs_root(ino.0).or_else(|| match self.reg.vnode(ROOT) {
+        let root = self.core.statfs_root(ino.0).or_else(|| match self.core.reg.vnode(ROOT) {
             Some(VNode::Dir { root, .. }) => root,
             _ => None,
         });

@@ -363,8 +363,6 @@ impl Registry {
         Ok(archive)
     }
 
-    /// The last listing of a remote destination, listed again when older than
-    /// [`REMOTE_RESCAN`]; a failed listing keeps the last one (and is logged).
     /// What destination `d` holds: listed again (remote ones every
     /// [`REMOTE_RESCAN`]); while listing fails, the last listing that worked.
     fn scan(&self, d: &DestinationView) -> Scan {
