@@ -19,6 +19,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 
 use super::attr::{self, TTL_FOREVER, TTL_VIRTUAL};
 use super::content::{PlainFile, ReadAt};
+use super::prefetch::{self, Claim, Coverage, Prefetch};
 use super::registry::{Child, ROOT, Registry, SnapshotNode, VNode, entry_node, split_entry_node};
 use super::workers::Workers;
 use crate::FsError;
@@ -57,6 +58,15 @@ enum Opened {
     File(std::fs::File),
     /// Content read through user space (archives).
     Reader(Arc<dyn ReadAt>),
+}
+
+/// Opens file `name` of destination directory `dir` for reading, without
+/// touching its access time when the filesystem allows.
+fn open_backing(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<OwnedFd> {
+    let name = OsStr::from_bytes(name);
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(dir.as_fd(), name, flags | OFlags::NOATIME, Mode::empty())
+        .or_else(|_| rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()))
 }
 
 /// True for a name a directory may hold: a damaged or foreign index must not
@@ -113,6 +123,7 @@ impl DirCache {
 pub struct SnapshotFs {
     core: Arc<Core>,
     workers: Workers,
+    prefetch: Prefetch,
 }
 
 impl SnapshotFs {
@@ -126,7 +137,7 @@ impl SnapshotFs {
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
         };
-        SnapshotFs { core: Arc::new(core), workers: Workers::new(workers) }
+        SnapshotFs { core: Arc::new(core), workers: Workers::new(workers), prefetch: Prefetch::new() }
     }
 
     /// Runs `f` here, or on a worker when the request concerns node `ino`
@@ -377,12 +388,45 @@ impl Core {
             return self.open_remote(store, &snap, &e).map(Opened::Reader);
         }
         let dir = self.tree_dir(&snap, e.parent).ok_or(Errno::EIO)?;
-        let name = OsStr::from_bytes(&e.name);
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(dir.as_fd(), name, flags | OFlags::NOATIME, Mode::empty())
-            .or_else(|_| rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()))
+        let fd = open_backing(&dir, &e.name)
             .map_err(|e| if e == rustix::io::Errno::NOENT { Errno::ENOENT } else { Errno::EIO })?;
         Ok(Opened::File(std::fs::File::from(fd)))
+    }
+
+    /// True when `ino` is a file of an incremental snapshot on a local
+    /// destination, whose neighbours can be read ahead.
+    fn reads_ahead(&self, ino: u64) -> bool {
+        split_entry_node(ino)
+            .and_then(|(slot, _)| self.reg.snapshot(slot))
+            .is_some_and(|s| s.structure == Structure::Incremental && s.remote.is_none())
+    }
+
+    /// Asks the disk for the start of the files that follow entry node `ino`
+    /// in its directory (see [`super::prefetch`]); errors only mean less is read ahead.
+    fn read_ahead_after(&self, ino: u64, claim: Claim, coverage: &Coverage) {
+        let Some((slot, id)) = split_entry_node(ino) else { return };
+        let Some(snap) = self.reg.snapshot(slot) else { return };
+        let next = self.reg.with_index(&snap, |ix| match ix.get(id)? {
+            Some(e) => Ok(Some((e.parent, ix.children_after(e.parent, id, prefetch::BATCH_FILES)?))),
+            None => Ok(None),
+        });
+        let Ok(Some((parent, next))) = next else { return };
+        coverage.settle(&claim, ino..=entry_node(slot, next.last().map_or(id, |k| k.id)));
+        let Some(dir) = self.tree_dir(&snap, parent) else { return };
+        let mut budget = prefetch::BATCH_AHEAD;
+        for k in next.iter().filter(|k| k.meta.kind == EntryKind::File) {
+            let Some(len) = std::num::NonZeroU64::new(k.meta.size.min(prefetch::FILE_AHEAD).min(budget)) else {
+                if budget == 0 {
+                    break;
+                }
+                continue;
+            };
+            budget -= len.get();
+            // WILLNEED starts the reads and returns: the disk takes them all at once.
+            if let Ok(fd) = open_backing(&dir, &k.name) {
+                let _ = rustix::fs::fadvise(&fd, 0, Some(len), rustix::fs::Advice::WillNeed);
+            }
+        }
     }
 
     /// A reader of regular file `e` of a remote snapshot: its range of a blob or pack.
@@ -614,6 +658,12 @@ impl Filesystem for SnapshotFs {
             return self.workers.run(move || core.open(ino.0, reply));
         }
         self.core.open(ino.0, reply);
+        if self.core.reads_ahead(ino.0)
+            && let Some(claim) = self.prefetch.opened(ino.0)
+        {
+            let core = self.core.clone();
+            self.prefetch.run(move |coverage| core.read_ahead_after(ino.0, claim, coverage));
+        }
     }
 
     fn read(

@@ -17,7 +17,8 @@
 //! Snapshots are immutable: entries, attributes and directory listings inside
 //! them are cached by the kernel without expiry; file data of incremental
 //! snapshots is served by FUSE passthrough (the kernel reads the backing file
-//! directly). The registry rescans destinations every second and invalidates
+//! directly), and a directory whose files are opened in order has its next
+//! files read ahead from the disk ([`prefetch`]). The registry rescans destinations every second and invalidates
 //! what changed, so new snapshots appear and deleted ones disappear without
 //! remounting. Content that is not a plain file (archives, remote blobs) is
 //! read through [`content::ReadAt`].
@@ -27,6 +28,7 @@ mod backing;
 pub mod content;
 mod filesystem;
 pub mod mountpoint;
+mod prefetch;
 mod registry;
 mod workers;
 

@@ -6,7 +6,8 @@
 //! killed daemon's mount is cleaned up at restart, the standalone mount shows
 //! the same trees, and an unreadable index only empties its own snapshot.
 //! Overlapping opens of one file share its backing file, and a file of a
-//! deleted snapshot gives ENOENT even when it was opened before.
+//! deleted snapshot gives ENOENT even when it was opened before. Files read in
+//! order make the mount read the next ones of their directory ahead.
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::system::{UNPRIVILEGED_USER, tool, unprivileged_user};
+use crate::support::system::{Mount, UNPRIVILEGED_USER, tool, unprivileged_user};
 use crate::support::{DEST, JOB, Setup, assert_same, describe, fixture, s as ps, wait_until};
 
 /// How long a change on a destination may take to show in the mount.
@@ -294,4 +295,74 @@ fn overlapping_opens_share_a_file_and_a_deleted_snapshot_gives_enoent() {
     let mut got = Vec::new();
     (&open_before).read_to_end(&mut got).expect("read a file opened before the deletion");
     assert_eq!(got, b"first\n");
+}
+
+/// Bytes of `path` in the page cache (`fincore`, util-linux).
+fn resident(path: &Path) -> u64 {
+    let out = Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run fincore: {e}"));
+    assert!(out.status.success(), "fincore {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().unwrap_or_else(|e| panic!("fincore printed {text:?}: {e}"))
+}
+
+/// Drops the cached pages of `path` (written back first, so they can go).
+fn evict(path: &Path) {
+    let f = std::fs::File::open(path).expect("open to evict");
+    f.sync_all().expect("fsync");
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise DONTNEED");
+}
+
+#[test]
+fn a_directory_read_in_order_is_read_ahead_and_a_lone_file_is_not() {
+    const FILES: usize = 12;
+    const SIZE: usize = 96 << 10;
+    let name = |i: usize| format!("f{i:02}.bin");
+    let s = Setup::mounted(|src| {
+        for i in 0..FILES {
+            fixture::write(&src.join("dir").join(name(i)), &fixture::pseudo_random(SIZE, i as u64));
+        }
+    });
+    // On a disk: read-ahead is about pages coming from a device.
+    let disk = Mount::ext4(&s.sb.path().join("disk"), 32);
+    s.daemon.add_destination("disk", &disk.path().join("dest"), &[]);
+    s.daemon.add_job("ra", &[&s.src], &["disk"], &[]);
+    let snap = s.daemon.backup("ra");
+    let dir =
+        s.mountpoint().join("disk/ra").join(&snap.name).join(s.src.strip_prefix("/").expect("absolute")).join("dir");
+    let backing = snap.tree(&s.src).join("dir");
+    wait_until("the snapshot in the mount", APPEAR, || dir.is_dir().then_some(()));
+    let read = |i: usize| {
+        let got = std::fs::read(dir.join(name(i))).expect("read through the mount");
+        assert_eq!(got, fixture::pseudo_random(SIZE, i as u64), "bytes of {}", name(i));
+    };
+    for i in 0..FILES {
+        evict(&backing.join(name(i)));
+        assert_eq!(
+            resident(&backing.join(name(i))),
+            0,
+            "{} could not be evicted: the test would prove nothing",
+            name(i)
+        );
+    }
+
+    // One file: nothing else is read.
+    read(5);
+    std::thread::sleep(Duration::from_millis(500));
+    for i in (0..FILES).filter(|&i| i != 5) {
+        assert_eq!(resident(&backing.join(name(i))), 0, "{} was read ahead after a single open", name(i));
+    }
+
+    // A second file next to it: the files after it are asked for at once.
+    read(6);
+    for i in 7..FILES {
+        let path = backing.join(name(i));
+        wait_until(&format!("{} to be read ahead", name(i)), APPEAR, || (resident(&path) == SIZE as u64).then_some(()));
+    }
+    for i in 7..FILES {
+        read(i);
+    }
 }

@@ -57,6 +57,19 @@ impl Mount {
         Mount { path: path.to_path_buf() }
     }
 
+    /// Mounts a new ext4 filesystem of `mib` MiB, in an image file next to
+    /// `path`, on the directory `path`: a disk-backed filesystem (the test
+    /// trees are on a tmpfs, whose pages can never leave the page cache).
+    pub fn ext4(path: &Path, mib: u32) -> Mount {
+        std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        let image = path.with_extension("img");
+        let f = std::fs::File::create(&image).unwrap_or_else(|e| panic!("create {}: {e}", image.display()));
+        f.set_len(u64::from(mib) << 20).unwrap_or_else(|e| panic!("size {}: {e}", image.display()));
+        tool("mkfs.ext4", [OsStr::new("-q"), OsStr::new("-F"), image.as_os_str()]);
+        tool("mount", [OsStr::new("-o"), OsStr::new("loop"), image.as_os_str(), path.as_os_str()]);
+        Mount { path: path.to_path_buf() }
+    }
+
     /// The mount point.
     pub fn path(&self) -> &Path {
         &self.path
