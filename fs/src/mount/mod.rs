@@ -18,10 +18,10 @@
 //! them are cached by the kernel without expiry; file data of incremental
 //! snapshots is served by FUSE passthrough (the kernel reads the backing file
 //! directly), and a directory whose files are opened in order has its next
-//! files read ahead from the disk ([`prefetch`]). The registry rescans destinations every second and invalidates
-//! what changed, so new snapshots appear and deleted ones disappear without
-//! remounting. Content that is not a plain file (archives, remote blobs) is
-//! read through [`content::ReadAt`].
+//! files read ahead from the disk (`prefetch`). The registry rescans
+//! destinations every second and invalidates what changed, so new snapshots
+//! appear and deleted ones disappear without remounting. Content that is not
+//! a plain file (archives, remote blobs) is read through [`content::ReadAt`].
 
 mod attr;
 mod backing;
