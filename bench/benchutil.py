@@ -640,6 +640,8 @@ def mount_report(rundir, json_out, archive_dir=None):
           f"{meta.get('loadavg_measure_start', '?')}, end {meta.get('loadavg_end', '?')} (on {meta.get('cpus', '?')} CPUs)")
     print(f"cold = run 1 after dropping the page/dentry/inode caches (BENCH_DROP={meta.get('drop', '?')}); "
           f"warm = median of runs 2-{meta.get('runs', '?')}; x = ratio to native (lower is better)")
+    if meta.get("damon"):
+        print(f"DAMON page-out of the VM: {meta['damon']}")
     if meta.get("targets"):
         print("targets: " + str(meta["targets"]).strip("; "))
     if backups:

@@ -564,6 +564,46 @@ drop_caches() {
     echo 3 >/proc/sys/vm/drop_caches
 }
 
+# damon_pause / damon_resume: this kind of VM runs DAMON (kdamond) with a `pageout`
+# scheme that evicts page cache found idle in a few samples about every 5 s, to hand
+# memory back to the host. A "warm" run then finds a random part of its caches gone
+# (the mounts' cached directory listings, native's directory blocks, part of the big
+# file) and measures a partly cold run. BENCH_DAMON=pause (the default of mount.sh)
+# stops the running kdamonds for the benchmark and restarts them on exit;
+# BENCH_DAMON=keep leaves them running. The choice is recorded in the results.
+DAMON_PAUSED=()
+damon_pause() {
+    local k n=0
+    for k in /sys/kernel/mm/damon/admin/kdamonds/[0-9]*; do
+        [[ $(cat "$k/state" 2>/dev/null) == on ]] && n=$((n + 1))
+    done
+    if (( n == 0 )); then
+        meta damon "none running"
+        return 0
+    fi
+    if [[ $BENCH_DAMON != pause ]]; then
+        meta damon "kept running ($n kdamond(s), BENCH_DAMON=$BENCH_DAMON)"
+        return 0
+    fi
+    for k in /sys/kernel/mm/damon/admin/kdamonds/[0-9]*; do
+        [[ $(cat "$k/state" 2>/dev/null) == on ]] || continue
+        if echo off >"$k/state" 2>/dev/null; then
+            DAMON_PAUSED+=("$k")
+        else
+            warn "cannot stop $k: warm runs may find their caches evicted"
+        fi
+    done
+    meta damon "paused during the run (${#DAMON_PAUSED[@]} of $n kdamond(s), BENCH_DAMON=pause)"
+    log "DAMON page-out paused for the run (${#DAMON_PAUSED[@]} kdamond(s)); restarted on exit"
+}
+damon_resume() {
+    local k
+    for k in "${DAMON_PAUSED[@]}"; do
+        echo on >"$k/state" 2>/dev/null || warn "could not restart $k (echo on >$k/state)"
+    done
+    DAMON_PAUSED=()
+}
+
 # hang_report TOOL PID: what the serving process and the kernel show while an operation
 # hangs (in $RUN/hang-TOOL.txt; $BENCH_OP_TIMEOUT or the 3rd argument is the timeout shown)
 hang_report() {

@@ -14,6 +14,8 @@
 #   BENCH_DROP=op             when to drop the page/dentry/inode caches: op (before the first
 #                             run of every operation, and before mounting), mount (before
 #                             mounting only), none
+#   BENCH_DAMON=pause         pause the VM's DAMON page-out while measuring (keep: leave it
+#                             running; see damon_pause in lib.sh)
 #   BENCH_OP_TIMEOUT=300      seconds before one operation counts as hung
 #   BENCH_NO_INSTALL=1        never run apt-get
 set -Eeuo pipefail
@@ -30,6 +32,7 @@ BENCH_DIR=${BENCH_DIR:-/var/tmp/hindsight-bench}
 BENCH_TOOLS=${BENCH_TOOLS-native hindsight hindsightd restic borg}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_DROP=${BENCH_DROP:-op}
+BENCH_DAMON=${BENCH_DAMON:-pause}
 BENCH_OP_TIMEOUT=${BENCH_OP_TIMEOUT:-300}
 BENCH_MOUNT_TIMEOUT=${BENCH_MOUNT_TIMEOUT:-120}
 BENCH_NO_INSTALL=${BENCH_NO_INSTALL:-0}
@@ -50,6 +53,7 @@ done
 has_tool() { local t; for t in "${TOOLS[@]}"; do [[ $t == "$1" ]] && return 0; done; return 1; }
 [[ $BENCH_RUNS =~ ^[0-9]+$ ]] && (( BENCH_RUNS >= 2 )) || die "BENCH_RUNS must be an integer >= 2"
 case $BENCH_DROP in op | mount | none) ;; *) die "BENCH_DROP must be op, mount or none" ;; esac
+case $BENCH_DAMON in pause | keep) ;; *) die "BENCH_DAMON must be pause or keep" ;; esac
 [[ $BENCH_OP_TIMEOUT =~ ^[0-9]+$ ]] || die "BENCH_OP_TIMEOUT must be a number of seconds"
 [[ $BENCH_MOUNT_TIMEOUT =~ ^[0-9]+$ ]] || die "BENCH_MOUNT_TIMEOUT must be a number of seconds"
 [[ -n ${EPOCHREALTIME:-} ]] || die "bash >= 5 is required (EPOCHREALTIME)"
@@ -137,6 +141,7 @@ cleanup() {
     local m
     for m in $(mounts_under "$M"); do umount -l "$m" 2>/dev/null; done
     resume_trash_deletions
+    damon_resume
     # restores and repos are not kept: they are large and say nothing the results do not
     if [[ -d $RESTORE ]] && ! mounts_under "$M" | grep -q .; then to_trash "$RESTORE"; fi
     start_trash_deletion
@@ -214,6 +219,7 @@ has_tool restic && meta restic_version "$(restic version 2>/dev/null | sed -n 1p
 has_tool borg && meta borg_version "$(borg --version 2>/dev/null | sed -n 1p)"
 
 drop_caches_init
+damon_pause
 
 # ---------------------------------------------------------------- 3. targets
 log "picking the browse targets (pick_targets.py)"

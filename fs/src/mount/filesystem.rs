@@ -401,17 +401,22 @@ impl Core {
             .is_some_and(|s| s.structure == Structure::Incremental && s.remote.is_none())
     }
 
-    /// Asks the disk for the start of the files that follow entry node `ino`
-    /// in its directory (see [`super::prefetch`]); errors only mean less is read ahead.
+    /// Asks the disk for the start of the files around entry node `ino` in its
+    /// directory, mostly those after it (see [`super::prefetch`]); errors only
+    /// mean less is read ahead.
     fn read_ahead_after(&self, ino: u64, claim: Claim, coverage: &Coverage) {
         let Some((slot, id)) = split_entry_node(ino) else { return };
         let Some(snap) = self.reg.snapshot(slot) else { return };
+        // Siblings have consecutive ids, in the order of the source's inodes,
+        // while `rsync` goes by name: files just before this one are taken too.
+        let from = id.saturating_sub(i64::from(prefetch::BATCH_FILES / 4)).max(ROOT_ID);
         let next = self.reg.with_index(&snap, |ix| match ix.get(id)? {
-            Some(e) => Ok(Some((e.parent, ix.children_after(e.parent, id, prefetch::BATCH_FILES)?))),
+            Some(e) => Ok(Some((e.parent, ix.children_after(e.parent, from, prefetch::BATCH_FILES)?))),
             None => Ok(None),
         });
         let Ok(Some((parent, next))) = next else { return };
-        coverage.settle(&claim, ino..=entry_node(slot, next.last().map_or(id, |k| k.id)));
+        let first = next.first().map_or(id, |k| k.id.min(id));
+        coverage.settle(&claim, entry_node(slot, first)..=entry_node(slot, next.last().map_or(id, |k| k.id.max(id))));
         let Some(dir) = self.tree_dir(&snap, parent) else { return };
         let mut budget = prefetch::BATCH_AHEAD;
         for k in next.iter().filter(|k| k.meta.kind == EntryKind::File) {
