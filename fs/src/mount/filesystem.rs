@@ -404,7 +404,7 @@ impl Core {
     /// Asks the disk for the start of the files around entry node `ino` in its
     /// directory, mostly those after it (see [`super::prefetch`]); errors only
     /// mean less is read ahead.
-    fn read_ahead_after(&self, ino: u64, claim: Claim, coverage: &Coverage) {
+    fn read_ahead_around(&self, ino: u64, claim: Claim, coverage: &Coverage) {
         let Some((slot, id)) = split_entry_node(ino) else { return };
         let Some(snap) = self.reg.snapshot(slot) else { return };
         // Siblings have consecutive ids, in the order of the source's inodes,
@@ -667,7 +667,7 @@ impl Filesystem for SnapshotFs {
             && let Some(claim) = self.prefetch.opened(ino.0)
         {
             let core = self.core.clone();
-            self.prefetch.run(move |coverage| core.read_ahead_after(ino.0, claim, coverage));
+            self.prefetch.run(move |coverage| core.read_ahead_around(ino.0, claim, coverage));
         }
     }
 

@@ -4,14 +4,14 @@
 //! cold cache each file waits for the disk in turn, and through the mount each
 //! open also waits for a round trip to this process, so a restore ran 1.3-1.7x
 //! native. The index numbers a directory's entries consecutively, so two opens
-//! of nearby node ids are a directory being read in order: the mount then asks
-//! the disk for the start of the following files of that directory at once,
+//! of nearby node ids are a directory being read file by file: the mount asks
+//! the disk for the start of the other files of that directory at once,
 //! and the disk works on many of them while the copier goes through them one
 //! by one. A reader of a few scattered files sets nothing off.
 //!
 //! This module decides when (from node ids alone, on the request thread, under
 //! a short lock) and runs the read-ahead on a thread of its own; what to read
-//! is the filesystem's business (see `Core::read_ahead_after`).
+//! is the filesystem's business (see `Core::read_ahead_around`).
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
@@ -27,7 +27,7 @@ const QUEUE: usize = 8;
 
 /// Bytes asked for at the start of each file.
 pub const FILE_AHEAD: u64 = 1 << 20;
-/// Bytes asked for per read-ahead (one directory's following files).
+/// Bytes asked for per read-ahead (files of one directory).
 pub const BATCH_AHEAD: u64 = 32 << 20;
 /// Files per read-ahead.
 pub const BATCH_FILES: u32 = 256;
@@ -110,7 +110,7 @@ impl Prefetch {
         Prefetch { state, jobs }
     }
 
-    /// Notes an open of entry node `node`; a claim when the files after it
+    /// Notes an open of entry node `node`; a claim when the files around it
     /// should be read ahead. The claim covers the nodes just after it, so the
     /// next opens of the same run do not ask again while the read-ahead is
     /// being prepared; the read-ahead settles it.
