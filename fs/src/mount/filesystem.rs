@@ -69,6 +69,14 @@ fn open_backing(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<OwnedFd> {
         .or_else(|_| rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()))
 }
 
+/// True when the first byte of `fd` is in the page cache (a read that may not
+/// wait gets it; an unsupported probe counts as not cached).
+fn in_page_cache(fd: &OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    let mut bufs = [std::io::IoSliceMut::new(&mut byte)];
+    matches!(rustix::io::preadv2(fd, &mut bufs, 0, rustix::io::ReadWriteFlags::NOWAIT), Ok(1))
+}
+
 /// True for a name a directory may hold: a damaged or foreign index must not
 /// make the mount serve `..`, a path, or a name the kernel cannot pass.
 fn servable(name: &[u8]) -> bool {
@@ -418,19 +426,27 @@ impl Core {
         let first = next.first().map_or(id, |k| k.id.min(id));
         coverage.settle(&claim, entry_node(slot, first)..=entry_node(slot, next.last().map_or(id, |k| k.id.max(id))));
         let Some(dir) = self.tree_dir(&snap, parent) else { return };
-        let mut budget = prefetch::BATCH_AHEAD;
-        for k in next.iter().filter(|k| k.meta.kind == EntryKind::File) {
+        let (mut budget, mut cached, mut cold) = (prefetch::BATCH_AHEAD, 0, false);
+        for k in next.iter().filter(|k| k.meta.kind == EntryKind::File && k.id != id) {
             let Some(len) = std::num::NonZeroU64::new(k.meta.size.min(prefetch::FILE_AHEAD).min(budget)) else {
                 if budget == 0 {
                     break;
                 }
                 continue;
             };
+            let Ok(fd) = open_backing(&dir, &k.name) else { continue };
+            if in_page_cache(&fd) {
+                // A directory read again: its files are all there, opening them is the only cost.
+                cached += 1;
+                if !cold && cached == prefetch::WARM_PROBES {
+                    break;
+                }
+                continue;
+            }
+            cold = true;
             budget -= len.get();
             // WILLNEED starts the reads and returns: the disk takes them all at once.
-            if let Ok(fd) = open_backing(&dir, &k.name) {
-                let _ = rustix::fs::fadvise(&fd, 0, Some(len), rustix::fs::Advice::WillNeed);
-            }
+            let _ = rustix::fs::fadvise(&fd, 0, Some(len), rustix::fs::Advice::WillNeed);
         }
     }
 

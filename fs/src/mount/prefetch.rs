@@ -31,6 +31,9 @@ pub const FILE_AHEAD: u64 = 1 << 20;
 pub const BATCH_AHEAD: u64 = 32 << 20;
 /// Files per read-ahead.
 pub const BATCH_FILES: u32 = 256;
+/// Files found in the page cache, before any that is not, that end a read-ahead
+/// early: a directory copied again is warm, and opening its files costs cpu.
+pub const WARM_PROBES: u32 = 2;
 
 type Job = Box<dyn FnOnce(&Coverage) + Send>;
 
