@@ -7,7 +7,9 @@
 //! of nearby node ids are a directory being read file by file: the mount asks
 //! the disk for the start of the other files of that directory at once,
 //! and the disk works on many of them while the copier goes through them one
-//! by one. A reader of a few scattered files sets nothing off.
+//! by one. A reader of a few scattered files sets nothing off, and a
+//! directory whose files are already in the page cache (copied again) is left
+//! after the first two files found there.
 //!
 //! This module decides when (from node ids alone, on the request thread, under
 //! a short lock) and runs the read-ahead on a thread of its own; what to read
