@@ -115,7 +115,14 @@ impl ArchiveFile {
     /// Wraps `file`, trying direct I/O only if `try_direct`.
     fn with_direct(file: File, try_direct: bool) -> Self {
         let file = Arc::new(file);
-        let direct = (try_direct && set_direct(&file, true).is_ok()).then(|| start_direct(file.clone())).flatten();
+        let mut direct = None;
+        if try_direct && set_direct(&file, true).is_ok() {
+            direct = start_direct(file.clone());
+            if direct.is_none() {
+                // No I/O thread: page-cache writes, which O_DIRECT would refuse.
+                let _ = set_direct(&file, false);
+            }
+        }
         ArchiveFile { file, was_direct: direct.is_some(), direct, cached: Cached::default() }
     }
 
@@ -152,7 +159,9 @@ impl Write for ArchiveFile {
     /// through the page cache, and so do later writes (correct if slower).
     fn flush(&mut self) -> io::Result<()> {
         let Some(d) = self.direct.take() else { return Ok(()) };
-        d.finish()
+        d.finish()?;
+        // An aligned stream leaves O_DIRECT on; later writes go through the cache.
+        set_direct(&self.file, false)
     }
 }
 
@@ -282,6 +291,20 @@ mod tests {
                 std::fs::remove_file(dir.path().join("data.tar")).expect("remove");
             }
         }
+    }
+
+    #[test]
+    fn writes_after_a_flush_still_arrive() {
+        let dir = tempfile::tempdir_in("/var/tmp").expect("tempdir");
+        let path = dir.path().join("data.tar");
+        let mut f = ArchiveFile::new(File::create_new(&path).expect("create"));
+        let data = pattern(STAGE + 5000);
+        // An aligned first part leaves nothing for the page cache before the flush.
+        f.write_all(&data[..STAGE]).expect("write");
+        f.flush().expect("flush");
+        f.write_all(&data[STAGE..]).expect("write after flush");
+        f.into_file().expect("flush").sync_all().expect("sync");
+        assert!(std::fs::read(&path).expect("read") == data, "bytes differ");
     }
 
     #[test]
