@@ -171,20 +171,15 @@ pub struct Core {
 }
 
 impl Core {
+    /// The snapshot of entry node `ino`; `None` above the snapshots or for one now gone.
+    fn snapshot_of(&self, ino: u64) -> Option<Arc<SnapshotNode>> {
+        split_entry_node(ino).and_then(|(slot, _)| self.reg.snapshot(slot))
+    }
+
     /// True unless `ino` is an entry of a snapshot on a local destination:
     /// a node above the snapshots, or one of a remote snapshot.
     fn may_block(&self, ino: u64) -> bool {
-        match split_entry_node(ino) {
-            Some((slot, _)) => self.reg.snapshot(slot).is_none_or(|s| s.remote.is_some()),
-            None => true,
-        }
-    }
-
-    /// True when opening `ino` may wait for a remote store. (Opening a file
-    /// of a local archive reads the local index, and the archive's member
-    /// table once per snapshot: answered here, without a hop to a worker.)
-    fn opens_slowly(&self, ino: u64) -> bool {
-        split_entry_node(ino).and_then(|(slot, _)| self.reg.snapshot(slot)).is_some_and(|s| s.remote.is_some())
+        self.snapshot_of(ino).is_none_or(|s| s.remote.is_some())
     }
 
     fn node(&self, ino: u64) -> Result<Node, Errno> {
@@ -401,31 +396,22 @@ impl Core {
         Ok(Opened::File(std::fs::File::from(fd)))
     }
 
-    /// True when `ino` is a file of an incremental snapshot on a local
-    /// destination, whose neighbours can be read ahead.
-    fn reads_ahead(&self, ino: u64) -> bool {
-        split_entry_node(ino)
-            .and_then(|(slot, _)| self.reg.snapshot(slot))
-            .is_some_and(|s| s.structure == Structure::Incremental && s.remote.is_none())
-    }
-
-    /// Asks the disk for the start of the files around entry node `ino` in its
-    /// directory, mostly those after it (see [`super::prefetch`]); errors only
-    /// mean less is read ahead.
-    fn read_ahead_around(&self, ino: u64, claim: Claim, coverage: &Coverage) {
+    /// Asks the disk for the start of the files around entry node `ino` of
+    /// `snap` in its directory, mostly those after it (see [`super::prefetch`]);
+    /// errors only mean less is read ahead.
+    fn read_ahead_around(&self, snap: &SnapshotNode, ino: u64, claim: Claim, coverage: &Coverage) {
         let Some((slot, id)) = split_entry_node(ino) else { return };
-        let Some(snap) = self.reg.snapshot(slot) else { return };
         // Siblings have consecutive ids, in the order of the source's inodes,
         // while `rsync` goes by name: files just before this one are taken too.
         let from = id.saturating_sub(i64::from(prefetch::BATCH_FILES / 4)).max(ROOT_ID);
-        let next = self.reg.with_index(&snap, |ix| match ix.get(id)? {
+        let next = self.reg.with_index(snap, |ix| match ix.get(id)? {
             Some(e) => Ok(Some((e.parent, ix.children_after(e.parent, from, prefetch::BATCH_FILES)?))),
             None => Ok(None),
         });
         let Ok(Some((parent, next))) = next else { return };
         let first = next.first().map_or(id, |k| k.id.min(id));
         coverage.settle(&claim, entry_node(slot, first)..=entry_node(slot, next.last().map_or(id, |k| k.id.max(id))));
-        let Some(dir) = self.tree_dir(&snap, parent) else { return };
+        let Some(dir) = self.tree_dir(snap, parent) else { return };
         let (mut budget, mut cached, mut cold) = (prefetch::BATCH_AHEAD, 0, false);
         for k in next.iter().filter(|k| k.meta.kind == EntryKind::File && k.id != id) {
             let Some(len) = std::num::NonZeroU64::new(k.meta.size.min(prefetch::FILE_AHEAD).min(budget)) else {
@@ -674,16 +660,21 @@ impl Filesystem for SnapshotFs {
         if flags.0 & accmode_write() != 0 {
             return reply.error(Errno::EROFS);
         }
-        if self.core.opens_slowly(ino.0) {
+        let snap = self.core.snapshot_of(ino.0);
+        // Only a remote store may keep an open waiting. (Opening a file of a
+        // local archive reads the local index, and the archive's member table
+        // once per snapshot: answered here, without a hop to a worker.)
+        if snap.as_ref().is_some_and(|s| s.remote.is_some()) {
             let core = self.core.clone();
             return self.workers.run(move || core.open(ino.0, reply));
         }
         self.core.open(ino.0, reply);
-        if self.core.reads_ahead(ino.0)
+        // Files of incremental snapshots are files on the disk: their neighbours can be read ahead.
+        if let Some(snap) = snap.filter(|s| s.structure == Structure::Incremental)
             && let Some(claim) = self.prefetch.opened(ino.0)
         {
             let core = self.core.clone();
-            self.prefetch.run(move |coverage| core.read_ahead_around(ino.0, claim, coverage));
+            self.prefetch.run(move |coverage| core.read_ahead_around(&snap, ino.0, claim, coverage));
         }
     }
 
