@@ -462,9 +462,12 @@ MOUNT_OPS = (
     ("du", "du -sb SNAP"),
     ("cat200", "cat 200 small files (xargs)"),
     ("bigread", "cat largest file > /dev/null"),
+    ("bigdd", "dd bs=128k of it (no fadvise; info)"),
     ("restore", "rsync -a subdir restore"),
 )
 HINDSIGHT_MOUNTS = ("hindsight", "hindsightd")
+# sequential reads of the big file: reported with their throughput
+BIG_OPS = ("bigread", "bigdd")
 # (key, label, op, which, kind, limit): kind "max" = ratio <= limit,
 # "min" = throughput ratio >= limit; op None = mount-level value
 MOUNT_TARGETS = (
@@ -528,6 +531,16 @@ def load_browse(rundir, meta, tools, partial=False):
             o.setdefault("detail", []).append(rest[0])
         if status != "ok":
             o["status"] = f"run {run}: {status}"
+    # samples.tsv (mount.sh): tool op run sample wall_s cpu_s; a run's wall is their median
+    samples_path = os.path.join(rundir, "samples.tsv")
+    if os.path.exists(samples_path):
+        for tool, op, run, _sample, wall, _cpu in read_tsv(samples_path, 6):
+            o = res.get(tool, {}).get("ops", {}).get(op)
+            if o is not None and run.isdigit():
+                per_run = o.setdefault("samples_s", [])
+                while len(per_run) < int(run):
+                    per_run.append([])
+                per_run[int(run) - 1].append(float(wall))
     for tool, usable, hwm0, hwm1, rss, pid, status in read_tsv(os.path.join(rundir, "mounts.tsv"), 7):
         if tool not in res:
             continue
@@ -560,7 +573,7 @@ def load_browse(rundir, meta, tools, partial=False):
                 cold_ok = warm_ok = o["status"] == "ok"
             o["cold_s"] = round(r[0], 4) if r and cold_ok else None
             o["warm_s"] = round(median(r[1:]), 4) if len(r) > 1 and warm_ok else None
-            if op == "bigread" and big_bytes:
+            if op in BIG_OPS and big_bytes:
                 o["cold_mb_s"] = round(big_bytes / o["cold_s"] / 1e6, 1) if o["cold_s"] else None
                 o["warm_mb_s"] = round(big_bytes / o["warm_s"] / 1e6, 1) if o["warm_s"] else None
     nat = res.get("native", {}).get("ops", {})
@@ -569,7 +582,7 @@ def load_browse(rundir, meta, tools, partial=False):
             n = nat.get(op, {})
             for w in ("cold", "warm"):
                 o[f"ratio_{w}"] = ratio(o.get(f"{w}_s"), n.get(f"{w}_s"))
-                if op == "bigread":
+                if op in BIG_OPS:
                     # throughput relative to native (higher is better)
                     o[f"throughput_ratio_{w}"] = ratio(n.get(f"{w}_s"), o.get(f"{w}_s"))
     return res
@@ -640,6 +653,9 @@ def mount_report(rundir, json_out, archive_dir=None):
           f"{meta.get('loadavg_measure_start', '?')}, end {meta.get('loadavg_end', '?')} (on {meta.get('cpus', '?')} CPUs)")
     print(f"cold = run 1 after dropping the page/dentry/inode caches (BENCH_DROP={meta.get('drop', '?')}); "
           f"warm = median of runs 2-{meta.get('runs', '?')}; x = ratio to native (lower is better)")
+    if meta.get("samples"):
+        print(f"samples per run: {meta['samples']}: each run's time is the median of its samples, "
+              "every sample of a cold run starting from dropped caches")
     if meta.get("damon"):
         print(f"DAMON page-out of the VM: {meta['damon']}")
     if meta.get("targets"):
@@ -663,13 +679,20 @@ def mount_report(rundir, json_out, archive_dir=None):
             cpu = " ".join("-" if x is None else f"{x:.2f}" for x in o["server_cpu_s"]) if tool != "native" else ""
             rc, rw = o.get("ratio_cold"), o.get("ratio_warm")
             cold, warm = fmt(o.get("cold_s"), 3), fmt(o.get("warm_s"), 3)
-            if op == "bigread":
+            if op in BIG_OPS:
                 cold += f" ({fmt(o.get('cold_mb_s'), 0)} MB/s)"
                 warm += f" ({fmt(o.get('warm_mb_s'), 0)} MB/s)"
             rows.append((label if first else "", tool, cold, fmt(rc) if tool != "native" else "",
                          warm, fmt(rw) if tool != "native" else "", runs, cpu))
             first = False
     print_table(cols, rows, ("<", "<", ">", ">", ">", ">", "<", "<"), gap=lambda i, r: bool(r[0]))
+    sampled = [(op, tool, o["samples_s"]) for op, _ in MOUNT_OPS for tool in tools
+               for o in [res[tool]["ops"].get(op) or {}] if any(len(r) > 1 for r in o.get("samples_s", []))]
+    if sampled:
+        print()
+        print("samples s (run 1 | run 2 | ...)")
+        for op, tool, per_run in sampled:
+            print(f"  {op:8} {tool:11} " + " | ".join(" ".join(f"{x:.3f}" for x in r) for r in per_run))
     print()
     print("mount             usable s   VmHWM at ready MiB   VmHWM after all ops MiB   VmRSS after MiB   status")
     for tool in tools:

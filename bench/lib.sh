@@ -396,6 +396,17 @@ hs() { "$HINDSIGHT" --socket "$SOCK" "$@"; }
 # elapsed T0 T1: seconds between two $EPOCHREALTIME values
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 
+# median NUMBER...: their median ("-" when one of them is not a number, or none is given)
+median() {
+    printf '%s\n' "$@" | sort -g | awk '
+        !/^[0-9.]+$/ { bad = 1 }
+        { v[NR] = $1 }
+        END {
+            if (bad || NR == 0) { print "-"; exit }
+            if (NR % 2) printf "%.4f\n", v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}
+
 # build_release: `cargo build --release --workspace` in the repository (BENCH_BUILD=0 skips it).
 # CARGO_TARGET_DIR is used as set; the caller may default it.
 build_release() {

@@ -11,6 +11,8 @@
 #   HINDSIGHTD, HINDSIGHT     binaries (default ${CARGO_TARGET_DIR:-target}/release/...)
 #   BENCH_TOOLS="native hindsight hindsightd restic borg"   what to browse (native is always measured)
 #   BENCH_RUNS=3              runs of each operation (first = cold, median of the others = warm)
+#   BENCH_SAMPLES=3           timed repetitions in each run of bigread and restore (the run's
+#                             time is their median; see bench/README.md)
 #   BENCH_DROP=op             when to drop the page/dentry/inode caches: op (before the first
 #                             run of every operation, and before mounting), mount (before
 #                             mounting only), none
@@ -25,12 +27,14 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 JOB=bench
 DEST_NAME=bench
 POLL=0.02                      # mount-usable polling interval (s)
-OPS=(find du cat200 bigread restore)
+OPS=(find du cat200 bigread bigdd restore)
+SAMPLED_OPS=" bigread bigdd restore "  # bound by the disk's data reads: several samples per run
 
 BENCH_FILES=${BENCH_FILES:-100000}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/hindsight-bench}
 BENCH_TOOLS=${BENCH_TOOLS-native hindsight hindsightd restic borg}
 BENCH_RUNS=${BENCH_RUNS:-3}
+BENCH_SAMPLES=${BENCH_SAMPLES:-3}
 BENCH_DROP=${BENCH_DROP:-op}
 BENCH_DAMON=${BENCH_DAMON:-pause}
 BENCH_OP_TIMEOUT=${BENCH_OP_TIMEOUT:-300}
@@ -52,6 +56,7 @@ for t in ${BENCH_TOOLS//,/ }; do
 done
 has_tool() { local t; for t in "${TOOLS[@]}"; do [[ $t == "$1" ]] && return 0; done; return 1; }
 [[ $BENCH_RUNS =~ ^[0-9]+$ ]] && (( BENCH_RUNS >= 2 )) || die "BENCH_RUNS must be an integer >= 2"
+[[ $BENCH_SAMPLES =~ ^[0-9]+$ ]] && (( BENCH_SAMPLES >= 1 )) || die "BENCH_SAMPLES must be an integer >= 1"
 case $BENCH_DROP in op | mount | none) ;; *) die "BENCH_DROP must be op, mount or none" ;; esac
 case $BENCH_DAMON in pause | keep) ;; *) die "BENCH_DAMON must be pause or keep" ;; esac
 [[ $BENCH_OP_TIMEOUT =~ ^[0-9]+$ ]] || die "BENCH_OP_TIMEOUT must be a number of seconds"
@@ -61,7 +66,7 @@ case $BENCH_DAMON in pause | keep) ;; *) die "BENCH_DAMON must be pause or keep"
 # ---------------------------------------------------------------- 1. binaries and tools
 # the snapshot is made by hindsight even when only peers are browsed: it is the native tree
 resolve_binaries
-pkgs=(rsync:rsync /usr/bin/time:time timeout:coreutils md5sum:coreutils)
+pkgs=(rsync:rsync /usr/bin/time:time timeout:coreutils md5sum:coreutils dd:coreutils)
 has_tool restic && pkgs+=(restic:restic)
 has_tool borg && pkgs+=(borg:borgbackup)
 if has_tool restic || has_tool borg; then pkgs+=(fusermount3:fuse3); fi
@@ -177,6 +182,8 @@ META=$RUN/meta.tsv
 : >"$META"
 RUNS=$RUN/runs.tsv             # tool op run wall_s daemon_cpu_s load1 status
 : >"$RUNS"
+SAMPLES=$RUN/samples.tsv       # tool op run sample wall_s daemon_cpu_s (runs.tsv has their medians)
+: >"$SAMPLES"
 MOUNTS=$RUN/mounts.tsv         # tool usable_s vmhwm_ready_kib vmhwm_after_kib vmrss_after_kib pid status
 : >"$MOUNTS"
 CHECKS=$RUN/checks.tsv         # tool key value
@@ -191,9 +198,10 @@ copies=1
 (( corpus_ok )) || copies=$(( copies + 1 ))
 has_tool restic && copies=$(( copies + 1 ))
 has_tool borg && copies=$(( copies + 1 ))
-check_space $(( copies * CORPUS_BYTES + ${#TOOLS[@]} * BENCH_RUNS * (110 << 20) + (1 << 30) )) \
-    $(( (copies + 1) * N * 21 / 20 + ${#TOOLS[@]} * BENCH_RUNS * N / 20 )) \
-    "$copies copies of a ~$(( CORPUS_BYTES >> 20 )) MiB corpus and $(( ${#TOOLS[@]} * BENCH_RUNS )) restores" \
+restores=$(( ${#TOOLS[@]} * BENCH_RUNS * BENCH_SAMPLES ))
+check_space $(( copies * CORPUS_BYTES + restores * (110 << 20) + (1 << 30) )) \
+    $(( (copies + 1) * N * 21 / 20 + restores * N / 20 )) \
+    "$copies copies of a ~$(( CORPUS_BYTES >> 20 )) MiB corpus and $restores restores" \
     "Browse fewer tools (e.g. BENCH_TOOLS=\"hindsight restic\")."
 corpus_generate "$RUN"
 
@@ -208,6 +216,8 @@ meta bench_dir "$W"
 meta_machine
 meta tools "${TOOLS[*]}"
 meta runs "$BENCH_RUNS"
+read -ra sampled <<<"$SAMPLED_OPS"
+meta samples "$BENCH_SAMPLES ($(IFS=,; echo "${sampled[*]}"))"
 meta drop "$BENCH_DROP"
 meta hindsightd "$HINDSIGHTD"
 meta hindsight "$HINDSIGHT"
@@ -345,65 +355,87 @@ mount_tool() {
 }
 
 # ---------------------------------------------------------------- 6. operations
-# op_cmd TOOL OP RUN: run one operation (output to RUN/out-TOOL-OP-RUN), under a timeout
+# op_cmd TOOL OP RUN SAMPLE SAMPLES: run one operation (output to RUN/out-TOOL-OP-RUN), under
+# a timeout; the last sample of a restore goes to RESTORE/TOOL-RUN (the one verify checks)
 op_cmd() {
-    local tool=$1 op=$2 run=$3 s=${SNAP[$1]} out=$RUN/out-$1-$2-$3
+    local tool=$1 op=$2 run=$3 s=${SNAP[$1]} out=$RUN/out-$1-$2-$3 into=$RESTORE/$1-$3
+    (( $4 == $5 )) || into+=".sample$4"
     case $op in
         find) timeout -k 5 "$BENCH_OP_TIMEOUT" find "$s" | wc -l >"$out" ;;
         du) timeout -k 5 "$BENCH_OP_TIMEOUT" du -sb "$s" >"$out" ;;
         cat200) timeout -k 5 "$BENCH_OP_TIMEOUT" xargs -d '\n' -a "$RUN/small-$tool.list" cat >/dev/null ;;
         bigread) timeout -k 5 "$BENCH_OP_TIMEOUT" cat "$s/$BIG" >/dev/null ;;
-        restore) timeout -k 5 "$BENCH_OP_TIMEOUT" "$RSYNC" -a "$s/$SUB/" "$RESTORE/$tool-$run/" 2>"$out.err" ;;
+        # the same read without cat's fadvise(SEQUENTIAL), which doubles the kernel's
+        # read-ahead for a native file but does not reach a passthrough file's backing file
+        bigdd) timeout -k 5 "$BENCH_OP_TIMEOUT" dd if="$s/$BIG" of=/dev/null bs=128k status=none ;;
+        restore) timeout -k 5 "$BENCH_OP_TIMEOUT" "$RSYNC" -a "$s/$SUB/" "$into/" 2>"$out.err" ;;
     esac
 }
 
 # browse TOOL: all operations, BENCH_RUNS times each; 1 when the tool failed
 browse() {
-    local tool=$1 pid=${MPID[$1]:-} op run rc t0 t1 wall c0 c1 cpu load status
+    local tool=$1 op run sample samples walls cpus
     sed "s|^|${SNAP[$tool]}/|" "$SMALL_LIST" >"$RUN/small-$tool.list"
     for op in "${OPS[@]}"; do
+        samples=1
+        [[ $SAMPLED_OPS == *" $op "* ]] && samples=$BENCH_SAMPLES
         for (( run = 1; run <= BENCH_RUNS; run++ )); do
-            # The host caches the VM's disk too: the tool measured first after the backup
-            # read the big file from the host's write cache (native at 1.5 GB/s, the mounts
-            # a minute later at 450 MB/s). Reading it once here puts every tool's cold read
-            # (empty guest caches) on the same host state.
-            if (( run == 1 )) && [[ $op == bigread ]]; then cat -- "${SNAP[native]}/$BIG" >/dev/null; fi
-            if (( run == 1 )) && [[ $BENCH_DROP == op ]]; then drop_caches; else sync; fi
-            wait_disk_quiet 10
-            load=$(cut -d' ' -f1 /proc/loadavg)
-            c0=
-            if [[ -n $pid ]]; then c0=$(pid_ticks "$pid" 2>/dev/null) || c0=; fi
-            rc=0
-            t0=$EPOCHREALTIME
-            op_cmd "$tool" "$op" "$run" || rc=$?
-            t1=$EPOCHREALTIME
-            wall=$(elapsed "$t0" "$t1")
-            cpu=-
-            if [[ -n $c0 ]] && c1=$(pid_ticks "$pid" 2>/dev/null); then
-                cpu=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
-            fi
-            status=ok
-            if (( rc == 124 || rc == 137 )); then
-                status=timeout
-            elif (( rc != 0 )); then
-                status="exit $rc"
-            fi
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$run" "$wall" "$cpu" "$load" "$status" >>"$RUNS"
-            log "  $tool $op #$run: ${wall} s${cpu:+ (server cpu $cpu s)}${status/#ok/}"
-            if [[ $status != ok ]]; then
-                warn "$tool: $op (run $run) failed: $status"
-                [[ -s $RUN/out-$tool-$op-$run.err ]] && tail_log "$RUN/out-$tool-$op-$run.err"
-                [[ $status == timeout ]] && hang_report "$tool" "$pid"
-                record_failure "$tool" "$op run $run: $status"
-                return 1
-            fi
-            if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
-                record_failure "$tool" "the mount process (pid $pid) exited during $op run $run"
-                return 1
-            fi
+            walls=() cpus=()
+            for (( sample = 1; sample <= samples; sample++ )); do
+                time_sample "$tool" "$op" "$run" "$sample" "$samples" || return 1
+            done
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$run" "$(median "${walls[@]}")" \
+                "$(median "${cpus[@]}")" "$(cut -d' ' -f1 /proc/loadavg)" ok >>"$RUNS"
+            (( samples == 1 )) || log "  $tool $op #$run: median $(median "${walls[@]}") s of $samples"
         done
     done
     return 0
+}
+
+# time_sample TOOL OP RUN SAMPLE SAMPLES: one timed command, appended to `walls` and `cpus`
+# (browse's); 1 when it failed (recorded in runs.tsv). Every sample of a cold run starts
+# from dropped caches: a disk-bound read of ~0.1-1 s varies by 2x on this VM from one
+# second to the next (the host's disk), so one sample cannot carry a ratio.
+time_sample() {
+    local tool=$1 op=$2 run=$3 sample=$4 tag=$3 pid=${MPID[$1]:-} rc=0 t0 t1 wall c0= c1 cpu=- status=ok load
+    (( $5 == 1 )) || tag+=".$sample"
+    # The host caches the VM's disk too: the tool measured first after the backup read the
+    # big file from the host's write cache (native at 1.5 GB/s, the mounts a minute later
+    # at 450 MB/s). Reading it once here puts every tool's cold read (empty guest caches)
+    # on the same host state.
+    if (( run == 1 )) && [[ $op == big* ]]; then cat -- "${SNAP[native]}/$BIG" >/dev/null; fi
+    if (( run == 1 )) && [[ $BENCH_DROP == op ]]; then drop_caches; else sync; fi
+    wait_disk_quiet 10
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    if [[ -n $pid ]]; then c0=$(pid_ticks "$pid" 2>/dev/null) || c0=; fi
+    t0=$EPOCHREALTIME
+    op_cmd "$tool" "$op" "$run" "$sample" "$5" || rc=$?
+    t1=$EPOCHREALTIME
+    wall=$(elapsed "$t0" "$t1")
+    if [[ -n $c0 ]] && c1=$(pid_ticks "$pid" 2>/dev/null); then
+        cpu=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
+    fi
+    if (( rc == 124 || rc == 137 )); then
+        status=timeout
+    elif (( rc != 0 )); then
+        status="exit $rc"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$run" "$sample" "$wall" "$cpu" >>"$SAMPLES"
+    log "  $tool $op #$tag: ${wall} s${cpu:+ (server cpu $cpu s)}${status/#ok/}"
+    if [[ $status != ok ]]; then
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$run" "$wall" "$cpu" "$load" "$status" >>"$RUNS"
+        warn "$tool: $op (run $run) failed: $status"
+        [[ -s $RUN/out-$tool-$op-$run.err ]] && tail_log "$RUN/out-$tool-$op-$run.err"
+        [[ $status == timeout ]] && hang_report "$tool" "$pid"
+        record_failure "$tool" "$op run $run: $status"
+        return 1
+    fi
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+        record_failure "$tool" "the mount process (pid $pid) exited during $op run $run"
+        return 1
+    fi
+    walls+=("$wall")
+    cpus+=("$cpu")
 }
 
 record_failure() {
