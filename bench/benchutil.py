@@ -531,7 +531,7 @@ def load_browse(rundir, meta, tools, partial=False):
             o.setdefault("detail", []).append(rest[0])
         if status != "ok":
             o["status"] = f"run {run}: {status}"
-    # samples.tsv (mount.sh): tool op run sample wall_s cpu_s; a run's wall is their median
+    # samples.tsv (mount.sh): tool op run sample wall_s cpu_s; a run's wall is the fastest
     samples_path = os.path.join(rundir, "samples.tsv")
     if os.path.exists(samples_path):
         for tool, op, run, _sample, wall, _cpu in read_tsv(samples_path, 6):
@@ -654,7 +654,7 @@ def mount_report(rundir, json_out, archive_dir=None):
     print(f"cold = run 1 after dropping the page/dentry/inode caches (BENCH_DROP={meta.get('drop', '?')}); "
           f"warm = median of runs 2-{meta.get('runs', '?')}; x = ratio to native (lower is better)")
     if meta.get("samples"):
-        print(f"samples per run: {meta['samples']}: each run's time is the median of its samples, "
+        print(f"samples per run: {meta['samples']}: each run's time is the fastest of its samples, "
               "every sample of a cold run starting from dropped caches")
     if meta.get("damon"):
         print(f"DAMON page-out of the VM: {meta['damon']}")

@@ -396,10 +396,10 @@ hs() { "$HINDSIGHT" --socket "$SOCK" "$@"; }
 # elapsed T0 T1: seconds between two $EPOCHREALTIME values
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 
-# median NUMBER...: their median ("-" when one of them is not a number, or none is given)
-median() {
-    printf '%s\n' "$@" | sort -g | awk '
-        !/^[0-9.]+$/ { bad = 1 }
+# fastest WALL...: the 1-based position of the smallest of these times (1 when none is given)
+fastest() {
+    printf '%s\n' "$@" | awk 'NR == 1 || $1 + 0 < min { min = $1 + 0; at = NR } END { print at ? at : 1 }'
+}
         { v[NR] = $1 }
         END {
             if (bad || NR == 0) { print "-"; exit }

@@ -11,8 +11,8 @@
 #   HINDSIGHTD, HINDSIGHT     binaries (default ${CARGO_TARGET_DIR:-target}/release/...)
 #   BENCH_TOOLS="native hindsight hindsightd restic borg"   what to browse (native is always measured)
 #   BENCH_RUNS=3              runs of each operation (first = cold, median of the others = warm)
-#   BENCH_SAMPLES=3           timed repetitions in each run of bigread and restore (the run's
-#                             time is their median; see bench/README.md)
+#   BENCH_SAMPLES=3           timed repetitions in each run of bigread, bigdd and restore (the
+#                             run's time is the fastest; see bench/README.md)
 #   BENCH_DROP=op             when to drop the page/dentry/inode caches: op (before the first
 #                             run of every operation, and before mounting), mount (before
 #                             mounting only), none
@@ -182,7 +182,7 @@ META=$RUN/meta.tsv
 : >"$META"
 RUNS=$RUN/runs.tsv             # tool op run wall_s daemon_cpu_s load1 status
 : >"$RUNS"
-SAMPLES=$RUN/samples.tsv       # tool op run sample wall_s daemon_cpu_s (runs.tsv has their medians)
+SAMPLES=$RUN/samples.tsv       # tool op run sample wall_s daemon_cpu_s (runs.tsv: the fastest)
 : >"$SAMPLES"
 MOUNTS=$RUN/mounts.tsv         # tool usable_s vmhwm_ready_kib vmhwm_after_kib vmrss_after_kib pid status
 : >"$MOUNTS"
@@ -374,7 +374,7 @@ op_cmd() {
 
 # browse TOOL: all operations, BENCH_RUNS times each; 1 when the tool failed
 browse() {
-    local tool=$1 op run sample samples walls cpus
+    local tool=$1 op run sample samples walls cpus best
     sed "s|^|${SNAP[$tool]}/|" "$SMALL_LIST" >"$RUN/small-$tool.list"
     for op in "${OPS[@]}"; do
         samples=1
@@ -384,9 +384,10 @@ browse() {
             for (( sample = 1; sample <= samples; sample++ )); do
                 time_sample "$tool" "$op" "$run" "$sample" "$samples" || return 1
             done
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$run" "$(median "${walls[@]}")" \
-                "$(median "${cpus[@]}")" "$(cut -d' ' -f1 /proc/loadavg)" ok >>"$RUNS"
-            (( samples == 1 )) || log "  $tool $op #$run: median $(median "${walls[@]}") s of $samples"
+            best=$(( $(fastest "${walls[@]}") - 1 ))
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$run" "${walls[best]}" "${cpus[best]}" \
+                "$(cut -d' ' -f1 /proc/loadavg)" ok >>"$RUNS"
+            (( samples == 1 )) || log "  $tool $op #$run: fastest of $samples ${walls[best]} s"
         done
     done
     return 0
@@ -394,8 +395,10 @@ browse() {
 
 # time_sample TOOL OP RUN SAMPLE SAMPLES: one timed command, appended to `walls` and `cpus`
 # (browse's); 1 when it failed (recorded in runs.tsv). Every sample of a cold run starts
-# from dropped caches: a disk-bound read of ~0.1-1 s varies by 2x on this VM from one
-# second to the next (the host's disk), so one sample cannot carry a ratio.
+# from dropped caches: on this VM cold reads of the same file alternate between fast and
+# 2-3x slower from one read to the next, whoever reads (the host's disk), so one sample,
+# or the median of three, measures where a tool fell in that alternation; the fastest of
+# a few is the same host state for every tool.
 time_sample() {
     local tool=$1 op=$2 run=$3 sample=$4 tag=$3 pid=${MPID[$1]:-} rc=0 t0 t1 wall c0= c1 cpu=- status=ok load
     (( $5 == 1 )) || tag+=".$sample"
