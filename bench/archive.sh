@@ -29,6 +29,8 @@
 #   BENCH_WARM=1              read the corpus right before each timed backup (this VM's page
 #                             cache drains within about a minute: without it, whichever tool
 #                             runs second reads a warmer corpus)
+#   BENCH_DAMON=pause         pause the VM's DAMON page-out while measuring (keep: leave it
+#                             running; see damon_pause in lib.sh)
 #   BENCH_NO_INSTALL=1        never run apt-get / pip
 #   BENCH_PEER_ARCHIVE=snapshot  what ratarmount/archivemount mount: snapshot (the compressed
 #                             snapshot's data.tar.gz) or tar-czf (tar czf's archive of the corpus)
@@ -152,6 +154,7 @@ cleanup() {
     for t in "${!MOUNTED[@]}"; do unmount_tool "$t"; done
     stop_daemon
     for m in $(mounts_under "$A"); do umount -l "$m" 2>/dev/null; done
+    damon_resume
     resume_trash_deletions
     if [[ -d $RESTORE ]] && ! mounts_under "$A" | grep -q .; then to_trash "$RESTORE"; fi
     start_trash_deletion
@@ -199,6 +202,7 @@ to_trash "$CORPUS.partial"
 mkdir -p "$RUN" "$HS/state" "$HS/dest" "$PD" "$MNT" "$RESTORE" "$A/pids" "$A/targets" "$A/ratarmount-index"
 META=$RUN/meta.tsv
 : >"$META"
+damon_pause
 RESULTS=$RUN/results.jsonl     # the backups (benchutil.py record)
 : >"$RESULTS"
 SIZES=$RUN/sizes.tsv           # phase tool output_bytes path

@@ -12,6 +12,8 @@
 #   BENCH_PEERS_ONLY=1        skip hindsight (no binaries needed)
 #   BENCH_VERIFY=1            0: skip, 1: compare snapshot metadata, full: also contents
 #   BENCH_WARM=1              read the corpus once before timing (warm page cache)
+#   BENCH_DAMON=pause         pause the VM's DAMON page-out while measuring (keep: leave it
+#                             running; see damon_pause in lib.sh)
 #   BENCH_NO_INSTALL=1        never run apt-get
 set -Eeuo pipefail
 
@@ -77,6 +79,7 @@ cleanup() {
     local rc=$?
     set +e
     stop_daemon
+    damon_resume
     resume_trash_deletions
     start_trash_deletion
     exit "$rc"
@@ -122,6 +125,7 @@ meta rsync_version "$("$RSYNC" --version | sed -n 1p)"
 meta rsnapshot_version "$("$RSNAPSHOT" version 2>/dev/null | sed -n 1p || true)"
 
 warn_if_busy "cpu s is steadier"
+damon_pause
 
 mem_avail=$(( $(awk '/^MemAvailable:/{print $2}' /proc/meminfo) * 1024 ))
 if (( CORPUS_BYTES > mem_avail / 2 )); then

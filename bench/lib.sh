@@ -400,12 +400,6 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 fastest() {
     printf '%s\n' "$@" | awk 'NR == 1 || $1 + 0 < min { min = $1 + 0; at = NR } END { print at ? at : 1 }'
 }
-        { v[NR] = $1 }
-        END {
-            if (bad || NR == 0) { print "-"; exit }
-            if (NR % 2) printf "%.4f\n", v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
-        }'
-}
 
 # build_release: `cargo build --release --workspace` in the repository (BENCH_BUILD=0 skips it).
 # CARGO_TARGET_DIR is used as set; the caller may default it.
@@ -585,6 +579,8 @@ drop_caches() {
 DAMON_PAUSED=()
 damon_pause() {
     local k n=0
+    BENCH_DAMON=${BENCH_DAMON:-pause}
+    case $BENCH_DAMON in pause | keep) ;; *) die "BENCH_DAMON must be pause or keep" ;; esac
     for k in /sys/kernel/mm/damon/admin/kdamonds/[0-9]*; do
         [[ $(cat "$k/state" 2>/dev/null) == on ]] && n=$((n + 1))
     done

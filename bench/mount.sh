@@ -36,7 +36,6 @@ BENCH_TOOLS=${BENCH_TOOLS-native hindsight hindsightd restic borg}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_SAMPLES=${BENCH_SAMPLES:-3}
 BENCH_DROP=${BENCH_DROP:-op}
-BENCH_DAMON=${BENCH_DAMON:-pause}
 BENCH_OP_TIMEOUT=${BENCH_OP_TIMEOUT:-300}
 BENCH_MOUNT_TIMEOUT=${BENCH_MOUNT_TIMEOUT:-120}
 BENCH_NO_INSTALL=${BENCH_NO_INSTALL:-0}
@@ -58,7 +57,6 @@ has_tool() { local t; for t in "${TOOLS[@]}"; do [[ $t == "$1" ]] && return 0; d
 [[ $BENCH_RUNS =~ ^[0-9]+$ ]] && (( BENCH_RUNS >= 2 )) || die "BENCH_RUNS must be an integer >= 2"
 [[ $BENCH_SAMPLES =~ ^[0-9]+$ ]] && (( BENCH_SAMPLES >= 1 )) || die "BENCH_SAMPLES must be an integer >= 1"
 case $BENCH_DROP in op | mount | none) ;; *) die "BENCH_DROP must be op, mount or none" ;; esac
-case $BENCH_DAMON in pause | keep) ;; *) die "BENCH_DAMON must be pause or keep" ;; esac
 [[ $BENCH_OP_TIMEOUT =~ ^[0-9]+$ ]] || die "BENCH_OP_TIMEOUT must be a number of seconds"
 [[ $BENCH_MOUNT_TIMEOUT =~ ^[0-9]+$ ]] || die "BENCH_MOUNT_TIMEOUT must be a number of seconds"
 [[ -n ${EPOCHREALTIME:-} ]] || die "bash >= 5 is required (EPOCHREALTIME)"

@@ -14,7 +14,7 @@
 #   BENCH_VERIFY=1            0: no check; 1: the ssh snapshots' metadata against the corpus
 #   BENCH_BUILD=1             0: use HINDSIGHTD/HINDSIGHT as they are
 #   BENCH_PACK_SIZE=           the s3 destination's pack_size option in MiB (default: hindsight's, 8)
-#   BENCH_WARM=1, BENCH_NO_INSTALL=0     as in incremental.sh
+#   BENCH_WARM=1, BENCH_DAMON=pause, BENCH_NO_INSTALL=0     as in incremental.sh
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -97,6 +97,7 @@ cleanup() {
     set +e
     stop_daemon
     stop_services
+    damon_resume
     resume_trash_deletions
     start_trash_deletion
     exit "$rc"
@@ -306,6 +307,7 @@ if has_tool restic; then
     done
 fi
 
+damon_pause
 if [[ $BENCH_WARM == 1 ]]; then
     log "reading the corpus once to warm the page cache (BENCH_WARM=0 to skip)"
     warm_corpus
