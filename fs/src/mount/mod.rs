@@ -74,6 +74,8 @@ pub struct MountHandle {
     stop: Arc<AtomicBool>,
     refresher: Option<JoinHandle<()>>,
     mountpoint: PathBuf,
+    /// The mount's device, to tell it from a later mount on the same directory.
+    device: Option<String>,
 }
 
 impl MountHandle {
@@ -91,7 +93,7 @@ impl MountHandle {
     /// `hindsight umount`), then stops the refresher.
     pub fn wait(mut self) -> Result<()> {
         let result = match self.session.take() {
-            Some(s) => s.join().map_err(|e| FsError::io("serve", &self.mountpoint, e)),
+            Some(s) => self.join_ended(s).map_err(|e| FsError::io("serve", &self.mountpoint, e)),
             None => Ok(()),
         };
         self.stop_refresher();
@@ -108,17 +110,36 @@ impl MountHandle {
     fn shutdown(&mut self) -> Result<()> {
         self.stop_refresher();
         if let Some(s) = self.session.take() {
-            s.umount_and_join().map_err(|e| FsError::io("unmount", &self.mountpoint, e))?;
+            // Unmounted from outside already: the mountpoint may hold another mount by now.
+            let ended = if s.guard.is_finished() { self.join_ended(s) } else { s.umount_and_join() };
+            ended.map_err(|e| FsError::io("unmount", &self.mountpoint, e))?;
         }
         Ok(())
     }
-}
 
-impl Drop for MountHandle {
-    fn drop(&mut self) {
-        if let Err(e) = self.shutdown() {
-            tracing::error!("{e}");
+    /// Joins the request thread of a session that has ended, without fuser's
+    /// unmount on drop: fuser 0.18 takes the dead connection's POLLERR for a
+    /// live mount and unmounts the mountpoint by its path, which removes
+    /// whatever was mounted there since (a mount detached while a file of it
+    /// was open ends when the file is closed, minutes later maybe). Ours is
+    /// unmounted here only if it is still the one there. The session's
+    /// remains (the dead `/dev/fuse` descriptor, the mount record) are let go
+    /// unfreed: one per mount, at its end.
+    fn join_ended(&self, mut session: fuser::BackgroundSession) -> std::io::Result<()> {
+        let Ok(placeholder) = std::thread::Builder::new().spawn(|| Ok(())) else {
+            // No thread to swap in: join as fuser does.
+            return session.join();
+        };
+        let guard = std::mem::replace(&mut session.guard, placeholder);
+        std::mem::forget(session);
+        let joined = guard.join().map_err(|_| std::io::Error::other("the FUSE request thread panicked"));
+        if self.device.is_some()
+            && mountpoint::mounted_device(&self.mountpoint) == self.device
+            && let Err(e) = mountpoint::unmount(&self.mountpoint)
+        {
+            tracing::warn!("{e}");
         }
+        joined?
     }
 }
 
@@ -144,6 +165,7 @@ pub fn spawn(config: MountConfig) -> Result<MountHandle> {
     let session = fuser::spawn_mount(fs, &config.mountpoint, &options)
         .map_err(|e| FsError::io("mount FUSE filesystem on", &config.mountpoint, e))?;
     mountpoint::raise_readahead(&config.mountpoint);
+    let device = mountpoint::mounted_device(&config.mountpoint);
     let notifier = session.notifier();
     let stop = Arc::new(AtomicBool::new(false));
     let refresher = {
@@ -161,5 +183,5 @@ pub fn spawn(config: MountConfig) -> Result<MountHandle> {
             .map_err(|e| FsError::io("start refresher for", &config.mountpoint, e))?
     };
     tracing::info!("snapshot filesystem mounted on {}", config.mountpoint.display());
-    Ok(MountHandle { session: Some(session), stop, refresher: Some(refresher), mountpoint: config.mountpoint })
+    Ok(MountHandle { session: Some(session), stop, refresher: Some(refresher), mountpoint: config.mountpoint, device })
 }

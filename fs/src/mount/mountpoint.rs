@@ -43,12 +43,27 @@ fn is_dead_fuse(path: &Path) -> bool {
 
 /// The filesystem type of the mount at `path`, from /proc/self/mountinfo.
 fn mount_type(path: &Path) -> Option<String> {
+    top_mount(path).map(|(_, fstype)| fstype)
+}
+
+/// The device (`major:minor`, as `st_dev` of its root) of the mount at `path`:
+/// tells one mount from a later one on the same directory.
+pub fn mounted_device(path: &Path) -> Option<String> {
+    top_mount(path).map(|(device, _)| device)
+}
+
+/// The topmost mount at `path` in /proc/self/mountinfo: (device, filesystem type).
+fn top_mount(path: &Path) -> Option<(String, String)> {
     let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let want = canon.to_string_lossy().into_owned();
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     info.lines().rev().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
-        (pre.split(' ').nth(4).map(unescape)? == want).then(|| post.split(' ').next().unwrap_or("").to_string())
+        let fields: Vec<&str> = pre.split(' ').collect();
+        if unescape(fields.get(4)?) != want {
+            return None;
+        }
+        Some((fields.get(2)?.to_string(), post.split(' ').next().unwrap_or("").to_string()))
     })
 }
 

@@ -6,7 +6,8 @@
 //! killed daemon's mount is cleaned up at restart, the standalone mount shows
 //! the same trees, and an unreadable index only empties its own snapshot.
 //! Overlapping opens of one file share its backing file, and a file of a
-//! deleted snapshot gives ENOENT even when it was opened before. Files read in
+//! deleted snapshot gives ENOENT even when it was opened before. A mount that
+//! ends after its directory was reused leaves the new mount there alone. Files read in
 //! order make the mount read the next ones of their directory ahead.
 
 use std::io::Read;
@@ -218,6 +219,55 @@ fn standalone_mount_shows_the_same_trees_without_the_agent() {
     cli(&["mount", "--destination", ps(&s.src), ps(&mnt)]).assert_error(&["not a Hindsight destination"]);
     cli(&["mount", "--destination", ps(&s.dest), ps(&s.src)]).assert_error(&["not empty"]);
     cli(&["umount", ps(&mnt)]).assert_error(&["not mounted"]);
+}
+
+/// Processes whose command line holds every one of `words` as an argument.
+fn processes_with(words: &[&str]) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            words.iter().all(|w| args.contains(&w.as_bytes()))
+        })
+        .collect()
+}
+
+/// True while `pid` runs (a zombie waiting for its parent counts as gone).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_mount_that_ends_late_leaves_the_next_mount_on_its_directory_alone() {
+    let mut s = Setup::new(fixture::small_tree);
+    let snap = s.daemon.backup(JOB);
+    assert!(s.daemon.stop().success(), "daemon stops on SIGTERM");
+    let mnt = s.sb.dir("standalone");
+    let _guard = crate::support::system::FuseGuard(mnt.clone());
+    let rel = Path::new(JOB).join(&snap.name).join(s.src.strip_prefix("/").expect("absolute")).join("a.txt");
+    let mount = || {
+        s.daemon.cli(["mount", "--destination", ps(&s.dest), ps(&mnt), "--background"]).assert_success();
+    };
+    mount();
+    let first = processes_with(&["mount", ps(&mnt)]);
+    assert_eq!(first.len(), 1, "one process serves the first mount: {first:?}");
+    // A file held open keeps the first mount alive after it is detached from
+    // its directory: it ends when the file is closed, with a new mount there.
+    let held = std::fs::File::open(mnt.join(&rel)).expect("open a file of the first mount");
+    tool("umount", [std::ffi::OsStr::new("-l"), mnt.as_os_str()]);
+    assert!(!crate::support::system::is_mounted(&mnt), "the first mount is detached");
+    mount();
+    assert_eq!(std::fs::read(mnt.join(&rel)).expect("read through the second mount"), b"a\n");
+    drop(held);
+    wait_until("the first mount's process to end", APPEAR, || (!running(first[0])).then_some(()));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(crate::support::system::is_mounted(&mnt), "the second mount is still there");
+    assert_eq!(std::fs::read(mnt.join(&rel)).expect("read after the first mount ended"), b"a\n");
+    s.daemon.cli(["umount", ps(&mnt)]).assert_success();
 }
 
 #[test]
