@@ -21,6 +21,7 @@ use super::attr::{self, TTL_FOREVER, TTL_VIRTUAL};
 use super::content::{PlainFile, ReadAt};
 use super::prefetch::{self, Claim, Coverage, Prefetch};
 use super::registry::{Child, ROOT, Registry, SnapshotNode, VNode, entry_node, split_entry_node};
+use super::stat_ahead::StatAhead;
 use super::workers::Workers;
 use crate::FsError;
 use crate::entry::{EntryKind, Xattrs};
@@ -132,6 +133,8 @@ pub struct SnapshotFs {
     core: Arc<Core>,
     workers: Workers,
     prefetch: Prefetch,
+    /// Stats the entries of listed directories' subdirectories ahead of walkers.
+    stat_ahead: StatAhead,
 }
 
 impl SnapshotFs {
@@ -145,7 +148,12 @@ impl SnapshotFs {
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
         };
-        SnapshotFs { core: Arc::new(core), workers: Workers::new(workers), prefetch: Prefetch::new() }
+        SnapshotFs {
+            core: Arc::new(core),
+            workers: Workers::new(workers),
+            prefetch: Prefetch::new(),
+            stat_ahead: StatAhead::new(),
+        }
     }
 
     /// Runs `f` here, or on a worker when the request concerns node `ino`
@@ -191,6 +199,12 @@ impl Core {
 
     fn entry(&self, snap: &SnapshotNode, id: i64) -> Result<IndexEntry, Errno> {
         self.reg.with_index(snap, |ix| ix.get(id)).map_err(|e| errno(&e))?.ok_or(Errno::ENOENT)
+    }
+
+    /// Directory node `ino` in its snapshot's tree on a local destination, opened O_PATH.
+    fn tree_dir_of(&self, ino: u64) -> Option<Arc<OwnedFd>> {
+        let (slot, id) = split_entry_node(ino)?;
+        self.tree_dir(&*self.reg.snapshot(slot)?, id)
     }
 
     /// The directory `id` of `snap` on the destination (incremental snapshots), opened O_PATH.
@@ -751,6 +765,12 @@ impl Filesystem for SnapshotFs {
             }
             Err(e) => reply.error(e),
         });
+        // A walker lists the subdirectories next: their entries' inodes can be read ahead.
+        if offset == 0
+            && let Some(dir) = self.core.tree_dir_of(ino.0)
+        {
+            self.stat_ahead.listed(dir);
+        }
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {

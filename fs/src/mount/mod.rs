@@ -17,8 +17,10 @@
 //! Snapshots are immutable: entries, attributes and directory listings inside
 //! them are cached by the kernel without expiry; file data of incremental
 //! snapshots is served by FUSE passthrough (the kernel reads the backing file
-//! directly), and a directory whose files are opened in order has its next
-//! files read ahead from the disk (`prefetch`). The registry rescans
+//! directly), a directory whose files are opened in order has its next
+//! files read ahead from the disk (`prefetch`), and a listed directory has
+//! the entries of its subdirectories stat'ed ahead of a walk (`stat_ahead`).
+//! The registry rescans
 //! destinations every second and invalidates what changed, so new snapshots
 //! appear and deleted ones disappear without remounting. Content that is not
 //! a plain file (archives, remote blobs) is read through [`content::ReadAt`].
@@ -30,6 +32,7 @@ mod filesystem;
 pub mod mountpoint;
 mod prefetch;
 mod registry;
+mod stat_ahead;
 mod workers;
 
 use std::path::PathBuf;
