@@ -11,7 +11,7 @@
 #   HINDSIGHTD, HINDSIGHT     binaries (default ${CARGO_TARGET_DIR:-target}/release/...)
 #   BENCH_TOOLS="native hindsight hindsightd restic borg"   what to browse (native is always measured)
 #   BENCH_RUNS=3              runs of each operation (first = cold, median of the others = warm)
-#   BENCH_SAMPLES=3           timed repetitions in each run of bigread, bigdd and restore (the
+#   BENCH_SAMPLES=5           timed repetitions in each run of bigread, bigdd and restore (the
 #                             run's time is the fastest; see bench/README.md)
 #   BENCH_DROP=op             when to drop the page/dentry/inode caches: op (before the first
 #                             run of every operation, and before mounting), mount (before
@@ -34,7 +34,7 @@ BENCH_FILES=${BENCH_FILES:-100000}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/hindsight-bench}
 BENCH_TOOLS=${BENCH_TOOLS-native hindsight hindsightd restic borg}
 BENCH_RUNS=${BENCH_RUNS:-3}
-BENCH_SAMPLES=${BENCH_SAMPLES:-3}
+BENCH_SAMPLES=${BENCH_SAMPLES:-5}
 BENCH_DROP=${BENCH_DROP:-op}
 BENCH_OP_TIMEOUT=${BENCH_OP_TIMEOUT:-300}
 BENCH_MOUNT_TIMEOUT=${BENCH_MOUNT_TIMEOUT:-120}
