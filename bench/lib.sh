@@ -69,6 +69,11 @@ resolve_binaries() {
     HINDSIGHTD=$(realpath "$HINDSIGHTD")
     HINDSIGHT=$(realpath "$HINDSIGHT")
     case $HINDSIGHTD in */debug/*) warn "$HINDSIGHTD looks like a debug build: timings will not be representative" ;; esac
+    # a stale build measures other code than the checkout (seen: target/ left from an
+    # earlier session while the builds went to CARGO_TARGET_DIR)
+    local newer
+    newer=$(find "$REPO" -path "$REPO/target" -prune -o \( -name '*.rs' -o -name Cargo.toml \) -newer "$HINDSIGHTD" -print -quit 2>/dev/null || true)
+    [[ -z $newer ]] || warn "$HINDSIGHTD is older than the sources (e.g. $newer): rebuild, or set CARGO_TARGET_DIR to where the builds go"
 }
 
 # ensure_packages CHECK:PACKAGE...: install (apt-get) the packages whose CHECK fails.
