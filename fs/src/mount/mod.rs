@@ -20,10 +20,10 @@
 //! directly), a directory whose files are opened in order has its next
 //! files read ahead from the disk (`prefetch`), and a listed directory has
 //! the entries of its subdirectories stat'ed ahead of a walk (`stat_ahead`).
-//! The registry rescans
-//! destinations every second and invalidates what changed, so new snapshots
-//! appear and deleted ones disappear without remounting. Content that is not
-//! a plain file (archives, remote blobs) is read through [`content::ReadAt`].
+//! The registry rescans destinations every second and invalidates what
+//! changed, so new snapshots appear and deleted ones disappear without
+//! remounting. Content that is not a plain file (archives, remote blobs) is
+//! read through [`content::ReadAt`].
 
 mod attr;
 mod backing;
@@ -143,6 +143,14 @@ impl MountHandle {
             tracing::warn!("{e}");
         }
         joined?
+    }
+}
+
+impl Drop for MountHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!("{e}");
+        }
     }
 }
 
