@@ -20,6 +20,8 @@ use std::ops::RangeInclusive;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
+use super::workers::spawn_serving;
+
 /// Opens this close (in node ids) to the previous one look like a directory read in order.
 const NEAR: u64 = 64;
 /// Ranges of nodes already read ahead that are remembered.
@@ -97,14 +99,12 @@ impl Prefetch {
         let state = Coverage(Arc::new(Mutex::new(State::default())));
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let coverage = state.clone();
-        let spawned = std::thread::Builder::new().name("hindsight-fuse-readahead".into()).spawn(move || {
-            while let Ok(job) = rx.recv() {
-                // A read-ahead is an optimisation: its failure must not stop the next.
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&coverage))).is_err() {
-                    tracing::error!("a read-ahead panicked");
-                }
-            }
-        });
+        let spawned = spawn_serving(
+            "hindsight-fuse-readahead".into(),
+            "a read-ahead",
+            move || rx.recv().ok(),
+            move |job: Job| job(&coverage),
+        );
         let jobs = match spawned {
             Ok(_) => Some(tx),
             Err(e) => {

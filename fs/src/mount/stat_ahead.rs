@@ -23,6 +23,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
+use super::workers::spawn_serving;
+
 /// Subdirectories of one listed directory whose entries are stat'ed.
 pub const SUBDIRS: usize = 256;
 /// Entries stat'ed for one listed directory, over all its subdirectories: an
@@ -96,15 +98,13 @@ impl StatAhead {
     pub fn new() -> Self {
         let shared =
             Arc::new(Shared { queue: Mutex::new(Queue::default()), ready: Condvar::new(), stats: AtomicU64::new(0) });
-        let worker = shared.clone();
-        let spawned = std::thread::Builder::new().name("hindsight-fuse-statahead".into()).spawn(move || {
-            while let Some(w) = worker.pop() {
-                // An optimisation: a failure must not stop the next piece of work.
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&worker, w))).is_err() {
-                    tracing::error!("a stat read-ahead panicked");
-                }
-            }
-        });
+        let (queue, worker) = (shared.clone(), shared.clone());
+        let spawned = spawn_serving(
+            "hindsight-fuse-statahead".into(),
+            "a stat read-ahead",
+            move || queue.pop(),
+            move |w| run(&worker, w),
+        );
         match spawned {
             Ok(_) => StatAhead { shared: Some(shared) },
             Err(e) => {

@@ -15,6 +15,25 @@ use std::sync::{Arc, Mutex};
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Starts thread `name`, which runs `run` on each item `next` gives until it
+/// gives none. A panicking item is logged as `what` and the thread goes on:
+/// the mount's helper threads must outlive one bad request or read-ahead.
+pub(super) fn spawn_serving<T>(
+    name: String,
+    what: &'static str,
+    mut next: impl FnMut() -> Option<T> + Send + 'static,
+    mut run: impl FnMut(T) + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        while let Some(item) = next() {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(item))).is_err() {
+                tracing::error!("{what} panicked");
+            }
+        }
+    })?;
+    Ok(())
+}
+
 /// A fixed set of threads running jobs in arrival order.
 pub(super) struct Workers {
     /// `None` when no thread could be started: jobs then run on the caller.
@@ -29,23 +48,11 @@ impl Workers {
         let mut started = 0;
         for i in 0..n.max(1) {
             let rx = rx.clone();
-            let spawned = std::thread::Builder::new().name(format!("hindsight-fuse-worker-{i}")).spawn(move || {
-                loop {
-                    // The lock is held only while waiting for the next job.
-                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    match job {
-                        // A panicking request must not take the worker with it
-                        // (its reply, dropped unsent, answers the kernel with an error).
-                        Ok(job) => {
-                            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                                tracing::error!("a FUSE request panicked on a worker thread");
-                            }
-                        }
-                        Err(_) => break,
-                    }
-                }
-            });
-            match spawned {
+            // The lock is held only while waiting for the next job. A panicking
+            // request's reply, dropped unsent, answers the kernel with an error.
+            let next = move || rx.lock().unwrap_or_else(|p| p.into_inner()).recv().ok();
+            let name = format!("hindsight-fuse-worker-{i}");
+            match spawn_serving(name, "a FUSE request on a worker thread", next, |job: Job| job()) {
                 Ok(_) => started += 1,
                 Err(e) => tracing::warn!("cannot start a FUSE worker thread: {e}"),
             }
