@@ -7,8 +7,9 @@
 //! the same trees, and an unreadable index only empties its own snapshot.
 //! Overlapping opens of one file share its backing file, and a file of a
 //! deleted snapshot gives ENOENT even when it was opened before. A mount that
-//! ends after its directory was reused leaves the new mount there alone. Files read in
-//! order make the mount read the next ones of their directory ahead.
+//! ends after its directory was reused leaves the new mount there alone.
+//! Files read in order make the mount read the next ones of their directory
+//! ahead.
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
