@@ -87,6 +87,15 @@ impl FsError {
         }
     }
 
+    /// True when an index query was interrupted for outliving its budget.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(
+            self,
+            FsError::Index { source: rusqlite::Error::SqliteFailure(e, _), .. }
+                if e.code == rusqlite::ErrorCode::OperationInterrupted
+        )
+    }
+
     /// The OS error number, when this is an OS error.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {

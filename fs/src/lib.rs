@@ -13,11 +13,14 @@
 //! - [`posix`]: fd-relative helpers that read and apply that metadata;
 //! - [`check`]: integrity verification of complete snapshots, per structure;
 //! - [`local`]: destination access for a local directory (validation, usage,
-//!   locks, deletion).
+//!   locks, deletion);
+//! - [`cache`]: the agent's private local copies of remote manifests and indexes;
+//! - [`names`]: the rules every name that becomes a path obeys.
 //!
 //! The crate knows nothing of jobs, schedules or the catalog.
 
 pub mod archive;
+pub mod cache;
 pub mod check;
 pub mod entry;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Access to a destination that is a local directory: validation and disk usage.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::error::{FsError, Result};
@@ -32,8 +33,11 @@ pub fn disk_usage(path: &Path) -> Result<DiskUsage> {
     Ok(DiskUsage { usage, free, total })
 }
 
-/// Checks that `path` can hold snapshots: it is (or can be created as) a
-/// directory, is writable, and supports hardlinks. Returns its disk usage.
+/// Checks that `path` can hold snapshots: it is (or can be created, mode
+/// 0700, as) a directory, is writable, and supports hardlinks. Returns its
+/// disk usage. The probe files have unpredictable names and are created
+/// `O_EXCL|O_NOFOLLOW`: in a directory others can write to, nothing they
+/// planted is written through.
 pub fn validate(path: &Path) -> Result<DiskUsage> {
     if !path.is_absolute() {
         return Err(FsError::Refused(format!("destination path {} is not absolute", path.display())));
@@ -43,23 +47,23 @@ pub fn validate(path: &Path) -> Result<DiskUsage> {
             return Err(FsError::Refused(format!("destination path {} is not a directory", path.display())));
         }
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(path).map_err(|e| FsError::io("create", path, e))?;
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::layout::create_private_dir_all(path)?,
         Err(e) => return Err(FsError::io("stat", path, e)),
     }
-    let probe = path.join(format!(".hindsight-probe-{}", std::process::id()));
-    let link = path.join(format!(".hindsight-probe-{}-link", std::process::id()));
+    let dir = crate::posix::open_dir(path).map_err(|e| FsError::io("open", path, e))?;
+    let probe = format!(".hindsight-probe-{}", uuid::Uuid::new_v4().simple());
+    let link = format!("{probe}-link");
     let result = (|| {
-        let mut f = std::fs::File::create(&probe).map_err(|e| FsError::io("write a probe file in", path, e))?;
-        f.write_all(b"hindsight").map_err(|e| FsError::io("write", &probe, e))?;
+        let mut f = crate::posix::create_new_at(dir.as_fd(), probe.as_bytes(), 0o600)
+            .map_err(|e| FsError::io("write a probe file in", path, e))?;
+        f.write_all(b"hindsight").map_err(|e| FsError::io("write", path.join(&probe), e))?;
         drop(f);
-        std::fs::hard_link(&probe, &link)
+        rustix::fs::linkat(dir.as_fd(), probe.as_str(), dir.as_fd(), link.as_str(), rustix::fs::AtFlags::empty())
             .map_err(|e| FsError::Refused(format!("destination {} does not support hardlinks: {e}", path.display())))?;
         Ok(())
     })();
-    let _ = std::fs::remove_file(&link);
-    let _ = std::fs::remove_file(&probe);
+    let _ = rustix::fs::unlinkat(dir.as_fd(), link.as_str(), rustix::fs::AtFlags::empty());
+    let _ = rustix::fs::unlinkat(dir.as_fd(), probe.as_str(), rustix::fs::AtFlags::empty());
     result?;
     disk_usage(path)
 }

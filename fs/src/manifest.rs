@@ -12,6 +12,8 @@ use crate::error::{FsError, Result};
 
 /// File name of the manifest.
 pub const MANIFEST_FILE: &str = "snapshot.json";
+/// Largest manifest read (a few KiB with many sources and tags).
+pub const MANIFEST_MAX: u64 = 1 << 20;
 
 /// How a snapshot stores file contents.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -110,10 +112,30 @@ impl Manifest {
             .map_err(|e| FsError::Format { path: path.into(), message: format!("malformed snapshot manifest: {e}") })
     }
 
-    /// Reads and parses a manifest file.
+    /// Reads and parses a manifest file (a regular file, not a symlink, of at
+    /// most [`MANIFEST_MAX`] bytes).
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| FsError::io("read", path, e))?;
+        let bytes = crate::posix::read_small_file(path, MANIFEST_MAX).map_err(|e| FsError::io("read", path, e))?;
         Self::parse(path, &bytes)
+    }
+
+    /// Refuses a manifest that does not name the job and snapshot directory it
+    /// was found in (`at`, for the message): its fields are shown, kept in the
+    /// catalog and used by deletions, so they must be the names the listing
+    /// checked, not what a hostile destination wrote.
+    pub fn check_identity(&self, job: &str, name: &str, at: &Path) -> Result<()> {
+        if self.job == job && self.name == name {
+            return Ok(());
+        }
+        let shown = |s: &str| s.chars().take(80).collect::<String>();
+        Err(FsError::Format {
+            path: at.to_path_buf(),
+            message: format!(
+                "the manifest names snapshot {:?}/{:?}, not {job}/{name}: refused",
+                shown(&self.job),
+                shown(&self.name)
+            ),
+        })
     }
 
     /// Serialises the manifest as pretty JSON.
@@ -121,5 +143,53 @@ impl Manifest {
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(job: &str, name: &str) -> Manifest {
+        Manifest {
+            format: 1,
+            job: job.into(),
+            name: name.into(),
+            structure: Structure::Incremental,
+            sources: vec!["/src".into()],
+            host: "h".into(),
+            started: "2026-11-22T03:50:00Z".into(),
+            finished: "2026-11-22T03:50:01Z".into(),
+            partial: false,
+            parent: None,
+            stats: SnapshotStats::default(),
+            index_blake3: String::new(),
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn a_manifest_must_name_its_own_directory() {
+        let at = Path::new("/d/j/2026-11-22T035000Z");
+        manifest("j", "2026-11-22T035000Z").check_identity("j", "2026-11-22T035000Z", at).expect("its own name");
+        let err = manifest("j", "x/../../../victim")
+            .check_identity("j", "2026-11-22T035000Z", at)
+            .expect_err("a traversal name");
+        assert!(err.to_string().contains("refused"), "{err}");
+        assert!(manifest("k", "2026-11-22T035000Z").check_identity("j", "2026-11-22T035000Z", at).is_err());
+    }
+
+    #[test]
+    fn a_huge_or_linked_manifest_is_not_read() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let big = t.path().join("big.json");
+        std::fs::write(&big, vec![b' '; (MANIFEST_MAX + 1) as usize]).expect("write");
+        assert!(Manifest::read(&big).is_err());
+        let real = t.path().join("real.json");
+        std::fs::write(&real, manifest("j", "2026-11-22T035000Z").to_bytes()).expect("write");
+        Manifest::read(&real).expect("a manifest");
+        let link = t.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        assert!(Manifest::read(&link).is_err(), "a symlinked manifest was followed");
     }
 }

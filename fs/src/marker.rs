@@ -53,13 +53,17 @@ impl Marker {
         }
     }
 
-    /// Parses a marker, refusing formats this build cannot read.
+    /// Parses a marker, refusing formats this build cannot read and ids that
+    /// are not what Hindsight writes (a marker may come from anyone who can
+    /// write the destination; its id must never become a path).
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
         let m: Marker = serde_json::from_slice(bytes)
             .map_err(|e| FsError::Format { path: path.into(), message: format!("not a Hindsight marker: {e}") })?;
         if m.kind != "hindsight" {
             return Err(FsError::Format { path: path.into(), message: "not a Hindsight marker".into() });
         }
+        crate::names::check_destination_id(&m.destination_id)
+            .map_err(|message| FsError::Format { path: path.into(), message })?;
         if m.format > FORMAT_VERSION {
             return Err(FsError::Format {
                 path: path.into(),
@@ -77,5 +81,23 @@ impl Marker {
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_round_trips_and_a_path_like_id_is_refused() {
+        let id = uuid::Uuid::new_v4().to_string();
+        let m = Marker::new(&id);
+        assert_eq!(Marker::parse(Path::new("HINDSIGHT"), &m.to_bytes()).expect("parse"), m);
+        for bad in ["../../x", "/etc/logrotate.d", "", "x"] {
+            let mut hostile = m.clone();
+            hostile.destination_id = bad.into();
+            let err = Marker::parse(Path::new("HINDSIGHT"), &hostile.to_bytes()).expect_err("hostile id");
+            assert!(err.to_string().contains("not a UUID"), "{bad:?}: {err}");
+        }
     }
 }

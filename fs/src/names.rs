@@ -24,23 +24,53 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a destination id as written in a `HINDSIGHT` marker: a UUID in its
+/// canonical form (`8-4-4-4-12` lowercase hex digits), what Hindsight generates.
+pub fn check_destination_id(id: &str) -> Result<(), String> {
+    let b = id.as_bytes();
+    let ok = b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        });
+    if ok { Ok(()) } else { Err(format!("invalid destination id {:?}: not a UUID", truncated(id))) }
+}
+
+/// Checks a snapshot name read from a destination; the error names it.
+pub fn check_snapshot_name(name: &str) -> Result<(), String> {
+    if is_snapshot_name(name) {
+        Ok(())
+    } else {
+        Err(format!("invalid snapshot name {:?}: not of the form 2026-11-22T035000Z[-N]", truncated(name)))
+    }
+}
+
+/// At most 80 characters of a name for an error message (a hostile name may be huge).
+fn truncated(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
 /// The base snapshot name for a moment: `YYYY-MM-DDTHHMMSSZ` in UTC.
 pub fn snapshot_base_name(at: Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H%M%SZ").to_string()
 }
 
-/// True when `name` has the shape of a snapshot name (base, optionally `-N`).
+/// True when `name` has the shape of a snapshot name (base, optionally `-N`):
+/// `DDDD-DD-DDTDDDDDDZ` holding a valid time, then optionally `-` and 1-9 digits.
 pub fn is_snapshot_name(name: &str) -> bool {
-    let (base, suffix) = match name.split_once("Z-") {
-        Some((b, s)) => (format!("{b}Z"), Some(s)),
-        None => (name.to_string(), None),
-    };
-    if let Some(s) = suffix
-        && (s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()))
-    {
+    const SHAPE: &[u8] = b"DDDD-DD-DDTDDDDDDZ";
+    let b = name.as_bytes();
+    if b.len() < SHAPE.len() {
         return false;
     }
-    snapshot_time(&base).is_some()
+    let (base, rest) = b.split_at(SHAPE.len());
+    let shaped = SHAPE.iter().zip(base).all(|(&want, &c)| if want == b'D' { c.is_ascii_digit() } else { c == want });
+    let suffix_ok = match rest {
+        [] => true,
+        [b'-', digits @ ..] => (1..=9).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    shaped && suffix_ok && snapshot_time(name).is_some()
 }
 
 /// The time encoded in a snapshot name, ignoring any `-N` suffix.
@@ -74,5 +104,27 @@ mod tests {
         assert!(!is_snapshot_name("2026-11-22T035000Z-"));
         assert!(!is_snapshot_name(".partial-2026-11-22T035000Z"));
         assert_eq!(snapshot_time("2026-11-22T035000Z-3"), Some(t));
+        for bad in [
+            "x/../../../victim",
+            "2026-11-22T035000Z/..",
+            "2026-11-22T035000Z-1/x",
+            " 2026-11-22T035000Z",
+            "+2026-11-22T035000Z",
+            "2026-13-22T035000Z",
+            "2026-11-22T035000Z-1234567890",
+            "..",
+        ] {
+            assert!(!is_snapshot_name(bad), "{bad:?} passed as a snapshot name");
+            assert!(check_snapshot_name(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn destination_ids_are_uuids() {
+        let id = uuid::Uuid::new_v4().to_string();
+        assert!(check_destination_id(&id).is_ok(), "{id}");
+        for bad in ["", "../../x", "/", "/etc/logrotate.d", "id-1", &id.to_uppercase(), &format!("{id}/x")] {
+            assert!(check_destination_id(bad).is_err(), "{bad:?} passed as a destination id");
+        }
     }
 }

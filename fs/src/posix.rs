@@ -5,6 +5,14 @@
 //! followed. Extended attributes of entries that cannot be opened (symlinks,
 //! fifos, devices) are reached through `/proc/self/fd/<dir>/<name>` with the
 //! `l*xattr` calls, which do not follow the final symlink.
+//!
+//! The agent runs as root in trees that other users may write to (a source,
+//! a destination written by someone else): no call here follows a symlink
+//! anywhere in a path it was given relative to a descriptor. `chmod` has no
+//! form that refuses symlinks on every kernel, so a mode is changed through
+//! an `O_PATH|O_NOFOLLOW` descriptor whose kind was checked first; trees are
+//! removed one descriptor per level, never by path, and without recursion
+//! (a tree as deep as a user cares to make must not overflow the stack).
 
 use std::ffi::OsStr;
 use std::io;
@@ -35,6 +43,14 @@ pub fn meta_from_stat(st: &Stat) -> Option<EntryMeta> {
         target: None,
         xattrs: Xattrs::default(),
     })
+}
+
+/// The `(device, inode)` and metadata of an open file: what was opened,
+/// whatever its name holds by now. `None` when it cannot be stat'ed or is of
+/// an unknown kind.
+pub fn fstat_meta(fd: BorrowedFd<'_>) -> Option<((u64, u64), EntryMeta)> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    Some(((st.st_dev, st.st_ino), meta_from_stat(&st)?))
 }
 
 /// `lstat` of `name` in `dir`.
@@ -203,10 +219,66 @@ pub fn apply_meta_at(dir: BorrowedFd<'_>, name: &[u8], meta: &EntryMeta) -> io::
         }
     }
     if meta.kind != EntryKind::Symlink {
-        rustix::fs::chmodat(dir, os, Mode::from_raw_mode(meta.mode), AtFlags::empty())?;
+        chmod_at(dir, name, meta.kind, meta.mode)?;
     }
     rustix::fs::utimensat(dir, os, &timestamps(meta), AtFlags::SYMLINK_NOFOLLOW)?;
     Ok(())
+}
+
+/// Changes the mode of `name` in `dir`, which must still be of kind `kind`:
+/// through a descriptor opened `O_PATH|O_NOFOLLOW`, so that an entry swapped
+/// for a symlink makes this fail instead of changing the symlink's target.
+pub fn chmod_at(dir: BorrowedFd<'_>, name: &[u8], kind: EntryKind, mode: u32) -> io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        OsStr::from_bytes(name),
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if EntryKind::from_mode(st.st_mode) != Some(kind) {
+        return Err(io::Error::other(format!("changed into another kind of file (expected {kind:?})")));
+    }
+    // The magic link names this very inode: chmod follows it, and nothing else.
+    rustix::fs::chmod(fd_path(fd.as_fd()), Mode::from_raw_mode(mode))?;
+    Ok(())
+}
+
+/// `/proc/self/fd/N` of an open descriptor.
+fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Opens `rel`, a relative path of one or more components, beneath `dir`
+/// without following a symlink in any component and without leaving `dir`
+/// (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`; on kernels
+/// without it, one `O_NOFOLLOW` component at a time, refusing `..`).
+pub fn open_beneath(dir: BorrowedFd<'_>, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
+    use rustix::fs::ResolveFlags;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    match rustix::fs::openat2(dir, OsStr::from_bytes(rel), flags | OFlags::CLOEXEC, Mode::empty(), resolve) {
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {}
+        r => return Ok(r?),
+    }
+    let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").collect();
+    if comps.is_empty() || comps.contains(&b"..".as_slice()) {
+        return Err(io::Error::from_raw_os_error(rustix::io::Errno::XDEV.raw_os_error()));
+    }
+    let mut cur: Option<OwnedFd> = None;
+    let (last, parents) = comps.split_last().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    for comp in parents {
+        let at = cur.as_ref().map_or(dir, |f| f.as_fd());
+        let next = rustix::fs::openat(
+            at,
+            OsStr::from_bytes(comp),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        cur = Some(next);
+    }
+    let at = cur.as_ref().map_or(dir, |f| f.as_fd());
+    Ok(rustix::fs::openat(at, OsStr::from_bytes(last), flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?)
 }
 
 /// Creates a special file (fifo, device, socket) named `name` in `dir`.
@@ -224,31 +296,126 @@ pub fn make_special_at(dir: BorrowedFd<'_>, name: &[u8], meta: &EntryMeta) -> io
 
 /// Removes `name` in `dir`, recursively if it is a directory. Missing is not an error.
 pub fn remove_tree_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    remove_tree_at_with(dir, name, &mut || {})
+}
+
+/// Like [`remove_tree_at`], calling `unlinked` after each file removed (the
+/// background deleter paces itself with it).
+///
+/// One descriptor per level of the directory being emptied, each opened
+/// `O_NOFOLLOW|O_DIRECTORY` relative to its parent: a directory swapped for a
+/// symlink while the walk is under way is unlinked as a symlink, never
+/// entered, so nothing outside the tree is ever touched.
+pub fn remove_tree_at_with(dir: BorrowedFd<'_>, name: &[u8], unlinked: &mut dyn FnMut()) -> io::Result<()> {
     let st = match lstat_at(dir, name) {
         Ok(st) => st,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    let os = OsStr::from_bytes(name);
-    if EntryKind::from_mode(st.st_mode) == Some(EntryKind::Dir) {
-        // A directory stripped of write permission by a restored mode would refuse unlinks.
-        let _ = rustix::fs::chmodat(dir, os, Mode::from_raw_mode(0o700), AtFlags::empty());
-        let sub = open_dir_at(dir, name)?;
-        for child in list_dir(sub.as_fd())? {
-            remove_tree_at(sub.as_fd(), &child)?;
+    if EntryKind::from_mode(st.st_mode) != Some(EntryKind::Dir) {
+        return unlink_leaf(dir, name);
+    }
+    /// A directory being emptied: its descriptor, its name in its parent,
+    /// its subdirectories not entered yet, and how many times it was listed
+    /// again because entries appeared while it was being emptied.
+    struct Level {
+        fd: OwnedFd,
+        name: Vec<u8>,
+        subdirs: Vec<Vec<u8>>,
+        relisted: u32,
+    }
+    let enter = |parent: BorrowedFd<'_>, name: &[u8], unlinked: &mut dyn FnMut()| -> io::Result<Option<Level>> {
+        let fd = match open_dir_for_removal(parent, name) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // No longer a directory (swapped for a symlink or a file): unlinked as what it is now.
+            Err(e) if is_errno(&e, rustix::io::Errno::LOOP) || is_errno(&e, rustix::io::Errno::NOTDIR) => {
+                unlink_leaf(parent, name)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut subdirs = Vec::new();
+        for child in list_dir(fd.as_fd())? {
+            match lstat_at(fd.as_fd(), &child) {
+                Ok(st) if EntryKind::from_mode(st.st_mode) == Some(EntryKind::Dir) => subdirs.push(child),
+                Ok(_) => {
+                    unlink_leaf(fd.as_fd(), &child)?;
+                    unlinked();
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
-        drop(sub);
-        rustix::fs::unlinkat(dir, os, AtFlags::REMOVEDIR)?;
-    } else {
-        match rustix::fs::unlinkat(dir, os, AtFlags::empty()) {
+        Ok(Some(Level { fd, name: name.to_vec(), subdirs, relisted: 0 }))
+    };
+    let mut levels: Vec<Level> = Vec::new();
+    if let Some(top) = enter(dir, name, unlinked)? {
+        levels.push(top);
+    }
+    while let Some(depth) = levels.len().checked_sub(1) {
+        if let Some(sub) = levels[depth].subdirs.pop() {
+            if let Some(next) = enter(levels[depth].fd.as_fd(), &sub, unlinked)? {
+                levels.push(next);
+            }
+            continue;
+        }
+        let Some(done) = levels.pop() else { break };
+        drop(done.fd);
+        let parent = levels.last().map_or(dir, |l| l.fd.as_fd());
+        match rustix::fs::unlinkat(parent, OsStr::from_bytes(&done.name), AtFlags::REMOVEDIR) {
             Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            // Something was added (or renamed) into it meanwhile: list it again, a few times.
+            Err(rustix::io::Errno::NOTEMPTY) if done.relisted < MAX_RELISTS => {
+                if let Some(mut again) = enter(parent, &done.name, unlinked)? {
+                    again.relisted = done.relisted + 1;
+                    levels.push(again);
+                }
+            }
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
 }
 
-/// Removes the directory tree at `path` (missing is not an error).
+/// Times a directory being removed is listed again when entries keep
+/// appearing in it (someone writing there as fast as it is emptied).
+const MAX_RELISTS: u32 = 8;
+
+/// Unlinks a non-directory; missing is not an error.
+fn unlink_leaf(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    match rustix::fs::unlinkat(dir, OsStr::from_bytes(name), AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// True when `e` is the OS error `errno`.
+pub fn is_errno(e: &io::Error, errno: rustix::io::Errno) -> bool {
+    e.raw_os_error() == Some(errno.raw_os_error())
+}
+
+/// Opens directory `name` of `dir` for emptying it: never through a symlink,
+/// and writable by its owner (a restored mode may have taken that away, and
+/// an agent that is not root needs it to unlink the entries).
+fn open_dir_for_removal(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<OwnedFd> {
+    let fd = match open_dir_at(dir, name) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            chmod_at(dir, name, EntryKind::Dir, 0o700)?;
+            open_dir_at(dir, name)?
+        }
+        Err(e) => return Err(e),
+    };
+    let st = rustix::fs::fstat(&fd)?;
+    if st.st_mode & 0o700 != 0o700 {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+    }
+    Ok(fd)
+}
+
+/// Removes the directory tree at `path` (missing is not an error). The parent
+/// is opened by path: callers pass a path they trust up to its last component.
 pub fn remove_tree(path: &std::path::Path) -> io::Result<()> {
     let parent = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent"))?;
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
@@ -258,6 +425,57 @@ pub fn remove_tree(path: &std::path::Path) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     remove_tree_at(pfd.as_fd(), name.as_bytes())
+}
+
+/// Reads a small regular file (a marker, a manifest) without following a
+/// final symlink; refuses anything but a regular file and files over `max`
+/// bytes (a destination written by someone else may hold anything there).
+pub fn read_small_file(path: &std::path::Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
+    if EntryKind::from_mode(st.st_mode) != Some(EntryKind::File) {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if st.st_size as u64 > max {
+        return Err(io::Error::other(format!("{} bytes, more than the {max} such a file may have", st.st_size)));
+    }
+    let mut out = Vec::with_capacity(st.st_size as usize);
+    std::fs::File::from(fd).take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(io::Error::other(format!("more than the {max} bytes such a file may have")));
+    }
+    Ok(out)
+}
+
+/// Opens `path` read-only, refusing a final symlink.
+pub fn read_only_nofollow(path: &std::path::Path) -> io::Result<std::fs::File> {
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Creates `path` as a new regular file, mode 0600 (`O_EXCL|O_NOFOLLOW`):
+/// the agent's own files are private, and never written through a symlink
+/// or into a file someone else made first.
+pub fn create_private(path: &std::path::Path) -> io::Result<std::fs::File> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Creates `name` in `dir` as a new regular file (`O_EXCL|O_NOFOLLOW`, mode
+/// `mode`): it never opens what another user planted under that name.
+pub fn create_new_at(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<std::fs::File> {
+    let fd = rustix::fs::openat(
+        dir,
+        OsStr::from_bytes(name),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
+    Ok(std::fs::File::from(fd))
 }
 
 /// Raises this process's open-files limit to its hard maximum; returns the
@@ -272,4 +490,97 @@ pub fn raise_fd_limit() -> Option<u64> {
         return Some(max);
     }
     lim.current
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn dir_fd(p: &std::path::Path) -> OwnedFd {
+        open_dir(p).expect("open dir")
+    }
+
+    #[test]
+    fn removing_a_tree_never_enters_a_symlink_in_it() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let victim = t.path().join("victim");
+        std::fs::create_dir_all(victim.join("sub")).expect("mkdir");
+        std::fs::write(victim.join("keep"), b"x").expect("write");
+        std::fs::write(victim.join("sub/keep"), b"x").expect("write");
+        let tree = t.path().join("tree");
+        std::fs::create_dir_all(tree.join("a/b")).expect("mkdir");
+        std::fs::write(tree.join("a/b/f"), b"x").expect("write");
+        std::os::unix::fs::symlink(&victim, tree.join("a/link")).expect("symlink");
+        std::os::unix::fs::symlink(&victim, tree.join("top-link")).expect("symlink");
+        let mut n = 0;
+        remove_tree_at_with(dir_fd(t.path()).as_fd(), b"tree", &mut || n += 1).expect("remove");
+        assert!(!tree.exists(), "the tree is gone");
+        assert_eq!(n, 3, "one file and two symlinks unlinked");
+        assert!(victim.join("keep").is_file() && victim.join("sub/keep").is_file(), "the symlinks' target survived");
+    }
+
+    #[test]
+    fn a_directory_swapped_for_a_symlink_is_unlinked_not_entered() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let victim = t.path().join("victim");
+        std::fs::create_dir_all(&victim).expect("mkdir");
+        std::fs::write(victim.join("keep"), b"x").expect("write");
+        std::os::unix::fs::symlink(&victim, t.path().join("d")).expect("symlink");
+        // What the walk finds after lstat said "directory" and the swap happened.
+        let err = open_dir_for_removal(dir_fd(t.path()).as_fd(), b"d").expect_err("a symlink opened as a directory");
+        assert!(is_errno(&err, rustix::io::Errno::LOOP) || is_errno(&err, rustix::io::Errno::NOTDIR), "{err}");
+        remove_tree_at(dir_fd(t.path()).as_fd(), b"d").expect("remove the link");
+        assert!(victim.join("keep").is_file());
+    }
+
+    #[test]
+    fn a_deep_tree_is_removed_without_recursion() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = dir_fd(t.path());
+        rustix::fs::mkdirat(root.as_fd(), "deep", Mode::from_raw_mode(0o700)).expect("mkdir");
+        let mut cur = open_dir_at(root.as_fd(), b"deep").expect("open");
+        for _ in 0..5000 {
+            rustix::fs::mkdirat(cur.as_fd(), "d", Mode::from_raw_mode(0o500)).expect("mkdir");
+            cur = open_dir_at(cur.as_fd(), b"d").expect("open");
+        }
+        drop(cur);
+        remove_tree_at(root.as_fd(), b"deep").expect("remove");
+        assert!(!t.path().join("deep").exists());
+    }
+
+    #[test]
+    fn chmod_at_refuses_a_symlink() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, b"x").expect("write");
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::os::unix::fs::symlink(&victim, t.path().join("fifo")).expect("symlink");
+        let root = dir_fd(t.path());
+        assert!(chmod_at(root.as_fd(), b"fifo", EntryKind::Fifo, 0o666).is_err());
+        assert!(chmod_at(root.as_fd(), b"fifo", EntryKind::File, 0o666).is_err());
+        let mode = std::fs::metadata(&victim).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "the symlink's target kept its mode");
+        chmod_at(root.as_fd(), b"victim", EntryKind::File, 0o640).expect("chmod the file itself");
+        assert_eq!(std::fs::metadata(&victim).expect("stat").permissions().mode() & 0o7777, 0o640);
+    }
+
+    #[test]
+    fn open_beneath_refuses_symlinks_and_escapes() {
+        let t = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(t.path().join("tree/a")).expect("mkdir");
+        std::fs::write(t.path().join("tree/a/f"), b"in").expect("write");
+        std::fs::write(t.path().join("secret"), b"out").expect("write");
+        std::os::unix::fs::symlink(t.path(), t.path().join("tree/up")).expect("symlink");
+        let tree = dir_fd(&t.path().join("tree"));
+        let read = |rel: &[u8]| -> io::Result<Vec<u8>> {
+            let fd = open_beneath(tree.as_fd(), rel, OFlags::RDONLY)?;
+            std::fs::read(fd_path(fd.as_fd()))
+        };
+        assert_eq!(read(b"a/f").expect("a file beneath"), b"in");
+        assert!(read(b"up/secret").is_err(), "followed a symlink in the middle");
+        assert!(read(b"../secret").is_err(), "left the directory by ..");
+        assert!(read(b"a/../../secret").is_err(), "left the directory by ..");
+        assert!(open_beneath(tree.as_fd(), b"up", OFlags::PATH).is_err(), "followed a final symlink");
+    }
 }

@@ -220,7 +220,12 @@ impl Pass<'_> {
     fn run(&mut self) -> rusqlite::Result<()> {
         let mut stmt = self.index.connection().prepare(ITEMS)?;
         let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        // Reading an entry's data between two rows takes its own time: each
+        // step of the scan gets the index's whole budget.
+        while let Some(row) = {
+            self.index.arm();
+            rows.next()?
+        } {
             let item = Item::from_row(row)?;
             let is_dir = item.kind == Some(EntryKind::Dir);
             let path = match self.paths.path(self.index, item.id, item.parent, &item.name, is_dir) {

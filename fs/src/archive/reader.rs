@@ -102,9 +102,22 @@ impl Archive {
     /// Opens the data file of the snapshot in `dir`, of structure `structure`,
     /// with the members table of its `index` (compressed).
     pub fn open(dir: &Path, structure: Structure, index: &IndexReader, cache: &MemberCache) -> Result<Arc<Self>> {
-        Self::open_with(dir, structure, index, cache, |path, _| {
-            File::open(path).map(Source::Local).map_err(|e| FsError::io("open", path, e))
+        Self::open_local(dir, structure, index, cache, |name| {
+            let path = dir.join(name);
+            crate::posix::read_only_nofollow(&path).map_err(|e| FsError::io("open", path, e))
         })
+    }
+
+    /// Like [`Archive::open`], the data file opened by `open_data` from its
+    /// name (the mount opens it beneath the destination root).
+    pub fn open_local(
+        dir: &Path,
+        structure: Structure,
+        index: &IndexReader,
+        cache: &MemberCache,
+        open_data: impl FnOnce(&str) -> Result<File>,
+    ) -> Result<Arc<Self>> {
+        Self::open_with(dir, structure, index, cache, |_, name| open_data(name).map(Source::Local))
     }
 
     /// Opens the data file of the remote snapshot whose objects are under

@@ -131,7 +131,11 @@ impl Checker {
 /// Streams a file through blake3; returns the hash and the bytes read. Memory
 /// stays at one buffer whatever the file's size.
 pub(crate) fn hash_file(path: &Path) -> std::io::Result<(blake3::Hash, u64)> {
-    let mut file = std::fs::File::open(path)?;
+    hash_reader(crate::posix::read_only_nofollow(path)?)
+}
+
+/// blake3 and length of what `file` holds from where it stands.
+pub(crate) fn hash_reader(mut file: std::fs::File) -> std::io::Result<(blake3::Hash, u64)> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 << 10];
     let mut total = 0u64;

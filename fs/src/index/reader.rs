@@ -1,14 +1,38 @@
 //! Reads a finished index: lookups by parent and name, directory listings, scans.
+//!
+//! An index comes from a destination, which someone else may have written:
+//! opening one checks that its schema is exactly the one Hindsight writes
+//! (the tables and indexes, their columns, no views or triggers, nothing
+//! generated), with SQLite's defensive mode on and the schema untrusted, and
+//! every statement runs under a deadline (a progress handler interrupts a
+//! step that takes longer than [`IndexReader::set_step_budget`]). A hostile
+//! index can be refused or fail a query; it cannot hang its reader.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rusqlite::config::DbConfig;
+use rusqlite::limits::Limit;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::schema::COLUMNS;
 use super::{IndexEntry, Location, Member};
 use crate::entry::{EntryKind, EntryMeta, Xattrs};
 use crate::error::{FsError, Result};
+
+/// Time one step of a statement may take unless the reader says otherwise.
+pub const DEFAULT_STEP_BUDGET: Duration = Duration::from_secs(30);
+
+/// Largest value (name, target, xattrs) an index may hold: far above any
+/// real one, far below what would exhaust memory.
+const MAX_VALUE: i32 = 16 << 20;
+
+/// VM instructions between two looks at the deadline.
+const PROGRESS_EVERY: i32 = 1000;
 
 /// A read-only handle on one snapshot's index.
 ///
@@ -18,25 +42,70 @@ use crate::error::{FsError, Result};
 pub struct IndexReader {
     conn: Connection,
     path: PathBuf,
+    /// When the statement running now must stop, in nanoseconds since [`epoch`] (0: no deadline).
+    deadline: Arc<AtomicU64>,
+    budget: Duration,
+}
+
+/// The instant deadlines are counted from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn nanos_since_epoch() -> u64 {
+    epoch().elapsed().as_nanos().min(u128::from(u64::MAX)) as u64
 }
 
 impl IndexReader {
-    /// Opens the index at `path`.
+    /// Opens the index at `path` (a regular file, not a symlink).
     pub fn open(path: &Path) -> Result<Self> {
-        if !path.is_file() {
-            return Err(FsError::io("open", path, std::io::Error::from(std::io::ErrorKind::NotFound)));
+        let fd = rustix::fs::open(
+            path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| FsError::io("open", path, e))?;
+        Self::open_fd(&fd, path)
+    }
+
+    /// Opens the index file open at `fd` (`path` names it in messages). The
+    /// caller chose how `fd` was opened (beneath a snapshot directory,
+    /// without symlinks); SQLite opens that very file through `/proc`.
+    pub fn open_fd(fd: &OwnedFd, path: &Path) -> Result<Self> {
+        let st = rustix::fs::fstat(fd).map_err(|e| FsError::io("stat", path, e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(FsError::Format { path: path.into(), message: "the index is not a regular file".into() });
         }
-        let uri = format!("file:{}?immutable=1", uri_escape(path));
+        let uri = format!("file:/proc/self/fd/{}?immutable=1", fd.as_raw_fd());
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(uri, flags).map_err(|e| FsError::index(path, e))?;
+        let err = |e| FsError::index(path, e);
+        let conn = Connection::open_with_flags(uri, flags).map_err(err)?;
+        // A schema written by someone else runs no function of its choosing,
+        // and no statement can change the file or the connection's rules.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).map_err(err)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false).map_err(err)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE).map_err(err)?;
         // Readers are many (one per snapshot being browsed) and short-lived: a small page cache each.
-        conn.execute_batch("PRAGMA cache_size = -2048;").map_err(|e| FsError::index(path, e))?;
+        conn.execute_batch("PRAGMA cache_size = -2048;").map_err(err)?;
         // Without a stable plan, SQLite compiles a statement whose plan could
         // depend on a bound value (the range and LIMIT of `children_after`)
         // again at every run: half of the mount's CPU when it lists directories.
         // The plan these queries get is the same either way.
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(|e| FsError::index(path, e))?;
-        let reader = IndexReader { conn, path: path.into() };
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(err)?;
+        let deadline = Arc::new(AtomicU64::new(0));
+        let watched = deadline.clone();
+        conn.progress_handler(
+            PROGRESS_EVERY,
+            Some(move || {
+                let d = watched.load(Ordering::Relaxed);
+                d != 0 && nanos_since_epoch() > d
+            }),
+        )
+        .map_err(err)?;
+        let reader = IndexReader { conn, path: path.into(), deadline, budget: DEFAULT_STEP_BUDGET };
+        reader.arm();
+        super::schema::check(&reader.conn).map_err(|message| FsError::Format { path: path.into(), message })?;
         let schema: Option<String> = reader
             .conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
@@ -46,6 +115,18 @@ impl IndexReader {
             return Err(FsError::Format { path: path.into(), message: format!("unsupported index schema {schema:?}") });
         }
         Ok(reader)
+    }
+
+    /// How long one step of a statement may take before it is interrupted
+    /// (the mount, which answers users, allows less than a check).
+    pub fn set_step_budget(&mut self, budget: Duration) {
+        self.budget = budget;
+    }
+
+    /// Starts the deadline of the next step.
+    pub(crate) fn arm(&self) {
+        let d = nanos_since_epoch().saturating_add(self.budget.as_nanos().min(u128::from(u64::MAX)) as u64);
+        self.deadline.store(d.max(1), Ordering::Relaxed);
     }
 
     /// The entry with this id.
@@ -60,6 +141,7 @@ impl IndexReader {
 
     /// Every child of `parent`, in id order.
     pub fn children(&self, parent: i64) -> Result<Vec<IndexEntry>> {
+        self.arm();
         let err = |e| FsError::index(&self.path, e);
         let mut stmt = self
             .conn
@@ -72,6 +154,7 @@ impl IndexReader {
     /// Up to `limit` children of `parent` with an id above `after`, in id order
     /// (a directory listing read in pieces).
     pub fn children_after(&self, parent: i64, after: i64, limit: u32) -> Result<Vec<IndexEntry>> {
+        self.arm();
         let err = |e| FsError::index(&self.path, e);
         let mut stmt = self.conn.prepare_cached(&children_after_sql()).map_err(err)?;
         let rows = stmt.query_map(params![parent, after, limit], map_row).map_err(err)?;
@@ -101,9 +184,12 @@ impl IndexReader {
     pub fn for_each(&self, mut f: impl FnMut(IndexEntry) -> Result<()>) -> Result<()> {
         let err = |e| FsError::index(&self.path, e);
         let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM entries ORDER BY id")).map_err(err)?;
+        self.arm();
         let mut rows = stmt.query([]).map_err(err)?;
         while let Some(row) = rows.next().map_err(err)? {
             f(map_row(row).map_err(err)?)?;
+            // A scan of a large index is many short steps: each gets the budget.
+            self.arm();
         }
         Ok(())
     }
@@ -120,6 +206,7 @@ impl IndexReader {
                  FROM members ORDER BY id",
             )
             .map_err(err)?;
+        self.arm();
         let mut rows = stmt.query([]).map_err(err)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(err)? {
@@ -146,6 +233,7 @@ impl IndexReader {
 
     /// Number of entries.
     pub fn len(&self) -> Result<u64> {
+        self.arm();
         self.conn
             .query_row("SELECT count(*) FROM entries", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
@@ -161,6 +249,7 @@ impl IndexReader {
     /// SQL (integrity checks stream rows in tar stream order).
     /// A value of the index's meta table (`structure`, `data_file`, ...).
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.arm();
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
@@ -168,10 +257,12 @@ impl IndexReader {
     }
 
     pub(crate) fn connection(&self) -> &Connection {
+        self.arm();
         &self.conn
     }
 
     fn query_opt(&self, sql: &str, p: impl rusqlite::Params) -> Result<Option<IndexEntry>> {
+        self.arm();
         let err = |e| FsError::index(&self.path, e);
         let mut stmt = self.conn.prepare_cached(sql).map_err(err)?;
         stmt.query_row(p, map_row).optional().map_err(err)
@@ -180,19 +271,6 @@ impl IndexReader {
 
 fn children_after_sql() -> String {
     format!("SELECT {COLUMNS} FROM entries WHERE parent = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
-}
-
-fn uri_escape(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::new();
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn map_row(r: &Row<'_>) -> rusqlite::Result<IndexEntry> {
@@ -353,5 +431,75 @@ mod tests {
         w.insert_member(1, (0, 30), (0, 100)).expect("member");
         w.finish().expect("finish");
         assert!(IndexReader::open(&path).expect("open").members().is_err());
+    }
+
+    /// A finished index with a root and one file, then `sql` run on it as a
+    /// hostile destination would (on a plain writable connection).
+    fn tampered(sql: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.sqlite");
+        let mut w = IndexWriter::create(&path, "incremental", "s").expect("create");
+        for (id, parent, name) in [(ROOT_ID, 0, b"".as_slice()), (2, ROOT_ID, b"f".as_slice())] {
+            let e = IndexEntry {
+                id,
+                parent,
+                name: name.to_vec(),
+                meta: meta(if id == ROOT_ID { EntryKind::Dir } else { EntryKind::File }),
+                nlink: 1,
+                blake3: None,
+                hardlink: None,
+                location: Location::default(),
+            };
+            w.insert(&e).expect("insert");
+        }
+        w.finish().expect("finish");
+        Connection::open(&path).expect("open").execute_batch(sql).expect("tamper");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_hostile_schema_is_refused_at_once() {
+        let hostile = [
+            // The review's hang: `entries` as a view that never ends.
+            "ALTER TABLE entries RENAME TO real_entries; \
+             CREATE VIEW entries AS SELECT real_entries.* FROM real_entries, \
+             (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT max(x) FROM c);",
+            "CREATE TRIGGER t AFTER INSERT ON meta BEGIN SELECT 1; END;",
+            "CREATE VIEW v AS SELECT 1;",
+            "DROP INDEX entries_by_name;",
+            "CREATE TABLE extra (x);",
+            "ALTER TABLE members ADD COLUMN g INTEGER GENERATED ALWAYS AS (id * 2) VIRTUAL;",
+            "CREATE INDEX by_expr ON entries(size * 2);",
+        ];
+        for sql in hostile {
+            let (_dir, path) = tampered(sql);
+            let start = Instant::now();
+            let err = IndexReader::open(&path).err().unwrap_or_else(|| panic!("opened an index tampered with {sql}"));
+            assert!(start.elapsed() < Duration::from_secs(2), "refusing took {:?}", start.elapsed());
+            assert!(err.to_string().contains("not an index written by Hindsight"), "{sql}: {err}");
+        }
+        let (_dir, path) = tampered("SELECT 1;");
+        IndexReader::open(&path).expect("an untouched index opens");
+    }
+
+    #[test]
+    fn a_step_that_outlives_its_budget_is_interrupted() {
+        let (_dir, path) = tampered("SELECT 1;");
+        let mut r = IndexReader::open(&path).expect("open");
+        r.set_step_budget(Duration::from_millis(200));
+        let start = Instant::now();
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT max(x) FROM c";
+        let res: rusqlite::Result<i64> = r.connection().query_row(endless, [], |row| row.get(0));
+        assert!(res.is_err(), "an endless query returned");
+        assert!(start.elapsed() < Duration::from_secs(5), "interrupted after {:?}", start.elapsed());
+        assert_eq!(r.get(2).expect("the reader still works").map(|e| e.name), Some(b"f".to_vec()));
+    }
+
+    #[test]
+    fn a_symlinked_index_is_not_opened() {
+        let (dir, path) = tampered("SELECT 1;");
+        let link = dir.path().join("link.sqlite");
+        std::os::unix::fs::symlink(&path, &link).expect("symlink");
+        assert!(IndexReader::open(&link).is_err());
     }
 }

@@ -28,6 +28,9 @@ impl IndexWriter {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(FsError::io("remove", path, e)),
         }
+        // Created private before SQLite opens it: an index holds every name
+        // and owner of the snapshot, and is the agent's alone.
+        crate::posix::create_private(path).map_err(|e| FsError::io("create", path, e))?;
         let err = |e| FsError::index(path, e);
         let conn = Connection::open(path).map_err(err)?;
         // The file is synced once at finish; a crash before that leaves only a

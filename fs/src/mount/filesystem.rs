@@ -30,6 +30,9 @@ use crate::manifest::Structure;
 use crate::remote::RemoteStore;
 use crate::remote::content::RemoteContent;
 
+/// The xattr holding a file's access ACL.
+const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
+
 /// Entries per directory listing request read from the index.
 const LIST_BATCH: u32 = 1024;
 
@@ -64,6 +67,10 @@ enum Opened {
 /// Opens file `name` of destination directory `dir` for reading, without
 /// touching its access time when the filesystem allows.
 fn open_backing(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<OwnedFd> {
+    // The name comes from an index: one component, never `..`, so the open stays in `dir`.
+    if !servable(name) {
+        return Err(rustix::io::Errno::ACCESS);
+    }
     let name = OsStr::from_bytes(name);
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     rustix::fs::openat(dir.as_fd(), name, flags | OFlags::NOATIME, Mode::empty())
@@ -97,8 +104,9 @@ struct DirCache {
     inner: Mutex<DirMap>,
 }
 
-/// The kept descriptors, and their keys oldest first.
-type DirMap = (HashMap<DirKey, Arc<OwnedFd>>, VecDeque<DirKey>);
+/// The kept descriptors (each with whether its inode number is the one the
+/// index recorded for it), and their keys oldest first.
+type DirMap = (HashMap<DirKey, (Arc<OwnedFd>, bool)>, VecDeque<DirKey>);
 
 /// A snapshot directory: (snapshot slot, index id).
 type DirKey = (u32, i64);
@@ -107,12 +115,12 @@ type DirKey = (u32, i64);
 const DIR_CACHE: usize = 512;
 
 impl DirCache {
-    fn get(&self, key: DirKey) -> Option<Arc<OwnedFd>> {
+    fn get(&self, key: DirKey) -> Option<(Arc<OwnedFd>, bool)> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.get(&key).cloned()
     }
 
-    fn insert(&self, key: DirKey, fd: OwnedFd) -> Arc<OwnedFd> {
-        let fd = Arc::new(fd);
+    fn insert(&self, key: DirKey, fd: OwnedFd, native: bool) -> (Arc<OwnedFd>, bool) {
+        let fd = (Arc::new(fd), native);
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (map, order) = &mut *guard;
         if map.insert(key, fd.clone()).is_none() {
@@ -147,6 +155,7 @@ impl SnapshotFs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
+            acls_enforced: AtomicBool::new(false),
         };
         SnapshotFs {
             core: Arc::new(core),
@@ -176,6 +185,8 @@ pub struct Core {
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: AtomicU64,
     passthrough: AtomicBool,
+    /// The kernel enforces POSIX ACLs (FUSE_POSIX_ACL was granted).
+    acls_enforced: AtomicBool,
 }
 
 impl Core {
@@ -184,10 +195,11 @@ impl Core {
         split_entry_node(ino).and_then(|(slot, _)| self.reg.snapshot(slot))
     }
 
-    /// True unless `ino` is an entry of a snapshot on a local destination:
-    /// a node above the snapshots, or one of a remote snapshot.
+    /// True unless `ino` is an entry of a snapshot on a local destination
+    /// whose index was checked: a node above the snapshots, one of a remote
+    /// snapshot, or one whose index must first be read whole to be checked.
     fn may_block(&self, ino: u64) -> bool {
-        self.snapshot_of(ino).is_none_or(|s| s.remote.is_some())
+        self.snapshot_of(ino).is_none_or(|s| s.remote.is_some() || !s.verified.load(Ordering::Relaxed))
     }
 
     fn node(&self, ino: u64) -> Result<Node, Errno> {
@@ -209,24 +221,32 @@ impl Core {
 
     /// The directory `id` of `snap` on the destination (incremental snapshots), opened O_PATH.
     fn tree_dir(&self, snap: &SnapshotNode, id: i64) -> Option<Arc<OwnedFd>> {
+        self.tree_dir_checked(snap, id).map(|(fd, _)| fd)
+    }
+
+    /// Like [`Self::tree_dir`], with whether the directory's inode number is
+    /// the one the index recorded (then its files' must be too; a snapshot
+    /// copied to another disk has new numbers everywhere). The path is
+    /// resolved beneath the snapshot's tree without following any symlink
+    /// (a user who could write in the tree must not send the mount through a
+    /// link to a file of someone else's).
+    fn tree_dir_checked(&self, snap: &SnapshotNode, id: i64) -> Option<(Arc<OwnedFd>, bool)> {
         if snap.structure != Structure::Incremental || snap.remote.is_some() {
             return None;
         }
         if let Some(fd) = self.dirs.get((snap.slot, id)) {
             return Some(fd);
         }
-        let rel = if id == ROOT_ID { Vec::new() } else { self.reg.with_index(snap, |ix| ix.path_of(id)).ok()? };
-        let mut path = snap.tree();
-        if !rel.is_empty() {
-            path.push(OsStr::from_bytes(&rel));
+        if id == ROOT_ID {
+            let fd = snap.open_tree().ok()?;
+            return Some(self.dirs.insert((snap.slot, id), fd, false));
         }
-        let fd = rustix::fs::open(
-            &path,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        Some(self.dirs.insert((snap.slot, id), fd))
+        let tree = self.tree_dir(snap, ROOT_ID)?;
+        let (rel, ino) =
+            self.reg.with_index(snap, |ix| Ok((ix.path_of(id)?, ix.get(id)?.and_then(|e| e.location.ino)))).ok()?;
+        let fd = crate::posix::open_beneath(tree.as_fd(), &rel, OFlags::PATH | OFlags::DIRECTORY).ok()?;
+        let native = ino.is_some_and(|ino| rustix::fs::fstat(&fd).is_ok_and(|st| st.st_ino == ino));
+        Some(self.dirs.insert((snap.slot, id), fd, native))
     }
 
     /// Attributes of entry `e` of `snap`, with the live stat from `dir` when there is one.
@@ -237,13 +257,25 @@ impl Core {
             }
             _ => None,
         };
-        attr::entry_attr(snap, e, live.as_ref(), entry_node(snap.slot, e.id))
+        self.entry_attr(snap, e, live.as_ref(), entry_node(snap.slot, e.id))
+    }
+
+    /// [`attr::entry_attr`], made never more permissive than the source when
+    /// the kernel does not enforce ACLs: a file with an access ACL is then
+    /// served to its owner only.
+    fn entry_attr(&self, snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node: u64) -> FileAttr {
+        let mut a = attr::entry_attr(snap, e, live, node);
+        if !self.acls_enforced.load(Ordering::Relaxed) && e.meta.xattrs.0.iter().any(|(n, _)| n == ACL_ACCESS) {
+            a.perm &= 0o7700;
+        }
+        a
     }
 
     fn snapshot_root_attr(&self, snap: &SnapshotNode) -> FileAttr {
         let node = entry_node(snap.slot, ROOT_ID);
-        match self.entry(snap, ROOT_ID) {
-            Ok(e) => attr::entry_attr(snap, &e, None, node),
+        let root = self.reg.with_index_unverified(snap, |ix| ix.get(ROOT_ID)).ok().flatten().ok_or(Errno::ENOENT);
+        match root {
+            Ok(e) => self.entry_attr(snap, &e, None, node),
             Err(_) => attr::broken_snapshot_attr(node),
         }
     }
@@ -354,7 +386,7 @@ impl Core {
                         self.attr_in(&snap, dir.as_ref(), &e)
                     } else {
                         let node = entry_node(snap.slot, e.id);
-                        attr::entry_attr(&snap, &e, None, node)
+                        self.entry_attr(&snap, &e, None, node)
                     };
                     out.push(ListEntry {
                         node: entry_node(snap.slot, e.id),
@@ -404,9 +436,21 @@ impl Core {
         if let Some(store) = &snap.remote {
             return self.open_remote(store, &snap, &e).map(Opened::Reader);
         }
-        let dir = self.tree_dir(&snap, e.parent).ok_or(Errno::EIO)?;
+        let (dir, native) = self.tree_dir_checked(&snap, e.parent).ok_or(Errno::EIO)?;
         let fd = open_backing(&dir, &e.name)
             .map_err(|e| if e == rustix::io::Errno::NOENT { Errno::ENOENT } else { Errno::EIO })?;
+        // What the kernel will read must be the file the index describes: a
+        // regular file, and where the numbers are the recorded ones, that inode.
+        let st = rustix::fs::fstat(&fd).map_err(|_| Errno::EIO)?;
+        let regular = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+        if !regular || (native && e.location.ino.is_some_and(|ino| ino != st.st_ino)) {
+            tracing::warn!(
+                "snapshot {}: entry {} is not the file its index describes on the destination; not served",
+                snap.dir.display(),
+                e.id
+            );
+            return Err(Errno::EIO);
+        }
         Ok(Opened::File(std::fs::File::from(fd)))
     }
 
@@ -458,6 +502,14 @@ impl Core {
         if store.ssh().is_some() {
             return self.open_ssh(store, snap, e);
         }
+        if let Some(key) = e.location.blob.as_deref().filter(|k| !crate::remote::blobs::is_object_key(k)) {
+            tracing::warn!(
+                "snapshot {}: entry {} names object {key:?}, not one of a body; not served",
+                snap.dir.display(),
+                e.id
+            );
+            return Err(Errno::EIO);
+        }
         let (Some(key), Some(Ok(offset))) = (&e.location.blob, e.location.data_offset.map(u64::try_from)) else {
             if e.meta.size == 0 {
                 return Ok(Arc::new(PlainFile(std::fs::File::open("/dev/null").map_err(|_| Errno::EIO)?)));
@@ -471,12 +523,13 @@ impl Core {
     /// A reader of regular file `e` of a snapshot on an ssh destination: the
     /// file itself in the snapshot's tree on the server, read by range.
     fn open_ssh(&self, store: &RemoteStore, snap: &SnapshotNode, e: &IndexEntry) -> Result<Arc<dyn ReadAt>, Errno> {
-        let name =
-            |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).and_then(|n| n.to_str()).map(String::from);
-        let (Some(snapshot), Some(job)) = (name(Some(&snap.dir)), name(snap.dir.parent())) else {
-            return Err(Errno::EIO);
-        };
+        let (job, snapshot) = (&snap.job, &snap.name);
         let rel = self.reg.with_index(snap, |ix| ix.path_of(e.id)).map_err(|e| errno(&e))?;
+        // A path on the server built from the index: every component a plain name.
+        if !rel.split(|&b| b == b'/').all(servable) {
+            tracing::warn!("snapshot {job}/{snapshot}: entry {} has a path that cannot be a file's; not served", e.id);
+            return Err(Errno::EIO);
+        }
         // Object paths are text: a file name that is not UTF-8 cannot be read this way.
         let Ok(rel) = String::from_utf8(rel) else {
             tracing::warn!("snapshot {job}/{snapshot}: entry {} has a name that is not UTF-8", e.id);
@@ -642,6 +695,17 @@ impl Filesystem for SnapshotFs {
                 // Directory listings are checked against the mtime at each opendir.
                 | InitFlags::FUSE_AUTO_INVAL_DATA,
         );
+        // The kernel enforces POSIX ACLs from the `system.posix_acl_*` xattrs
+        // the index holds (with default_permissions it would otherwise check
+        // the mode bits only, whose group bits are an ACL's mask: a group
+        // denied by `group::---` would read the file).
+        let acls = config.add_capabilities(InitFlags::FUSE_POSIX_ACL).is_ok();
+        self.core.acls_enforced.store(acls, Ordering::Relaxed);
+        if !acls {
+            tracing::warn!(
+                "the kernel cannot enforce POSIX ACLs on this mount: files with an ACL are shown to their owner only"
+            );
+        }
         let passthrough =
             config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() && config.set_max_stack_depth(1).is_ok();
         self.core.passthrough.store(passthrough, Ordering::Relaxed);
@@ -678,7 +742,7 @@ impl Filesystem for SnapshotFs {
         // Only a remote store may keep an open waiting. (Opening a file of a
         // local archive reads the local index, and the archive's member table
         // once per snapshot: answered here, without a hop to a worker.)
-        if snap.as_ref().is_some_and(|s| s.remote.is_some()) {
+        if snap.as_ref().is_some_and(|s| s.remote.is_some() || !s.verified.load(Ordering::Relaxed)) {
             let core = self.core.clone();
             return self.workers.run(move || core.open(ino.0, reply));
         }

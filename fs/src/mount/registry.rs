@@ -8,7 +8,7 @@
 //! lookups. [`Registry::refresh`] returns the kernel cache invalidations that a
 //! change needs.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -19,10 +19,12 @@ use fuser::{BackingId, INodeNo};
 
 use super::Layout;
 use super::backing::Shared;
+use crate::FsError;
 use crate::archive::reader::{Archive, MemberCache};
+use crate::cache::CachedSnapshot;
 use crate::index::{INDEX_FILE, IndexReader};
 use crate::layout::{DestinationRoot, TREE_DIR};
-use crate::manifest::{MANIFEST_FILE, Manifest, Structure};
+use crate::manifest::{MANIFEST_FILE, Structure};
 use crate::remote::RemoteStore;
 
 /// Node id of the root.
@@ -87,7 +89,12 @@ pub enum Child {
 pub struct SnapshotNode {
     /// Its slot (part of its entries' node ids).
     pub slot: u32,
-    /// Its directory on the destination.
+    /// Its job (a name checked by the listing).
+    pub job: String,
+    /// Its name (checked by the listing).
+    pub name: String,
+    /// Its directory on the destination (for messages: it is opened from the
+    /// destination's root, component by component, never by this path).
     pub dir: PathBuf,
     /// Position of its destination (keeps `st_ino` of different destinations apart).
     pub dest_index: u16,
@@ -99,16 +106,85 @@ pub struct SnapshotNode {
     pub remote: Option<RemoteStore>,
     /// Why its index cannot be read, once it was found unreadable.
     pub error: Mutex<Option<String>>,
+    /// The index's blake3 as its manifest gives it (local snapshots: checked
+    /// once, at the first open of the index).
+    pub index_blake3: Option<String>,
+    /// The index was checked against `index_blake3` (remote indexes are
+    /// checked when they are fetched).
+    pub verified: AtomicBool,
+    /// Held while the index is being checked.
+    pub verifying: Mutex<()>,
+    /// It is not served: its manifest or index was refused (no retry), or a
+    /// query of its index outlived its budget (served again after a pause).
+    pub refused: Mutex<Option<Refusal>>,
     /// Its data file could not be opened, and that was logged.
     pub archive_failed: AtomicBool,
     /// Its index has names that cannot be served, and that was logged.
     pub bad_names: AtomicBool,
 }
 
+/// Why a snapshot is not served, and until when.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// What went wrong (logged once).
+    pub reason: String,
+    /// When to try again; `None`: never (until the next mount).
+    pub until: Option<std::time::Instant>,
+}
+
+/// How long a snapshot whose index query outlived its budget is not served.
+const SLOW_INDEX_PAUSE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long one step of an index query may take in the mount (a lookup or a
+/// page of a listing takes well under a millisecond).
+pub const MOUNT_STEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl SnapshotNode {
-    /// Directory of incremental file contents.
-    pub fn tree(&self) -> PathBuf {
-        self.dir.join(TREE_DIR)
+    /// `<job>/<snapshot>/<rel>` below the destination root, opened without
+    /// following a symlink anywhere below the root (the root's own path was
+    /// given by the administrator).
+    pub fn open_beneath(&self, rel: &str, flags: rustix::fs::OFlags) -> crate::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        let root = crate::posix::open_dir(&self.dest_root).map_err(|e| FsError::io("open", &self.dest_root, e))?;
+        let path = format!("{}/{}/{rel}", self.job, self.name);
+        crate::posix::open_beneath(root.as_fd(), path.as_bytes(), flags)
+            .map_err(|e| FsError::io("open", self.dest_root.join(&path), e))
+    }
+
+    /// Its `tree/` directory on the destination, opened `O_PATH` beneath the root.
+    pub fn open_tree(&self) -> crate::Result<std::os::fd::OwnedFd> {
+        self.open_beneath(TREE_DIR, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY)
+    }
+
+    /// The error to answer with when the snapshot is not served now.
+    fn refusal(&self) -> Option<FsError> {
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        match refused.as_ref() {
+            Some(r) if r.until.is_none_or(|t| std::time::Instant::now() < t) => {
+                Some(FsError::Refused(format!("snapshot {}/{}: {}", self.job, self.name, r.reason)))
+            }
+            Some(_) => {
+                *refused = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Stops serving the snapshot (for good, or for a pause), logging why once.
+    fn refuse(&self, reason: String, until: Option<std::time::Instant>) {
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.is_none() {
+            match until {
+                None => tracing::error!("snapshot {}: {reason}; it shows as an empty directory", self.dir.display()),
+                Some(_) => tracing::warn!(
+                    "snapshot {}: {reason}; it is not served for {} s",
+                    self.dir.display(),
+                    SLOW_INDEX_PAUSE.as_secs()
+                ),
+            }
+        }
+        *refused = Some(Refusal { reason, until });
     }
 }
 
@@ -162,6 +238,8 @@ pub struct Registry {
     backings: Shared<BackingId>,
     /// Last listing of each destination, by name.
     scans: Mutex<HashMap<String, LastScan>>,
+    /// Remote snapshots left out because their manifest was refused (said once).
+    refused_remote: Mutex<HashSet<String>>,
 }
 
 /// A destination's last good listing, shown while a new one fails.
@@ -178,44 +256,72 @@ type Scan = BTreeMap<String, Vec<String>>;
 /// Seconds between two listings of a remote destination (each costs requests).
 const REMOTE_RESCAN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The index of a snapshot on the local filesystem: in place, or for a remote
-/// snapshot its cached copy, fetched on first use.
-fn fetch_index(snap: &SnapshotNode) -> crate::Result<PathBuf> {
-    let Some(store) = &snap.remote else { return Ok(snap.dir.join(INDEX_FILE)) };
-    let (job, snapshot) = job_and_name(snap)?;
-    store.cached_index(&snap.dest_root, &job, &snapshot)
+/// Opens the index of a snapshot: in place beneath the destination root,
+/// or for a remote snapshot its cached copy, fetched (and checked against
+/// its manifest) on first use.
+fn open_index(snap: &SnapshotNode) -> crate::Result<IndexReader> {
+    if let Some(store) = &snap.remote {
+        return IndexReader::open(&store.cached_index(&snap.dest_root, &snap.job, &snap.name)?);
+    }
+    let fd = snap.open_beneath(INDEX_FILE, rustix::fs::OFlags::RDONLY)?;
+    IndexReader::open_fd(&fd, &snap.dir.join(INDEX_FILE))
 }
 
-/// The job and name of a snapshot, from its (cache) directory `<job>/<snapshot>`.
-fn job_and_name(snap: &SnapshotNode) -> crate::Result<(String, String)> {
-    let name = |p: Option<&std::path::Path>| p.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
-    match (name(snap.dir.parent()), name(Some(&snap.dir))) {
-        (Some(job), Some(snapshot)) => Ok((job, snapshot)),
-        _ => Err(crate::FsError::Refused(format!("{}: not a snapshot directory", snap.dir.display()))),
+/// Checks a local snapshot's index against its manifest's blake3, once.
+fn verify_index(snap: &SnapshotNode) -> crate::Result<()> {
+    let _one_at_a_time = snap.verifying.lock().unwrap_or_else(|p| p.into_inner());
+    if snap.verified.load(Ordering::Relaxed) {
+        return Ok(());
     }
+    let path = snap.dir.join(INDEX_FILE);
+    let fd = snap.open_beneath(INDEX_FILE, rustix::fs::OFlags::RDONLY)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(std::io::BufReader::with_capacity(1 << 20, std::fs::File::from(fd)))
+        .map_err(|e| FsError::io("read", &path, e))?;
+    let got = hasher.finalize().to_hex().to_string();
+    let expected = snap.index_blake3.as_deref().unwrap_or_default();
+    if got != expected {
+        return Err(FsError::Format {
+            path,
+            message: format!("index blake3 {got} differs from the manifest's {expected:?}"),
+        });
+    }
+    snap.verified.store(true, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Where a remote snapshot's objects are: `<job>/<snapshot>`.
-fn remote_prefix(snap: &SnapshotNode) -> crate::Result<String> {
-    job_and_name(snap).map(|(job, snapshot)| format!("{job}/{snapshot}"))
+fn remote_prefix(snap: &SnapshotNode) -> String {
+    format!("{}/{}", snap.job, snap.name)
 }
 
 /// What a remote destination holds, with every snapshot's manifest cached
-/// under `cache` (where the mount reads manifests and indexes from).
-fn scan_remote(store: &RemoteStore, cache: &std::path::Path) -> crate::Result<Scan> {
+/// under `cache` (where the mount reads manifests and indexes from). A
+/// snapshot whose manifest is refused (it does not name its own directory,
+/// it does not parse) is left out, and said once.
+fn scan_remote(store: &RemoteStore, cache: &std::path::Path, refused: &Mutex<HashSet<String>>) -> crate::Result<Scan> {
     let mut out = Scan::new();
     for job in store.list_jobs()? {
-        let snaps = store.list_snapshots(&job)?;
+        let mut snaps = store.list_snapshots(&job)?;
+        let mut skip = Vec::new();
         for name in &snaps {
-            let local = cache.join(&job).join(name).join(MANIFEST_FILE);
-            if !local.is_file() {
-                let m = store.read_manifest(&job, name)?;
-                if let Some(dir) = local.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| crate::FsError::io("create", dir, e))?;
+            let dir = CachedSnapshot::open(cache, &job, name)?;
+            if dir.has(MANIFEST_FILE) {
+                continue;
+            }
+            match store.read_manifest(&job, name) {
+                Ok(m) => dir.write(MANIFEST_FILE, &m.to_bytes())?,
+                Err(e) if e.is_temporary() => return Err(e),
+                Err(e) => {
+                    if refused.lock().unwrap_or_else(|p| p.into_inner()).insert(format!("{job}/{name}")) {
+                        tracing::warn!("{store:?}: snapshot {job}/{name} is not shown: {e}");
+                    }
+                    skip.push(name.clone());
                 }
-                std::fs::write(&local, m.to_bytes()).map_err(|e| crate::FsError::io("write", &local, e))?;
             }
         }
+        snaps.retain(|n| !skip.contains(n));
         if !snaps.is_empty() {
             out.insert(job, snaps);
         }
@@ -258,6 +364,7 @@ impl Registry {
             root_hidden: AtomicBool::new(false),
             backings: Shared::new(backings),
             scans: Mutex::new(HashMap::new()),
+            refused_remote: Mutex::new(HashSet::new()),
         }
     }
 
@@ -292,8 +399,30 @@ impl Registry {
         self.state().snapshots.get(slot as usize).cloned().flatten()
     }
 
-    /// Runs `f` with an index reader of the snapshot (from the cache, or opened).
+    /// Runs `f` with an index reader of the snapshot (from the cache, or
+    /// opened), whose content was checked against the snapshot's manifest.
     pub fn with_index<T>(
+        &self,
+        snap: &SnapshotNode,
+        f: impl FnOnce(&IndexReader) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        if !snap.verified.load(Ordering::Relaxed) {
+            if let Some(e) = snap.refusal() {
+                return Err(e);
+            }
+            if let Err(e) = verify_index(snap) {
+                self.failed(snap, &e);
+                return Err(e);
+            }
+        }
+        self.with_index_unverified(snap, f)
+    }
+
+    /// Like [`Registry::with_index`], before the index's content was checked
+    /// against the manifest (still with its schema checked and its queries
+    /// bounded): for the attributes of a snapshot's root, which a listing of
+    /// a job's snapshots asks for, without reading every snapshot's index whole.
+    pub fn with_index_unverified<T>(
         &self,
         snap: &SnapshotNode,
         f: impl FnOnce(&IndexReader) -> crate::Result<T>,
@@ -304,23 +433,53 @@ impl Registry {
         };
         let reader = match cached {
             Some((_, r)) => r,
-            None => match fetch_index(snap).and_then(|p| IndexReader::open(&p)) {
-                Ok(r) => r,
-                Err(e) => {
-                    let mut err = snap.error.lock().unwrap_or_else(|p| p.into_inner());
-                    if err.is_none() {
-                        tracing::error!("snapshot {}: {e}; it shows as an empty directory", snap.dir.display());
-                        *err = Some(e.to_string());
-                    }
+            None => {
+                if let Some(e) = snap.refusal() {
                     return Err(e);
                 }
-            },
+                match open_index(snap) {
+                    Ok(mut r) => {
+                        r.set_step_budget(MOUNT_STEP_BUDGET);
+                        r
+                    }
+                    Err(e) => {
+                        self.failed(snap, &e);
+                        return Err(e);
+                    }
+                }
+            }
         };
+        if let Some(e) = snap.refusal() {
+            return Err(e);
+        }
         let result = f(&reader);
+        if let Err(e) = &result
+            && e.is_interrupted()
+        {
+            // One slow snapshot must not hold the mount's workers query after query.
+            snap.refuse(e.to_string(), Some(std::time::Instant::now() + SLOW_INDEX_PAUSE));
+            return result;
+        }
         let mut cache = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         cache.push_front((snap.slot, reader));
         cache.truncate(READER_CACHE);
         result
+    }
+
+    /// Records why `snap`'s index cannot be used: content that is not what
+    /// Hindsight writes (or not what the manifest says) stops the snapshot
+    /// from being served; an error of the disk or the service is said once
+    /// and tried again at the next request.
+    fn failed(&self, snap: &SnapshotNode, e: &FsError) {
+        if matches!(e, FsError::Format { .. } | FsError::Index { .. } | FsError::Refused(_)) {
+            snap.refuse(e.to_string(), None);
+            return;
+        }
+        let mut err = snap.error.lock().unwrap_or_else(|p| p.into_inner());
+        if err.is_none() {
+            tracing::error!("snapshot {}: {e}; it shows as an empty directory for now", snap.dir.display());
+            *err = Some(e.to_string());
+        }
     }
 
     /// The data file of an archived or compressed snapshot (from the cache, or opened).
@@ -340,10 +499,11 @@ impl Registry {
         let opened = self.with_index(snap, |ix| match &snap.remote {
             // Remote: the data file is an object read by ranges, under the same names.
             Some(store) => {
-                let prefix = remote_prefix(snap)?;
-                Archive::open_remote(store, &prefix, &snap.dir, snap.structure, ix, &self.members)
+                Archive::open_remote(store, &remote_prefix(snap), &snap.dir, snap.structure, ix, &self.members)
             }
-            None => Archive::open(&snap.dir, snap.structure, ix, &self.members),
+            None => Archive::open_local(&snap.dir, snap.structure, ix, &self.members, |name| {
+                snap.open_beneath(name, rustix::fs::OFlags::RDONLY).map(std::fs::File::from)
+            }),
         });
         let archive = match opened {
             Ok(a) => a,
@@ -372,7 +532,7 @@ impl Registry {
             Some(_) if last.is_some_and(|l| l.at.elapsed() < REMOTE_RESCAN) => {
                 return last.map(|l| l.found.clone()).unwrap_or_default();
             }
-            Some(store) => scan_remote(store, &d.root),
+            Some(store) => scan_remote(store, &d.root, &self.refused_remote),
             None => scan_local(&DestinationRoot::new(&d.root), last.map(|l| &l.found)),
         };
         let was_failing = last.is_some_and(|l| l.failing);
@@ -555,21 +715,31 @@ impl State {
                 if self.children_mut(job_dir).is_some_and(|c| c.contains_key(name.as_bytes())) {
                     continue;
                 }
-                let structure = Manifest::read(&snap_dir.join(MANIFEST_FILE))
-                    .map(|m| m.structure)
-                    .unwrap_or(Structure::Incremental);
+                // The manifest must name this very directory; one that does not
+                // leaves its snapshot an empty directory (said once, here).
+                let manifest = root.read_manifest(job, name);
                 let slot = self.snapshots.len() as u32;
-                self.snapshots.push(Some(Arc::new(SnapshotNode {
+                let node = SnapshotNode {
                     slot,
+                    job: job.clone(),
+                    name: name.clone(),
                     dir: snap_dir,
                     dest_index,
                     dest_root: d.root.clone(),
-                    structure,
+                    structure: manifest.as_ref().map_or(Structure::Incremental, |m| m.structure),
                     remote: d.remote.clone(),
                     error: Mutex::new(None),
+                    index_blake3: manifest.as_ref().ok().map(|m| m.index_blake3.clone()),
+                    verified: AtomicBool::new(d.remote.is_some()),
+                    verifying: Mutex::new(()),
+                    refused: Mutex::new(None),
                     archive_failed: AtomicBool::new(false),
                     bad_names: AtomicBool::new(false),
-                })));
+                };
+                if let Err(e) = &manifest {
+                    node.refuse(e.to_string(), None);
+                }
+                self.snapshots.push(Some(Arc::new(node)));
                 if let Some(c) = self.children_mut(job_dir) {
                     c.insert(name.as_bytes().to_vec(), Child::Snapshot(slot));
                 }

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{FsError, Result};
@@ -42,6 +43,23 @@ pub struct Stored {
 pub fn blob_key(hash: &[u8; 32]) -> String {
     let hex = blake3::Hash::from_bytes(*hash).to_hex();
     format!("blobs/{}/{}", &hex[..2], hex)
+}
+
+/// True when `key` has the shape of a key Hindsight gives a body's object
+/// (`blobs/xx/<64 hex>` or `packs/xx/<32 hex>`, `xx` their first two digits):
+/// an index names objects, and an index may come from someone else.
+pub fn is_object_key(key: &str) -> bool {
+    let hex =
+        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let shaped = |rest: &str, len: usize| match rest.split_once('/') {
+        Some((dir, name)) => hex(dir, 2) && hex(name, len) && name.starts_with(dir),
+        None => false,
+    };
+    match key.split_once('/') {
+        Some(("blobs", rest)) => shaped(rest, 64),
+        Some(("packs", rest)) => shaped(rest, 32),
+        _ => false,
+    }
 }
 
 /// Key of a new pack.
@@ -93,11 +111,13 @@ impl Journal {
     /// Opens (creating) the journal at `path` for appending.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| FsError::io("create", dir, e))?;
+            crate::layout::create_private_dir_all(dir)?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(path)
             .map_err(|e| FsError::io("open", path, e))?;
         let mut j = Journal { path: path.into(), file };
@@ -189,6 +209,10 @@ mod tests {
         assert_eq!(k, format!("blobs/{}/{hex}", &hex[..2]));
         let p = new_pack_key();
         assert!(p.starts_with("packs/") && p.len() == "packs/xx/".len() + 32, "{p}");
+        assert!(is_object_key(&k) && is_object_key(&p));
+        for bad in ["packs/ab/cd", "blobs/../../x", "../blobs/aa/bb", "/etc/passwd", "packs/zz/zz"] {
+            assert!(!is_object_key(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! A snapshot exists when `<job>/<snapshot>/snapshot.json` exists: it is
 //! uploaded after everything the snapshot references.
 
+use crate::cache::CachedSnapshot;
 use crate::error::{FsError, Result};
 use crate::index::INDEX_FILE;
-use crate::layout::InitOutcome;
-use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::layout::{InitOutcome, MARKER_MAX};
+use crate::manifest::{MANIFEST_FILE, MANIFEST_MAX, Manifest};
 use crate::marker::{MARKER_FILE, Marker};
-use crate::names::check_name;
+use crate::names::{check_name, check_snapshot_name, is_snapshot_name};
 
 use super::store::RemoteStore;
 
@@ -45,7 +46,7 @@ impl RemoteStore {
 
     /// The marker, if the root has one.
     pub fn read_marker(&self) -> Result<Option<Marker>> {
-        match self.read(MARKER_FILE) {
+        match self.read_small(MARKER_FILE, MARKER_MAX) {
             Ok(b) => Marker::parse(MARKER_FILE.as_ref(), &b).map(Some),
             Err(FsError::Remote { not_found: true, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -88,11 +89,8 @@ impl RemoteStore {
     /// recursive listing, not a request per snapshot.
     pub fn list_snapshots(&self, job: &str) -> Result<Vec<String>> {
         if let Some(ssh) = self.ssh() {
-            let mut out: Vec<String> = ssh
-                .list_complete(job, MANIFEST_FILE)?
-                .into_iter()
-                .filter(|n| !n.starts_with('.') && !n.contains('/'))
-                .collect();
+            let mut out: Vec<String> =
+                ssh.list_complete(job, MANIFEST_FILE)?.into_iter().filter(|n| is_snapshot_name(n)).collect();
             out.sort_by_key(|n| crate::layout::snapshot_sort_key(n));
             return Ok(out);
         }
@@ -103,21 +101,47 @@ impl RemoteStore {
             .filter_map(|e| {
                 let rel = e.path().trim_start_matches('/').strip_prefix(dir.as_str())?;
                 let name = rel.strip_suffix(&format!("/{MANIFEST_FILE}"))?;
-                (!name.contains('/') && !name.starts_with('.')).then(|| name.to_string())
+                is_snapshot_name(name).then(|| name.to_string())
             })
             .collect();
         out.sort_by_key(|n| crate::layout::snapshot_sort_key(n));
         Ok(out)
     }
 
-    /// Reads a snapshot's manifest.
+    /// Reads a snapshot's manifest, refused unless it names the job and
+    /// snapshot it was found under.
     pub fn read_manifest(&self, job: &str, snapshot: &str) -> Result<Manifest> {
+        check_names(job, snapshot)?;
         let p = manifest_path(job, snapshot);
-        Manifest::parse(p.as_ref(), &self.read(&p)?)
+        let m = Manifest::parse(p.as_ref(), &self.read_small(&p, MANIFEST_MAX)?)?;
+        m.check_identity(job, snapshot, p.as_ref())?;
+        Ok(m)
+    }
+
+    /// Reads an object that must be small (a marker, a manifest): at most
+    /// `max` bytes are fetched, and a larger object is refused.
+    pub fn read_small(&self, path: &str, max: u64) -> Result<Vec<u8>> {
+        // The size first: a ranged read past an object's end is an error on some services.
+        let size = self.size(path)?.ok_or_else(|| FsError::Remote {
+            op: "read",
+            path: path.to_string(),
+            message: "no such object".into(),
+            temporary: false,
+            not_found: true,
+        })?;
+        let bytes = if size > max { Vec::new() } else { self.read(path)? };
+        if size > max || bytes.len() as u64 > max {
+            return Err(FsError::Format {
+                path: path.into(),
+                message: format!("larger than the {max} bytes such an object may have"),
+            });
+        }
+        Ok(bytes)
     }
 
     /// Deletes a snapshot: its manifest first, so that it stops existing at once.
     pub fn delete_snapshot(&self, job: &str, snapshot: &str) -> Result<()> {
+        check_names(job, snapshot)?;
         self.delete(&manifest_path(job, snapshot))?;
         self.delete_all(&format!("{job}/{snapshot}/"))
     }
@@ -155,28 +179,66 @@ pub fn index_path(job: &str, snapshot: &str) -> String {
     format!("{job}/{snapshot}/{INDEX_FILE}")
 }
 
+/// Refuses a job or snapshot name that is not one the agent creates.
+fn check_names(job: &str, snapshot: &str) -> Result<()> {
+    check_name("job", job).map_err(FsError::Refused)?;
+    check_snapshot_name(snapshot).map_err(FsError::Refused)
+}
+
+/// Bytes of an index fetched per request when it is copied to the cache.
+const INDEX_CHUNK: u64 = 8 << 20;
+
 impl RemoteStore {
     /// A local copy of a snapshot's index under `cache_dir` (`<job>/<snapshot>/index.sqlite`),
     /// downloaded once and checked against the manifest's blake3; indexes never change.
+    /// The copy streams to a private file by ranges: an index may be larger than memory.
     pub fn cached_index(&self, cache_dir: &std::path::Path, job: &str, snapshot: &str) -> Result<std::path::PathBuf> {
-        let dir = cache_dir.join(job).join(snapshot);
-        let path = dir.join(INDEX_FILE);
-        if path.is_file() {
+        let dir = CachedSnapshot::open(cache_dir, job, snapshot)?;
+        let path = dir.path().join(INDEX_FILE);
+        if dir.has(INDEX_FILE) {
             return Ok(path);
         }
         let manifest = self.read_manifest(job, snapshot)?;
-        let bytes = self.read(&index_path(job, snapshot))?;
-        let got = blake3::hash(&bytes).to_hex().to_string();
-        if got != manifest.index_blake3 {
-            return Err(FsError::Format {
-                path: index_path(job, snapshot).into(),
-                message: format!("index blake3 {got} differs from the manifest's {}", manifest.index_blake3),
-            });
+        let key = index_path(job, snapshot);
+        let size = self.size(&key)?.ok_or_else(|| FsError::Remote {
+            op: "read",
+            path: key.clone(),
+            message: "the snapshot has no index".into(),
+            temporary: false,
+            not_found: true,
+        })?;
+        let mut failed = None;
+        let written = dir.write_with(INDEX_FILE, |f| {
+            use std::io::Write;
+            let mut hasher = blake3::Hasher::new();
+            let mut offset = 0u64;
+            while offset < size {
+                let chunk = match self.read_range(&key, offset, INDEX_CHUNK.min(size - offset)) {
+                    Ok(c) if !c.is_empty() => c,
+                    Ok(_) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        return Err(std::io::Error::other("the index download failed"));
+                    }
+                };
+                hasher.update(&chunk);
+                f.write_all(&chunk)?;
+                offset += chunk.len() as u64;
+            }
+            let got = hasher.finalize().to_hex().to_string();
+            if got != manifest.index_blake3 {
+                failed = Some(FsError::Format {
+                    path: key.clone().into(),
+                    message: format!("index blake3 {got} differs from the manifest's {}", manifest.index_blake3),
+                });
+                return Err(std::io::Error::other("the index differs from its manifest"));
+            }
+            f.sync_all()
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
-        std::fs::create_dir_all(&dir).map_err(|e| FsError::io("create", &dir, e))?;
-        let tmp = dir.join(format!(".{INDEX_FILE}.{}", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&tmp, &bytes).map_err(|e| FsError::io("write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| FsError::io("rename", &tmp, e))?;
+        written?;
         Ok(path)
     }
 }

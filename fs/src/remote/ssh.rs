@@ -20,14 +20,25 @@
 //! `known_hosts` file given, or a file written from the `host_key` option, or
 //! the system's known_hosts. A passphrase or password reaches ssh through
 //! `SSH_ASKPASS` (a helper script that prints an environment variable of the
-//! ssh process): never on a command line, never in a file.
+//! ssh process): never on a command line, never in a file. A private key
+//! given as text (`key`) is written to a file only while a master
+//! connection is being opened (ssh reads it then, and never again while the
+//! master lives), and removed right after.
+//!
+//! The files ssh needs (known hosts, the askpass helper, control sockets)
+//! live in a directory of this process's own, created mode 0700 under an
+//! unpredictable name: another local user can neither pre-create it nor
+//! read what is in it. Every remote command runs under `umask 077`, so the
+//! directories it creates on the server (the destination root, job and
+//! snapshot directories) are the login user's alone.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::config::RemoteConfig;
@@ -91,6 +102,19 @@ pub struct SshClient {
     timeout: Duration,
     retries: usize,
     bwlimit: Option<u64>,
+    /// A private key given as text: written to a file only to open the master connection.
+    inline_key: Option<Arc<InlineKey>>,
+    /// The master connection's control socket.
+    control: PathBuf,
+    /// This process's private directory for ssh files.
+    dir: PathBuf,
+}
+
+/// A private key given as text (the `key` option).
+struct InlineKey {
+    text: Vec<u8>,
+    /// Held while a master connection is opened with it.
+    opening: Mutex<()>,
 }
 
 impl std::fmt::Debug for SshClient {
@@ -148,20 +172,22 @@ impl SshClient {
         if let Some(kh) = known_hosts {
             opts.extend(["-o".into(), format!("UserKnownHostsFile={}", kh.display())]);
         }
-        let key = match (c.get("private_key"), c.get("key")) {
-            (Some(p), _) => Some(PathBuf::from(p)),
+        let inline_key = match (c.get("private_key"), c.get("key")) {
+            (Some(p), _) => {
+                opts.extend(["-i".into(), p.to_string(), "-o".into(), "IdentitiesOnly=yes".into()]);
+                None
+            }
             (None, Some(text)) => {
                 let mut text = text.replace("\r\n", "\n");
                 if !text.ends_with('\n') {
                     text.push('\n');
                 }
-                Some(private_file(&dir, "key", text.as_bytes())?)
+                // Given with `-i` only to the command that opens the master connection.
+                opts.extend(["-o".into(), "IdentitiesOnly=yes".into()]);
+                Some(Arc::new(InlineKey { text: text.into_bytes(), opening: Mutex::new(()) }))
             }
             (None, None) => None,
         };
-        if let Some(k) = &key {
-            opts.extend(["-i".into(), k.display().to_string(), "-o".into(), "IdentitiesOnly=yes".into()]);
-        }
         let mut env = Vec::new();
         let (passphrase, password) = (c.get("passphrase"), c.get("password"));
         if passphrase.is_some() || password.is_some() {
@@ -189,6 +215,9 @@ impl SshClient {
         for (_, v) in &env {
             h.update(v.as_bytes()).update(b"\0");
         }
+        if let Some(k) = &inline_key {
+            h.update(&k.text);
+        }
         let control = dir.join(format!("cm-{}", &h.finalize().to_hex()[..16]));
         opts.extend([
             "-o".into(),
@@ -199,7 +228,19 @@ impl SshClient {
             "ControlPersist=60".into(),
         ]);
         let bwlimit = c.number("bwlimit", 1, u32::MAX as u64, 0).ok().filter(|b| *b > 0);
-        Ok(SshClient { host, user, root, opts, env, timeout: c.timeout(), retries: c.retries(), bwlimit })
+        Ok(SshClient {
+            host,
+            user,
+            root,
+            opts,
+            env,
+            timeout: c.timeout(),
+            retries: c.retries(),
+            bwlimit,
+            inline_key,
+            control,
+            dir,
+        })
     }
 
     /// The destination root on the server, as given.
@@ -280,10 +321,56 @@ impl SshClient {
     }
 
     /// One ssh invocation, killed when it outlives `deadline`.
-    fn exec(&self, script: &[u8], stdin: Option<&[u8]>, deadline: Duration) -> std::io::Result<Output> {
+    /// The ssh command running `script` on the server under `umask 077`
+    /// (with a key given as text, a master connection is opened first).
+    fn command(&self, script: &[u8]) -> Command {
+        self.open_master();
         let mut cmd = Command::new("ssh");
-        cmd.args(&self.opts).arg("--").arg(&self.host).arg(OsString::from_vec(script.to_vec()));
+        cmd.args(&self.opts)
+            .arg("--")
+            .arg(&self.host)
+            .arg(OsString::from_vec([b"umask 077; ".as_slice(), script].concat()));
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// With a key given as text and no master connection up: writes the key
+    /// to a private file, opens the master connection with it (ssh reads the
+    /// key once, while authenticating), and removes the file. Failures are
+    /// left for the command that follows to report.
+    fn open_master(&self) {
+        let Some(key) = &self.inline_key else { return };
+        let _opening = key.opening.lock().unwrap_or_else(|p| p.into_inner());
+        let up = rustix::fs::lstat(&self.control)
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket);
+        if up {
+            return;
+        }
+        let path = self.dir.join(format!("key-{}", uuid::Uuid::new_v4().simple()));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&key.text));
+        if written.is_ok() {
+            let mut cmd = Command::new("ssh");
+            cmd.args(&self.opts).arg("-i").arg(&path).arg("--").arg(&self.host).arg("true");
+            cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            if let Ok(mut child) = cmd.spawn() {
+                let _ = wait_until(&mut child, self.timeout);
+            }
+        }
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!("cannot remove the temporary key file {}: {e}", path.display());
+        }
+    }
+
+    fn exec(&self, script: &[u8], stdin: Option<&[u8]>, deadline: Duration) -> std::io::Result<Output> {
+        let mut cmd = self.command(script);
         cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
@@ -388,8 +475,7 @@ impl SshClient {
     pub fn list(&self, dir: &str) -> Result<Vec<String>> {
         let script = [b"cd -- ".as_slice(), &self.quoted(dir), b" 2>/dev/null || exit 0; exec ls -1Ap"].concat();
         let out = self.run("list", dir, &script, None)?;
-        let mut names: Vec<String> =
-            String::from_utf8_lossy(&out).lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+        let mut names = parse_lines(&out);
         names.sort();
         Ok(names)
     }
@@ -432,7 +518,7 @@ impl SshClient {
         ]
         .concat();
         let out = self.run("list", job, &script, None)?;
-        Ok(String::from_utf8_lossy(&out).lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+        Ok(parse_lines(&out))
     }
 
     /// Deletes one object; a missing one is not an error.
@@ -474,9 +560,7 @@ impl SshClient {
     /// stream (`op` and `path` name it in errors). Not retried: a stream
     /// cannot be replayed.
     pub fn pipe(&self, op: &'static str, path: &str, script: &[u8]) -> Result<SshUpload> {
-        let mut cmd = Command::new("ssh");
-        cmd.args(&self.opts).arg("--").arg(&self.host).arg(OsString::from_vec(script.to_vec()));
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut cmd = self.command(script);
         cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
         let fail = |message: String| FsError::Remote {
             op,
@@ -643,6 +727,11 @@ pub fn backoff(attempt: usize) -> Duration {
     Duration::from_millis(500u64 << attempt.saturating_sub(1).min(4))
 }
 
+/// The names a command printed one a line (`ls -1Ap`, `printf '%s\n'`), without empty lines.
+pub(crate) fn parse_lines(out: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(out).lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
 fn stderr_text(b: &[u8]) -> String {
     let t = String::from_utf8_lossy(b);
     let lines: Vec<&str> = t.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -664,23 +753,38 @@ pub fn quote(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// This user's private directory for ssh files (keys given as text, known
-/// hosts, the askpass helper, control sockets): short, so that socket paths fit.
+/// This process's private directory for ssh files (known hosts, the askpass
+/// helper, control sockets, a key while a connection opens): created mode
+/// 0700 under an unpredictable name in the temporary directory (short, so
+/// that socket paths fit), once per process.
 fn private_dir() -> Result<PathBuf> {
-    let uid = rustix::process::geteuid().as_raw();
-    let dir = std::env::temp_dir().join(format!("hindsight-ssh-{uid}"));
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(FsError::io("create", &dir, e)),
-    }
-    let st = rustix::fs::lstat(&dir).map_err(|e| FsError::io("stat", &dir, std::io::Error::from(e)))?;
-    if st.st_uid != uid || rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
-        return Err(FsError::Refused(format!("{} is not a directory of this user: refusing to use it", dir.display())));
-    }
-    set_mode(&dir, 0o700)?;
-    Ok(dir)
+    PRIVATE_DIR
+        .get_or_init(|| {
+            let base = std::env::temp_dir();
+            let mut last = String::new();
+            for _ in 0..8 {
+                let dir = base.join(format!("hindsight-ssh-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+                match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                    Ok(()) => return Ok(dir),
+                    Err(e) => last = format!("cannot create {}: {e}", dir.display()),
+                }
+            }
+            Err(last)
+        })
+        .clone()
+        .map_err(FsError::Refused)
 }
+
+/// Removes this process's private ssh directory (at the agent's shutdown):
+/// the control sockets go with it, and their masters end on their own.
+pub fn remove_private_dir() {
+    if let Some(Ok(dir)) = PRIVATE_DIR.get() {
+        let _ = crate::posix::remove_tree(dir);
+    }
+}
+
+/// See [`private_dir`].
+static PRIVATE_DIR: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
 
 /// A file `<prefix>-<hash of contents>` in `dir`, mode 0600, written once.
 fn private_file(dir: &Path, prefix: &str, contents: &[u8]) -> Result<PathBuf> {
