@@ -21,7 +21,8 @@ pub fn check_destination(
     read_data: bool,
 ) -> Result<DestinationCheck, ApiError> {
     if let Some(store) = remote_store(catalog, d)? {
-        return check_remote_destination(&store, &cache_dir.join(&d.id), d, read_data);
+        let cache = d.cache_dir(cache_dir).map_err(ApiError::internal)?;
+        return check_remote_destination(&store, &cache, d, read_data);
     }
     let root = local_root(d)?;
     let unreadable =

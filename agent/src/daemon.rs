@@ -5,13 +5,21 @@
 //! running, reconcile destinations, bind the API socket (mode 0600), start the
 //! run queue and the scheduler. Shutdown on SIGTERM/SIGINT: stop accepting requests and runs,
 //! cancel running backups (their `.partial-*` stay resumable), remove the
-//! socket, exit 0.
+//! socket, exit 0. Every step of the shutdown has a time limit: a hung
+//! filesystem (a destination that stopped answering, the mount) is detached
+//! and left behind rather than keeping the agent from stopping.
+//!
+//! The agent runs as root on servers with other users: it creates its files
+//! with umask 077 (the state directory, caches, destinations' files are the
+//! agent's alone), binds the socket in a private directory where it gets its
+//! mode before it is moved into place, and gives a client [`HEADER_TIMEOUT`]
+//! to send a request's headers.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::net::UnixListener;
@@ -24,7 +32,17 @@ use crate::runner::Runner;
 use crate::scheduler::Scheduler;
 
 /// How often the scheduler looks for due schedules and checks monitors.
-const SCHEDULER_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+const SCHEDULER_TICK: Duration = Duration::from_secs(1);
+/// How long a client may take to send the headers of a request.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long requests under way (a long poll) may take to finish at shutdown.
+const REQUESTS_GRACE: Duration = Duration::from_secs(5);
+/// How long running backups may take to stop at shutdown (their work stays resumable).
+const RUNS_GRACE: Duration = Duration::from_secs(30);
+/// How long the snapshot filesystem may take to unmount before it is detached.
+const UNMOUNT_GRACE: Duration = Duration::from_secs(10);
+/// How long the process waits, on its way out, for blocking work still going.
+pub const EXIT_GRACE: Duration = Duration::from_secs(2);
 use hindsight_fs::mount::{DestinationView, Layout, MountConfig, MountHandle};
 
 /// Holds the state directory's `flock` for the life of the daemon.
@@ -34,7 +52,8 @@ pub struct StateLock {
 
 /// Takes the exclusive lock on `state_dir/hindsightd.lock`.
 pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<StateLock> {
-    std::fs::create_dir_all(state_dir).with_context(|| format!("creating state dir {}", state_dir.display()))?;
+    hindsight_fs::layout::create_private_dir_all(state_dir)
+        .with_context(|| format!("creating state dir {}", state_dir.display()))?;
     std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing state dir {}", state_dir.display()))?;
     let path = state_dir.join("hindsightd.lock");
@@ -57,20 +76,69 @@ pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<StateLock> {
     Ok(StateLock { _fd: fd })
 }
 
+/// Binds the API socket at `path` with mode 0600 from the start: it is
+/// bound in a new private directory beside `path`, given its mode there, then
+/// renamed into place, so that no one can connect to it, or swap it for a
+/// symlink, before it is private.
 fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    hindsight_fs::layout::create_private_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let private = dir.join(format!(".hs-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| format!("creating {}", private.display()))?;
+    let bound = (|| {
+        let tmp = private.join("s");
+        let listener = UnixListener::bind(&tmp).with_context(|| format!("binding API socket {}", tmp.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("securing socket {}", tmp.display()))?;
+        // We hold the state lock, so a socket file at `path` is a leftover of a crash: replaced.
+        std::fs::rename(&tmp, path).with_context(|| format!("moving the API socket to {}", path.display()))?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
+}
+
+/// Serves the API on `listener` until `shutdown` completes: HTTP/1 with a
+/// limit on the time a client takes to send its headers (a half-sent request
+/// does not hold a connection open forever), then lets the requests under
+/// way finish for at most [`REQUESTS_GRACE`].
+async fn serve(listener: UnixListener, router: axum::Router, shutdown: impl std::future::Future<Output = ()>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors, most likely: breathe, then go on accepting.
+                        tracing::warn!("API: cannot accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("API connection: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
     }
-    // We hold the state lock, so a socket file here is a leftover of a crash.
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing stale socket {}", path.display())),
+    drop(listener);
+    if tokio::time::timeout(REQUESTS_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("API requests still under way after {} s are dropped", REQUESTS_GRACE.as_secs());
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding API socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("securing socket {}", path.display()))?;
-    Ok(listener)
 }
 
 /// Mounts every destination's snapshots on `dir` (created if missing); the
@@ -78,10 +146,15 @@ fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
 async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> anyhow::Result<MountHandle> {
     // A dead mount left by a crash exists but fails to stat (ENOTCONN); the
     // mount cleans it up, so "exists" is fine here.
+    let missing = std::fs::symlink_metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
     match std::fs::create_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(e).with_context(|| format!("creating mountpoint {}", dir.display()));
         }
+        // Every user browses the mount: its directory is traversable (the
+        // agent's umask would have made it the agent's alone).
+        _ if missing => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("creating mountpoint {}", dir.display()))?,
         _ => {}
     }
     // Read once: the mount's cache is sized when it starts.
@@ -104,7 +177,7 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> a
             .filter_map(|d| {
                 // Remote destinations browse from their local cache of indexes.
                 let root = match crate::destinations::remote_store(&catalog, &d) {
-                    Ok(Some(store)) => Ok((cache.join(&d.id), Some(store))),
+                    Ok(Some(store)) => d.cache_dir(&cache).map(|c| (c, Some(store))),
                     Ok(None) => crate::destinations::local_root(&d)
                         .map(|r| (r.path().to_path_buf(), None))
                         .map_err(|e| e.message),
@@ -136,6 +209,9 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> a
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
+    // Whatever the agent creates is its own unless it says otherwise (the
+    // destinations' trees get their recorded modes explicitly).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let _lock = lock_state_dir(&config.state_dir)?;
     // A deep walk keeps three directory descriptors per level open.
     hindsight_fs::posix::raise_fd_limit();
@@ -180,20 +256,36 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
     };
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await?;
+    serve(listener, api::router(state), shutdown).await;
     ticker.abort();
-    runner.shutdown().await;
+    if tokio::time::timeout(RUNS_GRACE, runner.shutdown()).await.is_err() {
+        tracing::warn!(
+            "backups still running after {} s are abandoned (their work is resumed at the next run)",
+            RUNS_GRACE.as_secs()
+        );
+    }
     dispatcher.abort();
     if let Some(handle) = mount {
         let dir = handle.mountpoint().to_path_buf();
-        let unmounted = tokio::task::spawn_blocking(move || handle.unmount()).await?;
-        if let Err(e) = unmounted {
-            // Busy (a shell sits in it): detach it so the mountpoint is freed when they leave.
-            tracing::warn!("{e}; detaching the mount instead");
-            hindsight_fs::mount::mountpoint::unmount(&dir)?;
+        match tokio::time::timeout(UNMOUNT_GRACE, tokio::task::spawn_blocking(move || handle.unmount())).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                // Busy (a shell sits in it): detach it so the mountpoint is freed when they leave.
+                tracing::warn!("{e}; detaching the mount instead");
+                hindsight_fs::mount::mountpoint::unmount(&dir)?;
+            }
+            Ok(Err(e)) => tracing::error!("unmounting {}: {e}", dir.display()),
+            Err(_) => {
+                tracing::warn!(
+                    "the snapshot filesystem did not stop within {} s; detaching it",
+                    UNMOUNT_GRACE.as_secs()
+                );
+                hindsight_fs::mount::mountpoint::unmount(&dir)?;
+            }
         }
     }
     let _ = std::fs::remove_file(&config.socket);
+    hindsight_fs::remote::ssh::remove_private_dir();
     tracing::info!("hindsightd stopped");
     Ok(())
 }

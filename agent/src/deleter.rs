@@ -11,8 +11,13 @@
 //! [`MAX_WAIT`] in a row it goes on at a duty cycle instead, pausing
 //! [`BUSY_SHARE`] times as long as each batch took. A crash leaves
 //! `.deleting-*` directories, which the start-up reconcile finishes.
+//!
+//! The tree is removed one directory descriptor at a time, never by path
+//! and never through a symlink (`DestinationRoot::finish_delete_with`): the
+//! files of a snapshot keep their owners, and a user who could write in her
+//! directory of it must not be able to send root's unlinks elsewhere.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
@@ -70,8 +75,8 @@ impl Deleter {
     }
 
     /// The local cache directory of a remote destination.
-    pub fn cache_dir(&self, destination_id: &str) -> PathBuf {
-        self.cache_root.join(destination_id)
+    pub fn cache_dir(&self, d: &crate::model::Destination) -> Result<PathBuf, String> {
+        d.cache_dir(&self.cache_root)
     }
 
     /// Queues the removal of a snapshot's files.
@@ -85,7 +90,6 @@ impl Deleter {
 fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>) {
     lower_priority();
     while let Ok(p) = rx.recv() {
-        let dir = p.root.path().join(&p.job).join(format!("{}{}", hindsight_fs::layout::DELETING_PREFIX, p.name));
         let pause = |batch: Duration| {
             let mut waited = Duration::ZERO;
             while busy() {
@@ -98,9 +102,7 @@ fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>) {
             }
             std::thread::sleep(PAUSE_IDLE);
         };
-        remove_files_throttled(&dir, &pause);
-        // The throttled pass is best effort; this one removes whatever is left.
-        match p.root.finish_delete(&p.job, &p.name) {
+        match p.root.finish_delete_with(&p.job, &p.name, &mut throttle(&pause)) {
             Ok(()) => tracing::info!("deleted snapshot {}/{}", p.job, p.name),
             Err(e) => tracing::error!("deleting snapshot {}/{}: {e}", p.job, p.name),
         }
@@ -118,25 +120,16 @@ fn lower_priority() {
     }
 }
 
-/// Unlinks the files under `dir`, calling `pause` with the batch's duration
-/// every [`BATCH`] unlinks. Errors are left for the final sweep.
-fn remove_files_throttled(dir: &Path, pause: &dyn Fn(Duration)) {
-    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
+/// A callback for each file unlinked that calls `pause` with the batch's
+/// duration every [`BATCH`] unlinks.
+fn throttle(pause: &dyn Fn(Duration)) -> impl FnMut() + '_ {
     let mut count = 0usize;
     let mut batch_start = std::time::Instant::now();
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries.flatten() {
-            let Ok(ft) = e.file_type() else { continue };
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if std::fs::remove_file(e.path()).is_ok() {
-                count += 1;
-                if count.is_multiple_of(BATCH) {
-                    pause(batch_start.elapsed());
-                    batch_start = std::time::Instant::now();
-                }
-            }
+    move || {
+        count += 1;
+        if count.is_multiple_of(BATCH) {
+            pause(batch_start.elapsed());
+            batch_start = std::time::Instant::now();
         }
     }
 }
@@ -149,16 +142,17 @@ mod tests {
     #[test]
     fn throttled_removal_pauses_between_batches() {
         let t = tempfile::tempdir().expect("tempdir");
-        let d = t.path().join("x");
+        let root = DestinationRoot::new(t.path());
+        let d = root.job_dir("j").join(".deleting-2026-01-01T000000Z");
         for i in 0..600 {
             let sub = d.join(format!("d{}", i % 3));
             std::fs::create_dir_all(&sub).expect("mkdir");
             std::fs::write(sub.join(format!("f{i}")), b"x").expect("write");
         }
         let pauses = Cell::new(0);
-        remove_files_throttled(&d, &|_| pauses.set(pauses.get() + 1));
+        let pause = |_| pauses.set(pauses.get() + 1);
+        root.finish_delete_with("j", "2026-01-01T000000Z", &mut throttle(&pause)).expect("delete");
         assert_eq!(pauses.get(), 600 / BATCH);
-        let left: usize = (0..3).map(|i| std::fs::read_dir(d.join(format!("d{i}"))).map_or(0, |r| r.count())).sum();
-        assert_eq!(left, 0);
+        assert!(!d.exists());
     }
 }

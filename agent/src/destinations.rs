@@ -283,6 +283,7 @@ pub fn create(key: &MasterKey, new: NewDestination) -> Result<(Destination, Vec<
         disabled: new.disabled,
         jobs: 0,
         disk_usage: None,
+        cache_id: uuid::Uuid::new_v4().to_string(),
     };
     let t = target(key, &d)?;
     d.disk_usage = validate(&d, &t)?;
@@ -312,7 +313,35 @@ pub fn prepare_root(d: &mut Destination, t: &Target, force: bool) -> Result<(), 
         tracing::info!(destination = %d.name, "adopting existing destination {}", m.destination_id);
         d.id = m.destination_id;
     }
+    secure_local(d, t);
     Ok(())
+}
+
+/// Makes a writable local destination private to the agent (its root owned
+/// by the agent's user, mode 0700: users reach snapshots through the mount
+/// only, where the recorded permissions are enforced), saying what had to be
+/// changed; for a read-only one, which the agent never changes, warns when
+/// others can reach into it.
+pub fn secure_local(d: &Destination, t: &Target) {
+    let Target::Local(root) = t else { return };
+    if d.readonly {
+        if let Ok(Some(why)) = root.exposure() {
+            tracing::warn!(destination = %d.name, "{} is read-only for the agent, and {why}", root.path().display());
+        }
+        return;
+    }
+    match root.secure() {
+        Ok(changed) if changed.is_empty() => {}
+        Ok(changed) => tracing::warn!(
+            destination = %d.name,
+            "made {} private to the agent ({}): local users reach its snapshots through the mount only",
+            root.path().display(),
+            changed.join(", ")
+        ),
+        Err(e) => {
+            tracing::warn!(destination = %d.name, "cannot make {} private to the agent: {e}", root.path().display())
+        }
+    }
 }
 
 /// Checks that the root still holds this destination's marker.
@@ -399,6 +428,7 @@ mod tests {
             disabled: false,
             jobs: 0,
             disk_usage: None,
+            cache_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 

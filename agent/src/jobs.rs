@@ -28,6 +28,7 @@ pub fn check_sources(sources: &[String]) -> Result<Vec<String>, ApiError> {
         if std::fs::symlink_metadata(p).is_err() {
             return Err(ApiError::bad_request(format!("source {s} does not exist")));
         }
+        crate::backup::check_source_path(p).map_err(|e| ApiError::bad_request(format!("source {s}: {e}")))?;
         let norm: String = p.components().collect::<std::path::PathBuf>().to_string_lossy().into_owned();
         if norm.split('/').any(|c| c == "..") {
             return Err(ApiError::bad_request(format!("source {s} must not contain '..'")));

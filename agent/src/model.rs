@@ -44,6 +44,19 @@ pub struct Destination {
     pub jobs: u32,
     /// Last measured disk usage.
     pub disk_usage: Option<DiskUsageInfo>,
+    /// Name of its directory in the agent's cache (remote destinations): a
+    /// UUID generated here, never a value read from the destination.
+    #[serde(skip)]
+    pub cache_id: String,
+}
+
+impl Destination {
+    /// The local cache directory of this destination under `cache_root`.
+    pub fn cache_dir(&self, cache_root: &std::path::Path) -> Result<std::path::PathBuf, String> {
+        hindsight_fs::names::check_destination_id(&self.cache_id)
+            .map_err(|e| format!("destination {}: its cache id is damaged ({e})", self.name))?;
+        Ok(cache_root.join(&self.cache_id))
+    }
 }
 
 /// The serialized form of a [`Destination`]: the same fields, secrets redacted.

@@ -435,7 +435,10 @@ impl Runner {
                 {
                     return outcome(RunState::Failed, None, Some(refused));
                 }
-                let cache = self.cache_dir.join(&dest.id);
+                let cache = match dest.cache_dir(&self.cache_dir) {
+                    Ok(c) => c,
+                    Err(e) => return outcome(RunState::Failed, None, Some(e)),
+                };
                 let (spec, cancel) = (spec.clone(), a.cancel.clone());
                 return self
                     .run_backup(run_id, a, &dest, move |progress| match spec.structure {

@@ -14,7 +14,7 @@
 //! [`REDACTED`]).
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -80,8 +80,12 @@ impl MasterKey {
     }
 
     /// Loads `dir/master.key`, creating it (0600) when missing. Refuses a key
-    /// file of the wrong size or one that group or others can read: a key
-    /// others may have copied protects nothing.
+    /// file of the wrong size, one that is not the agent's user's, or one that
+    /// group or others can read: a key others may have copied protects nothing.
+    ///
+    /// A new key is written to a temporary file, synced, and renamed into
+    /// place, then the directory is synced: a crash leaves either no key or
+    /// the whole key, never a short file that would stop the agent for good.
     pub fn load_or_create(dir: &Path) -> Result<Self, SecretError> {
         let path = dir.join(KEY_FILE);
         let io = |source| SecretError::Io { path: path.clone(), source };
@@ -90,6 +94,10 @@ impl MasterKey {
             Ok(meta) => {
                 if !meta.is_file() {
                     return Err(bad("is not a regular file".into()));
+                }
+                let me = rustix::process::geteuid().as_raw();
+                if meta.uid() != me {
+                    return Err(bad(format!("belongs to uid {}, not to the agent's user (uid {me})", meta.uid())));
                 }
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
@@ -105,10 +113,22 @@ impl MasterKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = MasterKey::generate();
-                // create_new: two starts racing cannot both write a key.
-                let mut f =
-                    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
-                f.write_all(&key.0).and_then(|()| f.sync_all()).map_err(io)?;
+                let tmp = dir.join(format!(".{KEY_FILE}.{}.tmp", uuid::Uuid::new_v4().simple()));
+                let written = hindsight_fs::posix::create_private(&tmp)
+                    .and_then(|mut f| f.write_all(&key.0).and_then(|()| f.sync_all()));
+                if let Err(e) = written {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(io(e));
+                }
+                // Hard link, not rename: two starts racing cannot both install a key.
+                let installed = std::fs::hard_link(&tmp, &path);
+                let _ = std::fs::remove_file(&tmp);
+                match installed {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Self::load_or_create(dir),
+                    Err(e) => return Err(io(e)),
+                }
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
                 tracing::info!(path = %path.display(), "created the master key (back it up: hindsight key export)");
                 Ok(key)
             }
@@ -279,5 +299,15 @@ mod tests {
         std::fs::write(&path, b"short").expect("write");
         let e = MasterKey::load_or_create(dir.path()).expect_err("wrong size");
         assert!(e.to_string().contains("5 bytes"), "{e}");
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("read").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from(KEY_FILE)], "a temporary key file was left behind");
+
+        if rustix::process::geteuid().is_root() {
+            std::fs::write(&path, [7u8; KEY_LEN]).expect("write");
+            std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+            let e = MasterKey::load_or_create(dir.path()).expect_err("another user's key");
+            assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
+        }
     }
 }

@@ -23,6 +23,11 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<(), 
         return Err(ApiError::conflict(format!("destination {} is read-only", dest.name)));
     }
     let (job, name) = (rec.snapshot.job.clone(), rec.snapshot.name.clone());
+    // The names come from a manifest (checked when listed since, but the row
+    // may be older): a deletion is built from checked names only.
+    hindsight_fs::names::check_name("job", &job)
+        .and_then(|()| hindsight_fs::names::check_snapshot_name(&name))
+        .map_err(|e| ApiError::conflict(format!("snapshot {id} cannot be deleted: {e}")))?;
     if let Some(store) = destinations::remote_store(catalog, &dest)? {
         // No rename on object stores: the manifest goes first (the snapshot stops
         // existing at once), then its objects; a failure leaves the row for a retry.
@@ -31,7 +36,10 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<(), 
             .delete_snapshot(&job, &name)
             .map_err(|e| ApiError::validation_failed(format!("cannot delete snapshot {job}/{name}: {e}")))?;
         catalog.remove_snapshot(id)?;
-        crate::prune::start(store, deleter.cache_dir(&dest.id), dest.name.clone());
+        match deleter.cache_dir(&dest) {
+            Ok(cache) => crate::prune::start(store, cache, dest.name.clone()),
+            Err(e) => tracing::error!("cannot prune destination {}: {e}", dest.name),
+        }
         return Ok(());
     }
     let root = destinations::local_root(&dest)?;
@@ -83,10 +91,13 @@ pub fn reconcile_all(catalog: &Catalog) {
             tracing::warn!(destination = %d.name, "destination {} is not reachable; keeping its catalog entries", root.path().display());
             continue;
         }
+        let target = destinations::Target::Local(root);
+        destinations::secure_local(&d, &target);
+        let destinations::Target::Local(root) = &target else { continue };
         if !d.readonly {
-            finish_interrupted_deletes(&root);
+            finish_interrupted_deletes(root);
         }
-        match destinations::scan(&d, &destinations::Target::Local(root)) {
+        match destinations::scan(&d, &target) {
             Ok(found) => {
                 if let Err(e) = catalog.replace_snapshots(&d.id, &found) {
                     tracing::error!(destination = %d.name, "reindex: {e}");

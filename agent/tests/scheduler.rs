@@ -59,6 +59,7 @@ impl World {
                 disabled: false,
                 jobs: 0,
                 disk_usage: None,
+                cache_id: "6a1f2a3c-0000-4000-8000-000000000001".into(),
             })
             .expect("destination");
         let clock = Arc::new(FakeClock(Mutex::new(start)));

@@ -59,9 +59,9 @@ pub fn run_archive(
         let p = root.partial_dir(&spec.job, &old);
         posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
     }
-    std::fs::create_dir_all(&partial).map_err(|e| FsError::io("create", &partial, e))?;
+    hindsight_fs::layout::create_private_dir_all(&partial)?;
     let data_path = partial.join(opts.data_file());
-    let data = std::fs::File::create_new(&data_path).map_err(|e| FsError::io("create", &data_path, e))?;
+    let data = posix::create_private(&data_path).map_err(|e| FsError::io("create", &data_path, e))?;
     let clock = std::time::Instant::now();
     let out = ArchiveOut {
         data: ArchiveFile::new(data),

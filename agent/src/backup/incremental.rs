@@ -32,6 +32,7 @@ use super::copy::{Copier, CopyError};
 use super::exclude::Excludes;
 use super::pending_hashes::PendingHashes;
 use super::progress::{Cancel, Progress};
+use super::source_path;
 use super::walker::{self, CopyTask, DirCtx, Previous, RowQueue, Walker};
 
 /// What to back up and how.
@@ -122,13 +123,17 @@ impl Stop<'_> {
     }
 }
 
-/// Checks that every source can be read before anything is written.
+/// Checks that every source can be read before anything is written; a
+/// source whose path goes through a symlink is refused (see [`source_path`]).
 pub fn check_sources(sources: &[PathBuf]) -> Result<(), BackupError> {
     for s in sources {
-        let meta =
-            std::fs::symlink_metadata(s).map_err(|e| BackupError::Source(format!("source {}: {e}", s.display())))?;
-        if meta.is_dir() {
-            std::fs::read_dir(s).map_err(|e| BackupError::Source(format!("source {}: {e}", s.display())))?;
+        let fail = |e: std::io::Error| BackupError::Source(format!("source {}: {e}", s.display()));
+        let (parent, last) = source_path::open_parent(s)?;
+        let Some(last) = last else { continue };
+        let st = posix::lstat_at(parent.as_fd(), &last).map_err(fail)?;
+        if EntryKind::from_mode(st.st_mode) == Some(EntryKind::Dir) {
+            let dir = posix::open_dir_at(parent.as_fd(), &last).map_err(fail)?;
+            posix::list_dir(dir.as_fd()).map_err(fail)?;
         }
     }
     Ok(())
@@ -150,7 +155,7 @@ pub fn run_incremental(
     let resumed = prepare_partial(root, &spec.job, &partial)?;
     let prev = find_previous(root, &spec.job);
     let tree_path = partial.join(TREE_DIR);
-    std::fs::create_dir_all(&tree_path).map_err(|e| FsError::io("create", &tree_path, e))?;
+    hindsight_fs::layout::create_private_dir_all(&tree_path)?;
     let tree = Arc::new(posix::open_dir(&tree_path).map_err(|e| FsError::io("open", &tree_path, e))?);
     let index = IndexWriter::create(&partial.join(INDEX_FILE), Structure::Incremental.as_str(), &name)?;
     if resumed {
@@ -206,8 +211,13 @@ pub fn run_incremental(
     index.finish()?;
     let index_time = clock.elapsed() - walk_time;
     for (path, meta) in ancestors.iter().rev() {
-        let p = tree_path.join(std::ffi::OsStr::from_bytes(path));
-        let applied = posix::open_dir(&p).and_then(|fd| posix::apply_meta_fd(fd.as_fd(), meta));
+        // Beneath the tree, never through a symlink (a resumed run's tree may hold a user's directories).
+        let applied = if path.is_empty() {
+            posix::apply_meta_fd(tree.as_fd(), meta)
+        } else {
+            posix::open_beneath(tree.as_fd(), path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY)
+                .and_then(|fd| posix::apply_meta_fd(fd.as_fd(), meta))
+        };
         if let Err(e) = applied {
             progress.failed(&[b"/".as_slice(), path].concat(), format!("cannot set directory metadata: {e}"));
         }
@@ -241,7 +251,7 @@ pub fn run_incremental(
 fn prepare_partial(root: &DestinationRoot, job: &str, partial: &Path) -> Result<bool, BackupError> {
     let mut leftovers = root.list_work(job, PARTIAL_PREFIX)?;
     let Some(newest) = leftovers.pop() else {
-        std::fs::create_dir_all(partial).map_err(|e| FsError::io("create", partial, e))?;
+        hindsight_fs::layout::create_private_dir_all(partial)?;
         return Ok(false);
     };
     for old in leftovers {
@@ -292,8 +302,11 @@ fn find_previous(root: &DestinationRoot, job: &str) -> Option<Previous> {
 type Ancestors = BTreeMap<Vec<u8>, EntryMeta>;
 
 /// Walks every source; returns the ancestor directories created for them.
+/// Ancestors are opened from `/` without following symlinks, their
+/// metadata taken from the directories opened ([`source_path`]).
 fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
-    let root_meta = walker::dir_meta_from_path(b"").map_err(|e| BackupError::Source(format!("/: {e}")))?;
+    let (root_fd, root_meta) = source_path::open_root()?;
+    let root_fd = Arc::new(root_fd);
     w.send(
         IndexEntry {
             id: ROOT_ID,
@@ -312,37 +325,29 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
     let mut sources = w.spec.sources.clone();
     sources.sort();
     for src in &sources {
-        let comps: Vec<Vec<u8>> = src
-            .components()
-            .filter_map(|c| match c {
-                std::path::Component::Normal(n) => Some(n.as_bytes().to_vec()),
-                _ => None,
-            })
-            .collect();
-        w.source_dev = std::fs::symlink_metadata(src)
-            .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
-            .map_err(|e| BackupError::Source(format!("source {}: {e}", src.display())))?;
+        let source_err = |e: std::io::Error| BackupError::Source(format!("source {}: {e}", src.display()));
+        let comps = source_path::components(src);
         let mut ctx = DirCtx {
             id: ROOT_ID,
             prev_id: w.prev.map(|_| ROOT_ID),
-            src: Arc::new(posix::open_dir(Path::new("/")).map_err(|e| BackupError::Source(format!("/: {e}")))?),
+            src: root_fd.clone(),
             dst: w.tree.clone(),
             prev: w.prev.and_then(|p| rustix::io::fcntl_dupfd_cloexec(p.tree.as_fd(), 0).ok()),
             abs: Vec::new(),
         };
         let Some((last, parents)) = comps.split_last() else {
             // The source is `/` itself.
+            w.source_dev = rustix::fs::fstat(&*root_fd).map_err(|e| source_err(e.into()))?.st_dev;
             w.walk_dir(&ctx)?;
             continue;
         };
         for comp in parents {
             let abs = walker::join(&ctx.abs, comp);
+            let (src_fd, meta) = source_path::open_ancestor(ctx.src.as_fd(), comp, &abs)?;
             let rel = abs[1..].to_vec();
             let (id, prev_id) = match ids.get(&rel) {
                 Some(v) => *v,
                 None => {
-                    let meta = walker::dir_meta_from_path(&abs)
-                        .map_err(|e| BackupError::Source(format!("{}: {e}", String::from_utf8_lossy(&abs))))?;
                     let id = w.next_id;
                     w.next_id += 1;
                     let prev_id = match (w.prev, ctx.prev_id) {
@@ -353,7 +358,7 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
                     let entry = IndexEntry {
                         id,
                         parent: ctx.id,
-                        name: comp.clone(),
+                        name: comp.to_vec(),
                         meta: meta.clone(),
                         nlink: 1,
                         blake3: None,
@@ -370,10 +375,7 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
             ctx = DirCtx {
                 id,
                 prev_id,
-                src: Arc::new(
-                    open(&ctx.src)
-                        .map_err(|e| BackupError::Source(format!("{}: {e}", String::from_utf8_lossy(&abs))))?,
-                ),
+                src: Arc::new(src_fd),
                 dst: Arc::new(
                     open(&ctx.dst)
                         .map_err(|e| BackupError::Destination(format!("{}: {e}", String::from_utf8_lossy(&abs))))?,
@@ -382,6 +384,7 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
                 abs,
             };
         }
+        w.source_dev = posix::lstat_at(ctx.src.as_fd(), last).map_err(source_err)?.st_dev;
         let prevs = w.prev_children(&ctx);
         let id = w.next_id;
         w.next_id += 1;
@@ -507,13 +510,25 @@ fn copy_one(
         if attempt < retry_failed {
             attempt += 1;
             tracing::info!(path = %String::from_utf8_lossy(&abs), "changed while being copied; copying again");
-            if let Ok(fd) = walker::open_source_file(src_dir.as_fd(), &row.name)
-                && let Ok(st) = rustix::fs::fstat(fd.as_fd())
-                && let Some(m) = posix::meta_from_stat(&st)
-            {
-                src = fd;
-                row.meta = EntryMeta { xattrs: row.meta.xattrs.clone(), target: None, ..m };
-            }
+            // The name is opened again: it must still be the same file (a rename
+            // in between would store another file's bytes under this one's entry).
+            let before = rustix::fs::fstat(src.as_fd()).map_err(|e| CopyError::Read(e.into()))?;
+            let reopened = walker::open_source_file(src_dir.as_fd(), &row.name).ok().and_then(|fd| {
+                let st = rustix::fs::fstat(fd.as_fd()).ok()?;
+                let m = posix::meta_from_stat(&st).filter(|m| m.kind == EntryKind::File)?;
+                ((st.st_dev, st.st_ino) == (before.st_dev, before.st_ino)).then_some((fd, m))
+            });
+            let Some((fd, m)) = reopened else {
+                progress.failed(&abs, walker::REPLACED);
+                let _ = rustix::fs::unlinkat(
+                    dst_dir.as_fd(),
+                    std::ffi::OsStr::from_bytes(&row.name),
+                    rustix::fs::AtFlags::empty(),
+                );
+                return Ok(None);
+            };
+            src = fd;
+            row.meta = EntryMeta { xattrs: row.meta.xattrs.clone(), target: None, ..m };
             rustix::fs::ftruncate(dst.as_fd(), 0).map_err(|e| CopyError::Write(e.into()))?;
             continue;
         }

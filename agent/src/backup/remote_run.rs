@@ -41,6 +41,7 @@ impl RemoteRun {
     pub fn begin(store: &RemoteStore, cache: &Path, job: &str, sources: &[PathBuf]) -> Result<Self, BackupError> {
         store.require_marker()?;
         check_sources(sources)?;
+        hindsight_fs::layout::create_private_dir_all(cache)?;
         let local = DestinationRoot::new(cache);
         let lock = JobLock::acquire(&local, job)?;
         let started = Timestamp::now();
@@ -53,7 +54,7 @@ impl RemoteRun {
             posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
         }
         let work = local.partial_dir(job, &name);
-        std::fs::create_dir_all(&work).map_err(|e| FsError::io("create", &work, e))?;
+        hindsight_fs::layout::create_private_dir_all(&work)?;
         Ok(RemoteRun { local, _lock: lock, started, existing, name, work })
     }
 

@@ -22,7 +22,8 @@ use hindsight_fs::posix;
 
 use super::incremental::{BackupError, BackupSpec, Row};
 use super::progress::{Cancel, Progress};
-use super::walker::{RowQueue, dir_meta_from_path, join, open_source_file};
+use super::source_path;
+use super::walker::{RowQueue, join, open_source_file};
 
 /// The first name of a multiply-linked file, as the sink stored it.
 pub(super) struct FirstName {
@@ -48,6 +49,8 @@ pub(super) struct SourceFile<'a> {
     pub abs: &'a [u8],
     /// The previous snapshot's entry of the same name, if any.
     pub prev: Option<&'a IndexEntry>,
+    /// (device, inode) that `lstat` gave: the file opened must be this one.
+    pub ident: (u64, u64),
 }
 
 /// What became of a regular file's content.
@@ -151,40 +154,32 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
     }
 
     /// The root entry, the ancestors of every source, then every source.
+    /// Ancestors are opened from `/` without following symlinks ([`source_path`]).
     fn walk_sources(&mut self) -> Result<(), BackupError> {
-        let root_meta = dir_meta_from_path(b"").map_err(|e| BackupError::Source(format!("/: {e}")))?;
+        let (root_fd, root_meta) = source_path::open_root()?;
         self.send(row(ROOT_ID, 0, Vec::new(), root_meta))?;
         let mut ancestors: BTreeMap<Vec<u8>, (i64, Option<i64>)> = BTreeMap::new();
         let mut sources = self.spec.sources.clone();
         sources.sort();
         let prev_root = self.prev.map(|_| ROOT_ID);
         for src in &sources {
-            self.source_dev = std::fs::symlink_metadata(src)
-                .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
-                .map_err(|e| BackupError::Source(format!("source {}: {e}", src.display())))?;
-            let comps: Vec<&[u8]> = src
-                .components()
-                .filter_map(|c| match c {
-                    std::path::Component::Normal(n) => Some(n.as_bytes()),
-                    _ => None,
-                })
-                .collect();
+            let comps = source_path::components(src);
             let Some((last, parents)) = comps.split_last() else {
-                let root_fd = open_dir(Path::new("/"))?;
+                self.source_dev = rustix::fs::fstat(&root_fd).map_err(|e| source_err(src, e))?.st_dev;
                 self.walk_dir(&Dir { id: ROOT_ID, prev_id: prev_root, fd: root_fd.as_fd(), path: b"" })?;
                 continue;
             };
             let (mut parent_id, mut parent_prev) = (ROOT_ID, prev_root);
+            let mut parent_fd = rustix::io::fcntl_dupfd_cloexec(&root_fd, 0).map_err(|e| source_err(src, e))?;
             let mut path = Vec::new();
             for comp in parents {
                 path.extend_from_slice(comp);
                 path.push(b'/');
+                let (fd, meta) = source_path::open_ancestor(parent_fd.as_fd(), comp, &abs_of(&path))?;
+                parent_fd = fd;
                 let (id, prev_id) = match ancestors.get(&path) {
                     Some(v) => *v,
                     None => {
-                        let abs = abs_of(&path);
-                        let meta = dir_meta_from_path(&abs)
-                            .map_err(|e| BackupError::Source(format!("{}: {e}", String::from_utf8_lossy(&abs))))?;
                         let id = self.alloc(1);
                         let prev_id = self.prev_child(parent_prev, comp).filter(|p| p.meta.kind == EntryKind::Dir);
                         let mut r = row(id, parent_id, comp.to_vec(), meta);
@@ -197,7 +192,7 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
                 };
                 (parent_id, parent_prev) = (id, prev_id);
             }
-            let parent_fd = open_dir(&Path::new("/").join(std::ffi::OsStr::from_bytes(&path)))?;
+            self.source_dev = posix::lstat_at(parent_fd.as_fd(), last).map_err(|e| source_err(src, e))?.st_dev;
             let id = self.alloc(1);
             let dir = Dir { id: parent_id, prev_id: parent_prev, fd: parent_fd.as_fd(), path: &path };
             let prevs = self.prev_children(parent_prev);
@@ -284,6 +279,14 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
                         return Ok(());
                     }
                 };
+                // The directory listed is the one described.
+                match posix::fstat_meta(fd.as_fd()) {
+                    Some((id, m)) if id == (st.st_dev, st.st_ino) => r.meta = m,
+                    _ => {
+                        self.progress.failed(&abs, super::walker::REPLACED);
+                        return Ok(());
+                    }
+                }
                 match posix::read_xattrs_fd(fd.as_fd()) {
                     Ok(x) => r.meta.xattrs = x,
                     Err(e) => self.progress.failed(&abs, format!("cannot read xattrs: {e}")),
@@ -310,7 +313,7 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
                     self.progress.linked();
                     return self.send(r);
                 }
-                let f = SourceFile { dir: dir.fd, name, path: &path, abs: &abs, prev };
+                let f = SourceFile { dir: dir.fd, name, path: &path, abs: &abs, prev, ident: key };
                 let stored = self.sink.file(f, &mut r)?;
                 if stored == Stored::Skipped {
                     return Ok(());
@@ -344,7 +347,8 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
 
 /// Opens a regular file to store; its metadata and xattrs are taken again from
 /// the open descriptor (what is read is what it describes). `None` when it
-/// cannot be opened (recorded as a failure of that file).
+/// cannot be opened, or opens as another file than `lstat` saw (renamed or
+/// exchanged in between): recorded as a failure of that file, which is left out.
 pub(super) fn open_file(f: &SourceFile<'_>, r: &mut IndexEntry, progress: &Progress) -> Option<OwnedFd> {
     let fd = match open_source_file(f.dir, f.name) {
         Ok(fd) => fd,
@@ -358,10 +362,12 @@ pub(super) fn open_file(f: &SourceFile<'_>, r: &mut IndexEntry, progress: &Progr
             return None;
         }
     };
-    if let Ok(st) = rustix::fs::fstat(&fd)
-        && let Some(m) = posix::meta_from_stat(&st)
-    {
-        r.meta = m;
+    match posix::fstat_meta(fd.as_fd()) {
+        Some((id, m)) if id == f.ident && m.kind == EntryKind::File => r.meta = m,
+        _ => {
+            progress.failed(f.abs, super::walker::REPLACED);
+            return None;
+        }
     }
     match posix::read_xattrs_fd(fd.as_fd()) {
         Ok(x) => r.meta.xattrs = x,
@@ -387,6 +393,6 @@ fn abs_of(path: &[u8]) -> Vec<u8> {
     join(b"", path.strip_suffix(b"/").unwrap_or(path))
 }
 
-fn open_dir(p: &Path) -> Result<OwnedFd, BackupError> {
-    posix::open_dir(p).map_err(|e| BackupError::Source(format!("{}: {e}", p.display())))
+fn source_err(src: &Path, e: impl Into<io::Error>) -> BackupError {
+    BackupError::Source(format!("source {}: {}", src.display(), e.into()))
 }

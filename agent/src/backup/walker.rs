@@ -13,6 +13,13 @@
 //!
 //! Errors on the source side (vanished, unreadable) are recorded per file and
 //! the walk goes on; errors creating entries on the destination stop the run.
+//!
+//! What is recorded is what was read: a file's or directory's owner, mode,
+//! size and times come from `fstat` of the descriptor whose bytes (or
+//! entries) are copied, and a name that `lstat` showed as one file but that
+//! opens as another (a rename or exchange in between, by a user who can
+//! write in the directory) is recorded as changed and left out, never
+//! stored under the first file's owner and mode.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -239,9 +246,16 @@ impl Walker<'_> {
             location: Location::default(),
         };
         if row.meta.kind == EntryKind::Dir {
-            return self.process_dir(ctx, row, abs, st.st_dev, prev);
+            return self.process_dir(ctx, row, abs, (st.st_dev, st.st_ino), prev);
         }
         self.process_leaf(ctx, row, abs, (st.st_dev, st.st_ino, st.st_nlink as u64), prev)
+    }
+
+    /// Records that `abs` was replaced by another file between its `lstat`
+    /// and its `open`: it is left out of this snapshot (the next one has it).
+    fn replaced(&self, abs: &[u8]) -> Result<bool, BackupError> {
+        self.progress.failed(abs, REPLACED);
+        Ok(false)
     }
 
     fn process_dir(
@@ -249,9 +263,10 @@ impl Walker<'_> {
         ctx: &DirCtx,
         mut row: IndexEntry,
         abs: Vec<u8>,
-        dev: u64,
+        ident: (u64, u64),
         prev: Option<&IndexEntry>,
     ) -> Result<bool, BackupError> {
+        let dev = ident.0;
         let name = row.name.clone();
         let src = match posix::open_dir_at(ctx.src.as_fd(), &name) {
             Ok(fd) => fd,
@@ -264,6 +279,11 @@ impl Walker<'_> {
                 return Ok(false);
             }
         };
+        // The directory listed is the one described: its metadata from its descriptor.
+        match posix::fstat_meta(src.as_fd()) {
+            Some((id, m)) if id == ident => row.meta = m,
+            _ => return self.replaced(&abs),
+        }
         match posix::read_xattrs_fd(src.as_fd()) {
             Ok(x) => row.meta.xattrs = x,
             Err(e) => self.progress.failed(&abs, format!("cannot read xattrs: {e}")),
@@ -378,7 +398,7 @@ impl Walker<'_> {
             self.send(row, false)?;
             return Ok(true);
         }
-        self.create_fresh(ctx, row, abs)
+        self.create_fresh(ctx, row, abs, (dev, ino))
     }
 
     /// Hardlinks `from` to `to`; false when linking is impossible here (too many
@@ -409,11 +429,17 @@ impl Walker<'_> {
         Ok(false)
     }
 
-    fn create_fresh(&mut self, ctx: &DirCtx, mut row: IndexEntry, abs: Vec<u8>) -> Result<bool, BackupError> {
+    fn create_fresh(
+        &mut self,
+        ctx: &DirCtx,
+        mut row: IndexEntry,
+        abs: Vec<u8>,
+        ident: (u64, u64),
+    ) -> Result<bool, BackupError> {
         let name = row.name.clone();
         let dst_dir = ctx.dst.as_fd();
         match row.meta.kind {
-            EntryKind::File => return self.start_copy(ctx, row, abs),
+            EntryKind::File => return self.start_copy(ctx, row, abs, ident),
             EntryKind::Symlink => {
                 let target = row.meta.target.clone().unwrap_or_default();
                 self.replace_on_resume(dst_dir, &name, &abs, |d| rustix::fs::symlinkat(os(&target), d, os(&name)))?;
@@ -460,7 +486,13 @@ impl Walker<'_> {
         }
     }
 
-    fn start_copy(&mut self, ctx: &DirCtx, mut row: IndexEntry, abs: Vec<u8>) -> Result<bool, BackupError> {
+    fn start_copy(
+        &mut self,
+        ctx: &DirCtx,
+        mut row: IndexEntry,
+        abs: Vec<u8>,
+        ident: (u64, u64),
+    ) -> Result<bool, BackupError> {
         let name = row.name.clone();
         let src = match open_source_file(ctx.src.as_fd(), &name) {
             Ok(fd) => fd,
@@ -473,7 +505,17 @@ impl Walker<'_> {
                 return Ok(false);
             }
         };
-        // The descriptor being copied is the authority on the copy's xattrs.
+        // The descriptor being copied is the authority on the copy's metadata
+        // and xattrs; it must be the regular file `lstat` saw.
+        match posix::fstat_meta(src.as_fd()) {
+            Some((id, m)) if id == ident && m.kind == EntryKind::File => row.meta = m,
+            _ => {
+                if row.hardlink == Some(row.id) {
+                    self.hardlinks.remove(&ident);
+                }
+                return self.replaced(&abs);
+            }
+        }
         match posix::read_xattrs_fd(src.as_fd()) {
             Ok(x) => row.meta.xattrs = x,
             Err(e) => self.progress.failed(&abs, format!("cannot read xattrs: {e}")),
@@ -511,9 +553,19 @@ impl Walker<'_> {
                 && have.mode == row.meta.mode
                 && (have.uid, have.gid) == (row.meta.uid, row.meta.gid);
             if same {
-                let fd =
-                    rustix::fs::openat(ctx.dst.as_fd(), os(&name), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                        .map_err(|e| dest_err("open", abs, e))?;
+                // The directory may be a user's (her own, restored): the name is
+                // opened without following a symlink, and must still be the file seen.
+                let fd = rustix::fs::openat(
+                    ctx.dst.as_fd(),
+                    os(&name),
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| dest_err("open", abs, e))?;
+                let now = rustix::fs::fstat(&fd).map_err(|e| dest_err("stat", abs, e))?;
+                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+                    return Err(dest_err("open", abs, io::Error::other("replaced while it was being checked")));
+                }
                 let hash = copy::hash_file(fd.as_fd()).map_err(|e| dest_err("read", abs, e))?;
                 row.blake3 = Some(hash);
                 row.location.ino = Some(st.st_ino);
@@ -526,6 +578,9 @@ impl Walker<'_> {
         Ok(false)
     }
 }
+
+/// What a file replaced between its `lstat` and its `open` is recorded as.
+pub(super) const REPLACED: &str = "replaced by another file while it was being backed up; left out of this snapshot";
 
 /// True when an entry's inode cannot have changed since `prev` was recorded:
 /// kind, size, mtime, mode, owner and ctime are equal.
@@ -546,13 +601,4 @@ pub(super) fn open_source_file(dir: BorrowedFd<'_>, name: &[u8]) -> Result<Owned
         Err(Errno::PERM) => rustix::fs::openat(dir, os(name), flags, Mode::empty()),
         r => r,
     }
-}
-
-/// Applies the previous-snapshot-independent parts of a directory entry (used for ancestors).
-pub(super) fn dir_meta_from_path(path: &[u8]) -> io::Result<EntryMeta> {
-    let st = rustix::fs::stat(os(if path.is_empty() { b"/" } else { path }))?;
-    let mut meta = posix::meta_from_stat(&st).ok_or_else(|| io::Error::other("unsupported file type"))?;
-    let fd = posix::open_dir(std::path::Path::new(os(if path.is_empty() { b"/" } else { path })))?;
-    meta.xattrs = posix::read_xattrs_fd(fd.as_fd())?;
-    Ok(meta)
 }

@@ -11,7 +11,12 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = Args::parse().into_config().and_then(|config| {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(daemon::run(config))
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let result = runtime.block_on(daemon::run(config));
+        // A blocking task stuck past the daemon's own stop timeouts (a hung
+        // filesystem) must not keep the process from exiting.
+        runtime.shutdown_timeout(daemon::EXIT_GRACE);
+        result
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -9,7 +9,7 @@ use crate::secrets;
 
 const COLUMNS: &str = "d.id, d.name, d.type, d.options, d.disk_limit, d.hidden, d.readonly, d.disabled, \
     d.usage, d.free, d.total, d.usage_updated, \
-    (SELECT count(*) FROM job_destinations jd WHERE jd.destination_id = d.id)";
+    (SELECT count(*) FROM job_destinations jd WHERE jd.destination_id = d.id), d.cache_id";
 
 fn map(r: &Row<'_>) -> rusqlite::Result<(Destination, String)> {
     let usage_updated: Option<String> = r.get(11)?;
@@ -34,6 +34,7 @@ fn map(r: &Row<'_>) -> rusqlite::Result<(Destination, String)> {
             disabled: r.get(7)?,
             jobs: r.get(12)?,
             disk_usage,
+            cache_id: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
         },
         r.get(3)?,
     ))
@@ -68,9 +69,20 @@ impl Catalog {
         let options = self.sealed_options(d);
         let conn = self.conn();
         let n = conn.execute(
-            "INSERT INTO destinations (id, name, type, options, disk_limit, hidden, readonly, disabled, created) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-            params![d.id, d.name, d.kind, json(&options), d.disk_limit, d.hidden, d.readonly, d.disabled, super::now()],
+            "INSERT INTO destinations (id, name, type, options, disk_limit, hidden, readonly, disabled, created, \
+             cache_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+            params![
+                d.id,
+                d.name,
+                d.kind,
+                json(&options),
+                d.disk_limit,
+                d.hidden,
+                d.readonly,
+                d.disabled,
+                super::now(),
+                d.cache_id
+            ],
         )?;
         if n == 0 {
             return Err(CatalogError::Conflict(format!(

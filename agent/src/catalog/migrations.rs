@@ -99,6 +99,11 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_open ON alerts(acked_at, kind, subject);
 ",
+    // Caches are keyed by an id generated here, not by the marker's id a
+    // destination supplies; rows from before get theirs in `fill_cache_ids`.
+    "
+ALTER TABLE destinations ADD COLUMN cache_id TEXT;
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.
@@ -106,6 +111,24 @@ pub fn apply(conn: &Connection) -> rusqlite::Result<()> {
     let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1))?;
+    }
+    fill_cache_ids(conn)
+}
+
+/// Gives every destination without one a cache id: its own id when that is a
+/// UUID (so its cache, kept under that name until now, stays), else a new one.
+fn fill_cache_ids(conn: &Connection) -> rusqlite::Result<()> {
+    let ids: Vec<String> = conn
+        .prepare("SELECT id FROM destinations WHERE cache_id IS NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        let cache_id = if hindsight_fs::names::check_destination_id(&id).is_ok() {
+            id.clone()
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
+        conn.execute("UPDATE destinations SET cache_id = ?2 WHERE id = ?1", [&id, &cache_id])?;
     }
     Ok(())
 }

@@ -89,7 +89,11 @@ fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<De
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    let cache = base.join("hindsight").join(&marker.destination_id);
+    // Keyed by what the user typed (the store's description holds no secret),
+    // never by the marker's id: a destination says nothing about local paths.
+    let key = blake3::hash(format!("{store:?}").as_bytes()).to_hex();
+    let cache = base.join("hindsight").join(&key[..32]);
+    hindsight_fs::layout::create_private_dir_all(&cache)?;
     let name = marker.destination_id.clone();
     Ok(DestinationView { name, root: cache, hidden: false, remote: Some(store) })
 }
