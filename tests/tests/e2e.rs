@@ -42,6 +42,8 @@ mod roundtrip;
 mod runs;
 #[path = "e2e/schedules.rs"]
 mod schedules;
+#[path = "e2e/security.rs"]
+mod security;
 #[path = "e2e/selection.rs"]
 mod selection;
 #[path = "e2e/services.rs"]

@@ -458,3 +458,66 @@ fn files_under_an_unsearchable_directory_are_sent_not_linked() {
     let mode = std::fs::metadata(b.join("locked")).expect("locked dir").permissions().mode();
     assert_eq!(mode & 0o7777, 0o600, "the directory keeps its mode on the server");
 }
+
+#[test]
+fn an_inline_key_is_on_disk_only_while_connecting_and_server_directories_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let src = sb.dir("src");
+    fixture::small_tree(&src);
+    let key_text = std::fs::read_to_string(&env.key).expect("the client key");
+    let marker = key_text.lines().nth(1).expect("a key body line").to_string();
+    // A temporary directory for this daemon alone, its ssh files go there
+    // (short: control socket paths must fit in 108 bytes).
+    let tmp_dir = tempfile::Builder::new().prefix("hse2e").tempdir_in("/tmp").expect("a temporary directory");
+    let tmp = tmp_dir.path().to_path_buf();
+    let mut opts = sb.daemon_opts();
+    opts.env.push(("TMPDIR".into(), tmp.display().to_string()));
+    // What another user could pre-create under the old, predictable name.
+    let squatted = tmp.join("hindsight-ssh-0");
+    std::fs::create_dir_all(&squatted).expect("mkdir");
+    std::os::unix::fs::chown(&squatted, Some(65534), Some(65534)).expect("chown");
+    let daemon = Daemon::start(opts);
+    let root = unique_root("ssh-inline-key");
+    let key_file = sb.path().join("key.txt");
+    fixture::write(&key_file, key_text.as_bytes());
+    let mut args = ssh_args(&env, &root, &[("key", "-")]);
+    // The key goes through a file option, as the README says, never the command line.
+    let at = args.iter().position(|a| a == "key=-").expect("the key option");
+    args.remove(at);
+    args.remove(at - 1);
+    args.extend(["--option-file".to_string(), format!("key={}", key_file.display())]);
+    let out = add(&daemon, DEST, &args);
+    assert!(out.success(), "{out}\n{}", daemon.log_tail());
+    daemon.add_job(JOB, &[&src], &[DEST], &[]);
+    let first = backup(&daemon);
+    fixture::write(&src.join("a.txt"), b"changed\n");
+    backup(&daemon);
+
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&tmp)
+        .expect("read tmp")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p != &squatted && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("hindsight-ssh-")))
+        .collect();
+    assert_eq!(dirs.len(), 1, "the agent's ssh directory: {dirs:?}");
+    let meta = std::fs::symlink_metadata(&dirs[0]).expect("stat");
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o700, "{}", dirs[0].display());
+    for e in std::fs::read_dir(&dirs[0]).expect("read the ssh directory") {
+        let p = e.expect("entry").path();
+        if p.is_file() {
+            let bytes = std::fs::read(&p).expect("read");
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(&marker),
+                "{} holds the private key after use",
+                p.display()
+            );
+        }
+    }
+    // On the server: the directories the agent made are the login user's alone.
+    let server_root = on_server(&root);
+    for p in [server_root.clone(), server_root.join(JOB), server_root.join(JOB).join(&first)] {
+        let m = std::fs::metadata(&p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
+        assert_eq!(m.permissions().mode() & 0o077, 0, "{} is open to others on the server", p.display());
+    }
+}

@@ -40,6 +40,8 @@ pub struct DaemonOpts {
     pub user: Option<String>,
     /// `--mountpoint` (else `--no-mount`).
     pub mountpoint: Option<PathBuf>,
+    /// Extra environment of the daemon.
+    pub env: Vec<(String, String)>,
 }
 
 impl DaemonOpts {
@@ -52,6 +54,7 @@ impl DaemonOpts {
             log: root.join("hindsightd.log"),
             user: None,
             mountpoint: None,
+            env: Vec::new(),
         }
     }
 
@@ -87,6 +90,7 @@ impl DaemonOpts {
             })
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("HINDSIGHT_SOCKET")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("duplicate the log file handle"))

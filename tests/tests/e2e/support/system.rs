@@ -99,6 +99,16 @@ pub fn unprivileged_user() -> (u32, u32) {
     })
 }
 
+/// Runs `args` as [`UNPRIVILEGED_USER`] (its own uid and gid, no other group).
+pub fn as_user(args: &[&str]) -> std::process::Output {
+    unprivileged_user();
+    Command::new("setpriv")
+        .args([&format!("--reuid={UNPRIVILEGED_USER}"), &format!("--regid={UNPRIVILEGED_USER}"), "--clear-groups"])
+        .args(args)
+        .output()
+        .expect("run setpriv")
+}
+
 fn id_of(flag: &str) -> Option<u32> {
     let out = Command::new("id").args([flag, UNPRIVILEGED_USER]).output().expect("run id");
     if !out.status.success() {
