@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod deleter;
 pub mod destinations;
+pub mod fuzzing;
 pub mod jobs;
 pub mod model;
 pub mod prune;

@@ -24,6 +24,7 @@ pub mod cache;
 pub mod check;
 pub mod entry;
 pub mod error;
+pub mod fuzzing;
 pub mod index;
 pub mod layout;
 pub mod local;

@@ -328,22 +328,22 @@ fn stream_error(e: &std::io::Error) -> BackupError {
 
 /// Files that interrupted runs left complete on the server, by path in the tree.
 #[derive(Default)]
-struct Leftovers {
+pub(crate) struct Leftovers {
     /// `<partial>/tree/` of each partial directory listed.
     trees: Vec<Vec<u8>>,
     /// The server's login user is root (owners were restored).
     root: bool,
-    files: HashMap<Vec<u8>, Vec<Leftover>>,
+    pub(crate) files: HashMap<Vec<u8>, Vec<Leftover>>,
 }
 
 /// One file in an interrupted run's tree, as `find` describes it.
-struct Leftover {
+pub(crate) struct Leftover {
     base: usize,
-    size: u64,
-    mtime_ns: i64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: i64,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
 }
 
 impl Leftovers {
@@ -365,18 +365,23 @@ impl Leftovers {
             Err(e @ FsError::Remote { temporary: true, .. }) => return Err(Failure::Lost(e.to_string())),
             Err(e) => return Err(e.into()),
         };
-        let Some(nl) = out.iter().position(|&b| b == b'\n') else { return Ok(sent) };
-        sent.root = out[..nl].trim_ascii() == b"0";
-        for rec in out[nl + 1..].split(|&b| b == 0).filter(|r| !r.is_empty()) {
-            if let Some((path, file)) = sent.parse(rec) {
-                sent.files.entry(path).or_default().push(file);
-            }
-        }
+        sent.read_listing(&out);
         Ok(sent)
     }
 
+    /// Takes in what the listing printed: `id -u`'s line, then the `find` records.
+    pub(crate) fn read_listing(&mut self, out: &[u8]) {
+        let Some(nl) = out.iter().position(|&b| b == b'\n') else { return };
+        self.root = out[..nl].trim_ascii() == b"0";
+        for rec in out[nl + 1..].split(|&b| b == 0).filter(|r| !r.is_empty()) {
+            if let Some((path, file)) = self.parse(rec) {
+                self.files.entry(path).or_default().push(file);
+            }
+        }
+    }
+
     /// Nothing listed yet of the partial directories `bases`.
-    fn new(bases: &[String]) -> Self {
+    pub(crate) fn new(bases: &[String]) -> Self {
         let trees = bases.iter().map(|b| format!("{b}/{TREE_DIR}/").into_bytes()).collect();
         Leftovers { trees, ..Leftovers::default() }
     }
@@ -406,7 +411,7 @@ impl Leftovers {
 
     /// `<partial>/tree/` of a partial directory holding a complete copy of the
     /// file at `path` described by `meta`.
-    fn holding(&self, path: &[u8], meta: &EntryMeta) -> Option<&[u8]> {
+    pub(crate) fn holding(&self, path: &[u8], meta: &EntryMeta) -> Option<&[u8]> {
         let found = self.files.get(path)?.iter().rev().find(|l| {
             l.size == meta.size
                 && l.mtime_ns == meta.mtime_ns
@@ -418,9 +423,13 @@ impl Leftovers {
 }
 
 /// `find -printf %T@` (`SECONDS.FRACTION`) in ns since the epoch.
-fn parse_find_time(s: &str) -> Option<i64> {
+pub(crate) fn parse_find_time(s: &str) -> Option<i64> {
     let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    // Digits only: `parse` would take a sign, and the fraction past 9 digits is not parsed.
+    if !secs.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
     let ns = secs.parse::<i64>().ok()?.checked_mul(1_000_000_000)?.checked_add(digits.parse::<i64>().ok()?)?;
     Some(if neg { -ns } else { ns })

@@ -36,14 +36,7 @@ pub fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_data: b
             return;
         }
     };
-    let on_server: HashMap<&[u8], u64> = listing
-        .split(|&b| b == 0)
-        .filter_map(|rec| {
-            let sp = rec.iter().position(|&b| b == b' ')?;
-            let size = std::str::from_utf8(&rec[..sp]).ok()?.parse().ok()?;
-            Some((&rec[sp + 1..], size))
-        })
-        .collect();
+    let on_server: HashMap<&[u8], u64> = parse_listing(&listing).collect();
     let mut files = Vec::new();
     let walked = index.for_each(|e| {
         f.entries_checked += 1;
@@ -70,16 +63,36 @@ pub fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_data: b
     }
 }
 
+/// The records of `find -printf '%s %P\0'`: each file's path in the tree and size.
+pub(crate) fn parse_listing(listing: &[u8]) -> impl Iterator<Item = (&[u8], u64)> {
+    listing.split(|&b| b == 0).filter_map(|rec| {
+        let sp = rec.iter().position(|&b| b == b' ')?;
+        let size = std::str::from_utf8(&rec[..sp]).ok()?.parse().ok()?;
+        Some((&rec[sp + 1..], size))
+    })
+}
+
+/// The batch of files (by `sizes`) fetched by one `cat` from `start`: its
+/// end and its bytes.
+pub(crate) fn batch_end(sizes: &[u64], start: usize) -> (usize, u64) {
+    let (mut end, mut bytes) = (start, 0u64);
+    // Saturating: the sizes are the server's (a hostile one can list any).
+    while end < sizes.len()
+        && end - start < BATCH_FILES
+        && (end == start || bytes.saturating_add(sizes[end]) <= BATCH_BYTES)
+    {
+        bytes += sizes[end];
+        end += 1;
+    }
+    (end, bytes)
+}
+
 /// Fetches files in batches and compares each one's blake3 with the index.
 fn hash_files(ssh: &SshClient, tree: &str, files: &[File], f: &mut Findings) {
+    let sizes: Vec<u64> = files.iter().map(|file| file.size).collect();
     let mut start = 0;
     while start < files.len() {
-        let (mut end, mut bytes) = (start, 0u64);
-        while end < files.len() && end - start < BATCH_FILES && (end == start || bytes + files[end].size <= BATCH_BYTES)
-        {
-            bytes += files[end].size;
-            end += 1;
-        }
+        let (end, bytes) = batch_end(&sizes, start);
         let batch = &files[start..end];
         let mut script = [b"cd -- ".as_slice(), &ssh.quoted(tree), b" || exit 44; exec cat --"].concat();
         for file in batch {
