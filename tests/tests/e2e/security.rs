@@ -8,8 +8,9 @@
 //! - the mount never follows a symlink put into a snapshot's tree;
 //! - a deletion never follows a directory swapped for a symlink while it runs
 //!   (the victim directory survives);
-//! - a remote marker whose id is a path, and a manifest whose name climbs out
-//!   of its directory, write and delete nothing outside the destination;
+//! - a remote marker whose id is a path, and a manifest (local or remote)
+//!   whose name climbs out of its directory, write and delete nothing outside
+//!   the destination;
 //! - an index whose `entries` is an endless recursive view hangs nothing:
 //!   another destination answers at once and SIGTERM stops the agent;
 //! - files exchanged with `renameat2(RENAME_EXCHANGE)` during backups never
@@ -275,7 +276,7 @@ fn marker(id: &str) -> String {
 }
 
 #[test]
-fn a_tampered_remote_marker_never_becomes_a_local_path() {
+fn a_tampered_remote_marker_or_manifest_writes_and_deletes_nothing() {
     let sb = Sandbox::new();
     let daemon = Daemon::start(sb.daemon_opts());
     let abs = sb.path().join("abs-pwned");
@@ -321,6 +322,30 @@ fn a_tampered_remote_marker_never_becomes_a_local_path() {
         assert!(!p.exists(), "{} was written from a marker's id", p.display());
     }
     assert_eq!(daemon.cli_json(&["destination", "list"]), serde_json::json!([]));
+
+    // A valid marker, and a manifest whose name climbs out of the bucket's
+    // root: refused and reported, never listed, so never deleted.
+    let remote = Remote::shared(Kind::Ftp, "hostile-manifest");
+    let root = remote.ftp_file("");
+    let snap_dir = root.join("j/2026-01-01T000000Z");
+    mkdir(&snap_dir);
+    write(&root.join("HINDSIGHT"), marker("6a1f2a3c-0000-4000-8000-00000000beef").as_bytes());
+    let victim = root.join("../victim-of-a-manifest");
+    write(&victim.join("keep"), b"precious\n");
+    let manifest = serde_json::json!({
+        "format": 1, "job": "j", "name": "x/../../../victim-of-a-manifest", "structure": "incremental",
+        "sources": ["/x"], "host": "h", "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:00:01Z",
+        "partial": false, "parent": null, "stats": {"entries": 1, "files": 0, "bytes": 0, "files_added": 0,
+        "bytes_added": 0, "files_failed": 0}, "index_blake3": "", "tags": ["manual"],
+    });
+    write(&snap_dir.join("snapshot.json"), manifest.to_string().as_bytes());
+    let mut args = vec!["destination".to_string(), "add".into(), "evil-manifest".into(), "--writable".into()];
+    args.extend(remote.add_args(&[]));
+    daemon.cli(&args).assert_success();
+    let listed = daemon.cli_json(&["snapshot", "list", "--destination", "evil-manifest"]);
+    assert_eq!(listed, serde_json::json!([]), "a remote manifest naming another directory was listed");
+    assert!(daemon.log().contains("refused"), "the refusal is not reported:\n{}", daemon.log_tail());
+    assert!(victim.join("keep").is_file());
 }
 
 #[test]
