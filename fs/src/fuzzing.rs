@@ -53,6 +53,34 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ssh_output", ssh_output),
 ];
 
+/// Runs every file of `fuzz_dir/corpus/<target>/` through `run` (the corpus
+/// tests of both crates replay with it); panics naming the input that
+/// breaks it, or when the corpus is missing or empty.
+pub fn replay_corpus(fuzz_dir: &Path, target: &str, run: Target) {
+    let dir = fuzz_dir.join("corpus").join(target);
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries.map(|e| e.expect("corpus entry").path()).filter(|p| p.is_file()).collect();
+    files.sort();
+    assert!(!files.is_empty(), "corpus {} is empty", dir.display());
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if std::panic::catch_unwind(|| run(&bytes)).is_err() {
+            panic!("{} fails target {target}", path.display());
+        }
+    }
+    let file = fuzz_dir.join("fuzz_targets").join(format!("{target}.rs"));
+    assert!(file.is_file(), "target {target} has no {}", file.display());
+}
+
+/// Writes `seeds` (target, name, bytes) as `fuzz_dir/corpus/<target>/seed-<name>`.
+pub fn write_seeds(fuzz_dir: &Path, seeds: Vec<(&'static str, String, Vec<u8>)>) {
+    for (target, name, bytes) in seeds {
+        let dir = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&dir).expect("create the corpus directory");
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).expect("write a seed");
+    }
+}
+
 /// Step budget of the index readers here: a step of a query over a few
 /// KiB that takes longer is a hang worth reporting, not a slow disk.
 const STEP_BUDGET: Duration = Duration::from_secs(2);

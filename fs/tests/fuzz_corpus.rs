@@ -18,17 +18,7 @@ fn fuzz_dir() -> PathBuf {
 fn replay(target: &str) {
     let run = TARGETS.iter().find(|(name, _)| *name == target).map(|(_, f)| *f);
     let run = run.unwrap_or_else(|| panic!("{target} is not a target of hindsight_fs::fuzzing"));
-    let dir = fuzz_dir().join("corpus").join(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
-    let mut files: Vec<PathBuf> = entries.map(|e| e.expect("corpus entry").path()).filter(|p| p.is_file()).collect();
-    files.sort();
-    assert!(!files.is_empty(), "corpus {} is empty", dir.display());
-    for path in files {
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        if std::panic::catch_unwind(|| run(&bytes)).is_err() {
-            panic!("{} fails target {target}", path.display());
-        }
-    }
+    hindsight_fs::fuzzing::replay_corpus(&fuzz_dir(), target, run);
 }
 
 macro_rules! corpus_tests {
@@ -70,9 +60,5 @@ corpus_tests!(
 #[test]
 #[ignore]
 fn write_seed_corpus() {
-    for (target, name, bytes) in seeds() {
-        let dir = fuzz_dir().join("corpus").join(target);
-        std::fs::create_dir_all(&dir).expect("create the corpus directory");
-        std::fs::write(dir.join(format!("seed-{name}")), bytes).expect("write a seed");
-    }
+    hindsight_fs::fuzzing::write_seeds(&fuzz_dir(), seeds());
 }
