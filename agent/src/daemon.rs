@@ -235,6 +235,9 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
     let runner =
         Runner::new(catalog.clone(), config.concurrency, own_dirs, config.state_dir.join("cache"), clock.clone());
+    if let Some(m) = &mount {
+        runner.attach_mount(m.refresher());
+    }
     let scheduler = Scheduler::new(catalog.clone(), runner.clone(), clock);
     let listener = bind_socket(&config.socket)?;
     let state = AppState {

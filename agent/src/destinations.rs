@@ -406,6 +406,7 @@ fn snapshot_view(d: &Destination, m: &Manifest, root: Option<&Path>) -> Snapshot
         partial: m.partial,
         tags: m.tags.clone(),
         locked: false,
+        sequence: m.sequence,
         path: root.map(|r| r.join(&m.job).join(&m.name).to_string_lossy().into_owned()),
         error: None,
     }

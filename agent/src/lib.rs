@@ -33,3 +33,4 @@ pub mod scheduler;
 pub mod secrets;
 pub mod settings;
 pub mod snapshots;
+pub mod suspicion;

@@ -501,6 +501,11 @@ pub struct RunDestination {
     pub snapshot: Option<String>,
     /// Why it failed or was skipped.
     pub message: Option<String>,
+    /// Why the snapshot made there looks like a bad run (far fewer files or
+    /// bytes than the previous one, or most files changed): retention was
+    /// skipped for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspicious: Option<String>,
 }
 
 /// A run of a job.
@@ -568,6 +573,10 @@ pub struct Snapshot {
     /// Locked snapshots are never pruned by retention.
     #[serde(default)]
     pub locked: bool,
+    /// Its place in the job's completion order on its destination (0: made
+    /// before Hindsight recorded it; such snapshots order by name).
+    #[serde(default)]
+    pub sequence: u64,
     /// Directory of the snapshot (local destinations).
     pub path: Option<String>,
     /// Why the snapshot cannot be browsed or restored (unreadable index), from `snapshot show`.
@@ -670,6 +679,13 @@ pub struct Settings {
     pub cache_size: u32,
     /// IANA time zone of schedules; empty = the host's.
     pub timezone: String,
+    /// A snapshot with this many percent fewer files or bytes than the one
+    /// before is suspicious: retention is skipped and a warning raised (0 = off).
+    #[serde(default)]
+    pub suspicious_drop: u32,
+    /// Likewise for a snapshot in which this many percent of the files changed (0 = off).
+    #[serde(default)]
+    pub suspicious_change: u32,
 }
 
 /// Body of `PUT /v1/settings/{key}`.

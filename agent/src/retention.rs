@@ -52,15 +52,40 @@ pub struct Candidate {
     pub locked: bool,
     /// Some files are missing from it.
     pub partial: bool,
+    /// Its place in the job's completion order.
+    pub sequence: u64,
+}
+
+/// How far the clock may be behind a snapshot's end before TTL expiry stops trusting it.
+const CLOCK_SLACK: SignedDuration = SignedDuration::from_mins(1);
+
+/// Why manual TTL expiry must not run now over `snaps` (newest first), if it
+/// must not: the clock is earlier than a snapshot's end (it stepped back, or
+/// the snapshot was made under a clock set ahead), or it is later than the
+/// newest snapshot before the current one by more than the TTL, which would
+/// expire all of them at once (a clock stepped forward, or a long gap). The
+/// count limits (`retain`) still apply.
+pub fn ttl_refusal(snaps: &[Candidate], ttl: SignedDuration, now: Timestamp) -> Option<String> {
+    if let Some(ahead) = snaps.iter().filter_map(|s| s.finished).filter(|f| *f > now + CLOCK_SLACK).max() {
+        return Some(format!(
+            "the clock ({now}) is earlier than the end of a snapshot ({ahead}): manual_ttl expiry is suspended until it is not"
+        ));
+    }
+    let before = snaps.get(1).and_then(|s| s.finished)?;
+    (now.duration_since(before) > ttl).then(|| {
+        format!(
+            "the newest snapshot before this one ended at {before}, longer than manual_ttl ago: expiring now would delete every earlier manual snapshot at once (a clock stepped forward, or a long pause), so manual_ttl waits for the next run"
+        )
+    })
 }
 
 /// The ids to delete among `snaps` (newest first).
 pub fn select(snaps: &[Candidate], policy: &Policy, now: Timestamp) -> Vec<i64> {
     let mut kept = vec![false; snaps.len()];
+    let ttl = policy.manual_ttl.filter(|ttl| ttl_refusal(snaps, *ttl, now).is_none());
     for (tag, retain) in &policy.keep {
         let expired = |s: &Candidate| {
-            tag == MANUAL
-                && policy.manual_ttl.is_some_and(|ttl| s.finished.is_some_and(|f| now.duration_since(f) > ttl))
+            tag == MANUAL && ttl.is_some_and(|ttl| s.finished.is_some_and(|f| now.duration_since(f) > ttl))
         };
         let mut n = 0;
         for (i, s) in snaps.iter().enumerate() {
@@ -89,12 +114,14 @@ fn candidate(r: &SnapshotRecord) -> Candidate {
         tags: r.snapshot.tags.clone(),
         locked: r.snapshot.locked,
         partial: r.snapshot.partial,
+        sequence: r.snapshot.sequence,
     }
 }
 
 /// Applies the job's retention on each of its destinations; returns how many
-/// snapshots began deletion.
-pub fn apply(catalog: &std::sync::Arc<Catalog>, deleter: &Deleter, job: &Job, now: Timestamp) -> usize {
+/// snapshots began deletion. Destinations in `skip` (where the run's
+/// snapshot is suspicious) are left alone.
+pub fn apply(catalog: &std::sync::Arc<Catalog>, deleter: &Deleter, job: &Job, now: Timestamp, skip: &[&str]) -> usize {
     let settings = match catalog.settings() {
         Ok(s) => s,
         Err(e) => {
@@ -104,7 +131,7 @@ pub fn apply(catalog: &std::sync::Arc<Catalog>, deleter: &Deleter, job: &Job, no
     };
     let policy = Policy::of(job, &settings);
     let mut deleted = 0;
-    for dest_name in &job.destinations {
+    for dest_name in job.destinations.iter().filter(|d| !skip.contains(&d.as_str())) {
         let Ok(dest) = catalog.destination(dest_name) else { continue };
         if dest.readonly {
             continue;
@@ -117,12 +144,16 @@ pub fn apply(catalog: &std::sync::Arc<Catalog>, deleter: &Deleter, job: &Job, no
             }
         };
         let mut cands: Vec<Candidate> = snaps.iter().map(candidate).collect();
-        // Newest first by end time, not by name: a name freed by a deletion can
-        // be reused by a later snapshot made within the same second.
-        cands.sort_by_key(|c| std::cmp::Reverse((c.finished, c.id)));
+        // Newest first in completion order, then by end time, never by name: names
+        // and times come from a clock that can step, and a name freed by a deletion
+        // can be reused by a later snapshot made within the same second.
+        cands.sort_by_key(|c| std::cmp::Reverse((c.sequence, c.finished, c.id)));
+        if let Some(why) = policy.manual_ttl.and_then(|ttl| ttl_refusal(&cands, ttl, now)) {
+            tracing::warn!(job = %job.name, destination = %dest_name, "retention: {why}");
+        }
         for id in select(&cands, &policy, now) {
             match crate::snapshots::delete(catalog, deleter, id) {
-                Ok(()) => {
+                Ok(_) => {
                     deleted += 1;
                     tracing::info!(job = %job.name, destination = %dest_name, "retention: deleting snapshot {id}");
                 }
@@ -144,6 +175,7 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             locked: false,
             partial: false,
+            sequence: id as u64,
         }
     }
 
@@ -189,5 +221,40 @@ mod tests {
         // Ages 0, 10, 20, 30, 40 days; a 15-day TTL keeps the two youngest.
         p.manual_ttl = Some(day * 15);
         assert_eq!(select(&snaps, &p, now), vec![3, 2, 1]);
+    }
+
+    #[test]
+    fn ttl_expiry_never_follows_a_stepped_clock() {
+        let day = SignedDuration::from_hours(24);
+        let real: Timestamp = "2026-06-10T00:00:00Z".parse().expect("ts");
+        let mut p = policy(&[("manual", 14)]);
+        p.manual_ttl = Some(day * 15);
+        // One snapshot a day for five days.
+        let mut snaps: Vec<Candidate> = (1..=5).rev().map(|i| c(i, &["manual"])).collect();
+        for (k, s) in snaps.iter_mut().enumerate() {
+            s.finished = Some(real - day * k as i32);
+        }
+        assert_eq!(select(&snaps, &p, real), Vec::<i64>::new(), "nothing is 15 days old");
+        // The clock steps five years ahead and a run completes: every earlier
+        // snapshot looks expired, none is deleted.
+        let ahead = real + day * (5 * 365);
+        let mut stepped = vec![Candidate { finished: Some(ahead), ..c(6, &["manual"]) }];
+        stepped.extend(snaps.iter().cloned());
+        assert!(ttl_refusal(&stepped, day * 15, ahead).is_some_and(|w| w.contains("longer than manual_ttl ago")));
+        assert_eq!(select(&stepped, &p, ahead), Vec::<i64>::new());
+        // The clock is set right again: the snapshot from the future is not
+        // a reason to expire anything either.
+        let back = real + day;
+        let mut after = vec![Candidate { finished: Some(back), ..c(7, &["manual"]) }];
+        after.extend(stepped.iter().cloned());
+        assert!(ttl_refusal(&after, day * 15, back).is_some_and(|w| w.contains("earlier than the end")));
+        assert_eq!(select(&after, &p, back), Vec::<i64>::new());
+        // Normal life, 20 days of daily snapshots: the TTL applies.
+        let mut daily: Vec<Candidate> = (1..=20).rev().map(|i| c(i, &["manual"])).collect();
+        for (k, s) in daily.iter_mut().enumerate() {
+            s.finished = Some(real - day * k as i32);
+        }
+        p.keep = vec![("manual".into(), 99)];
+        assert_eq!(select(&daily, &p, real), vec![4, 3, 2, 1]);
     }
 }

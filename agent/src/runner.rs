@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hindsight_fs::manifest::{Manifest, Structure};
+use hindsight_fs::mount::Refresher;
 use tokio::sync::Notify;
 
 use crate::api::error::ApiError;
@@ -96,6 +97,9 @@ pub struct Runner {
     cache_dir: PathBuf,
     clock: Arc<dyn Clock>,
     deleter: Deleter,
+    /// The agent's snapshot filesystem, told of every snapshot a run commits
+    /// or retention deletes before the run is reported ended.
+    mount: std::sync::OnceLock<Refresher>,
 }
 
 impl Runner {
@@ -125,8 +129,22 @@ impl Runner {
                 own_dirs,
                 cache_dir,
                 clock,
+                mount: std::sync::OnceLock::new(),
             }
         })
+    }
+
+    /// Keeps the agent's mount up to date with what runs and deletions change.
+    pub fn attach_mount(&self, mount: Refresher) {
+        let _ = self.mount.set(mount);
+    }
+
+    /// Brings the mount up to date after snapshots of `destinations` were
+    /// committed or deleted (remote ones are listed again at once). Blocks.
+    pub fn refresh_mount(&self, destinations: &[String]) {
+        if let Some(mount) = self.mount.get() {
+            mount.refresh(destinations);
+        }
     }
 
     /// Looks at the queue again (a setting changed).
@@ -193,12 +211,13 @@ impl Runner {
 
     /// A run, once it has ended or `timeout` has passed, whichever comes first
     /// (lets clients follow a run without polling fast).
-    pub async fn wait(&self, id: i64, timeout: Duration) -> Result<Run, ApiError> {
+    pub async fn wait(self: &Arc<Self>, id: i64, timeout: Duration) -> Result<Run, ApiError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Registered before the check, so an end between the two is not missed.
             let ended = self.idle.notified();
-            let run = self.run(id)?;
+            let me = self.clone();
+            let run = tokio::task::spawn_blocking(move || me.run(id)).await??;
             if run.state.is_final() || tokio::time::Instant::now() >= deadline {
                 return Ok(run);
             }
@@ -229,12 +248,22 @@ impl Runner {
             if self.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            if let Err(e) = self.dispatch() {
-                tracing::error!("run queue: {}", e.message);
+            // Catalog work on blocking threads: a slow statement must not hold
+            // the runtime's workers, which the API and the scheduler share.
+            let me = self.clone();
+            match tokio::task::spawn_blocking(move || me.dispatch()).await {
+                Ok(Err(e)) => tracing::error!("run queue: {}", e.message),
+                Err(e) => tracing::error!("run queue: {e}"),
+                Ok(Ok(())) => {}
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = flush.tick() => self.flush_progress(),
+                _ = flush.tick() => {
+                    let me = self.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || me.flush_progress()).await {
+                        tracing::error!("saving progress: {e}");
+                    }
+                }
             }
         }
     }
@@ -286,29 +315,14 @@ impl Runner {
             drop(active);
             let me = self.clone();
             tokio::spawn(async move {
-                let (mut state, message) = me.execute(run.id, &run.job, &run.tags, &a).await;
-                let mut update = a.update(state, message);
-                if a.cancelled_by_shutdown.load(Ordering::Relaxed) && state == RunState::Cancelled {
-                    update.message = Some("the agent shut down during this run; the next run resumes it".into());
+                // The whole run on one blocking thread: the backup, and every
+                // catalog statement before and after it.
+                let me2 = me.clone();
+                let id = run.id;
+                if let Err(e) = tokio::task::spawn_blocking(move || me2.run_to_end(run, &a)).await {
+                    tracing::error!("run {id}: {e}");
                 }
-                if a.expired.load(Ordering::Relaxed) && state == RunState::Cancelled {
-                    state = RunState::Failed;
-                    update.state = state;
-                    let ttl = me.catalog.settings().map(|s| s.run_ttl_hours).unwrap_or(0);
-                    update.message = Some(format!("stopped after running longer than run_ttl_hours ({ttl} h)"));
-                }
-                // Before the end is recorded: whoever sees the run ended also
-                // sees its retention applied and its alert raised.
-                let (me2, job, message) = (me.clone(), run.job.clone(), update.message.clone());
-                let ended = tokio::task::spawn_blocking(move || me2.after_end(run.id, &job, state, message)).await;
-                if let Err(e) = ended {
-                    tracing::error!("after run {}: {e}", run.id);
-                }
-                if let Err(e) = me.catalog.update_run(run.id, &update) {
-                    tracing::error!("recording the end of run {}: {e}", run.id);
-                }
-                tracing::info!(run = run.id, job = %run.job, "run ended: {}", state.as_str());
-                me.active().remove(&run.id);
+                me.active().remove(&id);
                 me.idle.notify_waiters();
                 me.wake.notify_one();
             });
@@ -316,8 +330,48 @@ impl Runner {
         Ok(())
     }
 
-    /// What follows the end of a run: alerts, retention, `after:` schedules.
-    fn after_end(&self, run_id: i64, job_name: &str, state: RunState, message: Option<String>) {
+    /// Runs `run` (started) to its end and records it: the backup, then
+    /// alerts, retention and the mount, then the end in the catalog.
+    fn run_to_end(&self, run: Run, a: &Arc<ActiveRun>) {
+        let (mut state, message) = self.execute(run.id, &run.job, &run.tags, a);
+        let mut update = a.update(state, message);
+        if a.cancelled_by_shutdown.load(Ordering::Relaxed) && state == RunState::Cancelled {
+            update.message = Some("the agent shut down during this run; the next run resumes it".into());
+        }
+        if a.expired.load(Ordering::Relaxed) && state == RunState::Cancelled {
+            state = RunState::Failed;
+            update.state = state;
+            let ttl = self.catalog.settings().map(|s| s.run_ttl_hours).unwrap_or(0);
+            update.message = Some(format!("stopped after running longer than run_ttl_hours ({ttl} h)"));
+        }
+        // Before the end is recorded: whoever sees the run ended also sees its
+        // retention applied and its alert raised.
+        let suspicious: Vec<(String, String)> = update
+            .destinations
+            .iter()
+            .filter_map(|d| d.suspicious.clone().map(|why| (d.destination.clone(), why)))
+            .collect();
+        self.after_end(run.id, &run.job, state, update.message.clone(), &suspicious);
+        // Last: the mount shows the new snapshot, and not those retention
+        // deleted, before anyone hears that the run ended.
+        let touched: Vec<String> = update.destinations.iter().map(|d| d.destination.clone()).collect();
+        self.refresh_mount(&touched);
+        if let Err(e) = self.catalog.update_run(run.id, &update) {
+            tracing::error!("recording the end of run {}: {e}", run.id);
+        }
+        tracing::info!(run = run.id, job = %run.job, "run ended: {}", state.as_str());
+    }
+
+    /// What follows the end of a run: alerts, retention (except on the
+    /// destinations where its snapshot is `suspicious`), `after:` schedules.
+    fn after_end(
+        &self,
+        run_id: i64,
+        job_name: &str,
+        state: RunState,
+        message: Option<String>,
+        suspicious: &[(String, String)],
+    ) {
         let why = message.unwrap_or_default();
         let alert = match state {
             RunState::Failed => {
@@ -333,6 +387,15 @@ impl Runner {
         {
             tracing::error!("raising an alert for run {run_id}: {e}");
         }
+        for (dest, why) in suspicious {
+            let text = format!(
+                "run {run_id} of job {job_name} on destination {dest} looks wrong: {why}; retention was skipped there, older snapshots are kept"
+            );
+            tracing::warn!("{text}");
+            if let Err(e) = self.catalog.raise_alert(AlertLevel::Warning, "suspicious_run", job_name, &text) {
+                tracing::error!("raising an alert for run {run_id}: {e}");
+            }
+        }
         if !matches!(state, RunState::Completed | RunState::Partial) {
             return;
         }
@@ -343,18 +406,13 @@ impl Runner {
         if state == RunState::Completed
             && let Ok(job) = self.catalog.job(job_name)
         {
-            crate::retention::apply(&self.catalog, &self.deleter, &job, now);
+            let skip: Vec<&str> = suspicious.iter().map(|(d, _)| d.as_str()).collect();
+            crate::retention::apply(&self.catalog, &self.deleter, &job, now, &skip);
         }
     }
 
     /// Backs the job up to each of its destinations; returns the run's final state.
-    async fn execute(
-        &self,
-        run_id: i64,
-        job_name: &str,
-        tags: &[String],
-        a: &Arc<ActiveRun>,
-    ) -> (RunState, Option<String>) {
+    fn execute(&self, run_id: i64, job_name: &str, tags: &[String], a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
         let job = match self.catalog.job(job_name) {
             Ok(j) => j,
             Err(e) => return (RunState::Failed, Some(e.to_string())),
@@ -383,9 +441,10 @@ impl Runner {
                     state: RunState::Cancelled,
                     snapshot: None,
                     message: Some("cancelled".into()),
+                    suspicious: None,
                 }
             } else {
-                self.backup_to(run_id, &spec, dest_name, a).await
+                self.backup_to(run_id, &spec, dest_name, a)
             };
             if let Ok(mut d) = a.destinations.lock() {
                 d.push(outcome.clone());
@@ -410,12 +469,13 @@ impl Runner {
             .collect()
     }
 
-    async fn backup_to(&self, run_id: i64, spec: &BackupSpec, dest_name: &str, a: &Arc<ActiveRun>) -> RunDestination {
+    fn backup_to(&self, run_id: i64, spec: &BackupSpec, dest_name: &str, a: &Arc<ActiveRun>) -> RunDestination {
         let outcome = |state, snapshot: Option<String>, message: Option<String>| RunDestination {
             destination: dest_name.to_string(),
             state,
             snapshot,
             message,
+            suspicious: None,
         };
         let dest = match self.catalog.destination(dest_name) {
             Ok(d) => d,
@@ -440,18 +500,16 @@ impl Runner {
                     Err(e) => return outcome(RunState::Failed, None, Some(e)),
                 };
                 let (spec, cancel) = (spec.clone(), a.cancel.clone());
-                return self
-                    .run_backup(run_id, a, &dest, move |progress| match spec.structure {
-                        Structure::Archived | Structure::Compressed => {
-                            backup::run_remote_archive(&store, &cache, &spec, archive, progress, &cancel)
-                        }
-                        // ssh destinations hold hardlink trees; the others, content-addressed blobs.
-                        Structure::Incremental if store.ssh().is_some() => {
-                            backup::run_ssh(&store, &cache, &spec, progress, &cancel)
-                        }
-                        Structure::Incremental => backup::run_remote(&store, &cache, &spec, progress, &cancel),
-                    })
-                    .await;
+                return self.run_backup(run_id, a, &dest, move |progress| match spec.structure {
+                    Structure::Archived | Structure::Compressed => {
+                        backup::run_remote_archive(&store, &cache, &spec, archive, progress, &cancel)
+                    }
+                    // ssh destinations hold hardlink trees; the others, content-addressed blobs.
+                    Structure::Incremental if store.ssh().is_some() => {
+                        backup::run_ssh(&store, &cache, &spec, progress, &cancel)
+                    }
+                    Structure::Incremental => backup::run_remote(&store, &cache, &spec, progress, &cancel),
+                });
             }
             Ok(None) => {}
             Err(e) => return outcome(RunState::Failed, None, Some(e.message)),
@@ -471,7 +529,6 @@ impl Runner {
                 backup::run_archive(&root, &spec, archive, progress, &cancel)
             }
         })
-        .await
     }
 
     /// How archives of `structure` are compressed, from the settings.
@@ -515,27 +572,28 @@ impl Runner {
         Some(format!("{full}; nothing was written"))
     }
 
-    /// Runs one destination's backup on a blocking thread with live progress,
-    /// folds its counters into the run's, and records the snapshot it made.
-    async fn run_backup(
+    /// Runs one destination's backup with live progress, folds its counters
+    /// into the run's, and records the snapshot it made.
+    fn run_backup(
         &self,
         run_id: i64,
         a: &Arc<ActiveRun>,
         dest: &Destination,
-        backup: impl FnOnce(&Progress) -> Result<Manifest, BackupError> + Send + 'static,
+        backup: impl FnOnce(&Progress) -> Result<Manifest, BackupError>,
     ) -> RunDestination {
         let outcome = |state, snapshot: Option<String>, message: Option<String>| RunDestination {
             destination: dest.name.clone(),
             state,
             snapshot,
             message,
+            suspicious: None,
         };
         let progress = Arc::new(Progress::default());
         if let Ok(mut c) = a.current.lock() {
             *c = progress.clone();
         }
-        let progress2 = progress.clone();
-        let result = tokio::task::spawn_blocking(move || backup(&progress2)).await;
+        // A panic is one failed destination, not a run that never ends.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backup(&progress)));
         // Fold this destination's counters into the run's.
         if let (Ok(mut done), Ok(mut cur)) = (a.done.lock(), a.current.lock()) {
             let c = progress.counters();
@@ -550,6 +608,8 @@ impl Runner {
         }
         match result {
             Ok(Ok(manifest)) => {
+                // Against the previous snapshot, before this one is recorded beside it.
+                let suspicious = self.suspicion(dest, &manifest);
                 let snap = destinations::snapshot_from_manifest(dest, &manifest, root_path(dest).as_path());
                 if let Err(e) = self.catalog.upsert_snapshot(&dest.id, &snap, Some(run_id)) {
                     tracing::error!("recording snapshot {}: {e}", manifest.name);
@@ -558,12 +618,37 @@ impl Runner {
                 let msg = manifest
                     .partial
                     .then(|| format!("{} file(s) could not be backed up", progress.counters().files_failed));
-                outcome(state, Some(manifest.name), msg)
+                RunDestination { suspicious, ..outcome(state, Some(manifest.name), msg) }
             }
             Ok(Err(BackupError::Cancelled)) => outcome(RunState::Cancelled, None, Some("cancelled".into())),
             Ok(Err(e)) => outcome(RunState::Failed, None, Some(e.to_string())),
-            Err(e) => outcome(RunState::Failed, None, Some(format!("backup task failed: {e}"))),
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                outcome(RunState::Failed, None, Some(format!("the backup stopped on an internal error: {why}")))
+            }
         }
+    }
+
+    /// Why the snapshot of `manifest` looks like a bad run next to the job's
+    /// previous snapshot on `dest` (the newest in completion order), if it does.
+    fn suspicion(&self, dest: &Destination, manifest: &Manifest) -> Option<String> {
+        let settings = self.catalog.settings().ok()?;
+        let previous = match self.catalog.job_snapshots(&dest.id, &manifest.job) {
+            Ok(snaps) => snaps
+                .into_iter()
+                .map(|r| r.snapshot)
+                .filter(|s| s.name != manifest.name)
+                .max_by_key(|s| (s.sequence, s.finished.parse::<jiff::Timestamp>().ok(), s.id)),
+            Err(e) => {
+                tracing::warn!("comparing snapshot {} with the previous one: {e}", manifest.name);
+                None
+            }
+        };
+        crate::suspicion::suspicion(&manifest.stats, previous.as_ref(), &settings)
     }
 
     /// Stops accepting runs, cancels running ones and waits for them to stop.
@@ -635,7 +720,13 @@ mod tests {
     use super::*;
 
     fn o(state: RunState, msg: Option<&str>) -> RunDestination {
-        RunDestination { destination: "d".into(), state, snapshot: None, message: msg.map(String::from) }
+        RunDestination {
+            destination: "d".into(),
+            state,
+            snapshot: None,
+            message: msg.map(String::from),
+            suspicious: None,
+        }
     }
 
     #[test]

@@ -11,6 +11,18 @@
 //!
 //! The same tick raises monitor alerts (`notran`, `ranfor`, destinations over
 //! their disk limit) and prunes old run history and acknowledged alerts.
+//!
+//! Clock steps: due times are absolute, so after the clock steps back a
+//! stored due time can lie far ahead, and nothing would run until wall time
+//! caught up (years, after a wrong forward time was corrected). Every tick
+//! therefore moves a due time that lies beyond the schedule's next due time
+//! from now back to the latter (a due time computed earlier is never later
+//! unless the clock went back). A step back between two ticks raises a
+//! `clock_step` alert; `notran` counts from the moment it found the last
+//! success in the future, instead of staying blind.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use std::sync::Arc;
 
@@ -28,17 +40,78 @@ const USAGE_MAX_AGE: SignedDuration = SignedDuration::from_mins(5);
 /// A schedule found due longer ago than this was missed (the agent was down).
 const MISSED_AFTER: SignedDuration = SignedDuration::from_mins(2);
 
+/// A clock this much earlier than at the previous tick stepped back.
+const STEP_BACK: SignedDuration = SignedDuration::from_mins(1);
+
+/// A clock this much later than at the previous tick jumped forward (or the
+/// machine was suspended: ticks come every few seconds); logged.
+const STEP_FORWARD: SignedDuration = SignedDuration::from_hours(1);
+
 /// The scheduler of one agent.
 pub struct Scheduler {
     catalog: Arc<Catalog>,
     runner: Arc<Runner>,
     clock: Arc<dyn Clock>,
+    /// The clock at the previous tick.
+    last_tick: Mutex<Option<Timestamp>>,
+    /// Per job, when a tick first found its last success later than the clock.
+    notran_since: Mutex<HashMap<String, Timestamp>>,
 }
 
 impl Scheduler {
     /// A scheduler queueing runs on `runner`, reading time from `clock`.
     pub fn new(catalog: Arc<Catalog>, runner: Arc<Runner>, clock: Arc<dyn Clock>) -> Arc<Self> {
-        Arc::new(Scheduler { catalog, runner, clock })
+        Arc::new(Scheduler {
+            catalog,
+            runner,
+            clock,
+            last_tick: Mutex::new(None),
+            notran_since: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Raises a `clock_step` alert when the clock stepped back since the
+    /// previous tick; logs a jump forward (a suspended machine makes those
+    /// too, and retention guards against them by itself).
+    fn note_clock(&self, now: Timestamp) -> Result<(), ApiError> {
+        let last = self.last_tick.lock().unwrap_or_else(|p| p.into_inner()).replace(now);
+        let Some(last) = last else { return Ok(()) };
+        if now > last + STEP_FORWARD {
+            tracing::warn!(
+                "the system clock jumped forward by {} (from {last} to {now})",
+                span::format(now.duration_since(last))
+            );
+        }
+        if now >= last - STEP_BACK {
+            return Ok(());
+        }
+        let text = format!(
+            "the system clock stepped back by {} (from {last} to {now}): schedules were planned again from the new time, and snapshots keep their completion order whatever their names say",
+            span::format(last.duration_since(now))
+        );
+        tracing::warn!("{text}");
+        self.catalog.raise_alert(AlertLevel::Warning, "clock_step", "clock", &text)?;
+        Ok(())
+    }
+
+    /// Brings back the due times of `job`'s timed schedules that lie beyond
+    /// their next due time from `now`, which only a clock stepped back makes.
+    fn replan_ahead(&self, job: &mut Job, tz: &jiff::tz::TimeZone, now: Timestamp) -> Result<(), ApiError> {
+        let Ok(time) = parse_time(&job.time) else { return Ok(()) };
+        for s in &mut job.schedules {
+            let Some(planned) = s.next_run.as_deref().and_then(|t| t.parse::<Timestamp>().ok()) else { continue };
+            let Some(fresh) =
+                Spec::parse(&s.spec).ok().filter(Spec::is_timed).and_then(|sp| next_after(&sp, time, tz, now))
+            else {
+                continue;
+            };
+            if planned > fresh {
+                tracing::warn!(job = %job.name, "schedule {} was due at {planned}, after its next time {fresh}: the clock went back; planned again", s.spec);
+                self.catalog.set_next_run(&job.name, &s.spec, Some(&fresh.to_string()))?;
+                s.next_run = Some(fresh.to_string());
+            }
+        }
+        Ok(())
     }
 
     /// Now, by the scheduler's clock.
@@ -77,9 +150,11 @@ impl Scheduler {
     /// of the runs queued or joined.
     pub fn tick(&self) -> Result<Vec<i64>, ApiError> {
         let now = self.now();
+        self.note_clock(now)?;
         let tz = self.catalog.settings()?.time_zone();
         let mut runs = Vec::new();
-        for job in self.catalog.jobs()? {
+        for mut job in self.catalog.jobs()? {
+            self.replan_ahead(&mut job, &tz, now)?;
             let due_at =
                 |s: &crate::model::JobSchedule| s.next_run.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
             let due: Vec<&str> =
@@ -162,10 +237,20 @@ impl Scheduler {
 
     fn check_notran(&self, job: &Job, now: Timestamp) -> Result<(), ApiError> {
         let Some(limit) = job.monitor.notran.as_deref().and_then(|v| span::parse(v, 'd').ok()) else { return Ok(()) };
-        let last = self.catalog.last_success(&job.name)?.and_then(|t| t.parse::<Timestamp>().ok());
-        if let Some(last) = last
-            && now.duration_since(last) > limit
-        {
+        let Some(last) = self.catalog.last_success(&job.name)?.and_then(|t| t.parse::<Timestamp>().ok()) else {
+            return Ok(());
+        };
+        let since = {
+            let mut behind = self.notran_since.lock().unwrap_or_else(|p| p.into_inner());
+            if last > now + STEP_BACK {
+                // The clock is behind the last success: count from when that was seen.
+                *behind.entry(job.name.clone()).or_insert(now)
+            } else {
+                behind.remove(&job.name);
+                last
+            }
+        };
+        if now.duration_since(since) > limit {
             self.catalog.raise_alert(
                 AlertLevel::Warning,
                 "notran",

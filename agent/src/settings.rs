@@ -42,6 +42,18 @@ const DEFS: &[Def] = &[
         meaning: "MiB of archive and remote file data the mount keeps in memory (read at start)",
     },
     Def { key: "timezone", default: "", range: None, meaning: "IANA name; empty = the host's" },
+    Def {
+        key: "suspicious_drop",
+        default: "50",
+        range: Some((0, 100)),
+        meaning: "percent drop of files or bytes against the previous snapshot that skips retention; 0 = off",
+    },
+    Def {
+        key: "suspicious_change",
+        default: "0",
+        range: Some((0, 100)),
+        meaning: "percent of files changed at once that skips retention; 0 = off",
+    },
 ];
 
 /// Checks `value` for `key`; returns the value to store.
@@ -92,6 +104,8 @@ pub fn from_stored(stored: &HashMap<String, String>) -> Settings {
         compress_threads: num("compress_threads"),
         cache_size: num("cache_size"),
         timezone: get("timezone"),
+        suspicious_drop: num("suspicious_drop"),
+        suspicious_change: num("suspicious_change"),
     }
 }
 

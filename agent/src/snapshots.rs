@@ -14,9 +14,9 @@ use crate::catalog::Catalog;
 use crate::deleter::{Deleter, Pending};
 use crate::destinations;
 
-/// Starts deleting a snapshot; returns once it is invisible. The deleter
-/// removes its files in the background.
-pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<(), ApiError> {
+/// Starts deleting a snapshot; returns its destination's name once it is
+/// invisible on the destination. The deleter removes its files in the background.
+pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<String, ApiError> {
     let rec = catalog.snapshot(id)?;
     let dest = catalog.destination(&rec.snapshot.destination)?;
     if dest.readonly {
@@ -40,7 +40,7 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<(), 
             Ok(cache) => crate::prune::start(store, cache, dest.name.clone()),
             Err(e) => tracing::error!("cannot prune destination {}: {e}", dest.name),
         }
-        return Ok(());
+        return Ok(dest.name);
     }
     let root = destinations::local_root(&dest)?;
     if root.snapshot_dir(&job, &name).exists() {
@@ -48,7 +48,7 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<(), 
     }
     catalog.mark_snapshot_deleting(id)?;
     deleter.send(Pending { root, job, name, id });
-    Ok(())
+    Ok(dest.name)
 }
 
 /// Why a snapshot directory cannot be browsed or restored, if it cannot:

@@ -356,3 +356,69 @@ fn monitors_raise_one_alert_per_condition_and_old_history_is_pruned() {
     w.scheduler.tick().expect("tick");
     assert_eq!(w.catalog.alerts(true).expect("alerts"), Vec::new());
 }
+
+#[test]
+fn a_clock_stepped_back_neither_silences_schedules_nor_monitors() {
+    // The clock ran a year ahead (a bad RTC) while the job was planned and
+    // last succeeded; then it is set right.
+    let real_now = Timestamp::now();
+    let year = SignedDuration::from_hours(365 * 24);
+    let w = World::new(real_now + year);
+    w.add_job("j", "02:00", &[("daily", 7)]);
+    let ahead = w.tick();
+    assert!(ahead.is_empty());
+    let planned: Timestamp = w.catalog.job("j").expect("job").schedules[0]
+        .next_run
+        .as_deref()
+        .expect("next run")
+        .parse()
+        .expect("timestamp");
+    assert!(planned > real_now + year - SignedDuration::from_hours(1), "planned at {planned}");
+    // A completed run, recorded at the real time: in the past of the wrong clock.
+    let run =
+        w.catalog.queue_run(w.catalog.job("j").expect("job").id, "j", "manual", &tags(&["manual"])).expect("queue");
+    w.catalog.start_run(run).expect("start");
+    let done = RunUpdate {
+        state: RunState::Completed,
+        message: None,
+        stats: Default::default(),
+        destinations: Vec::new(),
+        errors: Vec::new(),
+    };
+    w.catalog.update_run(run, &done).expect("complete");
+
+    // The clock steps back a year, to an hour after the job's last success.
+    let back = real_now - SignedDuration::from_hours(1);
+    w.set(back);
+    w.tick();
+    let alerts = w.catalog.alerts(false).expect("alerts");
+    let step =
+        alerts.iter().find(|a| a.kind == "clock_step").unwrap_or_else(|| panic!("no clock_step alert: {alerts:#?}"));
+    assert_eq!(step.level.as_str(), "warning");
+    assert!(step.message.contains("stepped back by"), "{}", step.message);
+    // The schedule was planned again from the real time: it fires within a day.
+    let fired = w.sweep(back, back + SignedDuration::from_hours(25), SignedDuration::from_mins(10));
+    assert_eq!(fired.len(), 1, "a daily schedule after the clock stepped back: {fired:?}");
+
+    // notran: the last success is "in the future" of the corrected clock
+    // (it was recorded at real time, an hour ahead of `back`): the monitor
+    // counts from when it saw that, and fires after its 2 days.
+    let success = w.catalog.last_success("j").expect("last success").expect("a success");
+    assert!(success.parse::<Timestamp>().expect("timestamp") > back + SignedDuration::from_mins(30));
+    let quiet = |w: &World| !w.catalog.alerts(false).expect("alerts").iter().any(|a| a.kind == "notran");
+    // Runs queued by the sweep completed with real times; make the last
+    // success lie a week ahead of the clock instead, then watch.
+    w.catalog
+        .update_job(&{
+            let mut j = w.catalog.job("j").expect("job");
+            j.monitor.notran = Some("2d".into());
+            j
+        })
+        .expect("monitor");
+    w.set(back - SignedDuration::from_hours(7 * 24));
+    w.scheduler.tick().expect("tick");
+    assert!(quiet(&w), "notran fired at once: {:#?}", w.catalog.alerts(false));
+    w.set(back - SignedDuration::from_hours(7 * 24) + SignedDuration::from_hours(49));
+    w.scheduler.tick().expect("tick");
+    assert!(!quiet(&w), "notran stayed blind while the last success was in the clock's future");
+}

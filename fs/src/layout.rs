@@ -200,6 +200,15 @@ impl DestinationRoot {
         Ok(snaps)
     }
 
+    /// A job's complete snapshots with their manifests, oldest first in
+    /// completion order ([`crate::manifest::sort_by_completion`]).
+    pub fn snapshots_in_order(&self, job: &str) -> Result<Vec<(String, Result<Manifest>)>> {
+        let mut snaps: Vec<(String, Result<Manifest>)> =
+            self.list_snapshots(job)?.into_iter().map(|n| (n.clone(), self.read_manifest(job, &n))).collect();
+        crate::manifest::sort_by_completion(&mut snaps);
+        Ok(snaps)
+    }
+
     /// The manifest of a complete snapshot, refused unless it names the
     /// directory it was found in.
     pub fn read_manifest(&self, job: &str, snapshot: &str) -> Result<Manifest> {

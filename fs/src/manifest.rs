@@ -103,6 +103,30 @@ pub struct Manifest {
     /// retention reads them, so a reindex keeps them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Place of the snapshot in its job's completion order on its
+    /// destination: one more than the highest there when it was made (0 in
+    /// manifests from before it existed). Names and times come from the
+    /// clock, which can step back or forward; this does not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sequence: u64,
+}
+
+/// Sort key of a job's snapshots in completion order: by sequence, then by
+/// name (snapshots from before sequences existed, which all have 0, sort
+/// among themselves by name, as they always did, and before any newer one).
+pub fn completion_key(sequence: u64, name: &str) -> (u64, (String, u64)) {
+    (sequence, crate::layout::snapshot_sort_key(name))
+}
+
+/// Sorts a job's snapshots, each with its manifest as read, oldest first by
+/// [`completion_key`]; one whose manifest does not read sorts by its name.
+pub fn sort_by_completion(snaps: &mut [(String, Result<Manifest>)]) {
+    snaps.sort_by_cached_key(|(name, m)| completion_key(m.as_ref().map_or(0, |m| m.sequence), name));
+}
+
+/// The sequence of the next snapshot of a job whose snapshots are `snaps`.
+pub fn next_sequence(snaps: &[(String, Result<Manifest>)]) -> u64 {
+    snaps.iter().filter_map(|(_, m)| m.as_ref().ok().map(|m| m.sequence)).max().unwrap_or(0) + 1
 }
 
 impl Manifest {
@@ -165,6 +189,7 @@ mod tests {
             stats: SnapshotStats::default(),
             index_blake3: String::new(),
             tags: vec![],
+            sequence: 0,
         }
     }
 

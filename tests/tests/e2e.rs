@@ -26,6 +26,10 @@ mod crash;
 mod destinations;
 #[path = "e2e/mount.rs"]
 mod mount;
+#[path = "e2e/names.rs"]
+mod names;
+#[path = "e2e/reliability.rs"]
+mod reliability;
 #[path = "e2e/remote_archive.rs"]
 mod remote_archive;
 #[path = "e2e/remote_backup.rs"]

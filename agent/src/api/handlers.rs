@@ -15,24 +15,38 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + '
     tokio::task::spawn_blocking(f).await?
 }
 
+/// Runs `f` on a blocking thread. Every catalog call is synchronous SQLite
+/// behind one mutex, and a slow statement (the database locked by a
+/// backup's write, a large listing) must not hold the runtime's few worker
+/// threads, which the API, the dispatcher and the scheduler share.
+async fn on_catalog<T: Send + 'static>(
+    s: AppState,
+    f: impl FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(move || f(&s)).await?
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such API route")
 }
 
 pub async fn status(State(s): State<AppState>) -> ApiResult<Json<Status>> {
-    Ok(Json(Status {
-        version: env!("CARGO_PKG_VERSION").into(),
-        uptime_seconds: s.started.elapsed().as_secs(),
-        state_dir: s.state_dir.to_string_lossy().into_owned(),
-        jobs: s.catalog.jobs()?,
-        active_runs: s.runner.active_runs()?,
-        destinations: s.catalog.destinations()?,
-        alerts: s.catalog.alerts(false)?,
-        timezone: {
-            let tz = s.catalog.settings()?.time_zone();
-            tz.iana_name().unwrap_or("local").to_string()
-        },
-    }))
+    on_catalog(s, |s| {
+        Ok(Json(Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: s.started.elapsed().as_secs(),
+            state_dir: s.state_dir.to_string_lossy().into_owned(),
+            jobs: s.catalog.jobs()?,
+            active_runs: s.runner.active_runs()?,
+            destinations: s.catalog.destinations()?,
+            alerts: s.catalog.alerts(false)?,
+            timezone: {
+                let tz = s.catalog.settings()?.time_zone();
+                tz.iana_name().unwrap_or("local").to_string()
+            },
+        }))
+    })
+    .await
 }
 
 pub async fn destination_types() -> Json<Vec<DestinationType>> {
@@ -40,11 +54,11 @@ pub async fn destination_types() -> Json<Vec<DestinationType>> {
 }
 
 pub async fn list_destinations(State(s): State<AppState>) -> ApiResult<Json<Vec<Destination>>> {
-    Ok(Json(s.catalog.destinations()?))
+    on_catalog(s, |s| Ok(Json(s.catalog.destinations()?))).await
 }
 
 pub async fn show_destination(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Destination>> {
-    Ok(Json(s.catalog.destination(&name)?))
+    on_catalog(s, move |s| Ok(Json(s.catalog.destination(&name)?))).await
 }
 
 pub async fn add_destination(
@@ -115,7 +129,7 @@ pub async fn edit_destination(
 }
 
 pub async fn remove_destination(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    s.catalog.delete_destination(&name)?;
+    on_catalog(s, move |s| Ok(s.catalog.delete_destination(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -170,11 +184,11 @@ pub async fn check_destination(
 }
 
 pub async fn list_jobs(State(s): State<AppState>) -> ApiResult<Json<Vec<Job>>> {
-    Ok(Json(s.catalog.jobs()?))
+    on_catalog(s, |s| Ok(Json(s.catalog.jobs()?))).await
 }
 
 pub async fn show_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Job>> {
-    Ok(Json(s.catalog.job(&name)?))
+    on_catalog(s, move |s| Ok(Json(s.catalog.job(&name)?))).await
 }
 
 pub async fn add_job(State(s): State<AppState>, Body(new): Body<NewJob>) -> ApiResult<(StatusCode, Json<Job>)> {
@@ -242,9 +256,12 @@ pub async fn edit_job(
 }
 
 async fn set_disabled(s: AppState, name: String, disabled: bool) -> ApiResult<Json<Job>> {
-    let mut job = s.catalog.job(&name)?;
-    job.disabled = disabled;
-    Ok(Json(s.catalog.update_job(&job)?))
+    on_catalog(s, move |s| {
+        let mut job = s.catalog.job(&name)?;
+        job.disabled = disabled;
+        Ok(Json(s.catalog.update_job(&job)?))
+    })
+    .await
 }
 
 pub async fn enable_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Job>> {
@@ -256,23 +273,29 @@ pub async fn disable_job(State(s): State<AppState>, Path(name): Path<String>) ->
 }
 
 pub async fn remove_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    let job = s.catalog.job(&name)?;
-    if s.runner.active_runs()?.iter().any(|r| r.job == job.name) {
-        return Err(ApiError::conflict(format!("job {name} has a queued or running run; cancel it first")));
-    }
-    if let Some(other) = s.catalog.jobs()?.iter().find(|j| jobs::upstream(&j.schedules).contains(&job.name)) {
-        return Err(ApiError::conflict(format!(
-            "job {} has a schedule after:{name}; change that schedule first",
-            other.name
-        )));
-    }
-    s.catalog.delete_job(&name)?;
+    on_catalog(s, move |s| {
+        let job = s.catalog.job(&name)?;
+        if s.runner.active_runs()?.iter().any(|r| r.job == job.name) {
+            return Err(ApiError::conflict(format!("job {name} has a queued or running run; cancel it first")));
+        }
+        if let Some(other) = s.catalog.jobs()?.iter().find(|j| jobs::upstream(&j.schedules).contains(&job.name)) {
+            return Err(ApiError::conflict(format!(
+                "job {} has a schedule after:{name}; change that schedule first",
+                other.name
+            )));
+        }
+        Ok(s.catalog.delete_job(&name)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn run_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<(StatusCode, Json<Run>)> {
-    let job = s.catalog.job(&name)?;
-    Ok((StatusCode::ACCEPTED, Json(s.runner.queue(&job)?)))
+    on_catalog(s, move |s| {
+        let job = s.catalog.job(&name)?;
+        Ok((StatusCode::ACCEPTED, Json(s.runner.queue(&job)?)))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -282,11 +305,14 @@ pub struct RunQuery {
 }
 
 pub async fn list_runs(State(s): State<AppState>, Query(q): Query<RunQuery>) -> ApiResult<Json<Vec<Run>>> {
-    let mut runs = s.catalog.runs(q.job.as_deref(), q.limit.unwrap_or(100))?;
-    for r in runs.iter_mut().filter(|r| r.state == RunState::Running) {
-        *r = s.runner.run(r.id)?;
-    }
-    Ok(Json(runs))
+    on_catalog(s, move |s| {
+        let mut runs = s.catalog.runs(q.job.as_deref(), q.limit.unwrap_or(100))?;
+        for r in runs.iter_mut().filter(|r| r.state == RunState::Running) {
+            *r = s.runner.run(r.id)?;
+        }
+        Ok(Json(runs))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -303,12 +329,13 @@ pub async fn show_run(
     let id = parse_id("run", &id)?;
     match q.wait_ms {
         Some(ms) => Ok(Json(s.runner.wait(id, std::time::Duration::from_millis(ms.min(30_000))).await?)),
-        None => Ok(Json(s.runner.run(id)?)),
+        None => on_catalog(s, move |s| Ok(Json(s.runner.run(id)?))).await,
     }
 }
 
 pub async fn cancel_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
-    Ok(Json(s.runner.cancel(parse_id("run", &id)?)?))
+    let id = parse_id("run", &id)?;
+    on_catalog(s, move |s| Ok(Json(s.runner.cancel(id)?))).await
 }
 
 #[derive(Deserialize)]
@@ -321,34 +348,45 @@ pub async fn list_snapshots(
     State(s): State<AppState>,
     Query(q): Query<SnapshotQuery>,
 ) -> ApiResult<Json<Vec<Snapshot>>> {
-    if let Some(d) = &q.destination {
-        s.catalog.destination(d)?;
-    }
-    Ok(Json(s.catalog.snapshots(q.job.as_deref(), q.destination.as_deref())?))
+    on_catalog(s, move |s| {
+        if let Some(d) = &q.destination {
+            s.catalog.destination(d)?;
+        }
+        Ok(Json(s.catalog.snapshots(q.job.as_deref(), q.destination.as_deref())?))
+    })
+    .await
 }
 
 pub async fn show_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
-    let mut snap = s.catalog.snapshot(parse_id("snapshot", &id)?)?.snapshot;
-    let dir = snap.path.clone();
-    snap.error = match dir {
-        Some(dir) => blocking(move || Ok(snapshots::health(std::path::Path::new(&dir)))).await?,
-        None => None,
-    };
-    Ok(Json(snap))
+    let id = parse_id("snapshot", &id)?;
+    on_catalog(s, move |s| {
+        let mut snap = s.catalog.snapshot(id)?.snapshot;
+        snap.error = snap.path.as_deref().and_then(|dir| snapshots::health(std::path::Path::new(dir)));
+        Ok(Json(snap))
+    })
+    .await
 }
 
 pub async fn delete_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let id = parse_id("snapshot", &id)?;
     let catalog = s.catalog.clone();
     let runner = s.runner.clone();
-    blocking(move || snapshots::delete(&catalog, runner.deleter(), id)).await?;
+    blocking(move || {
+        let destination = snapshots::delete(&catalog, runner.deleter(), id)?;
+        runner.refresh_mount(&[destination]);
+        Ok(())
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_locked(s: AppState, id: String, locked: bool) -> ApiResult<Json<Snapshot>> {
     let id = parse_id("snapshot", &id)?;
-    s.catalog.set_snapshot_locked(id, locked)?;
-    Ok(Json(s.catalog.snapshot(id)?.snapshot))
+    on_catalog(s, move |s| {
+        s.catalog.set_snapshot_locked(id, locked)?;
+        Ok(Json(s.catalog.snapshot(id)?.snapshot))
+    })
+    .await
 }
 
 pub async fn lock_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
@@ -360,7 +398,7 @@ pub async fn unlock_snapshot(State(s): State<AppState>, Path(id): Path<String>) 
 }
 
 pub async fn show_settings(State(s): State<AppState>) -> ApiResult<Json<Settings>> {
-    Ok(Json(s.catalog.settings()?))
+    on_catalog(s, |s| Ok(Json(s.catalog.settings()?))).await
 }
 
 pub async fn set_setting(
@@ -369,14 +407,16 @@ pub async fn set_setting(
     Body(v): Body<SettingValue>,
 ) -> ApiResult<Json<Settings>> {
     let value = crate::settings::check(&key, &v.value)?;
-    s.catalog.set_setting(&key, &value)?;
-    if key == "timezone" {
-        let scheduler = s.scheduler.clone();
-        blocking(move || scheduler.replan_all()).await?;
-    }
-    // A higher concurrency may let queued runs start now.
-    s.runner.wake();
-    Ok(Json(s.catalog.settings()?))
+    on_catalog(s, move |s| {
+        s.catalog.set_setting(&key, &value)?;
+        if key == "timezone" {
+            s.scheduler.replan_all()?;
+        }
+        // A higher concurrency may let queued runs start now.
+        s.runner.wake();
+        Ok(Json(s.catalog.settings()?))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -386,9 +426,10 @@ pub struct AlertQuery {
 }
 
 pub async fn list_alerts(State(s): State<AppState>, Query(q): Query<AlertQuery>) -> ApiResult<Json<Vec<Alert>>> {
-    Ok(Json(s.catalog.alerts(q.all.unwrap_or(false))?))
+    on_catalog(s, move |s| Ok(Json(s.catalog.alerts(q.all.unwrap_or(false))?))).await
 }
 
 pub async fn ack_alert(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Alert>> {
-    Ok(Json(s.catalog.ack_alert(parse_id("alert", &id)?)?))
+    let id = parse_id("alert", &id)?;
+    on_catalog(s, move |s| Ok(Json(s.catalog.ack_alert(id)?))).await
 }

@@ -54,6 +54,7 @@ pub fn run_archive(
     let _lock = JobLock::acquire(root, &spec.job)?;
     let started = Timestamp::now();
     let name = root.new_snapshot_name(&spec.job, started);
+    let sequence = hindsight_fs::manifest::next_sequence(&root.snapshots_in_order(&spec.job)?);
     let partial = root.partial_dir(&spec.job, &name);
     for old in root.list_work(&spec.job, PARTIAL_PREFIX)? {
         let p = root.partial_dir(&spec.job, &old);
@@ -76,7 +77,16 @@ pub fn run_archive(
     let file = finished.sink.into_file().map_err(|e| FsError::io("write", &data_path, e))?;
     file.sync_all().map_err(|e| FsError::io("fsync", &data_path, e))?;
     commit::commit(Commit {
-        info: SnapshotInfo { spec, name: &name, structure: opts.structure, started, parent: None, stats, progress },
+        info: SnapshotInfo {
+            spec,
+            name: &name,
+            structure: opts.structure,
+            started,
+            parent: None,
+            stats,
+            progress,
+            sequence,
+        },
         root,
         partial: &partial,
         sync: &file,

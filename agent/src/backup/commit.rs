@@ -23,6 +23,8 @@ pub(super) struct SnapshotInfo<'a> {
     pub parent: Option<String>,
     pub stats: SnapshotStats,
     pub progress: &'a Progress,
+    /// Its place in the job's completion order on the destination.
+    pub sequence: u64,
 }
 
 /// A finished `.partial-*` directory on a local destination, ready to become a snapshot.
@@ -57,6 +59,7 @@ pub(super) fn manifest(s: &SnapshotInfo<'_>, index_path: &Path) -> Result<Manife
         stats: SnapshotStats { files_failed: counters.files_failed, ..s.stats.clone() },
         index_blake3: index_hash.finalize().to_hex().to_string(),
         tags: s.spec.tags.clone(),
+        sequence: s.sequence,
     })
 }
 

@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex};
 use hindsight_fs::archive::writer::FileHash;
 use hindsight_fs::archive::{TAR_FILE, TGZ_FILE};
 use hindsight_fs::entry::{EntryKind, EntryMeta};
-use hindsight_fs::error::FsError;
+use hindsight_fs::error::{FsError, Result as FsResult};
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter, Location, ROOT_ID};
 use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR};
-use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
+use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure, next_sequence};
 use hindsight_fs::posix;
 use jiff::Timestamp;
 
@@ -153,7 +153,8 @@ pub fn run_incremental(
     let name = root.new_snapshot_name(&spec.job, started);
     let partial = root.partial_dir(&spec.job, &name);
     let resumed = prepare_partial(root, &spec.job, &partial)?;
-    let prev = find_previous(root, &spec.job);
+    let snapshots = root.snapshots_in_order(&spec.job)?;
+    let prev = find_previous(root, &spec.job, &snapshots);
     let tree_path = partial.join(TREE_DIR);
     hindsight_fs::layout::create_private_dir_all(&tree_path)?;
     let tree = Arc::new(posix::open_dir(&tree_path).map_err(|e| FsError::io("open", &tree_path, e))?);
@@ -238,6 +239,7 @@ pub fn run_incremental(
             parent: prev.as_ref().map(|p| p.name.clone()),
             stats,
             progress,
+            sequence: next_sequence(&snapshots),
         },
         root,
         partial: &partial,
@@ -272,12 +274,12 @@ fn prepare_partial(root: &DestinationRoot, job: &str, partial: &Path) -> Result<
     Ok(true)
 }
 
-/// The newest complete incremental snapshot of the job whose index opens.
-fn find_previous(root: &DestinationRoot, job: &str) -> Option<Previous> {
-    let names = root.list_snapshots(job).ok()?;
-    for name in names.iter().rev() {
+/// The newest complete incremental snapshot of the job whose index opens,
+/// among its `snapshots` (in completion order, oldest first).
+fn find_previous(root: &DestinationRoot, job: &str, snapshots: &[(String, FsResult<Manifest>)]) -> Option<Previous> {
+    for (name, manifest) in snapshots.iter().rev() {
         let dir = root.snapshot_dir(job, name);
-        match root.read_manifest(job, name) {
+        match manifest {
             Ok(m) if m.structure == Structure::Incremental => {}
             Ok(_) => continue,
             Err(e) => {

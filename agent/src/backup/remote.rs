@@ -47,7 +47,7 @@ pub fn run_remote(
 ) -> Result<Manifest, BackupError> {
     let run = RemoteRun::begin(store, cache, &spec.job, &spec.sources)?;
     let name = run.name.clone();
-    let prev = previous(store, cache, &spec.job);
+    let prev = previous(store, cache, &spec.job, &run);
     let mut known = Known::default();
     if let Some((_, index)) = &prev {
         index.for_each(|e| {
@@ -111,6 +111,7 @@ pub fn run_remote(
         parent: prev.as_ref().map(|(n, _)| n.clone()),
         stats: SnapshotStats { bytes_stored: sink.stored_bytes, ..stats },
         progress,
+        sequence: run.sequence,
     };
     let manifest = commit::manifest(&info, &run.work.join(INDEX_FILE))?;
     // The commit point: nothing the snapshot references is missing once the manifest exists.

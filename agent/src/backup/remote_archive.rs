@@ -101,8 +101,16 @@ fn upload(
     let out = ArchiveOut { data, shown: format!("{store:?}/{key}"), index_path: &index_file, name };
     let (finished, stats) = stream_archive(spec, opts, out, progress, cancel)?;
     finished.sink.close()?;
-    let info =
-        SnapshotInfo { spec, name, structure: opts.structure, started: run.started, parent: None, stats, progress };
+    let info = SnapshotInfo {
+        spec,
+        name,
+        structure: opts.structure,
+        started: run.started,
+        parent: None,
+        stats,
+        progress,
+        sequence: run.sequence,
+    };
     let manifest = commit::manifest(&info, &index_file)?;
     // The commit point (on ssh, the rename below).
     run.publish(store, dir, &manifest)?;

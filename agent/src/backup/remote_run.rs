@@ -16,6 +16,7 @@ use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, snapshot_na
 use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, Structure};
 use hindsight_fs::posix;
 use hindsight_fs::remote::RemoteStore;
+use hindsight_fs::remote::lease::Lease;
 use jiff::Timestamp;
 
 use super::incremental::{BackupError, check_sources};
@@ -26,10 +27,17 @@ pub(super) struct RemoteRun {
     pub local: DestinationRoot,
     /// Held for the whole run: no other run of the job writes meanwhile.
     _lock: JobLock,
+    /// Held until the manifest is published (content-addressed destinations):
+    /// no prune, on any agent, deletes what this run stored before that.
+    _lease: Option<Lease>,
     /// When the run started (the snapshot's name is made from it).
     pub started: Timestamp,
     /// What the job's directory on the destination holds (names without `/`).
     pub existing: Vec<String>,
+    /// The job's complete snapshots with their manifests, in completion order.
+    pub snapshots: Vec<(String, hindsight_fs::Result<Manifest>)>,
+    /// The new snapshot's place in that order.
+    pub sequence: u64,
     /// The new snapshot's name.
     pub name: String,
     /// Local work directory of the new snapshot (its index), fresh.
@@ -48,6 +56,8 @@ impl RemoteRun {
         let existing: Vec<String> =
             store.list(&format!("{job}/"))?.into_iter().map(|n| n.trim_end_matches('/').to_string()).collect();
         let name = snapshot_name_after(&existing, started);
+        let snapshots = store.snapshots_in_order(cache, job)?;
+        let sequence = hindsight_fs::manifest::next_sequence(&snapshots);
         // Work directories of earlier runs hold only indexes being built: they go.
         for old in local.list_work(job, PARTIAL_PREFIX)? {
             let p = local.partial_dir(job, &old);
@@ -55,7 +65,9 @@ impl RemoteRun {
         }
         let work = local.partial_dir(job, &name);
         hindsight_fs::layout::create_private_dir_all(&work)?;
-        Ok(RemoteRun { local, _lock: lock, started, existing, name, work })
+        // ssh destinations hold hardlink trees: no shared bodies, no prune.
+        let lease = if store.ssh().is_none() { Some(Lease::take(store, job)?) } else { None };
+        Ok(RemoteRun { local, _lock: lock, _lease: lease, started, existing, snapshots, sequence, name, work })
     }
 
     /// Uploads the finished index and then `manifest` into `dir` on the
@@ -78,18 +90,11 @@ impl RemoteRun {
     }
 }
 
-/// The newest complete incremental snapshot of the job whose index opens
-/// (cached locally), to reuse what it holds (archives hold no blobs or
-/// trees to reuse); `None` (with a warning) when there is none.
-pub(super) fn previous(store: &RemoteStore, cache: &Path, job: &str) -> Option<(String, IndexReader)> {
-    let names = match store.list_snapshots(job) {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(job, "cannot list previous snapshots ({e}); storing everything");
-            return None;
-        }
-    };
-    for name in names.iter().rev() {
+/// The newest complete incremental snapshot of the run's job whose index
+/// opens (cached locally), to reuse what it holds (archives hold no blobs
+/// or trees to reuse); `None` (with a warning) when there is none.
+pub(super) fn previous(store: &RemoteStore, cache: &Path, job: &str, run: &RemoteRun) -> Option<(String, IndexReader)> {
+    for (name, _) in run.snapshots.iter().rev() {
         match store.cached_index(cache, job, name).and_then(|p| IndexReader::open(&p)) {
             Ok(i) => match i.meta("structure") {
                 Ok(Some(s)) if s == Structure::Incremental.as_str() => return Some((name.clone(), i)),

@@ -60,6 +60,7 @@ use super::progress::{Cancel, Progress};
 use super::remote::{hash_fd, same_inode};
 use super::remote_run::{RemoteRun, previous};
 use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
+use super::tar_stderr::{self, TarLine};
 
 /// Interrupted runs kept as sources of files already sent.
 const KEEP_PARTIALS: usize = 3;
@@ -79,7 +80,7 @@ pub fn run_ssh(
     let ssh = store.ssh().ok_or_else(|| BackupError::Destination(format!("{store:?} is not an ssh destination")))?;
     let run = RemoteRun::begin(store, cache, &spec.job, &spec.sources)?;
     let name = run.name.clone();
-    let prev = previous(store, cache, &spec.job);
+    let prev = previous(store, cache, &spec.job, &run);
 
     // Leftovers of interrupted runs: the newest few hold files to reuse, older ones go.
     let mut bases: Vec<String> = run.existing.iter().filter(|n| n.starts_with(PARTIAL_PREFIX)).cloned().collect();
@@ -129,6 +130,7 @@ pub fn run_ssh(
         parent: prev.as_ref().map(|(n, _)| n.clone()),
         stats: SnapshotStats { bytes_stored: stats.bytes_added, ..stats },
         progress,
+        sequence: run.sequence,
     };
     let manifest = commit::manifest(&info, &index_file)?;
     let partial_dir = format!("{}/{partial}", spec.job);
@@ -240,9 +242,8 @@ impl Stream<'_> {
         if cancel.is_cancelled() {
             return Err(Failure::Fatal(BackupError::Cancelled));
         }
-        let complaints = self.outcome(status, &stderr, ended)?;
-        for line in complaints {
-            progress.failed(b"", format!("tar on the server: {line}"));
+        for (path, message) in self.outcome(status, &stderr, ended)? {
+            progress.failed(&path, format!("on the server: {message}"));
         }
         let (index, stats) = index_result?;
         Ok((index.finish()?, stats))
@@ -265,40 +266,60 @@ impl Stream<'_> {
             // under the job, no `..`), so tar's guard against hostile archives,
             // which delays every symlink with a `..` target and then checks each
             // later link against that list, costs and protects nothing here.
-            b" && exec tar -x -p -P --numeric-owner --xattrs --xattrs-include='*' -f -",
+            // --warning=no-unknown-keyword: the stream marks names that are not
+            // UTF-8 with `hdrcharset=BINARY`, which GNU tar reads right but names
+            // an unknown keyword.
+            b" && exec tar -x -p -P --numeric-owner --xattrs --xattrs-include='*' --warning=no-unknown-keyword -f -",
         ]
         .concat()
     }
 
-    /// What the server's tar said: fine, per-file complaints (a partial
-    /// snapshot), the connection lost, or a failure of the whole stream.
+    /// What the server's tar said: per-file complaints, each with its path
+    /// (a partial snapshot), the connection lost, or a failure of the whole
+    /// stream. With exit status 0 whatever tar said was a warning (logged):
+    /// the tree is whole.
     fn outcome(
         &self,
         status: std::io::Result<ExitStatus>,
         stderr: &[u8],
         ended: Result<(), BackupError>,
-    ) -> Result<Vec<String>, Failure> {
-        let text = String::from_utf8_lossy(stderr);
-        let lines: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.contains("Exiting with failure status due to previous errors"))
-            .take(50)
-            .map(String::from)
-            .collect();
-        let said = if lines.is_empty() { String::new() } else { format!(": {}", lines.join("; ")) };
+    ) -> Result<Vec<(Vec<u8>, String)>, Failure> {
+        let tree = format!("{}/{TREE_DIR}/", self.partial).into_bytes();
+        let lines = tar_stderr::parse(stderr, &tree);
+        let text = |l: &TarLine| match l {
+            TarLine::File(path, message) => format!("{}: {message}", String::from_utf8_lossy(path)),
+            TarLine::Other(line) => line.clone(),
+        };
+        let shown: Vec<String> = lines.iter().take(50).map(text).collect();
+        let said = if shown.is_empty() { String::new() } else { format!(": {}", shown.join("; ")) };
         let code = match status {
             Ok(s) => s.code(),
             Err(e) => return Err(Failure::Lost(format!("waiting for the server: {e}"))),
+        };
+        let files = || -> Vec<(Vec<u8>, String)> {
+            lines
+                .iter()
+                .filter_map(|l| if let TarLine::File(p, m) = l { Some((p.clone(), m.clone())) } else { None })
+                .collect()
         };
         match (code, ended) {
             // ssh's own failure, or killed: the connection went away.
             (None | Some(255), Err(e)) => Err(Failure::Lost(format!("{e}{said}"))),
             (None | Some(255), Ok(())) => Err(Failure::Lost(format!("ssh failed{said}"))),
             (_, Err(e)) => Err(Failure::Fatal(e)),
-            (Some(0), Ok(())) => Ok(lines),
-            // 2: tar read the whole stream but could not restore everything.
-            (Some(2), Ok(())) if !lines.iter().any(|l| is_fatal(l)) && !lines.is_empty() => Ok(lines),
+            (Some(0), Ok(())) => {
+                for l in &shown {
+                    tracing::warn!(job = %self.spec.job, "tar on {:?} warned: {l}", self.ssh);
+                }
+                Ok(Vec::new())
+            }
+            // 2: tar read the whole stream but could not restore some files, which it named.
+            (Some(2), Ok(())) if !files().is_empty() && !shown.iter().any(|l| is_fatal(l)) => {
+                for l in lines.iter().filter(|l| matches!(l, TarLine::Other(_))) {
+                    tracing::warn!(job = %self.spec.job, "tar on {:?}: {}", self.ssh, text(l));
+                }
+                Ok(files())
+            }
             (Some(c), Ok(())) => {
                 Err(Failure::Fatal(BackupError::Destination(format!("tar on {:?} failed (exit {c}){said}", self.ssh))))
             }

@@ -2,6 +2,8 @@
 
 use rusqlite::Connection;
 
+use super::{CatalogError, Result};
+
 /// Each entry moves the schema one version up. Never edit a released entry:
 /// add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -104,15 +106,26 @@ CREATE INDEX alerts_open ON alerts(acked_at, kind, subject);
     "
 ALTER TABLE destinations ADD COLUMN cache_id TEXT;
 ",
+    // The completion order of a job's snapshots (the manifest's `sequence`):
+    // names and end times come from a clock that can step.
+    "
+ALTER TABLE snapshots ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.
-pub fn apply(conn: &Connection) -> rusqlite::Result<()> {
+/// A catalog that a newer build migrated further is refused: this build's
+/// statements would run against a schema they do not know.
+pub fn apply(conn: &Connection) -> Result<()> {
     let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if done > known || done < 0 {
+        return Err(CatalogError::Newer { found: done, known });
+    }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1))?;
     }
-    fill_cache_ids(conn)
+    Ok(fill_cache_ids(conn)?)
 }
 
 /// Gives every destination without one a cache id: its own id when that is a

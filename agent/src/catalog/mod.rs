@@ -48,6 +48,16 @@ pub enum CatalogError {
     /// The master key cannot be loaded.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A newer build of Hindsight migrated the catalog past what this one knows.
+    #[error(
+        "the catalog has schema version {found}, written by a newer version of Hindsight (this one knows versions up to {known}): run that version again, or restore the state directory from before the upgrade"
+    )]
+    Newer {
+        /// The catalog's `user_version`.
+        found: i64,
+        /// The last version this build knows.
+        known: i64,
+    },
 }
 
 /// Result alias for catalog calls.

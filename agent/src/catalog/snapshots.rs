@@ -17,7 +17,7 @@ pub struct SnapshotRecord {
 }
 
 const COLUMNS: &str = "s.id, d.name, s.job_name, s.name, s.structure, s.started, s.finished, s.files, s.bytes, \
-    s.files_added, s.bytes_added, s.partial, s.destination_id, s.deleting, d.type, d.options, s.tags, s.locked";
+    s.files_added, s.bytes_added, s.partial, s.destination_id, s.deleting, d.type, d.options, s.tags, s.locked, s.sequence";
 
 fn map(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
     let kind: String = r.get(14)?;
@@ -49,6 +49,7 @@ fn map(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
             // A malformed tag list reads as none: retention then treats the snapshot as manual.
             tags: from_json(&r.get::<_, String>(16)?, "snapshot tags").unwrap_or_default(),
             locked: r.get(17)?,
+            sequence: r.get::<_, i64>(18)? as u64,
             path,
             error: None,
         },
@@ -63,12 +64,12 @@ impl Catalog {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO snapshots (destination_id, job_name, name, structure, started, finished, files, bytes, \
-             files_added, bytes_added, partial, run_id, tags) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             files_added, bytes_added, partial, run_id, tags, sequence) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
              ON CONFLICT (destination_id, job_name, name) DO UPDATE SET structure = excluded.structure, \
              started = excluded.started, finished = excluded.finished, files = excluded.files, \
              bytes = excluded.bytes, files_added = excluded.files_added, bytes_added = excluded.bytes_added, \
-             partial = excluded.partial, tags = excluded.tags",
+             partial = excluded.partial, tags = excluded.tags, sequence = excluded.sequence",
             params![
                 destination_id,
                 s.job,
@@ -82,7 +83,8 @@ impl Catalog {
                 s.bytes_added as i64,
                 s.partial,
                 run_id,
-                json(&s.tags)
+                json(&s.tags),
+                s.sequence as i64
             ],
         )?;
         Ok(conn.query_row(
@@ -98,7 +100,7 @@ impl Catalog {
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id \
              WHERE s.deleting = 0 AND (?1 IS NULL OR s.job_name = ?1) AND (?2 IS NULL OR d.name = ?2) \
-             ORDER BY s.name DESC, d.name"
+             ORDER BY s.sequence DESC, s.finished DESC, s.name DESC, d.name"
         ))?;
         let rows = stmt.query_map(params![job, destination], map)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows.into_iter().map(|r| r.snapshot).collect())
@@ -124,7 +126,8 @@ impl Catalog {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id \
-             WHERE s.deleting = 0 AND s.destination_id = ?1 AND s.job_name = ?2 ORDER BY s.name DESC"
+             WHERE s.deleting = 0 AND s.destination_id = ?1 AND s.job_name = ?2 \
+             ORDER BY s.sequence DESC, s.finished DESC, s.name DESC"
         ))?;
         let rows = stmt.query_map(params![destination_id, job], map)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)

@@ -93,7 +93,12 @@ pub fn show(r: &Run) {
                     d.destination.clone(),
                     d.state.as_str().into(),
                     d.snapshot.clone().unwrap_or_else(|| "-".into()),
-                    d.message.clone().unwrap_or_else(|| "-".into()),
+                    match (&d.message, &d.suspicious) {
+                        (Some(m), Some(why)) => format!("{m}; suspicious: {why}"),
+                        (None, Some(why)) => format!("suspicious: {why}"),
+                        (Some(m), None) => m.clone(),
+                        (None, None) => "-".into(),
+                    },
                 ]
             })
             .collect();
@@ -169,6 +174,9 @@ pub async fn follow(c: &Client, id: i64, json: bool) -> anyhow::Result<ExitCode>
             let what = d.snapshot.as_deref().map(|n| format!("snapshot {n}")).unwrap_or_default();
             let msg = d.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default();
             println!("  {}: {} {what}{msg}", d.destination, d.state.as_str());
+            if let Some(why) = &d.suspicious {
+                println!("  {}: SUSPICIOUS, retention skipped: {why}", d.destination);
+            }
         }
         for e in &run.errors {
             println!("  error: {}: {}", e.path, e.message);

@@ -140,7 +140,7 @@ impl Archive {
                         path: path.into(),
                         message: format!("{key} is missing on {store:?}"),
                     })?;
-                    Some(Box::new(RemoteContent::new(store.clone(), &key, 0, size, cache.clone())))
+                    Some(Box::new(RemoteContent::new(store.clone(), key.as_bytes(), 0, size, cache.clone())))
                 }
                 _ => None,
             };

@@ -130,6 +130,7 @@ fn write_manifest(dir: &Path, structure: Structure) {
         stats: SnapshotStats::default(),
         index_blake3: blake3::hash(&std::fs::read(dir.join(INDEX_FILE)).expect("read")).to_hex().to_string(),
         tags: Vec::new(),
+        sequence: 1,
     };
     std::fs::write(dir.join(MANIFEST_FILE), manifest.to_bytes()).expect("manifest");
 }

@@ -69,6 +69,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         stats: crate::manifest::SnapshotStats { entries: 3, files: 2, bytes: 6, ..Default::default() },
         index_blake3: blake3::hash(b"").to_hex().to_string(),
         tags: vec!["daily".into()],
+        sequence: 3,
     };
     let json = manifest.to_bytes();
     add("manifest", "valid", json.clone());

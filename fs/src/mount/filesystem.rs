@@ -517,7 +517,7 @@ impl Core {
             tracing::warn!("snapshot {}: entry {} has no blob in the index", snap.dir.display(), e.id);
             return Err(Errno::EIO);
         };
-        Ok(Arc::new(RemoteContent::new(store.clone(), key, offset, e.meta.size, self.reg.members().clone())))
+        Ok(Arc::new(RemoteContent::new(store.clone(), key.as_bytes(), offset, e.meta.size, self.reg.members().clone())))
     }
 
     /// A reader of regular file `e` of a snapshot on an ssh destination: the
@@ -530,12 +530,8 @@ impl Core {
             tracing::warn!("snapshot {job}/{snapshot}: entry {} has a path that cannot be a file's; not served", e.id);
             return Err(Errno::EIO);
         }
-        // Object paths are text: a file name that is not UTF-8 cannot be read this way.
-        let Ok(rel) = String::from_utf8(rel) else {
-            tracing::warn!("snapshot {job}/{snapshot}: entry {} has a name that is not UTF-8", e.id);
-            return Err(Errno::EIO);
-        };
-        let key = format!("{job}/{snapshot}/{}/{rel}", crate::layout::TREE_DIR);
+        // Bytes all the way: a file name need not be UTF-8.
+        let key = [format!("{job}/{snapshot}/{}/", crate::layout::TREE_DIR).as_bytes(), &rel].concat();
         Ok(Arc::new(RemoteContent::new(store.clone(), &key, 0, e.meta.size, self.reg.members().clone())))
     }
 

@@ -20,8 +20,11 @@
 //! directly), a directory whose files are opened in order has its next
 //! files read ahead from the disk (`prefetch`), and a listed directory has
 //! the entries of its subdirectories stat'ed ahead of a walk (`stat_ahead`).
-//! The registry rescans destinations every second and invalidates what
-//! changed, so new snapshots appear and deleted ones disappear without
+//! The agent refreshes the mount ([`Refresher`]) before it reports a
+//! snapshot committed or deleted, so `job run --wait && cp -a .../latest`
+//! copies the new snapshot; the registry also rescans destinations every
+//! second (remote ones every ten) and invalidates what changed, so that
+//! snapshots made or deleted by others appear and disappear without
 //! remounting. Content that is not a plain file (archives, remote blobs) is
 //! read through [`content::ReadAt`].
 
@@ -71,11 +74,32 @@ pub struct MountConfig {
     pub cache_bytes: usize,
 }
 
+/// Brings a mount up to date at once: what the agent calls after it
+/// committed or deleted a snapshot, so that whoever is told of the change
+/// finds it in the mount (the periodic rescan is for changes made by others).
+#[derive(Clone)]
+pub struct Refresher {
+    registry: Arc<registry::Registry>,
+    notifier: fuser::Notifier,
+}
+
+impl Refresher {
+    /// Rescans every destination (the remote ones named in `changed` are
+    /// listed again now) and makes the kernel forget what changed. Blocks for
+    /// the listing: call it from a thread that may block.
+    pub fn refresh(&self, changed: &[String]) {
+        for inval in self.registry.refresh_forcing(changed) {
+            inval.send(&self.notifier);
+        }
+    }
+}
+
 /// A mounted snapshot filesystem; unmounted by [`MountHandle::unmount`] or on drop.
 pub struct MountHandle {
     session: Option<fuser::BackgroundSession>,
     stop: Arc<AtomicBool>,
     refresher: Option<JoinHandle<()>>,
+    now: Refresher,
     mountpoint: PathBuf,
     /// The mount's device, to tell it from a later mount on the same directory.
     device: Option<String>,
@@ -85,6 +109,11 @@ impl MountHandle {
     /// The mountpoint.
     pub fn mountpoint(&self) -> &std::path::Path {
         &self.mountpoint
+    }
+
+    /// A handle that brings this mount up to date on demand.
+    pub fn refresher(&self) -> Refresher {
+        self.now.clone()
     }
 
     /// Unmounts and waits for the request thread to stop.
@@ -179,20 +208,26 @@ pub fn spawn(config: MountConfig) -> Result<MountHandle> {
     let device = mountpoint::mounted_device(&config.mountpoint);
     let notifier = session.notifier();
     let stop = Arc::new(AtomicBool::new(false));
+    let now = Refresher { registry, notifier };
     let refresher = {
-        let stop = stop.clone();
+        let (stop, now) = (stop.clone(), now.clone());
         std::thread::Builder::new()
             .name("hindsight-mount-refresh".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(REFRESH_EVERY);
-                    for inval in registry.refresh() {
-                        inval.send(&notifier);
-                    }
+                    now.refresh(&[]);
                 }
             })
             .map_err(|e| FsError::io("start refresher for", &config.mountpoint, e))?
     };
     tracing::info!("snapshot filesystem mounted on {}", config.mountpoint.display());
-    Ok(MountHandle { session: Some(session), stop, refresher: Some(refresher), mountpoint: config.mountpoint, device })
+    Ok(MountHandle {
+        session: Some(session),
+        stop,
+        refresher: Some(refresher),
+        now,
+        mountpoint: config.mountpoint,
+        device,
+    })
 }

@@ -24,7 +24,7 @@ use crate::archive::reader::{Archive, MemberCache};
 use crate::cache::CachedSnapshot;
 use crate::index::{INDEX_FILE, IndexReader};
 use crate::layout::{DestinationRoot, TREE_DIR};
-use crate::manifest::{MANIFEST_FILE, Structure};
+use crate::manifest::{MANIFEST_FILE, Structure, completion_key};
 use crate::remote::RemoteStore;
 
 /// Node id of the root.
@@ -102,6 +102,8 @@ pub struct SnapshotNode {
     pub dest_root: PathBuf,
     /// How it stores file contents.
     pub structure: Structure,
+    /// Its place in the job's completion order (the manifest's; 0 when unknown).
+    pub sequence: u64,
     /// Its destination's store, when remote: contents are read by range from blobs.
     pub remote: Option<RemoteStore>,
     /// Why its index cannot be read, once it was found unreadable.
@@ -240,6 +242,9 @@ pub struct Registry {
     scans: Mutex<HashMap<String, LastScan>>,
     /// Remote snapshots left out because their manifest was refused (said once).
     refused_remote: Mutex<HashSet<String>>,
+    /// Held through a whole refresh: two refreshes at once could apply an
+    /// older listing after a newer one, and hide a snapshot for a second.
+    refreshing: Mutex<()>,
 }
 
 /// A destination's last good listing, shown while a new one fails.
@@ -365,6 +370,7 @@ impl Registry {
             backings: Shared::new(backings),
             scans: Mutex::new(HashMap::new()),
             refused_remote: Mutex::new(HashSet::new()),
+            refreshing: Mutex::new(()),
         }
     }
 
@@ -524,12 +530,13 @@ impl Registry {
     }
 
     /// What destination `d` holds: listed again (remote ones every
-    /// [`REMOTE_RESCAN`]); while listing fails, the last listing that worked.
-    fn scan(&self, d: &DestinationView) -> Scan {
+    /// [`REMOTE_RESCAN`], or now when `force`d); while listing fails, the
+    /// last listing that worked.
+    fn scan(&self, d: &DestinationView, force: bool) -> Scan {
         let mut scans = self.scans.lock().unwrap_or_else(|p| p.into_inner());
         let last = scans.get(&d.name);
         let listed = match &d.remote {
-            Some(_) if last.is_some_and(|l| l.at.elapsed() < REMOTE_RESCAN) => {
+            Some(_) if !force && last.is_some_and(|l| l.at.elapsed() < REMOTE_RESCAN) => {
                 return last.map(|l| l.found.clone()).unwrap_or_default();
             }
             Some(store) => scan_remote(store, &d.root, &self.refused_remote),
@@ -563,12 +570,19 @@ impl Registry {
 
     /// Rescans the destinations and updates the tree; returns what the kernel must forget.
     pub fn refresh(&self) -> Vec<Inval> {
+        self.refresh_forcing(&[])
+    }
+
+    /// Like [`Registry::refresh`], listing the remote destinations named in
+    /// `force` now rather than at their next [`REMOTE_RESCAN`].
+    pub fn refresh_forcing(&self, force: &[String]) -> Vec<Inval> {
+        let _one_at_a_time = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
         let dests = self.destinations();
         self.scans.lock().unwrap_or_else(|p| p.into_inner()).retain(|name, _| dests.iter().any(|d| &d.name == name));
         let scans: Vec<(DestinationView, Scan)> = dests
             .into_iter()
             .map(|d| {
-                let found = self.scan(&d);
+                let found = self.scan(&d, force.contains(&d.name));
                 (d, found)
             })
             .collect();
@@ -727,6 +741,7 @@ impl State {
                     dest_index,
                     dest_root: d.root.clone(),
                     structure: manifest.as_ref().map_or(Structure::Incremental, |m| m.structure),
+                    sequence: manifest.as_ref().map_or(0, |m| m.sequence),
                     remote: d.remote.clone(),
                     error: Mutex::new(None),
                     index_blake3: manifest.as_ref().ok().map(|m| m.index_blake3.clone()),
@@ -745,7 +760,18 @@ impl State {
                 }
                 invals.push(Inval::Node(job_dir));
             }
-            self.sync_latest(job_dir, snaps.last(), invals);
+            // The last to complete, not the last by name: names come from a clock that can step.
+            let sequence = |name: &String| match self.nodes.get(&job_dir) {
+                Some(VNode::Dir { children, .. }) => match children.get(name.as_bytes()) {
+                    Some(Child::Snapshot(slot)) => {
+                        self.snapshots.get(*slot as usize).and_then(Option::as_ref).map_or(0, |n| n.sequence)
+                    }
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            let newest = snaps.iter().max_by_key(|n| completion_key(sequence(n), n)).cloned();
+            self.sync_latest(job_dir, newest.as_ref(), invals);
         }
     }
 

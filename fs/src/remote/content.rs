@@ -23,7 +23,9 @@ pub const CHUNK: u64 = 1 << 20;
 /// One file of a remote snapshot.
 pub struct RemoteContent {
     store: RemoteStore,
-    key: Arc<str>,
+    /// The object's path: bytes, as file names in the trees of ssh
+    /// destinations are (object stores' keys are text).
+    key: Arc<[u8]>,
     /// Cache identity of the object (chunks of one object are shared by every file in it).
     object: u64,
     start: u64,
@@ -33,11 +35,11 @@ pub struct RemoteContent {
 
 impl RemoteContent {
     /// The `size` bytes at `start` of object `key`.
-    pub fn new(store: RemoteStore, key: &str, start: u64, size: u64, cache: MemberCache) -> Self {
+    pub fn new(store: RemoteStore, key: &[u8], start: u64, size: u64, cache: MemberCache) -> Self {
         // Keys of the archive members' cache are (identity, index); objects take
         // identities from the top half of the space, by name, so that every
         // reader of one object shares its chunks.
-        let h = blake3::hash(key.as_bytes());
+        let h = blake3::hash(key);
         let mut first = [0u8; 8];
         first.copy_from_slice(&h.as_bytes()[..8]);
         let object = u64::from_le_bytes(first) | 1 << 63;
@@ -62,9 +64,9 @@ impl RemoteContent {
     }
 }
 
-fn fetch(store: &RemoteStore, key: &str, index: u64, len: u64) -> io::Result<Vec<u8>> {
-    store.read_range(key, index * CHUNK, len).map_err(|e| {
-        tracing::warn!("remote read of {key}: {e}");
+fn fetch(store: &RemoteStore, key: &[u8], index: u64, len: u64) -> io::Result<Vec<u8>> {
+    store.read_range_raw(key, index * CHUNK, len).map_err(|e| {
+        tracing::warn!("remote read of {}: {e}", String::from_utf8_lossy(key));
         io::Error::other(e.to_string())
     })
 }
@@ -83,7 +85,7 @@ impl ReadAt for RemoteContent {
             if within >= data.len() {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("{} ends before the file's bytes do", self.key),
+                    format!("{} ends before the file's bytes do", String::from_utf8_lossy(&self.key)),
                 ));
             }
             let n = (data.len() - within).min(len - done);

@@ -16,12 +16,14 @@
 //! - [`content`]: ranged, cached reads of file bodies for the mount;
 //! - [`stream`]: one object written or read as a stream (archive data files);
 //! - [`check`]: integrity of remote snapshots and their stored bodies;
+//! - [`lease`]: what running backups tell prunes, on any agent;
 //! - [`prune`]: deleting the bodies no snapshot references any more.
 
 pub mod blobs;
 pub mod check;
 pub mod config;
 pub mod content;
+pub mod lease;
 pub mod prune;
 pub mod root;
 pub mod ssh;

@@ -6,11 +6,14 @@
 //! lists the stored objects and deletes those no index references. A pack is
 //! kept while any file in it is referenced.
 //!
-//! A backup stores objects before the snapshot that references them exists,
-//! so pruning must not run beside one: it takes the lock of every job this
-//! agent has backed up to the destination, and gives up (to run again later)
-//! when one is held. Unreadable indexes stop it: nothing is deleted unless
-//! every snapshot's references are known.
+//! A backup stores objects before the snapshot that references them exists.
+//! Each holds a [`lease`](super::lease) in the destination meanwhile, and a
+//! prune deletes no unreferenced object stored after the oldest live lease
+//! began, whichever agent holds it (a job's first backup here, another
+//! agent writing the same bucket). It also takes the lock of every job this
+//! agent has backed up to the destination, and gives up (to run again
+//! later) when one is held. Unreadable indexes stop it: nothing is deleted
+//! unless every snapshot's references are known.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -53,17 +56,19 @@ pub fn prune(store: &RemoteStore, cache: &Path) -> Result<PruneReport> {
             })?;
         }
     }
+    let mut objects = store.objects("blobs/")?;
+    objects.extend(store.objects("packs/")?);
+    // After the objects: a backup that stored one of them had its lease by then.
+    let cutoff = super::lease::cutoff(store, jiff::Timestamp::now())?;
     let mut report = PruneReport::default();
-    for prefix in ["blobs/", "packs/"] {
-        for obj in store.objects(prefix)? {
-            if referenced.contains(&obj.key) {
-                report.kept += 1;
-                continue;
-            }
-            store.delete(&obj.key)?;
-            report.deleted += 1;
-            report.freed += obj.size;
+    for obj in objects {
+        if referenced.contains(&obj.key) || !cutoff.allows(&obj) {
+            report.kept += 1;
+            continue;
         }
+        store.delete(&obj.key)?;
+        report.deleted += 1;
+        report.freed += obj.size;
     }
     drop(locks);
     Ok(report)

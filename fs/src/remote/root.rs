@@ -108,6 +108,42 @@ impl RemoteStore {
         Ok(out)
     }
 
+    /// A job's complete snapshots with their manifests, oldest first in
+    /// completion order ([`crate::manifest::sort_by_completion`]). Manifests
+    /// are read from the local cache under `cache_dir`, and fetched into it
+    /// when missing (a manifest never changes).
+    pub fn snapshots_in_order(
+        &self,
+        cache_dir: &std::path::Path,
+        job: &str,
+    ) -> Result<Vec<(String, Result<Manifest>)>> {
+        let mut snaps = Vec::new();
+        for name in self.list_snapshots(job)? {
+            // A service that failed for now must not make a snapshot look unreadable.
+            match self.cached_manifest(cache_dir, job, &name) {
+                Err(e) if e.is_temporary() => return Err(e),
+                manifest => snaps.push((name, manifest)),
+            }
+        }
+        crate::manifest::sort_by_completion(&mut snaps);
+        Ok(snaps)
+    }
+
+    /// A snapshot's manifest from the local cache under `cache_dir`, fetched
+    /// into it when missing.
+    pub fn cached_manifest(&self, cache_dir: &std::path::Path, job: &str, snapshot: &str) -> Result<Manifest> {
+        let dir = CachedSnapshot::open(cache_dir, job, snapshot)?;
+        let path = dir.path().join(MANIFEST_FILE);
+        if dir.has(MANIFEST_FILE) {
+            let m = Manifest::read(&path)?;
+            m.check_identity(job, snapshot, &path)?;
+            return Ok(m);
+        }
+        let m = self.read_manifest(job, snapshot)?;
+        dir.write(MANIFEST_FILE, &m.to_bytes())?;
+        Ok(m)
+    }
+
     /// Reads a snapshot's manifest, refused unless it names the job and
     /// snapshot it was found under.
     pub fn read_manifest(&self, job: &str, snapshot: &str) -> Result<Manifest> {

@@ -280,6 +280,18 @@ impl SshClient {
         }
     }
 
+    /// Like [`SshClient::remote_path`], for a path given as bytes.
+    pub fn remote_path_raw(&self, p: &[u8]) -> Vec<u8> {
+        let start = p.iter().position(|&b| b != b'/').unwrap_or(p.len());
+        let p = &p[start..];
+        let root = self.root.as_bytes();
+        match (p.is_empty(), root == b"/") {
+            (true, _) => root.to_vec(),
+            (false, true) => [b"/", p].concat(),
+            (false, false) => [root, b"/", p].concat(),
+        }
+    }
+
     /// Runs `script` with `sh` on the server, feeding it `stdin`; retries when
     /// the connection fails or the command times out. Exit status 44 is "not
     /// found"; any other failure carries the command's stderr.
@@ -417,7 +429,13 @@ impl SshClient {
 
     /// Reads `len` bytes from `offset` (fewer at the end).
     pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let p = self.quoted(path);
+        self.read_range_raw(path.as_bytes(), offset, len)
+    }
+
+    /// Like [`SshClient::read_range`], for a path given as bytes (file names
+    /// in snapshot trees are not always UTF-8).
+    pub fn read_range_raw(&self, path: &[u8], offset: u64, len: u64) -> Result<Vec<u8>> {
+        let p = quote(&self.remote_path_raw(path));
         // tail seeks in a regular file; portable to GNU, BSD and busybox.
         let script = [
             b"[ -f ".as_slice(),
@@ -430,23 +448,29 @@ impl SshClient {
             len.to_string().as_bytes(),
         ]
         .concat();
-        self.run("read", path, &script, None)
+        self.run("read", &String::from_utf8_lossy(path), &script, None)
     }
 
     /// Writes a whole object (through a temporary name, then renamed).
+    /// Durable on the server: the data is synced before the rename, and the
+    /// directory after it.
     pub fn write(&self, path: &str, bytes: &[u8]) -> Result<()> {
         let full = self.remote_path(path);
-        let dir = full.rsplit_once('/').map_or(".", |(d, _)| if d.is_empty() { "/" } else { d });
+        let dir = quote(parent(&full).as_bytes());
         let tmp = quote(format!("{full}.tmp-{}", uuid::Uuid::new_v4().simple()).as_bytes());
         let script = [
             b"mkdir -p -- ".as_slice(),
-            &quote(dir.as_bytes()),
+            &dir,
             b" && cat > ",
+            &tmp,
+            b" && sync -- ",
             &tmp,
             b" && mv -f -- ",
             &tmp,
             b" ",
             &quote(full.as_bytes()),
+            b" && sync -- ",
+            &dir,
         ]
         .concat();
         self.run("write", path, &script, Some(bytes)).map(|_| ())
@@ -537,10 +561,29 @@ impl SshClient {
         self.run("mkdir", dir, &[b"mkdir -p -- ".as_slice(), &self.quoted(dir)].concat(), None).map(|_| ())
     }
 
-    /// Renames `from` to `to` (the commit of a snapshot); fails when `to` exists.
+    /// Renames `from` to `to` (the commit of a snapshot); fails when `to`
+    /// exists. Durable on the server, as local commits are: the filesystem
+    /// holding `from` is synced first (`syncfs`: every file written under it,
+    /// which later snapshots will hardlink), and the directory of `to` after
+    /// the rename. Without it a power loss could keep the rename and lose
+    /// the data (delayed allocation), and the damage would spread to every
+    /// later snapshot through its links.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (f, t) = (self.quoted(from), self.quoted(to));
-        let script = [b"[ ! -e ".as_slice(), &t, b" ] || { echo exists >&2; exit 1; }; mv -- ", &f, b" ", &t].concat();
+        let dir = quote(parent(&self.remote_path(to)).as_bytes());
+        let script = [
+            b"[ ! -e ".as_slice(),
+            &t,
+            b" ] || { echo exists >&2; exit 1; }; sync -f -- ",
+            &f,
+            b" && mv -- ",
+            &f,
+            b" ",
+            &t,
+            b" && sync -- ",
+            &dir,
+        ]
+        .concat();
         self.run("rename", from, &script, None).map(|_| ())
     }
 
@@ -550,9 +593,9 @@ impl SshClient {
     /// directory they remove on failure.
     pub fn upload(&self, path: &str) -> Result<SshUpload> {
         let full = self.remote_path(path);
-        let dir = full.rsplit_once('/').map_or(".", |(d, _)| if d.is_empty() { "/" } else { d });
         let script =
-            [b"mkdir -p -- ".as_slice(), &quote(dir.as_bytes()), b" && exec cat > ", &quote(full.as_bytes())].concat();
+            [b"mkdir -p -- ".as_slice(), &quote(parent(&full).as_bytes()), b" && exec cat > ", &quote(full.as_bytes())]
+                .concat();
         self.pipe("write", path, &script)
     }
 
@@ -595,26 +638,28 @@ impl SshClient {
     /// the snapshot streams) and GNU find (lists trees for checks and resumes).
     pub fn require_tools(&self) -> Result<()> {
         let script = format!(
-            "for t in tar find; do command -v $t >/dev/null 2>&1 || {{ echo $t; exit {NO_TOOL}; }}; done; \
-             tar --version | head -n 1; find --version | head -n 1"
+            "for t in tar find sync; do command -v $t >/dev/null 2>&1 || {{ echo $t; exit {NO_TOOL}; }}; done; \
+             tar --version | head -n 1; find --version | head -n 1; sync --version | head -n 1"
         );
+        // What each tool is, and the Debian package that has it.
+        let tools =
+            [("tar", "GNU tar", "tar"), ("find", "GNU findutils", "findutils"), ("sync", "GNU coreutils", "coreutils")];
         let missing = |tool: &str| {
+            let package = tools.iter().find(|t| t.0 == tool).map_or(tool, |t| t.2);
             FsError::Refused(format!(
-                "GNU {tool} is required on the server (install it there: apt-get install {})",
-                if tool == "find" { "findutils" } else { "tar" }
+                "GNU {tool} is required on the server (install it there: apt-get install {package})"
             ))
         };
         match self.run("probe", "tools", script.as_bytes(), None) {
             Err(FsError::Remote { message, .. }) if message.ends_with(&format!("(exit {NO_TOOL})")) => {
-                Err(missing(if message.starts_with("find") { "find" } else { "tar" }))
+                Err(missing(tools.iter().map(|t| t.0).find(|t| message.starts_with(t)).unwrap_or("tar")))
             }
             Err(e) => Err(e),
             Ok(out) => {
                 let text = String::from_utf8_lossy(&out);
-                match (text.contains("GNU tar"), text.contains("GNU findutils")) {
-                    (true, true) => Ok(()),
-                    (false, _) => Err(missing("tar")),
-                    (true, false) => Err(missing("find")),
+                match tools.iter().find(|t| !text.contains(t.1)) {
+                    None => Ok(()),
+                    Some(t) => Err(missing(t.0)),
                 }
             }
         }
@@ -736,6 +781,11 @@ fn stderr_text(b: &[u8]) -> String {
     let t = String::from_utf8_lossy(b);
     let lines: Vec<&str> = t.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() { "the command failed".into() } else { lines.join("; ") }
+}
+
+/// The directory of a path on the server (`/` for a top-level name).
+fn parent(full: &str) -> &str {
+    full.rsplit_once('/').map_or(".", |(d, _)| if d.is_empty() { "/" } else { d })
 }
 
 /// `s` quoted for a POSIX shell.

@@ -3,7 +3,10 @@
 //! One `find` over the snapshot's `tree/` gives every file's size; with
 //! `read_data`, the files' bytes come back in batches of one `cat` each (a
 //! request per file would cost a round trip per file) and are hashed here
-//! against the index.
+//! against the index. A file larger than a batch is read alone, by ranges of
+//! a batch's size, each a command with its own timeout: memory stays at one
+//! batch whatever the file's size, and a large file is never cut short by
+//! the timeout of a single command.
 
 use std::collections::HashMap;
 
@@ -89,6 +92,10 @@ pub(crate) fn batch_end(sizes: &[u64], start: usize) -> (usize, u64) {
 
 /// Fetches files in batches and compares each one's blake3 with the index.
 fn hash_files(ssh: &SshClient, tree: &str, files: &[File], f: &mut Findings) {
+    let (large, files): (Vec<&File>, Vec<&File>) = files.iter().partition(|file| file.size > BATCH_BYTES);
+    for file in large {
+        hash_large(ssh, tree, file, f);
+    }
     let sizes: Vec<u64> = files.iter().map(|file| file.size).collect();
     let mut start = 0;
     while start < files.len() {
@@ -119,5 +126,27 @@ fn hash_files(ssh: &SshClient, tree: &str, files: &[File], f: &mut Findings) {
             }
         }
         start = end;
+    }
+}
+
+/// Hashes one file larger than a batch by ranges of [`BATCH_BYTES`].
+fn hash_large(ssh: &SshClient, tree: &str, file: &File, f: &mut Findings) {
+    let path = [tree.as_bytes(), b"/", &file.path].concat();
+    let mut hasher = blake3::Hasher::new();
+    let mut offset = 0;
+    while offset < file.size {
+        let want = BATCH_BYTES.min(file.size - offset);
+        match ssh.read_range_raw(&path, offset, want) {
+            Ok(chunk) if chunk.len() as u64 == want => {
+                hasher.update(&chunk);
+                offset += want;
+                f.bytes_read += want;
+            }
+            Ok(_) => return f.problems.entry(&file.path, "changed size on the server while being read"),
+            Err(e) => return f.problems.entry(&file.path, format!("cannot be read on the server: {e}")),
+        }
+    }
+    if Some(*hasher.finalize().as_bytes()) != file.blake3 {
+        f.problems.entry(&file.path, "content differs from its blake3 in the index");
     }
 }

@@ -229,6 +229,23 @@ impl RemoteStore {
             .map_err(|e| error("read", path, e))
     }
 
+    /// Like [`RemoteStore::read_range`], for a path given as bytes: file
+    /// names in the trees of ssh destinations are not always UTF-8 (object
+    /// stores' keys are text, and refused otherwise).
+    pub fn read_range_raw(&self, path: &[u8], offset: u64, len: u64) -> Result<Vec<u8>> {
+        if let Some(ssh) = self.ssh() {
+            return ssh.read_range_raw(path, offset, len);
+        }
+        let text = std::str::from_utf8(path).map_err(|_| FsError::Remote {
+            op: "read",
+            path: String::from_utf8_lossy(path).into_owned(),
+            temporary: false,
+            not_found: false,
+            message: "an object name that is not UTF-8".into(),
+        })?;
+        self.read_range(text, offset, len)
+    }
+
     /// Writes a whole object.
     pub fn write(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
         if let Some(ssh) = self.ssh() {

@@ -24,13 +24,13 @@ const DEST: &str = "d1";
 const JOB: &str = "j1";
 
 /// A root under the remote user's home that no other test uses.
-fn unique_root(what: &str) -> String {
+pub(crate) fn unique_root(what: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("e2e-{what}-{}-{nanos}", std::process::id())
 }
 
 /// `-o KEY=VALUE` arguments of an ssh destination on `env` under `root`, then `extra`.
-fn ssh_args(env: &SshEnv, root: &str, extra: &[(&str, &str)]) -> Vec<String> {
+pub(crate) fn ssh_args(env: &SshEnv, root: &str, extra: &[(&str, &str)]) -> Vec<String> {
     let port = env.port.to_string();
     let mut opts: Vec<(&str, &str)> = vec![
         ("host", &env.host),
@@ -520,4 +520,53 @@ fn an_inline_key_is_on_disk_only_while_connecting_and_server_directories_are_pri
         let m = std::fs::metadata(&p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
         assert_eq!(m.permissions().mode() & 0o077, 0, "{} is open to others on the server", p.display());
     }
+}
+
+/// `VmHWM` (peak resident memory) of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"))
+}
+
+#[test]
+fn ssh_check_read_data_streams_a_2_gib_file_in_bounded_memory() {
+    const SIZE: u64 = 2 << 30;
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let src = sb.dir("src");
+    // Data, not holes: a file of distinct 1 MiB blocks.
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(src.join("big.bin")).expect("create"));
+        let block = fixture::pseudo_random(1 << 20, 11);
+        for i in 0..(SIZE >> 20) {
+            f.write_all(&i.to_le_bytes()).expect("write");
+            f.write_all(&block[8..]).expect("write");
+        }
+        f.flush().expect("flush");
+    }
+    let daemon = Daemon::start(sb.daemon_opts());
+    let root = unique_root("big");
+    let out = add(&daemon, DEST, &ssh_args(&env, &root, &[("timeout", "30")]));
+    assert!(out.success(), "{out}\n{}", daemon.log_tail());
+    daemon.add_job(JOB, &[&src], &[DEST], &[]);
+    backup(&daemon);
+    std::fs::remove_file(src.join("big.bin")).expect("free the source's space");
+
+    // The peak from the backup is forgotten: only the check's counts.
+    let pid = daemon.pid();
+    std::fs::write(format!("/proc/{pid}/clear_refs"), b"5").expect("reset the peak RSS");
+    let check = daemon.cli_within(["destination", "check", DEST, "--read-data", "--json"], Duration::from_secs(600));
+    assert!(check.success(), "check --read-data of a 2 GiB file:\n{check}\n{}", daemon.log_tail());
+    let peak = peak_rss_kib(pid);
+    assert!(peak < 512 << 10, "the daemon's peak memory during the check was {} MiB", peak >> 10);
+    let report: Value = serde_json::from_str(&check.stdout).expect("check JSON");
+    assert_eq!(report["ok"], true, "{report:#}");
+    let read: u64 = report["snapshots"].as_array().into_iter().flatten().filter_map(|s| s["bytes_read"].as_u64()).sum();
+    assert!(read >= SIZE, "the check read {read} bytes of a {SIZE}-byte file: {report:#}");
+    let _ = std::fs::remove_dir_all(on_server(&root));
 }

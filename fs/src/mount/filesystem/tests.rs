@@ -84,6 +84,7 @@ fn write_snapshot(dest: &Path, name: &str, structure: Structure, s: &[u8], files
         stats: SnapshotStats::default(),
         index_blake3: blake3::hash(&std::fs::read(dir.join("index.sqlite")).expect("read index")).to_hex().to_string(),
         tags: Vec::new(),
+        sequence: 1,
     };
     std::fs::write(dir.join(MANIFEST_FILE), manifest.to_bytes()).expect("manifest");
 }

@@ -224,6 +224,11 @@ impl Daemon {
         self.child.as_mut().expect("the daemon is not running")
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon is not running").id()
+    }
+
     /// The options it was started with.
     pub fn opts(&self) -> &DaemonOpts {
         &self.opts
@@ -455,7 +460,8 @@ impl Daemon {
         self.spawn_and_wait();
     }
 
-    fn signal(&mut self, sig: rustix::process::Signal) {
+    /// Sends `sig` to the daemon (SIGSTOP and SIGCONT freeze and thaw it).
+    pub fn signal(&mut self, sig: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_child(self.child_mut());
         rustix::process::kill_process(pid, sig).expect("signal hindsightd");
     }

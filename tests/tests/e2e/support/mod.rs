@@ -151,17 +151,23 @@ impl Setup {
 
     /// Like [`Setup::new`] but without the job.
     pub fn without_job(fill: impl FnOnce(&Path)) -> Setup {
-        Setup::start(fill, false)
+        Setup::start(fill, false, true)
     }
 
     /// Like [`Setup::new`], with the snapshot filesystem mounted on `<sandbox>/mnt`.
     pub fn mounted(fill: impl FnOnce(&Path)) -> Setup {
-        let s = Setup::start(fill, true);
+        let s = Setup::start(fill, true, true);
         s.daemon.add_job(JOB, &[&s.src], &[DEST], &[]);
         s
     }
 
-    fn start(fill: impl FnOnce(&Path), mount: bool) -> Setup {
+    /// A mounted daemon and a source, without destination or job (the test
+    /// adds a destination [`DEST`] of its own kind).
+    pub fn mounted_without_destination(fill: impl FnOnce(&Path)) -> Setup {
+        Setup::start(fill, true, false)
+    }
+
+    fn start(fill: impl FnOnce(&Path), mount: bool, local_destination: bool) -> Setup {
         let sb = Sandbox::new();
         let src = sb.dir("src");
         fill(&src);
@@ -173,7 +179,9 @@ impl Setup {
             system::FuseGuard(mnt)
         });
         let daemon = Daemon::start(opts);
-        daemon.add_destination(DEST, &dest, &[]);
+        if local_destination {
+            daemon.add_destination(DEST, &dest, &[]);
+        }
         Setup { daemon, mount: guard, src, dest, sb }
     }
 

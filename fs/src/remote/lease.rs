@@ -1,0 +1,95 @@
+//! Leases: how a backup to a content-addressed destination keeps a prune,
+//! on this agent or on any other writing the same bucket, from deleting the
+//! bodies it has stored but no manifest references yet.
+//!
+//! A backup writes `.leases/<random>` before it stores anything and deletes
+//! it once its manifest is published (or it failed). A prune lists the
+//! objects first and the leases after: a body it saw was stored after its
+//! backup's lease was written, so that lease is in the second listing, and
+//! the prune deletes no unreferenced object stored after the oldest live
+//! lease began (times are the service's own, with [`SLACK`] for services
+//! that list times to the minute). A lease older than [`LEASE_MAX`] was left
+//! by a crash: it is ignored and removed. Objects whose time the service
+//! does not list are kept while any lease is live.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::store::{ObjectInfo, RemoteStore};
+use crate::error::Result;
+
+/// Where leases live: a dot name is never a job's.
+pub const LEASES_DIR: &str = ".leases/";
+
+/// A lease older than this is a crashed backup's (documented as the longest
+/// backup a content-addressed destination supports).
+pub const LEASE_MAX: SignedDuration = SignedDuration::from_hours(7 * 24);
+
+/// Margin for the coarsest time a service lists (FTP: the minute).
+pub const SLACK: SignedDuration = SignedDuration::from_mins(2);
+
+/// A backup's lease on a destination; released on drop.
+pub struct Lease {
+    store: RemoteStore,
+    key: String,
+}
+
+impl Lease {
+    /// Writes a lease for a backup of `job` (its body says who holds it, for
+    /// a person looking at the bucket).
+    pub fn take(store: &RemoteStore, job: &str) -> Result<Lease> {
+        let key = format!("{LEASES_DIR}{}", uuid::Uuid::new_v4().simple());
+        let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+        let body = serde_json::json!({ "job": job, "host": host, "started": Timestamp::now().to_string() });
+        store.write(&key, body.to_string().into_bytes())?;
+        Ok(Lease { store: store.clone(), key })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Err(e) = self.store.delete(&self.key) {
+            // A left lease only holds prunes back until it is LEASE_MAX old.
+            tracing::warn!("cannot release the backup lease {}: {e}", self.key);
+        }
+    }
+}
+
+/// What a prune may delete, from the leases listed after the objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cutoff {
+    /// No backup holds a lease: any unreferenced object may go.
+    Free,
+    /// Only unreferenced objects listed as stored before this time may go.
+    Before(Timestamp),
+}
+
+impl Cutoff {
+    /// Whether an unreferenced object may be deleted.
+    pub fn allows(&self, obj: &ObjectInfo) -> bool {
+        match self {
+            Cutoff::Free => true,
+            Cutoff::Before(t) => obj.modified.is_some_and(|m| m < *t),
+        }
+    }
+}
+
+/// Lists the live leases (removing those a crash left, older than
+/// [`LEASE_MAX`]); `now` is the agent's clock, used only for that age.
+pub fn cutoff(store: &RemoteStore, now: Timestamp) -> Result<Cutoff> {
+    let mut oldest: Option<Timestamp> = None;
+    for lease in store.objects(LEASES_DIR)? {
+        match lease.modified {
+            Some(m) if now.duration_since(m) > LEASE_MAX => {
+                tracing::warn!("removing the backup lease {}, left {m} by a backup that never ended", lease.key);
+                store.delete(&lease.key)?;
+            }
+            // Undated: as old as can be.
+            None => oldest = Some(Timestamp::MIN),
+            Some(m) => oldest = Some(oldest.map_or(m, |o| o.min(m))),
+        }
+    }
+    Ok(match oldest {
+        None => Cutoff::Free,
+        Some(t) => Cutoff::Before(t.checked_sub(SLACK).unwrap_or(Timestamp::MIN)),
+    })
+}
