@@ -24,6 +24,8 @@ mod check;
 mod crash;
 #[path = "e2e/destinations.rs"]
 mod destinations;
+#[path = "e2e/faults.rs"]
+mod faults;
 #[path = "e2e/mount.rs"]
 mod mount;
 #[path = "e2e/names.rs"]

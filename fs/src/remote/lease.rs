@@ -11,6 +11,13 @@
 //! that list times to the minute). A lease older than [`LEASE_MAX`] was left
 //! by a crash: it is ignored and removed. Objects whose time the service
 //! does not list are kept while any lease is live.
+//!
+//! A lease that could not be deleted (the service was down when the run
+//! failed, the agent was killed) is recorded in the job's directory of the
+//! agent's local cache, and the job's next run, which holds the job's lock,
+//! deletes it before taking its own.
+
+use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -31,28 +38,50 @@ pub const SLACK: SignedDuration = SignedDuration::from_mins(2);
 pub struct Lease {
     store: RemoteStore,
     key: String,
+    /// Where the key is recorded until the lease is gone.
+    record: PathBuf,
 }
 
 impl Lease {
     /// Writes a lease for a backup of `job` (its body says who holds it, for
-    /// a person looking at the bucket).
-    pub fn take(store: &RemoteStore, job: &str) -> Result<Lease> {
+    /// a person looking at the bucket), after deleting the one an earlier run
+    /// of the job left. `job_cache` is the job's directory in the agent's
+    /// cache, whose lock the caller holds.
+    pub fn take(store: &RemoteStore, job: &str, job_cache: &Path) -> Result<Lease> {
+        let record = job_cache.join(RECORD);
+        if let Ok(old) = std::fs::read_to_string(&record) {
+            let old = old.trim();
+            // Only a name this agent writes: the record is the agent's, but stay strict.
+            if old
+                .strip_prefix(LEASES_DIR)
+                .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                store.delete(old)?;
+            }
+        }
         let key = format!("{LEASES_DIR}{}", uuid::Uuid::new_v4().simple());
+        crate::layout::write_atomic(&record, key.as_bytes())?;
         let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
         let body = serde_json::json!({ "job": job, "host": host, "started": Timestamp::now().to_string() });
         store.write(&key, body.to_string().into_bytes())?;
-        Ok(Lease { store: store.clone(), key })
+        Ok(Lease { store: store.clone(), key, record })
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Err(e) = self.store.delete(&self.key) {
-            // A left lease only holds prunes back until it is LEASE_MAX old.
-            tracing::warn!("cannot release the backup lease {}: {e}", self.key);
+        match self.store.delete(&self.key) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&self.record);
+            }
+            // Left for the job's next run to delete; until then it holds prunes back.
+            Err(e) => tracing::warn!("cannot release the backup lease {}: {e}", self.key),
         }
     }
 }
+
+/// Name of the record of a job's lease in its cache directory.
+const RECORD: &str = ".lease";
 
 /// What a prune may delete, from the leases listed after the objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

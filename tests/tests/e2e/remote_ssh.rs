@@ -563,6 +563,7 @@ fn ssh_check_read_data_streams_a_2_gib_file_in_bounded_memory() {
     let check = daemon.cli_within(["destination", "check", DEST, "--read-data", "--json"], Duration::from_secs(600));
     assert!(check.success(), "check --read-data of a 2 GiB file:\n{check}\n{}", daemon.log_tail());
     let peak = peak_rss_kib(pid);
+    eprintln!("check --read-data of a 2 GiB file over ssh: peak RSS {} MiB", peak >> 10);
     assert!(peak < 512 << 10, "the daemon's peak memory during the check was {} MiB", peak >> 10);
     let report: Value = serde_json::from_str(&check.stdout).expect("check JSON");
     assert_eq!(report["ok"], true, "{report:#}");

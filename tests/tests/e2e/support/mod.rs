@@ -4,6 +4,7 @@
 //! remote destinations' test servers.
 
 pub mod daemon;
+pub mod faultfs;
 pub mod fixture;
 pub mod http;
 pub mod remote;

@@ -66,8 +66,45 @@ impl Mount {
         let f = std::fs::File::create(&image).unwrap_or_else(|e| panic!("create {}: {e}", image.display()));
         f.set_len(u64::from(mib) << 20).unwrap_or_else(|e| panic!("size {}: {e}", image.display()));
         tool("mkfs.ext4", [OsStr::new("-q"), OsStr::new("-F"), image.as_os_str()]);
-        tool("mount", [OsStr::new("-o"), OsStr::new("loop"), image.as_os_str(), path.as_os_str()]);
-        Mount { path: path.to_path_buf() }
+        let m = Mount { path: path.to_path_buf() };
+        m.mount_image();
+        m
+    }
+
+    fn mount_image(&self) {
+        let image = self.path.with_extension("img");
+        tool(
+            "mount",
+            [OsStr::new("-o"), OsStr::new("loop,errors=remount-ro"), image.as_os_str(), self.path.as_os_str()],
+        );
+    }
+
+    /// Makes the ext4 filesystem of [`Mount::ext4`] fail as a disk with an
+    /// error does: the kernel turns it read-only at once, under whatever is
+    /// writing (a remount would wait for open files).
+    pub fn fail_read_only(&self) {
+        let source = Command::new("findmnt").args(["-n", "-o", "SOURCE"]).arg(&self.path).output().expect("findmnt");
+        let dev = String::from_utf8_lossy(&source.stdout).trim().rsplit('/').next().unwrap_or_default().to_string();
+        std::fs::write(format!("/sys/fs/ext4/{dev}/trigger_fs_error"), b"1")
+            .unwrap_or_else(|e| panic!("trigger an error on {dev}: {e}"));
+    }
+
+    /// After [`Mount::fail_read_only`]: unmounts (once nothing holds it),
+    /// repairs with `e2fsck` and mounts the filesystem again, writable.
+    pub fn repair(&self) {
+        let unmounted = (0..100).any(|_| {
+            let done = Command::new("umount").arg(&self.path).status().is_ok_and(|s| s.success());
+            if !done {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            done
+        });
+        assert!(unmounted, "{} stayed busy", self.path.display());
+        let image = self.path.with_extension("img");
+        // Exit status 1: errors were corrected.
+        let fsck = Command::new("e2fsck").arg("-fy").arg(&image).status().expect("e2fsck");
+        assert!(matches!(fsck.code(), Some(0 | 1)), "e2fsck of {}: {fsck}", image.display());
+        self.mount_image();
     }
 
     /// The mount point.
