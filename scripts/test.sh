@@ -27,7 +27,7 @@ fi
 HS_NAME=test.sh
 . scripts/services/lib.sh
 # One apt step (at most one apt-get update) for the tests and the services.
-hs_apt_install acl attr rsync util-linux passwd coreutils procps \
+hs_apt_install acl attr rsync util-linux passwd coreutils procps e2fsprogs \
     openssh-server openssh-sftp-server openssh-client python3-venv
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hindsight-target}"
