@@ -10,13 +10,47 @@
 use hindsight_fs::entry::{EntryKind, EntryMeta, Xattrs};
 
 use crate::backup::ssh::{Leftovers, parse_find_time};
+use crate::backup::tar_stderr::{self, TarLine};
 
 /// A fuzz target: arbitrary bytes in, a panic when they break a reader.
 pub type Target = fn(&[u8]);
 
 /// Every fuzz target of this crate, by name (its file in `fuzz/fuzz_targets/`
 /// and its corpus in `fuzz/corpus/`).
-pub const TARGETS: &[(&str, Target)] = &[("ssh_leftovers", ssh_leftovers)];
+pub const TARGETS: &[(&str, Target)] = &[("ssh_leftovers", ssh_leftovers), ("ssh_tar_stderr", ssh_tar_stderr)];
+
+/// The tree prefix [`ssh_tar_stderr`] reads complaints under.
+const TREE: &[u8] = b".partial-2026-01-01T000000Z/tree/";
+
+/// What GNU tar on an SSH server says: any bytes read without a panic, every
+/// complaint about a file gives an absolute path, and a complaint about any
+/// name, quoted as GNU tar quotes it, gives back that very name.
+pub fn ssh_tar_stderr(data: &[u8]) {
+    for line in tar_stderr::parse(data, TREE) {
+        if let TarLine::File(path, _) = line {
+            assert!(path.starts_with(b"/"), "a complaint's path {path:?} is not absolute");
+        }
+    }
+    let line = [b"tar: ".as_slice(), TREE, &gnu_escape_colon(data), b": Cannot open: Permission denied\n"].concat();
+    let said = tar_stderr::parse(&line, TREE);
+    let want = TarLine::File([b"/", data].concat(), "Cannot open: Permission denied".into());
+    assert_eq!(said, vec![want], "a complaint about {data:?} did not give its name back");
+}
+
+/// A name as GNU tar prints it in a message (`quotearg_colon`, `escape`
+/// style): printable ASCII as is, but for the backslash and the colon,
+/// which are escaped, and every other byte in octal.
+fn gnu_escape_colon(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    for &b in name {
+        match b {
+            b'\\' | b':' => out.extend_from_slice(&[b'\\', b]),
+            0x20..=0x7e => out.push(b),
+            _ => out.extend_from_slice(format!("\\{b:03o}").as_bytes()),
+        }
+    }
+    out
+}
 
 /// The partial directories the listing of [`ssh_leftovers`] is asked about.
 const BASES: [&str; 2] = [".partial-2026-01-01T000000Z", ".partial-2026-01-01T000000Z-1"];
@@ -88,5 +122,16 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ("ssh_leftovers", "root".to_string(), root),
         ("ssh_leftovers", "user".to_string(), user),
         ("ssh_leftovers", "times".to_string(), b"1700000000.1234567890 5.5 12 -1.0000000000 x.1 .5 5.".to_vec()),
+        (
+            "ssh_tar_stderr",
+            "complaints".to_string(),
+            [
+                b"tar: .partial-2026-01-01T000000Z/tree/srv/a\\:b: Cannot open: Permission denied\n".as_slice(),
+                b"tar: .partial-2026-01-01T000000Z/tree/caf\\351\\n: Cannot utime: Operation not permitted\n",
+                b"tar: Ignoring unknown extended header keyword 'hdrcharset'\ntar: x\\",
+            ]
+            .concat(),
+        ),
+        ("ssh_tar_stderr", "odd-name".to_string(), b"d\xff\n\\x: y".to_vec()),
     ]
 }

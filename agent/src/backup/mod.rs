@@ -20,7 +20,7 @@ mod remote_run;
 mod source_path;
 mod source_walk;
 pub mod ssh;
-mod tar_stderr;
+pub(crate) mod tar_stderr;
 mod walker;
 
 pub use archive::{ArchiveOptions, run_archive};
