@@ -36,9 +36,13 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<Stri
             .delete_snapshot(&job, &name)
             .map_err(|e| ApiError::validation_failed(format!("cannot delete snapshot {job}/{name}: {e}")))?;
         catalog.remove_snapshot(id)?;
-        match deleter.cache_dir(&dest) {
-            Ok(cache) => crate::prune::start(store, cache, dest.name.clone()),
-            Err(e) => tracing::error!("cannot prune destination {}: {e}", dest.name),
+        // ssh destinations hold hardlink trees: removing the snapshot's
+        // directory freed what only it held, there are no bodies to prune.
+        if store.ssh().is_none() {
+            match deleter.cache_dir(&dest) {
+                Ok(cache) => crate::prune::start(store, cache, dest.name.clone()),
+                Err(e) => tracing::error!("cannot prune destination {}: {e}", dest.name),
+            }
         }
         return Ok(dest.name);
     }

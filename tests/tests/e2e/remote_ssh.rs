@@ -571,3 +571,34 @@ fn ssh_check_read_data_streams_a_2_gib_file_in_bounded_memory() {
     assert!(read >= SIZE, "the check read {read} bytes of a {SIZE}-byte file: {report:#}");
     let _ = std::fs::remove_dir_all(on_server(&root));
 }
+
+#[test]
+fn deleting_an_ssh_snapshot_removes_its_tree_and_prunes_nothing() {
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let src = sb.dir("src");
+    fixture::small_tree(&src);
+    let daemon = Daemon::start(sb.daemon_opts());
+    let root = unique_root("delete");
+    let out = add(&daemon, DEST, &ssh_args(&env, &root, &[]));
+    assert!(out.success(), "{out}\n{}", daemon.log_tail());
+    daemon.add_job(JOB, &[&src], &[DEST], &[]);
+    let first = backup(&daemon);
+    fixture::write(&src.join("a.txt"), b"second\n");
+    let second = backup(&daemon);
+    let listed = daemon.cli_json(&["snapshot", "list", "--job", JOB]);
+    let id = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == first.as_str()))
+        .map(|s| s["id"].to_string())
+        .unwrap_or_else(|| panic!("{first} is not listed: {listed:#}"));
+    daemon.cli_ok(&["snapshot", "delete", &id]);
+    let job_dir = on_server(&root).join(JOB);
+    assert!(!job_dir.join(&first).exists(), "the deleted snapshot's tree is still on the server");
+    assert!(job_dir.join(&second).join("snapshot.json").is_file(), "the other snapshot was touched");
+    assert_eq!(snapshot_list(&daemon), vec![second]);
+    // A prune of an ssh destination would read every index for bodies it has none of.
+    std::thread::sleep(Duration::from_secs(1));
+    let log = daemon.log();
+    assert!(!log.contains("prune"), "deleting an ssh snapshot started a prune:\n{log}");
+}
