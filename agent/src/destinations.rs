@@ -66,6 +66,9 @@ pub fn check_options(kind: &str, options: &Map<String, Value>) -> Result<(), Api
                 names.join(", ")
             )));
         }
+        if let Some(why) = options.keys().find_map(|k| RemoteConfig::refused_option(kind, k)) {
+            return Err(ApiError::bad_request(why));
+        }
         return RemoteConfig::parse(kind, options).map(|_| ()).map_err(ApiError::bad_request);
     }
     for key in options.keys() {

@@ -12,6 +12,8 @@
 #      request needs a valid SigV4 signature of that key (a wrong secret gets
 #      SignatureDoesNotMatch, an unknown key InvalidAccessKeyId). Without it,
 #      moto accepts any key and any signature.
+# MOTO_TLS=1: HTTPS with a certificate moto generates (self-signed: a client
+#      that verifies certificates refuses it).
 # Prints S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY S3_BUCKET
 # S3_FORCE_PATH_STYLE. Data is lost when the server stops.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,6 +23,7 @@ hs_init moto MOTO "$@"
 PORT="${MOTO_PORT:-19301}"
 BUCKET="${S3_BUCKET:-hindsight-test}"
 AUTH="${MOTO_AUTH:-0}"
+TLS="${MOTO_TLS:-0}"
 VENV="$HINDSIGHT_TOOLS_DIR/venv-moto"
 
 do_install() {
@@ -31,17 +34,23 @@ do_install() {
 
 do_start() {
     hs_require_free_port "$PORT"
-    local noauth=inf
+    local noauth=inf scheme=http tls=()
     [ "$AUTH" != 1 ] || noauth=3
-    INITIAL_NO_AUTH_ACTION_COUNT="$noauth" hs_spawn "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT"
+    if [ "$TLS" = 1 ]; then
+        scheme=https
+        tls=(--ssl)
+    fi
+    INITIAL_NO_AUTH_ACTION_COUNT="$noauth" hs_spawn "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" "${tls[@]}"
     hs_wait_port "$PORT" 60
     # Prints "ACCESS_KEY SECRET_KEY" after creating the bucket.
-    "$VENV/bin/python" - "http://127.0.0.1:$PORT" "$BUCKET" "$AUTH" >"$STATE/keys" <<'PY' || hs_die "could not create the bucket (log: $LOGFILE)"
-import json, sys, urllib.request
+    "$VENV/bin/python" - "$scheme://127.0.0.1:$PORT" "$BUCKET" "$AUTH" >"$STATE/keys" <<'PY' || hs_die "could not create the bucket (log: $LOGFILE)"
+import json, ssl, sys, urllib.request
 ep, bucket, auth = sys.argv[1:4]
 if auth != "1":
-    # moto checks no signature: an unsigned PUT creates the bucket.
-    urllib.request.urlopen(urllib.request.Request(f"{ep}/{bucket}", method="PUT"), timeout=30).read()
+    # moto checks no signature: an unsigned PUT creates the bucket (its own
+    # certificate is self-signed: not verified here).
+    ctx = ssl._create_unverified_context()
+    urllib.request.urlopen(urllib.request.Request(f"{ep}/{bucket}", method="PUT"), timeout=30, context=ctx).read()
     print("testing testing")
     sys.exit(0)
 import boto3
@@ -58,7 +67,7 @@ PY
     local ak sk
     read -r ak sk <"$STATE/keys"
     hs_emit_env <<EOF
-S3_ENDPOINT=http://127.0.0.1:$PORT
+S3_ENDPOINT=$scheme://127.0.0.1:$PORT
 S3_REGION=us-east-1
 S3_ACCESS_KEY=$ak
 S3_SECRET_KEY=$sk

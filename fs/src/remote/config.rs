@@ -141,7 +141,6 @@ impl Service {
         // Services that define a common option themselves (ssh: path is required) keep their own.
         let common = [
             opt("path", Need::Optional, "Root of the destination inside the service (default /)"),
-            opt("threads", Need::Optional, "Concurrent transfers, 1-64 (default 8)"),
             opt("retries", Need::Optional, "Retries of a failed request, with backoff, 0-10 (default 4)"),
             opt("timeout", Need::Optional, "Seconds before a request is abandoned and retried (default 60)"),
         ];
@@ -150,7 +149,9 @@ impl Service {
                 v.push(c);
             }
         }
+        // An ssh backup is one tar stream: there is nothing to run at once.
         if !matches!(self, Service::Ssh | Service::Sftp) {
+            v.push(opt("threads", Need::Optional, "Concurrent transfers, 1-64 (default 8)"));
             v.push(opt(
                 "pack_size",
                 Need::Optional,
@@ -203,6 +204,12 @@ impl RemoteConfig {
         let defs = service.options();
         let mut out = BTreeMap::new();
         for (k, v) in options {
+            // Earlier versions took `threads` for ssh and ignored it: a stored one is
+            // still ignored, so that such a destination keeps working (adding or
+            // editing refuses it: `refused_option`).
+            if k == "threads" && matches!(service, Service::Ssh | Service::Sftp) {
+                continue;
+            }
             if !defs.iter().any(|d| d.name == k) {
                 let names: Vec<&str> = defs.iter().map(|d| d.name).collect();
                 return Err(format!("destination type {kind} has no option {k:?}; options: {}", names.join(", ")));
@@ -282,6 +289,14 @@ impl RemoteConfig {
                 _ => Err(format!("option {key} must be a whole number from {lo} to {hi}, not {v:?}")),
             },
         }
+    }
+
+    /// Why an option given when adding or editing a destination of `kind` is
+    /// refused though a stored one is tolerated, if it is.
+    pub fn refused_option(kind: &str, key: &str) -> Option<String> {
+        let ssh = matches!(Service::parse(kind), Some(Service::Ssh | Service::Sftp));
+        (ssh && key == "threads")
+            .then(|| format!("destination type {kind} has no option threads: an ssh backup is one tar stream"))
     }
 
     /// Checks values: numbers in range, booleans, and what the service needs together.
@@ -376,12 +391,14 @@ mod tests {
     fn every_type_lists_the_common_options() {
         for s in Service::ALL {
             let names: Vec<&str> = s.options().iter().map(|o| o.name).collect();
-            for common in ["path", "threads", "retries", "timeout"] {
+            for common in ["path", "retries", "timeout"] {
                 assert!(names.contains(&common), "{} lacks {common}", s.name());
             }
-            // Packs are for content-addressed storage: ssh trees have none.
+            // Packs and parallel transfers are for content-addressed storage:
+            // ssh trees have no packs, and an ssh backup is one stream.
             let ssh = matches!(s, Service::Ssh | Service::Sftp);
             assert_eq!(names.contains(&"pack_size"), !ssh, "{}", s.name());
+            assert_eq!(names.contains(&"threads"), !ssh, "{}", s.name());
             assert_eq!(Service::parse(s.name()), Some(s));
         }
     }

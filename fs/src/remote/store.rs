@@ -75,6 +75,24 @@ pub fn error(op: &'static str, path: &str, e: opendal::Error) -> FsError {
     }
 }
 
+/// The HTTP client of a destination: certificates verified unless
+/// `verify_tls=false` (S3 only), idle connections kept `keepalive` seconds
+/// (S3 only; 0 keeps none, default 90), TCP keepalive probes on open ones.
+fn http_transport(c: &RemoteConfig) -> Result<opendal::HttpTransporter> {
+    let mut b = reqwest::Client::builder().tcp_keepalive(std::time::Duration::from_secs(30));
+    if c.service == Service::S3 {
+        if !c.flag("verify_tls", true).unwrap_or(true) {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        b = match c.number("keepalive", 0, 3600, 90).unwrap_or(90) {
+            0 => b.pool_max_idle_per_host(0),
+            s => b.pool_idle_timeout(std::time::Duration::from_secs(s)),
+        };
+    }
+    let client = b.build().map_err(|e| FsError::Refused(format!("{}: HTTP client: {e}", c.service.name())))?;
+    Ok(opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::new(client)))
+}
+
 impl RemoteStore {
     /// Builds the operator of `config` (no request is made).
     pub fn new(config: RemoteConfig) -> Result<Self> {
@@ -162,6 +180,14 @@ impl RemoteStore {
                 Operator::new(b).map_err(build_err)?
             }
             Service::Ssh | Service::Sftp => return Err(FsError::Refused("ssh is not an OpenDAL service".into())),
+        };
+        let op = match c.service {
+            // FTP speaks its own protocol; the others, HTTP through this client.
+            Service::Ftp => op,
+            _ => {
+                let ctx = op.base_context().with_http_transport(http_transport(c)?);
+                op.with_context(ctx)
+            }
         };
         let timeout = c.timeout();
         // Timeout below retry: a request that hangs is abandoned, then retried.

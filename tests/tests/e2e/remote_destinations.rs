@@ -303,3 +303,31 @@ fn s3_destination_written_by_another_agent_is_adopted_with_its_snapshots() {
     assert_eq!(names(&second, "found"), names(&first, "bucket"));
     assert_eq!(reindexed[0]["path"], Value::Null, "remote snapshots have no local path");
 }
+
+#[test]
+fn an_s3_server_with_a_self_signed_certificate_needs_verify_tls_false() {
+    use crate::support::remote::{Kind, PrivateServer};
+    let sb = Sandbox::new();
+    let server = PrivateServer::start_with(Kind::S3, &sb.path().join("moto-tls"), &[("MOTO_TLS", "1")]);
+    let remote = server.remote("tls");
+    let daemon = Daemon::start(sb.daemon_opts());
+    let add = |name: &str, extra: &[(&str, &str)]| {
+        let mut args = vec!["destination".to_string(), "add".into(), name.into()];
+        args.extend(remote.add_args(extra));
+        daemon.cli(&args)
+    };
+    // No retries: a refused certificate fails like a refused connection, retried with backoff.
+    let refused = add("strict", &[("retries", "0")]);
+    assert!(!refused.success(), "a self-signed certificate was accepted with verify_tls on:\n{refused}");
+    let said = refused.stderr.to_lowercase();
+    assert!(said.contains("certificate") || said.contains("tls"), "the refusal does not say why:\n{refused}");
+    let accepted = add("lenient", &[("verify_tls", "false")]);
+    assert!(accepted.success(), "verify_tls=false did not accept the server:\n{accepted}\n{}", daemon.log_tail());
+    let src = sb.dir("src");
+    write(&src.join("f.txt"), b"over TLS\n");
+    daemon.add_job("j", &[&src], &["lenient"], &[]);
+    let run = daemon.run_job_wait("j");
+    assert_eq!(run["state"], "completed");
+    let check = daemon.cli(["destination", "check", "lenient", "--read-data"]);
+    assert!(check.success(), "{check}");
+}

@@ -602,3 +602,22 @@ fn deleting_an_ssh_snapshot_removes_its_tree_and_prunes_nothing() {
     let log = daemon.log();
     assert!(!log.contains("prune"), "deleting an ssh snapshot started a prune:\n{log}");
 }
+
+#[test]
+fn threads_is_no_option_of_ssh_destinations() {
+    let env = services::ssh();
+    let sb = Sandbox::new();
+    let daemon = Daemon::start(sb.daemon_opts());
+    let out = add(&daemon, DEST, &ssh_args(&env, &unique_root("threads"), &[("threads", "4")]));
+    assert!(!out.success(), "threads was taken for an ssh destination:\n{out}");
+    assert!(out.stderr.contains("no option threads"), "unclear refusal:\n{out}");
+    let types = daemon.cli_json(&["destination", "types"]);
+    let ssh = types
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["name"] == "ssh"))
+        .unwrap_or_else(|| panic!("no ssh type: {types:#}"));
+    let names: Vec<&str> = ssh["options"].as_array().into_iter().flatten().filter_map(|o| o["name"].as_str()).collect();
+    assert!(names.contains(&"retries") && !names.contains(&"threads"), "ssh options: {names:?}");
+    let s3 = types.as_array().and_then(|a| a.iter().find(|t| t["name"] == "s3")).expect("s3 type");
+    assert!(s3["options"].as_array().into_iter().flatten().any(|o| o["name"] == "threads"), "{s3:#}");
+}

@@ -266,7 +266,13 @@ fn free_range(n: u16) -> u16 {
 impl PrivateServer {
     /// Starts a server of `kind` with its state (and, for FTP, its files) in `state`.
     pub fn start(kind: Kind, state: &Path) -> PrivateServer {
-        let vars: Vec<(String, String)> = match kind {
+        PrivateServer::start_with(kind, state, &[])
+    }
+
+    /// Like [`PrivateServer::start`], with more settings of the service
+    /// script (`MOTO_TLS=1`: an HTTPS S3 server with a self-signed certificate).
+    pub fn start_with(kind: Kind, state: &Path, extra: &[(&str, &str)]) -> PrivateServer {
+        let mut vars: Vec<(String, String)> = match kind {
             Kind::S3 => vec![("MOTO_PORT".into(), free_port().to_string())],
             Kind::Ftp => {
                 let base = free_range(11);
@@ -277,6 +283,7 @@ impl PrivateServer {
                 ]
             }
         };
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut s = PrivateServer { kind, state: state.to_path_buf(), vars, printed: BTreeMap::new() };
         s.run_script();
         s
