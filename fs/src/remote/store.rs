@@ -90,7 +90,29 @@ fn http_transport(c: &RemoteConfig) -> Result<opendal::HttpTransporter> {
         };
     }
     let client = b.build().map_err(|e| FsError::Refused(format!("{}: HTTP client: {e}", c.service.name())))?;
-    Ok(opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::new(client)))
+    Ok(opendal::HttpTransporter::new(Transport(opendal_http_transport_reqwest::ReqwestTransport::new(client))))
+}
+
+/// OpenDAL's reqwest transport, but for a refused TLS certificate, which is
+/// no temporary failure: retrying it with backoff only makes the refusal
+/// come late, and without saying what to do.
+struct Transport(opendal_http_transport_reqwest::ReqwestTransport);
+
+impl opendal::HttpTransport for Transport {
+    async fn fetch(&self, req: http::Request<opendal::Buffer>) -> opendal::Result<http::Response<opendal::HttpBody>> {
+        self.0.fetch(req).await.map_err(|e| {
+            let chain = format!("{e:?}");
+            if chain.contains("certificate") || chain.contains("Certificate") {
+                opendal::Error::new(
+                    ErrorKind::PermissionDenied,
+                    "the server's TLS certificate is not trusted (option verify_tls=false accepts it)",
+                )
+                .set_source(e)
+            } else {
+                e
+            }
+        })
+    }
 }
 
 impl RemoteStore {
