@@ -26,7 +26,8 @@ pub fn parse(stderr: &[u8], tree: &[u8]) -> Vec<TarLine> {
     stderr
         .split(|&b| b == b'\n')
         .map(|l| l.trim_ascii())
-        .filter(|l| !l.is_empty() && !contains(l, b"Exiting with failure status due to previous errors"))
+        // Only tar's own summary line: a file may be named anything.
+        .filter(|l| !l.is_empty() && *l != b"tar: Exiting with failure status due to previous errors")
         .map(|l| match member_complaint(l) {
             Some((name, message)) => match name.strip_prefix(tree) {
                 Some(rel) => TarLine::File([b"/", rel].concat(), message),
@@ -35,10 +36,6 @@ pub fn parse(stderr: &[u8], tree: &[u8]) -> Vec<TarLine> {
             None => TarLine::Other(String::from_utf8_lossy(l).into_owned()),
         })
         .collect()
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// `tar: NAME: MESSAGE` split into the unquoted NAME and MESSAGE.
