@@ -551,10 +551,14 @@ fn ssh_check_read_data_streams_a_2_gib_file_in_bounded_memory() {
     }
     let daemon = Daemon::start(sb.daemon_opts());
     let root = unique_root("big");
+    // 2 GiB on the server's disk: removed whatever the outcome.
+    let _server_side = RemoveOnDrop(on_server(&root));
     let out = add(&daemon, DEST, &ssh_args(&env, &root, &[("timeout", "30")]));
     assert!(out.success(), "{out}\n{}", daemon.log_tail());
     daemon.add_job(JOB, &[&src], &[DEST], &[]);
-    backup(&daemon);
+    // Sending 2 GiB through ssh takes a while on a loaded 2-core machine.
+    let run = daemon.cli_within(["job", "run", JOB, "--wait", "--json"], Duration::from_secs(900));
+    assert!(run.success(), "the backup of a 2 GiB file:\n{run}\n{}", daemon.log_tail());
     std::fs::remove_file(src.join("big.bin")).expect("free the source's space");
 
     // The peak from the backup is forgotten: only the check's counts.
@@ -569,7 +573,15 @@ fn ssh_check_read_data_streams_a_2_gib_file_in_bounded_memory() {
     assert_eq!(report["ok"], true, "{report:#}");
     let read: u64 = report["snapshots"].as_array().into_iter().flatten().filter_map(|s| s["bytes_read"].as_u64()).sum();
     assert!(read >= SIZE, "the check read {read} bytes of a {SIZE}-byte file: {report:#}");
-    let _ = std::fs::remove_dir_all(on_server(&root));
+}
+
+/// Removes a directory when dropped, test failure or not.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
