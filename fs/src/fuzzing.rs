@@ -27,7 +27,7 @@ use crate::archive::tar::{self, BLOCK, TarKind};
 use crate::archive::{TAR_FILE, TGZ_FILE};
 use crate::check::Findings;
 use crate::entry::{EntryKind, EntryMeta, Xattrs};
-use crate::index::{IndexEntry, IndexReader, IndexWriter, Location, Member, ROOT_ID};
+use crate::index::{IndexEntry, IndexReader, IndexWriter, Member, ROOT_ID};
 use crate::manifest::{Manifest, Structure};
 use crate::marker::Marker;
 use crate::mount::content::ReadAt;
@@ -524,16 +524,7 @@ fn fixture_stream(compressed: bool) -> (Vec<u8>, Vec<IndexEntry>) {
         target: target.map(<[u8]>::to_vec),
         xattrs: Xattrs::default(),
     };
-    let row = |id: i64, parent: i64, name: &[u8], meta: EntryMeta| IndexEntry {
-        id,
-        parent,
-        name: name.to_vec(),
-        meta,
-        nlink: 1,
-        blake3: None,
-        hardlink: None,
-        location: Location::default(),
-    };
+    let row = |id: i64, parent: i64, name: &[u8], meta: EntryMeta| IndexEntry::new(id, parent, name.to_vec(), meta);
     let content = b"hello\n";
     let mut out = Vec::new();
     let mut rows = vec![row(ROOT_ID, 0, b"", meta(EntryKind::Dir, 0, None))];

@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::mpsc::SyncSender;
 
-use hindsight_fs::entry::{EntryKind, EntryMeta};
+use hindsight_fs::entry::EntryKind;
 use hindsight_fs::index::{IndexEntry, IndexReader, Location, ROOT_ID};
 use hindsight_fs::posix;
 
@@ -157,7 +157,7 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
     /// Ancestors are opened from `/` without following symlinks ([`source_path`]).
     fn walk_sources(&mut self) -> Result<(), BackupError> {
         let (root_fd, root_meta) = source_path::open_root()?;
-        self.send(row(ROOT_ID, 0, Vec::new(), root_meta))?;
+        self.send(IndexEntry::new(ROOT_ID, 0, Vec::new(), root_meta))?;
         let mut ancestors: BTreeMap<Vec<u8>, (i64, Option<i64>)> = BTreeMap::new();
         let mut sources = self.spec.sources.clone();
         sources.sort();
@@ -182,7 +182,7 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
                     None => {
                         let id = self.alloc(1);
                         let prev_id = self.prev_child(parent_prev, comp).filter(|p| p.meta.kind == EntryKind::Dir);
-                        let mut r = row(id, parent_id, comp.to_vec(), meta);
+                        let mut r = IndexEntry::new(id, parent_id, comp.to_vec(), meta);
                         self.sink.dir(&path, &mut r)?;
                         self.send(r)?;
                         let v = (id, prev_id.map(|p| p.id));
@@ -268,7 +268,7 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
             return Ok(());
         }
         self.progress.scanned(if meta.kind == EntryKind::File { meta.size } else { 0 });
-        let mut r = row(id, dir.id, name.to_vec(), meta);
+        let mut r = IndexEntry::new(id, dir.id, name.to_vec(), meta);
         let prev = prevs.get(name);
         match r.meta.kind {
             EntryKind::Dir => {
@@ -382,10 +382,6 @@ pub(super) fn read_xattrs(r: &mut IndexEntry, dir: BorrowedFd<'_>, name: &[u8], 
         Ok(x) => r.meta.xattrs = x,
         Err(e) => progress.failed(abs, format!("cannot read xattrs: {e}")),
     }
-}
-
-fn row(id: i64, parent: i64, name: Vec<u8>, meta: EntryMeta) -> IndexEntry {
-    IndexEntry { id, parent, name, meta, nlink: 1, blake3: None, hardlink: None, location: Location::default() }
 }
 
 /// Absolute source path of a snapshot path (`etc/passwd` -> `/etc/passwd`).

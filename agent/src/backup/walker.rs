@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
 use hindsight_fs::entry::{EntryKind, EntryMeta};
-use hindsight_fs::index::{IndexEntry, IndexReader, Location};
+use hindsight_fs::index::{IndexEntry, IndexReader};
 use hindsight_fs::posix;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
@@ -235,16 +235,7 @@ impl Walker<'_> {
         }
         self.progress.scanned(if meta.kind == EntryKind::File { meta.size } else { 0 });
         let prev = prevs.get(name);
-        let row = IndexEntry {
-            id,
-            parent: ctx.id,
-            name: name.to_vec(),
-            meta,
-            nlink: 1,
-            blake3: None,
-            hardlink: None,
-            location: Location::default(),
-        };
+        let row = IndexEntry::new(id, ctx.id, name.to_vec(), meta);
         if row.meta.kind == EntryKind::Dir {
             return self.process_dir(ctx, row, abs, (st.st_dev, st.st_ino), prev);
         }

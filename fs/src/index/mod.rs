@@ -77,3 +77,11 @@ pub struct IndexEntry {
     /// Where the content is, per structure.
     pub location: Location,
 }
+
+impl IndexEntry {
+    /// An entry as a walk first records it: one name, no content hash, no
+    /// hardlink group and no location yet.
+    pub fn new(id: i64, parent: i64, name: Vec<u8>, meta: EntryMeta) -> Self {
+        IndexEntry { id, parent, name, meta, nlink: 1, blake3: None, hardlink: None, location: Location::default() }
+    }
+}
