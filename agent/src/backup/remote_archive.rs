@@ -44,7 +44,7 @@ pub fn run_remote_archive(
 ) -> Result<Manifest, BackupError> {
     let run = RemoteRun::begin(store, cache, &spec.job, &spec.sources)?;
     let job = &spec.job;
-    remove_leftovers(store, job, &run.existing)?;
+    remove_leftovers(store, job, &run)?;
     let name = &run.name;
     // ssh has directories and renames: the snapshot appears whole, as its trees do.
     let dir = match store.ssh() {
@@ -68,9 +68,10 @@ pub fn run_remote_archive(
 /// writing there): snapshot directories without a manifest; on ssh, the
 /// `.partial-*` directories (bases of rsync for tree snapshots, of no use to
 /// an archive).
-fn remove_leftovers(store: &RemoteStore, job: &str, existing: &[String]) -> Result<(), BackupError> {
-    let complete = store.list_snapshots(job)?;
-    for d in existing.iter().filter(|d| !complete.contains(d)) {
+fn remove_leftovers(store: &RemoteStore, job: &str, run: &RemoteRun) -> Result<(), BackupError> {
+    // The run's start listed both: what the job's directory holds, and its complete snapshots.
+    let complete = |d: &String| run.snapshots.iter().any(|(name, _)| name == d);
+    for d in run.existing.iter().filter(|d| !complete(d)) {
         let leftover = match store.ssh() {
             Some(_) => d.starts_with(PARTIAL_PREFIX),
             None => !d.starts_with('.') && hindsight_fs::names::check_name("snapshot", d).is_ok(),
