@@ -96,17 +96,22 @@ impl World {
         let ids = self.scheduler.tick().expect("tick");
         let runs: Vec<Run> = ids.iter().map(|id| self.catalog.run(*id).expect("run")).collect();
         for r in &runs {
-            self.catalog.start_run(r.id).expect("start");
-            let done = RunUpdate {
-                state: RunState::Completed,
-                message: None,
-                stats: Default::default(),
-                destinations: Vec::new(),
-                errors: Vec::new(),
-            };
-            self.catalog.update_run(r.id, &done).expect("complete");
+            self.complete(r.id);
         }
         runs
+    }
+
+    /// Starts and completes a queued run, as the runner would (its end time is the real clock's).
+    fn complete(&self, run: i64) {
+        self.catalog.start_run(run).expect("start");
+        let done = RunUpdate {
+            state: RunState::Completed,
+            message: None,
+            stats: Default::default(),
+            destinations: Vec::new(),
+            errors: Vec::new(),
+        };
+        self.catalog.update_run(run, &done).expect("complete");
     }
 
     /// Moves the clock from `from` to `to` in `step`s, ticking at each;
@@ -377,15 +382,7 @@ fn a_clock_stepped_back_neither_silences_schedules_nor_monitors() {
     // A completed run, recorded at the real time: in the past of the wrong clock.
     let run =
         w.catalog.queue_run(w.catalog.job("j").expect("job").id, "j", "manual", &tags(&["manual"])).expect("queue");
-    w.catalog.start_run(run).expect("start");
-    let done = RunUpdate {
-        state: RunState::Completed,
-        message: None,
-        stats: Default::default(),
-        destinations: Vec::new(),
-        errors: Vec::new(),
-    };
-    w.catalog.update_run(run, &done).expect("complete");
+    w.complete(run);
 
     // The clock steps back a year, to an hour after the job's last success.
     let back = real_now - SignedDuration::from_hours(1);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::daemon::str_field;
+use crate::support::daemon::{DaemonOpts, str_field};
 use crate::support::remote::{Kind, Remote};
 use crate::support::system::Mount;
 use crate::support::{DEST, Daemon, JOB, Sandbox, Setup, fixture, list_names, wait_until};
@@ -252,18 +252,30 @@ fn kill_9_at_random_moments_never_damages_history() {
     );
 }
 
+/// A daemon started with `opts`, a small source, a destination at `dest` and
+/// [`JOB`] backing the source up to it, run once: (daemon, source, the
+/// snapshots made).
+fn one_snapshot_on(
+    sb: &Sandbox,
+    opts: DaemonOpts,
+    dest: &Path,
+) -> (Daemon, std::path::PathBuf, BTreeMap<String, String>) {
+    let src = sb.dir("src");
+    fixture::small_tree(&src);
+    let daemon = Daemon::start(opts);
+    daemon.add_destination(DEST, dest, &[]);
+    daemon.add_job(JOB, &[&src], &[DEST], &[]);
+    daemon.run_job_wait(JOB);
+    let earlier = complete_snapshots(&dest.join(JOB));
+    (daemon, src, earlier)
+}
+
 #[test]
 fn a_full_destination_fails_the_run_cleanly_and_the_next_one_completes() {
     let sb = Sandbox::new();
     let disk = Mount::tmpfs(&sb.path().join("disk"), "size=16m");
-    let src = sb.dir("src");
-    fixture::small_tree(&src);
-    let daemon = Daemon::start(sb.daemon_opts());
     let dest = disk.path().join("dest");
-    daemon.add_destination(DEST, &dest, &[]);
-    daemon.add_job(JOB, &[&src], &[DEST], &[]);
-    daemon.run_job_wait(JOB);
-    let earlier = complete_snapshots(&dest.join(JOB));
+    let (daemon, src, earlier) = one_snapshot_on(&sb, sb.daemon_opts(), &dest);
 
     // More data than the disk holds.
     fixture::big_file(&src.join("huge.bin"), 40 << 20, 3);
@@ -291,16 +303,10 @@ fn a_full_destination_fails_the_run_cleanly_and_the_next_one_completes() {
 fn a_full_state_directory_fails_cleanly_and_the_agent_recovers() {
     let sb = Sandbox::new();
     let state_disk = Mount::tmpfs(&sb.path().join("state-disk"), "size=8m");
-    let src = sb.dir("src");
-    fixture::small_tree(&src);
     let mut opts = sb.daemon_opts();
     opts.state_dir = state_disk.path().join("state");
-    let daemon = Daemon::start(opts);
     let dest = sb.path().join("dest");
-    daemon.add_destination(DEST, &dest, &[]);
-    daemon.add_job(JOB, &[&src], &[DEST], &[]);
-    daemon.run_job_wait(JOB);
-    let earlier = complete_snapshots(&dest.join(JOB));
+    let (daemon, _src, earlier) = one_snapshot_on(&sb, opts, &dest);
 
     // Fill the state directory's filesystem to the last byte.
     let filler = state_disk.path().join("filler");
@@ -334,14 +340,8 @@ fn a_destination_turning_read_only_mid_run_fails_it_and_keeps_history() {
     let sb = Sandbox::new();
     // A disk (ext4 on a loop device) that fails as disks do: read-only at once.
     let disk = Mount::ext4(&sb.path().join("disk"), 128);
-    let src = sb.dir("src");
-    fixture::small_tree(&src);
-    let daemon = Daemon::start(sb.daemon_opts());
     let dest = disk.path().join("dest");
-    daemon.add_destination(DEST, &dest, &[]);
-    daemon.add_job(JOB, &[&src], &[DEST], &[]);
-    daemon.run_job_wait(JOB);
-    let earlier = complete_snapshots(&dest.join(JOB));
+    let (daemon, src, earlier) = one_snapshot_on(&sb, sb.daemon_opts(), &dest);
 
     for i in 0..40u64 {
         fixture::write(&src.join(format!("many/m{i:02}.bin")), &fixture::pseudo_random(1 << 20, 50 + i));
