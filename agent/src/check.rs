@@ -10,14 +10,14 @@ use hindsight_fs::remote::check::{check_remote, list_objects};
 
 use crate::catalog::Catalog;
 use crate::destinations::{local_root, remote_store};
-use crate::model::{CheckProblem, Destination, DestinationCheck, SnapshotCheck};
+use crate::model::{CheckProblem, DestinationCheck, DestinationRecord, SnapshotCheck, Structure};
 
 /// Checks every complete snapshot of `d`, job by job, oldest first. Works on
 /// read-only and disabled destinations: nothing is written. Blocking.
 pub fn check_destination(
     catalog: &Catalog,
     cache_dir: &Path,
-    d: &Destination,
+    d: &DestinationRecord,
     read_data: bool,
 ) -> Result<DestinationCheck, ApiError> {
     if let Some(store) = remote_store(catalog, d)? {
@@ -64,7 +64,7 @@ pub fn check_destination(
 fn check_remote_destination(
     store: &RemoteStore,
     cache: &Path,
-    d: &Destination,
+    d: &DestinationRecord,
     read_data: bool,
 ) -> Result<DestinationCheck, ApiError> {
     let unreadable =
@@ -91,7 +91,8 @@ fn to_api(r: FsCheck) -> SnapshotCheck {
     SnapshotCheck {
         job: r.job,
         snapshot: r.snapshot,
-        structure: r.structure,
+        // fs says "unknown" when the manifest does not read.
+        structure: Structure::parse(&r.structure),
         ok: r.ok,
         entries_checked: r.entries_checked,
         bytes_read: r.bytes_read,

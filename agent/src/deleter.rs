@@ -48,7 +48,7 @@ pub struct Pending {
     /// Snapshot name.
     pub name: String,
     /// Catalog id.
-    pub id: i64,
+    pub id: crate::model::SnapshotId,
 }
 
 /// Handle of the deleter thread.
@@ -75,7 +75,7 @@ impl Deleter {
     }
 
     /// The local cache directory of a remote destination.
-    pub fn cache_dir(&self, d: &crate::model::Destination) -> Result<PathBuf, String> {
+    pub fn cache_dir(&self, d: &crate::model::DestinationRecord) -> Result<PathBuf, String> {
         d.cache_dir(&self.cache_root)
     }
 

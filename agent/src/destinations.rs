@@ -3,7 +3,7 @@
 //! A destination is either a local directory ([`DestinationRoot`]) or a remote
 //! service reached through OpenDAL ([`RemoteStore`]); [`Target`] is the one
 //! place that tells them apart, so that validation, adoption and reindex are
-//! written once for both. Remote options may hold secrets: a [`Destination`]
+//! written once for both. Remote options may hold secrets: a [`DestinationRecord`]
 //! read from the catalog carries them sealed, and they are opened only here,
 //! when a store is built.
 
@@ -21,16 +21,16 @@ use serde_json::{Map, Value};
 
 use crate::api::error::ApiError;
 use crate::catalog::Catalog;
-use crate::model::{Destination, DestinationType, DiskUsageInfo, NewDestination, OptionSpec, Snapshot};
+use crate::model::{
+    DestinationId, DestinationKind, DestinationRecord, DestinationType, DiskUsageInfo, NewDestination, OptionSpec,
+    Snapshot, SnapshotId,
+};
 use crate::secrets::{self, MasterKey};
-
-/// Name of the local destination type.
-pub const LOCAL: &str = "local";
 
 /// The destination types this build supports, with their options.
 pub fn types() -> Vec<DestinationType> {
     let local = DestinationType {
-        name: LOCAL.into(),
+        name: DestinationKind::Local,
         description: "A directory on this machine (local disk, mounted NAS): hardlink snapshots".into(),
         options: vec![OptionSpec {
             name: "path".into(),
@@ -40,7 +40,7 @@ pub fn types() -> Vec<DestinationType> {
         }],
     };
     let remote = Service::ALL.into_iter().map(|s| DestinationType {
-        name: s.name().into(),
+        name: kind_of(s),
         description: s.description().into(),
         options: s
             .options()
@@ -56,20 +56,42 @@ pub fn types() -> Vec<DestinationType> {
     std::iter::once(local).chain(remote).collect()
 }
 
+/// The remote service of a destination type; `None` for a local directory.
+pub fn service(kind: DestinationKind) -> Option<Service> {
+    match kind {
+        DestinationKind::Local => None,
+        DestinationKind::S3 => Some(Service::S3),
+        DestinationKind::Gcs => Some(Service::Gcs),
+        DestinationKind::Ftp => Some(Service::Ftp),
+        DestinationKind::Gdrive => Some(Service::Gdrive),
+        DestinationKind::Dropbox => Some(Service::Dropbox),
+        DestinationKind::Onedrive => Some(Service::Onedrive),
+        DestinationKind::Ssh => Some(Service::Ssh),
+        DestinationKind::Sftp => Some(Service::Sftp),
+    }
+}
+
+/// The destination type of a remote service.
+fn kind_of(s: Service) -> DestinationKind {
+    match s {
+        Service::S3 => DestinationKind::S3,
+        Service::Gcs => DestinationKind::Gcs,
+        Service::Ftp => DestinationKind::Ftp,
+        Service::Gdrive => DestinationKind::Gdrive,
+        Service::Dropbox => DestinationKind::Dropbox,
+        Service::Onedrive => DestinationKind::Onedrive,
+        Service::Ssh => DestinationKind::Ssh,
+        Service::Sftp => DestinationKind::Sftp,
+    }
+}
+
 /// Checks option names, required options and values against the type (400 on any problem).
-pub fn check_options(kind: &str, options: &Map<String, Value>) -> Result<(), ApiError> {
-    if kind != LOCAL {
-        if Service::parse(kind).is_none() {
-            let names: Vec<String> = types().into_iter().map(|t| t.name).collect();
-            return Err(ApiError::bad_request(format!(
-                "unknown destination type {kind:?}; supported: {}",
-                names.join(", ")
-            )));
-        }
-        if let Some(why) = options.keys().find_map(|k| RemoteConfig::refused_option(kind, k)) {
+pub fn check_options(kind: DestinationKind, options: &Map<String, Value>) -> Result<(), ApiError> {
+    if service(kind).is_some() {
+        if let Some(why) = options.keys().find_map(|k| RemoteConfig::refused_option(kind.as_str(), k)) {
             return Err(ApiError::bad_request(why));
         }
-        return RemoteConfig::parse(kind, options).map(|_| ()).map_err(ApiError::bad_request);
+        return RemoteConfig::parse(kind.as_str(), options).map(|_| ()).map_err(ApiError::bad_request);
     }
     for key in options.keys() {
         if key != "path" {
@@ -89,8 +111,8 @@ pub fn check_options(kind: &str, options: &Map<String, Value>) -> Result<(), Api
 }
 
 /// The root directory of a local destination.
-pub fn local_root(d: &Destination) -> Result<DestinationRoot, ApiError> {
-    if d.kind != LOCAL {
+pub fn local_root(d: &DestinationRecord) -> Result<DestinationRoot, ApiError> {
+    if d.kind != DestinationKind::Local {
         return Err(ApiError::bad_request(format!("destination {} is of type {}, not local", d.name, d.kind)));
     }
     let path = d
@@ -111,8 +133,8 @@ pub enum Target {
 }
 
 /// The storage of a destination; sealed secrets are opened with `key`.
-pub fn target(key: &MasterKey, d: &Destination) -> Result<Target, ApiError> {
-    if d.kind == LOCAL {
+pub fn target(key: &MasterKey, d: &DestinationRecord) -> Result<Target, ApiError> {
+    if service(d.kind).is_none() {
         return local_root(d).map(Target::Local);
     }
     let options = secrets::open_options(key, &d.options).map_err(|e| {
@@ -121,14 +143,14 @@ pub fn target(key: &MasterKey, d: &Destination) -> Result<Target, ApiError> {
             d.name, d.name
         ))
     })?;
-    let config = RemoteConfig::parse(&d.kind, &options).map_err(ApiError::bad_request)?;
+    let config = RemoteConfig::parse(d.kind.as_str(), &options).map_err(ApiError::bad_request)?;
     let store =
         RemoteStore::new(config).map_err(|e| ApiError::validation_failed(format!("destination {}: {e}", d.name)))?;
     Ok(Target::Remote(store))
 }
 
 /// The remote store of a destination, with its secrets opened; `None` for a local one.
-pub fn remote_store(catalog: &Catalog, dest: &Destination) -> Result<Option<RemoteStore>, ApiError> {
+pub fn remote_store(catalog: &Catalog, dest: &DestinationRecord) -> Result<Option<RemoteStore>, ApiError> {
     match target(catalog.master_key(), dest)? {
         Target::Local(_) => Ok(None),
         Target::Remote(store) => Ok(Some(store)),
@@ -193,10 +215,10 @@ impl Target {
 /// Merges the options of a PATCH into a destination: a value replaces the
 /// stored one, `null` removes it, and a secret sent back as `********` (as the
 /// API shows it) keeps the stored one. Returns whether anything changed.
-pub fn merge_options(d: &mut Destination, patch: Map<String, Value>) -> bool {
+pub fn merge_options(d: &mut DestinationRecord, patch: Map<String, Value>) -> bool {
     let mut changed = false;
     for (k, v) in patch {
-        if v.as_str() == Some(secrets::REDACTED) && secrets::is_secret(&d.kind, &k) {
+        if v.as_str() == Some(secrets::REDACTED) && secrets::is_secret(d.kind.as_str(), &k) {
             continue;
         }
         if v.is_null() {
@@ -219,7 +241,7 @@ pub fn check_disk_limit(limit: i64) -> Result<u8, ApiError> {
 /// Tests a destination: reachable, writable (unless read-only), hardlinks work
 /// (local). Returns the disk usage where the destination can report it; remote
 /// services cannot, so they give `None`.
-pub fn validate(d: &Destination, t: &Target) -> Result<Option<DiskUsageInfo>, ApiError> {
+pub fn validate(d: &DestinationRecord, t: &Target) -> Result<Option<DiskUsageInfo>, ApiError> {
     let fail = |e: FsError| ApiError::validation_failed(format!("destination {}: {e}", d.name));
     match t {
         Target::Local(root) => {
@@ -258,11 +280,11 @@ fn remote_usage(t: &Target) -> Option<DiskUsageInfo> {
 }
 
 fn usage_info(u: local::DiskUsage) -> DiskUsageInfo {
-    DiskUsageInfo { usage: u.usage, free: u.free, total: u.total, updated: jiff::Timestamp::now().to_string() }
+    DiskUsageInfo { usage: u.usage, free: u.free, total: u.total, updated: jiff::Timestamp::now() }
 }
 
 /// Measures a local destination's disk usage now (no write test); remote ones cannot report it.
-pub fn measure(d: &Destination) -> Result<DiskUsageInfo, ApiError> {
+pub fn measure(d: &DestinationRecord) -> Result<DiskUsageInfo, ApiError> {
     let root = local_root(d)?;
     local::disk_usage(root.path()).map(usage_info).map_err(|e| ApiError::validation_failed(e.to_string()))
 }
@@ -271,12 +293,12 @@ pub fn measure(d: &Destination) -> Result<DiskUsageInfo, ApiError> {
 /// A root that already holds a destination is adopted read-only unless `new.writable`.
 /// Returns the destination (options in the clear: the catalog seals them) and the
 /// snapshots it already holds (adoption).
-pub fn create(key: &MasterKey, new: NewDestination) -> Result<(Destination, Vec<Snapshot>), ApiError> {
+pub fn create(key: &MasterKey, new: NewDestination) -> Result<(DestinationRecord, Vec<Snapshot>), ApiError> {
     check_name("destination", &new.name).map_err(ApiError::bad_request)?;
-    check_options(&new.kind, &new.options)?;
+    check_options(new.kind, &new.options)?;
     let disk_limit = check_disk_limit(new.disk_limit.unwrap_or(0))?;
-    let mut d = Destination {
-        id: uuid::Uuid::new_v4().to_string(),
+    let mut d = DestinationRecord {
+        id: DestinationId(uuid::Uuid::new_v4().to_string()),
         name: new.name,
         kind: new.kind,
         options: new.options,
@@ -303,18 +325,18 @@ pub fn create(key: &MasterKey, new: NewDestination) -> Result<(Destination, Vec<
 }
 
 /// Writes or adopts the root's marker; the destination takes an adopted marker's id.
-pub fn prepare_root(d: &mut Destination, t: &Target, force: bool) -> Result<(), ApiError> {
+pub fn prepare_root(d: &mut DestinationRecord, t: &Target, force: bool) -> Result<(), ApiError> {
     let fail = |e: FsError| ApiError::validation_failed(e.to_string());
     let outcome = if d.readonly {
         InitOutcome::Adopted(t.require_marker().map_err(fail)?)
     } else {
-        t.init(&d.id, force).map_err(fail)?
+        t.init(d.id.as_str(), force).map_err(fail)?
     };
     if let InitOutcome::Adopted(m) = outcome
-        && m.destination_id != d.id
+        && m.destination_id != d.id.as_str()
     {
         tracing::info!(destination = %d.name, "adopting existing destination {}", m.destination_id);
-        d.id = m.destination_id;
+        d.id = DestinationId(m.destination_id);
     }
     secure_local(d, t);
     Ok(())
@@ -325,7 +347,7 @@ pub fn prepare_root(d: &mut Destination, t: &Target, force: bool) -> Result<(), 
 /// only, where the recorded permissions are enforced), saying what had to be
 /// changed; for a read-only one, which the agent never changes, warns when
 /// others can reach into it.
-pub fn secure_local(d: &Destination, t: &Target) {
+pub fn secure_local(d: &DestinationRecord, t: &Target) {
     let Target::Local(root) = t else { return };
     if d.readonly {
         if let Ok(Some(why)) = root.exposure() {
@@ -348,9 +370,9 @@ pub fn secure_local(d: &Destination, t: &Target) {
 }
 
 /// Checks that the root still holds this destination's marker.
-pub fn check_marker(d: &Destination, t: &Target) -> Result<(), ApiError> {
+pub fn check_marker(d: &DestinationRecord, t: &Target) -> Result<(), ApiError> {
     let marker = t.require_marker().map_err(|e| ApiError::validation_failed(e.to_string()))?;
-    if marker.destination_id != d.id {
+    if marker.destination_id != d.id.as_str() {
         return Err(ApiError::validation_failed(format!(
             "{} now holds another destination ({})",
             t.describe(),
@@ -361,7 +383,7 @@ pub fn check_marker(d: &Destination, t: &Target) -> Result<(), ApiError> {
 }
 
 /// The snapshots a destination holds, read from their manifests.
-pub fn scan(d: &Destination, t: &Target) -> Result<Vec<Snapshot>, ApiError> {
+pub fn scan(d: &DestinationRecord, t: &Target) -> Result<Vec<Snapshot>, ApiError> {
     let fail = |e: FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
     let root = match t {
         Target::Local(r) => Some(r.path()),
@@ -380,7 +402,7 @@ pub fn scan(d: &Destination, t: &Target) -> Result<Vec<Snapshot>, ApiError> {
 }
 
 /// Rebuilds the catalog's snapshot list of a destination from what it holds.
-pub fn reindex(catalog: &Catalog, d: &Destination) -> Result<usize, ApiError> {
+pub fn reindex(catalog: &Catalog, d: &DestinationRecord) -> Result<usize, ApiError> {
     let t = target(catalog.master_key(), d)?;
     check_marker(d, &t)?;
     let found = scan(d, &t)?;
@@ -389,19 +411,19 @@ pub fn reindex(catalog: &Catalog, d: &Destination) -> Result<usize, ApiError> {
 }
 
 /// The API view of a snapshot from its manifest (`root` is ignored for remote destinations).
-pub fn snapshot_from_manifest(d: &Destination, m: &Manifest, root: &Path) -> Snapshot {
-    snapshot_view(d, m, (d.kind == LOCAL).then_some(root))
+pub fn snapshot_from_manifest(d: &DestinationRecord, m: &Manifest, root: &Path) -> Snapshot {
+    snapshot_view(d, m, service(d.kind).is_none().then_some(root))
 }
 
-fn snapshot_view(d: &Destination, m: &Manifest, root: Option<&Path>) -> Snapshot {
+fn snapshot_view(d: &DestinationRecord, m: &Manifest, root: Option<&Path>) -> Snapshot {
     Snapshot {
-        id: 0,
+        id: SnapshotId(0),
         destination: d.name.clone(),
         job: m.job.clone(),
         name: m.name.clone(),
-        structure: m.structure.as_str().into(),
-        started: m.started.clone(),
-        finished: m.finished.clone(),
+        structure: m.structure,
+        started: m.started,
+        finished: m.finished,
         files: m.stats.files,
         bytes: m.stats.bytes,
         files_added: m.stats.files_added,
@@ -420,11 +442,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn s3(options: Value) -> Destination {
-        Destination {
-            id: "id".into(),
+    fn s3(options: Value) -> DestinationRecord {
+        DestinationRecord {
+            id: DestinationId("id".into()),
             name: "d".into(),
-            kind: "s3".into(),
+            kind: DestinationKind::S3,
             options: options.as_object().cloned().unwrap_or_default(),
             disk_limit: 0,
             hidden: false,
@@ -439,11 +461,11 @@ mod tests {
     #[test]
     fn secrets_never_serialize_nor_debug_print() {
         let d = s3(json!({"bucket": "b", "access_key": "AK", "secret_key": "s3cr3t"}));
-        let text = serde_json::to_string(&d).expect("json");
+        let text = serde_json::to_string(&d.view()).expect("json");
         assert!(!text.contains("s3cr3t") && text.contains(r#""secret_key":"********""#), "{text}");
         assert!(text.contains(r#""type":"s3""#) && text.contains(r#""bucket":"b""#), "{text}");
         assert!(!format!("{d:?}").contains("s3cr3t"));
-        let back: Destination = serde_json::from_str(&text).expect("parse");
+        let back: crate::model::Destination = serde_json::from_str(&text).expect("parse");
         assert_eq!(back.options["secret_key"], secrets::REDACTED);
     }
 
@@ -471,7 +493,10 @@ mod tests {
         let s3 = &t[1];
         let opt = |n: &str| s3.options.iter().find(|o| o.name == n).expect("option");
         assert!(opt("bucket").required && opt("secret_key").secret && !opt("endpoint").secret);
-        assert!(check_options("s3", &Map::new()).expect_err("bucket").message.contains("bucket is required"));
-        assert!(check_options("webdav", &Map::new()).expect_err("unknown").message.contains("supported: local, s3"));
+        assert!(
+            check_options(DestinationKind::S3, &Map::new()).expect_err("bucket").message.contains("bucket is required")
+        );
+        let webdav = serde_json::from_str::<DestinationKind>("\"webdav\"").expect_err("unknown").to_string();
+        assert!(webdav.contains("unknown destination type \"webdav\"; use local, s3"), "{webdav}");
     }
 }

@@ -8,7 +8,7 @@ use hindsight_fs::names::check_name;
 use crate::api::error::ApiError;
 use crate::backup::Excludes;
 use crate::catalog::Catalog;
-use crate::model::{Job, JobSchedule, Monitor, NewJob, ScheduleInput, default_priority, default_time};
+use crate::model::{Job, JobId, JobKind, JobSchedule, Monitor, NewJob, ScheduleInput, default_priority, default_time};
 use crate::schedule::{Spec, parse_time, span};
 
 /// Largest accepted `retry_failed`.
@@ -44,14 +44,6 @@ pub fn check_sources(sources: &[String]) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(out)
-}
-
-/// Checks a structure name.
-pub fn check_structure(s: &str) -> Result<String, ApiError> {
-    match Structure::parse(s) {
-        Some(st) => Ok(st.as_str().into()),
-        None => Err(ApiError::bad_request(format!("unknown structure {s:?}; use incremental, archived or compressed"))),
-    }
 }
 
 /// Checks exclude patterns compile.
@@ -185,19 +177,15 @@ pub fn check_dependencies(catalog: &Catalog, job: &str, schedules: &[JobSchedule
 /// Validates a new job into its stored form.
 pub fn build(new: NewJob) -> Result<Job, ApiError> {
     check_name("job", &new.name).map_err(ApiError::bad_request)?;
-    match new.kind.as_deref() {
-        None | Some("directories") => {}
-        Some(k) => return Err(ApiError::bad_request(format!("unknown job type {k:?}; supported: directories"))),
-    }
     check_excludes(&new.excludes)?;
     Ok(Job {
-        id: 0,
+        id: JobId(0),
         name: new.name,
-        kind: "directories".into(),
+        kind: new.kind.unwrap_or(JobKind::Directories),
         sources: check_sources(&new.sources)?,
         excludes: new.excludes,
         destinations: check_destinations(&new.destinations)?,
-        structure: check_structure(new.structure.as_deref().unwrap_or("incremental"))?,
+        structure: new.structure.unwrap_or(Structure::Incremental),
         one_file_system: new.one_file_system.unwrap_or(true),
         retry_failed: check_retry(new.retry_failed.unwrap_or(1))?,
         disabled: new.disabled,

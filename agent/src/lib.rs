@@ -2,7 +2,10 @@
 //!
 //! - [`backup`]: the backup engine (sync; run on blocking threads);
 //! - [`catalog`]: the SQLite catalog of destinations, jobs, runs and snapshots;
-//! - [`api`]: the JSON HTTP API on the Unix socket, and its types (shared with the CLI);
+//! - [`api`]: the JSON HTTP API on the Unix socket (its types are the
+//!   `hindsight-api` crate, shared with the CLI);
+//! - [`model`]: those types as the agent uses them, plus the destination as
+//!   the catalog keeps it (secrets sealed);
 //! - [`runner`]: the run queue and the execution of runs;
 //! - [`schedule`]: schedule specs and due-time arithmetic (pure);
 //! - [`scheduler`]: queues due runs on an injectable clock, watches monitors;
@@ -12,7 +15,13 @@
 //! - [`destinations`]: validation and adoption of destinations;
 //! - [`secrets`]: the master key and the sealing of secret options;
 //! - [`check`]: integrity checks of every snapshot of a destination;
-//! - [`daemon`]: start-up, the state-dir lock, signals and shutdown.
+//! - [`daemon`]: start-up, the state-dir lock, signals and shutdown;
+//! - [`config`]: the daemon's command line, validated into its configuration;
+//! - [`jobs`]: validation of jobs, their schedules and monitors;
+//! - [`snapshots`]: deleting a snapshot, and whether one can be browsed;
+//! - [`prune`]: removing remote blobs no snapshot uses any more;
+//! - [`suspicion`]: whether a new snapshot looks like a bad run;
+//! - [`fuzzing`]: entry points of the fuzz targets.
 
 pub mod api;
 pub mod backup;

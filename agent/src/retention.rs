@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::catalog::{Catalog, SnapshotRecord};
 use crate::deleter::Deleter;
-use crate::model::{Job, Settings};
+use crate::model::{Job, Settings, SnapshotId};
 
 /// The tag of manual runs.
 pub const MANUAL: &str = "manual";
@@ -43,7 +43,7 @@ impl Policy {
 #[derive(Debug, Clone)]
 pub struct Candidate {
     /// Catalog id.
-    pub id: i64,
+    pub id: SnapshotId,
     /// When it finished.
     pub finished: Option<Timestamp>,
     /// Its tags.
@@ -80,7 +80,7 @@ pub fn ttl_refusal(snaps: &[Candidate], ttl: SignedDuration, now: Timestamp) -> 
 }
 
 /// The ids to delete among `snaps` (newest first).
-pub fn select(snaps: &[Candidate], policy: &Policy, now: Timestamp) -> Vec<i64> {
+pub fn select(snaps: &[Candidate], policy: &Policy, now: Timestamp) -> Vec<SnapshotId> {
     let mut kept = vec![false; snaps.len()];
     let ttl = policy.manual_ttl.filter(|ttl| ttl_refusal(snaps, *ttl, now).is_none());
     for (tag, retain) in &policy.keep {
@@ -110,7 +110,7 @@ pub fn select(snaps: &[Candidate], policy: &Policy, now: Timestamp) -> Vec<i64> 
 fn candidate(r: &SnapshotRecord) -> Candidate {
     Candidate {
         id: r.snapshot.id,
-        finished: r.snapshot.finished.parse().ok(),
+        finished: Some(r.snapshot.finished),
         tags: r.snapshot.tags.clone(),
         locked: r.snapshot.locked,
         partial: r.snapshot.partial,
@@ -170,13 +170,18 @@ mod tests {
 
     fn c(id: i64, tags: &[&str]) -> Candidate {
         Candidate {
-            id,
+            id: SnapshotId(id),
             finished: None,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             locked: false,
             partial: false,
             sequence: id as u64,
         }
+    }
+
+    /// The ids [`select`] picks, as numbers.
+    fn sel(snaps: &[Candidate], policy: &Policy, now: Timestamp) -> Vec<i64> {
+        select(snaps, policy, now).into_iter().map(|id| id.0).collect()
     }
 
     fn policy(keep: &[(&str, u32)]) -> Policy {
@@ -195,7 +200,7 @@ mod tests {
             c(1, &["weekly:sun"]),
         ];
         let p = policy(&[("daily", 2), ("weekly:sun", 2), ("manual", 14)]);
-        assert_eq!(select(&snaps, &p, Timestamp::UNIX_EPOCH), vec![4, 2, 1]);
+        assert_eq!(sel(&snaps, &p, Timestamp::UNIX_EPOCH), vec![4, 2, 1]);
     }
 
     #[test]
@@ -205,7 +210,7 @@ mod tests {
         snaps[2].locked = true;
         let p = policy(&[("daily", 1), ("manual", 14)]);
         // 5 is kept by daily; 4 is the newest complete; 3 locked; 2 untagged; 1's schedule is gone.
-        assert_eq!(select(&snaps, &p, Timestamp::UNIX_EPOCH), Vec::<i64>::new());
+        assert_eq!(sel(&snaps, &p, Timestamp::UNIX_EPOCH), Vec::<i64>::new());
     }
 
     #[test]
@@ -217,10 +222,10 @@ mod tests {
             s.finished = Some(now - day * (k as i32 * 10));
         }
         let mut p = policy(&[("manual", 3)]);
-        assert_eq!(select(&snaps, &p, now), vec![2, 1]);
+        assert_eq!(sel(&snaps, &p, now), vec![2, 1]);
         // Ages 0, 10, 20, 30, 40 days; a 15-day TTL keeps the two youngest.
         p.manual_ttl = Some(day * 15);
-        assert_eq!(select(&snaps, &p, now), vec![3, 2, 1]);
+        assert_eq!(sel(&snaps, &p, now), vec![3, 2, 1]);
     }
 
     #[test]
@@ -234,27 +239,27 @@ mod tests {
         for (k, s) in snaps.iter_mut().enumerate() {
             s.finished = Some(real - day * k as i32);
         }
-        assert_eq!(select(&snaps, &p, real), Vec::<i64>::new(), "nothing is 15 days old");
+        assert_eq!(sel(&snaps, &p, real), Vec::<i64>::new(), "nothing is 15 days old");
         // The clock steps five years ahead and a run completes: every earlier
         // snapshot looks expired, none is deleted.
         let ahead = real + day * (5 * 365);
         let mut stepped = vec![Candidate { finished: Some(ahead), ..c(6, &["manual"]) }];
         stepped.extend(snaps.iter().cloned());
         assert!(ttl_refusal(&stepped, day * 15, ahead).is_some_and(|w| w.contains("longer than manual_ttl ago")));
-        assert_eq!(select(&stepped, &p, ahead), Vec::<i64>::new());
+        assert_eq!(sel(&stepped, &p, ahead), Vec::<i64>::new());
         // The clock is set right again: the snapshot from the future is not
         // a reason to expire anything either.
         let back = real + day;
         let mut after = vec![Candidate { finished: Some(back), ..c(7, &["manual"]) }];
         after.extend(stepped.iter().cloned());
         assert!(ttl_refusal(&after, day * 15, back).is_some_and(|w| w.contains("earlier than the end")));
-        assert_eq!(select(&after, &p, back), Vec::<i64>::new());
+        assert_eq!(sel(&after, &p, back), Vec::<i64>::new());
         // Normal life, 20 days of daily snapshots: the TTL applies.
         let mut daily: Vec<Candidate> = (1..=20).rev().map(|i| c(i, &["manual"])).collect();
         for (k, s) in daily.iter_mut().enumerate() {
             s.finished = Some(real - day * k as i32);
         }
         p.keep = vec![("manual".into(), 99)];
-        assert_eq!(select(&daily, &p, real), vec![4, 3, 2, 1]);
+        assert_eq!(sel(&daily, &p, real), vec![4, 3, 2, 1]);
     }
 }

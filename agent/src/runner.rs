@@ -29,11 +29,31 @@ use crate::backup::{self, ArchiveOptions, BackupError, BackupSpec, Cancel, Count
 use crate::catalog::{Catalog, RunUpdate};
 use crate::deleter::Deleter;
 use crate::destinations;
-use crate::model::{AlertLevel, Destination, Job, Run, RunDestination, RunState};
+use crate::model::{AlertKind, AlertLevel, DestinationRecord, Job, Run, RunDestination, RunId, RunState, Trigger};
 use crate::schedule::Clock;
 
 /// How often live progress is written to the catalog.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// The pause before a destination that failed for a reason that may pass
+/// (a timeout, a refused connection) is tried again, once, within the run:
+/// long enough for a service restart or a network blip to end, short
+/// enough that a stalled server still fails the run within a minute.
+const RETRY_AFTER: Duration = Duration::from_secs(15);
+
+/// Sleeps `pause` in short steps; false as soon as `cancel` is set.
+fn sleep_unless_cancelled(cancel: &Cancel, pause: Duration) -> bool {
+    let step = Duration::from_millis(200);
+    let mut slept = Duration::ZERO;
+    while slept < pause {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        std::thread::sleep(step);
+        slept += step;
+    }
+    !cancel.is_cancelled()
+}
 
 /// A run being executed.
 struct ActiveRun {
@@ -55,15 +75,8 @@ impl ActiveRun {
     fn totals(&self) -> (Counters, Vec<FileError>, Option<String>) {
         let current = self.current.lock().map(|c| c.clone()).unwrap_or_default();
         let (done, mut errors) = self.done.lock().map(|d| d.clone()).unwrap_or_default();
-        let c = current.counters();
-        let sum = Counters {
-            files_scanned: done.files_scanned + c.files_scanned,
-            files_linked: done.files_linked + c.files_linked,
-            files_copied: done.files_copied + c.files_copied,
-            files_failed: done.files_failed + c.files_failed,
-            bytes_scanned: done.bytes_scanned + c.bytes_scanned,
-            bytes_copied: done.bytes_copied + c.bytes_copied,
-        };
+        let mut sum = done;
+        sum += current.counters();
         errors.extend(current.errors());
         errors.truncate(backup::progress::MAX_RECORDED_ERRORS);
         (sum, errors, current.current())
@@ -84,7 +97,7 @@ impl ActiveRun {
 /// The run queue and its executor.
 pub struct Runner {
     catalog: Arc<Catalog>,
-    active: Mutex<HashMap<i64, Arc<ActiveRun>>>,
+    active: Mutex<HashMap<RunId, Arc<ActiveRun>>>,
     wake: Notify,
     idle: Notify,
     stopping: AtomicBool,
@@ -157,28 +170,28 @@ impl Runner {
         &self.deleter
     }
 
-    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<ActiveRun>>> {
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Arc<ActiveRun>>> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queues a manual run of `job`; returns the run.
     pub fn queue(&self, job: &Job) -> Result<Run, ApiError> {
         self.check_can_queue(job)?;
-        let id = self.catalog.queue_run(job.id, &job.name, "manual", &[crate::retention::MANUAL.to_string()])?;
+        let id = self.catalog.queue_run(job.id, &job.name, Trigger::Manual, &[crate::retention::MANUAL.to_string()])?;
         self.wake.notify_one();
         Ok(self.catalog.run(id)?)
     }
 
     /// Queues a run of `job` for the schedules `tags`, or adds them to the
     /// job's run that is still queued; returns the run's id.
-    pub fn queue_scheduled(&self, job: &Job, tags: &[String]) -> Result<i64, ApiError> {
+    pub fn queue_scheduled(&self, job: &Job, tags: &[String]) -> Result<RunId, ApiError> {
         self.check_can_queue(job)?;
         for r in self.catalog.runs_in_state(RunState::Queued)?.iter().filter(|r| r.job == job.name) {
             if self.catalog.add_run_tags(r.id, tags)? {
                 return Ok(r.id);
             }
         }
-        let id = self.catalog.queue_run(job.id, &job.name, "schedule", tags)?;
+        let id = self.catalog.queue_run(job.id, &job.name, Trigger::Schedule, tags)?;
         self.wake.notify_one();
         Ok(id)
     }
@@ -194,7 +207,7 @@ impl Runner {
     }
 
     /// A run, with live progress if it is running.
-    pub fn run(&self, id: i64) -> Result<Run, ApiError> {
+    pub fn run(&self, id: RunId) -> Result<Run, ApiError> {
         let mut run = self.catalog.run(id)?;
         let active = self.active().get(&id).cloned();
         if let Some(a) = active
@@ -211,7 +224,7 @@ impl Runner {
 
     /// A run, once it has ended or `timeout` has passed, whichever comes first
     /// (lets clients follow a run without polling fast).
-    pub async fn wait(self: &Arc<Self>, id: i64, timeout: Duration) -> Result<Run, ApiError> {
+    pub async fn wait(self: &Arc<Self>, id: RunId, timeout: Duration) -> Result<Run, ApiError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Registered before the check, so an end between the two is not missed.
@@ -226,7 +239,7 @@ impl Runner {
     }
 
     /// Cancels a queued or running run.
-    pub fn cancel(&self, id: i64) -> Result<Run, ApiError> {
+    pub fn cancel(&self, id: RunId) -> Result<Run, ApiError> {
         // Bound first: a guard in an `if let` scrutinee lives through the body,
         // and `run` locks `active` again.
         let active = self.active().get(&id).cloned();
@@ -269,13 +282,13 @@ impl Runner {
     }
 
     fn flush_progress(&self) {
-        let active: Vec<(i64, Arc<ActiveRun>)> = self.active().iter().map(|(k, v)| (*k, v.clone())).collect();
+        let active: Vec<(RunId, Arc<ActiveRun>)> = self.active().iter().map(|(k, v)| (*k, v.clone())).collect();
         let ttl = self.catalog.settings().map(|s| s.run_ttl_hours).unwrap_or(0);
         let now = self.clock.now();
         for (id, a) in active {
             if ttl > 0 && now.duration_since(a.started) > jiff::SignedDuration::from_hours(i64::from(ttl)) {
                 if !a.expired.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(run = id, "run {id} has run for more than run_ttl_hours ({ttl} h): stopping it");
+                    tracing::warn!(run = id.0, "run {id} has run for more than run_ttl_hours ({ttl} h): stopping it");
                 }
                 a.cancel.cancel();
             }
@@ -351,7 +364,9 @@ impl Runner {
             .iter()
             .filter_map(|d| d.suspicious.clone().map(|why| (d.destination.clone(), why)))
             .collect();
-        self.after_end(run.id, &run.job, state, update.message.clone(), &suspicious);
+        let failed: Vec<&RunDestination> = update.destinations.iter().filter(|d| d.state == RunState::Failed).collect();
+        let passing = !failed.is_empty() && failed.iter().all(|d| d.temporary);
+        self.after_end(run.id, &run.job, state, update.message.clone(), passing, &suspicious);
         // Last: the mount shows the new snapshot, and not those retention
         // deleted, before anyone hears that the run ended.
         let touched: Vec<String> = update.destinations.iter().map(|d| d.destination.clone()).collect();
@@ -359,27 +374,38 @@ impl Runner {
         if let Err(e) = self.catalog.update_run(run.id, &update) {
             tracing::error!("recording the end of run {}: {e}", run.id);
         }
-        tracing::info!(run = run.id, job = %run.job, "run ended: {}", state.as_str());
+        tracing::info!(run = run.id.0, job = %run.job, "run ended: {}", state.as_str());
     }
 
-    /// What follows the end of a run: alerts, retention (except on the
+    /// What follows the end of a run: alerts (saying whether its failures
+    /// were all `temporary` or need attention), retention (except on the
     /// destinations where its snapshot is `suspicious`), `after:` schedules.
     fn after_end(
         &self,
-        run_id: i64,
+        run_id: RunId,
         job_name: &str,
         state: RunState,
         message: Option<String>,
+        temporary: bool,
         suspicious: &[(String, String)],
     ) {
-        let why = message.unwrap_or_default();
+        let verdict = if temporary {
+            "temporary: the destinations that failed could not be reached, also on a second attempt; the next run tries again"
+        } else {
+            "needs attention"
+        };
+        let why = format!("{} [{verdict}]", message.unwrap_or_default());
         let alert = match state {
-            RunState::Failed => {
-                Some((AlertLevel::Critical, "run_failed", format!("run {run_id} of job {job_name} failed: {why}")))
-            }
-            RunState::Partial => {
-                Some((AlertLevel::Warning, "run_partial", format!("run {run_id} of job {job_name} was partial: {why}")))
-            }
+            RunState::Failed => Some((
+                AlertLevel::Critical,
+                AlertKind::RunFailed,
+                format!("run {run_id} of job {job_name} failed: {why}"),
+            )),
+            RunState::Partial => Some((
+                AlertLevel::Warning,
+                AlertKind::RunPartial,
+                format!("run {run_id} of job {job_name} was partial: {why}"),
+            )),
             _ => None,
         };
         if let Some((level, kind, text)) = alert
@@ -392,7 +418,7 @@ impl Runner {
                 "run {run_id} of job {job_name} on destination {dest} looks wrong: {why}; retention was skipped there, older snapshots are kept"
             );
             tracing::warn!("{text}");
-            if let Err(e) = self.catalog.raise_alert(AlertLevel::Warning, "suspicious_run", job_name, &text) {
+            if let Err(e) = self.catalog.raise_alert(AlertLevel::Warning, AlertKind::SuspiciousRun, job_name, &text) {
                 tracing::error!("raising an alert for run {run_id}: {e}");
             }
         }
@@ -412,12 +438,18 @@ impl Runner {
     }
 
     /// Backs the job up to each of its destinations; returns the run's final state.
-    fn execute(&self, run_id: i64, job_name: &str, tags: &[String], a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
+    fn execute(
+        &self,
+        run_id: RunId,
+        job_name: &str,
+        tags: &[String],
+        a: &Arc<ActiveRun>,
+    ) -> (RunState, Option<String>) {
         let job = match self.catalog.job(job_name) {
             Ok(j) => j,
             Err(e) => return (RunState::Failed, Some(e.to_string())),
         };
-        tracing::info!(run = run_id, job = %job.name, "run started");
+        tracing::info!(run = run_id.0, job = %job.name, "run started");
         let excludes = match Excludes::new(&job.excludes) {
             Ok(e) => e,
             Err(e) => return (RunState::Failed, Some(e)),
@@ -431,7 +463,7 @@ impl Runner {
             threads: self.threads,
             skip_dirs: self.skip_dirs(),
             tags: tags.to_vec(),
-            structure: Structure::parse(&job.structure).unwrap_or(Structure::Incremental),
+            structure: job.structure,
         };
         let mut outcomes = Vec::new();
         for dest_name in &job.destinations {
@@ -442,6 +474,7 @@ impl Runner {
                     snapshot: None,
                     message: Some("cancelled".into()),
                     suspicious: None,
+                    temporary: false,
                 }
             } else {
                 self.backup_to(run_id, &spec, dest_name, a)
@@ -469,20 +502,21 @@ impl Runner {
             .collect()
     }
 
-    fn backup_to(&self, run_id: i64, spec: &BackupSpec, dest_name: &str, a: &Arc<ActiveRun>) -> RunDestination {
+    fn backup_to(&self, run_id: RunId, spec: &BackupSpec, dest_name: &str, a: &Arc<ActiveRun>) -> RunDestination {
         let outcome = |state, snapshot: Option<String>, message: Option<String>| RunDestination {
             destination: dest_name.to_string(),
             state,
             snapshot,
             message,
             suspicious: None,
+            temporary: false,
         };
         let dest = match self.catalog.destination(dest_name) {
             Ok(d) => d,
             Err(e) => return outcome(RunState::Failed, None, Some(e.to_string())),
         };
         if dest.disabled {
-            return outcome(RunState::Cancelled, None, Some(format!("skipped: destination {dest_name} is disabled")));
+            return outcome(RunState::Skipped, None, Some(format!("destination {dest_name} is disabled")));
         }
         if dest.readonly {
             return outcome(RunState::Failed, None, Some(format!("destination {dest_name} is read-only")));
@@ -548,7 +582,7 @@ impl Runner {
     /// when it is at or above its disk limit (an alert is raised) or cannot be measured.
     fn over_disk_limit(
         &self,
-        dest: &Destination,
+        dest: &DestinationRecord,
         usage: Result<hindsight_fs::local::DiskUsage, String>,
     ) -> Option<String> {
         let u = match usage {
@@ -559,7 +593,7 @@ impl Runner {
             usage: u.usage,
             free: u.free,
             total: u.total,
-            updated: jiff::Timestamp::now().to_string(),
+            updated: jiff::Timestamp::now(),
         };
         let _ = self.catalog.set_disk_usage(&dest.id, &info);
         let used = u.used_percent();
@@ -568,18 +602,20 @@ impl Runner {
         }
         let full =
             format!("destination {} is {used:.0}% full, at or above its disk limit of {}%", dest.name, dest.disk_limit);
-        let _ = self.catalog.raise_alert(AlertLevel::Warning, "disk_limit", &dest.name, &full);
+        let _ = self.catalog.raise_alert(AlertLevel::Warning, AlertKind::DiskLimit, &dest.name, &full);
         Some(format!("{full}; nothing was written"))
     }
 
-    /// Runs one destination's backup with live progress, folds its counters
-    /// into the run's, and records the snapshot it made.
+    /// Runs one destination's backup with live progress, once more after a
+    /// pause when it fails for a reason that may pass (the destination timed
+    /// out or could not be reached), folds the counters of the attempt that
+    /// counts into the run's, and records the snapshot it made.
     fn run_backup(
         &self,
-        run_id: i64,
+        run_id: RunId,
         a: &Arc<ActiveRun>,
-        dest: &Destination,
-        backup: impl FnOnce(&Progress) -> Result<Manifest, BackupError>,
+        dest: &DestinationRecord,
+        backup: impl Fn(&Progress) -> Result<Manifest, BackupError>,
     ) -> RunDestination {
         let outcome = |state, snapshot: Option<String>, message: Option<String>| RunDestination {
             destination: dest.name.clone(),
@@ -587,22 +623,38 @@ impl Runner {
             snapshot,
             message,
             suspicious: None,
+            temporary: false,
         };
-        let progress = Arc::new(Progress::default());
-        if let Ok(mut c) = a.current.lock() {
-            *c = progress.clone();
-        }
-        // A panic is one failed destination, not a run that never ends.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backup(&progress)));
+        let mut retried: Option<String> = None;
+        let (progress, result) = loop {
+            let progress = Arc::new(Progress::default());
+            if let Ok(mut c) = a.current.lock() {
+                *c = progress.clone();
+            }
+            // A panic is one failed destination, not a run that never ends.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backup(&progress)));
+            match &result {
+                Ok(Err(e)) if e.is_temporary() && retried.is_none() && !a.cancel.is_cancelled() => {
+                    tracing::warn!(
+                        run = run_id.0,
+                        destination = %dest.name,
+                        "temporary failure: {e}; trying again in {}s",
+                        RETRY_AFTER.as_secs()
+                    );
+                    retried = Some(e.to_string());
+                    // The failed attempt's counters and file errors are not the run's:
+                    // the attempt that follows scans everything again.
+                    if !sleep_unless_cancelled(&a.cancel, RETRY_AFTER) {
+                        break (progress, Ok(Err(BackupError::Cancelled)));
+                    }
+                }
+                _ => break (progress, result),
+            }
+        };
         // Fold this destination's counters into the run's.
         if let (Ok(mut done), Ok(mut cur)) = (a.done.lock(), a.current.lock()) {
             let c = progress.counters();
-            done.0.files_scanned += c.files_scanned;
-            done.0.files_linked += c.files_linked;
-            done.0.files_copied += c.files_copied;
-            done.0.files_failed += c.files_failed;
-            done.0.bytes_scanned += c.bytes_scanned;
-            done.0.bytes_copied += c.bytes_copied;
+            done.0 += c;
             done.1.extend(progress.errors());
             *cur = Arc::new(Progress::default());
         }
@@ -615,12 +667,23 @@ impl Runner {
                     tracing::error!("recording snapshot {}: {e}", manifest.name);
                 }
                 let state = if manifest.partial { RunState::Partial } else { RunState::Completed };
-                let msg = manifest
+                let partial = manifest
                     .partial
                     .then(|| format!("{} file(s) could not be backed up", progress.counters().files_failed));
+                let retried =
+                    retried.map(|why| format!("completed on a second attempt after a temporary failure ({why})"));
+                let msg = match (partial, retried) {
+                    (Some(p), Some(r)) => Some(format!("{p}; {r}")),
+                    (p, r) => p.or(r),
+                };
                 RunDestination { suspicious, ..outcome(state, Some(manifest.name), msg) }
             }
             Ok(Err(BackupError::Cancelled)) => outcome(RunState::Cancelled, None, Some("cancelled".into())),
+            Ok(Err(e)) if e.is_temporary() => {
+                let tries = if retried.is_some() { ", also when tried again" } else { "" };
+                let msg = format!("{e} (temporary{tries}: the next run tries again)");
+                RunDestination { temporary: true, ..outcome(RunState::Failed, None, Some(msg)) }
+            }
             Ok(Err(e)) => outcome(RunState::Failed, None, Some(e.to_string())),
             Err(panic) => {
                 let why = panic
@@ -635,14 +698,14 @@ impl Runner {
 
     /// Why the snapshot of `manifest` looks like a bad run next to the job's
     /// previous snapshot on `dest` (the newest in completion order), if it does.
-    fn suspicion(&self, dest: &Destination, manifest: &Manifest) -> Option<String> {
+    fn suspicion(&self, dest: &DestinationRecord, manifest: &Manifest) -> Option<String> {
         let settings = self.catalog.settings().ok()?;
         let previous = match self.catalog.job_snapshots(&dest.id, &manifest.job) {
             Ok(snaps) => snaps
                 .into_iter()
                 .map(|r| r.snapshot)
                 .filter(|s| s.name != manifest.name)
-                .max_by_key(|s| (s.sequence, s.finished.parse::<jiff::Timestamp>().ok(), s.id)),
+                .max_by_key(|s| (s.sequence, s.finished, s.id)),
             Err(e) => {
                 tracing::warn!("comparing snapshot {} with the previous one: {e}", manifest.name);
                 None
@@ -683,7 +746,7 @@ impl Runner {
     }
 }
 
-fn root_path(d: &crate::model::Destination) -> PathBuf {
+fn root_path(d: &crate::model::DestinationRecord) -> PathBuf {
     destinations::local_root(d).map(|r| r.path().to_path_buf()).unwrap_or_default()
 }
 
@@ -694,11 +757,8 @@ fn summarize(outcomes: &[RunDestination]) -> (RunState, Option<String>) {
     let message = (!messages.is_empty()).then(|| messages.join("; "));
     let count = |s: RunState| outcomes.iter().filter(|o| o.state == s).count();
     let made = count(RunState::Completed) + count(RunState::Partial);
-    let skipped = outcomes
-        .iter()
-        .filter(|o| o.state == RunState::Cancelled && o.message.as_deref().is_some_and(|m| m.starts_with("skipped")))
-        .count();
-    let state = if count(RunState::Cancelled) > skipped {
+    let skipped = count(RunState::Skipped);
+    let state = if count(RunState::Cancelled) > 0 {
         RunState::Cancelled
     } else if made == 0 {
         RunState::Failed
@@ -726,6 +786,7 @@ mod tests {
             snapshot: None,
             message: msg.map(String::from),
             suspicious: None,
+            temporary: false,
         }
     }
 
@@ -736,11 +797,11 @@ mod tests {
         assert_eq!(summarize(&[o(RunState::Failed, Some("x"))]).0, RunState::Failed);
         assert_eq!(summarize(&[o(RunState::Partial, Some("x"))]).0, RunState::Partial);
         assert_eq!(
-            summarize(&[o(RunState::Completed, None), o(RunState::Cancelled, Some("skipped: disabled"))]).0,
+            summarize(&[o(RunState::Completed, None), o(RunState::Skipped, Some("destination d is disabled"))]).0,
             RunState::Completed
         );
         assert_eq!(summarize(&[o(RunState::Cancelled, Some("cancelled"))]).0, RunState::Cancelled);
-        let (st, msg) = summarize(&[o(RunState::Cancelled, Some("skipped: disabled"))]);
+        let (st, msg) = summarize(&[o(RunState::Skipped, Some("destination d is disabled"))]);
         assert_eq!(st, RunState::Failed);
         assert_eq!(msg.as_deref(), Some("every destination of the job is disabled"));
     }

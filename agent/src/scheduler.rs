@@ -30,7 +30,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::api::error::ApiError;
 use crate::catalog::Catalog;
-use crate::model::{AlertLevel, Job, RunState};
+use crate::model::{AlertKind, AlertLevel, Job, RunId, RunState};
 use crate::runner::Runner;
 use crate::schedule::{Clock, Spec, next_after, parse_time, span};
 
@@ -90,7 +90,7 @@ impl Scheduler {
             span::format(last.duration_since(now))
         );
         tracing::warn!("{text}");
-        self.catalog.raise_alert(AlertLevel::Warning, "clock_step", "clock", &text)?;
+        self.catalog.raise_alert(AlertLevel::Warning, AlertKind::ClockStep, "clock", &text)?;
         Ok(())
     }
 
@@ -99,7 +99,7 @@ impl Scheduler {
     fn replan_ahead(&self, job: &mut Job, tz: &jiff::tz::TimeZone, now: Timestamp) -> Result<(), ApiError> {
         let Ok(time) = parse_time(&job.time) else { return Ok(()) };
         for s in &mut job.schedules {
-            let Some(planned) = s.next_run.as_deref().and_then(|t| t.parse::<Timestamp>().ok()) else { continue };
+            let Some(planned) = s.next_run else { continue };
             let Some(fresh) =
                 Spec::parse(&s.spec).ok().filter(Spec::is_timed).and_then(|sp| next_after(&sp, time, tz, now))
             else {
@@ -107,8 +107,8 @@ impl Scheduler {
             };
             if planned > fresh {
                 tracing::warn!(job = %job.name, "schedule {} was due at {planned}, after its next time {fresh}: the clock went back; planned again", s.spec);
-                self.catalog.set_next_run(&job.name, &s.spec, Some(&fresh.to_string()))?;
-                s.next_run = Some(fresh.to_string());
+                self.catalog.set_next_run(&job.name, &s.spec, Some(fresh))?;
+                s.next_run = Some(fresh);
             }
         }
         Ok(())
@@ -123,14 +123,13 @@ impl Scheduler {
     /// (after its schedules, its time or the time zone changed).
     pub fn replan_job(&self, name: &str) -> Result<(), ApiError> {
         let job = self.catalog.job(name)?;
-        let tz = self.catalog.settings()?.time_zone();
+        let tz = crate::settings::schedule_time_zone(&self.catalog.settings()?);
         let time = parse_time(&job.time).map_err(ApiError::internal)?;
         let now = self.now();
         for s in &job.schedules {
             let Ok(spec) = Spec::parse(&s.spec) else { continue };
             if spec.is_timed() {
-                let next = next_after(&spec, time, &tz, now).map(|t| t.to_string());
-                self.catalog.set_next_run(&job.name, &s.spec, next.as_deref())?;
+                self.catalog.set_next_run(&job.name, &s.spec, next_after(&spec, time, &tz, now))?;
             } else if spec == Spec::Manual {
                 self.catalog.set_next_run(&job.name, &s.spec, None)?;
             }
@@ -148,15 +147,14 @@ impl Scheduler {
 
     /// Queues the runs due now and moves their schedules on; returns the ids
     /// of the runs queued or joined.
-    pub fn tick(&self) -> Result<Vec<i64>, ApiError> {
+    pub fn tick(&self) -> Result<Vec<RunId>, ApiError> {
         let now = self.now();
         self.note_clock(now)?;
-        let tz = self.catalog.settings()?.time_zone();
+        let tz = crate::settings::schedule_time_zone(&self.catalog.settings()?);
         let mut runs = Vec::new();
         for mut job in self.catalog.jobs()? {
             self.replan_ahead(&mut job, &tz, now)?;
-            let due_at =
-                |s: &crate::model::JobSchedule| s.next_run.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+            let due_at = |s: &crate::model::JobSchedule| s.next_run;
             let due: Vec<&str> =
                 job.schedules.iter().filter(|s| due_at(s).is_some_and(|t| t <= now)).map(|s| s.spec.as_str()).collect();
             if due.is_empty() {
@@ -168,7 +166,7 @@ impl Scheduler {
             if let Some(missed) = missed.filter(|_| !job.disabled) {
                 self.catalog.raise_alert(
                     AlertLevel::Information,
-                    "catch_up",
+                    AlertKind::CatchUp,
                     &job.name,
                     &format!("job {} was due at {missed} while the agent was not running; it runs once now", job.name),
                 )?;
@@ -189,8 +187,8 @@ impl Scheduler {
             }
             let time = parse_time(&job.time).map_err(ApiError::internal)?;
             for spec in due {
-                let next = Spec::parse(spec).ok().and_then(|s| next_after(&s, time, &tz, now)).map(|t| t.to_string());
-                self.catalog.set_next_run(&job.name, spec, next.as_deref())?;
+                let next = Spec::parse(spec).ok().and_then(|s| next_after(&s, time, &tz, now));
+                self.catalog.set_next_run(&job.name, spec, next)?;
             }
         }
         self.watch(now)?;
@@ -205,7 +203,7 @@ impl Scheduler {
         }
         self.check_ranfor(&jobs, now)?;
         for mut d in self.catalog.destinations()? {
-            let measured = d.disk_usage.as_ref().and_then(|u| u.updated.parse::<Timestamp>().ok());
+            let measured = d.disk_usage.as_ref().map(|u| u.updated);
             if d.disk_limit > 0 && !d.disabled && measured.is_none_or(|m| now.duration_since(m) > USAGE_MAX_AGE) {
                 // Unreachable now: keep the last measure (the next run reports the destination).
                 if let Ok(u) = crate::destinations::measure(&d) {
@@ -218,7 +216,7 @@ impl Scheduler {
                 if used >= f64::from(d.disk_limit) {
                     self.catalog.raise_alert(
                         AlertLevel::Warning,
-                        "disk_limit",
+                        AlertKind::DiskLimit,
                         &d.name,
                         &format!(
                             "destination {} is {used:.0}% full, at or above its disk limit of {}%",
@@ -229,15 +227,15 @@ impl Scheduler {
             }
         }
         let settings = self.catalog.settings()?;
-        let days = |n: u32| (now - SignedDuration::from_hours(i64::from(n) * 24)).to_string();
-        self.catalog.prune_runs(&days(settings.logs_ttl))?;
-        self.catalog.prune_alerts(&days(settings.alerts_ttl))?;
+        let days = |n: u32| now - SignedDuration::from_hours(i64::from(n) * 24);
+        self.catalog.prune_runs(days(settings.logs_ttl))?;
+        self.catalog.prune_alerts(days(settings.alerts_ttl))?;
         Ok(())
     }
 
     fn check_notran(&self, job: &Job, now: Timestamp) -> Result<(), ApiError> {
         let Some(limit) = job.monitor.notran.as_deref().and_then(|v| span::parse(v, 'd').ok()) else { return Ok(()) };
-        let Some(last) = self.catalog.last_success(&job.name)?.and_then(|t| t.parse::<Timestamp>().ok()) else {
+        let Some(last) = self.catalog.last_success(&job.name)? else {
             return Ok(());
         };
         let since = {
@@ -253,7 +251,7 @@ impl Scheduler {
         if now.duration_since(since) > limit {
             self.catalog.raise_alert(
                 AlertLevel::Warning,
-                "notran",
+                AlertKind::Notran,
                 &job.name,
                 &format!(
                     "job {} has not completed a backup for more than {} (monitor.notran)",
@@ -269,11 +267,11 @@ impl Scheduler {
         for run in self.catalog.runs_in_state(RunState::Running)? {
             let Some(job) = jobs.iter().find(|j| j.name == run.job) else { continue };
             let Some(limit) = job.monitor.ranfor.as_deref().and_then(|v| span::parse(v, 'd').ok()) else { continue };
-            let Some(started) = run.started_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok()) else { continue };
+            let Some(started) = run.started_at else { continue };
             if now.duration_since(started) > limit {
                 self.catalog.raise_alert(
                     AlertLevel::Warning,
-                    "ranfor",
+                    AlertKind::Ranfor,
                     &format!("run {}", run.id),
                     &format!(
                         "run {} of job {} has been running for more than {} (monitor.ranfor)",
@@ -311,8 +309,8 @@ pub fn after_run(catalog: &Catalog, job: &str, finished: Timestamp) -> Result<()
             if let Ok(Spec::After { job: up, delay }) = Spec::parse(&s.spec)
                 && up == job
             {
-                let due = finished.checked_add(delay).unwrap_or(finished).to_string();
-                catalog.set_next_run(&other.name, &s.spec, Some(&due))?;
+                let due = finished.checked_add(delay).unwrap_or(finished);
+                catalog.set_next_run(&other.name, &s.spec, Some(due))?;
             }
         }
     }

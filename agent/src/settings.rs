@@ -109,14 +109,12 @@ pub fn from_stored(stored: &HashMap<String, String>) -> Settings {
     }
 }
 
-impl Settings {
-    /// The time zone of schedules: the setting, else the host's.
-    pub fn time_zone(&self) -> TimeZone {
-        if self.timezone.is_empty() {
-            TimeZone::system()
-        } else {
-            time_zone(&self.timezone).unwrap_or_else(|_| TimeZone::system())
-        }
+/// The time zone of schedules: the setting, else the host's.
+pub fn schedule_time_zone(settings: &Settings) -> TimeZone {
+    if settings.timezone.is_empty() {
+        TimeZone::system()
+    } else {
+        time_zone(&settings.timezone).unwrap_or_else(|_| TimeZone::system())
     }
 }
 

@@ -13,10 +13,11 @@ use crate::api::error::ApiError;
 use crate::catalog::Catalog;
 use crate::deleter::{Deleter, Pending};
 use crate::destinations;
+use crate::model::SnapshotId;
 
 /// Starts deleting a snapshot; returns its destination's name once it is
 /// invisible on the destination. The deleter removes its files in the background.
-pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: i64) -> Result<String, ApiError> {
+pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Result<String, ApiError> {
     let rec = catalog.snapshot(id)?;
     let dest = catalog.destination(&rec.snapshot.destination)?;
     if dest.readonly {

@@ -60,13 +60,13 @@ mod tests {
 
     fn snap(files: u64, bytes: u64) -> Snapshot {
         Snapshot {
-            id: 1,
+            id: crate::model::SnapshotId(1),
             destination: "d".into(),
             job: "j".into(),
             name: "2026-12-07T10-00-00".into(),
-            structure: "incremental".into(),
-            started: String::new(),
-            finished: String::new(),
+            structure: crate::model::Structure::Incremental,
+            started: jiff::Timestamp::UNIX_EPOCH,
+            finished: jiff::Timestamp::UNIX_EPOCH,
             files,
             bytes,
             files_added: 0,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hindsight_agent::catalog::Catalog;
-use hindsight_agent::model::{NewDestination, NewJob, RunState};
+use hindsight_agent::model::{AlertKind, DestinationKind, NewDestination, NewJob, RunState};
 use hindsight_agent::runner::Runner;
 use hindsight_agent::schedule::Clock;
 use jiff::{SignedDuration, Timestamp};
@@ -42,7 +42,7 @@ async fn a_run_longer_than_run_ttl_hours_is_stopped_and_failed() {
     let options = serde_json::json!({"path": dir.path().join("dest")}).as_object().cloned().expect("options");
     let new = NewDestination {
         name: "d1".into(),
-        kind: "local".into(),
+        kind: DestinationKind::Local,
         options,
         disk_limit: None,
         hidden: false,
@@ -73,5 +73,5 @@ async fn a_run_longer_than_run_ttl_hours_is_stopped_and_failed() {
     assert!(message.contains("run_ttl_hours (1 h)"), "{message}");
     assert!(catalog.snapshots(Some("j"), None).expect("snapshots").is_empty(), "a stopped run made a snapshot");
     let alerts = catalog.alerts(false).expect("alerts");
-    assert!(alerts.iter().any(|a| a.kind == "run_failed" && a.subject == "j"), "{alerts:#?}");
+    assert!(alerts.iter().any(|a| a.kind == AlertKind::RunFailed && a.subject == "j"), "{alerts:#?}");
 }

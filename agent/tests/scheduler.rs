@@ -8,7 +8,9 @@
 use std::sync::{Arc, Mutex};
 
 use hindsight_agent::catalog::{Catalog, RunUpdate};
-use hindsight_agent::model::{Destination, Job, Run, RunState, ScheduleInput};
+use hindsight_agent::model::{
+    AlertKind, DestinationId, DestinationKind, DestinationRecord, Job, Run, RunId, RunState, ScheduleInput, Trigger,
+};
 use hindsight_agent::runner::Runner;
 use hindsight_agent::schedule::Clock;
 use hindsight_agent::scheduler::{Scheduler, after_run};
@@ -37,8 +39,7 @@ fn ny(s: &str) -> Timestamp {
     TimeZone::get("America/New_York").expect("tz").to_ambiguous_timestamp(dt).earlier().expect("valid")
 }
 
-fn show(t: &str) -> String {
-    let t: Timestamp = t.parse().expect("timestamp");
+fn show(t: Timestamp) -> String {
     t.to_zoned(TimeZone::get("America/New_York").expect("tz")).strftime("%Y-%m-%dT%H:%M%:z").to_string()
 }
 
@@ -48,10 +49,10 @@ impl World {
         let catalog = Arc::new(Catalog::open(&dir.path().join("catalog.sqlite")).expect("catalog"));
         catalog.set_setting("timezone", "America/New_York").expect("setting");
         catalog
-            .insert_destination(&Destination {
-                id: "dest-1".into(),
+            .insert_destination(&DestinationRecord {
+                id: DestinationId("dest-1".into()),
                 name: "d1".into(),
-                kind: "local".into(),
+                kind: DestinationKind::Local,
                 options: serde_json::json!({"path": dir.path().join("dest")}).as_object().cloned().expect("options"),
                 disk_limit: 0,
                 hidden: false,
@@ -102,7 +103,7 @@ impl World {
     }
 
     /// Starts and completes a queued run, as the runner would (its end time is the real clock's).
-    fn complete(&self, run: i64) {
+    fn complete(&self, run: RunId) {
         self.catalog.start_run(run).expect("start");
         let done = RunUpdate {
             state: RunState::Completed,
@@ -122,7 +123,7 @@ impl World {
         while t <= to {
             self.set(t);
             for r in self.tick() {
-                out.push((show(&t.to_string()), r.tags));
+                out.push((show(t), r.tags));
             }
             t = t.checked_add(step).expect("time");
         }
@@ -130,7 +131,7 @@ impl World {
     }
 
     fn next_run(&self, job: &str) -> String {
-        show(&self.catalog.job(job).expect("job").next_run.expect("a next run"))
+        show(self.catalog.job(job).expect("job").next_run.expect("a next run"))
     }
 }
 
@@ -146,7 +147,7 @@ fn a_schedule_fires_at_its_time_once() {
     let fired = w.sweep(ny("2026-06-10T01:00"), ny("2026-06-11T01:59"), SignedDuration::from_mins(1));
     assert_eq!(fired, vec![("2026-06-10T02:00-04:00".to_string(), tags(&["daily"]))]);
     let run = &w.catalog.runs(Some("j"), 10).expect("runs")[0];
-    assert_eq!(run.trigger, "schedule");
+    assert_eq!(run.trigger, Trigger::Schedule);
     assert_eq!(w.next_run("j"), "2026-06-11T02:00-04:00");
 }
 
@@ -165,7 +166,7 @@ fn after_downtime_across_two_due_times_one_catch_up_run() {
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!((alerts[0].kind.as_str(), alerts[0].level.as_str()), ("catch_up", "information"));
     let job = w.catalog.job("j").expect("job");
-    let next: Vec<String> = job.schedules.iter().map(|s| show(s.next_run.as_deref().expect("next"))).collect();
+    let next: Vec<String> = job.schedules.iter().map(|s| show(s.next_run.expect("next"))).collect();
     assert_eq!(next, ["2026-06-13T02:00-04:00", "2026-06-12T08:00-04:00"]);
 }
 
@@ -231,13 +232,13 @@ fn one_run_serves_the_daily_and_the_weekly_due_at_once() {
 fn a_due_schedule_joins_the_jobs_queued_run() {
     let w = World::new(ny("2026-06-10T01:00"));
     let job = w.add_job("j", "02:00", &[("daily", 7)]);
-    let queued = w.catalog.queue_run(job.id, "j", "manual", &tags(&["manual"])).expect("queue");
+    let queued = w.catalog.queue_run(job.id, "j", Trigger::Manual, &tags(&["manual"])).expect("queue");
     w.set(ny("2026-06-10T02:00"));
     let ids = w.scheduler.tick().expect("tick");
     assert_eq!(ids, vec![queued]);
     let run = w.catalog.run(queued).expect("run");
     assert_eq!(run.tags, tags(&["manual", "daily"]));
-    assert_eq!(run.trigger, "schedule");
+    assert_eq!(run.trigger, Trigger::Schedule);
 }
 
 #[test]
@@ -286,18 +287,14 @@ fn monitors_raise_one_alert_per_condition_and_old_history_is_pruned() {
     assert_eq!(job.monitor.notran.as_deref(), Some("2d"));
     let job = w.catalog.insert_job(&job).expect("insert");
     let mut full = w.catalog.destination("d1").expect("d1");
-    full.id = "dest-2".into();
+    full.id = DestinationId("dest-2".into());
     full.name = "full".into();
     full.disk_limit = 90;
     w.catalog.insert_destination(&full).expect("insert");
-    let usage = |pct: u64| hindsight_agent::model::DiskUsageInfo {
-        usage: pct,
-        free: 100 - pct,
-        total: 100,
-        updated: real_now.to_string(),
-    };
-    w.catalog.set_disk_usage("dest-2", &usage(95)).expect("usage");
-    let run = w.catalog.queue_run(job.id, "watched", "manual", &tags(&["manual"])).expect("queue");
+    let usage =
+        |pct: u64| hindsight_agent::model::DiskUsageInfo { usage: pct, free: 100 - pct, total: 100, updated: real_now };
+    w.catalog.set_disk_usage(&DestinationId("dest-2".into()), &usage(95)).expect("usage");
+    let run = w.catalog.queue_run(job.id, "watched", Trigger::Manual, &tags(&["manual"])).expect("queue");
     w.catalog.start_run(run).expect("start");
 
     let kinds = |w: &World| -> Vec<(String, String, String)> {
@@ -306,7 +303,7 @@ fn monitors_raise_one_alert_per_condition_and_old_history_is_pruned() {
             .alerts(false)
             .expect("alerts")
             .into_iter()
-            .map(|a| (a.kind, a.subject, a.level.as_str().to_string()))
+            .map(|a| (a.kind.as_str().to_string(), a.subject, a.level.as_str().to_string()))
             .collect();
         v.sort();
         v
@@ -345,7 +342,7 @@ fn monitors_raise_one_alert_per_condition_and_old_history_is_pruned() {
     for a in w.catalog.alerts(false).expect("alerts") {
         w.catalog.ack_alert(a.id).expect("ack");
     }
-    w.catalog.set_disk_usage("dest-2", &usage(10)).expect("usage");
+    w.catalog.set_disk_usage(&DestinationId("dest-2".into()), &usage(10)).expect("usage");
     w.catalog
         .update_job(&{
             let mut j = w.catalog.job("watched").expect("job");
@@ -372,16 +369,13 @@ fn a_clock_stepped_back_neither_silences_schedules_nor_monitors() {
     w.add_job("j", "02:00", &[("daily", 7)]);
     let ahead = w.tick();
     assert!(ahead.is_empty());
-    let planned: Timestamp = w.catalog.job("j").expect("job").schedules[0]
-        .next_run
-        .as_deref()
-        .expect("next run")
-        .parse()
-        .expect("timestamp");
+    let planned: Timestamp = w.catalog.job("j").expect("job").schedules[0].next_run.expect("next run");
     assert!(planned > real_now + year - SignedDuration::from_hours(1), "planned at {planned}");
     // A completed run, recorded at the real time: in the past of the wrong clock.
-    let run =
-        w.catalog.queue_run(w.catalog.job("j").expect("job").id, "j", "manual", &tags(&["manual"])).expect("queue");
+    let run = w
+        .catalog
+        .queue_run(w.catalog.job("j").expect("job").id, "j", Trigger::Manual, &tags(&["manual"]))
+        .expect("queue");
     w.complete(run);
 
     // The clock steps back a year, to an hour after the job's last success.
@@ -389,8 +383,10 @@ fn a_clock_stepped_back_neither_silences_schedules_nor_monitors() {
     w.set(back);
     w.tick();
     let alerts = w.catalog.alerts(false).expect("alerts");
-    let step =
-        alerts.iter().find(|a| a.kind == "clock_step").unwrap_or_else(|| panic!("no clock_step alert: {alerts:#?}"));
+    let step = alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::ClockStep)
+        .unwrap_or_else(|| panic!("no clock_step alert: {alerts:#?}"));
     assert_eq!(step.level.as_str(), "warning");
     assert!(step.message.contains("stepped back by"), "{}", step.message);
     // The schedule was planned again from the real time: it fires within a day.
@@ -401,8 +397,8 @@ fn a_clock_stepped_back_neither_silences_schedules_nor_monitors() {
     // (it was recorded at real time, an hour ahead of `back`): the monitor
     // counts from when it saw that, and fires after its 2 days.
     let success = w.catalog.last_success("j").expect("last success").expect("a success");
-    assert!(success.parse::<Timestamp>().expect("timestamp") > back + SignedDuration::from_mins(30));
-    let quiet = |w: &World| !w.catalog.alerts(false).expect("alerts").iter().any(|a| a.kind == "notran");
+    assert!(success > back + SignedDuration::from_mins(30));
+    let quiet = |w: &World| !w.catalog.alerts(false).expect("alerts").iter().any(|a| a.kind == AlertKind::Notran);
     // Runs queued by the sweep completed with real times; make the last
     // success lie a week ahead of the clock instead, then watch.
     w.catalog

@@ -55,29 +55,21 @@ pub fn bytes(n: u64) -> String {
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
-/// An RFC 3339 time shown to the second in local time.
-pub fn time(ts: &str) -> String {
-    match ts.parse::<jiff::Timestamp>() {
-        Ok(t) => t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
-        Err(_) => ts.to_string(),
-    }
+/// A time shown to the second in local time.
+pub fn time(t: &jiff::Timestamp) -> String {
+    t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// An optional time, `-` when absent.
-pub fn opt_time(ts: Option<&str>) -> String {
-    ts.map(time).unwrap_or_else(|| "-".into())
+pub fn opt_time(t: Option<&jiff::Timestamp>) -> String {
+    t.map(time).unwrap_or_else(|| "-".into())
 }
 
-/// Seconds between two RFC 3339 times.
-pub fn duration(start: Option<&str>, end: Option<&str>) -> String {
+/// The time between two times, `-` unless both are known.
+pub fn duration(start: Option<&jiff::Timestamp>, end: Option<&jiff::Timestamp>) -> String {
     let (Some(s), Some(e)) = (start, end) else { return "-".into() };
-    match (s.parse::<jiff::Timestamp>(), e.parse::<jiff::Timestamp>()) {
-        (Ok(s), Ok(e)) => {
-            let secs = (e.as_millisecond() - s.as_millisecond()) as f64 / 1000.0;
-            if secs < 60.0 { format!("{secs:.1}s") } else { format!("{}m{:02}s", secs as u64 / 60, secs as u64 % 60) }
-        }
-        _ => "-".into(),
-    }
+    let secs = (e.as_millisecond() - s.as_millisecond()) as f64 / 1000.0;
+    if secs < 60.0 { format!("{secs:.1}s") } else { format!("{}m{:02}s", secs as u64 / 60, secs as u64 % 60) }
 }
 
 /// "yes"/"no".

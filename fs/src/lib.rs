@@ -15,7 +15,14 @@
 //! - [`local`]: destination access for a local directory (validation, usage,
 //!   locks, deletion);
 //! - [`cache`]: the agent's private local copies of remote manifests and indexes;
-//! - [`names`]: the rules every name that becomes a path obeys.
+//! - [`names`]: the rules every name that becomes a path obeys;
+//! - [`archive`]: the `.tar`/`.tar.gz` format of archived and compressed
+//!   snapshots, its writer and its random-access reader;
+//! - [`remote`]: destinations on object stores (OpenDAL) and SSH servers:
+//!   configuration, stores, blobs, leases, prunes and checks;
+//! - [`mount`]: the FUSE filesystem that shows every destination's snapshots;
+//! - [`error`]: the crate's error, with the path and whether it is temporary;
+//! - [`fuzzing`]: entry points of the fuzz targets.
 //!
 //! The crate knows nothing of jobs, schedules or the catalog.
 

@@ -15,38 +15,9 @@ pub const MANIFEST_FILE: &str = "snapshot.json";
 /// Largest manifest read (a few KiB with many sources and tags).
 pub const MANIFEST_MAX: u64 = 1 << 20;
 
-/// How a snapshot stores file contents.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Structure {
-    /// `tree/` holds the files; unchanged files are hardlinks (or blobs).
-    Incremental,
-    /// `data.tar`.
-    Archived,
-    /// `data.tar.gz` as independent gzip members.
-    Compressed,
-}
-
-impl Structure {
-    /// The lowercase name used in the API and on destinations.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Structure::Incremental => "incremental",
-            Structure::Archived => "archived",
-            Structure::Compressed => "compressed",
-        }
-    }
-
-    /// Parses a structure name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "incremental" => Some(Structure::Incremental),
-            "archived" => Some(Structure::Archived),
-            "compressed" => Some(Structure::Compressed),
-            _ => None,
-        }
-    }
-}
+/// How a snapshot stores file contents: the API's closed set, written in
+/// manifests and indexes by its lowercase name.
+pub use hindsight_api::Structure;
 
 /// Counters recorded with a snapshot.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -87,10 +58,11 @@ pub struct Manifest {
     pub sources: Vec<String>,
     /// Host that made the snapshot.
     pub host: String,
-    /// Start of the backup (RFC 3339).
-    pub started: String,
-    /// End of the backup (RFC 3339).
-    pub finished: String,
+    /// Start of the backup (RFC 3339 in the file; a manifest with anything
+    /// else does not parse).
+    pub started: jiff::Timestamp,
+    /// End of the backup.
+    pub finished: jiff::Timestamp,
     /// True when some files could not be backed up.
     pub partial: bool,
     /// Snapshot this one was made incrementally against, if any.
@@ -182,8 +154,8 @@ mod tests {
             structure: Structure::Incremental,
             sources: vec!["/src".into()],
             host: "h".into(),
-            started: "2026-11-22T03:50:00Z".into(),
-            finished: "2026-11-22T03:50:01Z".into(),
+            started: jiff::Timestamp::constant(1_795_319_400, 0),
+            finished: jiff::Timestamp::constant(1_795_319_401, 0),
             partial: false,
             parent: None,
             stats: SnapshotStats::default(),

@@ -38,10 +38,10 @@ pub async fn status(State(s): State<AppState>) -> ApiResult<Json<Status>> {
             state_dir: s.state_dir.to_string_lossy().into_owned(),
             jobs: s.catalog.jobs()?,
             active_runs: s.runner.active_runs()?,
-            destinations: s.catalog.destinations()?,
+            destinations: s.catalog.destinations()?.iter().map(DestinationRecord::view).collect(),
             alerts: s.catalog.alerts(false)?,
             timezone: {
-                let tz = s.catalog.settings()?.time_zone();
+                let tz = crate::settings::schedule_time_zone(&s.catalog.settings()?);
                 tz.iana_name().unwrap_or("local").to_string()
             },
         }))
@@ -54,11 +54,11 @@ pub async fn destination_types() -> Json<Vec<DestinationType>> {
 }
 
 pub async fn list_destinations(State(s): State<AppState>) -> ApiResult<Json<Vec<Destination>>> {
-    on_catalog(s, |s| Ok(Json(s.catalog.destinations()?))).await
+    on_catalog(s, |s| Ok(Json(s.catalog.destinations()?.iter().map(DestinationRecord::view).collect()))).await
 }
 
 pub async fn show_destination(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Destination>> {
-    on_catalog(s, move |s| Ok(Json(s.catalog.destination(&name)?))).await
+    on_catalog(s, move |s| Ok(Json(s.catalog.destination(&name)?.view()))).await
 }
 
 pub async fn add_destination(
@@ -82,7 +82,7 @@ pub async fn add_destination(
             catalog.set_disk_usage(&d.id, u)?;
         }
         catalog.replace_snapshots(&d.id, &found)?;
-        Ok(catalog.destination(&d.name)?)
+        Ok(catalog.destination(&d.name)?.view())
     })
     .await?;
     Ok((StatusCode::CREATED, Json(d)))
@@ -98,7 +98,7 @@ pub async fn edit_destination(
         let mut d = catalog.destination(&name)?;
         let moved = patch.options.as_ref().is_some_and(|o| destinations::merge_options(&mut d, o.clone()));
         // Sealed values are opaque text to the checks, which only test secrets for presence.
-        destinations::check_options(&d.kind, &d.options)?;
+        destinations::check_options(d.kind, &d.options)?;
         if let Some(l) = patch.disk_limit {
             d.disk_limit = destinations::check_disk_limit(l)?;
         }
@@ -123,7 +123,7 @@ pub async fn edit_destination(
         if moved {
             catalog.replace_snapshots(&d.id, &destinations::scan(&d, &t)?)?;
         }
-        Ok(Json(catalog.destination(&d.name)?))
+        Ok(Json(catalog.destination(&d.name)?.view()))
     })
     .await
 }
@@ -143,7 +143,7 @@ pub async fn validate_destination(State(s): State<AppState>, Path(name): Path<St
         if let Some(u) = &usage {
             catalog.set_disk_usage(&d.id, u)?;
         }
-        Ok(Json(catalog.destination(&name)?))
+        Ok(Json(catalog.destination(&name)?.view()))
     })
     .await
 }
@@ -241,7 +241,7 @@ pub async fn edit_job(
             job.destinations = jobs::check_destinations(&d)?;
         }
         if let Some(st) = patch.structure {
-            job.structure = jobs::check_structure(&st)?;
+            job.structure = st;
         }
         if let Some(n) = patch.retry_failed {
             job.retry_failed = jobs::check_retry(n)?;
@@ -326,7 +326,7 @@ pub async fn show_run(
     Path(id): Path<String>,
     Query(q): Query<RunWait>,
 ) -> ApiResult<Json<Run>> {
-    let id = parse_id("run", &id)?;
+    let id: RunId = parse_id(&id)?;
     match q.wait_ms {
         Some(ms) => Ok(Json(s.runner.wait(id, std::time::Duration::from_millis(ms.min(30_000))).await?)),
         None => on_catalog(s, move |s| Ok(Json(s.runner.run(id)?))).await,
@@ -334,7 +334,7 @@ pub async fn show_run(
 }
 
 pub async fn cancel_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
-    let id = parse_id("run", &id)?;
+    let id: RunId = parse_id(&id)?;
     on_catalog(s, move |s| Ok(Json(s.runner.cancel(id)?))).await
 }
 
@@ -358,7 +358,7 @@ pub async fn list_snapshots(
 }
 
 pub async fn show_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
-    let id = parse_id("snapshot", &id)?;
+    let id: SnapshotId = parse_id(&id)?;
     on_catalog(s, move |s| {
         let mut snap = s.catalog.snapshot(id)?.snapshot;
         snap.error = snap.path.as_deref().and_then(|dir| snapshots::health(std::path::Path::new(dir)));
@@ -368,7 +368,7 @@ pub async fn show_snapshot(State(s): State<AppState>, Path(id): Path<String>) ->
 }
 
 pub async fn delete_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let id = parse_id("snapshot", &id)?;
+    let id: SnapshotId = parse_id(&id)?;
     let catalog = s.catalog.clone();
     let runner = s.runner.clone();
     blocking(move || {
@@ -381,7 +381,7 @@ pub async fn delete_snapshot(State(s): State<AppState>, Path(id): Path<String>) 
 }
 
 async fn set_locked(s: AppState, id: String, locked: bool) -> ApiResult<Json<Snapshot>> {
-    let id = parse_id("snapshot", &id)?;
+    let id: SnapshotId = parse_id(&id)?;
     on_catalog(s, move |s| {
         s.catalog.set_snapshot_locked(id, locked)?;
         Ok(Json(s.catalog.snapshot(id)?.snapshot))
@@ -430,6 +430,6 @@ pub async fn list_alerts(State(s): State<AppState>, Query(q): Query<AlertQuery>)
 }
 
 pub async fn ack_alert(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Alert>> {
-    let id = parse_id("alert", &id)?;
+    let id: AlertId = parse_id(&id)?;
     on_catalog(s, move |s| Ok(Json(s.catalog.ack_alert(id)?))).await
 }

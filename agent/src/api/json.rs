@@ -23,7 +23,7 @@ where
     }
 }
 
-/// Parses a numeric id from a path segment.
-pub fn parse_id(what: &str, s: &str) -> Result<i64, ApiError> {
-    s.parse().map_err(|_| ApiError::bad_request(format!("{what} id {s:?} is not a number")))
+/// Parses an id from a path segment; the error names the kind of id.
+pub fn parse_id<T: std::str::FromStr<Err = hindsight_api::BadId>>(s: &str) -> Result<T, ApiError> {
+    s.parse().map_err(|e: hindsight_api::BadId| ApiError::bad_request(e.to_string()))
 }

@@ -79,6 +79,14 @@ pub enum BackupError {
     IndexStopped,
 }
 
+impl BackupError {
+    /// True when the same backup may succeed if tried again in a moment
+    /// (the destination timed out, refused a connection, or was busy).
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, BackupError::Fs(e) if e.is_temporary())
+    }
+}
+
 /// An index row on its way to the index thread; `added` when its data is new in this snapshot.
 pub(crate) struct Row {
     pub entry: IndexEntry,

@@ -3,36 +3,10 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
-
 /// Per-file errors kept in memory and in the catalog; the count goes on beyond it.
 pub const MAX_RECORDED_ERRORS: usize = 1000;
 
-/// One file that could not be backed up as it was.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FileError {
-    /// Absolute source path (lossy UTF-8).
-    pub path: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// A snapshot of the counters.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Counters {
-    /// Entries looked at (after excludes).
-    pub files_scanned: u64,
-    /// Entries hardlinked to the previous snapshot.
-    pub files_linked: u64,
-    /// Files whose data was copied.
-    pub files_copied: u64,
-    /// Entries that could not be backed up.
-    pub files_failed: u64,
-    /// Bytes of regular files scanned.
-    pub bytes_scanned: u64,
-    /// Bytes of data copied.
-    pub bytes_copied: u64,
-}
+pub use hindsight_api::{Counters, FileError};
 
 /// Counters updated by the engine while it runs.
 #[derive(Debug, Default)]

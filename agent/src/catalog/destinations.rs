@@ -3,30 +3,30 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
+use super::columns::{named, parsed};
 use super::{Catalog, CatalogError, Result, from_json, json};
-use crate::model::{Destination, DiskUsageInfo};
+use crate::model::{DestinationId, DestinationKind, DestinationRecord, DiskUsageInfo};
 use crate::secrets;
 
 const COLUMNS: &str = "d.id, d.name, d.type, d.options, d.disk_limit, d.hidden, d.readonly, d.disabled, \
     d.usage, d.free, d.total, d.usage_updated, \
     (SELECT count(*) FROM job_destinations jd WHERE jd.destination_id = d.id), d.cache_id";
 
-fn map(r: &Row<'_>) -> rusqlite::Result<(Destination, String)> {
-    let usage_updated: Option<String> = r.get(11)?;
-    let disk_usage = match usage_updated {
-        Some(updated) => Some(DiskUsageInfo {
+fn map(r: &Row<'_>) -> rusqlite::Result<(DestinationRecord, String)> {
+    let disk_usage = match r.get::<_, Option<String>>(11)? {
+        Some(_) => Some(DiskUsageInfo {
             usage: r.get::<_, i64>(8)? as u64,
             free: r.get::<_, i64>(9)? as u64,
             total: r.get::<_, i64>(10)? as u64,
-            updated,
+            updated: parsed(r, 11)?,
         }),
         None => None,
     };
     Ok((
-        Destination {
-            id: r.get(0)?,
+        DestinationRecord {
+            id: DestinationId(r.get(0)?),
             name: r.get(1)?,
-            kind: r.get(2)?,
+            kind: named(r, 2, DestinationKind::parse)?,
             options: Map::new(),
             disk_limit: r.get(4)?,
             hidden: r.get(5)?,
@@ -40,7 +40,7 @@ fn map(r: &Row<'_>) -> rusqlite::Result<(Destination, String)> {
     ))
 }
 
-fn finish(row: (Destination, String)) -> Result<Destination> {
+fn finish(row: (DestinationRecord, String)) -> Result<DestinationRecord> {
     let (mut d, options) = row;
     d.options = from_json::<Map<String, Value>>(&options, "destination options")?;
     Ok(d)
@@ -48,7 +48,7 @@ fn finish(row: (Destination, String)) -> Result<Destination> {
 
 impl Catalog {
     /// Every destination, by name.
-    pub fn destinations(&self) -> Result<Vec<Destination>> {
+    pub fn destinations(&self) -> Result<Vec<DestinationRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM destinations d ORDER BY d.name"))?;
         let rows = stmt.query_map([], map)?.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -56,7 +56,7 @@ impl Catalog {
     }
 
     /// The destination called `name`.
-    pub fn destination(&self, name: &str) -> Result<Destination> {
+    pub fn destination(&self, name: &str) -> Result<DestinationRecord> {
         let conn = self.conn();
         let row = conn
             .query_row(&format!("SELECT {COLUMNS} FROM destinations d WHERE d.name = ?1"), [name], map)
@@ -65,16 +65,16 @@ impl Catalog {
     }
 
     /// Adds a destination (name must be free); its secret options are sealed.
-    pub fn insert_destination(&self, d: &Destination) -> Result<()> {
+    pub fn insert_destination(&self, d: &DestinationRecord) -> Result<()> {
         let options = self.sealed_options(d);
         let conn = self.conn();
         let n = conn.execute(
             "INSERT INTO destinations (id, name, type, options, disk_limit, hidden, readonly, disabled, created, \
              cache_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
             params![
-                d.id,
+                d.id.as_str(),
                 d.name,
-                d.kind,
+                d.kind.as_str(),
                 json(&options),
                 d.disk_limit,
                 d.hidden,
@@ -94,28 +94,28 @@ impl Catalog {
     }
 
     /// Stores the editable fields of a destination; its secret options are sealed.
-    pub fn update_destination(&self, d: &Destination) -> Result<()> {
+    pub fn update_destination(&self, d: &DestinationRecord) -> Result<()> {
         let options = self.sealed_options(d);
         self.conn().execute(
             "UPDATE destinations SET options = ?2, disk_limit = ?3, hidden = ?4, readonly = ?5, disabled = ?6 \
              WHERE id = ?1",
-            params![d.id, json(&options), d.disk_limit, d.hidden, d.readonly, d.disabled],
+            params![d.id.as_str(), json(&options), d.disk_limit, d.hidden, d.readonly, d.disabled],
         )?;
         Ok(())
     }
 
     /// The options as stored: secrets sealed (those sealed already stay as they are).
-    fn sealed_options(&self, d: &Destination) -> Map<String, Value> {
+    fn sealed_options(&self, d: &DestinationRecord) -> Map<String, Value> {
         let mut options = d.options.clone();
-        secrets::seal_options(self.master_key(), &d.kind, &mut options);
+        secrets::seal_options(self.master_key(), d.kind.as_str(), &mut options);
         options
     }
 
     /// Records a disk usage measurement.
-    pub fn set_disk_usage(&self, id: &str, u: &DiskUsageInfo) -> Result<()> {
+    pub fn set_disk_usage(&self, id: &DestinationId, u: &DiskUsageInfo) -> Result<()> {
         self.conn().execute(
             "UPDATE destinations SET usage = ?2, free = ?3, total = ?4, usage_updated = ?5 WHERE id = ?1",
-            params![id, u.usage as i64, u.free as i64, u.total as i64, u.updated],
+            params![id.as_str(), u.usage as i64, u.free as i64, u.total as i64, u.updated.to_string()],
         )?;
         Ok(())
     }

@@ -2,8 +2,11 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use jiff::Timestamp;
+
+use super::columns::{named, parsed_opt};
 use super::{Catalog, CatalogError, Result, from_json, json};
-use crate::model::{Job, JobSchedule, Monitor, RunState, RunSummary};
+use crate::model::{Job, JobId, JobKind, JobSchedule, Monitor, RunId, RunState, RunSummary, Structure};
 
 const COLUMNS: &str = "j.id, j.name, j.type, j.sources, j.excludes, j.structure, j.one_file_system, \
     j.retry_failed, j.disabled, \
@@ -25,21 +28,21 @@ struct Raw {
 }
 
 fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
-    let last_id: Option<i64> = r.get(10)?;
-    let last_state: Option<String> = r.get(11)?;
-    let last_run = match (last_id, last_state.as_deref().and_then(RunState::parse)) {
-        (Some(id), Some(state)) => Some(RunSummary { id, state, finished_at: r.get(12)? }),
-        _ => None,
+    let last_run = match r.get::<_, Option<i64>>(10)? {
+        Some(id) => {
+            Some(RunSummary { id: RunId(id), state: named(r, 11, RunState::parse)?, finished_at: parsed_opt(r, 12)? })
+        }
+        None => None,
     };
     Ok(Raw {
         job: Job {
-            id: r.get(0)?,
+            id: JobId(r.get(0)?),
             name: r.get(1)?,
-            kind: r.get(2)?,
+            kind: named(r, 2, JobKind::parse)?,
             sources: Vec::new(),
             excludes: Vec::new(),
             destinations: Vec::new(),
-            structure: r.get(5)?,
+            structure: named(r, 5, Structure::parse)?,
             one_file_system: r.get(6)?,
             retry_failed: r.get(7)?,
             disabled: r.get(8)?,
@@ -63,8 +66,7 @@ fn finish(raw: Raw) -> Result<Job> {
     job.excludes = from_json(&raw.excludes, "job excludes")?;
     job.destinations = from_json(&raw.destinations, "job destinations")?;
     job.schedules = from_json::<Vec<JobSchedule>>(&raw.schedules, "job schedules")?;
-    // Timestamps are stored in one RFC 3339 UTC form, so text order is time order.
-    job.next_run = job.schedules.iter().filter_map(|s| s.next_run.clone()).min();
+    job.next_run = job.schedules.iter().filter_map(|s| s.next_run).min();
     Ok(job)
 }
 
@@ -95,10 +97,10 @@ impl Catalog {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
                 params![
                     job.name,
-                    job.kind,
+                    job.kind.as_str(),
                     json(&job.sources),
                     json(&job.excludes),
-                    job.structure,
+                    job.structure.as_str(),
                     job.one_file_system,
                     job.retry_failed,
                     job.disabled,
@@ -130,10 +132,10 @@ impl Catalog {
                  retry_failed = ?6, disabled = ?7, time = ?8, priority = ?9, monitor_notran = ?10, \
                  monitor_ranfor = ?11 WHERE id = ?1",
                 params![
-                    job.id,
+                    job.id.0,
                     json(&job.sources),
                     json(&job.excludes),
-                    job.structure,
+                    job.structure.as_str(),
                     job.one_file_system,
                     job.retry_failed,
                     job.disabled,
@@ -143,19 +145,19 @@ impl Catalog {
                     job.monitor.ranfor
                 ],
             )?;
-            tx.execute("DELETE FROM job_destinations WHERE job_id = ?1", [job.id])?;
-            set_destinations(&tx, job.id, &job.destinations)?;
-            set_schedules(&tx, job.id, &job.schedules)?;
+            tx.execute("DELETE FROM job_destinations WHERE job_id = ?1", [job.id.0])?;
+            set_destinations(&tx, job.id.0, &job.destinations)?;
+            set_schedules(&tx, job.id.0, &job.schedules)?;
             tx.commit()?;
         }
         self.job(&job.name)
     }
 
     /// Sets when one schedule of a job is next due (none: not by the clock).
-    pub fn set_next_run(&self, job: &str, spec: &str, next_run: Option<&str>) -> Result<()> {
+    pub fn set_next_run(&self, job: &str, spec: &str, next_run: Option<Timestamp>) -> Result<()> {
         self.conn().execute(
             "UPDATE schedules SET next_run = ?3 WHERE spec = ?2 AND job_id = (SELECT id FROM jobs WHERE name = ?1)",
-            params![job, spec, next_run],
+            params![job, spec, next_run.map(|t| t.to_string())],
         )?;
         Ok(())
     }
@@ -183,7 +185,7 @@ fn set_schedules(tx: &rusqlite::Transaction<'_>, job_id: i64, schedules: &[JobSc
             "INSERT INTO schedules (job_id, position, spec, retain, next_run) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (job_id, spec) DO UPDATE SET position = excluded.position, retain = excluded.retain, \
              next_run = coalesce(excluded.next_run, next_run)",
-            params![job_id, pos as i64, s.spec, s.retain, s.next_run],
+            params![job_id, pos as i64, s.spec, s.retain, s.next_run.map(|t| t.to_string())],
         )?;
     }
     Ok(())

@@ -13,6 +13,7 @@
 //! stores one in the clear.
 
 mod alerts;
+mod columns;
 mod destinations;
 mod jobs;
 mod migrations;

@@ -2,9 +2,11 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use jiff::Timestamp;
+
+use super::columns::{named, parsed, parsed_opt};
 use super::{Catalog, CatalogError, Result, from_json, json};
-use crate::backup::{Counters, FileError};
-use crate::model::{Run, RunDestination, RunState};
+use crate::model::{Counters, FileError, JobId, Run, RunDestination, RunId, RunState, Trigger};
 
 const COLUMNS: &str = "id, job_name, state, trigger, queued_at, started_at, finished_at, message, stats, \
     destinations, errors, tags";
@@ -25,17 +27,16 @@ pub struct RunUpdate {
 }
 
 fn map(r: &Row<'_>) -> rusqlite::Result<(Run, String, String, String, String)> {
-    let state: String = r.get(2)?;
     Ok((
         Run {
-            id: r.get(0)?,
+            id: RunId(r.get(0)?),
             job: r.get(1)?,
-            state: RunState::parse(&state).unwrap_or(RunState::Failed),
-            trigger: r.get(3)?,
+            state: named(r, 2, RunState::parse)?,
+            trigger: named(r, 3, Trigger::parse)?,
             tags: Vec::new(),
-            queued_at: r.get(4)?,
-            started_at: r.get(5)?,
-            finished_at: r.get(6)?,
+            queued_at: parsed(r, 4)?,
+            started_at: parsed_opt(r, 5)?,
+            finished_at: parsed_opt(r, 6)?,
             message: r.get(7)?,
             stats: Counters::default(),
             current_path: None,
@@ -60,22 +61,23 @@ fn finish(raw: (Run, String, String, String, String)) -> Result<Run> {
 
 impl Catalog {
     /// Queues a run of a job serving the schedules `tags`; returns its id.
-    pub fn queue_run(&self, job_id: i64, job_name: &str, trigger: &str, tags: &[String]) -> Result<i64> {
+    pub fn queue_run(&self, job_id: JobId, job_name: &str, trigger: Trigger, tags: &[String]) -> Result<RunId> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO runs (job_id, job_name, state, trigger, queued_at, stats, tags) \
              VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)",
-            params![job_id, job_name, trigger, super::now(), json(&Counters::default()), json(&tags)],
+            params![job_id.0, job_name, trigger.as_str(), super::now(), json(&Counters::default()), json(&tags)],
         )?;
-        Ok(conn.last_insert_rowid())
+        Ok(RunId(conn.last_insert_rowid()))
     }
 
     /// Adds schedule tags to a run still queued; false when it is no longer queued.
-    pub fn add_run_tags(&self, id: i64, tags: &[String]) -> Result<bool> {
+    pub fn add_run_tags(&self, id: RunId, tags: &[String]) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let current: Option<String> =
-            tx.query_row("SELECT tags FROM runs WHERE id = ?1 AND state = 'queued'", [id], |r| r.get(0)).optional()?;
+        let current: Option<String> = tx
+            .query_row("SELECT tags FROM runs WHERE id = ?1 AND state = 'queued'", [id.0], |r| r.get(0))
+            .optional()?;
         let Some(current) = current else { return Ok(false) };
         let mut all: Vec<String> = from_json(&current, "run tags")?;
         for t in tags {
@@ -83,7 +85,7 @@ impl Catalog {
                 all.push(t.clone());
             }
         }
-        tx.execute("UPDATE runs SET tags = ?2, trigger = 'schedule' WHERE id = ?1", params![id, json(&all)])?;
+        tx.execute("UPDATE runs SET tags = ?2, trigger = 'schedule' WHERE id = ?1", params![id.0, json(&all)])?;
         tx.commit()?;
         Ok(true)
     }
@@ -102,31 +104,32 @@ impl Catalog {
         rows.into_iter().map(finish).collect()
     }
 
-    /// Forgets ended runs that finished before `before` (RFC 3339); returns how many.
-    pub fn prune_runs(&self, before: &str) -> Result<usize> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM runs WHERE state NOT IN ('queued', 'running') AND finished_at < ?1", [before])?)
+    /// Forgets ended runs that finished before `before`; returns how many.
+    pub fn prune_runs(&self, before: Timestamp) -> Result<usize> {
+        Ok(self.conn().execute(
+            "DELETE FROM runs WHERE state NOT IN ('queued', 'running') AND finished_at < ?1",
+            [before.to_string()],
+        )?)
     }
 
     /// When the job last completed a run, else when it was created.
-    pub fn last_success(&self, job: &str) -> Result<Option<String>> {
+    pub fn last_success(&self, job: &str) -> Result<Option<Timestamp>> {
         Ok(self
             .conn()
             .query_row(
                 "SELECT coalesce((SELECT max(finished_at) FROM runs WHERE job_name = ?1 AND state = 'completed'), \
                  (SELECT created FROM jobs WHERE name = ?1))",
                 [job],
-                |r| r.get(0),
+                |r| parsed_opt(r, 0),
             )
             .optional()?
             .flatten())
     }
 
     /// The run with this id.
-    pub fn run(&self, id: i64) -> Result<Run> {
+    pub fn run(&self, id: RunId) -> Result<Run> {
         let conn = self.conn();
-        let raw = conn.query_row(&format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"), [id], map).optional()?;
+        let raw = conn.query_row(&format!("SELECT {COLUMNS} FROM runs WHERE id = ?1"), [id.0], map).optional()?;
         finish(raw.ok_or_else(|| CatalogError::NotFound(format!("no run with id {id}")))?)
     }
 
@@ -149,31 +152,39 @@ impl Catalog {
     }
 
     /// Marks a queued run as running; false when it is no longer queued.
-    pub fn start_run(&self, id: i64) -> Result<bool> {
+    pub fn start_run(&self, id: RunId) -> Result<bool> {
         let n = self.conn().execute(
             "UPDATE runs SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'",
-            params![id, super::now()],
+            params![id.0, super::now()],
         )?;
         Ok(n == 1)
     }
 
     /// Stores a run's progress or outcome; a final state also sets its end time.
-    pub fn update_run(&self, id: i64, u: &RunUpdate) -> Result<()> {
+    pub fn update_run(&self, id: RunId, u: &RunUpdate) -> Result<()> {
         let finished = u.state.is_final().then(super::now);
         self.conn().execute(
             "UPDATE runs SET state = ?2, message = ?3, stats = ?4, destinations = ?5, errors = ?6, \
              finished_at = coalesce(?7, finished_at) WHERE id = ?1",
-            params![id, u.state.as_str(), u.message, json(&u.stats), json(&u.destinations), json(&u.errors), finished],
+            params![
+                id.0,
+                u.state.as_str(),
+                u.message,
+                json(&u.stats),
+                json(&u.destinations),
+                json(&u.errors),
+                finished
+            ],
         )?;
         Ok(())
     }
 
     /// Cancels a queued run; false when it was not queued.
-    pub fn cancel_queued_run(&self, id: i64) -> Result<bool> {
+    pub fn cancel_queued_run(&self, id: RunId) -> Result<bool> {
         let n = self.conn().execute(
             "UPDATE runs SET state = 'cancelled', finished_at = ?2, message = 'cancelled before it started' \
              WHERE id = ?1 AND state = 'queued'",
-            params![id, super::now()],
+            params![id.0, super::now()],
         )?;
         Ok(n == 1)
     }

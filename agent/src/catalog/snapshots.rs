@@ -2,8 +2,9 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::columns::{named, parsed};
 use super::{Catalog, CatalogError, Result, from_json, json};
-use crate::model::Snapshot;
+use crate::model::{DestinationId, RunId, Snapshot, SnapshotId, Structure};
 
 /// A snapshot as the catalog keeps it, with its destination's id.
 #[derive(Debug, Clone)]
@@ -11,7 +12,7 @@ pub struct SnapshotRecord {
     /// The API view.
     pub snapshot: Snapshot,
     /// Destination id.
-    pub destination_id: String,
+    pub destination_id: DestinationId,
     /// Marked for deletion (invisible).
     pub deleting: bool,
 }
@@ -34,13 +35,13 @@ fn map(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
     };
     Ok(SnapshotRecord {
         snapshot: Snapshot {
-            id: r.get(0)?,
+            id: SnapshotId(r.get(0)?),
             destination: r.get(1)?,
             job,
             name,
-            structure: r.get(4)?,
-            started: r.get(5)?,
-            finished: r.get(6)?,
+            structure: named(r, 4, Structure::parse)?,
+            started: parsed(r, 5)?,
+            finished: parsed(r, 6)?,
             files: r.get::<_, i64>(7)? as u64,
             bytes: r.get::<_, i64>(8)? as u64,
             files_added: r.get::<_, i64>(9)? as u64,
@@ -53,14 +54,19 @@ fn map(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
             path,
             error: None,
         },
-        destination_id: r.get(12)?,
+        destination_id: DestinationId(r.get(12)?),
         deleting: r.get(13)?,
     })
 }
 
 impl Catalog {
     /// Records a snapshot (replacing a row of the same destination, job and name).
-    pub fn upsert_snapshot(&self, destination_id: &str, s: &Snapshot, run_id: Option<i64>) -> Result<i64> {
+    pub fn upsert_snapshot(
+        &self,
+        destination_id: &DestinationId,
+        s: &Snapshot,
+        run_id: Option<RunId>,
+    ) -> Result<SnapshotId> {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO snapshots (destination_id, job_name, name, structure, started, finished, files, bytes, \
@@ -71,26 +77,26 @@ impl Catalog {
              bytes = excluded.bytes, files_added = excluded.files_added, bytes_added = excluded.bytes_added, \
              partial = excluded.partial, tags = excluded.tags, sequence = excluded.sequence",
             params![
-                destination_id,
+                destination_id.as_str(),
                 s.job,
                 s.name,
-                s.structure,
-                s.started,
-                s.finished,
+                s.structure.as_str(),
+                s.started.to_string(),
+                s.finished.to_string(),
                 s.files as i64,
                 s.bytes as i64,
                 s.files_added as i64,
                 s.bytes_added as i64,
                 s.partial,
-                run_id,
+                run_id.map(|r| r.0),
                 json(&s.tags),
                 s.sequence as i64
             ],
         )?;
         Ok(conn.query_row(
             "SELECT id FROM snapshots WHERE destination_id = ?1 AND job_name = ?2 AND name = ?3",
-            params![destination_id, s.job, s.name],
-            |r| r.get(0),
+            params![destination_id.as_str(), s.job, s.name],
+            |r| r.get(0).map(SnapshotId),
         )?)
     }
 
@@ -107,13 +113,13 @@ impl Catalog {
     }
 
     /// A snapshot by id (deleting ones included, flagged).
-    pub fn snapshot(&self, id: i64) -> Result<SnapshotRecord> {
+    pub fn snapshot(&self, id: SnapshotId) -> Result<SnapshotRecord> {
         let conn = self.conn();
         conn.query_row(
             &format!(
                 "SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id WHERE s.id = ?1"
             ),
-            [id],
+            [id.0],
             map,
         )
         .optional()?
@@ -122,22 +128,22 @@ impl Catalog {
     }
 
     /// Visible snapshots of one job on one destination, newest first, with their records.
-    pub fn job_snapshots(&self, destination_id: &str, job: &str) -> Result<Vec<SnapshotRecord>> {
+    pub fn job_snapshots(&self, destination_id: &DestinationId, job: &str) -> Result<Vec<SnapshotRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id \
              WHERE s.deleting = 0 AND s.destination_id = ?1 AND s.job_name = ?2 \
              ORDER BY s.sequence DESC, s.finished DESC, s.name DESC"
         ))?;
-        let rows = stmt.query_map(params![destination_id, job], map)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(params![destination_id.as_str(), job], map)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     /// Locks or unlocks a snapshot (a locked one is never pruned).
-    pub fn set_snapshot_locked(&self, id: i64, locked: bool) -> Result<()> {
+    pub fn set_snapshot_locked(&self, id: SnapshotId, locked: bool) -> Result<()> {
         let n = self
             .conn()
-            .execute("UPDATE snapshots SET locked = ?2 WHERE id = ?1 AND deleting = 0", params![id, locked])?;
+            .execute("UPDATE snapshots SET locked = ?2 WHERE id = ?1 AND deleting = 0", params![id.0, locked])?;
         if n == 0 {
             return Err(CatalogError::NotFound(format!("no snapshot with id {id}")));
         }
@@ -145,25 +151,25 @@ impl Catalog {
     }
 
     /// Marks a snapshot as being deleted (it disappears from listings).
-    pub fn mark_snapshot_deleting(&self, id: i64) -> Result<()> {
-        self.conn().execute("UPDATE snapshots SET deleting = 1 WHERE id = ?1", [id])?;
+    pub fn mark_snapshot_deleting(&self, id: SnapshotId) -> Result<()> {
+        self.conn().execute("UPDATE snapshots SET deleting = 1 WHERE id = ?1", [id.0])?;
         Ok(())
     }
 
     /// Forgets a snapshot.
-    pub fn remove_snapshot(&self, id: i64) -> Result<()> {
-        self.conn().execute("DELETE FROM snapshots WHERE id = ?1", [id])?;
+    pub fn remove_snapshot(&self, id: SnapshotId) -> Result<()> {
+        self.conn().execute("DELETE FROM snapshots WHERE id = ?1", [id.0])?;
         Ok(())
     }
 
     /// Replaces the catalog's snapshots of one destination with `found` (reindex).
-    pub fn replace_snapshots(&self, destination_id: &str, found: &[Snapshot]) -> Result<()> {
+    pub fn replace_snapshots(&self, destination_id: &DestinationId, found: &[Snapshot]) -> Result<()> {
         {
             let conn = self.conn();
             let names: Vec<(String, String)> = found.iter().map(|s| (s.job.clone(), s.name.clone())).collect();
             let existing: Vec<(i64, String, String)> = conn
                 .prepare("SELECT id, job_name, name FROM snapshots WHERE destination_id = ?1")?
-                .query_map([destination_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .query_map([destination_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             for (id, job, name) in existing {
                 if !names.contains(&(job, name)) {

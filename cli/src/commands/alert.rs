@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use hindsight_agent::model::Alert;
+use hindsight_api::Alert;
+use hindsight_api::routes;
 
 use crate::args::AlertCmd;
-use crate::client::{Client, enc};
+use crate::client::Client;
 use crate::output::{opt_time, print_json, table, time};
 
 /// Rows of an alert table.
@@ -19,7 +20,7 @@ pub fn rows(alerts: &[Alert]) -> Vec<Vec<String>> {
                 time(&a.created),
                 a.subject.clone(),
                 a.message.clone(),
-                opt_time(a.acked_at.as_deref()),
+                opt_time(a.acked_at.as_ref()),
             ]
         })
         .collect()
@@ -32,7 +33,7 @@ pub const HEADER: [&str; 6] = ["ID", "LEVEL", "RAISED", "SUBJECT", "MESSAGE", "A
 pub async fn run(c: &Client, cmd: AlertCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         AlertCmd::List { all } => {
-            let alerts: Vec<Alert> = c.get(&format!("/v1/alerts?all={all}")).await?;
+            let alerts: Vec<Alert> = c.get(&format!("{}?all={all}", routes::ALERTS)).await?;
             if json {
                 print_json(&alerts)?;
             } else {
@@ -40,7 +41,7 @@ pub async fn run(c: &Client, cmd: AlertCmd, json: bool) -> anyhow::Result<ExitCo
             }
         }
         AlertCmd::Ack { id } => {
-            let a: Alert = c.post::<(), _>(&format!("/v1/alerts/{}/ack", enc(&id)), None).await?;
+            let a: Alert = c.post::<(), _>(&routes::alert_ack(&id), None).await?;
             if json {
                 print_json(&a)?;
             } else {

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use hindsight_agent::model::{
+use hindsight_api::routes;
+use hindsight_api::{
     CheckRequest, Destination, DestinationCheck, DestinationPatch, DestinationType, NewDestination, Snapshot,
     option_str,
 };
@@ -11,7 +12,7 @@ use serde_json::{Map, Value};
 use anyhow::Context;
 
 use crate::args::{DestinationCmd, OptionArgs};
-use crate::client::{Client, enc};
+use crate::client::Client;
 use crate::output::{bytes, fields, print_json, table, time, yes_no};
 
 fn usage(d: &Destination) -> String {
@@ -36,7 +37,7 @@ fn limit(d: &Destination) -> String {
 }
 
 fn show(d: &Destination) {
-    let mut rows = vec![("name", d.name.clone()), ("id", d.id.clone()), ("type", d.kind.clone())];
+    let mut rows = vec![("name", d.name.clone()), ("id", d.id.to_string()), ("type", d.kind.to_string())];
     for (k, v) in &d.options {
         rows.push((k.as_str(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string())));
     }
@@ -94,7 +95,8 @@ fn location(d: &Destination) -> String {
 /// One line per snapshot (its problems indented below it), then a summary.
 fn print_check(r: &DestinationCheck) {
     for s in &r.snapshots {
-        let what = format!("{}/{} ({})", s.job, s.snapshot, s.structure);
+        let structure = s.structure.map_or("unknown", |st| st.as_str());
+        let what = format!("{}/{} ({structure})", s.job, s.snapshot);
         if s.ok {
             println!("{what}: ok ({} entries, {} read)", s.entries_checked, bytes(s.bytes_read));
             continue;
@@ -125,7 +127,7 @@ fn print_check(r: &DestinationCheck) {
 pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         DestinationCmd::Types => {
-            let types: Vec<DestinationType> = c.get("/v1/destination-types").await?;
+            let types: Vec<DestinationType> = c.get(routes::DESTINATION_TYPES).await?;
             if json {
                 return print_json(&types).map(|_| ExitCode::SUCCESS);
             }
@@ -146,7 +148,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             let asked_readonly = a.readonly;
             let new = NewDestination {
                 name: a.name,
-                kind: a.kind,
+                kind: a.kind.parse()?,
                 options,
                 disk_limit: a.disk_limit,
                 hidden: a.hidden,
@@ -155,7 +157,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
                 force: a.force,
                 writable: a.writable,
             };
-            let d: Destination = c.post("/v1/destinations", Some(&new)).await?;
+            let d: Destination = c.post(routes::DESTINATIONS, Some(&new)).await?;
             if json {
                 print_json(&d)?;
             } else {
@@ -166,20 +168,28 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             }
         }
         DestinationCmd::List => {
-            let ds: Vec<Destination> = c.get("/v1/destinations").await?;
+            let ds: Vec<Destination> = c.get(routes::DESTINATIONS).await?;
             if json {
                 return print_json(&ds).map(|_| ExitCode::SUCCESS);
             }
             let rows: Vec<Vec<String>> = ds
                 .iter()
                 .map(|d| {
-                    vec![d.name.clone(), d.kind.clone(), location(d), usage(d), limit(d), flags(d), d.jobs.to_string()]
+                    vec![
+                        d.name.clone(),
+                        d.kind.to_string(),
+                        location(d),
+                        usage(d),
+                        limit(d),
+                        flags(d),
+                        d.jobs.to_string(),
+                    ]
                 })
                 .collect();
             table(&["NAME", "TYPE", "LOCATION", "USAGE", "LIMIT", "FLAGS", "JOBS"], &rows);
         }
         DestinationCmd::Show { name } => {
-            let d: Destination = c.get(&format!("/v1/destinations/{}", enc(&name))).await?;
+            let d: Destination = c.get(&routes::destination(&name)).await?;
             if json {
                 print_json(&d)?;
             } else {
@@ -199,7 +209,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             if !options.is_empty() {
                 patch.options = Some(options);
             }
-            let d: Destination = c.patch(&format!("/v1/destinations/{}", enc(&e.name)), &patch).await?;
+            let d: Destination = c.patch(&routes::destination(&e.name), &patch).await?;
             if json {
                 print_json(&d)?;
             } else {
@@ -207,13 +217,13 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             }
         }
         DestinationCmd::Remove { name } => {
-            c.delete(&format!("/v1/destinations/{}", enc(&name))).await?;
+            c.delete(&routes::destination(&name)).await?;
             if !json {
                 println!("destination {name} removed (its snapshots stay on disk)");
             }
         }
         DestinationCmd::Check { name, read_data } => {
-            let path = format!("/v1/destinations/{}/check", enc(&name));
+            let path = routes::destination_check(&name);
             let report: DestinationCheck = c.post(&path, Some(&CheckRequest { read_data })).await?;
             if json {
                 print_json(&report)?;
@@ -225,7 +235,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             }
         }
         DestinationCmd::Reindex { name } => {
-            let path = format!("/v1/destinations/{}/reindex", enc(&name));
+            let path = routes::destination_reindex(&name);
             let snaps: Vec<Snapshot> = c.post::<(), _>(&path, None).await?;
             if json {
                 print_json(&snaps)?;
@@ -235,7 +245,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             }
         }
         DestinationCmd::Validate { name } => {
-            let d: Destination = c.post::<(), _>(&format!("/v1/destinations/{}/validate", enc(&name)), None).await?;
+            let d: Destination = c.post::<(), _>(&routes::destination_validate(&name), None).await?;
             if json {
                 print_json(&d)?;
             } else {

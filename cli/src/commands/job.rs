@@ -3,15 +3,16 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use hindsight_agent::model::{Job, JobPatch, Monitor, NewJob, Run, ScheduleInput};
+use hindsight_api::routes;
+use hindsight_api::{Job, JobPatch, Monitor, NewJob, Run, ScheduleInput};
 
 use crate::args::{JobCmd, Timing};
-use crate::client::{Client, enc};
+use crate::client::Client;
 use crate::output::{fields, opt_time, print_json, table, yes_no};
 
 fn last_run(j: &Job) -> String {
     match &j.last_run {
-        Some(r) => format!("#{} {} {}", r.id, r.state.as_str(), opt_time(r.finished_at.as_deref())),
+        Some(r) => format!("#{} {} {}", r.id, r.state.as_str(), opt_time(r.finished_at.as_ref())),
         None => "never".into(),
     }
 }
@@ -49,7 +50,7 @@ fn describe_schedules(j: &Job) -> String {
         .schedules
         .iter()
         .map(|s| {
-            let next = s.next_run.as_deref().map_or(String::new(), |n| format!(", next {}", opt_time(Some(n))));
+            let next = s.next_run.as_ref().map_or(String::new(), |n| format!(", next {}", opt_time(Some(n))));
             format!("{} (keep {}{next})", s.spec, s.retain)
         })
         .collect();
@@ -66,7 +67,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 sources: a.sources,
                 excludes: a.excludes,
                 destinations: a.destinations,
-                structure: a.structure,
+                structure: a.structure.as_deref().map(str::parse).transpose()?,
                 one_file_system: Some(!a.no_one_file_system),
                 retry_failed: a.retry_failed,
                 disabled: a.disabled,
@@ -75,7 +76,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 priority: a.timing.priority,
                 monitor: monitor(&a.timing, None),
             };
-            let j: Job = c.post("/v1/jobs", Some(&new)).await?;
+            let j: Job = c.post(routes::JOBS, Some(&new)).await?;
             if json {
                 print_json(&j)?;
             } else {
@@ -83,7 +84,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
             }
         }
         JobCmd::List => {
-            let jobs: Vec<Job> = c.get("/v1/jobs").await?;
+            let jobs: Vec<Job> = c.get(routes::JOBS).await?;
             if json {
                 return print_json(&jobs).map(|_| ExitCode::SUCCESS);
             }
@@ -94,14 +95,14 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                         j.name.clone(),
                         j.sources.join(","),
                         j.destinations.join(","),
-                        j.structure.clone(),
+                        j.structure.to_string(),
                         if j.disabled { "disabled".into() } else { "enabled".into() },
                         if j.schedules.is_empty() {
                             "-".into()
                         } else {
                             j.schedules.iter().map(|s| s.spec.clone()).collect::<Vec<_>>().join(" ")
                         },
-                        opt_time(j.next_run.as_deref()),
+                        opt_time(j.next_run.as_ref()),
                         last_run(j),
                     ]
                 })
@@ -112,17 +113,17 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
             );
         }
         JobCmd::Show { name } => {
-            let j: Job = c.get(&format!("/v1/jobs/{}", enc(&name))).await?;
+            let j: Job = c.get(&routes::job(&name)).await?;
             if json {
                 return print_json(&j).map(|_| ExitCode::SUCCESS);
             }
             fields(&[
                 ("name", j.name.clone()),
-                ("type", j.kind.clone()),
+                ("type", j.kind.to_string()),
                 ("sources", j.sources.join(", ")),
                 ("excludes", if j.excludes.is_empty() { "-".into() } else { j.excludes.join(", ") }),
                 ("destinations", j.destinations.join(", ")),
-                ("structure", j.structure.clone()),
+                ("structure", j.structure.to_string()),
                 ("one file system", yes_no(j.one_file_system)),
                 ("retry failed", j.retry_failed.to_string()),
                 ("disabled", yes_no(j.disabled)),
@@ -131,7 +132,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 ("priority", j.priority.to_string()),
                 ("monitor notran", j.monitor.notran.clone().unwrap_or_else(|| "off".into())),
                 ("monitor ranfor", j.monitor.ranfor.clone().unwrap_or_else(|| "off".into())),
-                ("next run", opt_time(j.next_run.as_deref())),
+                ("next run", opt_time(j.next_run.as_ref())),
                 ("last run", last_run(&j)),
             ]);
         }
@@ -139,7 +140,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
             let new_schedules = schedules(&e.timing)?;
             let current_monitor = if e.timing.notran.is_some() != e.timing.ranfor.is_some() {
                 // Only one monitor given: keep the other as it is.
-                Some(c.get::<Job>(&format!("/v1/jobs/{}", enc(&e.name))).await?.monitor)
+                Some(c.get::<Job>(&routes::job(&e.name)).await?.monitor)
             } else {
                 None
             };
@@ -151,7 +152,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                     (!e.excludes.is_empty()).then_some(e.excludes)
                 },
                 destinations: (!e.destinations.is_empty()).then_some(e.destinations),
-                structure: e.structure,
+                structure: e.structure.as_deref().map(str::parse).transpose()?,
                 one_file_system: e.one_file_system,
                 retry_failed: e.retry_failed,
                 disabled: None,
@@ -164,23 +165,23 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 priority: e.timing.priority,
                 monitor: monitor(&e.timing, current_monitor.as_ref()),
             };
-            let j: Job = c.patch(&format!("/v1/jobs/{}", enc(&e.name)), &patch).await?;
+            let j: Job = c.patch(&routes::job(&e.name), &patch).await?;
             if json {
                 print_json(&j)?;
             } else {
                 println!("job {} updated", j.name);
             }
         }
-        JobCmd::Enable { name } => toggle(c, &name, "enable", json).await?,
-        JobCmd::Disable { name } => toggle(c, &name, "disable", json).await?,
+        JobCmd::Enable { name } => toggle(c, &routes::job_enable(&name), "enable", json).await?,
+        JobCmd::Disable { name } => toggle(c, &routes::job_disable(&name), "disable", json).await?,
         JobCmd::Remove { name } => {
-            c.delete(&format!("/v1/jobs/{}", enc(&name))).await?;
+            c.delete(&routes::job(&name)).await?;
             if !json {
                 println!("job {name} removed (its snapshots stay on the destinations)");
             }
         }
         JobCmd::Run { name, wait } => {
-            let r: Run = c.post::<(), _>(&format!("/v1/jobs/{}/run", enc(&name)), None).await?;
+            let r: Run = c.post::<(), _>(&routes::job_run(&name), None).await?;
             if !wait {
                 if json {
                     print_json(&r)?;
@@ -198,8 +199,8 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-async fn toggle(c: &Client, name: &str, action: &str, json: bool) -> anyhow::Result<()> {
-    let j: Job = c.post::<(), _>(&format!("/v1/jobs/{}/{action}", enc(name)), None).await?;
+async fn toggle(c: &Client, path: &str, action: &str, json: bool) -> anyhow::Result<()> {
+    let j: Job = c.post::<(), _>(path, None).await?;
     if json {
         print_json(&j)
     } else {

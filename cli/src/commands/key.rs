@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use hindsight_agent::model::MasterKeyExport;
+use hindsight_api::MasterKeyExport;
+use hindsight_api::routes;
 
 use crate::args::KeyCmd;
 use crate::client::Client;
@@ -12,7 +13,7 @@ use crate::output::print_json;
 pub async fn run(c: &Client, cmd: KeyCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         KeyCmd::Export => {
-            let k: MasterKeyExport = c.get("/v1/key").await?;
+            let k: MasterKeyExport = c.get(routes::KEY).await?;
             // On stderr, so that `hindsight key export > file` stores the key alone.
             eprintln!(
                 "warning: this key decrypts every secret in the catalog; keep it offline, apart from {} \

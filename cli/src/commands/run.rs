@@ -4,20 +4,21 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use hindsight_agent::model::{Run, RunState};
+use hindsight_api::routes;
+use hindsight_api::{Run, RunId, RunState};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::RunCmd;
-use crate::client::{Client, enc};
+use crate::client::Client;
 use crate::output::{bytes, duration, fields, opt_time, print_json, table, time};
 
 /// Runs a run subcommand.
 pub async fn run(c: &Client, cmd: RunCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         RunCmd::List { job, limit } => {
-            let mut path = format!("/v1/runs?limit={limit}");
+            let mut path = format!("{}?limit={limit}", routes::RUNS);
             if let Some(j) = &job {
-                path.push_str(&format!("&job={}", enc(j)));
+                path.push_str(&format!("&job={}", routes::encode(j)));
             }
             let runs: Vec<Run> = c.get(&path).await?;
             if json {
@@ -30,8 +31,8 @@ pub async fn run(c: &Client, cmd: RunCmd, json: bool) -> anyhow::Result<ExitCode
                         r.id.to_string(),
                         r.job.clone(),
                         r.state.as_str().into(),
-                        opt_time(r.started_at.as_deref()),
-                        duration(r.started_at.as_deref(), r.finished_at.as_deref()),
+                        opt_time(r.started_at.as_ref()),
+                        duration(r.started_at.as_ref(), r.finished_at.as_ref()),
                         r.stats.files_scanned.to_string(),
                         r.stats.files_copied.to_string(),
                         r.stats.files_failed.to_string(),
@@ -42,14 +43,14 @@ pub async fn run(c: &Client, cmd: RunCmd, json: bool) -> anyhow::Result<ExitCode
             table(&["ID", "JOB", "STATE", "STARTED", "TOOK", "FILES", "COPIED", "FAILED", "BYTES COPIED"], &rows);
         }
         RunCmd::Show { id } => {
-            let r: Run = c.get(&format!("/v1/runs/{}", enc(&id))).await?;
+            let r: Run = c.get(&routes::run(&id)).await?;
             if json {
                 return print_json(&r).map(|_| ExitCode::SUCCESS);
             }
             show(&r);
         }
         RunCmd::Cancel { id } => {
-            let r: Run = c.post::<(), _>(&format!("/v1/runs/{}/cancel", enc(&id)), None).await?;
+            let r: Run = c.post::<(), _>(&routes::run_cancel(&id), None).await?;
             if json {
                 print_json(&r)?;
             } else if r.state == RunState::Running {
@@ -69,11 +70,11 @@ pub fn show(r: &Run) {
         ("run", r.id.to_string()),
         ("job", r.job.clone()),
         ("state", r.state.as_str().into()),
-        ("trigger", r.trigger.clone()),
+        ("trigger", r.trigger.to_string()),
         ("queued", time(&r.queued_at)),
-        ("started", opt_time(r.started_at.as_deref())),
-        ("finished", opt_time(r.finished_at.as_deref())),
-        ("took", duration(r.started_at.as_deref(), r.finished_at.as_deref())),
+        ("started", opt_time(r.started_at.as_ref())),
+        ("finished", opt_time(r.finished_at.as_ref())),
+        ("took", duration(r.started_at.as_ref(), r.finished_at.as_ref())),
         ("files scanned", s.files_scanned.to_string()),
         ("files linked", s.files_linked.to_string()),
         ("files copied", s.files_copied.to_string()),
@@ -114,7 +115,7 @@ pub fn show(r: &Run) {
 
 /// Follows a run until it ends: a progress bar on a terminal, plain lines
 /// otherwise. Exit status 0 only when the run completed.
-pub async fn follow(c: &Client, id: i64, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn follow(c: &Client, id: RunId, json: bool) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal() && !json;
     let bar = tty.then(|| {
         let b = ProgressBar::new_spinner();
@@ -128,7 +129,7 @@ pub async fn follow(c: &Client, id: i64, json: bool) -> anyhow::Result<ExitCode>
     let started = Instant::now();
     let mut last_line = Instant::now() - Duration::from_secs(10);
     let run = loop {
-        let r: Run = c.get(&format!("/v1/runs/{id}?wait_ms=500")).await?;
+        let r: Run = c.get(&format!("{}?wait_ms=500", routes::run(id))).await?;
         if r.state.is_final() {
             break r;
         }
@@ -168,7 +169,7 @@ pub async fn follow(c: &Client, id: i64, json: bool) -> anyhow::Result<ExitCode>
             s.files_copied,
             s.files_failed,
             bytes(s.bytes_copied),
-            duration(run.started_at.as_deref(), run.finished_at.as_deref())
+            duration(run.started_at.as_ref(), run.finished_at.as_ref())
         );
         for d in &run.destinations {
             let what = d.snapshot.as_deref().map(|n| format!("snapshot {n}")).unwrap_or_default();

@@ -2,19 +2,19 @@
 
 use std::process::ExitCode;
 
-use hindsight_agent::model::{SettingValue, Settings};
+use hindsight_api::routes;
+use hindsight_api::{SettingValue, Settings};
 
 use crate::args::SettingsCmd;
-use crate::client::{Client, enc};
+use crate::client::Client;
 use crate::output::{print_json, table};
 
 /// Runs a settings subcommand.
 pub async fn run(c: &Client, cmd: SettingsCmd, json: bool) -> anyhow::Result<ExitCode> {
     let settings: Settings = match cmd {
-        SettingsCmd::Show => c.get("/v1/settings").await?,
+        SettingsCmd::Show => c.get(routes::SETTINGS).await?,
         SettingsCmd::Set { key, value } => {
-            let s: Settings =
-                c.put(&format!("/v1/settings/{}", enc(&key)), &SettingValue { value: value.clone() }).await?;
+            let s: Settings = c.put(&routes::setting(&key), &SettingValue { value: value.clone() }).await?;
             if !json {
                 println!("{key} set to {value:?}");
                 return Ok(ExitCode::SUCCESS);

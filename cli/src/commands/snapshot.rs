@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use hindsight_agent::model::Snapshot;
+use hindsight_api::Snapshot;
+use hindsight_api::routes;
 
 use crate::args::SnapshotCmd;
-use crate::client::{Client, enc};
+use crate::client::Client;
 use crate::output::{bytes, duration, fields, print_json, table, time, yes_no};
 
 /// Runs a snapshot subcommand.
@@ -14,12 +15,12 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<Exi
         SnapshotCmd::List { job, destination } => {
             let mut q = Vec::new();
             if let Some(j) = &job {
-                q.push(format!("job={}", enc(j)));
+                q.push(format!("job={}", routes::encode(j)));
             }
             if let Some(d) = &destination {
-                q.push(format!("destination={}", enc(d)));
+                q.push(format!("destination={}", routes::encode(d)));
             }
-            let snaps: Vec<Snapshot> = c.get(&format!("/v1/snapshots?{}", q.join("&"))).await?;
+            let snaps: Vec<Snapshot> = c.get(&format!("{}?{}", routes::SNAPSHOTS, q.join("&"))).await?;
             if json {
                 return print_json(&snaps).map(|_| ExitCode::SUCCESS);
             }
@@ -47,7 +48,7 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<Exi
             );
         }
         SnapshotCmd::Show { id } => {
-            let s: Snapshot = c.get(&format!("/v1/snapshots/{}", enc(&id))).await?;
+            let s: Snapshot = c.get(&routes::snapshot(&id)).await?;
             if json {
                 return print_json(&s).map(|_| ExitCode::SUCCESS);
             }
@@ -56,7 +57,7 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<Exi
                 ("destination", s.destination.clone()),
                 ("job", s.job.clone()),
                 ("snapshot", s.name.clone()),
-                ("structure", s.structure.clone()),
+                ("structure", s.structure.to_string()),
                 ("started", time(&s.started)),
                 ("finished", time(&s.finished)),
                 ("took", duration(Some(&s.started), Some(&s.finished))),
@@ -72,19 +73,19 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<Exi
             ]);
         }
         SnapshotCmd::Delete { id } => {
-            c.delete(&format!("/v1/snapshots/{}", enc(&id))).await?;
+            c.delete(&routes::snapshot(&id)).await?;
             if !json {
                 println!("snapshot {id} deleted");
             }
         }
-        SnapshotCmd::Lock { id } => lock(c, &id, "lock", json).await?,
-        SnapshotCmd::Unlock { id } => lock(c, &id, "unlock", json).await?,
+        SnapshotCmd::Lock { id } => lock(c, &routes::snapshot_lock(&id), "lock", json).await?,
+        SnapshotCmd::Unlock { id } => lock(c, &routes::snapshot_unlock(&id), "unlock", json).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn lock(c: &Client, id: &str, action: &str, json: bool) -> anyhow::Result<()> {
-    let s: Snapshot = c.post::<(), _>(&format!("/v1/snapshots/{}/{action}", enc(id)), None).await?;
+async fn lock(c: &Client, path: &str, action: &str, json: bool) -> anyhow::Result<()> {
+    let s: Snapshot = c.post::<(), _>(path, None).await?;
     if json {
         print_json(&s)
     } else {

@@ -2,14 +2,15 @@
 
 use std::process::ExitCode;
 
-use hindsight_agent::model::Status;
+use hindsight_api::Status;
+use hindsight_api::routes;
 
 use crate::client::Client;
 use crate::output::{bytes, opt_time, print_json, table};
 
 /// Shows the agent's status.
 pub async fn show(c: &Client, json: bool) -> anyhow::Result<ExitCode> {
-    let s: Status = c.get("/v1/status").await?;
+    let s: Status = c.get(routes::STATUS).await?;
     if json {
         print_json(&s)?;
         return Ok(ExitCode::SUCCESS);
@@ -27,14 +28,14 @@ pub async fn show(c: &Client, json: bool) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|j| {
             let (state, when) = j.last_run.as_ref().map_or(("never".into(), "-".into()), |r| {
-                (r.state.as_str().to_string(), opt_time(r.finished_at.as_deref()))
+                (r.state.as_str().to_string(), opt_time(r.finished_at.as_ref()))
             });
             vec![
                 j.name.clone(),
                 if j.disabled { "disabled".into() } else { "enabled".into() },
                 state,
                 when,
-                opt_time(j.next_run.as_deref()),
+                opt_time(j.next_run.as_ref()),
             ]
         })
         .collect();

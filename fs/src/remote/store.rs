@@ -69,7 +69,10 @@ pub fn error(op: &'static str, path: &str, e: opendal::Error) -> FsError {
     FsError::Remote {
         op,
         path: path.to_string(),
-        temporary: e.is_temporary(),
+        // Persistent is OpenDAL's word for a temporary failure that outlived
+        // its retry layer: the service may still come back, so a caller that
+        // waits longer than that layer did (a run's second attempt) may succeed.
+        temporary: e.is_temporary() || e.is_persistent(),
         not_found: e.kind() == ErrorKind::NotFound,
         message,
     }

@@ -177,3 +177,43 @@ fn malformed_api_bodies_get_400_bad_request_and_change_nothing() {
         assert!(!fresh.exists(), "{what} created {}", fresh.display());
     }
 }
+
+#[test]
+fn a_value_outside_a_closed_set_is_a_400_naming_the_field() {
+    let st = setup();
+    let fresh = st.sb.path().join("fresh");
+    let job = |extra: Value| {
+        let mut j = serde_json::json!({"name": "j2", "sources": [s(&st.src)], "destinations": [DEST]});
+        if let (Some(j), Some(extra)) = (j.as_object_mut(), extra.as_object()) {
+            j.extend(extra.clone());
+        }
+        j.to_string()
+    };
+    let dest = serde_json::json!({"name": "d2", "type": "webdav", "options": {"path": s(&fresh)}}).to_string();
+    // Before the API types were closed sets, a bad structure became `incremental`.
+    let cases: Vec<(&str, &str, String, &str)> = vec![
+        (
+            "POST",
+            "/v1/jobs",
+            job(serde_json::json!({"structure": "tarball"})),
+            "structure: unknown structure \"tarball\"",
+        ),
+        ("POST", "/v1/jobs", job(serde_json::json!({"type": "accounts"})), "type: unknown job type \"accounts\""),
+        ("PATCH", "/v1/jobs/j1", r#"{"structure": "zip"}"#.to_string(), "structure: unknown structure \"zip\""),
+        ("POST", "/v1/destinations", dest, "type: unknown destination type \"webdav\""),
+    ];
+    let before = st.daemon.inventory();
+    for (method, path, body, says) in &cases {
+        let resp = http::request(st.daemon.socket(), method, path, None, body.as_bytes());
+        let what = format!("{method} {path} {body}");
+        assert_eq!(resp.status, 400, "{what}: {}", resp.raw);
+        assert_eq!(resp.body["error"]["code"], "bad_request", "{what}: {}", resp.raw);
+        let message = resp.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{what}: {message:?} does not say {says:?}");
+        assert!(message.contains("use "), "{what}: {message:?} does not list the values allowed");
+        assert!(st.daemon.inventory() == before, "{what} changed the agent's lists");
+    }
+    let structure = st.daemon.cli_json(&["job", "show", JOB])["structure"].clone();
+    assert_eq!(structure, "incremental", "the refused edit changed the job");
+    assert!(!fresh.exists());
+}

@@ -132,7 +132,7 @@ fn disabled_destination_is_skipped() {
     let run = s.daemon.run_job_wait(JOB);
     assert_eq!(outcome(&run, DEST)["state"], "completed", "{run:#}");
     let skipped = outcome(&run, "off");
-    assert_eq!(skipped["state"], "cancelled", "{run:#}");
+    assert_eq!(skipped["state"], "skipped", "{run:#}");
     assert_eq!(skipped["snapshot"], Value::Null, "{run:#}");
     assert!(skipped["message"].as_str().is_some_and(|m| m.contains("disabled")), "{run:#}");
     let snaps = s.daemon.snapshots();

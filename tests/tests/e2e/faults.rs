@@ -1,6 +1,6 @@
 //! The fault harness: the agent killed at random moments, destinations and
 //! the state directory full, a destination turning read-only under a run,
-//! an S3 server that stalls. After each fault: no half snapshot is visible,
+//! an S3 server that stalls or dies for a few seconds. After each fault: no half snapshot is visible,
 //! every earlier snapshot is byte-identical (its index's blake3 matches its
 //! manifest and a digest of its whole directory is unchanged), and the next
 //! run completes.
@@ -14,8 +14,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -361,24 +361,49 @@ fn a_destination_turning_read_only_mid_run_fails_it_and_keeps_history() {
     assert_eq!(complete_snapshots(&dest.join(JOB)).len(), 2);
 }
 
-/// A TCP proxy to `target` that can be told to stall: from then on it
+/// A TCP proxy to `target` for server faults. It can stall (from then on it
 /// accepts connections and reads requests but never answers, and stops
-/// forwarding on the connections it had (a server that hangs, not one that
-/// dies: no reset, no close).
-struct StallingProxy {
+/// forwarding on the connections it had: a server that hangs, not one that
+/// dies), or stop (its port refuses connections and the connections it had
+/// are reset: a server process that died) and start again on the same port.
+/// A `slow` proxy forwards at most about 12 MB/s, so that a run's uploads
+/// last long enough to be cut.
+struct FaultyProxy {
     port: u16,
+    target: String,
+    slow: bool,
     stalled: Arc<AtomicBool>,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+    accepting: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
-impl StallingProxy {
-    fn start(target: String) -> StallingProxy {
+impl FaultyProxy {
+    fn start(target: String, slow: bool) -> FaultyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
-        let stalled = Arc::new(AtomicBool::new(false));
-        let st = stalled.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let (st, target) = (st.clone(), target.clone());
+        let mut p = FaultyProxy {
+            port,
+            target,
+            slow,
+            stalled: Arc::new(AtomicBool::new(false)),
+            live: Arc::new(Mutex::new(Vec::new())),
+            accepting: None,
+        };
+        p.accept(listener);
+        p
+    }
+
+    fn accept(&mut self, listener: TcpListener) {
+        let running = Arc::new(AtomicBool::new(true));
+        let (run, st, live, target, slow) =
+            (running.clone(), self.stalled.clone(), self.live.clone(), self.target.clone(), self.slow);
+        let handle = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if !run.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let (st, target, live) = (st.clone(), target.clone(), live.clone());
                 std::thread::spawn(move || {
                     if st.load(Ordering::Relaxed) {
                         // Hold the connection, read what comes, say nothing.
@@ -388,6 +413,9 @@ impl StallingProxy {
                         return;
                     }
                     let Ok(server) = TcpStream::connect(&target) else { return };
+                    if let (Ok(c), Ok(s), Ok(mut l)) = (client.try_clone(), server.try_clone(), live.lock()) {
+                        l.extend([c, s]);
+                    }
                     let pipe = |mut from: TcpStream, mut to: TcpStream, st: Arc<AtomicBool>| {
                         std::thread::spawn(move || {
                             let mut buf = [0u8; 65536];
@@ -398,6 +426,9 @@ impl StallingProxy {
                                 };
                                 while st.load(Ordering::Relaxed) {
                                     std::thread::sleep(Duration::from_millis(100));
+                                }
+                                if slow {
+                                    std::thread::sleep(Duration::from_millis(5));
                                 }
                                 if to.write_all(&buf[..n]).is_err() {
                                     break;
@@ -413,39 +444,71 @@ impl StallingProxy {
                 });
             }
         });
-        StallingProxy { port, stalled }
+        self.accepting = Some((running, handle));
+    }
+
+    /// The server dies: the port refuses connections, open ones are reset.
+    fn stop(&mut self) {
+        if let Some((running, handle)) = self.accepting.take() {
+            running.store(false, Ordering::Relaxed);
+            // Wakes the accept loop, which then drops the listener.
+            let _ = TcpStream::connect(("127.0.0.1", self.port));
+            let _ = handle.join();
+        }
+        for c in self.live.lock().expect("live connections").drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// The server is back, on the same port.
+    fn restart(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind the proxy's port again");
+        self.accept(listener);
+    }
+}
+
+/// `destination add r --type s3` against `endpoint` (the test S3 server's
+/// bucket and credentials) with the extra `options`.
+fn add_s3_destination(
+    daemon: &Daemon,
+    env: &crate::support::services::S3Env,
+    endpoint: &str,
+    options: &[(&str, &str)],
+) {
+    let root = crate::support::remote::unique_root("fault");
+    let mut opts = vec![
+        format!("bucket={}", env.bucket),
+        format!("endpoint={endpoint}"),
+        format!("region={}", env.region),
+        format!("access_key={}", env.access_key),
+        format!("secret_key={}", env.secret_key),
+        format!("path={root}"),
+    ];
+    opts.extend(options.iter().map(|(k, v)| format!("{k}={v}")));
+    let mut args = vec!["destination", "add", "r", "--type", "s3"];
+    for a in &opts {
+        args.extend(["-o", a.as_str()]);
+    }
+    daemon.cli_ok(&args);
+}
+
+/// A source of `n` incompressible files of 1 MiB.
+fn megabyte_files(src: &Path, n: u64, seed: u64) {
+    for i in 0..n {
+        fixture::write(&src.join(format!("f{i:02}.bin")), &fixture::pseudo_random(1 << 20, seed + i));
     }
 }
 
 #[test]
 fn a_stalled_s3_server_ends_the_run_by_its_timeouts_and_the_next_run_completes() {
     let env = crate::support::services::s3();
-    let target = env.endpoint.trim_start_matches("http://").to_string();
-    let proxy = StallingProxy::start(target);
+    let proxy = FaultyProxy::start(env.endpoint.trim_start_matches("http://").to_string(), false);
     let sb = Sandbox::new();
     let src = sb.dir("src");
-    for i in 0..30u64 {
-        fixture::write(&src.join(format!("f{i:02}.bin")), &fixture::pseudo_random(1 << 20, 300 + i));
-    }
+    megabyte_files(&src, 30, 300);
     let daemon = Daemon::start(sb.daemon_opts());
-    let root = crate::support::remote::unique_root("stall");
-    let o = |k: &str, v: &str| format!("{k}={v}");
     let endpoint = format!("http://127.0.0.1:{}", proxy.port);
-    let opts = [
-        o("bucket", &env.bucket),
-        o("endpoint", &endpoint),
-        o("region", &env.region),
-        o("access_key", &env.access_key),
-        o("secret_key", &env.secret_key),
-        o("path", &root),
-        o("timeout", "3"),
-        o("retries", "1"),
-    ];
-    let mut args = vec!["destination", "add", "r", "--type", "s3"];
-    for a in &opts {
-        args.extend(["-o", a.as_str()]);
-    }
-    daemon.cli_ok(&args);
+    add_s3_destination(&daemon, &env, &endpoint, &[("timeout", "3"), ("retries", "1")]);
     daemon.add_job(JOB, &[&src], &["r"], &[]);
     let id = daemon.start_run(JOB);
     wait_until("the run to start uploading", Duration::from_secs(30), || {
@@ -526,4 +589,39 @@ fn eio_from_the_source_fails_that_file_only_and_eio_on_a_destination_reaches_tha
         !problems.is_empty() && problems.iter().all(|p| p.ends_with("good-2.txt")),
         "check names other files than the one under the bad sector: {problems:?}"
     );
+}
+
+#[test]
+fn an_s3_server_down_for_a_few_seconds_mid_run_is_tried_again_and_the_run_completes() {
+    let env = crate::support::services::s3();
+    let mut proxy = FaultyProxy::start(env.endpoint.trim_start_matches("http://").to_string(), true);
+    let sb = Sandbox::new();
+    let src = sb.dir("src");
+    megabyte_files(&src, 40, 700);
+    let daemon = Daemon::start(sb.daemon_opts());
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    // No retries by the S3 client itself: the failure reaches the run at once.
+    add_s3_destination(&daemon, &env, &endpoint, &[("timeout", "10"), ("retries", "0")]);
+    daemon.add_job(JOB, &[&src], &["r"], &[]);
+    let id = daemon.start_run(JOB);
+    wait_until("the run to start uploading", Duration::from_secs(30), || {
+        let run = daemon.run_show(id);
+        (run["stats"]["bytes_copied"].as_u64().unwrap_or(0) > 0 || run["state"] != "running").then_some(())
+    });
+    proxy.stop();
+    std::thread::sleep(Duration::from_secs(4));
+    proxy.restart();
+    let ended = daemon.wait_run_final(id);
+    assert_eq!(ended["state"], "completed", "the run did not survive a server down for 4 s: {ended:#}");
+    let dest = &ended["destinations"][0];
+    let said = dest["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("second attempt after a temporary failure"),
+        "the run completed without being tried again (was the server stopped mid-run?): {ended:#}"
+    );
+    let snaps = listed(&daemon, JOB);
+    assert_eq!(snaps.len(), 1, "{ended:#}");
+    assert_eq!(snaps[0]["files"], 40, "{snaps:#?}");
+    let check = daemon.cli(["destination", "check", "r", "--read-data"]);
+    assert!(check.success(), "{check}");
 }
