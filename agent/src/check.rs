@@ -2,7 +2,7 @@
 
 use hindsight_fs::check::{Checker, SnapshotCheck as FsCheck};
 
-use crate::api::error::ApiError;
+use crate::error::AgentError;
 use std::path::Path;
 
 use hindsight_fs::remote::RemoteStore;
@@ -19,14 +19,14 @@ pub fn check_destination(
     cache_dir: &Path,
     d: &DestinationRecord,
     read_data: bool,
-) -> Result<DestinationCheck, ApiError> {
+) -> Result<DestinationCheck, AgentError> {
     if let Some(store) = remote_store(catalog, d)? {
-        let cache = d.cache_dir(cache_dir).map_err(ApiError::internal)?;
+        let cache = d.cache_dir(cache_dir).map_err(AgentError::internal)?;
         return check_remote_destination(&store, &cache, d, read_data);
     }
     let root = local_root(d)?;
     let unreadable =
-        |e: hindsight_fs::FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
+        |e: hindsight_fs::FsError| AgentError::from_fs(&e, format!("cannot read destination {}: {e}", d.name));
     root.require_marker().map_err(unreadable)?;
     let mut checker = Checker::new(read_data);
     let mut snapshots = Vec::new();
@@ -66,9 +66,9 @@ fn check_remote_destination(
     cache: &Path,
     d: &DestinationRecord,
     read_data: bool,
-) -> Result<DestinationCheck, ApiError> {
+) -> Result<DestinationCheck, AgentError> {
     let unreadable =
-        |e: hindsight_fs::FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
+        |e: hindsight_fs::FsError| AgentError::from_fs(&e, format!("cannot read destination {}: {e}", d.name));
     store.require_marker().map_err(unreadable)?;
     // SSH destinations hold trees, not blobs: nothing to list.
     let objects = match store.ssh() {

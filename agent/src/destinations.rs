@@ -19,8 +19,8 @@ use hindsight_fs::remote::config::Need;
 use hindsight_fs::remote::{RemoteConfig, RemoteStore, Service};
 use serde_json::{Map, Value};
 
-use crate::api::error::ApiError;
 use crate::catalog::Catalog;
+use crate::error::AgentError;
 use crate::model::{
     DestinationId, DestinationKind, DestinationRecord, DestinationType, DiskUsageInfo, NewDestination, OptionSpec,
     Snapshot, SnapshotId,
@@ -86,40 +86,37 @@ fn kind_of(s: Service) -> DestinationKind {
 }
 
 /// Checks option names, required options and values against the type (400 on any problem).
-pub fn check_options(kind: DestinationKind, options: &Map<String, Value>) -> Result<(), ApiError> {
+pub fn check_options(kind: DestinationKind, options: &Map<String, Value>) -> Result<(), AgentError> {
     if service(kind).is_some() {
         if let Some(why) = options.keys().find_map(|k| RemoteConfig::refused_option(kind.as_str(), k)) {
-            return Err(ApiError::bad_request(why));
+            return Err(AgentError::invalid(why));
         }
-        return RemoteConfig::parse(kind.as_str(), options).map(|_| ()).map_err(ApiError::bad_request);
+        return RemoteConfig::parse(kind.as_str(), options).map(|_| ()).map_err(AgentError::invalid);
     }
     for key in options.keys() {
         if key != "path" {
-            return Err(ApiError::bad_request(format!("destination type {kind} has no option {key:?}")));
+            return Err(AgentError::invalid(format!("destination type {kind} has no option {key:?}")));
         }
     }
     match options.get("path") {
         Some(Value::String(s)) if !s.is_empty() => {
             if !Path::new(s).is_absolute() {
-                return Err(ApiError::bad_request(format!("path {s} is not absolute")));
+                return Err(AgentError::invalid(format!("path {s} is not absolute")));
             }
             Ok(())
         }
-        Some(Value::String(_)) | None => Err(ApiError::bad_request(format!("option path is required for type {kind}"))),
-        Some(_) => Err(ApiError::bad_request("option path must be a string")),
+        Some(Value::String(_)) | None => Err(AgentError::invalid(format!("option path is required for type {kind}"))),
+        Some(_) => Err(AgentError::invalid("option path must be a string")),
     }
 }
 
 /// The root directory of a local destination.
-pub fn local_root(d: &DestinationRecord) -> Result<DestinationRoot, ApiError> {
+pub fn local_root(d: &DestinationRecord) -> Result<DestinationRoot, AgentError> {
     if d.kind != DestinationKind::Local {
-        return Err(ApiError::bad_request(format!("destination {} is of type {}, not local", d.name, d.kind)));
+        return Err(AgentError::invalid(format!("destination {} is of type {}, not local", d.name, d.kind)));
     }
-    let path = d
-        .options
-        .get("path")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("option path is required"))?;
+    let path =
+        d.options.get("path").and_then(Value::as_str).ok_or_else(|| AgentError::invalid("option path is required"))?;
     Ok(DestinationRoot::new(path))
 }
 
@@ -133,24 +130,24 @@ pub enum Target {
 }
 
 /// The storage of a destination; sealed secrets are opened with `key`.
-pub fn target(key: &MasterKey, d: &DestinationRecord) -> Result<Target, ApiError> {
+pub fn target(key: &MasterKey, d: &DestinationRecord) -> Result<Target, AgentError> {
     if service(d.kind).is_none() {
         return local_root(d).map(Target::Local);
     }
     let options = secrets::open_options(key, &d.options).map_err(|e| {
-        ApiError::conflict(format!(
+        AgentError::conflict(format!(
             "destination {}: {e}; set it again with `hindsight destination edit {} --option NAME=VALUE`",
             d.name, d.name
         ))
     })?;
-    let config = RemoteConfig::parse(d.kind.as_str(), &options).map_err(ApiError::bad_request)?;
+    let config = RemoteConfig::parse(d.kind.as_str(), &options).map_err(AgentError::invalid)?;
     let store =
-        RemoteStore::new(config).map_err(|e| ApiError::validation_failed(format!("destination {}: {e}", d.name)))?;
+        RemoteStore::new(config).map_err(|e| AgentError::from_fs(&e, format!("destination {}: {e}", d.name)))?;
     Ok(Target::Remote(store))
 }
 
 /// The remote store of a destination, with its secrets opened; `None` for a local one.
-pub fn remote_store(catalog: &Catalog, dest: &DestinationRecord) -> Result<Option<RemoteStore>, ApiError> {
+pub fn remote_store(catalog: &Catalog, dest: &DestinationRecord) -> Result<Option<RemoteStore>, AgentError> {
     match target(catalog.master_key(), dest)? {
         Target::Local(_) => Ok(None),
         Target::Remote(store) => Ok(Some(store)),
@@ -232,23 +229,23 @@ pub fn merge_options(d: &mut DestinationRecord, patch: Map<String, Value>) -> bo
 }
 
 /// Checks a disk limit percentage.
-pub fn check_disk_limit(limit: i64) -> Result<u8, ApiError> {
+pub fn check_disk_limit(limit: i64) -> Result<u8, AgentError> {
     u8::try_from(limit).ok().filter(|l| *l <= 100).ok_or_else(|| {
-        ApiError::bad_request(format!("disk_limit {limit} is out of range: use 0-100 (percent; 0 = no limit)"))
+        AgentError::invalid(format!("disk_limit {limit} is out of range: use 0-100 (percent; 0 = no limit)"))
     })
 }
 
 /// Tests a destination: reachable, writable (unless read-only), hardlinks work
 /// (local). Returns the disk usage where the destination can report it; remote
 /// services cannot, so they give `None`.
-pub fn validate(d: &DestinationRecord, t: &Target) -> Result<Option<DiskUsageInfo>, ApiError> {
-    let fail = |e: FsError| ApiError::validation_failed(format!("destination {}: {e}", d.name));
+pub fn validate(d: &DestinationRecord, t: &Target) -> Result<Option<DiskUsageInfo>, AgentError> {
+    let fail = |e: FsError| AgentError::from_fs(&e, format!("destination {}: {e}", d.name));
     match t {
         Target::Local(root) => {
             let p = root.path();
             let usage = if d.readonly {
                 if !p.is_dir() {
-                    return Err(ApiError::validation_failed(format!(
+                    return Err(AgentError::unreachable(format!(
                         "destination path {} is not a directory",
                         p.display()
                     )));
@@ -257,7 +254,7 @@ pub fn validate(d: &DestinationRecord, t: &Target) -> Result<Option<DiskUsageInf
             } else {
                 local::validate(p)
             }
-            .map_err(|e| ApiError::validation_failed(e.to_string()))?;
+            .map_err(|e| AgentError::from_fs(&e, e.to_string()))?;
             return Ok(Some(usage_info(usage)));
         }
         // Read-only: reading the marker proves the credentials and the root, and writes nothing.
@@ -284,17 +281,17 @@ fn usage_info(u: local::DiskUsage) -> DiskUsageInfo {
 }
 
 /// Measures a local destination's disk usage now (no write test); remote ones cannot report it.
-pub fn measure(d: &DestinationRecord) -> Result<DiskUsageInfo, ApiError> {
+pub fn measure(d: &DestinationRecord) -> Result<DiskUsageInfo, AgentError> {
     let root = local_root(d)?;
-    local::disk_usage(root.path()).map(usage_info).map_err(|e| ApiError::validation_failed(e.to_string()))
+    local::disk_usage(root.path()).map(usage_info).map_err(|e| AgentError::from_fs(&e, e.to_string()))
 }
 
 /// Builds and tests a new destination; prepares its root (marker) unless read-only.
 /// A root that already holds a destination is adopted read-only unless `new.writable`.
 /// Returns the destination (options in the clear: the catalog seals them) and the
 /// snapshots it already holds (adoption).
-pub fn create(key: &MasterKey, new: NewDestination) -> Result<(DestinationRecord, Vec<Snapshot>), ApiError> {
-    check_name("destination", &new.name).map_err(ApiError::bad_request)?;
+pub fn create(key: &MasterKey, new: NewDestination) -> Result<(DestinationRecord, Vec<Snapshot>), AgentError> {
+    check_name("destination", &new.name).map_err(AgentError::invalid)?;
     check_options(new.kind, &new.options)?;
     let disk_limit = check_disk_limit(new.disk_limit.unwrap_or(0))?;
     let mut d = DestinationRecord {
@@ -325,8 +322,8 @@ pub fn create(key: &MasterKey, new: NewDestination) -> Result<(DestinationRecord
 }
 
 /// Writes or adopts the root's marker; the destination takes an adopted marker's id.
-pub fn prepare_root(d: &mut DestinationRecord, t: &Target, force: bool) -> Result<(), ApiError> {
-    let fail = |e: FsError| ApiError::validation_failed(e.to_string());
+pub fn prepare_root(d: &mut DestinationRecord, t: &Target, force: bool) -> Result<(), AgentError> {
+    let fail = |e: FsError| AgentError::from_fs(&e, e.to_string());
     let outcome = if d.readonly {
         InitOutcome::Adopted(t.require_marker().map_err(fail)?)
     } else {
@@ -370,10 +367,10 @@ pub fn secure_local(d: &DestinationRecord, t: &Target) {
 }
 
 /// Checks that the root still holds this destination's marker.
-pub fn check_marker(d: &DestinationRecord, t: &Target) -> Result<(), ApiError> {
-    let marker = t.require_marker().map_err(|e| ApiError::validation_failed(e.to_string()))?;
+pub fn check_marker(d: &DestinationRecord, t: &Target) -> Result<(), AgentError> {
+    let marker = t.require_marker().map_err(|e| AgentError::from_fs(&e, e.to_string()))?;
     if marker.destination_id != d.id.as_str() {
-        return Err(ApiError::validation_failed(format!(
+        return Err(AgentError::unreachable(format!(
             "{} now holds another destination ({})",
             t.describe(),
             marker.destination_id
@@ -383,8 +380,8 @@ pub fn check_marker(d: &DestinationRecord, t: &Target) -> Result<(), ApiError> {
 }
 
 /// The snapshots a destination holds, read from their manifests.
-pub fn scan(d: &DestinationRecord, t: &Target) -> Result<Vec<Snapshot>, ApiError> {
-    let fail = |e: FsError| ApiError::validation_failed(format!("cannot read destination {}: {e}", d.name));
+pub fn scan(d: &DestinationRecord, t: &Target) -> Result<Vec<Snapshot>, AgentError> {
+    let fail = |e: FsError| AgentError::from_fs(&e, format!("cannot read destination {}: {e}", d.name));
     let root = match t {
         Target::Local(r) => Some(r.path()),
         Target::Remote(_) => None,
@@ -402,7 +399,7 @@ pub fn scan(d: &DestinationRecord, t: &Target) -> Result<Vec<Snapshot>, ApiError
 }
 
 /// Rebuilds the catalog's snapshot list of a destination from what it holds.
-pub fn reindex(catalog: &Catalog, d: &DestinationRecord) -> Result<usize, ApiError> {
+pub fn reindex(catalog: &Catalog, d: &DestinationRecord) -> Result<usize, AgentError> {
     let t = target(catalog.master_key(), d)?;
     check_marker(d, &t)?;
     let found = scan(d, &t)?;

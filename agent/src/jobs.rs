@@ -5,9 +5,9 @@ use std::path::Path;
 use hindsight_fs::manifest::Structure;
 use hindsight_fs::names::check_name;
 
-use crate::api::error::ApiError;
 use crate::backup::Excludes;
 use crate::catalog::Catalog;
+use crate::error::AgentError;
 use crate::model::{Job, JobId, JobKind, JobSchedule, Monitor, NewJob, ScheduleInput, default_priority, default_time};
 use crate::schedule::{Spec, parse_time, span};
 
@@ -15,23 +15,23 @@ use crate::schedule::{Spec, parse_time, span};
 pub const MAX_RETRY_FAILED: u32 = 10;
 
 /// Checks sources: absolute, existing, not nested in one another.
-pub fn check_sources(sources: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn check_sources(sources: &[String]) -> Result<Vec<String>, AgentError> {
     if sources.is_empty() {
-        return Err(ApiError::bad_request("a job needs at least one source"));
+        return Err(AgentError::invalid("a job needs at least one source"));
     }
     let mut out: Vec<String> = Vec::new();
     for s in sources {
         let p = Path::new(s);
         if !p.is_absolute() {
-            return Err(ApiError::bad_request(format!("source {s:?} is not an absolute path")));
+            return Err(AgentError::invalid(format!("source {s:?} is not an absolute path")));
         }
         if std::fs::symlink_metadata(p).is_err() {
-            return Err(ApiError::bad_request(format!("source {s} does not exist")));
+            return Err(AgentError::invalid(format!("source {s} does not exist")));
         }
-        crate::backup::check_source_path(p).map_err(|e| ApiError::bad_request(format!("source {s}: {e}")))?;
+        crate::backup::check_source_path(p).map_err(|e| AgentError::invalid(format!("source {s}: {e}")))?;
         let norm: String = p.components().collect::<std::path::PathBuf>().to_string_lossy().into_owned();
         if norm.split('/').any(|c| c == "..") {
-            return Err(ApiError::bad_request(format!("source {s} must not contain '..'")));
+            return Err(AgentError::invalid(format!("source {s} must not contain '..'")));
         }
         out.push(norm);
     }
@@ -40,34 +40,34 @@ pub fn check_sources(sources: &[String]) -> Result<Vec<String>, ApiError> {
     for pair in out.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         if Path::new(b).starts_with(a) {
-            return Err(ApiError::bad_request(format!("source {b} is inside source {a}; list it once")));
+            return Err(AgentError::invalid(format!("source {b} is inside source {a}; list it once")));
         }
     }
     Ok(out)
 }
 
 /// Checks exclude patterns compile.
-pub fn check_excludes(ex: &[String]) -> Result<(), ApiError> {
-    Excludes::new(ex).map(|_| ()).map_err(ApiError::bad_request)
+pub fn check_excludes(ex: &[String]) -> Result<(), AgentError> {
+    Excludes::new(ex).map(|_| ()).map_err(AgentError::invalid)
 }
 
 /// Checks retry_failed.
-pub fn check_retry(n: u32) -> Result<u32, ApiError> {
+pub fn check_retry(n: u32) -> Result<u32, AgentError> {
     if n > MAX_RETRY_FAILED {
-        return Err(ApiError::bad_request(format!("retry_failed {n} is out of range: use 0-{MAX_RETRY_FAILED}")));
+        return Err(AgentError::invalid(format!("retry_failed {n} is out of range: use 0-{MAX_RETRY_FAILED}")));
     }
     Ok(n)
 }
 
 /// Checks a job's destination list (existence is checked by the catalog).
-pub fn check_destinations(d: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn check_destinations(d: &[String]) -> Result<Vec<String>, AgentError> {
     if d.is_empty() {
-        return Err(ApiError::bad_request("a job needs at least one destination"));
+        return Err(AgentError::invalid("a job needs at least one destination"));
     }
     let mut out = Vec::new();
     for name in d {
         if out.contains(name) {
-            return Err(ApiError::bad_request(format!("destination {name} is listed twice")));
+            return Err(AgentError::invalid(format!("destination {name} is listed twice")));
         }
         out.push(name.clone());
     }
@@ -78,18 +78,18 @@ pub fn check_destinations(d: &[String]) -> Result<Vec<String>, ApiError> {
 pub const MAX_RETAIN: i64 = 9999;
 
 /// Parses schedules into their canonical form; checks `retain` and duplicates.
-pub fn check_schedules(input: &[ScheduleInput]) -> Result<Vec<JobSchedule>, ApiError> {
+pub fn check_schedules(input: &[ScheduleInput]) -> Result<Vec<JobSchedule>, AgentError> {
     let mut out: Vec<JobSchedule> = Vec::new();
     for s in input {
-        let spec = Spec::parse(&s.spec).map_err(ApiError::bad_request)?.to_string();
+        let spec = Spec::parse(&s.spec).map_err(AgentError::invalid)?.to_string();
         if !(1..=MAX_RETAIN).contains(&s.retain) {
-            return Err(ApiError::bad_request(format!(
+            return Err(AgentError::invalid(format!(
                 "retain {} of schedule {spec} is out of range: use 1-{MAX_RETAIN}",
                 s.retain
             )));
         }
         if out.iter().any(|o| o.spec == spec) {
-            return Err(ApiError::bad_request(format!("schedule {spec} is listed twice")));
+            return Err(AgentError::invalid(format!("schedule {spec} is listed twice")));
         }
         out.push(JobSchedule { spec, retain: s.retain as u32, next_run: None });
     }
@@ -97,25 +97,25 @@ pub fn check_schedules(input: &[ScheduleInput]) -> Result<Vec<JobSchedule>, ApiE
 }
 
 /// Checks a run time `HH:MM`; returns it zero-padded.
-pub fn check_time(s: &str) -> Result<String, ApiError> {
-    let t = parse_time(s).map_err(ApiError::bad_request)?;
+pub fn check_time(s: &str) -> Result<String, AgentError> {
+    let t = parse_time(s).map_err(AgentError::invalid)?;
     Ok(format!("{:02}:{:02}", t.hour(), t.minute()))
 }
 
 /// Checks a queue priority group (1-100).
-pub fn check_priority(p: i64) -> Result<u8, ApiError> {
+pub fn check_priority(p: i64) -> Result<u8, AgentError> {
     u8::try_from(p).ok().filter(|p| (1..=100).contains(p)).ok_or_else(|| {
-        ApiError::bad_request(format!("priority {p} is out of range: use 1-100 (lower runs first; default 50)"))
+        AgentError::invalid(format!("priority {p} is out of range: use 1-100 (lower runs first; default 50)"))
     })
 }
 
 /// Checks monitors (`2` = 2 days, `12h`); `0` or empty turns one off.
-pub fn check_monitor(m: Monitor) -> Result<Monitor, ApiError> {
-    let one = |name: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
+pub fn check_monitor(m: Monitor) -> Result<Monitor, AgentError> {
+    let one = |name: &str, v: Option<String>| -> Result<Option<String>, AgentError> {
         match v.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
             Some(v) => {
-                let d = span::parse(v, 'd').map_err(|e| ApiError::bad_request(format!("monitor.{name}: {e}")))?;
+                let d = span::parse(v, 'd').map_err(|e| AgentError::invalid(format!("monitor.{name}: {e}")))?;
                 Ok((!d.is_zero()).then(|| span::format(d)))
             }
         }
@@ -136,7 +136,7 @@ pub fn upstream(schedules: &[JobSchedule]) -> Vec<String> {
 
 /// Checks that every `after:JOB` of `job`'s new schedules names an existing
 /// job and that no chain of `after:` leads back to `job`.
-pub fn check_dependencies(catalog: &Catalog, job: &str, schedules: &[JobSchedule]) -> Result<(), ApiError> {
+pub fn check_dependencies(catalog: &Catalog, job: &str, schedules: &[JobSchedule]) -> Result<(), AgentError> {
     let others: Vec<Job> = catalog.jobs()?.into_iter().filter(|j| j.name != job).collect();
     let deps_of = |name: &str| -> Vec<String> {
         if name == job {
@@ -147,7 +147,7 @@ pub fn check_dependencies(catalog: &Catalog, job: &str, schedules: &[JobSchedule
     };
     for up in upstream(schedules) {
         if up != job && !others.iter().any(|j| j.name == up) {
-            return Err(ApiError::bad_request(format!("schedule after:{up} of job {job} names no existing job")));
+            return Err(AgentError::invalid(format!("schedule after:{up} of job {job} names no existing job")));
         }
     }
     // Depth-first from the job along "waits for" edges; reaching it again is a cycle.
@@ -156,7 +156,7 @@ pub fn check_dependencies(catalog: &Catalog, job: &str, schedules: &[JobSchedule
     while let Some(path) = stack.pop() {
         let Some(last) = path.last().cloned() else { continue };
         if last == job {
-            return Err(ApiError::bad_request(format!(
+            return Err(AgentError::invalid(format!(
                 "the after: schedules of job {job} form a cycle: {}",
                 path.join(" -> ")
             )));
@@ -175,8 +175,8 @@ pub fn check_dependencies(catalog: &Catalog, job: &str, schedules: &[JobSchedule
 }
 
 /// Validates a new job into its stored form.
-pub fn build(new: NewJob) -> Result<Job, ApiError> {
-    check_name("job", &new.name).map_err(ApiError::bad_request)?;
+pub fn build(new: NewJob) -> Result<Job, AgentError> {
+    check_name("job", &new.name).map_err(AgentError::invalid)?;
     check_excludes(&new.excludes)?;
     Ok(Job {
         id: JobId(0),

@@ -31,6 +31,7 @@ pub mod config;
 pub mod daemon;
 pub mod deleter;
 pub mod destinations;
+pub mod error;
 pub mod fuzzing;
 pub mod jobs;
 pub mod model;

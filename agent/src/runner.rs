@@ -24,11 +24,11 @@ use hindsight_fs::manifest::{Manifest, Structure};
 use hindsight_fs::mount::Refresher;
 use tokio::sync::Notify;
 
-use crate::api::error::ApiError;
 use crate::backup::{self, ArchiveOptions, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
 use crate::catalog::{Catalog, RunUpdate};
 use crate::deleter::Deleter;
 use crate::destinations;
+use crate::error::AgentError;
 use crate::model::{AlertKind, AlertLevel, DestinationRecord, Job, Run, RunDestination, RunId, RunState, Trigger};
 use crate::schedule::Clock;
 
@@ -175,7 +175,7 @@ impl Runner {
     }
 
     /// Queues a manual run of `job`; returns the run.
-    pub fn queue(&self, job: &Job) -> Result<Run, ApiError> {
+    pub fn queue(&self, job: &Job) -> Result<Run, AgentError> {
         self.check_can_queue(job)?;
         let id = self.catalog.queue_run(job.id, &job.name, Trigger::Manual, &[crate::retention::MANUAL.to_string()])?;
         self.wake.notify_one();
@@ -184,7 +184,7 @@ impl Runner {
 
     /// Queues a run of `job` for the schedules `tags`, or adds them to the
     /// job's run that is still queued; returns the run's id.
-    pub fn queue_scheduled(&self, job: &Job, tags: &[String]) -> Result<RunId, ApiError> {
+    pub fn queue_scheduled(&self, job: &Job, tags: &[String]) -> Result<RunId, AgentError> {
         self.check_can_queue(job)?;
         for r in self.catalog.runs_in_state(RunState::Queued)?.iter().filter(|r| r.job == job.name) {
             if self.catalog.add_run_tags(r.id, tags)? {
@@ -196,18 +196,18 @@ impl Runner {
         Ok(id)
     }
 
-    fn check_can_queue(&self, job: &Job) -> Result<(), ApiError> {
+    fn check_can_queue(&self, job: &Job) -> Result<(), AgentError> {
         if self.stopping.load(Ordering::Relaxed) {
-            return Err(ApiError::conflict("the agent is shutting down"));
+            return Err(AgentError::conflict("the agent is shutting down"));
         }
         if job.disabled {
-            return Err(ApiError::conflict(format!("job {} is disabled; enable it first", job.name)));
+            return Err(AgentError::conflict(format!("job {} is disabled; enable it first", job.name)));
         }
         Ok(())
     }
 
     /// A run, with live progress if it is running.
-    pub fn run(&self, id: RunId) -> Result<Run, ApiError> {
+    pub fn run(&self, id: RunId) -> Result<Run, AgentError> {
         let mut run = self.catalog.run(id)?;
         let active = self.active().get(&id).cloned();
         if let Some(a) = active
@@ -224,13 +224,15 @@ impl Runner {
 
     /// A run, once it has ended or `timeout` has passed, whichever comes first
     /// (lets clients follow a run without polling fast).
-    pub async fn wait(self: &Arc<Self>, id: RunId, timeout: Duration) -> Result<Run, ApiError> {
+    pub async fn wait(self: &Arc<Self>, id: RunId, timeout: Duration) -> Result<Run, AgentError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Registered before the check, so an end between the two is not missed.
             let ended = self.idle.notified();
             let me = self.clone();
-            let run = tokio::task::spawn_blocking(move || me.run(id)).await??;
+            let run = tokio::task::spawn_blocking(move || me.run(id))
+                .await
+                .map_err(|e| AgentError::internal(format!("reading run {id}: {e}")))??;
             if run.state.is_final() || tokio::time::Instant::now() >= deadline {
                 return Ok(run);
             }
@@ -239,7 +241,7 @@ impl Runner {
     }
 
     /// Cancels a queued or running run.
-    pub fn cancel(&self, id: RunId) -> Result<Run, ApiError> {
+    pub fn cancel(&self, id: RunId) -> Result<Run, AgentError> {
         // Bound first: a guard in an `if let` scrutinee lives through the body,
         // and `run` locks `active` again.
         let active = self.active().get(&id).cloned();
@@ -251,7 +253,7 @@ impl Runner {
             return self.run(id);
         }
         let run = self.catalog.run(id)?;
-        Err(ApiError::conflict(format!("run {id} has already ended ({})", run.state.as_str())))
+        Err(AgentError::conflict(format!("run {id} has already ended ({})", run.state.as_str())))
     }
 
     /// The dispatcher: starts queued runs until shutdown.
@@ -298,7 +300,7 @@ impl Runner {
         }
     }
 
-    fn dispatch(self: &Arc<Self>) -> Result<(), ApiError> {
+    fn dispatch(self: &Arc<Self>) -> Result<(), AgentError> {
         let concurrency = match self.concurrency {
             Some(c) => c,
             None => self.catalog.settings()?.backup_concurrency.max(1) as usize,
@@ -735,7 +737,7 @@ impl Runner {
     }
 
     /// Runs queued or running now.
-    pub fn active_runs(&self) -> Result<Vec<Run>, ApiError> {
+    pub fn active_runs(&self) -> Result<Vec<Run>, AgentError> {
         let mut out = Vec::new();
         for st in [RunState::Running, RunState::Queued] {
             for r in self.catalog.runs_in_state(st)? {

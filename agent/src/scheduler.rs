@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::error::ApiError;
 use crate::catalog::Catalog;
+use crate::error::AgentError;
 use crate::model::{AlertKind, AlertLevel, Job, RunId, RunState};
 use crate::runner::Runner;
 use crate::schedule::{Clock, Spec, next_after, parse_time, span};
@@ -73,7 +73,7 @@ impl Scheduler {
     /// Raises a `clock_step` alert when the clock stepped back since the
     /// previous tick; logs a jump forward (a suspended machine makes those
     /// too, and retention guards against them by itself).
-    fn note_clock(&self, now: Timestamp) -> Result<(), ApiError> {
+    fn note_clock(&self, now: Timestamp) -> Result<(), AgentError> {
         let last = self.last_tick.lock().unwrap_or_else(|p| p.into_inner()).replace(now);
         let Some(last) = last else { return Ok(()) };
         if now > last + STEP_FORWARD {
@@ -96,7 +96,7 @@ impl Scheduler {
 
     /// Brings back the due times of `job`'s timed schedules that lie beyond
     /// their next due time from `now`, which only a clock stepped back makes.
-    fn replan_ahead(&self, job: &mut Job, tz: &jiff::tz::TimeZone, now: Timestamp) -> Result<(), ApiError> {
+    fn replan_ahead(&self, job: &mut Job, tz: &jiff::tz::TimeZone, now: Timestamp) -> Result<(), AgentError> {
         let Ok(time) = parse_time(&job.time) else { return Ok(()) };
         for s in &mut job.schedules {
             let Some(planned) = s.next_run else { continue };
@@ -121,10 +121,10 @@ impl Scheduler {
 
     /// Recomputes the next due time of a job's timed schedules from now
     /// (after its schedules, its time or the time zone changed).
-    pub fn replan_job(&self, name: &str) -> Result<(), ApiError> {
+    pub fn replan_job(&self, name: &str) -> Result<(), AgentError> {
         let job = self.catalog.job(name)?;
         let tz = crate::settings::schedule_time_zone(&self.catalog.settings()?);
-        let time = parse_time(&job.time).map_err(ApiError::internal)?;
+        let time = parse_time(&job.time).map_err(AgentError::internal)?;
         let now = self.now();
         for s in &job.schedules {
             let Ok(spec) = Spec::parse(&s.spec) else { continue };
@@ -138,7 +138,7 @@ impl Scheduler {
     }
 
     /// Recomputes every job's timed schedules (the time zone changed).
-    pub fn replan_all(&self) -> Result<(), ApiError> {
+    pub fn replan_all(&self) -> Result<(), AgentError> {
         for j in self.catalog.jobs()? {
             self.replan_job(&j.name)?;
         }
@@ -147,7 +147,7 @@ impl Scheduler {
 
     /// Queues the runs due now and moves their schedules on; returns the ids
     /// of the runs queued or joined.
-    pub fn tick(&self) -> Result<Vec<RunId>, ApiError> {
+    pub fn tick(&self) -> Result<Vec<RunId>, AgentError> {
         let now = self.now();
         self.note_clock(now)?;
         let tz = crate::settings::schedule_time_zone(&self.catalog.settings()?);
@@ -185,7 +185,7 @@ impl Scheduler {
                     }
                 }
             }
-            let time = parse_time(&job.time).map_err(ApiError::internal)?;
+            let time = parse_time(&job.time).map_err(AgentError::internal)?;
             for spec in due {
                 let next = Spec::parse(spec).ok().and_then(|s| next_after(&s, time, &tz, now));
                 self.catalog.set_next_run(&job.name, spec, next)?;
@@ -196,7 +196,7 @@ impl Scheduler {
     }
 
     /// Monitors and housekeeping of the catalog.
-    fn watch(&self, now: Timestamp) -> Result<(), ApiError> {
+    fn watch(&self, now: Timestamp) -> Result<(), AgentError> {
         let jobs = self.catalog.jobs()?;
         for job in jobs.iter().filter(|j| !j.disabled) {
             self.check_notran(job, now)?;
@@ -233,7 +233,7 @@ impl Scheduler {
         Ok(())
     }
 
-    fn check_notran(&self, job: &Job, now: Timestamp) -> Result<(), ApiError> {
+    fn check_notran(&self, job: &Job, now: Timestamp) -> Result<(), AgentError> {
         let Some(limit) = job.monitor.notran.as_deref().and_then(|v| span::parse(v, 'd').ok()) else { return Ok(()) };
         let Some(last) = self.catalog.last_success(&job.name)? else {
             return Ok(());
@@ -263,7 +263,7 @@ impl Scheduler {
         Ok(())
     }
 
-    fn check_ranfor(&self, jobs: &[Job], now: Timestamp) -> Result<(), ApiError> {
+    fn check_ranfor(&self, jobs: &[Job], now: Timestamp) -> Result<(), AgentError> {
         for run in self.catalog.runs_in_state(RunState::Running)? {
             let Some(job) = jobs.iter().find(|j| j.name == run.job) else { continue };
             let Some(limit) = job.monitor.ranfor.as_deref().and_then(|v| span::parse(v, 'd').ok()) else { continue };
@@ -303,7 +303,7 @@ impl Scheduler {
 
 /// After a run of `job` ended with a snapshot at `finished`: the `after:job`
 /// schedules of other jobs fall due after their delay.
-pub fn after_run(catalog: &Catalog, job: &str, finished: Timestamp) -> Result<(), ApiError> {
+pub fn after_run(catalog: &Catalog, job: &str, finished: Timestamp) -> Result<(), AgentError> {
     for other in catalog.jobs()? {
         for s in &other.schedules {
             if let Ok(Spec::After { job: up, delay }) = Spec::parse(&s.spec)

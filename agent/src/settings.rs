@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use jiff::tz::TimeZone;
 
-use crate::api::error::ApiError;
+use crate::error::AgentError;
 use crate::model::Settings;
 
 /// One setting: its key, default and allowed integer range (none for text).
@@ -57,22 +57,20 @@ const DEFS: &[Def] = &[
 ];
 
 /// Checks `value` for `key`; returns the value to store.
-pub fn check(key: &str, value: &str) -> Result<String, ApiError> {
+pub fn check(key: &str, value: &str) -> Result<String, AgentError> {
     let def = DEFS.iter().find(|d| d.key == key).ok_or_else(|| {
         let keys: Vec<&str> = DEFS.iter().map(|d| d.key).collect();
-        ApiError::bad_request(format!("unknown setting {key:?}; settings: {}", keys.join(", ")))
+        AgentError::invalid(format!("unknown setting {key:?}; settings: {}", keys.join(", ")))
     })?;
     let value = value.trim();
     match def.range {
         Some((lo, hi)) => match value.parse::<u32>() {
             Ok(n) if (lo..=hi).contains(&n) => Ok(n.to_string()),
-            _ => {
-                Err(ApiError::bad_request(format!("{key} {value:?} is out of range: use {lo}-{hi} ({})", def.meaning)))
-            }
+            _ => Err(AgentError::invalid(format!("{key} {value:?} is out of range: use {lo}-{hi} ({})", def.meaning))),
         },
         None => {
             if !value.is_empty() {
-                time_zone(value).map_err(ApiError::bad_request)?;
+                time_zone(value).map_err(AgentError::invalid)?;
             }
             Ok(value.to_string())
         }

@@ -9,33 +9,33 @@ use std::sync::Arc;
 
 use hindsight_fs::layout::{DELETING_PREFIX, DestinationRoot};
 
-use crate::api::error::ApiError;
 use crate::catalog::Catalog;
 use crate::deleter::{Deleter, Pending};
 use crate::destinations;
+use crate::error::AgentError;
 use crate::model::SnapshotId;
 
 /// Starts deleting a snapshot; returns its destination's name once it is
 /// invisible on the destination. The deleter removes its files in the background.
-pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Result<String, ApiError> {
+pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Result<String, AgentError> {
     let rec = catalog.snapshot(id)?;
     let dest = catalog.destination(&rec.snapshot.destination)?;
     if dest.readonly {
-        return Err(ApiError::conflict(format!("destination {} is read-only", dest.name)));
+        return Err(AgentError::conflict(format!("destination {} is read-only", dest.name)));
     }
     let (job, name) = (rec.snapshot.job.clone(), rec.snapshot.name.clone());
     // The names come from a manifest (checked when listed since, but the row
     // may be older): a deletion is built from checked names only.
     hindsight_fs::names::check_name("job", &job)
         .and_then(|()| hindsight_fs::names::check_snapshot_name(&name))
-        .map_err(|e| ApiError::conflict(format!("snapshot {id} cannot be deleted: {e}")))?;
+        .map_err(|e| AgentError::conflict(format!("snapshot {id} cannot be deleted: {e}")))?;
     if let Some(store) = destinations::remote_store(catalog, &dest)? {
         // No rename on object stores: the manifest goes first (the snapshot stops
         // existing at once), then its objects; a failure leaves the row for a retry.
         // Bodies it shared stay; those only it used go in the prune that follows.
         store
             .delete_snapshot(&job, &name)
-            .map_err(|e| ApiError::validation_failed(format!("cannot delete snapshot {job}/{name}: {e}")))?;
+            .map_err(|e| AgentError::from_fs(&e, format!("cannot delete snapshot {job}/{name}: {e}")))?;
         catalog.remove_snapshot(id)?;
         // ssh destinations hold hardlink trees: removing the snapshot's
         // directory freed what only it held, there are no bodies to prune.
@@ -49,7 +49,7 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Resu
     }
     let root = destinations::local_root(&dest)?;
     if root.snapshot_dir(&job, &name).exists() {
-        root.begin_delete(&job, &name).map_err(|e| ApiError::internal(format!("cannot delete snapshot: {e}")))?;
+        root.begin_delete(&job, &name).map_err(|e| AgentError::internal(format!("cannot delete snapshot: {e}")))?;
     }
     catalog.mark_snapshot_deleting(id)?;
     deleter.send(Pending { root, job, name, id });

@@ -625,6 +625,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// One line for humans.
     pub message: String,
+    /// The same request may succeed later, unchanged (a destination that
+    /// timed out or refused a connection).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub temporary: bool,
 }
 
 /// Converts JSON `null` in options to absence, for display.
