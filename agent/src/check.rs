@@ -9,8 +9,9 @@ use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::check::{check_remote, list_objects};
 
 use crate::catalog::Catalog;
-use crate::destinations::{local_root, remote_store};
+use crate::destinations::open;
 use crate::model::{CheckProblem, DestinationCheck, DestinationRecord, SnapshotCheck, Structure};
+use hindsight_fs::destination::Destination;
 
 /// Checks every complete snapshot of `d`, job by job, oldest first. Works on
 /// read-only and disabled destinations: nothing is written. Blocking.
@@ -20,11 +21,13 @@ pub fn check_destination(
     d: &DestinationRecord,
     read_data: bool,
 ) -> Result<DestinationCheck, AgentError> {
-    if let Some(store) = remote_store(catalog, d)? {
-        let cache = d.cache_dir(cache_dir).map_err(AgentError::internal)?;
-        return check_remote_destination(&store, &cache, d, read_data);
-    }
-    let root = local_root(d)?;
+    let root = match open(catalog.master_key(), d)? {
+        Destination::Remote(store) => {
+            let cache = d.cache_dir(cache_dir).map_err(AgentError::internal)?;
+            return check_remote_destination(&store, &cache, d, read_data);
+        }
+        Destination::Local(root) => root,
+    };
     let unreadable =
         |e: hindsight_fs::FsError| AgentError::from_fs(&e, format!("cannot read destination {}: {e}", d.name));
     root.require_marker().map_err(unreadable)?;
@@ -70,11 +73,7 @@ fn check_remote_destination(
     let unreadable =
         |e: hindsight_fs::FsError| AgentError::from_fs(&e, format!("cannot read destination {}: {e}", d.name));
     store.require_marker().map_err(unreadable)?;
-    // SSH destinations hold trees, not blobs: nothing to list.
-    let objects = match store.ssh() {
-        Some(_) => Default::default(),
-        None => list_objects(store).map_err(unreadable)?,
-    };
+    let objects = list_objects(store).map_err(unreadable)?;
     let mut snapshots = Vec::new();
     for job in store.list_jobs().map_err(unreadable)? {
         for name in store.list_snapshots(&job).map_err(unreadable)? {

@@ -43,6 +43,7 @@ const RUNS_GRACE: Duration = Duration::from_secs(30);
 const UNMOUNT_GRACE: Duration = Duration::from_secs(10);
 /// How long the process waits, on its way out, for blocking work still going.
 pub const EXIT_GRACE: Duration = Duration::from_secs(2);
+use hindsight_fs::destination::Destination;
 use hindsight_fs::mount::{DestinationView, Layout, MountConfig, MountHandle};
 
 /// Holds the state directory's `flock` for the life of the daemon.
@@ -176,11 +177,9 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> a
             .into_iter()
             .filter_map(|d| {
                 // Remote destinations browse from their local cache of indexes.
-                let root = match crate::destinations::remote_store(&catalog, &d) {
-                    Ok(Some(store)) => d.cache_dir(&cache).map(|c| (c, Some(store))),
-                    Ok(None) => crate::destinations::local_root(&d)
-                        .map(|r| (r.path().to_path_buf(), None))
-                        .map_err(|e| e.message),
+                let root = match crate::destinations::open(catalog.master_key(), &d) {
+                    Ok(Destination::Remote(store)) => d.cache_dir(&cache).map(|c| (c, Some(store))),
+                    Ok(Destination::Local(root)) => Ok((root.path().to_path_buf(), None)),
                     Err(e) => Err(e.message),
                 };
                 match root {

@@ -1,19 +1,19 @@
 //! Destination rules: types and their options, validation, adoption and reindex.
 //!
-//! A destination is either a local directory ([`DestinationRoot`]) or a remote
-//! service reached through OpenDAL ([`RemoteStore`]); [`Target`] is the one
-//! place that tells them apart, so that validation, adoption and reindex are
-//! written once for both. Remote options may hold secrets: a [`DestinationRecord`]
+//! A destination is a local directory or a remote service (an object store
+//! through OpenDAL, or an SSH server): [`open`] builds the fs crate's closed
+//! [`Destination`] from a catalog record, so that validation, adoption and
+//! reindex are written once for every kind. Remote options may hold secrets: a [`DestinationRecord`]
 //! read from the catalog carries them sealed, and they are opened only here,
 //! when a store is built.
 
 use std::path::Path;
 
 use hindsight_fs::FsError;
+use hindsight_fs::destination::Destination;
 use hindsight_fs::layout::{DestinationRoot, InitOutcome};
 use hindsight_fs::local;
 use hindsight_fs::manifest::Manifest;
-use hindsight_fs::marker::Marker;
 use hindsight_fs::names::check_name;
 use hindsight_fs::remote::config::Need;
 use hindsight_fs::remote::{RemoteConfig, RemoteStore, Service};
@@ -120,19 +120,10 @@ pub fn local_root(d: &DestinationRecord) -> Result<DestinationRoot, AgentError> 
     Ok(DestinationRoot::new(path))
 }
 
-/// Where a destination's snapshots live, ready for use.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// A directory on this machine.
-    Local(DestinationRoot),
-    /// A remote service.
-    Remote(RemoteStore),
-}
-
 /// The storage of a destination; sealed secrets are opened with `key`.
-pub fn target(key: &MasterKey, d: &DestinationRecord) -> Result<Target, AgentError> {
+pub fn open(key: &MasterKey, d: &DestinationRecord) -> Result<Destination, AgentError> {
     if service(d.kind).is_none() {
-        return local_root(d).map(Target::Local);
+        return local_root(d).map(Destination::Local);
     }
     let options = secrets::open_options(key, &d.options).map_err(|e| {
         AgentError::conflict(format!(
@@ -143,70 +134,7 @@ pub fn target(key: &MasterKey, d: &DestinationRecord) -> Result<Target, AgentErr
     let config = RemoteConfig::parse(d.kind.as_str(), &options).map_err(AgentError::invalid)?;
     let store =
         RemoteStore::new(config).map_err(|e| AgentError::from_fs(&e, format!("destination {}: {e}", d.name)))?;
-    Ok(Target::Remote(store))
-}
-
-/// The remote store of a destination, with its secrets opened; `None` for a local one.
-pub fn remote_store(catalog: &Catalog, dest: &DestinationRecord) -> Result<Option<RemoteStore>, AgentError> {
-    match target(catalog.master_key(), dest)? {
-        Target::Local(_) => Ok(None),
-        Target::Remote(store) => Ok(Some(store)),
-    }
-}
-
-impl Target {
-    /// The marker, if the root has one.
-    pub fn read_marker(&self) -> Result<Option<Marker>, FsError> {
-        match self {
-            Target::Local(r) => r.read_marker(),
-            Target::Remote(s) => s.read_marker(),
-        }
-    }
-
-    /// The marker, or an error saying the root is not a Hindsight destination.
-    pub fn require_marker(&self) -> Result<Marker, FsError> {
-        match self {
-            Target::Local(r) => r.require_marker(),
-            Target::Remote(s) => s.require_marker(),
-        }
-    }
-
-    /// Adopts an existing marker or writes a new one.
-    fn init(&self, id: &str, force: bool) -> Result<InitOutcome, FsError> {
-        match self {
-            Target::Local(r) => r.init(id, force),
-            Target::Remote(s) => s.init(id, force),
-        }
-    }
-
-    fn list_jobs(&self) -> Result<Vec<String>, FsError> {
-        match self {
-            Target::Local(r) => r.list_jobs(),
-            Target::Remote(s) => s.list_jobs(),
-        }
-    }
-
-    fn list_snapshots(&self, job: &str) -> Result<Vec<String>, FsError> {
-        match self {
-            Target::Local(r) => r.list_snapshots(job),
-            Target::Remote(s) => s.list_snapshots(job),
-        }
-    }
-
-    fn read_manifest(&self, job: &str, name: &str) -> Result<Manifest, FsError> {
-        match self {
-            Target::Local(r) => r.read_manifest(job, name),
-            Target::Remote(s) => s.read_manifest(job, name),
-        }
-    }
-
-    /// Where it is, for messages (never a secret).
-    pub fn describe(&self) -> String {
-        match self {
-            Target::Local(r) => r.path().display().to_string(),
-            Target::Remote(s) => format!("{s:?}"),
-        }
-    }
+    Ok(Destination::Remote(store))
 }
 
 /// Merges the options of a PATCH into a destination: a value replaces the
@@ -238,10 +166,10 @@ pub fn check_disk_limit(limit: i64) -> Result<u8, AgentError> {
 /// Tests a destination: reachable, writable (unless read-only), hardlinks work
 /// (local). Returns the disk usage where the destination can report it; remote
 /// services cannot, so they give `None`.
-pub fn validate(d: &DestinationRecord, t: &Target) -> Result<Option<DiskUsageInfo>, AgentError> {
+pub fn validate(d: &DestinationRecord, t: &Destination) -> Result<Option<DiskUsageInfo>, AgentError> {
     let fail = |e: FsError| AgentError::from_fs(&e, format!("destination {}: {e}", d.name));
     match t {
-        Target::Local(root) => {
+        Destination::Local(root) => {
             let p = root.path();
             let usage = if d.readonly {
                 if !p.is_dir() {
@@ -258,16 +186,16 @@ pub fn validate(d: &DestinationRecord, t: &Target) -> Result<Option<DiskUsageInf
             return Ok(Some(usage_info(usage)));
         }
         // Read-only: reading the marker proves the credentials and the root, and writes nothing.
-        Target::Remote(store) if d.readonly => store.require_marker().map(|_| ()).map_err(fail)?,
-        Target::Remote(store) => store.validate().map(|_| ()).map_err(fail)?,
+        Destination::Remote(store) if d.readonly => store.require_marker().map(|_| ()).map_err(fail)?,
+        Destination::Remote(store) => store.validate().map(|_| ()).map_err(fail)?,
     }
     Ok(remote_usage(t))
 }
 
 /// Disk usage of a remote destination, where the service can tell (SSH: `df` on the server).
-fn remote_usage(t: &Target) -> Option<DiskUsageInfo> {
-    let Target::Remote(store) = t else { return None };
-    match store.ssh()?.disk_usage() {
+fn remote_usage(t: &Destination) -> Option<DiskUsageInfo> {
+    let Destination::Remote(store) = t else { return None };
+    match store.disk_usage()? {
         Ok(u) => Some(usage_info(u)),
         Err(e) => {
             tracing::warn!("disk usage of {}: {e}", t.describe());
@@ -307,7 +235,7 @@ pub fn create(key: &MasterKey, new: NewDestination) -> Result<(DestinationRecord
         disk_usage: None,
         cache_id: uuid::Uuid::new_v4().to_string(),
     };
-    let t = target(key, &d)?;
+    let t = open(key, &d)?;
     d.disk_usage = validate(&d, &t)?;
     let fresh_id = d.id.clone();
     prepare_root(&mut d, &t, new.force)?;
@@ -322,7 +250,7 @@ pub fn create(key: &MasterKey, new: NewDestination) -> Result<(DestinationRecord
 }
 
 /// Writes or adopts the root's marker; the destination takes an adopted marker's id.
-pub fn prepare_root(d: &mut DestinationRecord, t: &Target, force: bool) -> Result<(), AgentError> {
+pub fn prepare_root(d: &mut DestinationRecord, t: &Destination, force: bool) -> Result<(), AgentError> {
     let fail = |e: FsError| AgentError::from_fs(&e, e.to_string());
     let outcome = if d.readonly {
         InitOutcome::Adopted(t.require_marker().map_err(fail)?)
@@ -344,8 +272,8 @@ pub fn prepare_root(d: &mut DestinationRecord, t: &Target, force: bool) -> Resul
 /// only, where the recorded permissions are enforced), saying what had to be
 /// changed; for a read-only one, which the agent never changes, warns when
 /// others can reach into it.
-pub fn secure_local(d: &DestinationRecord, t: &Target) {
-    let Target::Local(root) = t else { return };
+pub fn secure_local(d: &DestinationRecord, t: &Destination) {
+    let Destination::Local(root) = t else { return };
     if d.readonly {
         if let Ok(Some(why)) = root.exposure() {
             tracing::warn!(destination = %d.name, "{} is read-only for the agent, and {why}", root.path().display());
@@ -367,7 +295,7 @@ pub fn secure_local(d: &DestinationRecord, t: &Target) {
 }
 
 /// Checks that the root still holds this destination's marker.
-pub fn check_marker(d: &DestinationRecord, t: &Target) -> Result<(), AgentError> {
+pub fn check_marker(d: &DestinationRecord, t: &Destination) -> Result<(), AgentError> {
     let marker = t.require_marker().map_err(|e| AgentError::from_fs(&e, e.to_string()))?;
     if marker.destination_id != d.id.as_str() {
         return Err(AgentError::unreachable(format!(
@@ -380,11 +308,11 @@ pub fn check_marker(d: &DestinationRecord, t: &Target) -> Result<(), AgentError>
 }
 
 /// The snapshots a destination holds, read from their manifests.
-pub fn scan(d: &DestinationRecord, t: &Target) -> Result<Vec<Snapshot>, AgentError> {
+pub fn scan(d: &DestinationRecord, t: &Destination) -> Result<Vec<Snapshot>, AgentError> {
     let fail = |e: FsError| AgentError::from_fs(&e, format!("cannot read destination {}: {e}", d.name));
     let root = match t {
-        Target::Local(r) => Some(r.path()),
-        Target::Remote(_) => None,
+        Destination::Local(r) => Some(r.path()),
+        Destination::Remote(_) => None,
     };
     let mut out = Vec::new();
     for job in t.list_jobs().map_err(fail)? {
@@ -400,7 +328,7 @@ pub fn scan(d: &DestinationRecord, t: &Target) -> Result<Vec<Snapshot>, AgentErr
 
 /// Rebuilds the catalog's snapshot list of a destination from what it holds.
 pub fn reindex(catalog: &Catalog, d: &DestinationRecord) -> Result<usize, AgentError> {
-    let t = target(catalog.master_key(), d)?;
+    let t = open(catalog.master_key(), d)?;
     check_marker(d, &t)?;
     let found = scan(d, &t)?;
     catalog.replace_snapshots(&d.id, &found)?;

@@ -20,8 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use hindsight_fs::destination::Destination;
 use hindsight_fs::manifest::{Manifest, Structure};
 use hindsight_fs::mount::Refresher;
+use hindsight_fs::remote::RemoteStore;
 use tokio::sync::Notify;
 
 use crate::backup::{self, ArchiveOptions, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
@@ -524,45 +526,41 @@ impl Runner {
             return outcome(RunState::Failed, None, Some(format!("destination {dest_name} is read-only")));
         }
         let archive = self.archive_options(spec.structure);
-        match destinations::remote_store(&self.catalog, &dest) {
-            Ok(Some(store)) => {
-                if let Some(ssh) = store.ssh()
-                    && let Some(refused) = self.over_disk_limit(&dest, ssh.disk_usage().map_err(|e| e.to_string()))
-                {
-                    return outcome(RunState::Failed, None, Some(refused));
-                }
-                let cache = match dest.cache_dir(&self.cache_dir) {
-                    Ok(c) => c,
-                    Err(e) => return outcome(RunState::Failed, None, Some(e)),
-                };
-                let (spec, cancel) = (spec.clone(), a.cancel.clone());
-                return self.run_backup(run_id, a, &dest, move |progress| match spec.structure {
-                    Structure::Archived | Structure::Compressed => {
-                        backup::run_remote_archive(&store, &cache, &spec, archive, progress, &cancel)
-                    }
-                    // ssh destinations hold hardlink trees; the others, content-addressed blobs.
-                    Structure::Incremental if store.ssh().is_some() => {
-                        backup::run_ssh(&store, &cache, &spec, progress, &cancel)
-                    }
-                    Structure::Incremental => backup::run_remote(&store, &cache, &spec, progress, &cancel),
-                });
-            }
-            Ok(None) => {}
-            Err(e) => return outcome(RunState::Failed, None, Some(e.message)),
-        }
-        let root = match destinations::local_root(&dest) {
-            Ok(r) => r,
+        let target = match destinations::open(self.catalog.master_key(), &dest) {
+            Ok(t) => t,
             Err(e) => return outcome(RunState::Failed, None, Some(e.message)),
         };
-        let usage = hindsight_fs::local::disk_usage(root.path()).map_err(|e| e.to_string());
-        if let Some(refused) = self.over_disk_limit(&dest, usage) {
+        if let Some(usage) = target.disk_usage()
+            && let Some(refused) = self.over_disk_limit(&dest, usage.map_err(|e| e.to_string()))
+        {
             return outcome(RunState::Failed, None, Some(refused));
         }
+        // The local cache of a remote destination's indexes and locks.
+        let cache = match &target {
+            Destination::Local(_) => PathBuf::new(),
+            Destination::Remote(_) => match dest.cache_dir(&self.cache_dir) {
+                Ok(c) => c,
+                Err(e) => return outcome(RunState::Failed, None, Some(e)),
+            },
+        };
         let (spec, cancel) = (spec.clone(), a.cancel.clone());
-        self.run_backup(run_id, a, &dest, move |progress| match spec.structure {
-            Structure::Incremental => backup::run_incremental(&root, &spec, progress, &cancel),
-            Structure::Archived | Structure::Compressed => {
-                backup::run_archive(&root, &spec, archive, progress, &cancel)
+        // One engine per structure and kind of destination.
+        self.run_backup(run_id, a, &dest, move |progress| match (spec.structure, &target) {
+            (Structure::Incremental, Destination::Local(root)) => {
+                backup::run_incremental(root, &spec, progress, &cancel)
+            }
+            (Structure::Archived | Structure::Compressed, Destination::Local(root)) => {
+                backup::run_archive(root, &spec, archive, progress, &cancel)
+            }
+            (Structure::Archived | Structure::Compressed, Destination::Remote(store)) => {
+                backup::run_remote_archive(store, &cache, &spec, archive, progress, &cancel)
+            }
+            // ssh destinations hold hardlink trees; the others, content-addressed blobs.
+            (Structure::Incremental, Destination::Remote(store @ RemoteStore::Ssh(_))) => {
+                backup::run_ssh(store, &cache, &spec, progress, &cancel)
+            }
+            (Structure::Incremental, Destination::Remote(store @ RemoteStore::Objects(_))) => {
+                backup::run_remote(store, &cache, &spec, progress, &cancel)
             }
         })
     }

@@ -14,6 +14,8 @@ use crate::deleter::{Deleter, Pending};
 use crate::destinations;
 use crate::error::AgentError;
 use crate::model::SnapshotId;
+use hindsight_fs::destination::Destination;
+use hindsight_fs::remote::store::ContentModel;
 
 /// Starts deleting a snapshot; returns its destination's name once it is
 /// invisible on the destination. The deleter removes its files in the background.
@@ -29,7 +31,7 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Resu
     hindsight_fs::names::check_name("job", &job)
         .and_then(|()| hindsight_fs::names::check_snapshot_name(&name))
         .map_err(|e| AgentError::conflict(format!("snapshot {id} cannot be deleted: {e}")))?;
-    if let Some(store) = destinations::remote_store(catalog, &dest)? {
+    if let Destination::Remote(store) = destinations::open(catalog.master_key(), &dest)? {
         // No rename on object stores: the manifest goes first (the snapshot stops
         // existing at once), then its objects; a failure leaves the row for a retry.
         // Bodies it shared stay; those only it used go in the prune that follows.
@@ -39,7 +41,7 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Resu
         catalog.remove_snapshot(id)?;
         // ssh destinations hold hardlink trees: removing the snapshot's
         // directory freed what only it held, there are no bodies to prune.
-        if store.ssh().is_none() {
+        if store.content_model() == ContentModel::Blobs {
             match deleter.cache_dir(&dest) {
                 Ok(cache) => crate::prune::start(store, cache, dest.name.clone()),
                 Err(e) => tracing::error!("cannot prune destination {}: {e}", dest.name),
@@ -96,9 +98,9 @@ pub fn reconcile_all(catalog: &Catalog) {
             tracing::warn!(destination = %d.name, "destination {} is not reachable; keeping its catalog entries", root.path().display());
             continue;
         }
-        let target = destinations::Target::Local(root);
+        let target = Destination::Local(root);
         destinations::secure_local(&d, &target);
-        let destinations::Target::Local(root) = &target else { continue };
+        let Destination::Local(root) = &target else { continue };
         if !d.readonly {
             finish_interrupted_deletes(root);
         }

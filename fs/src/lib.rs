@@ -3,6 +3,8 @@
 //! This crate owns everything that lives on a destination and must stay readable
 //! without the agent or its catalog:
 //!
+//! - [`destination`]: a destination whatever holds it (a local directory or
+//!   a remote service), one closed type;
 //! - [`layout`]: the directory layout of a destination (`HINDSIGHT` marker,
 //!   `<job>/<snapshot>/`, `.partial-*` and `.deleting-*` work directories);
 //! - [`marker`] and [`manifest`]: the JSON documents that identify a destination
@@ -29,6 +31,7 @@
 pub mod archive;
 pub mod cache;
 pub mod check;
+pub mod destination;
 pub mod entry;
 pub mod error;
 pub mod fuzzing;

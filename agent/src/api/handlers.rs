@@ -105,7 +105,7 @@ pub async fn edit_destination(
         d.hidden = patch.hidden.unwrap_or(d.hidden);
         d.readonly = patch.readonly.unwrap_or(d.readonly);
         d.disabled = patch.disabled.unwrap_or(d.disabled);
-        let t = destinations::target(catalog.master_key(), &d)?;
+        let t = destinations::open(catalog.master_key(), &d)?;
         let usage = destinations::validate(&d, &t)?;
         let id = d.id.clone();
         destinations::prepare_root(&mut d, &t, patch.force)?;
@@ -137,7 +137,7 @@ pub async fn validate_destination(State(s): State<AppState>, Path(name): Path<St
     let catalog = s.catalog.clone();
     blocking(move || {
         let d = catalog.destination(&name)?;
-        let t = destinations::target(catalog.master_key(), &d)?;
+        let t = destinations::open(catalog.master_key(), &d)?;
         let usage = destinations::validate(&d, &t)?;
         destinations::check_marker(&d, &t)?;
         if let Some(u) = &usage {

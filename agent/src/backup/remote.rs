@@ -21,11 +21,12 @@ use std::path::Path;
 use std::sync::mpsc::sync_channel;
 
 use hindsight_fs::entry::{EntryKind, EntryMeta};
-use hindsight_fs::error::FsError;
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexWriter};
 use hindsight_fs::manifest::{Manifest, SnapshotStats, Structure};
 use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::blobs::{Journal, Known, SMALL_FILE, Stored, blob_key, new_pack_key};
+use hindsight_fs::remote::store::Upload;
+use hindsight_fs::remote::stream::ObjectWriter;
 
 use super::commit::{self, SnapshotInfo};
 use super::incremental::{BackupError, BackupSpec, Row, write_index};
@@ -82,7 +83,6 @@ pub fn run_remote(
         pack: Pack::new(),
         inflight: VecDeque::new(),
         max_inflight: threads.clamp(1, 8),
-        chunk: store.config().chunk_size(),
         pack_size: store.config().pack_size(),
         stored_bytes: 0,
     };
@@ -163,7 +163,7 @@ impl Pack {
 }
 
 /// An upload under way, with what to journal once it is done.
-type Inflight = (tokio::task::JoinHandle<Result<(), FsError>>, Vec<([u8; 32], Stored)>, u64);
+type Inflight = (Upload, Vec<([u8; 32], Stored)>, u64);
 
 /// Stores file bodies by content and locates them in the index rows.
 struct BlobSink<'a> {
@@ -174,7 +174,6 @@ struct BlobSink<'a> {
     pack: Pack,
     inflight: VecDeque<Inflight>,
     max_inflight: usize,
-    chunk: usize,
     /// A pack is sealed and uploaded at this size.
     pack_size: usize,
     stored_bytes: u64,
@@ -191,8 +190,8 @@ impl BlobSink<'_> {
     /// Waits for the oldest uploads until fewer than `max` are running.
     fn drain(&mut self, max: usize) -> Result<(), BackupError> {
         while self.inflight.len() > max {
-            let Some((handle, items, bytes)) = self.inflight.pop_front() else { break };
-            self.store.block(handle)?.map_err(|e| BackupError::Destination(format!("upload task failed: {e}")))??;
+            let Some((upload, items, bytes)) = self.inflight.pop_front() else { break };
+            upload.wait()?;
             self.journal.record(&items)?;
             self.stored_bytes += bytes;
         }
@@ -206,14 +205,9 @@ impl BlobSink<'_> {
         }
         let pack = std::mem::replace(&mut self.pack, Pack::new());
         self.journal.start(&pack.key)?;
-        let (op, key, bytes) = (self.store.operator().clone(), pack.key.clone(), pack.data.len() as u64);
-        let handle = self.store.spawn(async move {
-            op.write(&key, pack.data)
-                .await
-                .map(|_| ())
-                .map_err(|e| hindsight_fs::remote::store::error("write", &key, e))
-        })?;
-        self.inflight.push_back((handle, pack.items, bytes));
+        let bytes = pack.data.len() as u64;
+        let upload = self.store.write_detached(&pack.key, pack.data)?;
+        self.inflight.push_back((upload, pack.items, bytes));
         self.drain(self.max_inflight)
     }
 
@@ -285,10 +279,7 @@ impl BlobSink<'_> {
     /// Streams `size` bytes of `fd` to `key`; false (and nothing stored) when
     /// the bytes no longer hash to `hash`.
     fn upload(&mut self, fd: &OwnedFd, size: u64, key: &str, hash: &[u8; 32]) -> Result<bool, BackupError> {
-        let err = |e: opendal::Error| BackupError::Fs(hindsight_fs::remote::store::error("write", key, e));
-        let (op, k, chunk) = (self.store.operator().clone(), key.to_string(), self.chunk);
-        let mut w =
-            self.store.block(async move { op.writer_with(&k).chunk(chunk).concurrent(4).await })?.map_err(err)?;
+        let mut w = ObjectWriter::create_whole(self.store, key)?;
         let mut hasher = blake3::Hasher::new();
         let mut off = 0u64;
         while off < size {
@@ -300,19 +291,14 @@ impl BlobSink<'_> {
             buf.truncate(n);
             hasher.update(&buf);
             off += n as u64;
-            let (back, r) = self.store.block(async move {
-                let r = w.write(buf).await;
-                (w, r)
-            })?;
-            w = back;
-            r.map_err(err)?;
+            w.send(buf)?;
         }
         if off != size || hasher.finalize().as_bytes() != hash {
-            // Never leave other bytes under a content address.
-            let _ = self.store.block(async move { w.abort().await });
+            // Never leave other bytes under a content address: dropped unclosed, the upload is aborted.
+            drop(w);
             return Ok(false);
         }
-        self.store.block(async move { w.close().await })?.map_err(err)?;
+        w.close()?;
         Ok(true)
     }
 }

@@ -47,9 +47,9 @@ pub fn run_remote_archive(
     remove_leftovers(store, job, &run)?;
     let name = &run.name;
     // ssh has directories and renames: the snapshot appears whole, as its trees do.
-    let dir = match store.ssh() {
-        Some(_) => format!("{job}/{PARTIAL_PREFIX}{name}"),
-        None => format!("{job}/{name}"),
+    let dir = match store {
+        RemoteStore::Ssh(_) => format!("{job}/{PARTIAL_PREFIX}{name}"),
+        RemoteStore::Objects(_) => format!("{job}/{name}"),
     };
     let manifest = match upload(store, &run, &dir, spec, opts, progress, cancel) {
         Ok(m) => m,
@@ -72,9 +72,9 @@ fn remove_leftovers(store: &RemoteStore, job: &str, run: &RemoteRun) -> Result<(
     // The run's start listed both: what the job's directory holds, and its complete snapshots.
     let complete = |d: &String| run.snapshots.iter().any(|(name, _)| name == d);
     for d in run.existing.iter().filter(|d| !complete(d)) {
-        let leftover = match store.ssh() {
-            Some(_) => d.starts_with(PARTIAL_PREFIX),
-            None => !d.starts_with('.') && hindsight_fs::names::check_name("snapshot", d).is_ok(),
+        let leftover = match store {
+            RemoteStore::Ssh(_) => d.starts_with(PARTIAL_PREFIX),
+            RemoteStore::Objects(_) => !d.starts_with('.') && hindsight_fs::names::check_name("snapshot", d).is_ok(),
         };
         if leftover {
             tracing::info!(job, "removing {job}/{d}, left without a manifest by a failed run");
@@ -115,8 +115,9 @@ fn upload(
     let manifest = commit::manifest(&info, &index_file)?;
     // The commit point (on ssh, the rename below).
     run.publish(store, dir, &manifest)?;
-    if let Some(ssh) = store.ssh() {
-        ssh.rename(dir, &format!("{}/{name}", spec.job))?;
+    match store {
+        RemoteStore::Ssh(ssh) => ssh.rename(dir, &format!("{}/{name}", spec.job))?,
+        RemoteStore::Objects(_) => {}
     }
     tracing::info!(
         job = %spec.job,

@@ -66,7 +66,10 @@ impl RemoteRun {
         let work = local.partial_dir(job, &name);
         hindsight_fs::layout::create_private_dir_all(&work)?;
         // ssh destinations hold hardlink trees: no shared bodies, no prune.
-        let lease = if store.ssh().is_none() { Some(Lease::take(store, job, &local.job_dir(job))?) } else { None };
+        let lease = match store {
+            RemoteStore::Objects(_) => Some(Lease::take(store, job, &local.job_dir(job))?),
+            RemoteStore::Ssh(_) => None,
+        };
         Ok(RemoteRun { local, _lock: lock, _lease: lease, started, existing, snapshots, sequence, name, work })
     }
 

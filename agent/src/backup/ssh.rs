@@ -77,7 +77,9 @@ pub fn run_ssh(
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<Manifest, BackupError> {
-    let ssh = store.ssh().ok_or_else(|| BackupError::Destination(format!("{store:?} is not an ssh destination")))?;
+    let RemoteStore::Ssh(ssh) = store else {
+        return Err(BackupError::Destination(format!("{store:?} is not an ssh destination")));
+    };
     let run = RemoteRun::begin(store, cache, &spec.job, &spec.sources)?;
     let name = run.name.clone();
     let prev = previous(store, cache, &spec.job, &run);

@@ -20,13 +20,12 @@ use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 use super::attr::{self, TTL_FOREVER, TTL_VIRTUAL};
 use super::content::{PlainFile, ReadAt};
 use super::prefetch::{self, Claim, Coverage, Prefetch};
-use super::registry::{Child, ROOT, Registry, SnapshotNode, VNode, entry_node, split_entry_node};
+use super::registry::{Child, Content, ROOT, Registry, SnapshotNode, VNode, entry_node, split_entry_node};
 use super::stat_ahead::StatAhead;
 use super::workers::Workers;
 use crate::FsError;
 use crate::entry::{EntryKind, Xattrs};
 use crate::index::{IndexEntry, ROOT_ID};
-use crate::manifest::Structure;
 use crate::remote::RemoteStore;
 use crate::remote::content::RemoteContent;
 
@@ -199,7 +198,7 @@ impl Core {
     /// whose index was checked: a node above the snapshots, one of a remote
     /// snapshot, or one whose index must first be read whole to be checked.
     fn may_block(&self, ino: u64) -> bool {
-        self.snapshot_of(ino).is_none_or(|s| s.remote.is_some() || !s.verified.load(Ordering::Relaxed))
+        self.snapshot_of(ino).is_none_or(|s| s.content.remote().is_some() || !s.verified.load(Ordering::Relaxed))
     }
 
     fn node(&self, ino: u64) -> Result<Node, Errno> {
@@ -231,7 +230,7 @@ impl Core {
     /// (a user who could write in the tree must not send the mount through a
     /// link to a file of someone else's).
     fn tree_dir_checked(&self, snap: &SnapshotNode, id: i64) -> Option<(Arc<OwnedFd>, bool)> {
-        if snap.structure != Structure::Incremental || snap.remote.is_some() {
+        if !matches!(snap.content, Content::Tree) {
             return None;
         }
         if let Some(fd) = self.dirs.get((snap.slot, id)) {
@@ -430,11 +429,13 @@ impl Core {
     fn do_open(&self, ino: u64) -> Result<Opened, Errno> {
         let Node::Entry(snap, id) = self.node(ino)? else { return Err(Errno::EISDIR) };
         let e = self.entry(&snap, id)?;
-        if snap.structure != Structure::Incremental {
-            return self.open_in_archive(&snap, &e).map(Opened::Reader);
-        }
-        if let Some(store) = &snap.remote {
-            return self.open_remote(store, &snap, &e).map(Opened::Reader);
+        match &snap.content {
+            Content::Tree => {}
+            Content::LocalArchive | Content::RemoteArchive(_) => {
+                return self.open_in_archive(&snap, &e).map(Opened::Reader);
+            }
+            Content::Blobs(store) => return self.open_blob(store, &snap, &e).map(Opened::Reader),
+            Content::SshTree(store) => return self.open_ssh(store, &snap, &e).map(Opened::Reader),
         }
         let (dir, native) = self.tree_dir_checked(&snap, e.parent).ok_or(Errno::EIO)?;
         let fd = open_backing(&dir, &e.name)
@@ -494,13 +495,10 @@ impl Core {
         }
     }
 
-    /// A reader of regular file `e` of a remote snapshot: its range of a blob or pack.
-    fn open_remote(&self, store: &RemoteStore, snap: &SnapshotNode, e: &IndexEntry) -> Result<Arc<dyn ReadAt>, Errno> {
+    /// A reader of regular file `e` of a snapshot on an object store: its range of a blob or pack.
+    fn open_blob(&self, store: &RemoteStore, snap: &SnapshotNode, e: &IndexEntry) -> Result<Arc<dyn ReadAt>, Errno> {
         if e.meta.kind != EntryKind::File {
             return Err(Errno::EIO);
-        }
-        if store.ssh().is_some() {
-            return self.open_ssh(store, snap, e);
         }
         if let Some(key) = e.location.blob.as_deref().filter(|k| !crate::remote::blobs::is_object_key(k)) {
             tracing::warn!(
@@ -523,6 +521,9 @@ impl Core {
     /// A reader of regular file `e` of a snapshot on an ssh destination: the
     /// file itself in the snapshot's tree on the server, read by range.
     fn open_ssh(&self, store: &RemoteStore, snap: &SnapshotNode, e: &IndexEntry) -> Result<Arc<dyn ReadAt>, Errno> {
+        if e.meta.kind != EntryKind::File {
+            return Err(Errno::EIO);
+        }
         let (job, snapshot) = (&snap.job, &snap.name);
         let rel = self.reg.with_index(snap, |ix| ix.path_of(e.id)).map_err(|e| errno(&e))?;
         // A path on the server built from the index: every component a plain name.
@@ -738,13 +739,13 @@ impl Filesystem for SnapshotFs {
         // Only a remote store may keep an open waiting. (Opening a file of a
         // local archive reads the local index, and the archive's member table
         // once per snapshot: answered here, without a hop to a worker.)
-        if snap.as_ref().is_some_and(|s| s.remote.is_some() || !s.verified.load(Ordering::Relaxed)) {
+        if snap.as_ref().is_some_and(|s| s.content.remote().is_some() || !s.verified.load(Ordering::Relaxed)) {
             let core = self.core.clone();
             return self.workers.run(move || core.open(ino.0, reply));
         }
         self.core.open(ino.0, reply);
         // Files of incremental snapshots are files on the disk: their neighbours can be read ahead.
-        if let Some(snap) = snap.filter(|s| s.structure == Structure::Incremental)
+        if let Some(snap) = snap.filter(|s| matches!(s.content, Content::Tree))
             && let Some(claim) = self.prefetch.opened(ino.0)
         {
             let core = self.core.clone();

@@ -85,6 +85,48 @@ pub enum Child {
     Snapshot(u32),
 }
 
+/// Where a snapshot's file contents come from: decided once, when its slot
+/// is made, from its structure and its destination.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// An incremental snapshot on a local destination: the files of its tree,
+    /// passed through.
+    Tree,
+    /// An archived or compressed snapshot on a local destination: members of
+    /// its data file.
+    LocalArchive,
+    /// An incremental snapshot on an object store: ranges of blobs and packs.
+    Blobs(RemoteStore),
+    /// An incremental snapshot on an SSH server: the files of its tree there,
+    /// read by range.
+    SshTree(RemoteStore),
+    /// An archived or compressed snapshot on a remote destination: its data
+    /// object, read by range.
+    RemoteArchive(RemoteStore),
+}
+
+impl Content {
+    /// The content of a snapshot of `structure` on a destination whose store
+    /// is `remote` (none for a local one).
+    pub fn of(structure: Structure, remote: Option<&RemoteStore>) -> Content {
+        match (structure, remote) {
+            (Structure::Incremental, None) => Content::Tree,
+            (Structure::Archived | Structure::Compressed, None) => Content::LocalArchive,
+            (Structure::Incremental, Some(s @ RemoteStore::Objects(_))) => Content::Blobs(s.clone()),
+            (Structure::Incremental, Some(s @ RemoteStore::Ssh(_))) => Content::SshTree(s.clone()),
+            (Structure::Archived | Structure::Compressed, Some(s)) => Content::RemoteArchive(s.clone()),
+        }
+    }
+
+    /// The remote store it is read from; none for a local destination.
+    pub fn remote(&self) -> Option<&RemoteStore> {
+        match self {
+            Content::Tree | Content::LocalArchive => None,
+            Content::Blobs(s) | Content::SshTree(s) | Content::RemoteArchive(s) => Some(s),
+        }
+    }
+}
+
 /// One snapshot known to the mount.
 pub struct SnapshotNode {
     /// Its slot (part of its entries' node ids).
@@ -104,8 +146,8 @@ pub struct SnapshotNode {
     pub structure: Structure,
     /// Its place in the job's completion order (the manifest's; 0 when unknown).
     pub sequence: u64,
-    /// Its destination's store, when remote: contents are read by range from blobs.
-    pub remote: Option<RemoteStore>,
+    /// Where its file contents come from.
+    pub content: Content,
     /// Why its index cannot be read, once it was found unreadable.
     pub error: Mutex<Option<String>>,
     /// The index's blake3 as its manifest gives it (local snapshots: checked
@@ -265,7 +307,7 @@ const REMOTE_RESCAN: std::time::Duration = std::time::Duration::from_secs(10);
 /// or for a remote snapshot its cached copy, fetched (and checked against
 /// its manifest) on first use.
 fn open_index(snap: &SnapshotNode) -> crate::Result<IndexReader> {
-    if let Some(store) = &snap.remote {
+    if let Some(store) = snap.content.remote() {
         return IndexReader::open(&store.cached_index(&snap.dest_root, &snap.job, &snap.name)?);
     }
     let fd = snap.open_beneath(INDEX_FILE, rustix::fs::OFlags::RDONLY)?;
@@ -502,14 +544,19 @@ impl Registry {
         }
         // Opened without the lock (it reads the index); a racing open of the same
         // snapshot loses to whichever was cached first.
-        let opened = self.with_index(snap, |ix| match &snap.remote {
+        let opened = self.with_index(snap, |ix| match &snap.content {
             // Remote: the data file is an object read by ranges, under the same names.
-            Some(store) => {
+            Content::RemoteArchive(store) => {
                 Archive::open_remote(store, &remote_prefix(snap), &snap.dir, snap.structure, ix, &self.members)
             }
-            None => Archive::open_local(&snap.dir, snap.structure, ix, &self.members, |name| {
+            Content::LocalArchive => Archive::open_local(&snap.dir, snap.structure, ix, &self.members, |name| {
                 snap.open_beneath(name, rustix::fs::OFlags::RDONLY).map(std::fs::File::from)
             }),
+            Content::Tree | Content::Blobs(_) | Content::SshTree(_) => Err(crate::FsError::Refused(format!(
+                "snapshot {}: a {} snapshot has no archive",
+                snap.dir.display(),
+                snap.structure
+            ))),
         });
         let archive = match opened {
             Ok(a) => a,
@@ -733,6 +780,7 @@ impl State {
                 // leaves its snapshot an empty directory (said once, here).
                 let manifest = root.read_manifest(job, name);
                 let slot = self.snapshots.len() as u32;
+                let structure = manifest.as_ref().map_or(Structure::Incremental, |m| m.structure);
                 let node = SnapshotNode {
                     slot,
                     job: job.clone(),
@@ -740,9 +788,9 @@ impl State {
                     dir: snap_dir,
                     dest_index,
                     dest_root: d.root.clone(),
-                    structure: manifest.as_ref().map_or(Structure::Incremental, |m| m.structure),
+                    structure,
                     sequence: manifest.as_ref().map_or(0, |m| m.sequence),
-                    remote: d.remote.clone(),
+                    content: Content::of(structure, d.remote.as_ref()),
                     error: Mutex::new(None),
                     index_blake3: manifest.as_ref().ok().map(|m| m.index_blake3.clone()),
                     verified: AtomicBool::new(d.remote.is_some()),

@@ -24,8 +24,14 @@ pub type Objects = HashMap<String, u64>;
 /// Lists the content objects of a destination.
 pub fn list_objects(store: &RemoteStore) -> crate::Result<Objects> {
     let mut out = Objects::new();
-    for prefix in ["blobs/", "packs/"] {
-        out.extend(store.objects(prefix)?.into_iter().map(|o| (o.key, o.size)));
+    match store {
+        RemoteStore::Objects(objects) => {
+            for prefix in ["blobs/", "packs/"] {
+                out.extend(objects.objects(prefix)?.into_iter().map(|o| (o.key, o.size)));
+            }
+        }
+        // Hardlink trees hold their files in place: no stored bodies.
+        RemoteStore::Ssh(_) => {}
     }
     Ok(out)
 }
@@ -49,11 +55,11 @@ pub fn check_remote(
             match store.cached_index(cache, job, snapshot).and_then(|p| IndexReader::open(&p)) {
                 Err(e) => f.problems.snapshot(format!("unreadable index: {e}")),
                 // SSH destinations hold hardlink trees on the server, the others blobs.
-                Ok(index) if m.structure == Structure::Incremental => match store.ssh() {
-                    Some(ssh) => {
+                Ok(index) if m.structure == Structure::Incremental => match store {
+                    RemoteStore::Ssh(ssh) => {
                         super::ssh_check::check_tree(ssh, &format!("{job}/{snapshot}/tree"), &index, read_data, &mut f)
                     }
-                    None => check_bodies(store, &index, objects, read_data, &mut f),
+                    RemoteStore::Objects(_) => check_bodies(store, &index, objects, read_data, &mut f),
                 },
                 Ok(index) => {
                     let mut open = |name: &str| -> crate::archive::check::Opened {

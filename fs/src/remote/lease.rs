@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::store::{ObjectInfo, RemoteStore};
+use super::store::{ObjectInfo, ObjectStore, RemoteStore};
 use crate::error::Result;
 
 /// Where leases live: a dot name is never a job's.
@@ -104,7 +104,7 @@ impl Cutoff {
 
 /// Lists the live leases (removing those a crash left, older than
 /// [`LEASE_MAX`]); `now` is the agent's clock, used only for that age.
-pub fn cutoff(store: &RemoteStore, now: Timestamp) -> Result<Cutoff> {
+pub fn cutoff(store: &ObjectStore, now: Timestamp) -> Result<Cutoff> {
     let mut oldest: Option<Timestamp> = None;
     for lease in store.objects(LEASES_DIR)? {
         match lease.modified {

@@ -38,6 +38,8 @@ pub struct PruneReport {
 /// Deletes the objects under `blobs/` and `packs/` that no snapshot references.
 /// `cache` is the destination's local cache (indexes, job locks).
 pub fn prune(store: &RemoteStore, cache: &Path) -> Result<PruneReport> {
+    // Hardlink trees hold no bodies that outlive their snapshots.
+    let RemoteStore::Objects(bodies) = store else { return Ok(PruneReport::default()) };
     let local = DestinationRoot::new(cache);
     let mut locks = Vec::new();
     for job in local.list_jobs().unwrap_or_default() {
@@ -56,10 +58,10 @@ pub fn prune(store: &RemoteStore, cache: &Path) -> Result<PruneReport> {
             })?;
         }
     }
-    let mut objects = store.objects("blobs/")?;
-    objects.extend(store.objects("packs/")?);
+    let mut objects = bodies.objects("blobs/")?;
+    objects.extend(bodies.objects("packs/")?);
     // After the objects: a backup that stored one of them had its lease by then.
-    let cutoff = super::lease::cutoff(store, jiff::Timestamp::now())?;
+    let cutoff = super::lease::cutoff(bodies, jiff::Timestamp::now())?;
     let mut report = PruneReport::default();
     for obj in objects {
         if referenced.contains(&obj.key) || !cutoff.allows(&obj) {

@@ -27,10 +27,13 @@ impl RemoteStore {
     /// the service's own reason.
     pub fn validate(&self) -> Result<Validated> {
         let start = std::time::Instant::now();
-        if let Some(ssh) = self.ssh() {
-            // The root first: the probe's write creates it, but the tools' check runs in it.
-            ssh.mkdir("")?;
-            ssh.require_tools()?;
+        match self {
+            RemoteStore::Ssh(ssh) => {
+                // The root first: the probe's write creates it, but the tools' check runs in it.
+                ssh.mkdir("")?;
+                ssh.require_tools()?;
+            }
+            RemoteStore::Objects(_) => {}
         }
         let probe = format!(".hindsight-probe-{}", uuid::Uuid::new_v4());
         let body = probe.as_bytes().to_vec();
@@ -88,14 +91,17 @@ impl RemoteStore {
     /// Complete snapshots of a job (those with a manifest), oldest first: one
     /// recursive listing, not a request per snapshot.
     pub fn list_snapshots(&self, job: &str) -> Result<Vec<String>> {
-        if let Some(ssh) = self.ssh() {
-            let mut out: Vec<String> =
-                ssh.list_complete(job, MANIFEST_FILE)?.into_iter().filter(|n| is_snapshot_name(n)).collect();
-            out.sort_by_key(|n| crate::layout::snapshot_sort_key(n));
-            return Ok(out);
-        }
+        let objects = match self {
+            RemoteStore::Ssh(ssh) => {
+                let mut out: Vec<String> =
+                    ssh.list_complete(job, MANIFEST_FILE)?.into_iter().filter(|n| is_snapshot_name(n)).collect();
+                out.sort_by_key(|n| crate::layout::snapshot_sort_key(n));
+                return Ok(out);
+            }
+            RemoteStore::Objects(o) => o,
+        };
         let dir = format!("{job}/");
-        let entries = self.entries_recursive(&dir)?;
+        let entries = objects.entries_recursive(&dir)?;
         let mut out: Vec<String> = entries
             .iter()
             .filter_map(|e| {

@@ -25,20 +25,60 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     RUNTIME.as_ref().ok_or_else(|| FsError::Refused("cannot start the runtime for remote destinations".into()))
 }
 
-/// A remote destination, ready for use.
+/// A remote destination, ready for use: one of the two ways Hindsight reaches
+/// a remote, each with its own content model. Code that must treat them
+/// differently matches on this, so a new backend is a compile error at each
+/// such place.
 #[derive(Clone)]
-pub struct RemoteStore {
-    /// For ssh destinations, an empty in-memory operator: every method of the
-    /// store goes to `ssh` instead (see [`RemoteStore::ssh`]).
+pub enum RemoteStore {
+    /// An object store reached through OpenDAL (S3, GCS, FTP, cloud drives):
+    /// content-addressed snapshots.
+    Objects(ObjectStore),
+    /// A POSIX server over SSH: hardlink trees, the same as a local destination.
+    Ssh(SshStore),
+}
+
+/// How a destination keeps file contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentModel {
+    /// Each snapshot is a directory tree; unchanged files are hardlinks.
+    HardlinkTree,
+    /// Bodies are stored once under their blake3 (`blobs/`, `packs/`);
+    /// snapshots are indexes pointing at them.
+    Blobs,
+}
+
+/// An OpenDAL operator with its layers; the operator never leaves this crate.
+#[derive(Clone)]
+pub struct ObjectStore {
     op: Operator,
     config: Arc<RemoteConfig>,
-    /// The server of an ssh (or sftp) destination.
-    ssh: Option<Arc<SshClient>>,
+}
+
+/// An SSH server holding hardlink trees.
+#[derive(Clone)]
+pub struct SshStore {
+    client: Arc<SshClient>,
+    config: Arc<RemoteConfig>,
+}
+
+impl std::fmt::Debug for SshStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.client.fmt(f)
+    }
+}
+
+impl std::ops::Deref for SshStore {
+    type Target = SshClient;
+
+    fn deref(&self) -> &SshClient {
+        &self.client
+    }
 }
 
 impl PartialEq for RemoteStore {
     fn eq(&self, other: &Self) -> bool {
-        self.config == other.config
+        self.config() == other.config()
     }
 }
 
@@ -47,12 +87,12 @@ impl Eq for RemoteStore {}
 impl std::fmt::Debug for RemoteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the options: they hold secrets.
-        write!(f, "RemoteStore({} {})", self.config.service.name(), self.config.root())
+        write!(f, "RemoteStore({} {})", self.config().service.name(), self.config().root())
     }
 }
 
 /// Wraps an OpenDAL error with the operation and the object.
-pub fn error(op: &'static str, path: &str, e: opendal::Error) -> FsError {
+pub(crate) fn error(op: &'static str, path: &str, e: opendal::Error) -> FsError {
     // The reason a user can act on is often deep in the chain (a refused
     // connection under the HTTP client's "error sending request"): name every
     // cause the message does not already show.
@@ -119,14 +159,13 @@ impl opendal::HttpTransport for Transport {
 }
 
 impl RemoteStore {
-    /// Builds the operator of `config` (no request is made).
+    /// Builds the store of `config` (no request is made).
     pub fn new(config: RemoteConfig) -> Result<Self> {
         opendal::install_default();
         let c = &config;
         if matches!(c.service, Service::Ssh | Service::Sftp) {
-            let ssh = SshClient::new(c)?;
-            let op = Operator::new(services::Memory::default()).map_err(|e| FsError::Refused(e.to_string()))?;
-            return Ok(RemoteStore { op, config: Arc::new(config), ssh: Some(Arc::new(ssh)) });
+            let client = Arc::new(SshClient::new(c)?);
+            return Ok(RemoteStore::Ssh(SshStore { client, config: Arc::new(config) }));
         }
         let build_err = |e: opendal::Error| FsError::Refused(format!("{}: {e}", c.service.name()));
         let root = c.root();
@@ -221,111 +260,207 @@ impl RemoteStore {
             .layer(RetryLayer::new().with_max_times(c.retries()).with_jitter())
             .layer(ConcurrentLimitLayer::new(c.threads() * 2))
             .layer(TracingLayer::default());
-        Ok(RemoteStore { op, config: Arc::new(config), ssh: None })
-    }
-
-    /// The server of an ssh destination: its snapshots are hardlink trees, not blobs.
-    pub fn ssh(&self) -> Option<&SshClient> {
-        self.ssh.as_deref()
+        Ok(RemoteStore::Objects(ObjectStore { op, config: Arc::new(config) }))
     }
 
     /// The configuration (holds secrets: never log it).
     pub fn config(&self) -> &RemoteConfig {
-        &self.config
+        match self {
+            RemoteStore::Objects(o) => &o.config,
+            RemoteStore::Ssh(s) => &s.config,
+        }
     }
 
-    /// Runs a future on the remote runtime and waits for it.
-    pub fn block<F: std::future::Future + Send + 'static>(&self, f: F) -> Result<F::Output>
-    where
-        F::Output: Send + 'static,
-    {
-        // Waiting on a channel rather than `block_on`: callers may themselves run
-        // inside a runtime (the CLI's), where `block_on` panics.
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        runtime()?.spawn(async move {
-            let _ = tx.send(f.await);
-        });
-        rx.recv().map_err(|_| FsError::Refused("remote task failed".into()))
+    /// How this destination keeps file contents.
+    pub fn content_model(&self) -> ContentModel {
+        match self {
+            RemoteStore::Objects(_) => ContentModel::Blobs,
+            RemoteStore::Ssh(_) => ContentModel::HardlinkTree,
+        }
     }
 
-    /// Starts a future on the remote runtime without waiting.
-    pub fn spawn<F: std::future::Future + Send + 'static>(&self, f: F) -> Result<tokio::task::JoinHandle<F::Output>>
-    where
-        F::Output: Send + 'static,
-    {
-        Ok(runtime()?.spawn(f))
-    }
-
-    /// The async operator, for callers that run many requests at once.
-    pub fn operator(&self) -> &Operator {
-        &self.op
+    /// Space on the destination, where the service can tell (an SSH server:
+    /// `df` there); object stores cannot.
+    pub fn disk_usage(&self) -> Option<Result<crate::local::DiskUsage>> {
+        match self {
+            RemoteStore::Ssh(ssh) => Some(ssh.disk_usage()),
+            RemoteStore::Objects(_) => None,
+        }
     }
 
     /// Reads a whole object.
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
-        if let Some(ssh) = self.ssh() {
-            return ssh.read(path);
+        match self {
+            RemoteStore::Ssh(ssh) => ssh.read(path),
+            RemoteStore::Objects(o) => o.read(path),
         }
-        let (op, p) = (self.op.clone(), path.to_string());
-        self.block(async move { op.read(&p).await.map(|b| b.to_vec()) })?.map_err(|e| error("read", path, e))
     }
 
     /// Reads `len` bytes of an object from `offset` (fewer at its end).
     pub fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        if let Some(ssh) = self.ssh() {
-            return ssh.read_range(path, offset, len);
+        match self {
+            RemoteStore::Ssh(ssh) => ssh.read_range(path, offset, len),
+            RemoteStore::Objects(o) => o.read_range(path, offset, len),
         }
-        let (op, p) = (self.op.clone(), path.to_string());
-        self.block(async move { op.read_with(&p).range(offset..offset + len).await.map(|b| b.to_vec()) })?
-            .map_err(|e| error("read", path, e))
     }
 
     /// Like [`RemoteStore::read_range`], for a path given as bytes: file
     /// names in the trees of ssh destinations are not always UTF-8 (object
     /// stores' keys are text, and refused otherwise).
     pub fn read_range_raw(&self, path: &[u8], offset: u64, len: u64) -> Result<Vec<u8>> {
-        if let Some(ssh) = self.ssh() {
-            return ssh.read_range_raw(path, offset, len);
+        match self {
+            RemoteStore::Ssh(ssh) => ssh.read_range_raw(path, offset, len),
+            RemoteStore::Objects(o) => {
+                let text = std::str::from_utf8(path).map_err(|_| FsError::Remote {
+                    op: "read",
+                    path: String::from_utf8_lossy(path).into_owned(),
+                    temporary: false,
+                    not_found: false,
+                    message: "an object name that is not UTF-8".into(),
+                })?;
+                o.read_range(text, offset, len)
+            }
         }
-        let text = std::str::from_utf8(path).map_err(|_| FsError::Remote {
-            op: "read",
-            path: String::from_utf8_lossy(path).into_owned(),
-            temporary: false,
-            not_found: false,
-            message: "an object name that is not UTF-8".into(),
-        })?;
-        self.read_range(text, offset, len)
     }
 
     /// Writes a whole object.
     pub fn write(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
-        if let Some(ssh) = self.ssh() {
-            return ssh.write(path, &bytes);
+        match self {
+            RemoteStore::Ssh(ssh) => ssh.write(path, &bytes),
+            RemoteStore::Objects(o) => o.write(path, bytes),
         }
-        let (op, p) = (self.op.clone(), path.to_string());
-        self.block(async move { op.write(&p, bytes).await.map(|_| ()) })?.map_err(|e| error("write", path, e))
+    }
+
+    /// Starts writing a whole object without waiting for it: [`Upload::wait`]
+    /// says how it went. Uploads of one store run at once, up to its
+    /// concurrency limit (an ssh destination writes before returning).
+    pub fn write_detached(&self, path: &str, bytes: Vec<u8>) -> Result<Upload> {
+        match self {
+            RemoteStore::Ssh(ssh) => Ok(Upload(UploadState::Done(ssh.write(path, &bytes)))),
+            RemoteStore::Objects(o) => {
+                let (op, p) = (o.op.clone(), path.to_string());
+                let task =
+                    spawn(async move { op.write(&p, bytes).await.map(|_| ()).map_err(|e| error("write", &p, e)) })?;
+                Ok(Upload(UploadState::Running(task)))
+            }
+        }
     }
 
     /// Size of an object, `None` when it does not exist.
     pub fn size(&self, path: &str) -> Result<Option<u64>> {
-        if let Some(ssh) = self.ssh() {
-            return ssh.size(path);
+        match self {
+            RemoteStore::Ssh(ssh) => ssh.size(path),
+            RemoteStore::Objects(o) => o.size(path),
         }
+    }
+
+    /// Names directly under `dir` (which ends with `/`); sub-directories end with `/`.
+    pub fn list(&self, dir: &str) -> Result<Vec<String>> {
+        match self {
+            RemoteStore::Ssh(ssh) => ssh.list(dir),
+            RemoteStore::Objects(o) => o.list(dir),
+        }
+    }
+
+    /// Deletes one object; a missing one is not an error.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        match self {
+            RemoteStore::Ssh(ssh) => ssh.delete(path),
+            RemoteStore::Objects(o) => o.delete(path),
+        }
+    }
+
+    /// Deletes every object under `dir` (which ends with `/`).
+    pub fn delete_all(&self, dir: &str) -> Result<()> {
+        match self {
+            RemoteStore::Ssh(ssh) => ssh.delete_all(dir),
+            RemoteStore::Objects(o) => o.delete_all(dir),
+        }
+    }
+}
+
+/// An object being written in the background ([`RemoteStore::write_detached`]).
+#[must_use = "an upload must be waited for to know whether it stored anything"]
+pub struct Upload(UploadState);
+
+enum UploadState {
+    Running(tokio::task::JoinHandle<Result<()>>),
+    Done(Result<()>),
+}
+
+impl Upload {
+    /// Waits for the upload to end.
+    pub fn wait(self) -> Result<()> {
+        match self.0 {
+            UploadState::Done(r) => r,
+            UploadState::Running(task) => {
+                block(task)?.map_err(|e| FsError::Refused(format!("an upload task failed: {e}")))?
+            }
+        }
+    }
+}
+
+/// Runs a future on the remote runtime and waits for it.
+pub(crate) fn block<F: std::future::Future + Send + 'static>(f: F) -> Result<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    // Waiting on a channel rather than `block_on`: callers may themselves run
+    // inside a runtime (the CLI's), where `block_on` panics.
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime()?.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv().map_err(|_| FsError::Refused("remote task failed".into()))
+}
+
+/// Starts a future on the remote runtime without waiting.
+fn spawn<F: std::future::Future + Send + 'static>(f: F) -> Result<tokio::task::JoinHandle<F::Output>>
+where
+    F::Output: Send + 'static,
+{
+    Ok(runtime()?.spawn(f))
+}
+
+impl ObjectStore {
+    /// The configuration (holds secrets: never log it).
+    pub fn config(&self) -> &RemoteConfig {
+        &self.config
+    }
+
+    /// The async operator, for this crate's streams.
+    pub(crate) fn operator(&self) -> &Operator {
+        &self.op
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
         let (op, p) = (self.op.clone(), path.to_string());
-        match self.block(async move { op.stat(&p).await })? {
+        block(async move { op.read(&p).await.map(|b| b.to_vec()) })?.map_err(|e| error("read", path, e))
+    }
+
+    fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let (op, p) = (self.op.clone(), path.to_string());
+        block(async move { op.read_with(&p).range(offset..offset + len).await.map(|b| b.to_vec()) })?
+            .map_err(|e| error("read", path, e))
+    }
+
+    fn write(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        let (op, p) = (self.op.clone(), path.to_string());
+        block(async move { op.write(&p, bytes).await.map(|_| ()) })?.map_err(|e| error("write", path, e))
+    }
+
+    fn size(&self, path: &str) -> Result<Option<u64>> {
+        let (op, p) = (self.op.clone(), path.to_string());
+        match block(async move { op.stat(&p).await })? {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(error("stat", path, e)),
         }
     }
 
-    /// Names directly under `dir` (which ends with `/`); sub-directories end with `/`.
-    pub fn list(&self, dir: &str) -> Result<Vec<String>> {
-        if let Some(ssh) = self.ssh() {
-            return ssh.list(dir);
-        }
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
         let (op, d) = (self.op.clone(), dir.to_string());
-        let entries = match self.block(async move { op.list(&d).await })? {
+        let entries = match block(async move { op.list(&d).await })? {
             Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(error("list", dir, e)),
@@ -340,26 +475,18 @@ impl RemoteStore {
         Ok(names)
     }
 
-    /// Deletes one object; a missing one is not an error.
-    pub fn delete(&self, path: &str) -> Result<()> {
-        if let Some(ssh) = self.ssh() {
-            return ssh.delete(path);
-        }
+    pub(crate) fn delete(&self, path: &str) -> Result<()> {
         let (op, p) = (self.op.clone(), path.to_string());
-        match self.block(async move { op.delete(&p).await })? {
+        match block(async move { op.delete(&p).await })? {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(error("delete", path, e)),
         }
     }
 
-    /// Deletes every object under `dir` (which ends with `/`).
-    pub fn delete_all(&self, dir: &str) -> Result<()> {
-        if let Some(ssh) = self.ssh() {
-            return ssh.delete_all(dir);
-        }
+    fn delete_all(&self, dir: &str) -> Result<()> {
         let (op, d) = (self.op.clone(), dir.to_string());
-        match self.block(async move { op.delete_with(&d).recursive(true).await })? {
+        match block(async move { op.delete_with(&d).recursive(true).await })? {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(error("delete", dir, e)),
@@ -388,7 +515,7 @@ pub struct ObjectInfo {
     pub modified: Option<jiff::Timestamp>,
 }
 
-impl RemoteStore {
+impl ObjectStore {
     /// Every object under `dir` (which ends with `/`), recursively, with its size.
     pub fn objects(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
         Ok(self
@@ -406,10 +533,10 @@ impl RemoteStore {
     /// Every entry under `dir`, recursively: one listing where the service
     /// lists recursively itself (object stores), else directory by directory
     /// (OpenDAL's emulation loops on a missing directory over FTP).
-    pub fn entries_recursive(&self, dir: &str) -> Result<Vec<opendal::Entry>> {
+    pub(crate) fn entries_recursive(&self, dir: &str) -> Result<Vec<opendal::Entry>> {
         if matches!(self.config.service, Service::S3 | Service::Gcs) {
             let (op, d) = (self.op.clone(), dir.to_string());
-            return match self.block(async move { op.list_with(&d).recursive(true).await })? {
+            return match block(async move { op.list_with(&d).recursive(true).await })? {
                 Ok(v) => Ok(v),
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
                 Err(e) => Err(error("list", dir, e)),
@@ -420,7 +547,7 @@ impl RemoteStore {
         while let Some(d) = pending.pop() {
             let op = self.op.clone();
             let d2 = d.clone();
-            let entries = match self.block(async move { op.list(&d2).await })? {
+            let entries = match block(async move { op.list(&d2).await })? {
                 Ok(v) => v,
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(error("list", &d, e)),

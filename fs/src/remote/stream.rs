@@ -12,7 +12,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use super::config::Service;
 use super::ssh::SshUpload;
-use super::store::{RemoteStore, error};
+use super::store::{RemoteStore, block, error};
 use crate::error::{FsError, Result};
 
 /// Parts uploaded at once by one writer.
@@ -38,30 +38,76 @@ pub struct ObjectWriter {
 
 impl ObjectWriter {
     /// Starts writing `key` (replacing any object of that name once closed).
+    /// Over FTP the object is appended in place: for data files in a
+    /// snapshot's directory, which a failure removes whole.
     pub fn create(store: &RemoteStore, key: &str) -> Result<Self> {
-        let target = match store.ssh() {
-            Some(ssh) => Target::Ssh(ssh.upload(key)?),
-            None => {
+        Self::start(store, key, true)
+    }
+
+    /// Like [`ObjectWriter::create`], but the object never exists under its
+    /// name before [`ObjectWriter::close`], on any service: for bodies stored
+    /// under their content address, where a part would be a lie. (Over FTP an
+    /// interrupted upload leaves a stray file at the root instead, which
+    /// prunes remove.)
+    pub fn create_whole(store: &RemoteStore, key: &str) -> Result<Self> {
+        Self::start(store, key, false)
+    }
+
+    fn start(store: &RemoteStore, key: &str, may_append: bool) -> Result<Self> {
+        let target = match store {
+            RemoteStore::Ssh(ssh) => Target::Ssh(ssh.upload(key)?),
+            RemoteStore::Objects(objects) => {
                 // OpenDAL's FTP writer uploads to a temporary file at the root, named
                 // after the object, that an interrupted upload leaves behind; appending
                 // writes the object in place (in a directory failures remove whole).
-                let append = store.config().service == Service::Ftp;
+                let append = may_append && objects.config().service == Service::Ftp;
                 if append {
                     store.delete(key)?;
                 }
-                let (op, k, chunk) = (store.operator().clone(), key.to_string(), store.config().chunk_size());
-                let w = store
-                    .block(async move {
-                        match append {
-                            true => op.writer_with(&k).append(true).chunk(chunk).await,
-                            false => op.writer_with(&k).chunk(chunk).concurrent(CONCURRENT_PARTS).await,
-                        }
-                    })?
-                    .map_err(|e| error("write", key, e))?;
+                let (op, k, chunk) = (objects.operator().clone(), key.to_string(), objects.config().chunk_size());
+                let w = block(async move {
+                    match append {
+                        true => op.writer_with(&k).append(true).chunk(chunk).await,
+                        false => op.writer_with(&k).chunk(chunk).concurrent(CONCURRENT_PARTS).await,
+                    }
+                })?
+                .map_err(|e| error("write", key, e))?;
                 Target::Dal(w, append)
             }
         };
         Ok(ObjectWriter { store: store.clone(), key: key.to_string(), target: Some(target), written: 0 })
+    }
+
+    /// Sends the next bytes of the object (an error keeps the service's
+    /// reason and whether it is temporary).
+    pub fn send(&mut self, buf: Vec<u8>) -> Result<()> {
+        let len = buf.len() as u64;
+        match self.target.take() {
+            Some(Target::Dal(mut w, append)) => {
+                // The OpenDAL writer is async: it goes to the remote runtime with the
+                // bytes and comes back (it cuts them into parts of `chunk_size` itself).
+                let (back, r) = block(async move {
+                    let r = w.write(buf).await;
+                    (w, r)
+                })?;
+                self.target = Some(Target::Dal(back, append));
+                r.map_err(|e| error("write", &self.key, e))?;
+            }
+            Some(Target::Ssh(mut u)) => {
+                let r = u.write_all(&buf);
+                self.target = Some(Target::Ssh(u));
+                r.map_err(|e| FsError::Remote {
+                    op: "write",
+                    path: self.key.clone(),
+                    message: e.to_string(),
+                    temporary: false,
+                    not_found: false,
+                })?;
+            }
+            None => return Err(FsError::Refused(format!("{}: the upload was already ended", self.key))),
+        }
+        self.written += len;
+        Ok(())
     }
 
     /// Completes the object; returns its size. Until this returns, the object
@@ -69,7 +115,7 @@ impl ObjectWriter {
     /// a multipart upload).
     pub fn close(mut self) -> Result<u64> {
         match self.target.take() {
-            Some(Target::Dal(mut w, append)) => match self.store.block(async move { w.close().await })? {
+            Some(Target::Dal(mut w, append)) => match block(async move { w.close().await })? {
                 Ok(_) => {}
                 // OpenDAL's check after an append wants a length its FTP writer does not
                 // report, though the data is complete by then: the size on the server says.
@@ -85,29 +131,7 @@ impl ObjectWriter {
 
 impl Write for ObjectWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.target.take() {
-            Some(Target::Dal(mut w, append)) => {
-                // The OpenDAL writer is async: it goes to the remote runtime with the
-                // bytes and comes back (it cuts them into parts of `chunk_size` itself).
-                let bytes = opendal::Buffer::from(buf.to_vec());
-                let (back, r) = self
-                    .store
-                    .block(async move {
-                        let r = w.write(bytes).await;
-                        (w, r)
-                    })
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-                self.target = Some(Target::Dal(back, append));
-                r.map_err(|e| io::Error::other(error("write", &self.key, e).to_string()))?;
-            }
-            Some(Target::Ssh(mut u)) => {
-                let r = u.write_all(buf);
-                self.target = Some(Target::Ssh(u));
-                r?;
-            }
-            None => return Err(io::Error::other(format!("{}: the upload was already ended", self.key))),
-        }
-        self.written += buf.len() as u64;
+        self.send(buf.to_vec()).map_err(|e| io::Error::other(e.to_string()))?;
         Ok(buf.len())
     }
 
@@ -122,7 +146,7 @@ impl Drop for ObjectWriter {
         // Not closed: a failed or cancelled backup. Nothing may appear under the name.
         match self.target.take() {
             Some(Target::Dal(mut w, _)) => {
-                if let Ok(Err(e)) = self.store.block(async move { w.abort().await }) {
+                if let Ok(Err(e)) = block(async move { w.abort().await }) {
                     tracing::debug!("aborting the upload of {}: {e}", self.key);
                 }
             }

@@ -12,6 +12,7 @@ use crate::manifest::{MANIFEST_FILE, Manifest, SnapshotStats};
 use crate::mount::{DestinationView, Layout, MountConfig, spawn};
 
 use super::*;
+use crate::manifest::Structure;
 
 const JOB: &str = "job";
 const ARCHIVED: &str = "2026-11-22T035000Z";
