@@ -30,6 +30,7 @@ use crate::catalog::Catalog;
 use crate::config::DaemonConfig;
 use crate::runner::Runner;
 use crate::scheduler::Scheduler;
+use crate::shutdown::Shutdown;
 
 /// How often the scheduler looks for due schedules and checks monitors.
 const SCHEDULER_TICK: Duration = Duration::from_secs(1);
@@ -37,7 +38,8 @@ const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests under way (a long poll) may take to finish at shutdown.
 const REQUESTS_GRACE: Duration = Duration::from_secs(5);
-/// How long running backups may take to stop at shutdown (their work stays resumable).
+/// How long running backups, the deleter and prunes may take to stop at
+/// shutdown (what they leave is resumed or finished later).
 const RUNS_GRACE: Duration = Duration::from_secs(30);
 /// How long the snapshot filesystem may take to unmount before it is detached.
 const UNMOUNT_GRACE: Duration = Duration::from_secs(10);
@@ -232,8 +234,15 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     };
     let own_dirs = [Some(config.state_dir.clone()), config.mountpoint.clone()].into_iter().flatten().collect();
     let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
-    let runner =
-        Runner::new(catalog.clone(), config.concurrency, own_dirs, config.state_dir.join("cache"), clock.clone());
+    let shutdown = Shutdown::new();
+    let runner = Runner::new(
+        catalog.clone(),
+        config.concurrency,
+        own_dirs,
+        config.state_dir.join("cache"),
+        clock.clone(),
+        &shutdown,
+    );
     if let Some(m) = &mount {
         runner.attach_mount(m.refresher());
     }
@@ -246,27 +255,29 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         started: Instant::now(),
         state_dir: config.state_dir.clone(),
     };
-    let dispatcher = tokio::spawn(runner.clone().dispatch_loop());
-    let ticker = tokio::spawn(scheduler.run_loop(SCHEDULER_TICK));
+    shutdown.spawn(runner.clone().dispatch_loop());
+    shutdown.spawn(scheduler.run_loop(SCHEDULER_TICK, shutdown.clone()));
     tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "hindsightd ready");
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let shutdown = async move {
+    let signalled = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
     };
-    serve(listener, api::router(state), shutdown).await;
-    ticker.abort();
-    if tokio::time::timeout(RUNS_GRACE, runner.shutdown()).await.is_err() {
+    serve(listener, api::router(state), signalled).await;
+    // One signal for the dispatcher, the scheduler, every run, the deleter and
+    // the prunes; then a bounded wait for all of them.
+    shutdown.request();
+    runner.cancel_runs();
+    if !shutdown.stop(RUNS_GRACE).await {
         tracing::warn!(
-            "backups still running after {} s are abandoned (their work is resumed at the next run)",
+            "work still running after {} s is abandoned (backups resume at the next run, deletions at the next start)",
             RUNS_GRACE.as_secs()
         );
     }
-    dispatcher.abort();
     if let Some(handle) = mount {
         let dir = handle.mountpoint().to_path_buf();
         match tokio::time::timeout(UNMOUNT_GRACE, tokio::task::spawn_blocking(move || handle.unmount())).await {

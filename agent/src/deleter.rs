@@ -10,21 +10,24 @@
 //! here. So that back-to-back backups cannot starve it, after waiting
 //! [`MAX_WAIT`] in a row it goes on at a duty cycle instead, pausing
 //! [`BUSY_SHARE`] times as long as each batch took. A crash leaves
-//! `.deleting-*` directories, which the start-up reconcile finishes.
+//! `.deleting-*` directories, which the start-up reconcile finishes; so does
+//! a shutdown, at which the deleter stops between two unlinks.
 //!
 //! The tree is removed one directory descriptor at a time, never by path
 //! and never through a symlink (`DestinationRoot::finish_delete_with`): the
 //! files of a snapshot keep their owners, and a user who could write in her
 //! directory of it must not be able to send root's unlinks elsewhere.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
 use hindsight_fs::layout::DestinationRoot;
 
 use crate::catalog::Catalog;
+use crate::shutdown::Shutdown;
 
 /// Unlinks between two pauses.
 const BATCH: usize = 256;
@@ -56,6 +59,8 @@ pub struct Deleter {
     tx: Sender<Pending>,
     /// Local caches of remote destinations, one directory per destination id.
     cache_root: PathBuf,
+    /// The agent's shutdown (prunes started after deletions are tracked by it too).
+    shutdown: Shutdown,
 }
 
 /// Tells the deleter whether backups are running (it then pauses longer).
@@ -63,15 +68,19 @@ pub type Busy = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl Deleter {
     /// Starts the deleter thread.
-    pub fn start(catalog: Arc<Catalog>, busy: Busy, cache_root: PathBuf) -> Self {
+    pub fn start(catalog: Arc<Catalog>, busy: Busy, cache_root: PathBuf, shutdown: &Shutdown) -> Self {
         let (tx, rx) = channel();
-        let spawned =
-            std::thread::Builder::new().name("hindsight-deleter".into()).spawn(move || work(&catalog, &busy, &rx));
-        if let Err(e) = spawned {
+        let stop = shutdown.clone();
+        if let Err(e) = shutdown.thread("hindsight-deleter", move || work(&catalog, &busy, &rx, &stop)) {
             // Deletions then stay `.deleting-*` until the next start finishes them.
             tracing::error!("cannot start the deleter thread: {e}");
         }
-        Deleter { tx, cache_root }
+        Deleter { tx, cache_root, shutdown: shutdown.clone() }
+    }
+
+    /// The agent's shutdown.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
     }
 
     /// The local cache directory of a remote destination.
@@ -87,12 +96,21 @@ impl Deleter {
     }
 }
 
-fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>) {
+/// How often an idle deleter looks whether the agent is stopping.
+const IDLE_STEP: Duration = Duration::from_millis(200);
+
+fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>, shutdown: &Shutdown) {
     lower_priority();
-    while let Ok(p) = rx.recv() {
+    loop {
+        let p = match rx.recv_timeout(IDLE_STEP) {
+            Ok(p) => p,
+            Err(RecvTimeoutError::Timeout) if shutdown.is_requested() => return,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let pause = |batch: Duration| {
             let mut waited = Duration::ZERO;
-            while busy() {
+            while busy() && !shutdown.is_requested() {
                 if waited >= MAX_WAIT {
                     std::thread::sleep((batch * BUSY_SHARE).min(PAUSE_BUSY_MAX));
                     return;
@@ -102,8 +120,17 @@ fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>) {
             }
             std::thread::sleep(PAUSE_IDLE);
         };
-        match p.root.finish_delete_with(&p.job, &p.name, &mut throttle(&pause)) {
+        let mut paced = throttle(&pause);
+        let mut step = || if shutdown.is_requested() { ControlFlow::Break(()) } else { paced() };
+        match p.root.finish_delete_with(&p.job, &p.name, &mut step) {
             Ok(()) => tracing::info!("deleted snapshot {}/{}", p.job, p.name),
+            Err(_) if shutdown.is_requested() => {
+                tracing::info!(
+                    "deleting snapshot {}/{}: stopped by the shutdown; the next start finishes it",
+                    p.job,
+                    p.name
+                )
+            }
             Err(e) => tracing::error!("deleting snapshot {}/{}: {e}", p.job, p.name),
         }
         if let Err(e) = catalog.remove_snapshot(p.id) {
@@ -122,7 +149,7 @@ fn lower_priority() {
 
 /// A callback for each file unlinked that calls `pause` with the batch's
 /// duration every [`BATCH`] unlinks.
-fn throttle(pause: &dyn Fn(Duration)) -> impl FnMut() + '_ {
+fn throttle(pause: &dyn Fn(Duration)) -> impl FnMut() -> ControlFlow<()> + '_ {
     let mut count = 0usize;
     let mut batch_start = std::time::Instant::now();
     move || {
@@ -131,6 +158,7 @@ fn throttle(pause: &dyn Fn(Duration)) -> impl FnMut() + '_ {
             pause(batch_start.elapsed());
             batch_start = std::time::Instant::now();
         }
+        ControlFlow::Continue(())
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`secrets`]: the master key and the sealing of secret options;
 //! - [`check`]: integrity checks of every snapshot of a destination;
 //! - [`daemon`]: start-up, the state-dir lock, signals and shutdown;
+//! - [`shutdown`]: the one shutdown signal and the tracker of background work;
 //! - [`config`]: the daemon's command line, validated into its configuration;
 //! - [`jobs`]: validation of jobs, their schedules and monitors;
 //! - [`snapshots`]: deleting a snapshot, and whether one can be browsed;
@@ -42,5 +43,6 @@ pub mod schedule;
 pub mod scheduler;
 pub mod secrets;
 pub mod settings;
+pub mod shutdown;
 pub mod snapshots;
 pub mod suspicion;

@@ -1,7 +1,8 @@
 //! Pruning remote destinations in the background after snapshot deletions:
 //! the bodies only deleted snapshots used are removed (see
 //! `hindsight_fs::remote::prune`). One prune per destination at a time; a
-//! deletion during a prune makes it run once more.
+//! deletion during a prune makes it run once more. The agent's shutdown
+//! waits for a pass under way and starts no other.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,11 +11,13 @@ use std::sync::{LazyLock, Mutex};
 use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::prune::{is_busy, prune};
 
+use crate::shutdown::Shutdown;
+
 /// Destinations being pruned -> whether another pass is wanted.
 static RUNNING: LazyLock<Mutex<HashMap<String, bool>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Prunes `store` (cache `cache`) on a background thread.
-pub fn start(store: RemoteStore, cache: PathBuf, destination: String) {
+pub fn start(store: RemoteStore, cache: PathBuf, destination: String, shutdown: &Shutdown) {
     {
         let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(again) = running.get_mut(&destination) {
@@ -23,7 +26,8 @@ pub fn start(store: RemoteStore, cache: PathBuf, destination: String) {
         }
         running.insert(destination.clone(), false);
     }
-    let spawned = std::thread::Builder::new().name("hindsight-prune".into()).spawn(move || {
+    let stop = shutdown.clone();
+    let spawned = shutdown.thread("hindsight-prune", move || {
         loop {
             match prune(&store, &cache) {
                 Ok(r) => tracing::info!(
@@ -37,7 +41,7 @@ pub fn start(store: RemoteStore, cache: PathBuf, destination: String) {
             }
             let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
             match running.get_mut(&destination) {
-                Some(again) if *again => *again = false,
+                Some(again) if *again && !stop.is_requested() => *again = false,
                 _ => {
                     running.remove(&destination);
                     return;

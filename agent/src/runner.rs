@@ -33,6 +33,7 @@ use crate::destinations;
 use crate::error::AgentError;
 use crate::model::{AlertKind, AlertLevel, DestinationRecord, Job, Run, RunDestination, RunId, RunState, Trigger};
 use crate::schedule::Clock;
+use crate::shutdown::Shutdown;
 
 /// How often live progress is written to the catalog.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -102,7 +103,8 @@ pub struct Runner {
     active: Mutex<HashMap<RunId, Arc<ActiveRun>>>,
     wake: Notify,
     idle: Notify,
-    stopping: AtomicBool,
+    /// The agent's shutdown: runs are its tasks, and none starts once it began.
+    shutdown: Shutdown,
     /// Runs at once given on the command line, over the `backup_concurrency` setting.
     concurrency: Option<usize>,
     threads: usize,
@@ -127,18 +129,19 @@ impl Runner {
         own_dirs: Vec<PathBuf>,
         cache_dir: PathBuf,
         clock: Arc<dyn Clock>,
+        shutdown: &Shutdown,
     ) -> Arc<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
         Arc::new_cyclic(|me: &Weak<Runner>| {
             let me = me.clone();
             let busy = Arc::new(move || me.upgrade().is_some_and(|r| !r.active().is_empty()));
             Runner {
-                deleter: Deleter::start(catalog.clone(), busy, cache_dir.clone()),
+                deleter: Deleter::start(catalog.clone(), busy, cache_dir.clone(), shutdown),
                 catalog,
                 active: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
                 idle: Notify::new(),
-                stopping: AtomicBool::new(false),
+                shutdown: shutdown.clone(),
                 concurrency: concurrency.map(|c| c.max(1)),
                 threads,
                 own_dirs,
@@ -199,7 +202,7 @@ impl Runner {
     }
 
     fn check_can_queue(&self, job: &Job) -> Result<(), AgentError> {
-        if self.stopping.load(Ordering::Relaxed) {
+        if self.shutdown.is_requested() {
             return Err(AgentError::conflict("the agent is shutting down"));
         }
         if job.disabled {
@@ -262,7 +265,7 @@ impl Runner {
     pub async fn dispatch_loop(self: Arc<Self>) {
         let mut flush = tokio::time::interval(FLUSH_EVERY);
         loop {
-            if self.stopping.load(Ordering::Relaxed) {
+            if self.shutdown.is_requested() {
                 return;
             }
             // Catalog work on blocking threads: a slow statement must not hold
@@ -274,6 +277,7 @@ impl Runner {
                 Ok(Ok(())) => {}
             }
             tokio::select! {
+                _ = self.shutdown.requested() => return,
                 _ = self.wake.notified() => {}
                 _ = flush.tick() => {
                     let me = self.clone();
@@ -330,8 +334,13 @@ impl Runner {
             });
             active.insert(run.id, a.clone());
             drop(active);
+            // Started as the shutdown began: it stops at once, like those it cancelled.
+            if self.shutdown.is_requested() {
+                a.cancelled_by_shutdown.store(true, Ordering::Relaxed);
+                a.cancel.cancel();
+            }
             let me = self.clone();
-            tokio::spawn(async move {
+            self.shutdown.spawn(async move {
                 // The whole run on one blocking thread: the backup, and every
                 // catalog statement before and after it.
                 let me2 = me.clone();
@@ -714,23 +723,12 @@ impl Runner {
         crate::suspicion::suspicion(&manifest.stats, previous.as_ref(), &settings)
     }
 
-    /// Stops accepting runs, cancels running ones and waits for them to stop.
-    pub async fn shutdown(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
-        self.wake.notify_one();
-        loop {
-            let idle = self.idle.notified();
-            {
-                let active = self.active();
-                if active.is_empty() {
-                    return;
-                }
-                for a in active.values() {
-                    a.cancelled_by_shutdown.store(true, Ordering::Relaxed);
-                    a.cancel.cancel();
-                }
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(200), idle).await;
+    /// At shutdown (once it was requested): cancels the running runs. The
+    /// shutdown's tracker then waits for them to record their end.
+    pub fn cancel_runs(&self) {
+        for a in self.active().values() {
+            a.cancelled_by_shutdown.store(true, Ordering::Relaxed);
+            a.cancel.cancel();
         }
     }
 

@@ -285,12 +285,15 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Ticks every `period` until the task is dropped.
-    pub async fn run_loop(self: Arc<Self>, period: std::time::Duration) {
+    /// Ticks every `period` until `shutdown` is requested (a tick under way ends first).
+    pub async fn run_loop(self: Arc<Self>, period: std::time::Duration, shutdown: crate::shutdown::Shutdown) {
         let mut every = tokio::time::interval(period);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            every.tick().await;
+            tokio::select! {
+                _ = shutdown.requested() => return,
+                _ = every.tick() => {}
+            }
             let me = self.clone();
             match tokio::task::spawn_blocking(move || me.tick()).await {
                 Ok(Err(e)) => tracing::error!("scheduler: {}", e.message),

@@ -43,7 +43,7 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Resu
         // directory freed what only it held, there are no bodies to prune.
         if store.content_model() == ContentModel::Blobs {
             match deleter.cache_dir(&dest) {
-                Ok(cache) => crate::prune::start(store, cache, dest.name.clone()),
+                Ok(cache) => crate::prune::start(store, cache, dest.name.clone(), deleter.shutdown()),
                 Err(e) => tracing::error!("cannot prune destination {}: {e}", dest.name),
             }
         }

@@ -10,6 +10,7 @@ use hindsight_agent::catalog::Catalog;
 use hindsight_agent::model::{AlertKind, DestinationKind, NewDestination, NewJob, RunState};
 use hindsight_agent::runner::Runner;
 use hindsight_agent::schedule::Clock;
+use hindsight_agent::shutdown::Shutdown;
 use jiff::{SignedDuration, Timestamp};
 
 /// The real time at the first reading (the run's start), two hours later after.
@@ -62,11 +63,13 @@ async fn a_run_longer_than_run_ttl_hours_is_stopped_and_failed() {
     let job = catalog.insert_job(&job).expect("insert job");
 
     let clock = Arc::new(JumpingClock { start: Timestamp::now(), calls: AtomicUsize::new(0) });
-    let runner = Runner::new(catalog.clone(), None, Vec::new(), std::env::temp_dir().join("hindsight-cache"), clock);
+    let shutdown = Shutdown::new();
+    let cache = std::env::temp_dir().join("hindsight-cache");
+    let runner = Runner::new(catalog.clone(), None, Vec::new(), cache, clock, &shutdown);
     let run = runner.queue(&job).expect("queue");
-    let dispatcher = tokio::spawn(runner.clone().dispatch_loop());
+    shutdown.spawn(runner.clone().dispatch_loop());
     let ended = runner.wait(run.id, Duration::from_secs(60)).await.expect("run");
-    dispatcher.abort();
+    assert!(shutdown.stop(Duration::from_secs(10)).await, "the dispatcher or the deleter did not stop");
 
     assert_eq!(ended.state, RunState::Failed, "{ended:#?}");
     let message = ended.message.clone().unwrap_or_default();

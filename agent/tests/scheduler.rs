@@ -70,6 +70,7 @@ impl World {
             Vec::new(),
             std::env::temp_dir().join("hindsight-cache"),
             clock.clone(),
+            &hindsight_agent::shutdown::Shutdown::new(),
         );
         let scheduler = Scheduler::new(catalog.clone(), runner, clock.clone());
         World { catalog, clock, scheduler, _dir: dir }

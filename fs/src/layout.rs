@@ -248,14 +248,19 @@ impl DestinationRoot {
 
     /// Removes the files of a snapshot whose deletion began (idempotent).
     pub fn finish_delete(&self, job: &str, snapshot: &str) -> Result<()> {
-        self.finish_delete_with(job, snapshot, &mut || {})
+        self.finish_delete_with(job, snapshot, &mut || std::ops::ControlFlow::Continue(()))
     }
 
     /// Like [`DestinationRoot::finish_delete`], calling `unlinked` after each
-    /// file removed. The tree is removed one descriptor at a time, never
+    /// file removed (it may stop the removal: see [`posix::remove_tree_at_with`]). The tree is removed one descriptor at a time, never
     /// entering a symlink: a user who could write in it cannot send the
     /// removal anywhere else.
-    pub fn finish_delete_with(&self, job: &str, snapshot: &str, unlinked: &mut dyn FnMut()) -> Result<()> {
+    pub fn finish_delete_with(
+        &self,
+        job: &str,
+        snapshot: &str,
+        unlinked: &mut dyn FnMut() -> std::ops::ControlFlow<()>,
+    ) -> Result<()> {
         let name = format!("{DELETING_PREFIX}{snapshot}");
         if snapshot.is_empty() || snapshot.contains('/') || name.len() > 255 {
             return Err(FsError::Refused(format!("invalid snapshot name {snapshot:?}")));

@@ -16,6 +16,7 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -296,17 +297,23 @@ pub fn make_special_at(dir: BorrowedFd<'_>, name: &[u8], meta: &EntryMeta) -> io
 
 /// Removes `name` in `dir`, recursively if it is a directory. Missing is not an error.
 pub fn remove_tree_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
-    remove_tree_at_with(dir, name, &mut || {})
+    remove_tree_at_with(dir, name, &mut || ControlFlow::Continue(()))
 }
 
 /// Like [`remove_tree_at`], calling `unlinked` after each file removed (the
-/// background deleter paces itself with it).
+/// background deleter paces itself with it); when it says to break, the
+/// removal stops there with an `Interrupted` error (what is left is removed
+/// by a later call).
 ///
 /// One descriptor per level of the directory being emptied, each opened
 /// `O_NOFOLLOW|O_DIRECTORY` relative to its parent: a directory swapped for a
 /// symlink while the walk is under way is unlinked as a symlink, never
 /// entered, so nothing outside the tree is ever touched.
-pub fn remove_tree_at_with(dir: BorrowedFd<'_>, name: &[u8], unlinked: &mut dyn FnMut()) -> io::Result<()> {
+pub fn remove_tree_at_with(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    unlinked: &mut dyn FnMut() -> ControlFlow<()>,
+) -> io::Result<()> {
     let st = match lstat_at(dir, name) {
         Ok(st) => st,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -324,7 +331,10 @@ pub fn remove_tree_at_with(dir: BorrowedFd<'_>, name: &[u8], unlinked: &mut dyn 
         subdirs: Vec<Vec<u8>>,
         relisted: u32,
     }
-    let enter = |parent: BorrowedFd<'_>, name: &[u8], unlinked: &mut dyn FnMut()| -> io::Result<Option<Level>> {
+    let enter = |parent: BorrowedFd<'_>,
+                 name: &[u8],
+                 unlinked: &mut dyn FnMut() -> ControlFlow<()>|
+     -> io::Result<Option<Level>> {
         let fd = match open_dir_for_removal(parent, name) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -341,7 +351,9 @@ pub fn remove_tree_at_with(dir: BorrowedFd<'_>, name: &[u8], unlinked: &mut dyn 
                 Ok(st) if EntryKind::from_mode(st.st_mode) == Some(EntryKind::Dir) => subdirs.push(child),
                 Ok(_) => {
                     unlink_leaf(fd.as_fd(), &child)?;
-                    unlinked();
+                    if unlinked().is_break() {
+                        return Err(io::Error::new(io::ErrorKind::Interrupted, "the removal was stopped"));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -514,7 +526,11 @@ mod tests {
         std::os::unix::fs::symlink(&victim, tree.join("a/link")).expect("symlink");
         std::os::unix::fs::symlink(&victim, tree.join("top-link")).expect("symlink");
         let mut n = 0;
-        remove_tree_at_with(dir_fd(t.path()).as_fd(), b"tree", &mut || n += 1).expect("remove");
+        remove_tree_at_with(dir_fd(t.path()).as_fd(), b"tree", &mut || {
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .expect("remove");
         assert!(!tree.exists(), "the tree is gone");
         assert_eq!(n, 3, "one file and two symlinks unlinked");
         assert!(victim.join("keep").is_file() && victim.join("sub/keep").is_file(), "the symlinks' target survived");
