@@ -197,3 +197,19 @@ pub fn build(new: NewJob) -> Result<Job, AgentError> {
         last_run: None,
     })
 }
+
+/// After a run of `job` ended with a snapshot at `finished`: the `after:job`
+/// schedules of other jobs fall due after their delay.
+pub fn after_run(catalog: &Catalog, job: &str, finished: jiff::Timestamp) -> Result<(), AgentError> {
+    for other in catalog.jobs()? {
+        for s in &other.schedules {
+            if let Ok(Spec::After { job: up, delay }) = Spec::parse(&s.spec)
+                && up == job
+            {
+                let due = finished.checked_add(delay).unwrap_or(finished);
+                catalog.set_next_run(&other.name, &s.spec, Some(due))?;
+            }
+        }
+    }
+    Ok(())
+}

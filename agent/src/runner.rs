@@ -439,7 +439,7 @@ impl Runner {
             return;
         }
         let now = self.clock.now();
-        if let Err(e) = crate::scheduler::after_run(&self.catalog, job_name, now) {
+        if let Err(e) = crate::jobs::after_run(&self.catalog, job_name, now) {
             tracing::error!("after: schedules of {job_name}: {}", e.message);
         }
         if state == RunState::Completed

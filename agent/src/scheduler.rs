@@ -7,7 +7,8 @@
 //! a queued run, the tags are added to that run instead. Each due schedule
 //! then moves to its first due time after now, so after downtime a schedule
 //! that missed several due times runs once. `after:JOB` schedules get their
-//! due time when JOB's run ends with a snapshot ([`after_run`]).
+//! due time when JOB's run ends with a snapshot (`jobs::after_run`, called
+//! by the runner).
 //!
 //! The same tick raises monitor alerts (`notran`, `ranfor`, destinations over
 //! their disk limit) and prunes old run history and acknowledged alerts.
@@ -302,20 +303,4 @@ impl Scheduler {
             }
         }
     }
-}
-
-/// After a run of `job` ended with a snapshot at `finished`: the `after:job`
-/// schedules of other jobs fall due after their delay.
-pub fn after_run(catalog: &Catalog, job: &str, finished: Timestamp) -> Result<(), AgentError> {
-    for other in catalog.jobs()? {
-        for s in &other.schedules {
-            if let Ok(Spec::After { job: up, delay }) = Spec::parse(&s.spec)
-                && up == job
-            {
-                let due = finished.checked_add(delay).unwrap_or(finished);
-                catalog.set_next_run(&other.name, &s.spec, Some(due))?;
-            }
-        }
-    }
-    Ok(())
 }

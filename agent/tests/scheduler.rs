@@ -8,12 +8,13 @@
 use std::sync::{Arc, Mutex};
 
 use hindsight_agent::catalog::{Catalog, RunUpdate};
+use hindsight_agent::jobs::after_run;
 use hindsight_agent::model::{
     AlertKind, DestinationId, DestinationKind, DestinationRecord, Job, Run, RunId, RunState, ScheduleInput, Trigger,
 };
 use hindsight_agent::runner::Runner;
 use hindsight_agent::schedule::Clock;
-use hindsight_agent::scheduler::{Scheduler, after_run};
+use hindsight_agent::scheduler::Scheduler;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 

@@ -26,9 +26,11 @@ use jiff::Timestamp;
 
 use super::archive_file::ArchiveFile;
 use super::commit::{self, Commit, SnapshotInfo};
-use super::incremental::{BackupError, BackupSpec, Row, check_sources, write_index};
+use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
+use super::source_path::check_sources;
 use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
+use super::spec::{BackupError, BackupSpec, Row};
 
 /// How an archive is compressed.
 #[derive(Debug, Clone, Copy)]

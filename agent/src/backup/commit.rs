@@ -11,8 +11,8 @@ use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
 use hindsight_fs::marker;
 use jiff::Timestamp;
 
-use super::incremental::{BackupError, BackupSpec};
 use super::progress::Progress;
+use super::spec::{BackupError, BackupSpec};
 
 /// What a snapshot's manifest records about the backup that made it.
 pub(super) struct SnapshotInfo<'a> {

@@ -13,139 +13,27 @@
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use hindsight_fs::archive::writer::FileHash;
 use hindsight_fs::archive::{TAR_FILE, TGZ_FILE};
 use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::error::{FsError, Result as FsResult};
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter, Location, ROOT_ID};
 use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR};
-use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure, next_sequence};
+use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, Structure, next_sequence};
 use hindsight_fs::posix;
 use jiff::Timestamp;
 
 use super::commit::{self, Commit, SnapshotInfo};
 use super::copy::{Copier, CopyError};
-use super::exclude::Excludes;
-use super::pending_hashes::PendingHashes;
+use super::index_thread::{RowQueue, write_index};
 use super::progress::{Cancel, Progress};
 use super::source_path;
-use super::walker::{self, CopyTask, DirCtx, Previous, RowQueue, Walker};
-
-/// What to back up and how.
-#[derive(Debug, Clone)]
-pub struct BackupSpec {
-    /// Job name (directory on the destination).
-    pub job: String,
-    /// Absolute source paths.
-    pub sources: Vec<PathBuf>,
-    /// Compiled exclude patterns.
-    pub excludes: Excludes,
-    /// Do not descend into other filesystems.
-    pub one_file_system: bool,
-    /// How many times a file that changes while being copied is copied again.
-    pub retry_failed: u32,
-    /// Copy threads.
-    pub threads: usize,
-    /// Absolute paths of directories never backed up: destination roots, the
-    /// snapshot mount and the agent's state (a backup must not contain itself).
-    pub skip_dirs: Vec<Vec<u8>>,
-    /// Tags recorded in the snapshot's manifest (the schedules it serves).
-    pub tags: Vec<String>,
-    /// How the snapshot stores file contents.
-    pub structure: Structure,
-}
-
-/// Why a backup produced no snapshot.
-#[derive(Debug, thiserror::Error)]
-pub enum BackupError {
-    /// Cancelled by the user or by shutdown; the partial snapshot stays for resume.
-    #[error("cancelled")]
-    Cancelled,
-    /// A source cannot be read at all.
-    #[error("{0}")]
-    Source(String),
-    /// Writing to the destination failed.
-    #[error("destination: {0}")]
-    Destination(String),
-    /// The destination layer refused or failed.
-    #[error("{0}")]
-    Fs(#[from] FsError),
-    /// The index thread stopped (its own error is reported instead when known).
-    #[error("the index writer stopped")]
-    IndexStopped,
-}
-
-impl BackupError {
-    /// True when the same backup may succeed if tried again in a moment
-    /// (the destination timed out, refused a connection, or was busy).
-    pub fn is_temporary(&self) -> bool {
-        matches!(self, BackupError::Fs(e) if e.is_temporary())
-    }
-}
-
-/// An index row on its way to the index thread; `added` when its data is new in this snapshot.
-pub(crate) struct Row {
-    pub entry: IndexEntry,
-    pub added: bool,
-}
-
-/// Stop conditions shared by the walker and the copy threads: the caller's
-/// cancel flag, and the run's own abort when a copy thread hits a fatal error.
-pub(super) struct Stop<'a> {
-    cancel: &'a Cancel,
-    abort: Cancel,
-    fatal: Mutex<Option<BackupError>>,
-}
-
-impl Stop<'_> {
-    /// Err when the run must stop now.
-    pub fn check(&self) -> Result<(), BackupError> {
-        if self.abort.is_cancelled() {
-            return Err(BackupError::IndexStopped);
-        }
-        if self.cancel.is_cancelled() {
-            return Err(BackupError::Cancelled);
-        }
-        Ok(())
-    }
-
-    fn fail(&self, e: BackupError) {
-        if let Ok(mut f) = self.fatal.lock()
-            && f.is_none()
-        {
-            *f = Some(e);
-        }
-        self.abort.cancel();
-    }
-
-    fn stopped(&self) -> bool {
-        self.abort.is_cancelled() || self.cancel.is_cancelled()
-    }
-
-    fn take_fatal(&self) -> Option<BackupError> {
-        self.fatal.lock().ok().and_then(|mut f| f.take())
-    }
-}
-
-/// Checks that every source can be read before anything is written; a
-/// source whose path goes through a symlink is refused (see [`source_path`]).
-pub fn check_sources(sources: &[PathBuf]) -> Result<(), BackupError> {
-    for s in sources {
-        let fail = |e: std::io::Error| BackupError::Source(format!("source {}: {e}", s.display()));
-        let (parent, last) = source_path::open_parent(s)?;
-        let Some(last) = last else { continue };
-        let st = posix::lstat_at(parent.as_fd(), &last).map_err(fail)?;
-        if EntryKind::from_mode(st.st_mode) == Some(EntryKind::Dir) {
-            let dir = posix::open_dir_at(parent.as_fd(), &last).map_err(fail)?;
-            posix::list_dir(dir.as_fd()).map_err(fail)?;
-        }
-    }
-    Ok(())
-}
+use super::source_path::check_sources;
+use super::spec::{BackupError, BackupSpec, Row, Stop};
+use super::walker::{self, CopyTask, DirCtx, Previous, Walker};
 
 /// Makes one incremental snapshot of `spec` on `root`.
 pub fn run_incremental(
@@ -172,7 +60,7 @@ pub fn run_incremental(
     }
 
     let clock = std::time::Instant::now();
-    let stop = Stop { cancel, abort: Cancel::default(), fatal: Mutex::new(None) };
+    let stop = Stop::new(cancel);
     let (row_tx, row_rx) = sync_channel::<Vec<Row>>(8);
     let (copy_tx, copy_rx) = sync_channel::<CopyTask>(spec.threads * 16);
     let copy_rx = Arc::new(Mutex::new(copy_rx));
@@ -406,42 +294,6 @@ fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
     Ok(ancestors)
 }
 
-/// The index thread: inserts rows as they come and tallies the snapshot's stats;
-/// rows of files hashed by an archive writer wait for their hash from `hashes`.
-pub(super) fn write_index(
-    mut index: IndexWriter,
-    batches: Receiver<Vec<Row>>,
-    hashes: Option<Receiver<FileHash>>,
-) -> Result<(IndexWriter, SnapshotStats), BackupError> {
-    let mut stats = SnapshotStats::default();
-    let mut pending = PendingHashes::new(hashes);
-    let mut ready = Vec::new();
-    for batch in batches {
-        for row in batch {
-            let e = &row.entry;
-            stats.entries += 1;
-            if e.meta.kind == EntryKind::File {
-                stats.files += 1;
-                stats.bytes += e.meta.size;
-                if row.added {
-                    stats.files_added += 1;
-                    stats.bytes_added += e.meta.size;
-                }
-            }
-            pending.admit(row, &mut ready);
-        }
-        pending.poll(&mut ready);
-        for row in ready.drain(..) {
-            index.insert(&row.entry)?;
-        }
-    }
-    pending.finish(&mut ready);
-    for row in ready {
-        index.insert(&row.entry)?;
-    }
-    Ok((index, stats))
-}
-
 /// A copy thread: copies, hashes, applies metadata, and sends the index row.
 fn copy_worker(
     tasks: Arc<Mutex<Receiver<CopyTask>>>,
@@ -466,7 +318,7 @@ fn copy_worker(
         if stop.stopped() {
             continue;
         }
-        match copy_one(&mut copier, task, progress, &stop.abort, stop.cancel, retry_failed) {
+        match copy_one(&mut copier, task, progress, stop.aborted(), stop.cancelled(), retry_failed) {
             Ok(Some(row)) => {
                 batch.push(Row { entry: row, added: true });
                 if batch.len() >= 64 {

@@ -1,10 +1,22 @@
 //! The backup engine: turns a job's sources into a snapshot on a destination.
 //!
-//! Synchronous code, run on a blocking thread by the runner. [`incremental`]
-//! writes hardlink snapshots on POSIX destinations; [`walker`] walks the source
-//! fd-relative and decides, entry by entry, between linking to the previous
-//! snapshot and copying; [`copy`] moves file data; [`progress`] carries the live
-//! counters and the cancel flag; [`exclude`] compiles the job's patterns.
+//! Synchronous code, run on a blocking thread by the runner. One engine per
+//! structure and kind of destination:
+//! - [`incremental`]: hardlink snapshots on a local destination; `walker`
+//!   walks the source fd-relative and decides, entry by entry, between
+//!   linking to the previous snapshot and copying, `copy` moves file data;
+//! - [`archive`]: archived and compressed snapshots on a local destination;
+//! - [`remote`]: content-addressed snapshots on object stores;
+//! - [`ssh`]: hardlink trees on SSH servers, extracted by GNU tar there;
+//! - [`remote_archive`]: archived and compressed snapshots on any remote.
+//!
+//! What they share: `spec` (the backup's vocabulary: spec, error, row, stop
+//! conditions), `index_thread` (rows into `index.sqlite`), `source_walk`
+//! (the walker of the remote and archive engines, with its sinks),
+//! `source_path` (opening sources without following symlinks), `commit`
+//! (manifests and the commit point), `remote_run` (a run on a remote
+//! destination: lock, lease, previous snapshot), [`progress`] (live counters
+//! and the cancel flag) and [`exclude`] (the job's patterns).
 
 pub mod archive;
 mod archive_file;
@@ -12,6 +24,7 @@ mod commit;
 pub mod copy;
 pub mod exclude;
 pub mod incremental;
+mod index_thread;
 mod pending_hashes;
 pub mod progress;
 pub mod remote;
@@ -19,15 +32,18 @@ pub mod remote_archive;
 mod remote_run;
 mod source_path;
 mod source_walk;
+mod spec;
 pub mod ssh;
 pub(crate) mod tar_stderr;
 mod walker;
 
 pub use archive::{ArchiveOptions, run_archive};
 pub use exclude::Excludes;
-pub use incremental::{BackupError, BackupSpec, run_incremental};
+pub use incremental::run_incremental;
 pub use progress::{Cancel, Counters, FileError, Progress};
 pub use remote::run_remote;
 pub use remote_archive::run_remote_archive;
 pub use source_path::check_path as check_source_path;
+pub use source_path::check_sources;
+pub use spec::{BackupError, BackupSpec};
 pub use ssh::run_ssh;

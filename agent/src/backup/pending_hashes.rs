@@ -12,7 +12,7 @@ use std::sync::mpsc::Receiver;
 use hindsight_fs::archive::writer::FileHash;
 use hindsight_fs::entry::EntryKind;
 
-use super::incremental::Row;
+use super::spec::Row;
 
 /// Rows of one backup waiting for their hashes.
 pub(super) struct PendingHashes {

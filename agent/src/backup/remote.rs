@@ -29,10 +29,11 @@ use hindsight_fs::remote::store::Upload;
 use hindsight_fs::remote::stream::ObjectWriter;
 
 use super::commit::{self, SnapshotInfo};
-use super::incremental::{BackupError, BackupSpec, Row, write_index};
+use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
 use super::remote_run::{RemoteRun, previous};
 use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored as Outcome, open_file};
+use super::spec::{BackupError, BackupSpec, Row};
 
 /// Bytes read from a file per request of a streamed upload.
 const READ_CHUNK: usize = 4 << 20;

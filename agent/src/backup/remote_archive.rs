@@ -28,9 +28,9 @@ use hindsight_fs::remote::stream::ObjectWriter;
 
 use super::archive::{ArchiveOptions, ArchiveOut, stream_archive};
 use super::commit::{self, SnapshotInfo};
-use super::incremental::{BackupError, BackupSpec};
 use super::progress::{Cancel, Progress};
 use super::remote_run::RemoteRun;
+use super::spec::{BackupError, BackupSpec};
 
 /// Makes one archived or compressed snapshot of `spec` on `store`; `cache` is
 /// this destination's local cache directory (indexes, lock).

@@ -19,7 +19,8 @@ use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::lease::Lease;
 use jiff::Timestamp;
 
-use super::incremental::{BackupError, check_sources};
+use super::source_path::check_sources;
+use super::spec::BackupError;
 
 /// A backup to a remote destination, from its start to its commit.
 pub(super) struct RemoteRun {

@@ -11,12 +11,12 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::posix;
 
-use super::incremental::BackupError;
+use super::spec::BackupError;
 
 /// The components of an absolute source path (`/` has none).
 pub(super) fn components(src: &Path) -> Vec<&[u8]> {
@@ -90,6 +90,22 @@ pub(super) fn dir_meta(fd: BorrowedFd<'_>) -> io::Result<EntryMeta> {
     let mut meta = posix::meta_from_stat(&st).ok_or_else(|| io::Error::other("unsupported file type"))?;
     meta.xattrs = posix::read_xattrs_fd(fd)?;
     Ok(meta)
+}
+
+/// Checks that every source can be read before anything is written; a
+/// source whose path goes through a symlink is refused (see [`source_path`]).
+pub fn check_sources(sources: &[PathBuf]) -> Result<(), BackupError> {
+    for s in sources {
+        let fail = |e: std::io::Error| BackupError::Source(format!("source {}: {e}", s.display()));
+        let (parent, last) = open_parent(s)?;
+        let Some(last) = last else { continue };
+        let st = posix::lstat_at(parent.as_fd(), &last).map_err(fail)?;
+        if EntryKind::from_mode(st.st_mode) == Some(EntryKind::Dir) {
+            let dir = posix::open_dir_at(parent.as_fd(), &last).map_err(fail)?;
+            posix::list_dir(dir.as_fd()).map_err(fail)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

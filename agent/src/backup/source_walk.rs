@@ -20,10 +20,11 @@ use hindsight_fs::entry::EntryKind;
 use hindsight_fs::index::{IndexEntry, IndexReader, Location, ROOT_ID};
 use hindsight_fs::posix;
 
-use super::incremental::{BackupError, BackupSpec, Row};
+use super::index_thread::RowQueue;
 use super::progress::{Cancel, Progress};
 use super::source_path;
-use super::walker::{RowQueue, join, open_source_file};
+use super::spec::{BackupError, BackupSpec, Row};
+use super::walker::{join, open_source_file};
 
 /// The first name of a multiply-linked file, as the sink stored it.
 pub(super) struct FirstName {

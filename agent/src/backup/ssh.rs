@@ -55,11 +55,12 @@ use hindsight_fs::remote::ssh::{SshClient, backoff};
 
 use super::archive::append_file;
 use super::commit::{self, SnapshotInfo};
-use super::incremental::{BackupError, BackupSpec, write_index};
+use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
 use super::remote::{hash_fd, same_inode};
 use super::remote_run::{RemoteRun, previous};
 use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
+use super::spec::{BackupError, BackupSpec};
 use super::tar_stderr::{self, TarLine};
 
 /// Interrupted runs kept as sources of files already sent.

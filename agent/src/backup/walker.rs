@@ -36,8 +36,9 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::copy;
-use super::incremental::{BackupError, BackupSpec, Row, Stop};
+use super::index_thread::RowQueue;
 use super::progress::Progress;
+use super::spec::{BackupError, BackupSpec, Stop};
 
 /// The previous complete snapshot the new one is linked against.
 pub(super) struct Previous {
@@ -86,38 +87,6 @@ pub(super) struct Walker<'a> {
     pub hardlinks: HashMap<(u64, u64), (i64, Vec<u8>)>,
     /// Device of the source being walked (one_file_system).
     pub source_dev: u64,
-}
-
-/// Index rows per message to the index thread.
-pub(super) const ROW_BATCH: usize = 512;
-
-/// Index rows on their way to the index thread, sent in batches: one channel
-/// message per row would cost a thread wake-up per entry.
-pub(super) struct RowQueue {
-    tx: SyncSender<Vec<Row>>,
-    pending: Vec<Row>,
-}
-
-impl RowQueue {
-    /// A queue sending to `tx`; the channel closes when the queue is dropped.
-    pub fn new(tx: SyncSender<Vec<Row>>) -> Self {
-        RowQueue { tx, pending: Vec::with_capacity(ROW_BATCH) }
-    }
-
-    /// Queues a row (`added` when its data is new in this snapshot).
-    pub fn push(&mut self, entry: IndexEntry, added: bool) -> Result<(), BackupError> {
-        self.pending.push(Row { entry, added });
-        if self.pending.len() >= ROW_BATCH { self.flush() } else { Ok(()) }
-    }
-
-    /// Hands the queued rows to the index thread.
-    pub fn flush(&mut self) -> Result<(), BackupError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(ROW_BATCH));
-        self.tx.send(batch).map_err(|_| BackupError::IndexStopped)
-    }
 }
 
 /// Children of a directory in the previous snapshot, by name.

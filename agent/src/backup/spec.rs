@@ -1,0 +1,128 @@
+//! The backup vocabulary every engine shares: what to back up
+//! ([`BackupSpec`]), why a backup made no snapshot ([`BackupError`]), an
+//! index row on its way ([`Row`]) and the stop conditions of a run's threads
+//! ([`Stop`]). A leaf: it imports no engine.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use hindsight_fs::error::FsError;
+use hindsight_fs::index::IndexEntry;
+use hindsight_fs::manifest::Structure;
+
+use super::exclude::Excludes;
+use super::progress::Cancel;
+
+/// What to back up and how.
+#[derive(Debug, Clone)]
+pub struct BackupSpec {
+    /// Job name (directory on the destination).
+    pub job: String,
+    /// Absolute source paths.
+    pub sources: Vec<PathBuf>,
+    /// Compiled exclude patterns.
+    pub excludes: Excludes,
+    /// Do not descend into other filesystems.
+    pub one_file_system: bool,
+    /// How many times a file that changes while being copied is copied again.
+    pub retry_failed: u32,
+    /// Copy threads.
+    pub threads: usize,
+    /// Absolute paths of directories never backed up: destination roots, the
+    /// snapshot mount and the agent's state (a backup must not contain itself).
+    pub skip_dirs: Vec<Vec<u8>>,
+    /// Tags recorded in the snapshot's manifest (the schedules it serves).
+    pub tags: Vec<String>,
+    /// How the snapshot stores file contents.
+    pub structure: Structure,
+}
+
+/// Why a backup produced no snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Cancelled by the user or by shutdown; the partial snapshot stays for resume.
+    #[error("cancelled")]
+    Cancelled,
+    /// A source cannot be read at all.
+    #[error("{0}")]
+    Source(String),
+    /// Writing to the destination failed.
+    #[error("destination: {0}")]
+    Destination(String),
+    /// The destination layer refused or failed.
+    #[error("{0}")]
+    Fs(#[from] FsError),
+    /// The index thread stopped (its own error is reported instead when known).
+    #[error("the index writer stopped")]
+    IndexStopped,
+}
+
+impl BackupError {
+    /// True when the same backup may succeed if tried again in a moment
+    /// (the destination timed out, refused a connection, or was busy).
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, BackupError::Fs(e) if e.is_temporary())
+    }
+}
+
+/// An index row on its way to the index thread; `added` when its data is new in this snapshot.
+pub(crate) struct Row {
+    pub entry: IndexEntry,
+    pub added: bool,
+}
+
+/// Stop conditions shared by the walker and the copy threads: the caller's
+/// cancel flag, and the run's own abort when a copy thread hits a fatal error.
+pub(super) struct Stop<'a> {
+    cancel: &'a Cancel,
+    abort: Cancel,
+    fatal: Mutex<Option<BackupError>>,
+}
+
+impl<'a> Stop<'a> {
+    /// Stops when `cancel` is set or a thread of the run fails.
+    pub fn new(cancel: &'a Cancel) -> Self {
+        Stop { cancel, abort: Cancel::default(), fatal: Mutex::new(None) }
+    }
+
+    /// Err when the run must stop now.
+    pub fn check(&self) -> Result<(), BackupError> {
+        if self.abort.is_cancelled() {
+            return Err(BackupError::IndexStopped);
+        }
+        if self.cancel.is_cancelled() {
+            return Err(BackupError::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Stops the run for `e` (the first fatal error is the one reported).
+    pub fn fail(&self, e: BackupError) {
+        if let Ok(mut f) = self.fatal.lock()
+            && f.is_none()
+        {
+            *f = Some(e);
+        }
+        self.abort.cancel();
+    }
+
+    /// True once the run must stop.
+    pub fn stopped(&self) -> bool {
+        self.abort.is_cancelled() || self.cancel.is_cancelled()
+    }
+
+    /// The run's own abort flag (set by [`Stop::fail`]).
+    pub fn aborted(&self) -> &Cancel {
+        &self.abort
+    }
+
+    /// The caller's cancel flag.
+    pub fn cancelled(&self) -> &'a Cancel {
+        self.cancel
+    }
+
+    /// The error that stopped the run, if one did.
+    pub fn take_fatal(&self) -> Option<BackupError> {
+        self.fatal.lock().ok().and_then(|mut f| f.take())
+    }
+}
