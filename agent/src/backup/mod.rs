@@ -20,6 +20,7 @@
 
 pub mod archive;
 mod archive_file;
+mod change;
 mod commit;
 pub mod copy;
 pub mod exclude;

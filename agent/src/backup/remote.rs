@@ -20,7 +20,6 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
 
-use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexWriter};
 use hindsight_fs::manifest::{Manifest, SnapshotStats, Structure};
 use hindsight_fs::remote::RemoteStore;
@@ -28,6 +27,7 @@ use hindsight_fs::remote::blobs::{Journal, Known, SMALL_FILE, Stored, blob_key, 
 use hindsight_fs::remote::store::Upload;
 use hindsight_fs::remote::stream::ObjectWriter;
 
+use super::change::unchanged;
 use super::commit::{self, SnapshotInfo};
 use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
@@ -320,7 +320,7 @@ impl Sink for BlobSink<'_> {
     fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Outcome, BackupError> {
         // Equal ctime and metadata: the inode has not changed, xattrs included.
         if let Some(p) = f.prev.filter(|p| p.location.blob.is_some() && p.blake3.is_some())
-            && same_inode(&r.meta, &p.meta)
+            && unchanged(&r.meta, &p.meta)
         {
             r.meta.xattrs = p.meta.xattrs.clone();
             r.location = p.location.clone();
@@ -353,13 +353,6 @@ impl Sink for BlobSink<'_> {
         }
         self.large(&fd, size, r, f.abs)
     }
-}
-
-/// True when an entry's inode cannot have changed since `prev` was recorded.
-pub(super) fn same_inode(now: &EntryMeta, prev: &EntryMeta) -> bool {
-    now.kind == EntryKind::File
-        && now.ctime_ns == prev.ctime_ns
-        && now.unchanged_from(&EntryMeta { xattrs: now.xattrs.clone(), ..prev.clone() })
 }
 
 /// blake3 of the first `size` bytes of `fd`, read from its start.

@@ -54,10 +54,11 @@ use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::ssh::{SshClient, backoff};
 
 use super::archive::append_file;
+use super::change::unchanged;
 use super::commit::{self, SnapshotInfo};
 use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
-use super::remote::{hash_fd, same_inode};
+use super::remote::hash_fd;
 use super::remote_run::{RemoteRun, previous};
 use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
 use super::spec::{BackupError, BackupSpec};
@@ -553,7 +554,7 @@ impl Sink for TreeSink<'_> {
         let prev = f.prev.filter(|p| p.blake3.is_some() && self.prev_tree.is_some() && linkable);
         // Equal ctime and metadata: the inode has not changed since the previous snapshot.
         if let Some(p) = prev
-            && same_inode(&r.meta, &p.meta)
+            && unchanged(&r.meta, &p.meta)
         {
             r.meta.xattrs = p.meta.xattrs.clone();
             return self.reuse(f.path, r, p);

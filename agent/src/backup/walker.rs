@@ -29,12 +29,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
-use hindsight_fs::entry::{EntryKind, EntryMeta};
+use hindsight_fs::entry::EntryKind;
 use hindsight_fs::index::{IndexEntry, IndexReader};
 use hindsight_fs::posix;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::change::unchanged;
 use super::copy;
 use super::index_thread::RowQueue;
 use super::progress::Progress;
@@ -312,7 +313,7 @@ impl Walker<'_> {
         // A new single-named file is copied whatever its xattrs: they are read
         // from the descriptor the copy opens, sparing a path lookup through /proc.
         let read_at_copy = prev.is_none() && nlink == 1 && row.meta.kind == EntryKind::File;
-        match prev.filter(|p| same_inode_change(&row.meta, &p.meta)) {
+        match prev.filter(|p| unchanged(&row.meta, &p.meta)) {
             // Setting an xattr changes ctime: with ctime and the rest equal, the
             // previous snapshot's xattrs are still the file's, and reading them
             // again (a path lookup through /proc per entry) is skipped.
@@ -541,17 +542,6 @@ impl Walker<'_> {
 
 /// What a file replaced between its `lstat` and its `open` is recorded as.
 pub(super) const REPLACED: &str = "replaced by another file while it was being backed up; left out of this snapshot";
-
-/// True when an entry's inode cannot have changed since `prev` was recorded:
-/// kind, size, mtime, mode, owner and ctime are equal.
-fn same_inode_change(now: &EntryMeta, prev: &EntryMeta) -> bool {
-    now.ctime_ns == prev.ctime_ns
-        && now.kind == prev.kind
-        && now.size == prev.size
-        && now.mtime_ns == prev.mtime_ns
-        && now.mode == prev.mode
-        && (now.uid, now.gid) == (prev.uid, prev.gid)
-}
 
 /// Opens a source file for reading without following symlinks or touching its atime.
 pub(super) fn open_source_file(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
