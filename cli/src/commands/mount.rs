@@ -19,10 +19,10 @@ use crate::commands::destination::collect_options;
 /// `--background`, starts itself detached and returns once the mount is up.
 pub async fn mount(mut args: MountArgs) -> anyhow::Result<ExitCode> {
     let options = std::mem::replace(&mut args.options, OptionArgs { options: Vec::new(), option_files: Vec::new() });
-    let view = destination_view(&args.destination, options)?;
+    let (view, given) = destination_view(&args.destination, options)?;
     mountpoint::prepare(&args.dir)?;
     if args.background {
-        return background(&args, &view);
+        return background(&args, &given);
     }
     let handle = mount::spawn(MountConfig {
         mountpoint: args.dir.clone(),
@@ -60,8 +60,8 @@ fn note(line: &str) {
 
 /// What the mount shows of `destination`: a local root (checked for its
 /// marker) or a remote one, whose indexes are cached under the user's cache
-/// directory.
-fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<DestinationView> {
+/// directory; with the options given by flags and the environment.
+fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<(DestinationView, Map<String, Value>)> {
     let mut given = collect_options(None, options, false)?;
     let Some(config) = hindsight_fs::remote::url::parse_url(destination, &Map::new()) else {
         if !given.is_empty() {
@@ -71,7 +71,7 @@ fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<De
         let marker = root.require_marker()?;
         let path = Path::new(destination);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(marker.destination_id);
-        return Ok(DestinationView { name, root: path.to_path_buf(), hidden: false, remote: None });
+        return Ok((DestinationView { name, root: path.to_path_buf(), hidden: false, remote: None }, given));
     };
     // Options from the environment fill what the flags did not give.
     let kind = config.map_err(anyhow::Error::msg)?.service;
@@ -95,18 +95,20 @@ fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<De
     let cache = base.join("hindsight").join(&key[..32]);
     hindsight_fs::layout::create_private_dir_all(&cache)?;
     let name = marker.destination_id.clone();
-    Ok(DestinationView { name, root: cache, hidden: false, remote: Some(store) })
+    Ok((DestinationView { name, root: cache, hidden: false, remote: Some(store) }, given))
 }
 
-fn background(args: &MountArgs, view: &DestinationView) -> anyhow::Result<ExitCode> {
+fn background(args: &MountArgs, given: &Map<String, Value>) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("finding the hindsight executable")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("mount").arg("--destination").arg(&args.destination).arg(&args.dir);
     // The options go through the environment: secrets stay out of the process list.
-    if let Some(store) = &view.remote {
-        for (k, v) in &store.config().options {
-            cmd.env(format!("HINDSIGHT_{}", k.to_uppercase()), v);
-        }
+    for (k, v) in given {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        cmd.env(format!("HINDSIGHT_{}", k.to_uppercase()), text);
     }
     let mut child = cmd
         .stdin(Stdio::null())

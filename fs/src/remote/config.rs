@@ -1,8 +1,14 @@
 //! Remote destination types, their options, and the checked configuration.
 //!
-//! Options arrive as a JSON object of strings (numbers and booleans are
-//! accepted and read as their text). Every type also takes the common options
-//! `path`, `threads`, `retries` and `timeout`.
+//! One table of option definitions per type ([`Service::options`]: name,
+//! whether required or secret, kind and range, default) generates what
+//! `destination types` lists and the checks of every value. Options arrive
+//! as a JSON object of strings (numbers and booleans are accepted and read as
+//! their text); [`RemoteConfig::parse`] checks them against the table, then
+//! reads them into a typed configuration per service ([`Settings`]), taking
+//! each option out as it reads it: an option left over, defined but read by
+//! nothing, is an error (a unit test sets every option of every type), so an
+//! option cannot be documented and silently ignored.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -79,70 +85,119 @@ impl Service {
 
     /// The options the type takes, common ones last.
     pub fn options(self) -> Vec<OptionDef> {
+        use Kind::{Bool, Num, Text};
         let mut v: Vec<OptionDef> = match self {
             Service::S3 => vec![
-                opt("bucket", Need::Required, "Bucket name"),
+                opt("bucket", Need::Required, Text, "Bucket name"),
                 opt(
                     "endpoint",
                     Need::Optional,
+                    Text,
                     "Endpoint URL (default: AWS for the region), e.g. http://127.0.0.1:9000",
                 ),
-                opt("region", Need::Optional, "Region (default us-east-1)"),
-                opt("access_key", Need::Optional, "Access key id"),
-                opt("secret_key", Need::Secret, "Secret access key"),
-                opt("verify_tls", Need::Optional, "Verify the server's TLS certificate: true (default) or false"),
-                opt("chunk_size", Need::Optional, "Multipart upload part size in MiB, 5-512 (default 8)"),
-                opt("keepalive", Need::Optional, "Keep idle connections open this many seconds (default 90)"),
+                opt("region", Need::Optional, Text, "Region (default us-east-1)"),
+                opt("access_key", Need::Optional, Text, "Access key id"),
+                opt("secret_key", Need::Secret, Text, "Secret access key"),
+                opt("verify_tls", Need::Optional, Bool, "Verify the server's TLS certificate: true (default) or false"),
+                opt(
+                    "chunk_size",
+                    Need::Optional,
+                    Num { lo: 5, hi: 512 },
+                    "Multipart upload part size in MiB, 5-512 (default 8)",
+                ),
+                opt(
+                    "keepalive",
+                    Need::Optional,
+                    Num { lo: 0, hi: 3600 },
+                    "Keep idle connections open this many seconds (default 90)",
+                ),
                 opt(
                     "virtual_host",
                     Need::Optional,
+                    Bool,
                     "Virtual-host-style addressing: true or false (default path style)",
                 ),
             ],
             Service::Gcs => vec![
-                opt("bucket", Need::Required, "Bucket name"),
-                opt("credentials_file", Need::Optional, "Path of a service account JSON key file"),
-                opt("credentials", Need::Secret, "Service account JSON key (base64), instead of a file"),
-                opt("endpoint", Need::Optional, "Endpoint URL (default https://storage.googleapis.com)"),
+                opt("bucket", Need::Required, Text, "Bucket name"),
+                opt("credentials_file", Need::Optional, Text, "Path of a service account JSON key file"),
+                opt("credentials", Need::Secret, Text, "Service account JSON key (base64), instead of a file"),
+                opt("endpoint", Need::Optional, Text, "Endpoint URL (default https://storage.googleapis.com)"),
             ],
             Service::Ftp => vec![
-                opt("host", Need::Required, "Server host name or address"),
-                opt("port", Need::Optional, "Port (default 21)"),
-                opt("username", Need::Optional, "User name (default anonymous)"),
-                opt("password", Need::Secret, "Password"),
-                opt("secure", Need::Optional, "Use FTPS (explicit TLS): true or false (default)"),
-                opt("passive", Need::Optional, "Passive mode: true (default; active mode is not supported)"),
+                opt("host", Need::Required, Text, "Server host name or address"),
+                opt("port", Need::Optional, Num { lo: 1, hi: 65535 }, "Port (default 21)"),
+                opt("username", Need::Optional, Text, "User name (default anonymous)"),
+                opt("password", Need::Secret, Text, "Password"),
+                opt("secure", Need::Optional, Bool, "Use FTPS (explicit TLS): true or false (default)"),
+                opt("passive", Need::Optional, Bool, "Passive mode: true (default; active mode is not supported)"),
             ],
             Service::Gdrive | Service::Dropbox | Service::Onedrive => vec![
-                opt("access_token", Need::Secret, "OAuth access token (or refresh_token with client_id/client_secret)"),
-                opt("refresh_token", Need::Secret, "OAuth refresh token"),
-                opt("client_id", Need::Optional, "OAuth client id (with refresh_token)"),
-                opt("client_secret", Need::Secret, "OAuth client secret (with refresh_token)"),
+                opt(
+                    "access_token",
+                    Need::Secret,
+                    Text,
+                    "OAuth access token (or refresh_token with client_id/client_secret)",
+                ),
+                opt("refresh_token", Need::Secret, Text, "OAuth refresh token"),
+                opt("client_id", Need::Optional, Text, "OAuth client id (with refresh_token)"),
+                opt("client_secret", Need::Secret, Text, "OAuth client secret (with refresh_token)"),
             ],
             Service::Ssh | Service::Sftp => vec![
-                opt("host", Need::Required, "Server host name or address"),
+                opt("host", Need::Required, Text, "Server host name or address"),
                 opt(
                     "path",
                     Need::Required,
+                    Text,
                     "Root of the destination on the server (relative: under the login directory)",
                 ),
-                opt("port", Need::Optional, "Port (default 22)"),
-                opt("username", Need::Required, "User name on the server"),
-                opt("private_key", Need::Optional, "Path of the private key file on this machine"),
-                opt("key", Need::Secret, "Private key text (OpenSSH format), instead of private_key"),
-                opt("passphrase", Need::Secret, "Passphrase of the private key"),
-                opt("password", Need::Secret, "Password (when the server accepts password login)"),
-                opt("known_hosts", Need::Optional, "known_hosts file holding the server's key (default: the system's)"),
-                opt("host_key", Need::Optional, "The server's public host key (`TYPE BASE64`), instead of known_hosts"),
-                opt("bwlimit", Need::Optional, "Upload bandwidth limit of backups in KiB/s (default none)"),
-                opt("ip", Need::Optional, "Address family: any (default), ipv4 or ipv6"),
+                opt("port", Need::Optional, Num { lo: 1, hi: 65535 }, "Port (default 22)"),
+                opt("username", Need::Required, Text, "User name on the server"),
+                opt("private_key", Need::Optional, Text, "Path of the private key file on this machine"),
+                opt("key", Need::Secret, Text, "Private key text (OpenSSH format), instead of private_key"),
+                opt("passphrase", Need::Secret, Text, "Passphrase of the private key"),
+                opt("password", Need::Secret, Text, "Password (when the server accepts password login)"),
+                opt(
+                    "known_hosts",
+                    Need::Optional,
+                    Text,
+                    "known_hosts file holding the server's key (default: the system's)",
+                ),
+                opt(
+                    "host_key",
+                    Need::Optional,
+                    Text,
+                    "The server's public host key (`TYPE BASE64`), instead of known_hosts",
+                ),
+                opt(
+                    "bwlimit",
+                    Need::Optional,
+                    Num { lo: 1, hi: u32::MAX as u64 },
+                    "Upload bandwidth limit of backups in KiB/s (default none)",
+                ),
+                opt(
+                    "ip",
+                    Need::Optional,
+                    Kind::OneOf(&["any", "ipv4", "ipv6"]),
+                    "Address family: any (default), ipv4 or ipv6",
+                ),
             ],
         };
         // Services that define a common option themselves (ssh: path is required) keep their own.
         let common = [
-            opt("path", Need::Optional, "Root of the destination inside the service (default /)"),
-            opt("retries", Need::Optional, "Retries of a failed request, with backoff, 0-10 (default 4)"),
-            opt("timeout", Need::Optional, "Seconds before a request is abandoned and retried (default 60)"),
+            opt("path", Need::Optional, Text, "Root of the destination inside the service (default /)"),
+            opt(
+                "retries",
+                Need::Optional,
+                Num { lo: 0, hi: 10 },
+                "Retries of a failed request, with backoff, 0-10 (default 4)",
+            ),
+            opt(
+                "timeout",
+                Need::Optional,
+                Num { lo: 1, hi: 3600 },
+                "Seconds before a request is abandoned and retried (default 60)",
+            ),
         ];
         for c in common {
             if !v.iter().any(|o| o.name == c.name) {
@@ -151,10 +206,11 @@ impl Service {
         }
         // An ssh backup is one tar stream: there is nothing to run at once.
         if !matches!(self, Service::Ssh | Service::Sftp) {
-            v.push(opt("threads", Need::Optional, "Concurrent transfers, 1-64 (default 8)"));
+            v.push(opt("threads", Need::Optional, Num { lo: 1, hi: 64 }, "Concurrent transfers, 1-64 (default 8)"));
             v.push(opt(
                 "pack_size",
                 Need::Optional,
+                Num { lo: 1, hi: 64 },
                 "Small files (under 1 MiB) are packed into objects of this many MiB, 1-64 (default 8)",
             ));
         }
@@ -173,6 +229,24 @@ pub enum Need {
     Secret,
 }
 
+/// What values an option takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Any text.
+    Text,
+    /// `true` or `false` (also yes/no, 1/0, on/off).
+    Bool,
+    /// A whole number in `lo..=hi`.
+    Num {
+        /// Smallest value.
+        lo: u64,
+        /// Largest value.
+        hi: u64,
+    },
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+}
+
 /// One option of a destination type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptionDef {
@@ -180,12 +254,173 @@ pub struct OptionDef {
     pub name: &'static str,
     /// Required, optional or secret.
     pub need: Need,
+    /// What values it takes.
+    pub kind: Kind,
     /// What it is.
     pub description: &'static str,
 }
 
-fn opt(name: &'static str, need: Need, description: &'static str) -> OptionDef {
-    OptionDef { name, need, description }
+fn opt(name: &'static str, need: Need, kind: Kind, description: &'static str) -> OptionDef {
+    OptionDef { name, need, kind, description }
+}
+
+impl OptionDef {
+    /// Checks a value given as text against the option's kind.
+    fn check(&self, v: &str) -> Result<(), String> {
+        let key = self.name;
+        match self.kind {
+            Kind::Text => Ok(()),
+            Kind::Bool => {
+                parse_bool(v).map(|_| ()).ok_or_else(|| format!("option {key} must be true or false, not {v:?}"))
+            }
+            Kind::Num { lo, hi } => match v.parse::<u64>() {
+                Ok(n) if (lo..=hi).contains(&n) => Ok(()),
+                _ => Err(format!("option {key} must be a whole number from {lo} to {hi}, not {v:?}")),
+            },
+            Kind::OneOf(words) if words.contains(&v) => Ok(()),
+            Kind::OneOf(words) => Err(format!("option {key} must be {}, not {v:?}", words.join(", "))),
+        }
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "true" | "yes" | "1" | "on" => Some(true),
+        "false" | "no" | "0" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The options of every remote type (transfers and retries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Common {
+    /// Root inside the service, with a leading and a trailing `/`.
+    pub root: String,
+    /// Retries of a failed request.
+    pub retries: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Concurrent transfers (object stores).
+    pub threads: usize,
+    /// Size in bytes at which a pack of small files is sealed (object stores).
+    pub pack_size: usize,
+    /// Multipart part size in bytes (S3; the default elsewhere).
+    pub chunk_size: usize,
+}
+
+/// What each service needs besides the common options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settings {
+    /// An S3-compatible store.
+    S3(S3Settings),
+    /// Google Cloud Storage.
+    Gcs(GcsSettings),
+    /// An FTP or FTPS server.
+    Ftp(FtpSettings),
+    /// Google Drive, Dropbox or OneDrive.
+    Drive(OAuth),
+    /// A server reached over SSH.
+    Ssh(SshSettings),
+}
+
+/// Options of an S3-compatible store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Bucket name.
+    pub bucket: String,
+    /// Endpoint URL (none: AWS for the region).
+    pub endpoint: Option<String>,
+    /// Region to sign for.
+    pub region: String,
+    /// Access key id and secret key (none: unsigned requests).
+    pub keys: Option<(String, String)>,
+    /// Verify the server's certificate.
+    pub verify_tls: bool,
+    /// Seconds idle connections are kept (0: none).
+    pub keepalive: u64,
+    /// Virtual-host-style addressing.
+    pub virtual_host: bool,
+}
+
+/// Options of a GCS bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcsSettings {
+    /// Bucket name.
+    pub bucket: String,
+    /// Path of a service account key file.
+    pub credentials_file: Option<String>,
+    /// A service account key (base64).
+    pub credentials: Option<String>,
+    /// Endpoint URL.
+    pub endpoint: Option<String>,
+}
+
+/// Options of an FTP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FtpSettings {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User name (none: anonymous).
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// FTPS (explicit TLS).
+    pub secure: bool,
+}
+
+/// OAuth credentials of a cloud drive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth {
+    /// Access token.
+    pub access_token: Option<String>,
+    /// Refresh token.
+    pub refresh_token: Option<String>,
+    /// Client id (with the refresh token).
+    pub client_id: Option<String>,
+    /// Client secret (with the refresh token).
+    pub client_secret: Option<String>,
+}
+
+/// Address family of an SSH connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    /// Whatever resolves.
+    Any,
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+/// Options of an SSH server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshSettings {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User name.
+    pub username: String,
+    /// Root on the server, without a trailing `/` (relative: under the login directory).
+    pub path: String,
+    /// Path of a private key file on this machine.
+    pub private_key: Option<String>,
+    /// A private key given as text.
+    pub key: Option<String>,
+    /// Passphrase of the key.
+    pub passphrase: Option<String>,
+    /// Password login.
+    pub password: Option<String>,
+    /// known_hosts file holding the server's key.
+    pub known_hosts: Option<String>,
+    /// The server's public key (`TYPE BASE64`).
+    pub host_key: Option<String>,
+    /// Upload bandwidth limit in KiB/s.
+    pub bwlimit: Option<u64>,
+    /// Address family.
+    pub ip: IpFamily,
 }
 
 /// A checked remote destination configuration.
@@ -193,16 +428,41 @@ fn opt(name: &'static str, need: Need, description: &'static str) -> OptionDef {
 pub struct RemoteConfig {
     /// The service.
     pub service: Service,
-    /// Options as text, secrets included (in the clear: never log this).
-    pub options: BTreeMap<String, String>,
+    /// Options every service takes.
+    pub common: Common,
+    /// What this service needs.
+    pub settings: Settings,
+}
+
+/// The options given, as text; each is taken out once read.
+struct Given(BTreeMap<String, String>);
+
+impl Given {
+    fn text(&mut self, key: &str) -> Option<String> {
+        self.0.remove(key).filter(|v| !v.is_empty())
+    }
+
+    fn required(&mut self, key: &str) -> Result<String, String> {
+        self.text(key).ok_or_else(|| format!("option {key} is required"))
+    }
+
+    // The table checked every value before: these only convert.
+    fn number(&mut self, key: &str, default: u64) -> u64 {
+        self.text(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+    }
+
+    fn flag(&mut self, key: &str, default: bool) -> bool {
+        self.text(key).and_then(|v| parse_bool(&v)).unwrap_or(default)
+    }
 }
 
 impl RemoteConfig {
-    /// Checks the options of a destination of type `kind` and keeps them as text.
+    /// Checks the options of a destination of type `kind` against its table
+    /// and reads them into its typed configuration.
     pub fn parse(kind: &str, options: &Map<String, Value>) -> Result<Self, String> {
         let service = Service::parse(kind).ok_or_else(|| format!("{kind} is not a remote destination type"))?;
         let defs = service.options();
-        let mut out = BTreeMap::new();
+        let mut given = BTreeMap::new();
         for (k, v) in options {
             // Earlier versions took `threads` for ssh and ignored it: a stored one is
             // still ignored, so that such a destination keeps working (adding or
@@ -210,10 +470,10 @@ impl RemoteConfig {
             if k == "threads" && matches!(service, Service::Ssh | Service::Sftp) {
                 continue;
             }
-            if !defs.iter().any(|d| d.name == k) {
+            let Some(def) = defs.iter().find(|d| d.name == k) else {
                 let names: Vec<&str> = defs.iter().map(|d| d.name).collect();
                 return Err(format!("destination type {kind} has no option {k:?}; options: {}", names.join(", ")));
-            }
+            };
             let text = match v {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
@@ -221,74 +481,59 @@ impl RemoteConfig {
                 Value::Null => continue,
                 _ => return Err(format!("option {k} must be a string, a number or a boolean")),
             };
-            out.insert(k.clone(), text);
+            if !text.is_empty() {
+                def.check(&text)?;
+            }
+            given.insert(k.clone(), text);
         }
         for d in defs.iter().filter(|d| d.need == Need::Required) {
-            if out.get(d.name).is_none_or(|v| v.is_empty()) {
+            if given.get(d.name).is_none_or(|v| v.is_empty()) {
                 return Err(format!("option {} is required for type {kind}", d.name));
             }
         }
-        let cfg = RemoteConfig { service, options: out };
-        cfg.check()?;
-        Ok(cfg)
-    }
-
-    /// An option's text, when given and not empty.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.options.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        let mut given = Given(given);
+        let common = read_common(&mut given)?;
+        let settings = match service {
+            Service::S3 => Settings::S3(read_s3(&mut given)?),
+            Service::Gcs => Settings::Gcs(read_gcs(&mut given)?),
+            Service::Ftp => Settings::Ftp(read_ftp(&mut given)?),
+            Service::Gdrive | Service::Dropbox | Service::Onedrive => Settings::Drive(read_oauth(&mut given, service)?),
+            Service::Ssh | Service::Sftp => Settings::Ssh(read_ssh(&mut given, &common)?),
+        };
+        if let Some(left) = given.0.keys().next() {
+            return Err(format!("option {left} of type {kind} is defined but read by nothing (a bug of this build)"));
+        }
+        Ok(RemoteConfig { service, common, settings })
     }
 
     /// Concurrent transfers.
     pub fn threads(&self) -> usize {
-        self.number("threads", 1, 64, 8).unwrap_or(8) as usize
+        self.common.threads
     }
 
     /// Retries of a failed request.
     pub fn retries(&self) -> usize {
-        self.number("retries", 0, 10, 4).unwrap_or(4) as usize
+        self.common.retries
     }
 
     /// Per-request timeout.
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.number("timeout", 1, 3600, 60).unwrap_or(60))
+        self.common.timeout
     }
 
     /// Size in bytes at which a pack of small files is sealed and uploaded.
     pub fn pack_size(&self) -> usize {
-        let default = (super::blobs::PACK_TARGET >> 20) as u64;
-        (self.number("pack_size", 1, 64, default).unwrap_or(default) as usize) << 20
+        self.common.pack_size
     }
 
     /// Multipart part size in bytes.
     pub fn chunk_size(&self) -> usize {
-        (self.number("chunk_size", 5, 512, 8).unwrap_or(8) as usize) << 20
+        self.common.chunk_size
     }
 
     /// Root inside the service, with a leading and a trailing `/`.
     pub fn root(&self) -> String {
-        let p = self.get("path").unwrap_or("/").trim_matches('/');
-        if p.is_empty() { "/".into() } else { format!("/{p}/") }
-    }
-
-    /// A boolean option.
-    pub fn flag(&self, key: &str, default: bool) -> Result<bool, String> {
-        match self.get(key) {
-            None => Ok(default),
-            Some("true" | "yes" | "1" | "on") => Ok(true),
-            Some("false" | "no" | "0" | "off") => Ok(false),
-            Some(v) => Err(format!("option {key} must be true or false, not {v:?}")),
-        }
-    }
-
-    /// A numeric option within a range, or its default.
-    pub fn number(&self, key: &str, lo: u64, hi: u64, default: u64) -> Result<u64, String> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (lo..=hi).contains(&n) => Ok(n),
-                _ => Err(format!("option {key} must be a whole number from {lo} to {hi}, not {v:?}")),
-            },
-        }
+        self.common.root.clone()
     }
 
     /// Why an option given when adding or editing a destination of `kind` is
@@ -298,61 +543,139 @@ impl RemoteConfig {
         (ssh && key == "threads")
             .then(|| format!("destination type {kind} has no option threads: an ssh backup is one tar stream"))
     }
+}
 
-    /// Checks values: numbers in range, booleans, and what the service needs together.
-    fn check(&self) -> Result<(), String> {
-        self.number("threads", 1, 64, 8)?;
-        self.number("retries", 0, 10, 4)?;
-        self.number("timeout", 1, 3600, 60)?;
-        self.number("pack_size", 1, 64, 8)?;
-        if let Some(p) = self.get("path")
-            && p.split('/').any(|c| c == "..")
-        {
-            return Err(format!("option path {p:?} must not contain .."));
-        }
-        match self.service {
-            Service::S3 => {
-                self.flag("verify_tls", true)?;
-                self.flag("virtual_host", false)?;
-                self.number("chunk_size", 5, 512, 8)?;
-                self.number("keepalive", 0, 3600, 90)?;
-                if let Some(e) = self.get("endpoint")
-                    && !(e.starts_with("http://") || e.starts_with("https://"))
-                {
-                    return Err(format!("option endpoint {e:?} must start with http:// or https://"));
-                }
-                if self.get("access_key").is_some() != self.get("secret_key").is_some() {
-                    return Err("options access_key and secret_key go together".into());
-                }
-            }
-            Service::Gcs => {
-                if self.get("credentials_file").is_some() && self.get("credentials").is_some() {
-                    return Err("give credentials_file or credentials, not both".into());
-                }
-            }
-            Service::Ftp => {
-                self.number("port", 1, 65535, 21)?;
-                self.flag("secure", false)?;
-                if !self.flag("passive", true)? {
-                    return Err("option passive=false: active FTP is not supported; use passive mode".into());
-                }
-            }
-            Service::Gdrive | Service::Dropbox | Service::Onedrive => {
-                let refresh = self.get("refresh_token").is_some();
-                if self.get("access_token").is_none() && !refresh {
-                    return Err(format!(
-                        "type {} needs access_token, or refresh_token with client_id and client_secret",
-                        self.service.name()
-                    ));
-                }
-                if refresh && (self.get("client_id").is_none() || self.get("client_secret").is_none()) {
-                    return Err("refresh_token needs client_id and client_secret".into());
-                }
-            }
-            Service::Ssh | Service::Sftp => super::ssh::check(self)?,
-        }
-        Ok(())
+fn read_common(g: &mut Given) -> Result<Common, String> {
+    let path = g.0.get("path").cloned().unwrap_or_default();
+    if path.split('/').any(|c| c == "..") {
+        return Err(format!("option path {path:?} must not contain .."));
     }
+    let trimmed = path.trim_matches('/');
+    let root = if trimmed.is_empty() { "/".into() } else { format!("/{trimmed}/") };
+    // `path` stays for ssh, whose root is its own (relative to the login directory).
+    let pack_default = (super::blobs::PACK_TARGET >> 20) as u64;
+    Ok(Common {
+        root,
+        retries: g.number("retries", 4) as usize,
+        timeout: Duration::from_secs(g.number("timeout", 60)),
+        threads: g.number("threads", 8) as usize,
+        pack_size: (g.number("pack_size", pack_default) as usize) << 20,
+        chunk_size: (g.number("chunk_size", 8) as usize) << 20,
+    })
+}
+
+fn read_s3(g: &mut Given) -> Result<S3Settings, String> {
+    g.text("path");
+    let endpoint = g.text("endpoint");
+    if let Some(e) = &endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        return Err(format!("option endpoint {e:?} must start with http:// or https://"));
+    }
+    let keys = match (g.text("access_key"), g.text("secret_key")) {
+        (Some(a), Some(s)) => Some((a, s)),
+        (None, None) => None,
+        _ => return Err("options access_key and secret_key go together".into()),
+    };
+    Ok(S3Settings {
+        bucket: g.required("bucket")?,
+        endpoint,
+        region: g.text("region").unwrap_or_else(|| "us-east-1".into()),
+        keys,
+        verify_tls: g.flag("verify_tls", true),
+        keepalive: g.number("keepalive", 90),
+        virtual_host: g.flag("virtual_host", false),
+    })
+}
+
+fn read_gcs(g: &mut Given) -> Result<GcsSettings, String> {
+    g.text("path");
+    let (credentials_file, credentials) = (g.text("credentials_file"), g.text("credentials"));
+    if credentials_file.is_some() && credentials.is_some() {
+        return Err("give credentials_file or credentials, not both".into());
+    }
+    Ok(GcsSettings { bucket: g.required("bucket")?, credentials_file, credentials, endpoint: g.text("endpoint") })
+}
+
+fn read_ftp(g: &mut Given) -> Result<FtpSettings, String> {
+    g.text("path");
+    if !g.flag("passive", true) {
+        return Err("option passive=false: active FTP is not supported; use passive mode".into());
+    }
+    Ok(FtpSettings {
+        host: g.required("host")?,
+        port: g.number("port", 21) as u16,
+        username: g.text("username"),
+        password: g.text("password"),
+        secure: g.flag("secure", false),
+    })
+}
+
+fn read_oauth(g: &mut Given, service: Service) -> Result<OAuth, String> {
+    g.text("path");
+    let o = OAuth {
+        access_token: g.text("access_token"),
+        refresh_token: g.text("refresh_token"),
+        client_id: g.text("client_id"),
+        client_secret: g.text("client_secret"),
+    };
+    if o.access_token.is_none() && o.refresh_token.is_none() {
+        return Err(format!(
+            "type {} needs access_token, or refresh_token with client_id and client_secret",
+            service.name()
+        ));
+    }
+    if o.refresh_token.is_some() && (o.client_id.is_none() || o.client_secret.is_none()) {
+        return Err("refresh_token needs client_id and client_secret".into());
+    }
+    Ok(o)
+}
+
+fn read_ssh(g: &mut Given, _common: &Common) -> Result<SshSettings, String> {
+    let path = g.required("path")?;
+    if path.contains(['\n', '\0']) {
+        return Err("option path must be one line".into());
+    }
+    let path = path.trim_end_matches('/');
+    let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+    let s = SshSettings {
+        host: g.required("host")?,
+        port: g.number("port", 22) as u16,
+        username: g.required("username")?,
+        path,
+        private_key: g.text("private_key"),
+        key: g.text("key"),
+        passphrase: g.text("passphrase"),
+        password: g.text("password"),
+        known_hosts: g.text("known_hosts"),
+        host_key: g.text("host_key"),
+        bwlimit: g.text("bwlimit").and_then(|v| v.parse().ok()),
+        ip: match g.text("ip").as_deref() {
+            Some("ipv4") => IpFamily::V4,
+            Some("ipv6") => IpFamily::V6,
+            _ => IpFamily::Any,
+        },
+    };
+    if s.private_key.is_some() && s.key.is_some() {
+        return Err("give private_key or key, not both".into());
+    }
+    if s.known_hosts.is_some() && s.host_key.is_some() {
+        return Err("give known_hosts or host_key, not both".into());
+    }
+    if let Some(k) = &s.host_key
+        && k.split_whitespace().count() < 2
+    {
+        return Err(
+            "option host_key must be the server's public key as `TYPE BASE64` (a known_hosts line without the host)"
+                .into(),
+        );
+    }
+    for (key, v) in [("host", &s.host), ("username", &s.username)] {
+        if v.starts_with('-') || v.contains(|ch: char| ch.is_whitespace() || ch == '@') {
+            return Err(format!("option {key} {v:?} is not a valid host or user name"));
+        }
+    }
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -375,16 +698,52 @@ mod tests {
         assert!(e("s3", json!({"bucket": "b", "bogus": 1})).contains("no option \"bogus\""));
         assert!(e("s3", json!({"bucket": "b", "endpoint": "ftp://x"})).contains("http://"));
         assert!(e("s3", json!({"bucket": "b", "access_key": "a"})).contains("go together"));
+        assert!(e("s3", json!({"bucket": "b", "verify_tls": "maybe"})).contains("true or false"));
         assert!(e("ftp", json!({"host": "h", "passive": false})).contains("active FTP"));
         assert!(e("ftp", json!({"host": "h", "port": 70000})).contains("port"));
         assert!(e("gdrive", json!({})).contains("access_token"));
         assert!(e("dropbox", json!({"refresh_token": "r"})).contains("client_id"));
         assert!(e("s3", json!({"bucket": "b", "path": "a/../b"})).contains(".."));
+        assert!(e("ssh", json!({"host": "h", "username": "u", "path": "p", "ip": "ipv5"})).contains("any, ipv4, ipv6"));
         assert_eq!(parse("ftp", json!({"host": "h", "path": "/x/y/"})).expect("ftp").root(), "/x/y/");
         assert_eq!(ok.pack_size(), 8 << 20);
         let packs = parse("s3", json!({"bucket": "b", "pack_size": 32})).expect("pack_size");
         assert_eq!(packs.pack_size(), 32 << 20);
         assert!(e("s3", json!({"bucket": "b", "pack_size": 65})).contains("1 to 64"));
+        let Settings::S3(s3) = &ok.settings else { panic!("not s3: {ok:?}") };
+        assert!(!s3.verify_tls && s3.keepalive == 90 && s3.region == "us-east-1");
+    }
+
+    #[test]
+    fn every_option_of_every_type_is_read_by_something() {
+        for s in Service::ALL {
+            let mut o = Map::new();
+            for d in s.options() {
+                let v = match d.kind {
+                    Kind::Bool => "true".to_string(),
+                    Kind::Num { lo, .. } => lo.max(1).to_string(),
+                    Kind::OneOf(words) => words[0].to_string(),
+                    Kind::Text => match d.name {
+                        "endpoint" => "http://127.0.0.1:9".into(),
+                        "host_key" => "ssh-ed25519 AAAA".into(),
+                        "path" => "root".into(),
+                        _ => format!("{}-value", d.name),
+                    },
+                };
+                o.insert(d.name.to_string(), Value::String(v));
+            }
+            // Alternatives given together are refused: one of each pair.
+            for alt in ["credentials", "key", "host_key", "access_token"] {
+                o.remove(alt);
+            }
+            if s == Service::Ftp {
+                o.insert("passive".into(), Value::String("true".into()));
+            }
+            match RemoteConfig::parse(s.name(), &o) {
+                Ok(_) => {}
+                Err(e) => panic!("{}: {e}", s.name()),
+            }
+        }
     }
 
     #[test]

@@ -41,7 +41,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::config::RemoteConfig;
+use super::config::{Common, IpFamily, SshSettings};
 use crate::error::{FsError, Result};
 
 /// Exit status the remote scripts use for "no such object".
@@ -50,43 +50,6 @@ const NOT_FOUND: i32 = 44;
 const NO_TOOL: i32 = 45;
 /// Exit status of ssh itself when the connection fails.
 const SSH_FAILED: i32 = 255;
-
-/// Checks the ssh-specific options.
-pub fn check(c: &RemoteConfig) -> std::result::Result<(), String> {
-    c.number("port", 1, 65535, 22)?;
-    c.number("bwlimit", 1, u32::MAX as u64, 0)?;
-    match c.get("ip") {
-        None | Some("any" | "ipv4" | "ipv6") => {}
-        Some(v) => return Err(format!("option ip must be any, ipv4 or ipv6, not {v:?}")),
-    }
-    if c.get("private_key").is_some() && c.get("key").is_some() {
-        return Err("give private_key or key, not both".into());
-    }
-    if c.get("known_hosts").is_some() && c.get("host_key").is_some() {
-        return Err("give known_hosts or host_key, not both".into());
-    }
-    if let Some(k) = c.get("host_key")
-        && k.split_whitespace().count() < 2
-    {
-        return Err(
-            "option host_key must be the server's public key as `TYPE BASE64` (a known_hosts line without the host)"
-                .into(),
-        );
-    }
-    for key in ["host", "username"] {
-        if let Some(v) = c.get(key)
-            && (v.starts_with('-') || v.contains(|ch: char| ch.is_whitespace() || ch == '@'))
-        {
-            return Err(format!("option {key} {v:?} is not a valid host or user name"));
-        }
-    }
-    if let Some(p) = c.get("path")
-        && p.contains(['\n', '\0'])
-    {
-        return Err("option path must be one line".into());
-    }
-    Ok(())
-}
 
 /// A server reached over ssh, ready to run commands under the destination root.
 pub struct SshClient {
@@ -133,19 +96,14 @@ struct Output {
 
 impl SshClient {
     /// Prepares the client of `c` (writes the private files it needs; connects to nothing).
-    pub fn new(c: &RemoteConfig) -> Result<Self> {
-        let refused = |m: String| FsError::Refused(format!("ssh: {m}"));
-        let host = c.get("host").ok_or_else(|| refused("option host is required".into()))?.to_string();
-        let user = c.get("username").ok_or_else(|| refused("option username is required".into()))?.to_string();
-        let port = c.number("port", 1, 65535, 22).map_err(refused)?;
-        let root = c.get("path").unwrap_or(".").trim_end_matches('/');
-        let root = if root.is_empty() { "/".to_string() } else { root.to_string() };
+    pub fn new(c: &SshSettings, common: &Common) -> Result<Self> {
+        let (host, user, port, root) = (c.host.clone(), c.username.clone(), c.port, c.path.clone());
         let dir = private_dir()?;
         let mut opts: Vec<String> = vec![
             "-o".into(),
             "StrictHostKeyChecking=yes".into(),
             "-o".into(),
-            format!("ConnectTimeout={}", c.timeout().as_secs()),
+            format!("ConnectTimeout={}", common.timeout.as_secs()),
             "-o".into(),
             "ServerAliveInterval=10".into(),
             "-o".into(),
@@ -155,12 +113,12 @@ impl SshClient {
             "-l".into(),
             user.clone(),
         ];
-        match c.get("ip") {
-            Some("ipv4") => opts.push("-4".into()),
-            Some("ipv6") => opts.push("-6".into()),
-            _ => {}
+        match c.ip {
+            IpFamily::V4 => opts.push("-4".into()),
+            IpFamily::V6 => opts.push("-6".into()),
+            IpFamily::Any => {}
         }
-        let known_hosts = match (c.get("known_hosts"), c.get("host_key")) {
+        let known_hosts = match (c.known_hosts.as_deref(), c.host_key.as_deref()) {
             (Some(f), _) => Some(PathBuf::from(f)),
             (None, Some(k)) => {
                 let k = k.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
@@ -172,7 +130,7 @@ impl SshClient {
         if let Some(kh) = known_hosts {
             opts.extend(["-o".into(), format!("UserKnownHostsFile={}", kh.display())]);
         }
-        let inline_key = match (c.get("private_key"), c.get("key")) {
+        let inline_key = match (c.private_key.as_deref(), c.key.as_deref()) {
             (Some(p), _) => {
                 opts.extend(["-i".into(), p.to_string(), "-o".into(), "IdentitiesOnly=yes".into()]);
                 None
@@ -189,7 +147,7 @@ impl SshClient {
             (None, None) => None,
         };
         let mut env = Vec::new();
-        let (passphrase, password) = (c.get("passphrase"), c.get("password"));
+        let (passphrase, password) = (c.passphrase.as_deref(), c.password.as_deref());
         if passphrase.is_some() || password.is_some() {
             // BatchMode would refuse to ask; the askpass helper answers instead, once.
             let helper = private_file(&dir, "askpass", ASKPASS.as_bytes())?;
@@ -227,16 +185,15 @@ impl SshClient {
             "-o".into(),
             "ControlPersist=60".into(),
         ]);
-        let bwlimit = c.number("bwlimit", 1, u32::MAX as u64, 0).ok().filter(|b| *b > 0);
         Ok(SshClient {
             host,
             user,
             root,
             opts,
             env,
-            timeout: c.timeout(),
-            retries: c.retries(),
-            bwlimit,
+            timeout: common.timeout,
+            retries: common.retries,
+            bwlimit: c.bwlimit,
             inline_key,
             control,
             dir,

@@ -11,10 +11,30 @@ use std::sync::{Arc, LazyLock};
 use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer, TracingLayer};
 use opendal::{ErrorKind, Operator, services};
 
-use super::config::{RemoteConfig, Service};
+use super::config::{RemoteConfig, Service, Settings};
 use super::ssh::SshClient;
 use crate::error::{FsError, Result};
 
+/// A drive builder with the OAuth credentials given, through its own setters
+/// (the three drive services have the same four).
+macro_rules! oauth {
+    ($builder:expr, $o:expr) => {{
+        let mut b = $builder;
+        if let Some(v) = &$o.access_token {
+            b = b.access_token(v);
+        }
+        if let Some(v) = &$o.refresh_token {
+            b = b.refresh_token(v);
+        }
+        if let Some(v) = &$o.client_id {
+            b = b.client_id(v);
+        }
+        if let Some(v) = &$o.client_secret {
+            b = b.client_secret(v);
+        }
+        b
+    }};
+}
 /// The runtime every remote call runs on: a couple of workers drive any number
 /// of concurrent requests.
 static RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
@@ -123,11 +143,11 @@ pub(crate) fn error(op: &'static str, path: &str, e: opendal::Error) -> FsError 
 /// (S3 only; 0 keeps none, default 90), TCP keepalive probes on open ones.
 fn http_transport(c: &RemoteConfig) -> Result<opendal::HttpTransporter> {
     let mut b = reqwest::Client::builder().tcp_keepalive(std::time::Duration::from_secs(30));
-    if c.service == Service::S3 {
-        if !c.flag("verify_tls", true).unwrap_or(true) {
+    if let Settings::S3(s3) = &c.settings {
+        if !s3.verify_tls {
             b = b.tls_danger_accept_invalid_certs(true);
         }
-        b = match c.number("keepalive", 0, 3600, 90).unwrap_or(90) {
+        b = match s3.keepalive {
             0 => b.pool_max_idle_per_host(0),
             s => b.pool_idle_timeout(std::time::Duration::from_secs(s)),
         };
@@ -163,87 +183,66 @@ impl RemoteStore {
     pub fn new(config: RemoteConfig) -> Result<Self> {
         opendal::install_default();
         let c = &config;
-        if matches!(c.service, Service::Ssh | Service::Sftp) {
-            let client = Arc::new(SshClient::new(c)?);
-            return Ok(RemoteStore::Ssh(SshStore { client, config: Arc::new(config) }));
-        }
         let build_err = |e: opendal::Error| FsError::Refused(format!("{}: {e}", c.service.name()));
         let root = c.root();
-        let op = match c.service {
-            Service::S3 => {
+        let op = match &c.settings {
+            Settings::Ssh(s) => {
+                let client = Arc::new(SshClient::new(s, &c.common)?);
+                return Ok(RemoteStore::Ssh(SshStore { client, config: Arc::new(config) }));
+            }
+            Settings::S3(s) => {
                 let mut b = services::S3::default()
                     .root(&root)
-                    .bucket(c.get("bucket").unwrap_or_default())
-                    .region(c.get("region").unwrap_or("us-east-1"))
+                    .bucket(&s.bucket)
+                    .region(&s.region)
                     .disable_config_load()
                     .disable_ec2_metadata();
-                if let Some(e) = c.get("endpoint") {
+                if let Some(e) = &s.endpoint {
                     b = b.endpoint(e);
                 }
-                if let (Some(a), Some(s)) = (c.get("access_key"), c.get("secret_key")) {
-                    b = b.access_key_id(a).secret_access_key(s);
-                } else {
-                    b = b.skip_signature();
-                }
-                if c.flag("virtual_host", false).unwrap_or(false) {
+                b = match &s.keys {
+                    Some((a, k)) => b.access_key_id(a).secret_access_key(k),
+                    None => b.skip_signature(),
+                };
+                if s.virtual_host {
                     b = b.enable_virtual_host_style();
                 }
                 Operator::new(b).map_err(build_err)?
             }
-            Service::Gcs => {
-                let mut b = services::Gcs::default().root(&root).bucket(c.get("bucket").unwrap_or_default());
-                if let Some(f) = c.get("credentials_file") {
+            Settings::Gcs(s) => {
+                let mut b = services::Gcs::default().root(&root).bucket(&s.bucket);
+                if let Some(f) = &s.credentials_file {
                     b = b.credential_path(f);
                 }
-                if let Some(cred) = c.get("credentials") {
+                if let Some(cred) = &s.credentials {
                     b = b.credential(cred);
                 }
-                if let Some(e) = c.get("endpoint") {
+                if let Some(e) = &s.endpoint {
                     b = b.endpoint(e);
                 }
                 Operator::new(b).map_err(build_err)?
             }
-            Service::Ftp => {
-                let scheme = if c.flag("secure", false).unwrap_or(false) { "ftps" } else { "ftp" };
-                let port = c.number("port", 1, 65535, 21).unwrap_or(21);
-                let endpoint = format!("{scheme}://{}:{port}", c.get("host").unwrap_or_default());
+            Settings::Ftp(s) => {
+                let scheme = if s.secure { "ftps" } else { "ftp" };
+                let endpoint = format!("{scheme}://{}:{}", s.host, s.port);
                 let mut b = services::Ftp::default().root(&root).endpoint(&endpoint);
-                if let Some(u) = c.get("username") {
+                if let Some(u) = &s.username {
                     b = b.user(u);
                 }
-                if let Some(p) = c.get("password") {
+                if let Some(p) = &s.password {
                     b = b.password(p);
                 }
                 Operator::new(b).map_err(build_err)?
             }
-            Service::Gdrive => {
-                let b = oauth(services::Gdrive::default().root(&root), c, |b, k, v| match k {
-                    "access_token" => b.access_token(v),
-                    "refresh_token" => b.refresh_token(v),
-                    "client_id" => b.client_id(v),
-                    _ => b.client_secret(v),
-                });
-                Operator::new(b).map_err(build_err)?
-            }
-            Service::Dropbox => {
-                let b = oauth(services::Dropbox::default().root(&root), c, |b, k, v| match k {
-                    "access_token" => b.access_token(v),
-                    "refresh_token" => b.refresh_token(v),
-                    "client_id" => b.client_id(v),
-                    _ => b.client_secret(v),
-                });
-                Operator::new(b).map_err(build_err)?
-            }
-            Service::Onedrive => {
-                let b = oauth(services::Onedrive::default().root(&root), c, |b, k, v| match k {
-                    "access_token" => b.access_token(v),
-                    "refresh_token" => b.refresh_token(v),
-                    "client_id" => b.client_id(v),
-                    _ => b.client_secret(v),
-                });
-                Operator::new(b).map_err(build_err)?
-            }
-            Service::Ssh | Service::Sftp => return Err(FsError::Refused("ssh is not an OpenDAL service".into())),
+            Settings::Drive(o) => match c.service {
+                Service::Gdrive => {
+                    Operator::new(oauth!(services::Gdrive::default().root(&root), o)).map_err(build_err)?
+                }
+                Service::Dropbox => {
+                    Operator::new(oauth!(services::Dropbox::default().root(&root), o)).map_err(build_err)?
+                }
+                _ => Operator::new(oauth!(services::Onedrive::default().root(&root), o)).map_err(build_err)?,
+            },
         };
         let op = match c.service {
             // FTP speaks its own protocol; the others, HTTP through this client.
@@ -492,16 +491,6 @@ impl ObjectStore {
             Err(e) => Err(error("delete", dir, e)),
         }
     }
-}
-
-/// Sets the OAuth options given, through the service builder's own setters.
-fn oauth<B>(mut b: B, c: &RemoteConfig, set: impl Fn(B, &str, &str) -> B) -> B {
-    for key in ["access_token", "refresh_token", "client_id", "client_secret"] {
-        if let Some(v) = c.get(key) {
-            b = set(b, key, v);
-        }
-    }
-    b
 }
 
 /// An object as listed.

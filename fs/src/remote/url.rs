@@ -67,6 +67,7 @@ fn build(scheme: &str, rest: &str, options: &Map<String, Value>) -> Result<Remot
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::config::Settings;
 
     fn parse(s: &str, extra: &[(&str, &str)]) -> Option<Result<RemoteConfig, String>> {
         let o: Map<String, Value> = extra.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
@@ -76,13 +77,12 @@ mod tests {
     #[test]
     fn urls_fill_the_options_they_carry() {
         let c = parse("s3://backups/srv/web", &[("endpoint", "http://127.0.0.1:9000")]).expect("url").expect("ok");
-        assert_eq!((c.get("bucket"), c.root()), (Some("backups"), "/srv/web/".to_string()));
+        let Settings::S3(s3) = &c.settings else { panic!("not s3: {c:?}") };
+        assert_eq!((s3.bucket.as_str(), c.root()), ("backups", "/srv/web/".to_string()));
         let c = parse("ftps://bob@files.example:2121/dest", &[]).expect("url").expect("ok");
-        assert_eq!(
-            (c.get("host"), c.get("port"), c.get("username")),
-            (Some("files.example"), Some("2121"), Some("bob"))
-        );
-        assert_eq!(c.get("secure"), Some("true"));
+        let Settings::Ftp(ftp) = &c.settings else { panic!("not ftp: {c:?}") };
+        assert_eq!((ftp.host.as_str(), ftp.port, ftp.username.as_deref()), ("files.example", 2121, Some("bob")));
+        assert!(ftp.secure);
         assert!(parse("/srv/backup", &[]).is_none(), "a path is not a URL");
         assert!(parse("zip://x", &[]).expect("url").expect_err("scheme").contains("unknown URL scheme"));
         assert!(parse("s3://", &[]).expect("url").is_err());
