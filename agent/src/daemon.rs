@@ -228,21 +228,16 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         let c = catalog.clone();
         tokio::task::spawn_blocking(move || crate::snapshots::reconcile_all(&c)).await?;
     }
+    // The local caches of remote destinations (indexes, manifests, locks).
+    let cache_dir = config.state_dir.join("cache");
     let mount = match &config.mountpoint {
-        Some(m) => Some(mount_snapshots(m, catalog.clone(), config.state_dir.join("cache")).await?),
+        Some(m) => Some(mount_snapshots(m, catalog.clone(), cache_dir.clone()).await?),
         None => None,
     };
     let own_dirs = [Some(config.state_dir.clone()), config.mountpoint.clone()].into_iter().flatten().collect();
     let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
     let shutdown = Shutdown::new();
-    let runner = Runner::new(
-        catalog.clone(),
-        config.concurrency,
-        own_dirs,
-        config.state_dir.join("cache"),
-        clock.clone(),
-        &shutdown,
-    );
+    let runner = Runner::new(catalog.clone(), config.concurrency, own_dirs, cache_dir, clock.clone(), &shutdown);
     if let Some(m) = &mount {
         runner.attach_mount(m.refresher());
     }

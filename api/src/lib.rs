@@ -1,10 +1,10 @@
 //! The Hindsight API's vocabulary, shared by the agent (which serves it) and
 //! the CLI (which speaks it): nothing here does I/O.
 //!
-//! - [`ids`]: one newtype per kind of object id (`RunId`, `JobId`, ...).
-//! - [`kinds`]: the closed sets (structures, destination types, run states,
+//! - `ids`: one newtype per kind of object id (`RunId`, `JobId`, ...).
+//! - `kinds`: the closed sets (structures, destination types, run states,
 //!   triggers, alert kinds and levels), refused by serde when out of set.
-//! - [`model`]: request bodies and answers.
+//! - `model`: request bodies and answers.
 //! - [`routes`]: the route patterns and the paths built from them.
 
 mod ids;

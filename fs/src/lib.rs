@@ -16,7 +16,7 @@
 //! - [`check`]: integrity verification of complete snapshots, per structure;
 //! - [`local`]: destination access for a local directory (validation, usage,
 //!   locks, deletion);
-//! - [`cache`]: the agent's private local copies of remote manifests and indexes;
+//! - `cache`: the agent's private local copies of remote manifests and indexes;
 //! - [`names`]: the rules every name that becomes a path obeys;
 //! - [`archive`]: the `.tar`/`.tar.gz` format of archived and compressed
 //!   snapshots, its writer and its random-access reader;
@@ -29,7 +29,7 @@
 //! The crate knows nothing of jobs, schedules or the catalog.
 
 pub mod archive;
-pub mod cache;
+mod cache;
 pub mod check;
 pub mod destination;
 pub mod entry;
@@ -45,4 +45,9 @@ pub mod names;
 pub mod posix;
 pub mod remote;
 
+// The types most callers need, at the root.
+pub use destination::Destination;
 pub use error::{FsError, Result};
+pub use layout::DestinationRoot;
+pub use manifest::{Manifest, Structure};
+pub use remote::{RemoteConfig, RemoteStore};

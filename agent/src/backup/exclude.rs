@@ -53,11 +53,6 @@ impl Excludes {
         let p = OsStr::from_bytes(path);
         self.any.is_match(p) || (is_dir && self.dirs_only.is_match(p))
     }
-
-    /// True when there are no patterns.
-    pub fn is_empty(&self) -> bool {
-        self.any.is_empty() && self.dirs_only.is_empty()
-    }
 }
 
 #[cfg(test)]

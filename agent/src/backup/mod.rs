@@ -45,6 +45,5 @@ pub use progress::{Cancel, Counters, FileError, Progress};
 pub use remote::run_remote;
 pub use remote_archive::run_remote_archive;
 pub use source_path::check_path as check_source_path;
-pub use source_path::check_sources;
 pub use spec::{BackupError, BackupSpec};
 pub use ssh::run_ssh;

@@ -13,7 +13,7 @@ mod stream;
 
 use std::path::Path;
 
-pub use stream::{DataFile, Opened};
+pub use stream::Opened;
 use stream::{Stream, Visit};
 
 use super::tar::{self, is_safe_path, parse_header, parse_pax};

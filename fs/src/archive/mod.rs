@@ -8,9 +8,9 @@
 //! - [`writer`]: the streaming writer, compressing members on a thread pool;
 //! - [`reader`]: random-access reads of one file's content, through a shared
 //!   cache of decompressed members;
-//! - [`check`]: integrity verification of an archive against its index.
+//! - `check`: integrity verification of an archive against its index.
 
-pub mod check;
+pub(crate) mod check;
 pub mod reader;
 pub mod tar;
 pub mod writer;

@@ -11,7 +11,7 @@
 //!
 //! The data file is local, or an object of a remote destination read by
 //! ranges: there a gzip member is one request, and `data.tar` is read by the
-//! chunks of [`RemoteContent`], cached in the same [`MemberCache`].
+//! chunks of `RemoteContent`, cached in the same [`MemberCache`].
 
 mod cache;
 

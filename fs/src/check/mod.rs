@@ -2,8 +2,8 @@
 //!
 //! Every snapshot is checked for a readable manifest and an index whose blake3
 //! matches the manifest; then its contents per structure: `tree/` against the
-//! index for incremental snapshots ([`incremental`]), the tar stream and its
-//! gzip members for archived and compressed ones ([`crate::archive::check`]).
+//! index for incremental snapshots (`incremental`), the tar stream and its
+//! gzip members for archived and compressed ones (`archive::check`).
 //! With `read_data`, every regular file's content is hashed and compared with
 //! the index.
 //!

@@ -43,7 +43,7 @@ pub struct Findings {
     pub problems: Problems,
 }
 
-/// A list of problems capped at [`MAX_PROBLEMS`], counting those left out.
+/// A list of problems capped at `MAX_PROBLEMS`, counting those left out.
 #[derive(Debug, Default)]
 pub struct Problems {
     list: Vec<Problem>,

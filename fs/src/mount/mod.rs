@@ -7,7 +7,7 @@
 //! destination level.
 //!
 //! Node ids are derived, never tabled per lookup: the root and the
-//! destination, job and `latest` nodes come from the [`registry`] (bounded by
+//! destination, job and `latest` nodes come from the `registry` (bounded by
 //! the number of jobs and snapshots), and every entry of a snapshot is
 //! `1<<63 | slot<<32 | index id`, where the slot numbers the snapshot for the
 //! life of the mount. `st_ino` is the entry's inode on the destination when

@@ -10,10 +10,10 @@
 //!
 //! - [`config`]: types, options and their checks;
 //! - [`store`]: the operator with its layers, used through blocking calls;
-//! - [`root`]: the marker, validation, listing of snapshots and the local
+//! - `root`: the marker, validation, listing of snapshots and the local
 //!   cache of their indexes;
 //! - [`blobs`]: content-addressed storage of file bodies;
-//! - [`content`]: ranged, cached reads of file bodies for the mount;
+//! - `content`: ranged, cached reads of file bodies for the mount;
 //! - [`stream`]: one object written or read as a stream (archive data files);
 //! - [`check`]: integrity of remote snapshots and their stored bodies;
 //! - [`lease`]: what running backups tell prunes, on any agent;
@@ -22,10 +22,10 @@
 pub mod blobs;
 pub mod check;
 pub mod config;
-pub mod content;
+pub(crate) mod content;
 pub mod lease;
 pub mod prune;
-pub mod root;
+mod root;
 pub mod ssh;
 pub mod ssh_check;
 pub mod store;

@@ -156,7 +156,7 @@ impl Drop for ObjectWriter {
     }
 }
 
-/// An object read front to back (seeking as needed) by ranges of [`READ_AHEAD`] bytes.
+/// An object read front to back (seeking as needed) by ranges of `READ_AHEAD` bytes.
 pub struct ObjectReader {
     store: RemoteStore,
     key: String,

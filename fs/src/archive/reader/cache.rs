@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-/// Default bound of the cache: 32 members of 1 MiB.
+/// Default bound of the cache: 32 MiB, 128 members of [`super::super::MEMBER_SIZE`] (256 KiB).
 pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
 /// Threads decompressing members ahead of sequential readers.
