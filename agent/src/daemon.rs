@@ -46,6 +46,7 @@ const UNMOUNT_GRACE: Duration = Duration::from_secs(10);
 /// How long the process waits, on its way out, for blocking work still going.
 pub const EXIT_GRACE: Duration = Duration::from_secs(2);
 use hindsight_fs::destination::Destination;
+use hindsight_fs::lock;
 use hindsight_fs::mount::{DestinationView, Layout, MountConfig, MountHandle};
 
 /// Holds the state directory's `flock` for the life of the daemon.
@@ -167,7 +168,7 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> a
     // forget everything under it, and give its snapshots new node numbers.
     let last: std::sync::Mutex<Vec<DestinationView>> = std::sync::Mutex::new(Vec::new());
     let source = move || {
-        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&last);
         let dests = match catalog.destinations() {
             Ok(d) => d,
             Err(e) => {

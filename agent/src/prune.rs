@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
+use hindsight_fs::lock;
 use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::remote::prune::{is_busy, prune};
 
@@ -19,7 +20,7 @@ static RUNNING: LazyLock<Mutex<HashMap<String, bool>>> = LazyLock::new(|| Mutex:
 /// Prunes `store` (cache `cache`) on a background thread.
 pub fn start(store: RemoteStore, cache: PathBuf, destination: String, shutdown: &Shutdown) {
     {
-        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = lock(&RUNNING);
         if let Some(again) = running.get_mut(&destination) {
             *again = true;
             return;
@@ -39,7 +40,7 @@ pub fn start(store: RemoteStore, cache: PathBuf, destination: String, shutdown: 
                 }
                 Err(e) => tracing::warn!(destination = %destination, "prune failed: {e}"),
             }
-            let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+            let mut running = lock(&RUNNING);
             match running.get_mut(&destination) {
                 Some(again) if *again && !stop.is_requested() => *again = false,
                 _ => {

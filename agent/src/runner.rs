@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hindsight_fs::destination::Destination;
+use hindsight_fs::lock;
 use hindsight_fs::manifest::{Manifest, Structure};
 use hindsight_fs::mount::Refresher;
 use hindsight_fs::remote::RemoteStore;
@@ -76,8 +77,8 @@ struct ActiveRun {
 
 impl ActiveRun {
     fn totals(&self) -> (Counters, Vec<FileError>, Option<String>) {
-        let current = self.current.lock().map(|c| c.clone()).unwrap_or_default();
-        let (done, mut errors) = self.done.lock().map(|d| d.clone()).unwrap_or_default();
+        let current = lock(&self.current).clone();
+        let (done, mut errors) = lock(&self.done).clone();
         let mut sum = done;
         sum += current.counters();
         errors.extend(current.errors());
@@ -87,13 +88,7 @@ impl ActiveRun {
 
     fn update(&self, state: RunState, message: Option<String>) -> RunUpdate {
         let (stats, errors, _) = self.totals();
-        RunUpdate {
-            state,
-            message,
-            stats,
-            destinations: self.destinations.lock().map(|d| d.clone()).unwrap_or_default(),
-            errors,
-        }
+        RunUpdate { state, message, stats, destinations: lock(&self.destinations).clone(), errors }
     }
 }
 
@@ -176,7 +171,7 @@ impl Runner {
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Arc<ActiveRun>>> {
-        self.active.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.active)
     }
 
     /// Queues a manual run of `job`; returns the run.
@@ -222,7 +217,7 @@ impl Runner {
             run.stats = stats;
             run.errors = errors;
             run.current_path = current;
-            run.destinations = a.destinations.lock().map(|d| d.clone()).unwrap_or_default();
+            run.destinations = lock(&a.destinations).clone();
         }
         Ok(run)
     }
@@ -492,9 +487,7 @@ impl Runner {
             } else {
                 self.backup_to(run_id, &spec, dest_name, a)
             };
-            if let Ok(mut d) = a.destinations.lock() {
-                d.push(outcome.clone());
-            }
+            lock(&a.destinations).push(outcome.clone());
             outcomes.push(outcome);
         }
         summarize(&outcomes)
@@ -637,9 +630,7 @@ impl Runner {
         let mut retried: Option<String> = None;
         let (progress, result) = loop {
             let progress = Arc::new(Progress::default());
-            if let Ok(mut c) = a.current.lock() {
-                *c = progress.clone();
-            }
+            *lock(&a.current) = progress.clone();
             // A panic is one failed destination, not a run that never ends.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backup(&progress)));
             match &result {
@@ -661,7 +652,8 @@ impl Runner {
             }
         };
         // Fold this destination's counters into the run's.
-        if let (Ok(mut done), Ok(mut cur)) = (a.done.lock(), a.current.lock()) {
+        {
+            let (mut done, mut cur) = (lock(&a.done), lock(&a.current));
             let c = progress.counters();
             done.0 += c;
             done.1.extend(progress.errors());

@@ -34,6 +34,7 @@ use crate::error::AgentError;
 use crate::model::{AlertKind, AlertLevel, Job, RunId, RunState};
 use crate::runner::Runner;
 use crate::schedule::{Clock, Spec, next_after, parse_time, span};
+use hindsight_fs::lock;
 
 /// How old a destination's disk usage may be before the watch measures it again.
 const USAGE_MAX_AGE: SignedDuration = SignedDuration::from_mins(5);
@@ -75,7 +76,7 @@ impl Scheduler {
     /// previous tick; logs a jump forward (a suspended machine makes those
     /// too, and retention guards against them by itself).
     fn note_clock(&self, now: Timestamp) -> Result<(), AgentError> {
-        let last = self.last_tick.lock().unwrap_or_else(|p| p.into_inner()).replace(now);
+        let last = lock(&self.last_tick).replace(now);
         let Some(last) = last else { return Ok(()) };
         if now > last + STEP_FORWARD {
             tracing::warn!(
@@ -240,7 +241,7 @@ impl Scheduler {
             return Ok(());
         };
         let since = {
-            let mut behind = self.notran_since.lock().unwrap_or_else(|p| p.into_inner());
+            let mut behind = lock(&self.notran_since);
             if last > now + STEP_BACK {
                 // The clock is behind the last success: count from when that was seen.
                 *behind.entry(job.name.clone()).or_insert(now)

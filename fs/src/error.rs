@@ -1,4 +1,16 @@
-//! The error type of the fs crate: every failure names the path it concerns.
+//! The error type of the fs crate, and the rules the crate follows:
+//!
+//! 1. Public functions return [`Result`]; one error type for the crate,
+//!    whose variants say what failed (a system call, an index, a document on
+//!    the destination, a remote service, the crate itself).
+//! 2. Every failure names what it concerns: a path, an object key, a snapshot.
+//! 3. Whether retrying later may succeed is part of the error
+//!    ([`FsError::is_temporary`]): callers decide with it, never by reading
+//!    messages. A remote error keeps the service's own reason, its whole
+//!    cause chain, because that is what a user can act on.
+//! 4. [`FsError::Refused`] is a refusal a user can act on (a path that is no
+//!    destination, a directory that is not empty); a fault of this crate is
+//!    [`FsError::Internal`].
 
 use std::io;
 use std::path::PathBuf;
@@ -40,6 +52,9 @@ pub enum FsError {
     /// The destination is in a state that forbids the operation.
     #[error("{0}")]
     Refused(String),
+    /// This crate failed (a task or runtime it needs is gone).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Another run holds the lock.
     #[error("{0}")]
     Busy(String),
@@ -63,6 +78,17 @@ impl FsError {
     /// Wraps an OS error with the operation and the path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<io::Error>) -> Self {
         FsError::Io { op, path: path.into(), source: source.into() }
+    }
+
+    /// A remote service refused `op` on `path`, for good (not temporary, the
+    /// object exists).
+    pub fn remote(op: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        FsError::Remote { op, path: path.into(), message: message.into(), temporary: false, not_found: false }
+    }
+
+    /// A remote object that does not exist.
+    pub fn remote_missing(op: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        FsError::Remote { op, path: path.into(), message: message.into(), temporary: false, not_found: true }
     }
 
     /// Wraps an SQLite error with the index path.

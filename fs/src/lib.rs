@@ -23,6 +23,7 @@
 //! - [`remote`]: destinations on object stores (OpenDAL) and SSH servers:
 //!   configuration, stores, blobs, leases, prunes and checks;
 //! - [`mount`]: the FUSE filesystem that shows every destination's snapshots;
+//! - `sync`: the one lock policy ([`lock`]);
 //! - [`error`]: the crate's error, with the path and whether it is temporary;
 //! - [`fuzzing`]: entry points of the fuzz targets.
 //!
@@ -44,6 +45,7 @@ pub mod mount;
 pub mod names;
 pub mod posix;
 pub mod remote;
+mod sync;
 
 // The types most callers need, at the root.
 pub use destination::Destination;
@@ -51,3 +53,4 @@ pub use error::{FsError, Result};
 pub use layout::DestinationRoot;
 pub use manifest::{Manifest, Structure};
 pub use remote::{RemoteConfig, RemoteStore};
+pub use sync::lock;

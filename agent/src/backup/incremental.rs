@@ -22,6 +22,7 @@ use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::error::{FsError, Result as FsResult};
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter, Location, ROOT_ID};
 use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR};
+use hindsight_fs::lock;
 use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, Structure, next_sequence};
 use hindsight_fs::posix;
 use jiff::Timestamp;
@@ -310,10 +311,7 @@ fn copy_worker(
         }
     };
     loop {
-        let task = match tasks.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => break,
-        };
+        let task = lock(&tasks).recv();
         let Ok(task) = task else { break };
         if stop.stopped() {
             continue;

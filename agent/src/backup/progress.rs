@@ -1,6 +1,8 @@
 //! Live counters of a backup, shared between the engine's threads and the API.
 
 use std::sync::Mutex;
+
+use hindsight_fs::lock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Per-file errors kept in memory and in the catalog; the count goes on beyond it.
@@ -52,9 +54,7 @@ impl Progress {
         ] {
             c.store(0, Ordering::Relaxed);
         }
-        if let Ok(mut errors) = self.errors.lock() {
-            errors.clear();
-        }
+        lock(&self.errors).clear();
     }
 
     /// Records a file that failed; the run will be partial.
@@ -63,18 +63,15 @@ impl Progress {
         let path = String::from_utf8_lossy(path).into_owned();
         let message = message.into();
         tracing::warn!(path = %path, "{message}");
-        if let Ok(mut errors) = self.errors.lock()
-            && errors.len() < MAX_RECORDED_ERRORS
-        {
+        let mut errors = lock(&self.errors);
+        if errors.len() < MAX_RECORDED_ERRORS {
             errors.push(FileError { path, message });
         }
     }
 
     /// Sets the path shown as "current".
     pub fn set_current(&self, path: &[u8]) {
-        if let Ok(mut c) = self.current.lock() {
-            *c = Some(String::from_utf8_lossy(path).into_owned());
-        }
+        *lock(&self.current) = Some(String::from_utf8_lossy(path).into_owned());
     }
 
     /// The counters now.
@@ -91,12 +88,12 @@ impl Progress {
 
     /// The path being worked on.
     pub fn current(&self) -> Option<String> {
-        self.current.lock().ok().and_then(|c| c.clone())
+        lock(&self.current).clone()
     }
 
     /// The recorded per-file errors.
     pub fn errors(&self) -> Vec<FileError> {
-        self.errors.lock().map(|e| e.clone()).unwrap_or_default()
+        lock(&self.errors).clone()
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use hindsight_fs::error::FsError;
 use hindsight_fs::index::IndexEntry;
+use hindsight_fs::lock;
 use hindsight_fs::manifest::Structure;
 
 use super::exclude::Excludes;
@@ -98,11 +99,11 @@ impl<'a> Stop<'a> {
 
     /// Stops the run for `e` (the first fatal error is the one reported).
     pub fn fail(&self, e: BackupError) {
-        if let Ok(mut f) = self.fatal.lock()
-            && f.is_none()
-        {
+        let mut f = lock(&self.fatal);
+        if f.is_none() {
             *f = Some(e);
         }
+        drop(f);
         self.abort.cancel();
     }
 
@@ -123,6 +124,6 @@ impl<'a> Stop<'a> {
 
     /// The error that stopped the run, if one did.
     pub fn take_fatal(&self) -> Option<BackupError> {
-        self.fatal.lock().ok().and_then(|mut f| f.take())
+        lock(&self.fatal).take()
     }
 }

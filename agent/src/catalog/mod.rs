@@ -27,6 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 use crate::secrets::{MasterKey, SecretError};
+use hindsight_fs::lock;
 
 pub use runs::RunUpdate;
 pub use snapshots::SnapshotRecord;
@@ -93,7 +94,7 @@ impl Catalog {
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (it has
         // its own transactions), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.conn)
     }
 }
 

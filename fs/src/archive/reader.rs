@@ -31,6 +31,7 @@ use crate::manifest::Structure;
 use crate::mount::content::ReadAt;
 use crate::remote::RemoteStore;
 use crate::remote::content::RemoteContent;
+use crate::sync::lock;
 
 /// Largest member, compressed or not, a reader accepts: a damaged index must
 /// not make it allocate gigabytes (members are [`super::MEMBER_SIZE`]).
@@ -234,7 +235,7 @@ impl Archive {
 
     /// Member `k`, inflated.
     fn member(&self, k: usize) -> io::Result<Arc<[u8]>> {
-        if let Some(why) = self.damaged.lock().unwrap_or_else(|p| p.into_inner()).get(&k) {
+        if let Some(why) = lock(&self.damaged).get(&k) {
             return Err(io::Error::new(io::ErrorKind::InvalidData, why.clone()));
         }
         self.cache.get_or_load((self.identity, k as u64), || {
@@ -247,7 +248,7 @@ impl Archive {
     }
 
     fn mark_damaged(&self, k: usize, e: &io::Error) {
-        let mut damaged = self.damaged.lock().unwrap_or_else(|p| p.into_inner());
+        let mut damaged = lock(&self.damaged);
         if let std::collections::hash_map::Entry::Vacant(v) = damaged.entry(k) {
             tracing::warn!(
                 "snapshot {}: gzip member {k} is damaged ({e}); reads of the files it holds fail",

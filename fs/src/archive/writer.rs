@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 
 use super::tar::{self, BLOCK, TarKind};
 use crate::entry::EntryMeta;
+use crate::sync::lock;
 
 /// How to compress, for Compressed snapshots.
 #[derive(Debug, Clone, Copy)]
@@ -320,10 +321,7 @@ fn compress_chunks(level: i32, rx: &Mutex<Receiver<Chunk>>, out: &SyncSender<Rea
     let lvl = libdeflater::CompressionLvl::new(level).unwrap_or_default();
     let mut compressor = libdeflater::Compressor::new(lvl);
     loop {
-        let chunk = match rx.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
+        let chunk = lock(rx).recv();
         let Ok(chunk) = chunk else { return };
         let mut member = vec![0u8; compressor.gzip_compress_bound(chunk.len)];
         let output = match compressor.gzip_compress(&chunk.buf[..chunk.len], &mut member) {

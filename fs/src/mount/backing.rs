@@ -13,6 +13,7 @@
 //! outlive every handle it was given to). Those are bounded by the files open
 //! at once, and become droppable at their release.
 
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -89,7 +90,7 @@ impl<V> Shared<V> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<V>> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner)
     }
 
     /// The value of `node`, if kept.

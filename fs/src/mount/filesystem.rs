@@ -28,6 +28,7 @@ use crate::entry::{EntryKind, Xattrs};
 use crate::index::{IndexEntry, ROOT_ID};
 use crate::remote::RemoteStore;
 use crate::remote::content::RemoteContent;
+use crate::sync::lock;
 
 /// The xattr holding a file's access ACL.
 const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
@@ -115,12 +116,12 @@ const DIR_CACHE: usize = 512;
 
 impl DirCache {
     fn get(&self, key: DirKey) -> Option<(Arc<OwnedFd>, bool)> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.get(&key).cloned()
+        lock(&self.inner).0.get(&key).cloned()
     }
 
     fn insert(&self, key: DirKey, fd: OwnedFd, native: bool) -> (Arc<OwnedFd>, bool) {
         let fd = (Arc::new(fd), native);
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = lock(&self.inner);
         let (map, order) = &mut *guard;
         if map.insert(key, fd.clone()).is_none() {
             order.push_back(key);
@@ -624,12 +625,12 @@ impl Core {
 
     fn insert_handle(&self, h: Handle) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, h);
+        lock(&self.handles).insert(fh, h);
         fh
     }
 
     fn do_read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
-        let r = match self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh) {
+        let r = match lock(&self.handles).get(&fh) {
             Some(Handle::Reader(r)) => r.clone(),
             _ => return Err(Errno::EBADF),
         };
@@ -786,7 +787,7 @@ impl Filesystem for SnapshotFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.core.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
+        lock(&self.core.handles).remove(&fh.0);
         reply.ok();
     }
 

@@ -21,6 +21,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use super::workers::spawn_serving;
+use crate::sync::lock;
 
 /// Opens this close (in node ids) to the previous one look like a directory read in order.
 const NEAR: u64 = 64;
@@ -69,7 +70,7 @@ pub struct Coverage(Arc<Mutex<State>>);
 
 impl Coverage {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     /// Records that `nodes` were read ahead (opening them sets nothing off),

@@ -26,6 +26,7 @@ use crate::index::{INDEX_FILE, IndexReader};
 use crate::layout::{DestinationRoot, TREE_DIR};
 use crate::manifest::{MANIFEST_FILE, Structure, completion_key};
 use crate::remote::RemoteStore;
+use crate::sync::lock;
 
 /// Node id of the root.
 pub const ROOT: u64 = 1;
@@ -202,7 +203,7 @@ impl SnapshotNode {
 
     /// The error to answer with when the snapshot is not served now.
     fn refusal(&self) -> Option<FsError> {
-        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let mut refused = lock(&self.refused);
         match refused.as_ref() {
             Some(r) if r.until.is_none_or(|t| std::time::Instant::now() < t) => {
                 Some(FsError::Refused(format!("snapshot {}/{}: {}", self.job, self.name, r.reason)))
@@ -217,7 +218,7 @@ impl SnapshotNode {
 
     /// Stops serving the snapshot (for good, or for a pause), logging why once.
     fn refuse(&self, reason: String, until: Option<std::time::Instant>) {
-        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let mut refused = lock(&self.refused);
         if refused.is_none() {
             match until {
                 None => tracing::error!("snapshot {}: {reason}; it shows as an empty directory", self.dir.display()),
@@ -316,7 +317,7 @@ fn open_index(snap: &SnapshotNode) -> crate::Result<IndexReader> {
 
 /// Checks a local snapshot's index against its manifest's blake3, once.
 fn verify_index(snap: &SnapshotNode) -> crate::Result<()> {
-    let _one_at_a_time = snap.verifying.lock().unwrap_or_else(|p| p.into_inner());
+    let _one_at_a_time = lock(&snap.verifying);
     if snap.verified.load(Ordering::Relaxed) {
         return Ok(());
     }
@@ -361,7 +362,7 @@ fn scan_remote(store: &RemoteStore, cache: &std::path::Path, refused: &Mutex<Has
                 Ok(m) => dir.write(MANIFEST_FILE, &m.to_bytes())?,
                 Err(e) if e.is_temporary() => return Err(e),
                 Err(e) => {
-                    if refused.lock().unwrap_or_else(|p| p.into_inner()).insert(format!("{job}/{name}")) {
+                    if lock(refused).insert(format!("{job}/{name}")) {
                         tracing::warn!("{store:?}: snapshot {job}/{name} is not shown: {e}");
                     }
                     skip.push(name.clone());
@@ -476,7 +477,7 @@ impl Registry {
         f: impl FnOnce(&IndexReader) -> crate::Result<T>,
     ) -> crate::Result<T> {
         let cached = {
-            let mut cache = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = lock(&self.readers);
             cache.iter().position(|(s, _)| *s == snap.slot).and_then(|i| cache.remove(i))
         };
         let reader = match cached {
@@ -508,7 +509,7 @@ impl Registry {
             snap.refuse(e.to_string(), Some(std::time::Instant::now() + SLOW_INDEX_PAUSE));
             return result;
         }
-        let mut cache = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = lock(&self.readers);
         cache.push_front((snap.slot, reader));
         cache.truncate(READER_CACHE);
         result
@@ -523,7 +524,7 @@ impl Registry {
             snap.refuse(e.to_string(), None);
             return;
         }
-        let mut err = snap.error.lock().unwrap_or_else(|p| p.into_inner());
+        let mut err = lock(&snap.error);
         if err.is_none() {
             tracing::error!("snapshot {}: {e}; it shows as an empty directory for now", snap.dir.display());
             *err = Some(e.to_string());
@@ -532,7 +533,7 @@ impl Registry {
 
     /// The data file of an archived or compressed snapshot (from the cache, or opened).
     pub fn archive(&self, snap: &SnapshotNode) -> crate::Result<Arc<Archive>> {
-        let lock = || self.archives.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = || lock(&self.archives);
         let cached = |cache: &mut VecDeque<(u32, Arc<Archive>)>| {
             let i = cache.iter().position(|(s, _)| *s == snap.slot)?;
             let hit = cache.remove(i)?;
@@ -552,7 +553,7 @@ impl Registry {
             Content::LocalArchive => Archive::open_local(&snap.dir, snap.structure, ix, &self.members, |name| {
                 snap.open_beneath(name, rustix::fs::OFlags::RDONLY).map(std::fs::File::from)
             }),
-            Content::Tree | Content::Blobs(_) | Content::SshTree(_) => Err(crate::FsError::Refused(format!(
+            Content::Tree | Content::Blobs(_) | Content::SshTree(_) => Err(crate::FsError::Internal(format!(
                 "snapshot {}: a {} snapshot has no archive",
                 snap.dir.display(),
                 snap.structure
@@ -580,7 +581,7 @@ impl Registry {
     /// [`REMOTE_RESCAN`], or now when `force`d); while listing fails, the
     /// last listing that worked.
     fn scan(&self, d: &DestinationView, force: bool) -> Scan {
-        let mut scans = self.scans.lock().unwrap_or_else(|p| p.into_inner());
+        let mut scans = lock(&self.scans);
         let last = scans.get(&d.name);
         let listed = match &d.remote {
             Some(_) if !force && last.is_some_and(|l| l.at.elapsed() < REMOTE_RESCAN) => {
@@ -623,9 +624,9 @@ impl Registry {
     /// Like [`Registry::refresh`], listing the remote destinations named in
     /// `force` now rather than at their next [`REMOTE_RESCAN`].
     pub fn refresh_forcing(&self, force: &[String]) -> Vec<Inval> {
-        let _one_at_a_time = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = lock(&self.refreshing);
         let dests = self.destinations();
-        self.scans.lock().unwrap_or_else(|p| p.into_inner()).retain(|name, _| dests.iter().any(|d| &d.name == name));
+        lock(&self.scans).retain(|name, _| dests.iter().any(|d| &d.name == name));
         let scans: Vec<(DestinationView, Scan)> = dests
             .into_iter()
             .map(|d| {
@@ -666,8 +667,8 @@ impl Registry {
             // Close the data files and indexes of deleted snapshots, so that their
             // space is freed (files still open by a reader stay until released).
             let live = |slot: &u32| st.snapshots.get(*slot as usize).is_some_and(Option::is_some);
-            self.archives.lock().unwrap_or_else(|p| p.into_inner()).retain(|(slot, _)| live(slot));
-            self.readers.lock().unwrap_or_else(|p| p.into_inner()).retain(|(slot, _)| live(slot));
+            lock(&self.archives).retain(|(slot, _)| live(slot));
+            lock(&self.readers).retain(|(slot, _)| live(slot));
             self.backings.retain(|node| split_entry_node(node).is_some_and(|(slot, _)| live(&slot)));
         }
         invals

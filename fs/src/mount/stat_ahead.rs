@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
 use super::workers::spawn_serving;
+use crate::sync::lock;
 
 /// Subdirectories of one listed directory whose entries are stat'ed.
 pub const SUBDIRS: usize = 256;
@@ -59,7 +60,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.queue)
     }
 
     fn push(&self, items: impl IntoIterator<Item = Work>) {

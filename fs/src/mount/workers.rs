@@ -10,6 +10,7 @@
 //! request threads, 10.8-12.4 ms with one). One thread must then never wait
 //! for a disk or a network, so those requests are answered from here.
 
+use crate::sync::lock;
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 
@@ -50,7 +51,7 @@ impl Workers {
             let rx = rx.clone();
             // The lock is held only while waiting for the next job. A panicking
             // request's reply, dropped unsent, answers the kernel with an error.
-            let next = move || rx.lock().unwrap_or_else(|p| p.into_inner()).recv().ok();
+            let next = move || lock(&rx).recv().ok();
             let name = format!("hindsight-fuse-worker-{i}");
             match spawn_serving(name, "a FUSE request on a worker thread", next, |job: Job| job()) {
                 Ok(_) => started += 1,

@@ -164,13 +164,7 @@ impl RemoteStore {
     /// `max` bytes are fetched, and a larger object is refused.
     pub fn read_small(&self, path: &str, max: u64) -> Result<Vec<u8>> {
         // The size first: a ranged read past an object's end is an error on some services.
-        let size = self.size(path)?.ok_or_else(|| FsError::Remote {
-            op: "read",
-            path: path.to_string(),
-            message: "no such object".into(),
-            temporary: false,
-            not_found: true,
-        })?;
+        let size = self.size(path)?.ok_or_else(|| FsError::remote_missing("read", path, "no such object"))?;
         let bytes = if size > max { Vec::new() } else { self.read(path)? };
         if size > max || bytes.len() as u64 > max {
             return Err(FsError::Format {
@@ -242,13 +236,8 @@ impl RemoteStore {
         }
         let manifest = self.read_manifest(job, snapshot)?;
         let key = index_path(job, snapshot);
-        let size = self.size(&key)?.ok_or_else(|| FsError::Remote {
-            op: "read",
-            path: key.clone(),
-            message: "the snapshot has no index".into(),
-            temporary: false,
-            not_found: true,
-        })?;
+        let size =
+            self.size(&key)?.ok_or_else(|| FsError::remote_missing("read", &key, "the snapshot has no index"))?;
         let mut failed = None;
         let written = dir.write_with(INDEX_FILE, |f| {
             use std::io::Write;

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use super::config::{Common, IpFamily, SshSettings};
 use crate::error::{FsError, Result};
+use crate::sync::lock;
 
 /// Exit status the remote scripts use for "no such object".
 const NOT_FOUND: i32 = 44;
@@ -309,7 +310,7 @@ impl SshClient {
     /// left for the command that follows to report.
     fn open_master(&self) {
         let Some(key) = &self.inline_key else { return };
-        let _opening = key.opening.lock().unwrap_or_else(|p| p.into_inner());
+        let _opening = lock(&key.opening);
         let up = rustix::fs::lstat(&self.control)
             .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket);
         if up {
@@ -439,13 +440,10 @@ impl SshClient {
         match self.run("stat", path, &[b"[ -f ".as_slice(), &p, b" ] || exit 44; wc -c < ", &p].concat(), None) {
             Ok(out) => {
                 let text = String::from_utf8_lossy(&out);
-                text.trim().parse().map(Some).map_err(|_| FsError::Remote {
-                    op: "stat",
-                    path: path.to_string(),
-                    temporary: false,
-                    not_found: false,
-                    message: format!("unexpected size {text:?}"),
-                })
+                text.trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| FsError::remote("stat", path, format!("unexpected size {text:?}")))
             }
             Err(FsError::Remote { not_found: true, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -478,13 +476,7 @@ impl SshClient {
             .collect();
         match fields[..] {
             [total, used, free] => Ok(crate::local::DiskUsage { usage: used, free, total }),
-            _ => Err(FsError::Remote {
-                op: "df",
-                path: self.root.clone(),
-                message: format!("unexpected df output: {}", text.trim()),
-                temporary: false,
-                not_found: false,
-            }),
+            _ => Err(FsError::remote("df", &self.root, format!("unexpected df output: {}", text.trim()))),
         }
     }
 
@@ -562,13 +554,7 @@ impl SshClient {
     pub fn pipe(&self, op: &'static str, path: &str, script: &[u8]) -> Result<SshUpload> {
         let mut cmd = self.command(script);
         cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let fail = |message: String| FsError::Remote {
-            op,
-            path: path.to_string(),
-            temporary: false,
-            not_found: false,
-            message,
-        };
+        let fail = |message: String| FsError::remote(op, path, message);
         let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run ssh: {e}")))?;
         let stdin = child.stdin.take().ok_or_else(|| fail("ssh has no stdin".into()))?;
         // Read on a thread: a command that complains a lot must not block on a full pipe.
@@ -641,8 +627,7 @@ impl SshUpload {
     pub fn finish(self) -> Result<()> {
         let (op, path) = (self.op, self.path.clone());
         let (status, stderr) = self.wait();
-        let fail =
-            |message: String| FsError::Remote { op, path: path.clone(), temporary: false, not_found: false, message };
+        let fail = |message: String| FsError::remote(op, path.clone(), message);
         match status {
             Ok(s) if s.success() => Ok(()),
             Ok(s) => Err(fail(format!("{} (exit {})", stderr_text(&stderr), s.code().unwrap_or(-1)))),

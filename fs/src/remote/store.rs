@@ -42,7 +42,7 @@ static RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
 });
 
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    RUNTIME.as_ref().ok_or_else(|| FsError::Refused("cannot start the runtime for remote destinations".into()))
+    RUNTIME.as_ref().ok_or_else(|| FsError::Internal("cannot start the runtime for remote destinations".into()))
 }
 
 /// A remote destination, ready for use: one of the two ways Hindsight reaches
@@ -310,12 +310,8 @@ impl RemoteStore {
         match self {
             RemoteStore::Ssh(ssh) => ssh.read_range_raw(path, offset, len),
             RemoteStore::Objects(o) => {
-                let text = std::str::from_utf8(path).map_err(|_| FsError::Remote {
-                    op: "read",
-                    path: String::from_utf8_lossy(path).into_owned(),
-                    temporary: false,
-                    not_found: false,
-                    message: "an object name that is not UTF-8".into(),
+                let text = std::str::from_utf8(path).map_err(|_| {
+                    FsError::remote("read", String::from_utf8_lossy(path), "an object name that is not UTF-8")
                 })?;
                 o.read_range(text, offset, len)
             }
@@ -393,7 +389,7 @@ impl Upload {
         match self.0 {
             UploadState::Done(r) => r,
             UploadState::Running(task) => {
-                block(task)?.map_err(|e| FsError::Refused(format!("an upload task failed: {e}")))?
+                block(task)?.map_err(|e| FsError::Internal(format!("an upload task failed: {e}")))?
             }
         }
     }
@@ -410,7 +406,7 @@ where
     runtime()?.spawn(async move {
         let _ = tx.send(f.await);
     });
-    rx.recv().map_err(|_| FsError::Refused("remote task failed".into()))
+    rx.recv().map_err(|_| FsError::Internal("a remote task failed".into()))
 }
 
 /// Starts a future on the remote runtime without waiting.

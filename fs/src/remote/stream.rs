@@ -96,15 +96,9 @@ impl ObjectWriter {
             Some(Target::Ssh(mut u)) => {
                 let r = u.write_all(&buf);
                 self.target = Some(Target::Ssh(u));
-                r.map_err(|e| FsError::Remote {
-                    op: "write",
-                    path: self.key.clone(),
-                    message: e.to_string(),
-                    temporary: false,
-                    not_found: false,
-                })?;
+                r.map_err(|e| FsError::remote("write", &self.key, e.to_string()))?;
             }
-            None => return Err(FsError::Refused(format!("{}: the upload was already ended", self.key))),
+            None => return Err(FsError::Internal(format!("{}: the upload was already ended", self.key))),
         }
         self.written += len;
         Ok(())
@@ -123,7 +117,7 @@ impl ObjectWriter {
                 Err(e) => return Err(error("write", &self.key, e)),
             },
             Some(Target::Ssh(u)) => u.finish()?,
-            None => return Err(FsError::Refused(format!("{}: the upload was already ended", self.key))),
+            None => return Err(FsError::Internal(format!("{}: the upload was already ended", self.key))),
         }
         Ok(self.written)
     }
@@ -170,13 +164,7 @@ pub struct ObjectReader {
 impl ObjectReader {
     /// Opens `key`; fails when it does not exist.
     pub fn open(store: &RemoteStore, key: &str) -> Result<Self> {
-        let len = store.size(key)?.ok_or_else(|| FsError::Remote {
-            op: "stat",
-            path: key.to_string(),
-            temporary: false,
-            not_found: true,
-            message: "no such object".into(),
-        })?;
+        let len = store.size(key)?.ok_or_else(|| FsError::remote_missing("stat", key, "no such object"))?;
         Ok(ObjectReader { store: store.clone(), key: key.to_string(), len, pos: 0, buf: Vec::new(), buf_start: 0 })
     }
 

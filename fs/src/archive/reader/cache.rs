@@ -6,6 +6,7 @@
 //! on first use, fed through a bounded queue: when it is full, read-ahead is
 //! skipped rather than queued without end.
 
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,7 +92,7 @@ impl MemberCache {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0.state)
     }
 
     /// True when `key` is cached or being loaded.
@@ -201,7 +202,7 @@ fn start_prefetchers() -> Option<SyncSender<Job>> {
 
 fn prefetch_loop(rx: &Mutex<Receiver<Job>>) {
     loop {
-        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let job = lock(rx).recv();
         match job {
             Ok(job) => job(),
             Err(_) => return,
