@@ -156,6 +156,14 @@ pub fn merge_options(d: &mut DestinationRecord, patch: Map<String, Value>) -> bo
     changed
 }
 
+/// Why `d` is refused backups for its disk usage `u` (an alert's text), when
+/// it is at or above its disk limit.
+pub fn over_disk_limit(d: &DestinationRecord, u: &DiskUsageInfo) -> Option<String> {
+    let used = if u.total == 0 { 0.0 } else { u.usage as f64 * 100.0 / u.total as f64 };
+    (d.disk_limit > 0 && u.total > 0 && used >= f64::from(d.disk_limit))
+        .then(|| format!("destination {} is {used:.0}% full, at or above its disk limit of {}%", d.name, d.disk_limit))
+}
+
 /// Checks a disk limit percentage.
 pub fn check_disk_limit(limit: i64) -> Result<u8, AgentError> {
     u8::try_from(limit).ok().filter(|l| *l <= 100).ok_or_else(|| {

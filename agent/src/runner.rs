@@ -598,12 +598,7 @@ impl Runner {
             updated: jiff::Timestamp::now(),
         };
         let _ = self.catalog.set_disk_usage(&dest.id, &info);
-        let used = u.used_percent();
-        if dest.disk_limit == 0 || used < f64::from(dest.disk_limit) {
-            return None;
-        }
-        let full =
-            format!("destination {} is {used:.0}% full, at or above its disk limit of {}%", dest.name, dest.disk_limit);
+        let full = destinations::over_disk_limit(dest, &info)?;
         let _ = self.catalog.raise_alert(AlertLevel::Warning, AlertKind::DiskLimit, &dest.name, &full);
         Some(format!("{full}; nothing was written"))
     }

@@ -213,19 +213,8 @@ impl Scheduler {
                     d.disk_usage = Some(u);
                 }
             }
-            if let Some(u) = d.disk_usage.as_ref().filter(|u| u.total > 0 && d.disk_limit > 0) {
-                let used = u.usage as f64 * 100.0 / u.total as f64;
-                if used >= f64::from(d.disk_limit) {
-                    self.catalog.raise_alert(
-                        AlertLevel::Warning,
-                        AlertKind::DiskLimit,
-                        &d.name,
-                        &format!(
-                            "destination {} is {used:.0}% full, at or above its disk limit of {}%",
-                            d.name, d.disk_limit
-                        ),
-                    )?;
-                }
+            if let Some(full) = d.disk_usage.as_ref().and_then(|u| crate::destinations::over_disk_limit(&d, u)) {
+                self.catalog.raise_alert(AlertLevel::Warning, AlertKind::DiskLimit, &d.name, &full)?;
             }
         }
         let settings = self.catalog.settings()?;

@@ -17,13 +17,6 @@ pub struct DiskUsage {
     pub total: u64,
 }
 
-impl DiskUsage {
-    /// Used space as a percentage of the total (0 when the total is unknown).
-    pub fn used_percent(&self) -> f64 {
-        if self.total == 0 { 0.0 } else { self.usage as f64 * 100.0 / self.total as f64 }
-    }
-}
-
 /// Disk usage of the filesystem that holds `path`.
 pub fn disk_usage(path: &Path) -> Result<DiskUsage> {
     let st = rustix::fs::statvfs(path).map_err(|e| FsError::io("statvfs", path, e))?;

@@ -39,12 +39,18 @@ const LIST_BATCH: u32 = 1024;
 /// Turns a filesystem-layer error into the error number a reader sees.
 fn errno(e: &FsError) -> Errno {
     match e {
-        FsError::Io { source, .. } => match source.raw_os_error() {
-            Some(n) if n == rustix::io::Errno::NOENT.raw_os_error() => Errno::ENOENT,
-            _ => Errno::EIO,
-        },
+        FsError::Io { source, .. } => source.raw_os_error().map_or(Errno::EIO, os_errno),
         _ => Errno::EIO,
     }
+}
+
+/// The error a reader of the mount gets for an OS error on the destination:
+/// those that say something true about the path it asked for pass; any other
+/// (a damaged disk, a full one, a bug) is EIO.
+fn os_errno(n: i32) -> Errno {
+    use rustix::io::Errno as Os;
+    let passed = [Os::NOENT, Os::ACCESS, Os::PERM, Os::LOOP, Os::NAMETOOLONG, Os::NOTDIR, Os::ISDIR];
+    if passed.iter().any(|p| p.raw_os_error() == n) { Errno::from_i32(n) } else { Errno::EIO }
 }
 
 /// An open file.
@@ -439,8 +445,7 @@ impl Core {
             Content::SshTree(store) => return self.open_ssh(store, &snap, &e).map(Opened::Reader),
         }
         let (dir, native) = self.tree_dir_checked(&snap, e.parent).ok_or(Errno::EIO)?;
-        let fd = open_backing(&dir, &e.name)
-            .map_err(|e| if e == rustix::io::Errno::NOENT { Errno::ENOENT } else { Errno::EIO })?;
+        let fd = open_backing(&dir, &e.name).map_err(|e| os_errno(e.raw_os_error()))?;
         // What the kernel will read must be the file the index describes: a
         // regular file, and where the numbers are the recorded ones, that inode.
         let st = rustix::fs::fstat(&fd).map_err(|_| Errno::EIO)?;

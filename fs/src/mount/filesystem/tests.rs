@@ -161,3 +161,21 @@ fn archived_and_compressed_snapshots_read_like_files() {
     }
     handle.unmount().expect("unmount");
 }
+
+#[test]
+fn os_errors_that_describe_the_path_pass_and_others_are_eio() {
+    use rustix::io::Errno as Os;
+    for (os, fuse) in [
+        (Os::NOENT, Errno::ENOENT),
+        (Os::ACCESS, Errno::EACCES),
+        (Os::LOOP, Errno::ELOOP),
+        (Os::NAMETOOLONG, Errno::ENAMETOOLONG),
+        (Os::IO, Errno::EIO),
+        (Os::NOSPC, Errno::EIO),
+    ] {
+        assert_eq!(os_errno(os.raw_os_error()), fuse, "{os:?}");
+    }
+    let e = FsError::io("open", "/x", std::io::Error::from_raw_os_error(Os::LOOP.raw_os_error()));
+    assert_eq!(errno(&e), Errno::ELOOP);
+    assert_eq!(errno(&FsError::Refused("no".into())), Errno::EIO);
+}
