@@ -676,8 +676,16 @@ impl Runner {
             }
             Ok(Err(BackupError::Cancelled)) => outcome(RunState::Cancelled, None, Some("cancelled".into())),
             Ok(Err(e)) if e.is_temporary() => {
-                let tries = if retried.is_some() { ", also when tried again" } else { "" };
-                let msg = format!("{e} (temporary{tries}: the next run tries again)");
+                // Both failures, when it was tried again: the first says what went wrong mid-run.
+                let msg = match &retried {
+                    Some(first) => {
+                        format!(
+                            "{first}; tried again {}s later: {e} (temporary: the next run tries again)",
+                            RETRY_AFTER.as_secs()
+                        )
+                    }
+                    None => format!("{e} (temporary: the next run tries again)"),
+                };
                 RunDestination { temporary: true, ..outcome(RunState::Failed, None, Some(msg)) }
             }
             Ok(Err(e)) => outcome(RunState::Failed, None, Some(e.to_string())),

@@ -119,7 +119,16 @@ pub fn run_ssh(
             }
             Err(Failure::Lost(why)) => {
                 let tries = if attempt > 0 { format!(" after {} attempts", attempt + 1) } else { String::new() };
-                return Err(BackupError::Destination(format!("sending the snapshot to {ssh:?} failed{tries}: {why}")));
+                // The server or the network went away: it may come back, and the
+                // run tries once more later (what was sent is reused then).
+                let message = format!("sending the snapshot to {ssh:?} failed{tries}: {why}");
+                return Err(BackupError::Fs(FsError::Remote {
+                    op: "send",
+                    path: format!("{}/{name}", spec.job),
+                    message,
+                    temporary: true,
+                    not_found: false,
+                }));
             }
             Err(Failure::Fatal(e)) => return Err(e),
         }

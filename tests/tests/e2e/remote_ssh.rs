@@ -357,6 +357,54 @@ fn ssh_server_killed_mid_backup_fails_cleanly_and_the_next_run_completes() {
 }
 
 #[test]
+fn an_ssh_server_restarted_mid_backup_is_tried_again_and_the_run_completes() {
+    let sb = Sandbox::new();
+    // Not the port of the killed-server test: both run in this process.
+    let port = 2850 + (std::process::id() % 100) as u16;
+    let sshd = PrivateSshd::start(&sb.path().join("sshd"), port);
+    let src = sb.dir("src");
+    for i in 0..16 {
+        fixture::big_file(&src.join(format!("big-{i}.bin")), 1 << 20, 100 + i);
+    }
+    fixture::stamp_times(&src);
+    let daemon = Daemon::start(sb.daemon_opts());
+    let root = unique_root("ssh-restart");
+    // No retries by the ssh client itself: the lost connection reaches the run at once.
+    let opts = [("bwlimit", "1024"), ("timeout", "5"), ("retries", "0")];
+    let out = add(&daemon, DEST, &ssh_args(&sshd.env, &root, &opts));
+    assert!(out.success(), "{out}\n{}", daemon.log_tail());
+    daemon.add_job(JOB, &[&src], &[DEST], &[]);
+
+    let id = daemon.start_run(JOB);
+    let job_dir = on_server(&root).join(JOB);
+    wait_until("the stream under way", Duration::from_secs(60), || {
+        (std::fs::read_dir(partial_source(&job_dir, &src)?).ok()?.count() >= 2).then_some(())
+    });
+    sshd.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    let sshd = PrivateSshd::start(&sb.path().join("sshd"), port);
+    let run = daemon.wait_run_final(id);
+    assert_eq!(
+        run["state"],
+        "completed",
+        "a server back within seconds failed the run: {run:#}\n{}",
+        daemon.log_tail()
+    );
+    let said = run["destinations"][0]["message"].as_str().unwrap_or_default();
+    assert!(said.contains("second attempt after a temporary failure"), "the run was not tried again: {run:#}");
+    let snaps = snapshot_list(&daemon);
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    let tree = job_dir.join(&snaps[0]).join("tree").join(src.strip_prefix("/").expect("absolute"));
+    for i in 0..16 {
+        let name = format!("big-{i}.bin");
+        let (want, got) =
+            (std::fs::read(src.join(&name)).expect("source"), std::fs::read(tree.join(&name)).expect("sent"));
+        assert!(want == got, "{name} differs on the server");
+    }
+    drop(sshd);
+}
+
+#[test]
 fn compressed_snapshots_on_ssh_extract_mount_and_check() {
     let env = services::ssh();
     let sb = Sandbox::new();
