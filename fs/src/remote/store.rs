@@ -129,10 +129,14 @@ pub(crate) fn error(op: &'static str, path: &str, e: opendal::Error) -> FsError 
     FsError::Remote {
         op,
         path: path.to_string(),
-        // Persistent is OpenDAL's word for a temporary failure that outlived
-        // its retry layer: the service may still come back, so a caller that
-        // waits longer than that layer did (a run's second attempt) may succeed.
-        temporary: e.is_temporary() || e.is_persistent(),
+        // OpenDAL's retry layer marks every error it lets through "persistent",
+        // permanent ones too, so the status no longer says whether a failure
+        // may pass. Its kind still does: a transport failure (a refused or lost
+        // connection, a timeout, a 5xx) is Unexpected, throttling RateLimited,
+        // while a refusal the user must act on (credentials, a missing bucket,
+        // a bad configuration) has its own kind.
+        temporary: e.is_temporary()
+            || (e.is_persistent() && matches!(e.kind(), ErrorKind::Unexpected | ErrorKind::RateLimited)),
         not_found: e.kind() == ErrorKind::NotFound,
         message,
     }

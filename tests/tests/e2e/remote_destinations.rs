@@ -176,6 +176,15 @@ fn s3_failures_give_the_services_reason() {
     // Nothing listens on port 1: refused at once, whatever the retries.
     let closed = S3Env { endpoint: "http://127.0.0.1:1".into(), ..open.clone() };
     assert_refused(&daemon, s3(&closed, &open.bucket, "x"), &["error sending request"], limit);
+    // The answers say which failures may pass by themselves: a refused
+    // connection may, a wrong secret needs the user.
+    let temporary = |body: Value| {
+        let r = http::request(daemon.socket(), "POST", "/v1/destinations", None, body.to_string().as_bytes());
+        assert_eq!(r.status, 422, "{}", r.raw);
+        r.body["error"]["temporary"].as_bool().unwrap_or(false)
+    };
+    assert!(temporary(s3(&closed, &open.bucket, "x")), "a refused connection is not marked temporary");
+    assert!(!temporary(s3(&auth, &auth.bucket, "not-the-secret")), "a wrong secret is marked temporary");
 
     // The CLI prints the same reason as one error line.
     let args = s3_args(&auth, &unique_root("cli"), "wrong");
