@@ -492,13 +492,14 @@ impl RemoteConfig {
             }
         }
         let mut given = Given(given);
-        let common = read_common(&mut given)?;
+        let path = given.text("path");
+        let common = read_common(&mut given, path.as_deref())?;
         let settings = match service {
             Service::S3 => Settings::S3(read_s3(&mut given)?),
             Service::Gcs => Settings::Gcs(read_gcs(&mut given)?),
             Service::Ftp => Settings::Ftp(read_ftp(&mut given)?),
             Service::Gdrive | Service::Dropbox | Service::Onedrive => Settings::Drive(read_oauth(&mut given, service)?),
-            Service::Ssh | Service::Sftp => Settings::Ssh(read_ssh(&mut given, &common)?),
+            Service::Ssh | Service::Sftp => Settings::Ssh(read_ssh(&mut given, path)?),
         };
         if let Some(left) = given.0.keys().next() {
             return Err(format!("option {left} of type {kind} is defined but read by nothing (a bug of this build)"));
@@ -545,14 +546,14 @@ impl RemoteConfig {
     }
 }
 
-fn read_common(g: &mut Given) -> Result<Common, String> {
-    let path = g.0.get("path").cloned().unwrap_or_default();
+/// The common options; `path` (already taken out) is the root inside the service.
+fn read_common(g: &mut Given, path: Option<&str>) -> Result<Common, String> {
+    let path = path.unwrap_or_default();
     if path.split('/').any(|c| c == "..") {
         return Err(format!("option path {path:?} must not contain .."));
     }
     let trimmed = path.trim_matches('/');
     let root = if trimmed.is_empty() { "/".into() } else { format!("/{trimmed}/") };
-    // `path` stays for ssh, whose root is its own (relative to the login directory).
     let pack_default = (super::blobs::PACK_TARGET >> 20) as u64;
     Ok(Common {
         root,
@@ -565,7 +566,6 @@ fn read_common(g: &mut Given) -> Result<Common, String> {
 }
 
 fn read_s3(g: &mut Given) -> Result<S3Settings, String> {
-    g.text("path");
     let endpoint = g.text("endpoint");
     if let Some(e) = &endpoint
         && !(e.starts_with("http://") || e.starts_with("https://"))
@@ -589,7 +589,6 @@ fn read_s3(g: &mut Given) -> Result<S3Settings, String> {
 }
 
 fn read_gcs(g: &mut Given) -> Result<GcsSettings, String> {
-    g.text("path");
     let (credentials_file, credentials) = (g.text("credentials_file"), g.text("credentials"));
     if credentials_file.is_some() && credentials.is_some() {
         return Err("give credentials_file or credentials, not both".into());
@@ -598,7 +597,6 @@ fn read_gcs(g: &mut Given) -> Result<GcsSettings, String> {
 }
 
 fn read_ftp(g: &mut Given) -> Result<FtpSettings, String> {
-    g.text("path");
     if !g.flag("passive", true) {
         return Err("option passive=false: active FTP is not supported; use passive mode".into());
     }
@@ -612,7 +610,6 @@ fn read_ftp(g: &mut Given) -> Result<FtpSettings, String> {
 }
 
 fn read_oauth(g: &mut Given, service: Service) -> Result<OAuth, String> {
-    g.text("path");
     let o = OAuth {
         access_token: g.text("access_token"),
         refresh_token: g.text("refresh_token"),
@@ -631,8 +628,10 @@ fn read_oauth(g: &mut Given, service: Service) -> Result<OAuth, String> {
     Ok(o)
 }
 
-fn read_ssh(g: &mut Given, _common: &Common) -> Result<SshSettings, String> {
-    let path = g.required("path")?;
+/// The ssh options; `path` (already taken out) is the root on the server,
+/// relative to the login directory unless absolute.
+fn read_ssh(g: &mut Given, path: Option<String>) -> Result<SshSettings, String> {
+    let path = path.ok_or("option path is required")?;
     if path.contains(['\n', '\0']) {
         return Err("option path must be one line".into());
     }

@@ -292,37 +292,78 @@ fn children(pid: i32) -> Vec<i32> {
     out
 }
 
+/// A backup of 16 files of 1 MiB to a private sshd on `port`, cut: the
+/// server is killed once two files reached it (at 1 MiB/s, the transfer
+/// lasts long enough to be cut). `options` are added to the destination's.
+struct CutBackup {
+    sb: Sandbox,
+    port: u16,
+    src: PathBuf,
+    daemon: Daemon,
+    /// The job's directory on the server.
+    job_dir: PathBuf,
+    /// The run that was cut.
+    id: i64,
+}
+
+impl CutBackup {
+    fn start(port: u16, seed: u64, options: &[(&str, &str)]) -> CutBackup {
+        let sb = Sandbox::new();
+        let sshd = PrivateSshd::start(&sb.path().join("sshd"), port);
+        let src = sb.dir("src");
+        for i in 0..16 {
+            fixture::big_file(&src.join(format!("big-{i}.bin")), 1 << 20, seed + i);
+        }
+        fixture::stamp_times(&src);
+        let daemon = Daemon::start(sb.daemon_opts());
+        let root = unique_root("ssh-cut");
+        let mut opts = vec![("bwlimit", "1024"), ("timeout", "5")];
+        opts.extend_from_slice(options);
+        let out = add(&daemon, DEST, &ssh_args(&sshd.env, &root, &opts));
+        assert!(out.success(), "{out}\n{}", daemon.log_tail());
+        daemon.add_job(JOB, &[&src], &[DEST], &[]);
+        let id = daemon.start_run(JOB);
+        let job_dir = on_server(&root).join(JOB);
+        wait_until("the stream under way", Duration::from_secs(60), || {
+            (std::fs::read_dir(partial_source(&job_dir, &src)?).ok()?.count() >= 2).then_some(())
+        });
+        sshd.kill();
+        CutBackup { sb, port, src, daemon, job_dir, id }
+    }
+
+    /// The server, started again on the same port with the same keys.
+    fn restart_server(&self) -> PrivateSshd {
+        PrivateSshd::start(&self.sb.path().join("sshd"), self.port)
+    }
+
+    /// The source tree inside snapshot `snap` on the server.
+    fn tree(&self, snap: &str) -> PathBuf {
+        self.job_dir.join(snap).join("tree").join(self.src.strip_prefix("/").expect("absolute"))
+    }
+
+    /// Asserts that every source file is in `tree`, byte for byte.
+    fn assert_all_sent(&self, tree: &Path) {
+        for i in 0..16 {
+            let name = format!("big-{i}.bin");
+            let (want, got) =
+                (std::fs::read(self.src.join(&name)).expect("source"), std::fs::read(tree.join(&name)).expect("sent"));
+            assert!(want == got, "{name} differs on the server");
+        }
+    }
+}
+
 #[test]
 fn ssh_server_killed_mid_backup_fails_cleanly_and_the_next_run_completes() {
-    let sb = Sandbox::new();
-    let port = 2300 + (std::process::id() % 500) as u16;
-    let sshd = PrivateSshd::start(&sb.path().join("sshd"), port);
-    let src = sb.dir("src");
-    for i in 0..16 {
-        fixture::big_file(&src.join(format!("big-{i}.bin")), 1 << 20, i);
-    }
-    fixture::stamp_times(&src);
-    let daemon = Daemon::start(sb.daemon_opts());
-    let root = unique_root("ssh-kill");
-    // 1 MiB/s: the transfer of 16 MiB lasts long enough to be cut.
-    let out = add(&daemon, DEST, &ssh_args(&sshd.env, &root, &[("bwlimit", "1024"), ("timeout", "5")]));
-    assert!(out.success(), "{out}\n{}", daemon.log_tail());
-    daemon.add_job(JOB, &[&src], &[DEST], &[]);
-
-    let id = daemon.start_run(JOB);
-    let job_dir = on_server(&root).join(JOB);
-    wait_until("the stream under way", Duration::from_secs(60), || {
-        (std::fs::read_dir(partial_source(&job_dir, &src)?).ok()?.count() >= 2).then_some(())
-    });
-    sshd.kill();
-    let run = daemon.wait_run_final(id);
+    let cut = CutBackup::start(2300 + (std::process::id() % 500) as u16, 0, &[]);
+    let (daemon, src, job_dir) = (&cut.daemon, &cut.src, &cut.job_dir);
+    let run = daemon.wait_run_final(cut.id);
     assert_eq!(run["state"], "failed", "{run:#}");
     let text: Value = run.clone();
     assert!(text.to_string().contains("sending the snapshot"), "{run:#}\n{}", daemon.log_tail());
-    assert!(snapshot_list(&daemon).is_empty(), "a snapshot appeared");
+    assert!(snapshot_list(daemon).is_empty(), "a snapshot appeared");
 
     // Files the cut run left complete on the server (full size, mtime restored).
-    let sent_tree = partial_source(&job_dir, &src).expect("the interrupted run's partial tree stays");
+    let sent_tree = partial_source(job_dir, src).expect("the interrupted run's partial tree stays");
     let complete: Vec<(String, u64)> = std::fs::read_dir(&sent_tree)
         .expect("partial tree")
         .flatten()
@@ -335,72 +376,41 @@ fn ssh_server_killed_mid_backup_fails_cleanly_and_the_next_run_completes() {
         .collect();
     assert!(!complete.is_empty(), "no file was complete when the server was killed");
 
-    let sshd = PrivateSshd::start(&sb.path().join("sshd"), port);
+    let sshd = cut.restart_server();
     let run = daemon.run_job_wait(JOB);
     assert_eq!(run["state"], "completed", "{run:#}");
-    let snaps = snapshot_list(&daemon);
+    let snaps = snapshot_list(daemon);
     assert_eq!(snaps.len(), 1);
     // Not sent again: the new snapshot links what the cut run had sent.
-    let tree = job_dir.join(&snaps[0]).join("tree").join(src.strip_prefix("/").expect("absolute"));
+    let tree = cut.tree(&snaps[0]);
     for (name, ino) in &complete {
         let md = std::fs::metadata(tree.join(name)).expect("file in the snapshot");
         assert_eq!(md.ino(), *ino, "{name} was uploaded again");
     }
-    assert!(partial_source(&job_dir, &src).is_none(), "the leftover is removed after the commit");
-    for i in 0..16 {
-        let name = format!("big-{i}.bin");
-        let (want, got) =
-            (std::fs::read(src.join(&name)).expect("source"), std::fs::read(tree.join(&name)).expect("sent"));
-        assert!(want == got, "{name} differs on the server");
-    }
+    assert!(partial_source(job_dir, src).is_none(), "the leftover is removed after the commit");
+    cut.assert_all_sent(&tree);
     drop(sshd);
 }
 
 #[test]
 fn an_ssh_server_restarted_mid_backup_is_tried_again_and_the_run_completes() {
-    let sb = Sandbox::new();
-    // Not the port of the killed-server test: both run in this process.
-    let port = 2850 + (std::process::id() % 100) as u16;
-    let sshd = PrivateSshd::start(&sb.path().join("sshd"), port);
-    let src = sb.dir("src");
-    for i in 0..16 {
-        fixture::big_file(&src.join(format!("big-{i}.bin")), 1 << 20, 100 + i);
-    }
-    fixture::stamp_times(&src);
-    let daemon = Daemon::start(sb.daemon_opts());
-    let root = unique_root("ssh-restart");
-    // No retries by the ssh client itself: the lost connection reaches the run at once.
-    let opts = [("bwlimit", "1024"), ("timeout", "5"), ("retries", "0")];
-    let out = add(&daemon, DEST, &ssh_args(&sshd.env, &root, &opts));
-    assert!(out.success(), "{out}\n{}", daemon.log_tail());
-    daemon.add_job(JOB, &[&src], &[DEST], &[]);
-
-    let id = daemon.start_run(JOB);
-    let job_dir = on_server(&root).join(JOB);
-    wait_until("the stream under way", Duration::from_secs(60), || {
-        (std::fs::read_dir(partial_source(&job_dir, &src)?).ok()?.count() >= 2).then_some(())
-    });
-    sshd.kill();
+    // Not the port of the killed-server test: both run in this process. No
+    // retries by the ssh client itself: the lost connection reaches the run at once.
+    let cut = CutBackup::start(2850 + (std::process::id() % 100) as u16, 100, &[("retries", "0")]);
     std::thread::sleep(Duration::from_secs(3));
-    let sshd = PrivateSshd::start(&sb.path().join("sshd"), port);
-    let run = daemon.wait_run_final(id);
+    let sshd = cut.restart_server();
+    let run = cut.daemon.wait_run_final(cut.id);
     assert_eq!(
         run["state"],
         "completed",
         "a server back within seconds failed the run: {run:#}\n{}",
-        daemon.log_tail()
+        cut.daemon.log_tail()
     );
     let said = run["destinations"][0]["message"].as_str().unwrap_or_default();
     assert!(said.contains("second attempt after a temporary failure"), "the run was not tried again: {run:#}");
-    let snaps = snapshot_list(&daemon);
+    let snaps = snapshot_list(&cut.daemon);
     assert_eq!(snaps.len(), 1, "{snaps:?}");
-    let tree = job_dir.join(&snaps[0]).join("tree").join(src.strip_prefix("/").expect("absolute"));
-    for i in 0..16 {
-        let name = format!("big-{i}.bin");
-        let (want, got) =
-            (std::fs::read(src.join(&name)).expect("source"), std::fs::read(tree.join(&name)).expect("sent"));
-        assert!(want == got, "{name} differs on the server");
-    }
+    cut.assert_all_sent(&cut.tree(&snaps[0]));
     drop(sshd);
 }
 
