@@ -29,7 +29,7 @@ use super::commit::{self, Commit, SnapshotInfo};
 use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
 use super::source_path::check_sources;
-use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
+use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamSink, open_file};
 use super::spec::{BackupError, BackupSpec, Row};
 
 /// How an archive is compressed.
@@ -193,7 +193,7 @@ impl<W: std::io::Write + Send + 'static> TarSink<'_, W> {
     }
 }
 
-impl<W: std::io::Write + Send + 'static> Sink for TarSink<'_, W> {
+impl<W: std::io::Write + Send + 'static> StreamSink for TarSink<'_, W> {
     fn dir(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
         let placed = self.append(path, &row.meta, TarKind::Dir)?;
         row.location.header_offset = Some(placed.header_offset as i64);

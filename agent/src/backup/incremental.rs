@@ -3,15 +3,15 @@
 //! 1. Take the job's lock on the destination; find the previous complete
 //!    incremental snapshot; reuse an interrupted run's `.partial-*` (renamed to
 //!    the new snapshot's name) or create a fresh one.
-//! 2. Walk the sources on this thread ([`super::walker`]), copy file data on
-//!    `threads` copy threads, write index rows on one index thread.
+//! 2. Walk the sources on this thread ([`super::source_walk`]) into the
+//!    tree ([`super::local_tree`]), copy file data on `threads` copy
+//!    threads, write index rows on one index thread.
 //! 3. Finish the index, write `snapshot.json`, `syncfs`, and rename the
 //!    partial directory into place: the snapshot appears complete or not at all.
 //!
 //! A cancelled or failed run leaves its `.partial-*` for the next run to resume.
 
-use std::collections::BTreeMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use hindsight_fs::archive::{TAR_FILE, TGZ_FILE};
 use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::error::{FsError, Result as FsResult};
-use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter, Location, ROOT_ID};
+use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter};
 use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR};
 use hindsight_fs::lock;
 use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, Structure, next_sequence};
@@ -29,12 +29,12 @@ use jiff::Timestamp;
 
 use super::commit::{self, Commit, SnapshotInfo};
 use super::copy::{Copier, CopyError};
-use super::index_thread::{RowQueue, write_index};
+use super::index_thread::write_index;
+use super::local_tree::{CopyTask, Previous, TreeSink};
 use super::progress::{Cancel, Progress};
-use super::source_path;
 use super::source_path::check_sources;
+use super::source_walk::{REPLACED, SourceWalk, open_source_file};
 use super::spec::{BackupError, BackupSpec, Row, Stop};
-use super::walker::{self, CopyTask, DirCtx, Previous, Walker};
 
 /// Makes one incremental snapshot of `spec` on `root`.
 pub fn run_incremental(
@@ -75,21 +75,17 @@ pub fn run_incremental(
             let stop = &stop;
             workers.push(s.spawn(move || copy_worker(rx, rows, progress, stop, spec.retry_failed)));
         }
-        let mut w = Walker {
-            spec,
+        let sink = TreeSink {
             progress,
             stop: &stop,
-            prev: prev.as_ref(),
+            prev_tree: prev.as_ref().map(|p| &p.tree),
             tree: tree.clone(),
             resumed,
-            next_id: ROOT_ID + 1,
-            rows: RowQueue::new(row_tx),
             copies: copy_tx,
-            hardlinks: Default::default(),
-            source_dev: 0,
         };
-        let walked = walk_sources(&mut w);
-        drop(w);
+        let walk = SourceWalk::new(spec, progress, cancel, sink, prev.as_ref().map(|p| &p.index), row_tx);
+        // The sink is dropped with the walk's end: the copy queue closes and the workers finish.
+        let walked = walk.run().map(drop);
         for h in workers {
             let _ = h.join();
         }
@@ -100,7 +96,7 @@ pub fn run_incremental(
     if let Some(fatal) = stop.take_fatal() {
         return Err(fatal);
     }
-    let ancestors = walked?;
+    walked?;
     let (index, stats) = index_result?;
     if cancel.is_cancelled() {
         return Err(BackupError::Cancelled);
@@ -108,18 +104,6 @@ pub fn run_incremental(
     let walk_time = clock.elapsed();
     index.finish()?;
     let index_time = clock.elapsed() - walk_time;
-    for (path, meta) in ancestors.iter().rev() {
-        // Beneath the tree, never through a symlink (a resumed run's tree may hold a user's directories).
-        let applied = if path.is_empty() {
-            posix::apply_meta_fd(tree.as_fd(), meta)
-        } else {
-            posix::open_beneath(tree.as_fd(), path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY)
-                .and_then(|fd| posix::apply_meta_fd(fd.as_fd(), meta))
-        };
-        if let Err(e) = applied {
-            progress.failed(&[b"/".as_slice(), path].concat(), format!("cannot set directory metadata: {e}"));
-        }
-    }
 
     tracing::info!(
         job = %spec.job,
@@ -195,104 +179,6 @@ fn find_previous(root: &DestinationRoot, job: &str, snapshots: &[(String, FsResu
         return Some(Previous { name: name.clone(), index, tree });
     }
     None
-}
-
-/// Ancestor directories of the sources, by path relative to the tree root.
-type Ancestors = BTreeMap<Vec<u8>, EntryMeta>;
-
-/// Walks every source; returns the ancestor directories created for them.
-/// Ancestors are opened from `/` without following symlinks, their
-/// metadata taken from the directories opened ([`source_path`]).
-fn walk_sources(w: &mut Walker<'_>) -> Result<Ancestors, BackupError> {
-    let (root_fd, root_meta) = source_path::open_root()?;
-    let root_fd = Arc::new(root_fd);
-    w.send(
-        IndexEntry {
-            id: ROOT_ID,
-            parent: 0,
-            name: Vec::new(),
-            meta: root_meta.clone(),
-            nlink: 1,
-            blake3: None,
-            hardlink: None,
-            location: Location::default(),
-        },
-        false,
-    )?;
-    let mut ancestors: Ancestors = BTreeMap::new();
-    let mut ids: BTreeMap<Vec<u8>, (i64, Option<i64>)> = BTreeMap::new();
-    let mut sources = w.spec.sources.clone();
-    sources.sort();
-    for src in &sources {
-        let source_err = |e: std::io::Error| BackupError::Source(format!("source {}: {e}", src.display()));
-        let comps = source_path::components(src);
-        let mut ctx = DirCtx {
-            id: ROOT_ID,
-            prev_id: w.prev.map(|_| ROOT_ID),
-            src: root_fd.clone(),
-            dst: w.tree.clone(),
-            prev: w.prev.and_then(|p| rustix::io::fcntl_dupfd_cloexec(p.tree.as_fd(), 0).ok()),
-            abs: Vec::new(),
-        };
-        let Some((last, parents)) = comps.split_last() else {
-            // The source is `/` itself.
-            w.source_dev = rustix::fs::fstat(&*root_fd).map_err(|e| source_err(e.into()))?.st_dev;
-            w.walk_dir(&ctx)?;
-            continue;
-        };
-        for comp in parents {
-            let abs = walker::join(&ctx.abs, comp);
-            let (src_fd, meta) = source_path::open_ancestor(ctx.src.as_fd(), comp, &abs)?;
-            let rel = abs[1..].to_vec();
-            let (id, prev_id) = match ids.get(&rel) {
-                Some(v) => *v,
-                None => {
-                    let id = w.next_id;
-                    w.next_id += 1;
-                    let prev_id = match (w.prev, ctx.prev_id) {
-                        (Some(p), Some(pid)) => p.index.lookup(pid, comp).ok().flatten().map(|e| e.id),
-                        _ => None,
-                    };
-                    w.make_dir(ctx.dst.as_fd(), comp, &abs)?;
-                    let entry = IndexEntry {
-                        id,
-                        parent: ctx.id,
-                        name: comp.to_vec(),
-                        meta: meta.clone(),
-                        nlink: 1,
-                        blake3: None,
-                        hardlink: None,
-                        location: Location::default(),
-                    };
-                    w.send(entry, false)?;
-                    ancestors.insert(rel.clone(), meta);
-                    ids.insert(rel.clone(), (id, prev_id));
-                    (id, prev_id)
-                }
-            };
-            let open = |fd: &OwnedFd| posix::open_dir_at(fd.as_fd(), comp);
-            ctx = DirCtx {
-                id,
-                prev_id,
-                src: Arc::new(src_fd),
-                dst: Arc::new(
-                    open(&ctx.dst)
-                        .map_err(|e| BackupError::Destination(format!("{}: {e}", String::from_utf8_lossy(&abs))))?,
-                ),
-                prev: ctx.prev.as_ref().and_then(|p| open(p).ok()),
-                abs,
-            };
-        }
-        w.source_dev = posix::lstat_at(ctx.src.as_fd(), last).map_err(source_err)?.st_dev;
-        let prevs = w.prev_children(&ctx);
-        let id = w.next_id;
-        w.next_id += 1;
-        w.process_entry(&ctx, &prevs, last, id)?;
-    }
-    w.flush()?;
-    // The tree root itself takes the metadata of `/`, applied last with the ancestors.
-    ancestors.insert(Vec::new(), root_meta);
-    Ok(ancestors)
 }
 
 /// A copy thread: copies, hashes, applies metadata, and sends the index row.
@@ -373,13 +259,13 @@ fn copy_one(
             // The name is opened again: it must still be the same file (a rename
             // in between would store another file's bytes under this one's entry).
             let before = rustix::fs::fstat(src.as_fd()).map_err(|e| CopyError::Read(e.into()))?;
-            let reopened = walker::open_source_file(src_dir.as_fd(), &row.name).ok().and_then(|fd| {
+            let reopened = open_source_file(src_dir.as_fd(), &row.name).ok().and_then(|fd| {
                 let st = rustix::fs::fstat(fd.as_fd()).ok()?;
                 let m = posix::meta_from_stat(&st).filter(|m| m.kind == EntryKind::File)?;
                 ((st.st_dev, st.st_ino) == (before.st_dev, before.st_ino)).then_some((fd, m))
             });
             let Some((fd, m)) = reopened else {
-                progress.failed(&abs, walker::REPLACED);
+                progress.failed(&abs, REPLACED);
                 let _ = rustix::fs::unlinkat(
                     dst_dir.as_fd(),
                     std::ffi::OsStr::from_bytes(&row.name),

@@ -2,9 +2,9 @@
 //!
 //! Synchronous code, run on a blocking thread by the runner. One engine per
 //! structure and kind of destination:
-//! - [`incremental`]: hardlink snapshots on a local destination; `walker`
-//!   walks the source fd-relative and decides, entry by entry, between
-//!   linking to the previous snapshot and copying, `copy` moves file data;
+//! - [`incremental`]: hardlink snapshots on a local destination; its sink
+//!   `local_tree` decides, entry by entry, between linking to the previous
+//!   snapshot and copying, `copy` moves file data;
 //! - [`archive`]: archived and compressed snapshots on a local destination;
 //! - [`remote`]: content-addressed snapshots on object stores;
 //! - [`ssh`]: hardlink trees on SSH servers, extracted by GNU tar there;
@@ -12,7 +12,8 @@
 //!
 //! What they share: `spec` (the backup's vocabulary: spec, error, row, stop
 //! conditions), `index_thread` (rows into `index.sqlite`), `source_walk`
-//! (the walker of the remote and archive engines, with its sinks),
+//! (the one walker of the sources; every engine is a sink of it), `change`
+//! (the one "unchanged since the previous snapshot" rule),
 //! `source_path` (opening sources without following symlinks), `commit`
 //! (manifests and the commit point), `remote_run` (a run on a remote
 //! destination: lock, lease, previous snapshot), [`progress`] (live counters
@@ -26,6 +27,7 @@ pub mod copy;
 pub mod exclude;
 pub mod incremental;
 mod index_thread;
+mod local_tree;
 mod pending_hashes;
 pub mod progress;
 pub mod remote;
@@ -36,7 +38,6 @@ mod source_walk;
 mod spec;
 pub mod ssh;
 pub(crate) mod tar_stderr;
-mod walker;
 
 pub use archive::{ArchiveOptions, run_archive};
 pub use exclude::Excludes;

@@ -32,7 +32,7 @@ use super::commit::{self, SnapshotInfo};
 use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
 use super::remote_run::{RemoteRun, previous};
-use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored as Outcome, open_file};
+use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored as Outcome, StreamSink, open_file};
 use super::spec::{BackupError, BackupSpec, Row};
 
 /// Bytes read from a file per request of a streamed upload.
@@ -304,7 +304,7 @@ impl BlobSink<'_> {
     }
 }
 
-impl Sink for BlobSink<'_> {
+impl StreamSink for BlobSink<'_> {
     fn dir(&mut self, _path: &[u8], _row: &mut IndexEntry) -> Result<(), BackupError> {
         Ok(())
     }

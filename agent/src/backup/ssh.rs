@@ -60,7 +60,7 @@ use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
 use super::remote::hash_fd;
 use super::remote_run::{RemoteRun, previous};
-use super::source_walk::{FirstName, Sink, SourceFile, SourceWalk, Stored, open_file};
+use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamSink, open_file};
 use super::spec::{BackupError, BackupSpec};
 use super::tar_stderr::{self, TarLine};
 
@@ -539,7 +539,7 @@ impl TreeSink<'_> {
     }
 }
 
-impl Sink for TreeSink<'_> {
+impl StreamSink for TreeSink<'_> {
     fn dir(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
         if row.meta.mode & 0o100 == 0 {
             self.unsearchable.push(path.to_vec());
