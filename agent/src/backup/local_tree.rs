@@ -65,7 +65,8 @@ pub(super) struct TreeDir {
     made: Vec<Vec<u8>>,
 }
 
-/// Builds the snapshot's `tree/`.
+/// Builds the snapshot's `tree/` (one per thread of the walk).
+#[derive(Clone)]
 pub(super) struct TreeSink<'a> {
     pub progress: &'a Progress,
     pub stop: &'a Stop<'a>,
@@ -326,6 +327,10 @@ impl Sink for TreeSink<'_> {
         row.location.ino = posix::lstat_at(parent.dst.as_fd(), &row.name).ok().map(|st| st.st_ino);
         self.made(parent, &row.name);
         Ok(true)
+    }
+
+    fn fork(&self) -> Option<Self> {
+        Some(self.clone())
     }
 
     fn file(&mut self, parent: &mut TreeDir, f: SourceFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError> {

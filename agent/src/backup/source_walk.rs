@@ -26,13 +26,14 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
 
 use hindsight_fs::entry::EntryKind;
 use hindsight_fs::index::{IndexEntry, IndexReader, Location, ROOT_ID};
-use hindsight_fs::posix;
+use hindsight_fs::{lock, posix};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -125,6 +126,15 @@ pub(super) trait Sink {
     ) -> Result<bool, BackupError>;
     /// A regular file (its first name).
     fn file(&mut self, parent: &mut Self::Dir, f: SourceFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError>;
+    /// Another sink storing into the same snapshot, for a subtree walked on
+    /// another thread; `None` (the default) when entries must come in one
+    /// stream, in order.
+    fn fork(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// A sink that keeps nothing per directory (a stream of entries, or a store
@@ -184,17 +194,58 @@ impl<T: StreamSink> Sink for T {
 
 /// The walk of one backup.
 pub(super) struct SourceWalk<'a, S: Sink> {
-    pub spec: &'a BackupSpec,
-    pub progress: &'a Progress,
-    pub cancel: &'a Cancel,
-    pub sink: S,
+    shared: Shared<'a>,
+    sink: S,
+}
+
+/// What the threads of one walk share.
+struct Shared<'a> {
+    spec: &'a BackupSpec,
+    progress: &'a Progress,
+    cancel: &'a Cancel,
     /// The previous snapshot's index, for sinks that reuse unchanged content.
-    pub prev: Option<&'a IndexReader>,
-    next_id: i64,
-    rows: RowQueue,
+    prev: Option<Readers>,
+    rows: SyncSender<Vec<Row>>,
+    next_id: AtomicI64,
     /// (dev, ino) of multiply-linked files -> their first name.
-    hardlinks: HashMap<(u64, u64), FirstName>,
-    source_dev: u64,
+    hardlinks: Mutex<HashMap<(u64, u64), FirstName>>,
+    /// Subtrees handed to other threads and not started yet.
+    queued: AtomicUsize,
+    /// The first error of a subtree walked on another thread.
+    failure: Mutex<Option<BackupError>>,
+    failed: AtomicBool,
+}
+
+/// Handles on the previous snapshot's index, one per thread using it: a
+/// handle is not shared between threads, and opening one is cheap.
+struct Readers {
+    path: PathBuf,
+    free: Mutex<Vec<IndexReader>>,
+}
+
+impl Readers {
+    fn with<T>(&self, f: impl FnOnce(&IndexReader) -> hindsight_fs::Result<T>) -> hindsight_fs::Result<T> {
+        let reader = lock(&self.free).pop();
+        let reader = match reader {
+            Some(r) => r,
+            None => IndexReader::open(&self.path)?,
+        };
+        let out = f(&reader);
+        lock(&self.free).push(reader);
+        out
+    }
+}
+
+/// Subtrees queued for other threads per thread of the walk, at most: each
+/// holds its directory open until it starts.
+const QUEUED_PER_THREAD: usize = 8;
+
+/// One thread's part of the walk.
+struct Walker<'w, 'a, S: Sink> {
+    shared: &'w Shared<'a>,
+    sink: S,
+    rows: RowQueue,
+    threads: usize,
 }
 
 /// One directory being walked.
@@ -205,6 +256,20 @@ struct Dir<'d> {
     fd: &'d Arc<OwnedFd>,
     /// Path in the snapshot, ending with `/` (empty for `/`).
     path: &'d [u8],
+    /// Device of the source being walked (one_file_system).
+    dev: u64,
+}
+
+/// A directory whose entries are yet to walk, with its sink's handle.
+struct Subtree<D> {
+    id: i64,
+    prev_id: Option<i64>,
+    fd: Arc<OwnedFd>,
+    path: Vec<u8>,
+    dev: u64,
+    handle: D,
+    /// Its entries are not walked (another file system): it only ends.
+    skip: bool,
 }
 
 /// An ancestor directory of a source: made once, ended after every source.
@@ -214,51 +279,124 @@ struct Ancestor<D> {
     dir: D,
 }
 
-impl<'a, S: Sink> SourceWalk<'a, S> {
+impl<'a, S: Sink> SourceWalk<'a, S>
+where
+    S: Send,
+    S::Dir: Send,
+{
     /// A walk sending rows to `rows`.
     pub fn new(
         spec: &'a BackupSpec,
         progress: &'a Progress,
         cancel: &'a Cancel,
         sink: S,
-        prev: Option<&'a IndexReader>,
+        prev: Option<&IndexReader>,
         rows: SyncSender<Vec<Row>>,
     ) -> Self {
-        SourceWalk {
+        let prev = prev.map(|r| Readers { path: r.path().to_path_buf(), free: Mutex::new(Vec::new()) });
+        let shared = Shared {
             spec,
             progress,
             cancel,
-            sink,
             prev,
-            next_id: ROOT_ID + 1,
-            rows: RowQueue::new(rows),
-            hardlinks: HashMap::new(),
-            source_dev: 0,
-        }
+            rows,
+            next_id: AtomicI64::new(ROOT_ID + 1),
+            hardlinks: Mutex::new(HashMap::new()),
+            queued: AtomicUsize::new(0),
+            failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
+        };
+        SourceWalk { shared, sink }
     }
 
     /// Walks every source; returns the sink. The rows channel closes with the
-    /// walk, which ends the index thread.
-    pub fn run(mut self) -> Result<S, BackupError> {
-        self.walk_sources()?;
-        self.rows.flush()?;
-        Ok(self.sink)
+    /// walk, which ends the index thread. A sink that forks walks subtrees on
+    /// `threads` threads (a directory's children still end before it).
+    pub fn run(self) -> Result<S, BackupError> {
+        let SourceWalk { shared, sink } = self;
+        let threads = match sink.fork() {
+            Some(_) => shared.spec.threads.clamp(1, std::thread::available_parallelism().map_or(1, |n| n.get())),
+            None => 1,
+        };
+        let mut w = Walker { shared: &shared, sink, rows: RowQueue::new(shared.rows.clone()), threads };
+        let walked = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("walk-{i}"))
+                .build()
+                .map_err(|e| BackupError::Source(format!("cannot start the walk's threads: {e}")))?;
+            pool.install(|| w.walk_sources().map(|()| w))
+        } else {
+            w.walk_sources().map(|()| w)
+        };
+        // The first failure of any thread is the one reported: the others
+        // stopped because of it.
+        if let Some(e) = lock(&shared.failure).take() {
+            return Err(e);
+        }
+        let mut w = walked?;
+        w.rows.flush()?;
+        Ok(w.sink)
+    }
+}
+
+impl Shared<'_> {
+    fn alloc(&self, n: usize) -> i64 {
+        self.next_id.fetch_add(n as i64, Ordering::Relaxed)
     }
 
+    /// Records a failure that stops every thread of the walk (the first one counts).
+    fn fail(&self, e: BackupError) {
+        let mut f = lock(&self.failure);
+        if f.is_none() {
+            *f = Some(e);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Err when the walk must stop: cancelled, or a thread failed (its
+    /// failure is recorded, and reported by [`SourceWalk::run`]).
+    fn check(&self) -> Result<(), BackupError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(BackupError::IndexStopped);
+        }
+        if self.cancel.is_cancelled() {
+            return Err(BackupError::Cancelled);
+        }
+        Ok(())
+    }
+
+    fn prev_child(&self, parent: Option<i64>, name: &[u8]) -> Option<IndexEntry> {
+        let (Some(prev), Some(pid)) = (&self.prev, parent) else { return None };
+        prev.with(|r| r.lookup(pid, name)).ok().flatten()
+    }
+
+    fn prev_children(&self, parent: Option<i64>) -> HashMap<Vec<u8>, IndexEntry> {
+        let (Some(prev), Some(pid)) = (&self.prev, parent) else { return HashMap::new() };
+        match prev.with(|r| r.children(pid)) {
+            Ok(kids) => kids.into_iter().map(|e| (e.name.clone(), e)).collect(),
+            Err(e) => {
+                tracing::warn!("previous snapshot: {e}; storing this directory in full");
+                HashMap::new()
+            }
+        }
+    }
+}
+
+impl<S: Sink> Walker<'_, '_, S>
+where
+    S: Send,
+    S::Dir: Send,
+{
     fn send(&mut self, entry: IndexEntry) -> Result<(), BackupError> {
         self.rows.push(entry, false)
-    }
-
-    fn alloc(&mut self, n: usize) -> i64 {
-        let first = self.next_id;
-        self.next_id += n as i64;
-        first
     }
 
     /// The root entry, the ancestors of every source, then every source.
     /// Ancestors are opened from `/` without following symlinks
     /// ([`source_path`]); they and the root end last, deepest first.
     fn walk_sources(&mut self) -> Result<(), BackupError> {
+        let shared = self.shared;
         let (root_fd, root_meta) = source_path::open_root()?;
         let root_fd = Arc::new(root_fd);
         let mut row = IndexEntry::new(ROOT_ID, 0, Vec::new(), root_meta);
@@ -266,14 +404,14 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
         self.send(row)?;
         let mut root_listed = false;
         let mut ancestors: BTreeMap<Vec<u8>, Ancestor<S::Dir>> = BTreeMap::new();
-        let mut sources = self.spec.sources.clone();
+        let mut sources = shared.spec.sources.clone();
         sources.sort();
-        let prev_root = self.prev.map(|_| ROOT_ID);
+        let prev_root = shared.prev.as_ref().map(|_| ROOT_ID);
         for src in &sources {
             let comps = source_path::components(src);
             let Some((last, parents)) = comps.split_last() else {
-                self.source_dev = rustix::fs::fstat(&*root_fd).map_err(|e| source_err(src, e))?.st_dev;
-                let dir = Dir { id: ROOT_ID, prev_id: prev_root, fd: &root_fd, path: b"" };
+                let dev = rustix::fs::fstat(&*root_fd).map_err(|e| source_err(src, e))?.st_dev;
+                let dir = Dir { id: ROOT_ID, prev_id: prev_root, fd: &root_fd, path: b"", dev };
                 root_listed = self.walk_dir(&dir, &mut root)?;
                 continue;
             };
@@ -287,8 +425,8 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
                 let (fd, meta) = source_path::open_ancestor(parent_fd.as_fd(), comp, &abs_of(&path))?;
                 parent_fd = Arc::new(fd);
                 if !ancestors.contains_key(&path) {
-                    let id = self.alloc(1);
-                    let prev = self.prev_child(parent_prev, comp).filter(|p| p.meta.kind == EntryKind::Dir);
+                    let id = shared.alloc(1);
+                    let prev = shared.prev_child(parent_prev, comp).filter(|p| p.meta.kind == EntryKind::Dir);
                     let mut r = IndexEntry::new(id, parent_id, comp.to_vec(), meta);
                     let parent = match ancestors.get_mut(&parent_path) {
                         Some(a) => &mut a.dir,
@@ -301,15 +439,17 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
                 let a = &ancestors[&path];
                 (parent_id, parent_prev) = (a.id, a.prev_id);
             }
-            self.source_dev = posix::lstat_at(parent_fd.as_fd(), last).map_err(|e| source_err(src, e))?.st_dev;
-            let id = self.alloc(1);
-            let dir = Dir { id: parent_id, prev_id: parent_prev, fd: &parent_fd, path: &path };
-            let prevs = self.prev_children(parent_prev);
+            let dev = posix::lstat_at(parent_fd.as_fd(), last).map_err(|e| source_err(src, e))?.st_dev;
+            let id = shared.alloc(1);
+            let dir = Dir { id: parent_id, prev_id: parent_prev, fd: &parent_fd, path: &path, dev };
+            let prevs = shared.prev_children(parent_prev);
             let parent = match ancestors.get_mut(&path) {
                 Some(a) => &mut a.dir,
                 None => &mut root,
             };
-            self.entry(&dir, parent, &prevs, last, id)?;
+            if let Some(sub) = self.entry(&dir, parent, &prevs, last, id)? {
+                self.walk_subtrees(vec![sub])?;
+            }
         }
         while let Some((path, a)) = ancestors.pop_last() {
             self.sink.dir_end(a.dir, &path, false)?;
@@ -317,42 +457,84 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
         self.sink.dir_end(root, b"", root_listed)
     }
 
-    fn prev_child(&self, parent: Option<i64>, name: &[u8]) -> Option<IndexEntry> {
-        let (Some(prev), Some(pid)) = (self.prev, parent) else { return None };
-        prev.lookup(pid, name).ok().flatten()
-    }
-
-    fn prev_children(&self, parent: Option<i64>) -> HashMap<Vec<u8>, IndexEntry> {
-        let (Some(prev), Some(pid)) = (self.prev, parent) else { return HashMap::new() };
-        match prev.children(pid) {
-            Ok(kids) => kids.into_iter().map(|e| (e.name.clone(), e)).collect(),
-            Err(e) => {
-                tracing::warn!("previous snapshot: {e}; storing this directory in full");
-                HashMap::new()
-            }
-        }
-    }
-
     /// Walks every entry of `dir`; true when it could be listed.
     fn walk_dir(&mut self, dir: &Dir<'_>, handle: &mut S::Dir) -> Result<bool, BackupError> {
+        let shared = self.shared;
         let abs = abs_of(dir.path);
-        self.progress.set_current(if abs.is_empty() { b"/" } else { &abs });
+        shared.progress.set_current(if abs.is_empty() { b"/" } else { &abs });
         let names = match posix::list_dir_by_inode(dir.fd.as_fd()) {
             Ok(n) => n,
             Err(e) => {
-                self.progress.failed(&abs, format!("cannot list directory: {e}"));
+                shared.progress.failed(&abs, format!("cannot list directory: {e}"));
                 return Ok(false);
             }
         };
-        let prevs = self.prev_children(dir.prev_id);
-        let base = self.alloc(names.len());
+        let prevs = shared.prev_children(dir.prev_id);
+        let base = shared.alloc(names.len());
+        let mut subtrees = Vec::new();
         for (i, name) in names.iter().enumerate() {
-            self.entry(dir, handle, &prevs, name, base + i as i64)?;
+            let Some(sub) = self.entry(dir, handle, &prevs, name, base + i as i64)? else { continue };
+            if self.threads == 1 {
+                // One stream: a directory's entries right after it.
+                self.subtree(sub)?;
+                continue;
+            }
+            subtrees.push(sub);
+            // A subtree holds its directory open: few wait at a time.
+            if subtrees.len() >= QUEUED_PER_THREAD {
+                self.walk_subtrees(std::mem::take(&mut subtrees))?;
+            }
         }
+        self.walk_subtrees(subtrees)?;
         Ok(true)
     }
 
-    /// Stores one entry of `dir` (and everything under it).
+    /// Walks subdirectories found in one directory and ends them: on other
+    /// threads when the sink forks and few wait already, here otherwise.
+    fn walk_subtrees(&mut self, subtrees: Vec<Subtree<S::Dir>>) -> Result<(), BackupError> {
+        if subtrees.is_empty() {
+            return Ok(());
+        }
+        let shared = self.shared;
+        let limit = QUEUED_PER_THREAD * self.threads;
+        if self.threads == 1 || shared.queued.load(Ordering::Relaxed) >= limit {
+            for sub in subtrees {
+                self.subtree(sub)?;
+            }
+            return Ok(());
+        }
+        let walked = rayon::in_place_scope(|s| {
+            for sub in subtrees {
+                let Some(sink) = self.sink.fork() else {
+                    self.subtree(sub)?;
+                    continue;
+                };
+                let rows = RowQueue::new(shared.rows.clone());
+                let mut w = Walker { shared, sink, rows, threads: self.threads };
+                shared.queued.fetch_add(1, Ordering::Relaxed);
+                s.spawn(move |_| {
+                    shared.queued.fetch_sub(1, Ordering::Relaxed);
+                    if let Err(e) = w.subtree(sub).and_then(|()| w.rows.flush()) {
+                        shared.fail(e);
+                    }
+                });
+            }
+            Ok::<(), BackupError>(())
+        });
+        if let Err(e) = walked {
+            shared.fail(e);
+        }
+        shared.check()
+    }
+
+    /// Walks a directory's entries and ends it.
+    fn subtree(&mut self, sub: Subtree<S::Dir>) -> Result<(), BackupError> {
+        let Subtree { id, prev_id, fd, path, dev, mut handle, skip } = sub;
+        let listed = !skip && self.walk_dir(&Dir { id, prev_id, fd: &fd, path: &path, dev }, &mut handle)?;
+        self.sink.dir_end(handle, &path, listed)
+    }
+
+    /// Stores one entry of `dir`; a directory is returned, made but not walked.
     fn entry(
         &mut self,
         dir: &Dir<'_>,
@@ -360,32 +542,33 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
         prevs: &HashMap<Vec<u8>, IndexEntry>,
         name: &[u8],
         id: i64,
-    ) -> Result<(), BackupError> {
-        if self.cancel.is_cancelled() {
-            return Err(BackupError::Cancelled);
-        }
+    ) -> Result<Option<Subtree<S::Dir>>, BackupError> {
+        let shared = self.shared;
+        let progress = shared.progress;
+        shared.check()?;
         let mut path = [dir.path, name].concat();
         let abs = abs_of(&path);
         let st = match posix::lstat_at(dir.fd.as_fd(), name) {
             Ok(st) => st,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.progress.failed(&abs, VANISHED);
-                return Ok(());
+                progress.failed(&abs, VANISHED);
+                return Ok(None);
             }
             Err(e) => {
-                self.progress.failed(&abs, format!("cannot stat: {e}"));
-                return Ok(());
+                progress.failed(&abs, format!("cannot stat: {e}"));
+                return Ok(None);
             }
         };
         let Some(meta) = posix::meta_from_stat(&st) else {
-            self.progress.failed(&abs, "unsupported file type");
-            return Ok(());
+            progress.failed(&abs, "unsupported file type");
+            return Ok(None);
         };
         let is_dir = meta.kind == EntryKind::Dir;
-        if self.spec.excludes.is_excluded(&abs, is_dir) || (is_dir && self.spec.skip_dirs.contains(&abs)) {
-            return Ok(());
+        let spec = shared.spec;
+        if spec.excludes.is_excluded(&abs, is_dir) || (is_dir && spec.skip_dirs.contains(&abs)) {
+            return Ok(None);
         }
-        self.progress.scanned(if meta.kind == EntryKind::File { meta.size } else { 0 });
+        progress.scanned(if meta.kind == EntryKind::File { meta.size } else { 0 });
         let mut r = IndexEntry::new(id, dir.id, name.to_vec(), meta);
         let prev = prevs.get(name);
         match r.meta.kind {
@@ -393,52 +576,64 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
                 let fd = match posix::open_dir_at(dir.fd.as_fd(), name) {
                     Ok(fd) => Arc::new(fd),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        self.progress.failed(&abs, VANISHED);
-                        return Ok(());
+                        progress.failed(&abs, VANISHED);
+                        return Ok(None);
                     }
                     Err(e) => {
-                        self.progress.failed(&abs, format!("cannot open directory: {e}"));
-                        return Ok(());
+                        progress.failed(&abs, format!("cannot open directory: {e}"));
+                        return Ok(None);
                     }
                 };
                 // The directory listed is the one described.
                 match posix::fstat_meta(fd.as_fd()) {
                     Some((id, m)) if id == (st.st_dev, st.st_ino) => r.meta = m,
                     _ => {
-                        self.progress.failed(&abs, REPLACED);
-                        return Ok(());
+                        progress.failed(&abs, REPLACED);
+                        return Ok(None);
                     }
                 }
                 match posix::read_xattrs_fd(fd.as_fd()) {
                     Ok(x) => r.meta.xattrs = x,
-                    Err(e) => self.progress.failed(&abs, format!("cannot read xattrs: {e}")),
+                    Err(e) => progress.failed(&abs, format!("cannot read xattrs: {e}")),
                 }
                 path.push(b'/');
                 let prev = prev.filter(|p| p.meta.kind == EntryKind::Dir);
-                let mut handle = self.sink.dir(parent, &path, prev, &mut r)?;
+                let handle = self.sink.dir(parent, &path, prev, &mut r)?;
                 self.send(r)?;
-                let crosses_mount = self.spec.one_file_system && st.st_dev != self.source_dev;
-                let listed = !crosses_mount
-                    && self.walk_dir(&Dir { id, prev_id: prev.map(|p| p.id), fd: &fd, path: &path }, &mut handle)?;
-                self.sink.dir_end(handle, &path, listed)?;
+                let skip = spec.one_file_system && st.st_dev != dir.dev;
+                let prev_id = prev.map(|p| p.id);
+                return Ok(Some(Subtree { id, prev_id, fd, path, dev: dir.dev, handle, skip }));
             }
             EntryKind::File => {
                 let nlink = st.st_nlink as u64;
                 let key = (st.st_dev, st.st_ino);
                 let mut first_name = nlink > 1;
-                if nlink > 1
-                    && let Some(first) = self.hardlinks.get(&key)
-                {
-                    read_xattrs(&mut r, dir.fd.as_fd(), name, &abs, self.progress);
-                    r.hardlink = Some(first.id);
-                    r.location = first.location.clone();
-                    r.blake3 = first.blake3;
-                    if self.sink.hardlink(parent, &path, first, &mut r)? {
-                        self.progress.linked();
-                        return self.send(r);
+                if nlink > 1 {
+                    let linked = {
+                        let hardlinks = lock(&shared.hardlinks);
+                        match hardlinks.get(&key) {
+                            Some(first) => {
+                                read_xattrs(&mut r, dir.fd.as_fd(), name, &abs, progress);
+                                r.hardlink = Some(first.id);
+                                r.location = first.location.clone();
+                                r.blake3 = first.blake3;
+                                Some(self.sink.hardlink(parent, &path, first, &mut r)?)
+                            }
+                            None => None,
+                        }
+                    };
+                    match linked {
+                        Some(true) => {
+                            progress.linked();
+                            self.send(r)?;
+                            return Ok(None);
+                        }
+                        // Split from its group: a file of its own from here on.
+                        Some(false) => {
+                            (r.hardlink, r.location, r.blake3, first_name) = (None, Location::default(), None, false);
+                        }
+                        None => {}
                     }
-                    // Split from its group: a file of its own from here on.
-                    (r.hardlink, r.location, r.blake3, first_name) = (None, Location::default(), None, false);
                 }
                 if first_name {
                     r.hardlink = Some(id);
@@ -446,11 +641,12 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
                 let f = SourceFile { dir: dir.fd, name, path: &path, abs: &abs, prev, ident: key };
                 let stored = self.sink.file(parent, f, &mut r)?;
                 if stored == Stored::Skipped {
-                    return Ok(());
+                    return Ok(None);
                 }
                 if first_name {
                     let first = FirstName { id, path: path.clone(), location: r.location.clone(), blake3: r.blake3 };
-                    self.hardlinks.insert(key, first);
+                    // Another thread may have stored another name of it meanwhile: the first stays.
+                    lock(&shared.hardlinks).entry(key).or_insert(first);
                 }
                 if stored != Stored::Queued {
                     self.rows.push(r, stored == Stored::New)?;
@@ -461,23 +657,23 @@ impl<'a, S: Sink> SourceWalk<'a, S> {
                     match rustix::fs::readlinkat(dir.fd.as_fd(), OsStr::from_bytes(name), Vec::new()) {
                         Ok(t) => r.meta.target = Some(t.into_bytes()),
                         Err(e) => {
-                            self.progress.failed(&abs, format!("cannot read symlink: {e}"));
-                            return Ok(());
+                            progress.failed(&abs, format!("cannot read symlink: {e}"));
+                            return Ok(None);
                         }
                     }
                 }
                 match prev.filter(|p| unchanged(&r.meta, &p.meta)) {
                     // The inode has not changed: its recorded xattrs are still its own.
                     Some(p) => r.meta.xattrs = p.meta.xattrs.clone(),
-                    None => read_xattrs(&mut r, dir.fd.as_fd(), name, &abs, self.progress),
+                    None => read_xattrs(&mut r, dir.fd.as_fd(), name, &abs, progress),
                 }
                 if self.sink.special(parent, &path, prev, &mut r)? {
-                    self.progress.linked();
+                    progress.linked();
                     self.send(r)?;
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -117,6 +117,11 @@ impl IndexReader {
         Ok(reader)
     }
 
+    /// Where the index was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// How long one step of a statement may take before it is interrupted
     /// (the mount, which answers users, allows less than a check).
     pub fn set_step_budget(&mut self, budget: Duration) {
