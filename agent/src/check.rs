@@ -6,12 +6,12 @@ use crate::error::AgentError;
 use std::path::Path;
 
 use hindsight_fs::remote::RemoteStore;
-use hindsight_fs::remote::check::{check_remote, list_objects};
+use hindsight_fs::remote::{check_remote, list_objects};
 
 use crate::catalog::Catalog;
 use crate::destinations::open;
 use crate::model::{CheckProblem, DestinationCheck, DestinationRecord, SnapshotCheck, Structure};
-use hindsight_fs::destination::Destination;
+use hindsight_fs::Destination;
 
 /// Checks every complete snapshot of `d`, job by job, oldest first. Works on
 /// read-only and disabled destinations: nothing is written. Blocking.

@@ -45,7 +45,7 @@ const RUNS_GRACE: Duration = Duration::from_secs(30);
 const UNMOUNT_GRACE: Duration = Duration::from_secs(10);
 /// How long the process waits, on its way out, for blocking work still going.
 pub const EXIT_GRACE: Duration = Duration::from_secs(2);
-use hindsight_fs::destination::Destination;
+use hindsight_fs::Destination;
 use hindsight_fs::lock;
 use hindsight_fs::mount::{DestinationView, Layout, MountConfig, MountHandle};
 
@@ -56,7 +56,7 @@ pub struct StateLock {
 
 /// Takes the exclusive lock on `state_dir/hindsightd.lock`.
 pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<StateLock> {
-    hindsight_fs::layout::create_private_dir_all(state_dir)
+    hindsight_fs::create_private_dir_all(state_dir)
         .with_context(|| format!("creating state dir {}", state_dir.display()))?;
     std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing state dir {}", state_dir.display()))?;
@@ -86,7 +86,7 @@ pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<StateLock> {
 /// symlink, before it is private.
 fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    hindsight_fs::layout::create_private_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    hindsight_fs::create_private_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let private = dir.join(format!(".hs-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -294,7 +294,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         }
     }
     let _ = std::fs::remove_file(&config.socket);
-    hindsight_fs::remote::ssh::remove_private_dir();
+    hindsight_fs::remote::remove_private_dir();
     tracing::info!("hindsightd stopped");
     Ok(())
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
-use hindsight_fs::layout::DestinationRoot;
+use hindsight_fs::DestinationRoot;
 
 use crate::catalog::Catalog;
 use crate::shutdown::Shutdown;

@@ -9,14 +9,14 @@
 
 use std::path::Path;
 
+use hindsight_fs::Destination;
 use hindsight_fs::FsError;
-use hindsight_fs::destination::Destination;
-use hindsight_fs::layout::{DestinationRoot, InitOutcome};
-use hindsight_fs::local;
-use hindsight_fs::manifest::Manifest;
-use hindsight_fs::names::check_name;
-use hindsight_fs::remote::config::Need;
+use hindsight_fs::Manifest;
+use hindsight_fs::check_name;
+use hindsight_fs::remote::Need;
 use hindsight_fs::remote::{RemoteConfig, RemoteStore, Service};
+use hindsight_fs::{DestinationRoot, InitOutcome};
+use hindsight_fs::{DiskUsage, disk_usage, validate_local};
 use serde_json::{Map, Value};
 
 use crate::catalog::Catalog;
@@ -186,9 +186,9 @@ pub fn validate(d: &DestinationRecord, t: &Destination) -> Result<Option<DiskUsa
                         p.display()
                     )));
                 }
-                local::disk_usage(p)
+                disk_usage(p)
             } else {
-                local::validate(p)
+                validate_local(p)
             }
             .map_err(|e| AgentError::from_fs(&e, e.to_string()))?;
             return Ok(Some(usage_info(usage)));
@@ -212,14 +212,14 @@ fn remote_usage(t: &Destination) -> Option<DiskUsageInfo> {
     }
 }
 
-fn usage_info(u: local::DiskUsage) -> DiskUsageInfo {
+fn usage_info(u: DiskUsage) -> DiskUsageInfo {
     DiskUsageInfo { usage: u.usage, free: u.free, total: u.total, updated: jiff::Timestamp::now() }
 }
 
 /// Measures a local destination's disk usage now (no write test); remote ones cannot report it.
 pub fn measure(d: &DestinationRecord) -> Result<DiskUsageInfo, AgentError> {
     let root = local_root(d)?;
-    local::disk_usage(root.path()).map(usage_info).map_err(|e| AgentError::from_fs(&e, e.to_string()))
+    disk_usage(root.path()).map(usage_info).map_err(|e| AgentError::from_fs(&e, e.to_string()))
 }
 
 /// Builds and tests a new destination; prepares its root (marker) unless read-only.

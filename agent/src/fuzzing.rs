@@ -7,7 +7,7 @@
 
 #![doc(hidden)]
 
-use hindsight_fs::entry::{EntryKind, EntryMeta, Xattrs};
+use hindsight_fs::{EntryKind, EntryMeta, Xattrs};
 
 use crate::backup::ssh::{Leftovers, parse_find_time};
 use crate::backup::tar_stderr::{self, TarLine};

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use hindsight_fs::manifest::Structure;
-use hindsight_fs::names::check_name;
+use hindsight_fs::Structure;
+use hindsight_fs::check_name;
 
 use crate::backup::Excludes;
 use crate::catalog::Catalog;

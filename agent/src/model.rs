@@ -39,7 +39,7 @@ pub struct DestinationRecord {
 impl DestinationRecord {
     /// The local cache directory of this destination under `cache_root`.
     pub fn cache_dir(&self, cache_root: &std::path::Path) -> Result<std::path::PathBuf, String> {
-        hindsight_fs::names::check_destination_id(&self.cache_id)
+        hindsight_fs::check_destination_id(&self.cache_id)
             .map_err(|e| format!("destination {}: its cache id is damaged ({e})", self.name))?;
         Ok(cache_root.join(&self.cache_id))
     }

@@ -10,7 +10,7 @@ use std::sync::{LazyLock, Mutex};
 
 use hindsight_fs::lock;
 use hindsight_fs::remote::RemoteStore;
-use hindsight_fs::remote::prune::{is_busy, prune};
+use hindsight_fs::remote::{is_busy, prune};
 
 use crate::shutdown::Shutdown;
 

@@ -20,11 +20,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use hindsight_fs::destination::Destination;
+use hindsight_fs::Destination;
 use hindsight_fs::lock;
-use hindsight_fs::manifest::{Manifest, Structure};
 use hindsight_fs::mount::Refresher;
 use hindsight_fs::remote::RemoteStore;
+use hindsight_fs::{Manifest, Structure};
 use tokio::sync::Notify;
 
 use crate::backup::{self, ArchiveOptions, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
@@ -82,7 +82,7 @@ impl ActiveRun {
         let mut sum = done;
         sum += current.counters();
         errors.extend(current.errors());
-        errors.truncate(backup::progress::MAX_RECORDED_ERRORS);
+        errors.truncate(backup::MAX_RECORDED_ERRORS);
         (sum, errors, current.current())
     }
 
@@ -585,7 +585,7 @@ impl Runner {
     fn over_disk_limit(
         &self,
         dest: &DestinationRecord,
-        usage: Result<hindsight_fs::local::DiskUsage, String>,
+        usage: Result<hindsight_fs::DiskUsage, String>,
     ) -> Option<String> {
         let u = match usage {
             Ok(u) => u,

@@ -21,8 +21,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hindsight_fs::remote::Need;
 use hindsight_fs::remote::Service;
-use hindsight_fs::remote::config::Need;
 use serde_json::{Map, Value};
 
 /// File name of the master key in the state directory.

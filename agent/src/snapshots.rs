@@ -7,15 +7,15 @@
 
 use std::sync::Arc;
 
-use hindsight_fs::layout::{DELETING_PREFIX, DestinationRoot};
+use hindsight_fs::{DELETING_PREFIX, DestinationRoot};
 
 use crate::catalog::Catalog;
 use crate::deleter::{Deleter, Pending};
 use crate::destinations;
 use crate::error::AgentError;
 use crate::model::SnapshotId;
-use hindsight_fs::destination::Destination;
-use hindsight_fs::remote::store::ContentModel;
+use hindsight_fs::Destination;
+use hindsight_fs::remote::ContentModel;
 
 /// Starts deleting a snapshot; returns its destination's name once it is
 /// invisible on the destination. The deleter removes its files in the background.
@@ -28,8 +28,8 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Resu
     let (job, name) = (rec.snapshot.job.clone(), rec.snapshot.name.clone());
     // The names come from a manifest (checked when listed since, but the row
     // may be older): a deletion is built from checked names only.
-    hindsight_fs::names::check_name("job", &job)
-        .and_then(|()| hindsight_fs::names::check_snapshot_name(&name))
+    hindsight_fs::check_name("job", &job)
+        .and_then(|()| hindsight_fs::check_snapshot_name(&name))
         .map_err(|e| AgentError::conflict(format!("snapshot {id} cannot be deleted: {e}")))?;
     if let Destination::Remote(store) = destinations::open(catalog.master_key(), &dest)? {
         // No rename on object stores: the manifest goes first (the snapshot stops
@@ -62,7 +62,7 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Resu
 /// its manifest or its index does not read.
 pub fn health(dir: &std::path::Path) -> Option<String> {
     use hindsight_fs::index::{INDEX_FILE, IndexReader};
-    use hindsight_fs::manifest::{MANIFEST_FILE, Manifest};
+    use hindsight_fs::{MANIFEST_FILE, Manifest};
     if let Err(e) = Manifest::read(&dir.join(MANIFEST_FILE)) {
         return Some(e.to_string());
     }

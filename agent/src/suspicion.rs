@@ -5,7 +5,7 @@
 //! raises a warning naming the change, and retention is skipped for it, so
 //! the older snapshots stay until a person looks.
 
-use hindsight_fs::manifest::SnapshotStats;
+use hindsight_fs::SnapshotStats;
 
 use crate::model::{Settings, Snapshot};
 

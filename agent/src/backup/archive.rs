@@ -13,15 +13,15 @@
 use std::os::fd::AsFd;
 use std::sync::mpsc::sync_channel;
 
-use hindsight_fs::archive::tar::{self, TarKind};
-use hindsight_fs::archive::writer::{ArchiveWriter, Compression, DataOutcome, Finished, Placed};
+use hindsight_fs::EntryMeta;
+use hindsight_fs::FsError;
+use hindsight_fs::archive::{ArchiveWriter, Compression, DataOutcome, Finished, Placed};
 use hindsight_fs::archive::{MEMBER_SIZE, TAR_FILE, TGZ_FILE};
-use hindsight_fs::entry::EntryMeta;
-use hindsight_fs::error::FsError;
+use hindsight_fs::archive::{TarKind, kind_of};
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexWriter};
-use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX};
-use hindsight_fs::manifest::{SnapshotStats, Structure};
 use hindsight_fs::posix;
+use hindsight_fs::{DestinationRoot, JobLock, PARTIAL_PREFIX};
+use hindsight_fs::{SnapshotStats, Structure};
 use jiff::Timestamp;
 
 use super::archive_file::ArchiveFile;
@@ -50,19 +50,19 @@ pub fn run_archive(
     opts: ArchiveOptions,
     progress: &Progress,
     cancel: &Cancel,
-) -> Result<hindsight_fs::manifest::Manifest, BackupError> {
+) -> Result<hindsight_fs::Manifest, BackupError> {
     root.require_marker()?;
     check_sources(&spec.sources)?;
     let _lock = JobLock::acquire(root, &spec.job)?;
     let started = Timestamp::now();
     let name = root.new_snapshot_name(&spec.job, started);
-    let sequence = hindsight_fs::manifest::next_sequence(&root.snapshots_in_order(&spec.job)?);
+    let sequence = hindsight_fs::next_sequence(&root.snapshots_in_order(&spec.job)?);
     let partial = root.partial_dir(&spec.job, &name);
     for old in root.list_work(&spec.job, PARTIAL_PREFIX)? {
         let p = root.partial_dir(&spec.job, &old);
         posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
     }
-    hindsight_fs::layout::create_private_dir_all(&partial)?;
+    hindsight_fs::create_private_dir_all(&partial)?;
     let data_path = partial.join(opts.data_file());
     let data = posix::create_private(&data_path).map_err(|e| FsError::io("create", &data_path, e))?;
     let clock = std::time::Instant::now();
@@ -202,7 +202,7 @@ impl<W: std::io::Write + Send + 'static> StreamSink for TarSink<'_, W> {
 
     fn special(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
         // Sockets stay in the index for browsing; tar has no type for them.
-        if let Some(kind) = tar::kind_of(&row.meta) {
+        if let Some(kind) = kind_of(&row.meta) {
             let placed = self.append(path, &row.meta, kind)?;
             row.location.header_offset = Some(placed.header_offset as i64);
         }

@@ -13,7 +13,7 @@
 //! the same owner), every engine then asks `EntryMeta::unchanged_from`, with
 //! the xattrs read again: the same content and metadata is still reused.
 
-use hindsight_fs::entry::EntryMeta;
+use hindsight_fs::EntryMeta;
 
 /// True when the entry `now` (from `fstat`) cannot have changed since `prev`
 /// was recorded.
@@ -29,7 +29,7 @@ pub(super) fn unchanged(now: &EntryMeta, prev: &EntryMeta) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hindsight_fs::entry::EntryKind;
+    use hindsight_fs::EntryKind;
 
     #[test]
     fn any_inode_change_is_a_change() {

@@ -4,11 +4,11 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use hindsight_fs::error::FsError;
+use hindsight_fs::FORMAT_VERSION;
+use hindsight_fs::FsError;
 use hindsight_fs::index::INDEX_FILE;
-use hindsight_fs::layout::{DestinationRoot, sync_dir, write_atomic};
-use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
-use hindsight_fs::marker;
+use hindsight_fs::{DestinationRoot, sync_dir, write_atomic};
+use hindsight_fs::{MANIFEST_FILE, Manifest, SnapshotStats, Structure};
 use jiff::Timestamp;
 
 use super::progress::Progress;
@@ -46,7 +46,7 @@ pub(super) fn manifest(s: &SnapshotInfo<'_>, index_path: &Path) -> Result<Manife
         .map_err(|e| FsError::io("read", index_path, e))?;
     let counters = s.progress.counters();
     Ok(Manifest {
-        format: marker::FORMAT_VERSION,
+        format: FORMAT_VERSION,
         job: s.spec.job.clone(),
         name: s.name.to_string(),
         structure: s.structure,

@@ -5,9 +5,11 @@
 //! read once into a buffer for blake3, then copied with `copy_file_range`, which
 //! copies from the page cache inside the kernel (and shares extents on
 //! filesystems that support it); `pwrite` is the fallback where it is refused.
+//! [`hash_fd`] hashes a file without copying it (what an interrupted run
+//! left, a file sent to a server).
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::fs::SeekFrom;
 use rustix::io::Errno;
@@ -132,18 +134,20 @@ impl Copier {
     }
 }
 
-/// blake3 of a file's whole content (used when resuming an interrupted copy).
-pub fn hash_file(fd: BorrowedFd<'_>) -> io::Result<[u8; 32]> {
+/// blake3 of the first `size` bytes of `fd`, read from its start (a file
+/// an interrupted run stored, or one being sent); an error if it is shorter.
+pub(super) fn hash_fd(fd: impl AsFd, size: u64) -> io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
+    let mut off = 0u64;
     let mut buf = vec![0u8; CHUNK];
-    let mut at = 0u64;
-    loop {
-        let n = rustix::io::pread(fd, &mut buf, at)?;
+    while off < size {
+        let want = buf.len().min((size - off) as usize);
+        let n = rustix::io::pread(&fd, &mut buf[..want], off)?;
         if n == 0 {
-            break;
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being read"));
         }
         hasher.update(&buf[..n]);
-        at += n as u64;
+        off += n as u64;
     }
     Ok(*hasher.finalize().as_bytes())
 }

@@ -18,13 +18,13 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use hindsight_fs::archive::{TAR_FILE, TGZ_FILE};
-use hindsight_fs::entry::{EntryKind, EntryMeta};
-use hindsight_fs::error::{FsError, Result as FsResult};
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter};
-use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR};
 use hindsight_fs::lock;
-use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, Structure, next_sequence};
 use hindsight_fs::posix;
+use hindsight_fs::{DestinationRoot, JobLock, PARTIAL_PREFIX, TREE_DIR};
+use hindsight_fs::{EntryKind, EntryMeta};
+use hindsight_fs::{FsError, Result as FsResult};
+use hindsight_fs::{MANIFEST_FILE, Manifest, Structure, next_sequence};
 use jiff::Timestamp;
 
 use super::commit::{self, Commit, SnapshotInfo};
@@ -53,7 +53,7 @@ pub fn run_incremental(
     let snapshots = root.snapshots_in_order(&spec.job)?;
     let prev = find_previous(root, &spec.job, &snapshots);
     let tree_path = partial.join(TREE_DIR);
-    hindsight_fs::layout::create_private_dir_all(&tree_path)?;
+    hindsight_fs::create_private_dir_all(&tree_path)?;
     let tree = Arc::new(posix::open_dir(&tree_path).map_err(|e| FsError::io("open", &tree_path, e))?);
     let index = IndexWriter::create(&partial.join(INDEX_FILE), Structure::Incremental.as_str(), &name)?;
     if resumed {
@@ -134,7 +134,7 @@ pub fn run_incremental(
 fn prepare_partial(root: &DestinationRoot, job: &str, partial: &Path) -> Result<bool, BackupError> {
     let mut leftovers = root.list_work(job, PARTIAL_PREFIX)?;
     let Some(newest) = leftovers.pop() else {
-        hindsight_fs::layout::create_private_dir_all(partial)?;
+        hindsight_fs::create_private_dir_all(partial)?;
         return Ok(false);
     };
     for old in leftovers {

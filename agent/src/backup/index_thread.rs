@@ -4,10 +4,10 @@
 
 use std::sync::mpsc::{Receiver, SyncSender};
 
-use hindsight_fs::archive::writer::FileHash;
-use hindsight_fs::entry::EntryKind;
+use hindsight_fs::EntryKind;
+use hindsight_fs::SnapshotStats;
+use hindsight_fs::archive::FileHash;
 use hindsight_fs::index::{IndexEntry, IndexWriter};
-use hindsight_fs::manifest::SnapshotStats;
 
 use super::pending_hashes::PendingHashes;
 use super::spec::{BackupError, Row};

@@ -22,9 +22,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
-use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::index::{IndexEntry, IndexReader};
 use hindsight_fs::posix;
+use hindsight_fs::{EntryKind, EntryMeta};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
@@ -220,7 +220,7 @@ impl TreeSink<'_> {
                 if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
                     return Err(dest_err("open", abs, io::Error::other("replaced while it was being checked")));
                 }
-                let hash = copy::hash_file(fd.as_fd()).map_err(|e| dest_err("read", abs, e))?;
+                let hash = copy::hash_fd(&fd, row.meta.size).map_err(|e| dest_err("read", abs, e))?;
                 row.blake3 = Some(hash);
                 row.location.ino = Some(st.st_ino);
                 self.progress.copied(0);

@@ -19,30 +19,30 @@
 //! destination: lock, lease, previous snapshot), [`progress`] (live counters
 //! and the cancel flag) and [`exclude`] (the job's patterns).
 
-pub mod archive;
+mod archive;
 mod archive_file;
 mod change;
 mod commit;
-pub mod copy;
-pub mod exclude;
-pub mod incremental;
+mod copy;
+mod exclude;
+mod incremental;
 mod index_thread;
 mod local_tree;
 mod pending_hashes;
-pub mod progress;
-pub mod remote;
-pub mod remote_archive;
+mod progress;
+mod remote;
+mod remote_archive;
 mod remote_run;
 mod source_path;
 mod source_walk;
 mod spec;
-pub mod ssh;
+pub(crate) mod ssh;
 pub(crate) mod tar_stderr;
 
 pub use archive::{ArchiveOptions, run_archive};
 pub use exclude::Excludes;
 pub use incremental::run_incremental;
-pub use progress::{Cancel, Counters, FileError, Progress};
+pub use progress::{Cancel, Counters, FileError, MAX_RECORDED_ERRORS, Progress};
 pub use remote::run_remote;
 pub use remote_archive::run_remote_archive;
 pub use source_path::check_path as check_source_path;

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
 
-use hindsight_fs::archive::writer::FileHash;
-use hindsight_fs::entry::EntryKind;
+use hindsight_fs::EntryKind;
+use hindsight_fs::archive::FileHash;
 
 use super::spec::Row;
 
@@ -92,8 +92,8 @@ impl PendingHashes {
 mod tests {
     use std::sync::mpsc::channel;
 
-    use hindsight_fs::entry::{EntryMeta, Xattrs};
     use hindsight_fs::index::{IndexEntry, Location};
+    use hindsight_fs::{EntryMeta, Xattrs};
 
     use super::*;
 

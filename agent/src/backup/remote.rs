@@ -21,18 +21,19 @@ use std::path::Path;
 use std::sync::mpsc::sync_channel;
 
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexWriter};
-use hindsight_fs::manifest::{Manifest, SnapshotStats, Structure};
+use hindsight_fs::remote::ObjectWriter;
 use hindsight_fs::remote::RemoteStore;
-use hindsight_fs::remote::blobs::{Journal, Known, SMALL_FILE, Stored, blob_key, new_pack_key};
-use hindsight_fs::remote::store::Upload;
-use hindsight_fs::remote::stream::ObjectWriter;
+use hindsight_fs::remote::Upload;
+use hindsight_fs::remote::{Journal, Known, SMALL_FILE, StoredAt, blob_key, new_pack_key};
+use hindsight_fs::{Manifest, SnapshotStats, Structure};
 
 use super::change::unchanged;
 use super::commit::{self, SnapshotInfo};
+use super::copy::hash_fd;
 use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
 use super::remote_run::{RemoteRun, previous};
-use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored as Outcome, StreamSink, open_file};
+use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamSink, open_file};
 use super::spec::{BackupError, BackupSpec, Row};
 
 /// Bytes read from a file per request of a streamed upload.
@@ -54,7 +55,7 @@ pub fn run_remote(
     if let Some((_, index)) = &prev {
         index.for_each(|e| {
             if let (Some(hash), Some(key)) = (e.blake3, e.location.blob) {
-                known.insert(hash, Stored { key, offset: e.location.data_offset.unwrap_or(0) as u64 });
+                known.insert(hash, StoredAt { key, offset: e.location.data_offset.unwrap_or(0) as u64 });
             }
             Ok(())
         })?;
@@ -154,7 +155,7 @@ fn load_journal(store: &RemoteStore, path: &Path, known: &mut Known) -> Result<u
 struct Pack {
     key: String,
     data: Vec<u8>,
-    items: Vec<([u8; 32], Stored)>,
+    items: Vec<([u8; 32], StoredAt)>,
 }
 
 impl Pack {
@@ -164,7 +165,7 @@ impl Pack {
 }
 
 /// An upload under way, with what to journal once it is done.
-type Inflight = (Upload, Vec<([u8; 32], Stored)>, u64);
+type Inflight = (Upload, Vec<([u8; 32], StoredAt)>, u64);
 
 /// Stores file bodies by content and locates them in the index rows.
 struct BlobSink<'a> {
@@ -182,7 +183,7 @@ struct BlobSink<'a> {
 
 impl BlobSink<'_> {
     /// Points `row` at stored content.
-    fn locate(row: &mut IndexEntry, hash: [u8; 32], stored: &Stored) {
+    fn locate(row: &mut IndexEntry, hash: [u8; 32], stored: &StoredAt) {
         row.blake3 = Some(hash);
         row.location.blob = Some(stored.key.clone());
         row.location.data_offset = Some(stored.offset as i64);
@@ -219,7 +220,7 @@ impl BlobSink<'_> {
     }
 
     /// A small file: read whole, hashed, packed unless its content is stored already.
-    fn small(&mut self, fd: &OwnedFd, size: u64, row: &mut IndexEntry) -> std::io::Result<Outcome> {
+    fn small(&mut self, fd: &OwnedFd, size: u64, row: &mut IndexEntry) -> std::io::Result<Stored> {
         let mut data = Vec::with_capacity(size as usize);
         std::fs::File::from(fd.try_clone()?).take(size).read_to_end(&mut data)?;
         let hash = *blake3::hash(&data).as_bytes();
@@ -227,38 +228,38 @@ impl BlobSink<'_> {
         if let Some(s) = self.known.get(&hash).cloned() {
             Self::locate(row, hash, &s);
             self.progress.linked();
-            return Ok(Outcome::Reused);
+            return Ok(Stored::Reused);
         }
-        let stored = Stored { key: self.pack.key.clone(), offset: self.pack.data.len() as u64 };
+        let stored = StoredAt { key: self.pack.key.clone(), offset: self.pack.data.len() as u64 };
         self.pack.data.extend_from_slice(&data);
         self.pack.items.push((hash, stored.clone()));
         self.known.insert(hash, stored.clone());
         Self::locate(row, hash, &stored);
         self.progress.copied(data.len() as u64);
-        Ok(Outcome::New)
+        Ok(Stored::New)
     }
 
     /// A large file: hashed, then streamed to its own object unless stored already.
-    fn large(&mut self, fd: &OwnedFd, size: u64, row: &mut IndexEntry, abs: &[u8]) -> Result<Outcome, BackupError> {
+    fn large(&mut self, fd: &OwnedFd, size: u64, row: &mut IndexEntry, abs: &[u8]) -> Result<Stored, BackupError> {
         let hash = match hash_fd(fd, size) {
             Ok(h) => h,
             Err(e) => {
                 self.progress.failed(abs, format!("read failed: {e}"));
-                return Ok(Outcome::Skipped);
+                return Ok(Stored::Skipped);
             }
         };
         if let Some(s) = self.known.get(&hash).cloned() {
             Self::locate(row, hash, &s);
             self.progress.linked();
-            return Ok(Outcome::Reused);
+            return Ok(Stored::Reused);
         }
         let key = blob_key(&hash);
-        let stored = Stored { key: key.clone(), offset: 0 };
+        let stored = StoredAt { key: key.clone(), offset: 0 };
         if self.store.size(&key)? == Some(size) {
             self.known.insert(hash, stored.clone());
             Self::locate(row, hash, &stored);
             self.progress.linked();
-            return Ok(Outcome::Reused);
+            return Ok(Stored::Reused);
         }
         self.journal.start(&key)?;
         match self.upload(fd, size, &key, &hash)? {
@@ -268,11 +269,11 @@ impl BlobSink<'_> {
                 self.known.insert(hash, stored.clone());
                 Self::locate(row, hash, &stored);
                 self.progress.copied(size);
-                Ok(Outcome::New)
+                Ok(Stored::New)
             }
             false => {
                 self.progress.failed(abs, "changed while being stored; left out of this snapshot");
-                Ok(Outcome::Skipped)
+                Ok(Stored::Skipped)
             }
         }
     }
@@ -317,7 +318,7 @@ impl StreamSink for BlobSink<'_> {
         Ok(())
     }
 
-    fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Outcome, BackupError> {
+    fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {
         // Equal ctime and metadata: the inode has not changed, xattrs included.
         if let Some(p) = f.prev.filter(|p| p.location.blob.is_some() && p.blake3.is_some())
             && unchanged(&r.meta, &p.meta)
@@ -326,16 +327,16 @@ impl StreamSink for BlobSink<'_> {
             r.location = p.location.clone();
             r.blake3 = p.blake3;
             self.progress.linked();
-            return Ok(Outcome::Reused);
+            return Ok(Stored::Reused);
         }
-        let Some(fd) = open_file(&f, r, self.progress) else { return Ok(Outcome::Skipped) };
+        let Some(fd) = open_file(&f, r, self.progress) else { return Ok(Stored::Skipped) };
         if let Some(p) = f.prev.filter(|p| p.location.blob.is_some() && p.blake3.is_some())
             && r.meta.unchanged_from(&p.meta)
         {
             r.location = p.location.clone();
             r.blake3 = p.blake3;
             self.progress.linked();
-            return Ok(Outcome::Reused);
+            return Ok(Stored::Reused);
         }
         let size = r.meta.size;
         if size < SMALL_FILE {
@@ -343,7 +344,7 @@ impl StreamSink for BlobSink<'_> {
                 Ok(o) => o,
                 Err(e) => {
                     self.progress.failed(f.abs, format!("read failed: {e}"));
-                    return Ok(Outcome::Skipped);
+                    return Ok(Stored::Skipped);
                 }
             };
             if self.pack.data.len() >= self.pack_size {
@@ -353,21 +354,4 @@ impl StreamSink for BlobSink<'_> {
         }
         self.large(&fd, size, r, f.abs)
     }
-}
-
-/// blake3 of the first `size` bytes of `fd`, read from its start.
-pub(super) fn hash_fd(fd: &OwnedFd, size: u64) -> std::io::Result<[u8; 32]> {
-    let mut hasher = blake3::Hasher::new();
-    let mut off = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
-    while off < size {
-        let want = buf.len().min((size - off) as usize);
-        let n = rustix::io::pread(fd, &mut buf[..want], off)?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read"));
-        }
-        hasher.update(&buf[..n]);
-        off += n as u64;
-    }
-    Ok(*hasher.finalize().as_bytes())
 }

@@ -20,11 +20,11 @@
 
 use std::path::Path;
 
+use hindsight_fs::Manifest;
+use hindsight_fs::PARTIAL_PREFIX;
 use hindsight_fs::index::INDEX_FILE;
-use hindsight_fs::layout::PARTIAL_PREFIX;
-use hindsight_fs::manifest::Manifest;
+use hindsight_fs::remote::ObjectWriter;
 use hindsight_fs::remote::RemoteStore;
-use hindsight_fs::remote::stream::ObjectWriter;
 
 use super::archive::{ArchiveOptions, ArchiveOut, stream_archive};
 use super::commit::{self, SnapshotInfo};
@@ -74,7 +74,7 @@ fn remove_leftovers(store: &RemoteStore, job: &str, run: &RemoteRun) -> Result<(
     for d in run.existing.iter().filter(|d| !complete(d)) {
         let leftover = match store {
             RemoteStore::Ssh(_) => d.starts_with(PARTIAL_PREFIX),
-            RemoteStore::Objects(_) => !d.starts_with('.') && hindsight_fs::names::check_name("snapshot", d).is_ok(),
+            RemoteStore::Objects(_) => !d.starts_with('.') && hindsight_fs::check_name("snapshot", d).is_ok(),
         };
         if leftover {
             tracing::info!(job, "removing {job}/{d}, left without a manifest by a failed run");

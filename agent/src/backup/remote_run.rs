@@ -10,13 +10,13 @@
 
 use std::path::{Path, PathBuf};
 
-use hindsight_fs::error::FsError;
+use hindsight_fs::FsError;
 use hindsight_fs::index::{INDEX_FILE, IndexReader};
-use hindsight_fs::layout::{DestinationRoot, JobLock, PARTIAL_PREFIX, snapshot_name_after};
-use hindsight_fs::manifest::{MANIFEST_FILE, Manifest, Structure};
 use hindsight_fs::posix;
+use hindsight_fs::remote::Lease;
 use hindsight_fs::remote::RemoteStore;
-use hindsight_fs::remote::lease::Lease;
+use hindsight_fs::{DestinationRoot, JobLock, PARTIAL_PREFIX, snapshot_name_after};
+use hindsight_fs::{MANIFEST_FILE, Manifest, Structure};
 use jiff::Timestamp;
 
 use super::source_path::check_sources;
@@ -50,7 +50,7 @@ impl RemoteRun {
     pub fn begin(store: &RemoteStore, cache: &Path, job: &str, sources: &[PathBuf]) -> Result<Self, BackupError> {
         store.require_marker()?;
         check_sources(sources)?;
-        hindsight_fs::layout::create_private_dir_all(cache)?;
+        hindsight_fs::create_private_dir_all(cache)?;
         let local = DestinationRoot::new(cache);
         let lock = JobLock::acquire(&local, job)?;
         let started = Timestamp::now();
@@ -58,14 +58,14 @@ impl RemoteRun {
             store.list(&format!("{job}/"))?.into_iter().map(|n| n.trim_end_matches('/').to_string()).collect();
         let name = snapshot_name_after(&existing, started);
         let snapshots = store.snapshots_in_order(cache, job)?;
-        let sequence = hindsight_fs::manifest::next_sequence(&snapshots);
+        let sequence = hindsight_fs::next_sequence(&snapshots);
         // Work directories of earlier runs hold only indexes being built: they go.
         for old in local.list_work(job, PARTIAL_PREFIX)? {
             let p = local.partial_dir(job, &old);
             posix::remove_tree(&p).map_err(|e| FsError::io("remove", &p, e))?;
         }
         let work = local.partial_dir(job, &name);
-        hindsight_fs::layout::create_private_dir_all(&work)?;
+        hindsight_fs::create_private_dir_all(&work)?;
         // ssh destinations hold hardlink trees: no shared bodies, no prune.
         let lease = match store {
             RemoteStore::Objects(_) => Some(Lease::take(store, job, &local.job_dir(job))?),

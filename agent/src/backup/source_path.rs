@@ -13,8 +13,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use hindsight_fs::entry::{EntryKind, EntryMeta};
 use hindsight_fs::posix;
+use hindsight_fs::{EntryKind, EntryMeta};
 
 use super::spec::BackupError;
 

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
-use hindsight_fs::entry::EntryKind;
+use hindsight_fs::EntryKind;
 use hindsight_fs::index::{IndexEntry, IndexReader, Location, ROOT_ID};
 use hindsight_fs::{lock, posix};
 use rustix::fs::{Mode, OFlags};
@@ -318,7 +318,8 @@ where
             Some(_) => shared.spec.threads.clamp(1, std::thread::available_parallelism().map_or(1, |n| n.get())),
             None => 1,
         };
-        let mut w = Walker { shared: &shared, sink, rows: RowQueue::new(shared.rows.clone()), threads };
+        let rows = RowQueue::new(shared.rows.clone());
+        let mut w = Walker { shared: &shared, sink, rows, threads };
         let walked = if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -341,10 +342,6 @@ where
 }
 
 impl Shared<'_> {
-    fn alloc(&self, n: usize) -> i64 {
-        self.next_id.fetch_add(n as i64, Ordering::Relaxed)
-    }
-
     /// Records a failure that stops every thread of the walk (the first one counts).
     fn fail(&self, e: BackupError) {
         let mut f = lock(&self.failure);
@@ -392,6 +389,11 @@ where
         self.rows.push(entry, false)
     }
 
+    /// `n` consecutive entry ids (a directory's children are consecutive).
+    fn alloc(&mut self, n: usize) -> i64 {
+        self.shared.next_id.fetch_add(n as i64, Ordering::Relaxed)
+    }
+
     /// The root entry, the ancestors of every source, then every source.
     /// Ancestors are opened from `/` without following symlinks
     /// ([`source_path`]); they and the root end last, deepest first.
@@ -425,7 +427,7 @@ where
                 let (fd, meta) = source_path::open_ancestor(parent_fd.as_fd(), comp, &abs_of(&path))?;
                 parent_fd = Arc::new(fd);
                 if !ancestors.contains_key(&path) {
-                    let id = shared.alloc(1);
+                    let id = self.alloc(1);
                     let prev = shared.prev_child(parent_prev, comp).filter(|p| p.meta.kind == EntryKind::Dir);
                     let mut r = IndexEntry::new(id, parent_id, comp.to_vec(), meta);
                     let parent = match ancestors.get_mut(&parent_path) {
@@ -440,7 +442,7 @@ where
                 (parent_id, parent_prev) = (a.id, a.prev_id);
             }
             let dev = posix::lstat_at(parent_fd.as_fd(), last).map_err(|e| source_err(src, e))?.st_dev;
-            let id = shared.alloc(1);
+            let id = self.alloc(1);
             let dir = Dir { id: parent_id, prev_id: parent_prev, fd: &parent_fd, path: &path, dev };
             let prevs = shared.prev_children(parent_prev);
             let parent = match ancestors.get_mut(&path) {
@@ -470,7 +472,7 @@ where
             }
         };
         let prevs = shared.prev_children(dir.prev_id);
-        let base = shared.alloc(names.len());
+        let base = self.alloc(names.len());
         let mut subtrees = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let Some(sub) = self.entry(dir, handle, &prevs, name, base + i as i64)? else { continue };
@@ -605,51 +607,42 @@ where
                 return Ok(Some(Subtree { id, prev_id, fd, path, dev: dir.dev, handle, skip }));
             }
             EntryKind::File => {
-                let nlink = st.st_nlink as u64;
                 let key = (st.st_dev, st.st_ino);
-                let mut first_name = nlink > 1;
-                if nlink > 1 {
-                    let linked = {
-                        let hardlinks = lock(&shared.hardlinks);
-                        match hardlinks.get(&key) {
-                            Some(first) => {
-                                read_xattrs(&mut r, dir.fd.as_fd(), name, &abs, progress);
-                                r.hardlink = Some(first.id);
-                                r.location = first.location.clone();
-                                r.blake3 = first.blake3;
-                                Some(self.sink.hardlink(parent, &path, first, &mut r)?)
-                            }
-                            None => None,
-                        }
-                    };
-                    match linked {
-                        Some(true) => {
+                let f = SourceFile { dir: dir.fd, name, path: &path, abs: &abs, prev, ident: key };
+                let stored = if st.st_nlink > 1 {
+                    // Held while the name is stored: another thread meeting another
+                    // name of the file waits, and links it, never stores it twice.
+                    let mut hardlinks = lock(&shared.hardlinks);
+                    if let Some(first) = hardlinks.get(&key) {
+                        read_xattrs(&mut r, dir.fd.as_fd(), name, &abs, progress);
+                        r.hardlink = Some(first.id);
+                        r.location = first.location.clone();
+                        r.blake3 = first.blake3;
+                        if self.sink.hardlink(parent, &path, first, &mut r)? {
+                            drop(hardlinks);
                             progress.linked();
                             self.send(r)?;
                             return Ok(None);
                         }
-                        // Split from its group: a file of its own from here on.
-                        Some(false) => {
-                            (r.hardlink, r.location, r.blake3, first_name) = (None, Location::default(), None, false);
+                        // Split from its group (too many links): a file of its own.
+                        (r.hardlink, r.location, r.blake3) = (None, Location::default(), None);
+                        self.sink.file(parent, f, &mut r)?
+                    } else {
+                        r.hardlink = Some(id);
+                        let stored = self.sink.file(parent, f, &mut r)?;
+                        if stored != Stored::Skipped {
+                            let first =
+                                FirstName { id, path: path.clone(), location: r.location.clone(), blake3: r.blake3 };
+                            hardlinks.insert(key, first);
                         }
-                        None => {}
+                        stored
                     }
-                }
-                if first_name {
-                    r.hardlink = Some(id);
-                }
-                let f = SourceFile { dir: dir.fd, name, path: &path, abs: &abs, prev, ident: key };
-                let stored = self.sink.file(parent, f, &mut r)?;
-                if stored == Stored::Skipped {
-                    return Ok(None);
-                }
-                if first_name {
-                    let first = FirstName { id, path: path.clone(), location: r.location.clone(), blake3: r.blake3 };
-                    // Another thread may have stored another name of it meanwhile: the first stays.
-                    lock(&shared.hardlinks).entry(key).or_insert(first);
-                }
-                if stored != Stored::Queued {
-                    self.rows.push(r, stored == Stored::New)?;
+                } else {
+                    self.sink.file(parent, f, &mut r)?
+                };
+                match stored {
+                    Stored::Skipped | Stored::Queued => {}
+                    Stored::New | Stored::Reused => self.rows.push(r, stored == Stored::New)?,
                 }
             }
             _ => {

@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use hindsight_fs::error::FsError;
+use hindsight_fs::FsError;
+use hindsight_fs::Structure;
 use hindsight_fs::index::IndexEntry;
 use hindsight_fs::lock;
-use hindsight_fs::manifest::Structure;
 
 use super::exclude::Excludes;
 use super::progress::Cancel;

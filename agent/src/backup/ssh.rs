@@ -43,22 +43,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
-use hindsight_fs::archive::tar::{self, TarKind};
-use hindsight_fs::archive::writer::ArchiveWriter;
-use hindsight_fs::entry::EntryMeta;
-use hindsight_fs::error::FsError;
+use hindsight_fs::EntryMeta;
+use hindsight_fs::FsError;
+use hindsight_fs::archive::ArchiveWriter;
+use hindsight_fs::archive::{TarKind, kind_of};
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, IndexWriter};
-use hindsight_fs::layout::{PARTIAL_PREFIX, TREE_DIR};
-use hindsight_fs::manifest::{Manifest, SnapshotStats, Structure};
 use hindsight_fs::remote::RemoteStore;
-use hindsight_fs::remote::ssh::{SshClient, backoff};
+use hindsight_fs::remote::{SshClient, backoff};
+use hindsight_fs::{Manifest, SnapshotStats, Structure};
+use hindsight_fs::{PARTIAL_PREFIX, TREE_DIR};
 
 use super::archive::append_file;
 use super::change::unchanged;
 use super::commit::{self, SnapshotInfo};
+use super::copy::hash_fd;
 use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
-use super::remote::hash_fd;
 use super::remote_run::{RemoteRun, previous};
 use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamSink, open_file};
 use super::spec::{BackupError, BackupSpec};
@@ -265,7 +265,7 @@ impl Stream<'_> {
     /// The server side: GNU tar extracting the stream in the job's directory.
     fn script(&self) -> Vec<u8> {
         let job = self.ssh.quoted(&self.spec.job);
-        let tree = hindsight_fs::remote::ssh::quote(format!("{}/{TREE_DIR}", self.partial).as_bytes());
+        let tree = hindsight_fs::remote::quote(format!("{}/{TREE_DIR}", self.partial).as_bytes());
         [
             b"mkdir -p -- ".as_slice(),
             &job,
@@ -391,7 +391,7 @@ impl Leftovers {
         let mut script = [b"cd -- ".as_slice(), &job_dir, b" && id -u && find"].concat();
         for b in bases {
             script.push(b' ');
-            script.extend_from_slice(&hindsight_fs::remote::ssh::quote(format!("{b}/{TREE_DIR}").as_bytes()));
+            script.extend_from_slice(&hindsight_fs::remote::quote(format!("{b}/{TREE_DIR}").as_bytes()));
         }
         script.extend_from_slice(b" -type f -printf '%s %T@ %m %U %G %p\\0'");
         let out = match ssh.run("list", job, &script, None) {
@@ -548,7 +548,7 @@ impl StreamSink for TreeSink<'_> {
     }
 
     fn special(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
-        match tar::kind_of(&row.meta) {
+        match kind_of(&row.meta) {
             Some(kind) => self.append(path, &row.meta, kind),
             None => Ok(()),
         }

@@ -136,11 +136,8 @@ fn fill_cache_ids(conn: &Connection) -> rusqlite::Result<()> {
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for id in ids {
-        let cache_id = if hindsight_fs::names::check_destination_id(&id).is_ok() {
-            id.clone()
-        } else {
-            uuid::Uuid::new_v4().to_string()
-        };
+        let cache_id =
+            if hindsight_fs::check_destination_id(&id).is_ok() { id.clone() } else { uuid::Uuid::new_v4().to_string() };
         conn.execute("UPDATE destinations SET cache_id = ?2 WHERE id = ?1", [&id, &cache_id])?;
     }
     Ok(())

@@ -124,7 +124,7 @@ impl Spec {
                     Some((j, d)) => (j, span::parse(d, 'h').map_err(|e| format!("schedule {s:?}: delay {e}"))?),
                     None => (a, SignedDuration::ZERO),
                 };
-                hindsight_fs::names::check_name("job", job).map_err(|e| format!("schedule {s:?}: {e}"))?;
+                hindsight_fs::check_name("job", job).map_err(|e| format!("schedule {s:?}: {e}"))?;
                 Ok(Spec::After { job: job.to_string(), delay })
             }
             _ => Err(format!(

@@ -6,7 +6,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hindsight_fs::layout::DestinationRoot;
+use hindsight_fs::DestinationRoot;
 use hindsight_fs::mount::{self, DestinationView, Layout, MountConfig, mountpoint};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -28,7 +28,7 @@ pub async fn mount(mut args: MountArgs) -> anyhow::Result<ExitCode> {
         mountpoint: args.dir.clone(),
         layout: Layout::Single(view),
         threads: 2,
-        cache_bytes: hindsight_fs::archive::reader::DEFAULT_CACHE_BYTES,
+        cache_bytes: hindsight_fs::archive::DEFAULT_CACHE_BYTES,
     })?;
     note(&format!(
         "mounted {} on {} (Ctrl-C or `hindsight umount {}` to stop)",
@@ -63,7 +63,7 @@ fn note(line: &str) {
 /// directory; with the options given by flags and the environment.
 fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<(DestinationView, Map<String, Value>)> {
     let mut given = collect_options(None, options, false)?;
-    let Some(config) = hindsight_fs::remote::url::parse_url(destination, &Map::new()) else {
+    let Some(config) = hindsight_fs::remote::parse_url(destination, &Map::new()) else {
         if !given.is_empty() {
             bail!("--option applies to remote destinations (URLs) only");
         }
@@ -80,7 +80,7 @@ fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<(D
             given.entry(def.name.to_string()).or_insert(Value::String(v));
         }
     }
-    let config = hindsight_fs::remote::url::parse_url(destination, &given)
+    let config = hindsight_fs::remote::parse_url(destination, &given)
         .unwrap_or_else(|| Err("not a URL".into()))
         .map_err(anyhow::Error::msg)?;
     let store = hindsight_fs::remote::RemoteStore::new(config)?;
@@ -93,7 +93,7 @@ fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<(D
     // never by the marker's id: a destination says nothing about local paths.
     let key = blake3::hash(format!("{store:?}").as_bytes()).to_hex();
     let cache = base.join("hindsight").join(&key[..32]);
-    hindsight_fs::layout::create_private_dir_all(&cache)?;
+    hindsight_fs::create_private_dir_all(&cache)?;
     let name = marker.destination_id.clone();
     Ok((DestinationView { name, root: cache, hidden: false, remote: Some(store) }, given))
 }

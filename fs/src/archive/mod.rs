@@ -11,9 +11,14 @@
 //! - `check`: integrity verification of an archive against its index.
 
 pub(crate) mod check;
-pub mod reader;
-pub mod tar;
-pub mod writer;
+pub(crate) mod reader;
+pub(crate) mod tar;
+pub(crate) mod writer;
+
+// What the backup engines and the CLI use of the format.
+pub use reader::DEFAULT_CACHE_BYTES;
+pub use tar::{TarKind, kind_of};
+pub use writer::{ArchiveWriter, Compression, DataOutcome, FileHash, Finished, Placed};
 
 /// Bytes of tar stream per gzip member. Measured on the 100k-entry corpus
 /// (bench/archive.sh): 1 MiB members gave 0.993x gzip -6's size and 4.4 ms per

@@ -102,6 +102,7 @@ pub struct Archive {
 impl Archive {
     /// Opens the data file of the snapshot in `dir`, of structure `structure`,
     /// with the members table of its `index` (compressed).
+    #[cfg(test)]
     pub fn open(dir: &Path, structure: Structure, index: &IndexReader, cache: &MemberCache) -> Result<Arc<Self>> {
         Self::open_local(dir, structure, index, cache, |name| {
             let path = dir.join(name);

@@ -32,7 +32,7 @@ pub const PACK_TARGET: usize = 8 << 20;
 
 /// Where stored content lives: an object and an offset in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
+pub struct StoredAt {
     /// Object key under the destination root.
     pub key: String,
     /// Offset of the content in the object.
@@ -73,16 +73,16 @@ const STARTED: &str = "started ";
 
 /// Content already on the destination, by blake3.
 #[derive(Debug, Default)]
-pub struct Known(HashMap<[u8; 32], Stored>);
+pub struct Known(HashMap<[u8; 32], StoredAt>);
 
 impl Known {
     /// Where content with this hash is stored, if anywhere known.
-    pub fn get(&self, hash: &[u8; 32]) -> Option<&Stored> {
+    pub fn get(&self, hash: &[u8; 32]) -> Option<&StoredAt> {
         self.0.get(hash)
     }
 
     /// Records stored content.
-    pub fn insert(&mut self, hash: [u8; 32], stored: Stored) {
+    pub fn insert(&mut self, hash: [u8; 32], stored: StoredAt) {
         self.0.insert(hash, stored);
     }
 
@@ -130,7 +130,7 @@ impl Journal {
     }
 
     /// Reads the entries a previous run recorded (none when there is no journal).
-    pub fn read(path: &Path) -> Result<Vec<([u8; 32], Stored)>> {
+    pub fn read(path: &Path) -> Result<Vec<([u8; 32], StoredAt)>> {
         let f = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -143,7 +143,7 @@ impl Journal {
             let mut parts = line.splitn(3, ' ');
             let (Some(hex), Some(off), Some(key)) = (parts.next(), parts.next(), parts.next()) else { continue };
             let (Ok(hash), Ok(offset)) = (blake3::Hash::from_hex(hex), off.parse::<u64>()) else { continue };
-            out.push((*hash.as_bytes(), Stored { key: key.to_string(), offset }));
+            out.push((*hash.as_bytes(), StoredAt { key: key.to_string(), offset }));
         }
         Ok(out)
     }
@@ -165,7 +165,7 @@ impl Journal {
     }
 
     /// Records stored contents (after the object holding them is complete).
-    pub fn record(&mut self, items: &[([u8; 32], Stored)]) -> Result<()> {
+    pub fn record(&mut self, items: &[([u8; 32], StoredAt)]) -> Result<()> {
         let mut text = String::new();
         for (hash, s) in items {
             text.push_str(&format!("{} {} {}\n", blake3::Hash::from_bytes(*hash).to_hex(), s.offset, s.key));
@@ -221,7 +221,7 @@ mod tests {
         let path = dir.path().join("j");
         let h = *blake3::hash(b"a").as_bytes();
         let mut j = Journal::open(&path).expect("open");
-        j.record(&[(h, Stored { key: "packs/ab/cd".into(), offset: 42 })]).expect("record");
+        j.record(&[(h, StoredAt { key: "packs/ab/cd".into(), offset: 42 })]).expect("record");
         drop(j);
         std::fs::OpenOptions::new()
             .append(true)
@@ -232,7 +232,7 @@ mod tests {
         j.start("blobs/ef/gh").expect("start");
         drop(j);
         let back = Journal::read(&path).expect("read");
-        assert_eq!(back, vec![(h, Stored { key: "packs/ab/cd".into(), offset: 42 })]);
+        assert_eq!(back, vec![(h, StoredAt { key: "packs/ab/cd".into(), offset: 42 })]);
         assert_eq!(Journal::started(&path).expect("started"), vec!["blobs/ef/gh".to_string()]);
         Journal::open(&path).expect("reopen").remove().expect("remove");
         assert!(Journal::read(&path).expect("read").is_empty());

@@ -19,18 +19,26 @@
 //! - [`lease`]: what running backups tell prunes, on any agent;
 //! - [`prune`]: deleting the bodies no snapshot references any more.
 
-pub mod blobs;
-pub mod check;
-pub mod config;
+pub(crate) mod blobs;
+pub(crate) mod check;
+pub(crate) mod config;
 pub(crate) mod content;
-pub mod lease;
-pub mod prune;
+pub(crate) mod lease;
+pub(crate) mod prune;
 mod root;
-pub mod ssh;
-pub mod ssh_check;
-pub mod store;
-pub mod stream;
-pub mod url;
+pub(crate) mod ssh;
+pub(crate) mod ssh_check;
+pub(crate) mod store;
+pub(crate) mod stream;
+pub(crate) mod url;
 
-pub use config::{RemoteConfig, Service};
-pub use store::RemoteStore;
+// What the agent and the CLI use of remote destinations.
+pub use blobs::{Journal, Known, SMALL_FILE, StoredAt, blob_key, new_pack_key};
+pub use check::{check_remote, list_objects};
+pub use config::{Need, RemoteConfig, Service};
+pub use lease::Lease;
+pub use prune::{is_busy, prune};
+pub use ssh::{SshClient, backoff, quote, remove_private_dir};
+pub use store::{ContentModel, RemoteStore, Upload};
+pub use stream::ObjectWriter;
+pub use url::parse_url;

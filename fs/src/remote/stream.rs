@@ -172,11 +172,6 @@ impl ObjectReader {
     pub fn len(&self) -> u64 {
         self.len
     }
-
-    /// True for an empty object.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 impl Read for ObjectReader {

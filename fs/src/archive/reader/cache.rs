@@ -77,11 +77,13 @@ impl MemberCache {
     }
 
     /// Bytes of decompressed members held now.
+    #[cfg(test)]
     pub fn used_bytes(&self) -> usize {
         self.lock().bytes
     }
 
     /// How many members were decompressed (or failed to) since the cache was made.
+    #[cfg(test)]
     pub fn loads(&self) -> u64 {
         self.0.loads.load(Ordering::Relaxed)
     }
