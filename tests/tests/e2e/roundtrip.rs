@@ -72,3 +72,33 @@ fn next_snapshot_follows_edits_and_shares_unchanged_entries() {
     let shown = s.daemon.cli_json(&["snapshot", "show", &second.id.to_string()]);
     assert_eq!(shown["files_added"], written, "files written by the second snapshot: {shown:#}");
 }
+
+#[test]
+fn hardlink_groups_spread_over_many_directories_stay_one_group() {
+    // Directories are walked on several threads: the names of one file meet
+    // on different threads at once, and must still become one inode.
+    const FILES: usize = 16;
+    const DIRS: usize = 48;
+    let s = Setup::new(|src| {
+        for f in 0..FILES {
+            fixture::write(&src.join(format!("originals/f{f}")), format!("file {f}\n").as_bytes());
+        }
+        for d in 0..DIRS {
+            fixture::mkdir(&src.join(format!("d{d}/sub")));
+            for f in 0..FILES {
+                let (from, to) = (src.join(format!("originals/f{f}")), src.join(format!("d{d}/sub/f{f}")));
+                std::fs::hard_link(&from, &to).unwrap_or_else(|e| panic!("link {}: {e}", to.display()));
+            }
+        }
+    });
+    let source = describe(&s.src);
+    assert_eq!(source.hardlink_groups().len(), FILES, "hardlink groups of the source");
+    for round in ["first", "second"] {
+        let snap = s.daemon.backup(JOB);
+        let copy = describe(&snap.tree(&s.src));
+        assert_same(&source, &copy, &format!("{round} snapshot of hardlink groups over {DIRS} directories"));
+        let groups = copy.hardlink_groups();
+        assert_eq!(groups.len(), FILES, "{round} snapshot's hardlink groups: {groups:?}");
+        assert!(groups.iter().all(|g| g.len() == DIRS + 1), "{round} snapshot's hardlink groups: {groups:?}");
+    }
+}
