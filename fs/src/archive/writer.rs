@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 
 use super::tar::{self, BLOCK, TarKind};
 use crate::entry::EntryMeta;
+use crate::index::Member;
 use crate::sync::lock;
 
 /// How to compress, for Compressed snapshots.
@@ -31,19 +32,6 @@ pub struct Compression {
     pub level: i32,
     /// Compressor threads.
     pub threads: usize,
-}
-
-/// One gzip member as written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemberInfo {
-    /// Offset in the compressed file.
-    pub compressed_offset: u64,
-    /// Length in the compressed file.
-    pub compressed_length: u64,
-    /// Offset in the tar stream.
-    pub uncompressed_offset: u64,
-    /// Bytes of tar stream it holds.
-    pub uncompressed_length: u64,
 }
 
 /// What [`ArchiveWriter::finish`] reports.
@@ -56,7 +44,7 @@ pub struct Finished<W> {
     /// Bytes written to the sink.
     pub written: u64,
     /// The gzip members (empty for an uncompressed archive).
-    pub members: Vec<MemberInfo>,
+    pub members: Vec<Member>,
 }
 
 /// Where an entry landed in the tar stream.
@@ -109,7 +97,7 @@ struct Ready {
 }
 
 /// What the writer thread hands back: the sink, bytes written, and the members.
-type WriterResult<W> = io::Result<(W, u64, Vec<MemberInfo>)>;
+type WriterResult<W> = io::Result<(W, u64, Vec<Member>)>;
 
 /// The writer of one archive.
 pub struct ArchiveWriter<W: Write + Send + 'static> {
@@ -369,7 +357,7 @@ fn write_in_order<W: Write>(
             };
             sink.write_all(bytes)?;
             if compressing {
-                members.push(MemberInfo {
+                members.push(Member {
                     compressed_offset: written,
                     compressed_length: bytes.len() as u64,
                     uncompressed_offset: stream,
