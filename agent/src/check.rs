@@ -15,7 +15,7 @@ use hindsight_fs::Destination;
 
 /// Checks every complete snapshot of `d`, job by job, oldest first. Works on
 /// read-only and disabled destinations: nothing is written. Blocking.
-pub fn check_destination(
+pub(crate) fn check_destination(
     catalog: &Catalog,
     cache_dir: &Path,
     d: &DestinationRecord,

@@ -64,7 +64,7 @@ pub struct Deleter {
 }
 
 /// Tells the deleter whether backups are running (it then pauses longer).
-pub type Busy = Arc<dyn Fn() -> bool + Send + Sync>;
+pub(crate) type Busy = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl Deleter {
     /// Starts the deleter thread.

@@ -25,6 +25,10 @@
 //! - `suspicion`: whether a new snapshot looks like a bad run;
 //! - [`fuzzing`]: entry points of the fuzz targets.
 
+// What is public is decided at the root (the `pub use` block below):
+// a `pub` item no one outside the crate can reach is a mistake.
+#![warn(unreachable_pub)]
+
 // What the daemon binary, the agent's tests and the fuzz targets use is
 // public; the rest is the agent's own. Modules are listed above in the order
 // a reader meets them.

@@ -18,7 +18,7 @@ use crate::shutdown::Shutdown;
 static RUNNING: LazyLock<Mutex<HashMap<String, bool>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Prunes `store` (cache `cache`) on a background thread.
-pub fn start(store: RemoteStore, cache: PathBuf, destination: String, shutdown: &Shutdown) {
+pub(crate) fn start(store: RemoteStore, cache: PathBuf, destination: String, shutdown: &Shutdown) {
     {
         let mut running = lock(&RUNNING);
         if let Some(again) = running.get_mut(&destination) {

@@ -15,11 +15,11 @@ use crate::deleter::Deleter;
 use crate::model::{Job, Settings, SnapshotId};
 
 /// The tag of manual runs.
-pub const MANUAL: &str = "manual";
+pub(crate) const MANUAL: &str = "manual";
 
 /// The rules for one job.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// (tag, retain) of each schedule; `manual` included.
     pub keep: Vec<(String, u32)>,
     /// Manual snapshots older than this are not kept by `manual` (none = no limit).
@@ -28,7 +28,7 @@ pub struct Policy {
 
 impl Policy {
     /// The policy of `job` under `settings`.
-    pub fn of(job: &Job, settings: &Settings) -> Policy {
+    pub(crate) fn of(job: &Job, settings: &Settings) -> Policy {
         let mut keep: Vec<(String, u32)> = job.schedules.iter().map(|s| (s.spec.clone(), s.retain)).collect();
         if !keep.iter().any(|(t, _)| t == MANUAL) {
             keep.push((MANUAL.into(), settings.manual_retain));
@@ -41,7 +41,7 @@ impl Policy {
 
 /// A snapshot as retention sees it.
 #[derive(Debug, Clone)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// Catalog id.
     pub id: SnapshotId,
     /// When it finished.
@@ -65,7 +65,7 @@ const CLOCK_SLACK: SignedDuration = SignedDuration::from_mins(1);
 /// newest snapshot before the current one by more than the TTL, which would
 /// expire all of them at once (a clock stepped forward, or a long gap). The
 /// count limits (`retain`) still apply.
-pub fn ttl_refusal(snaps: &[Candidate], ttl: SignedDuration, now: Timestamp) -> Option<String> {
+pub(crate) fn ttl_refusal(snaps: &[Candidate], ttl: SignedDuration, now: Timestamp) -> Option<String> {
     if let Some(ahead) = snaps.iter().filter_map(|s| s.finished).filter(|f| *f > now + CLOCK_SLACK).max() {
         return Some(format!(
             "the clock ({now}) is earlier than the end of a snapshot ({ahead}): manual_ttl expiry is suspended until it is not"
@@ -80,7 +80,7 @@ pub fn ttl_refusal(snaps: &[Candidate], ttl: SignedDuration, now: Timestamp) -> 
 }
 
 /// The ids to delete among `snaps` (newest first).
-pub fn select(snaps: &[Candidate], policy: &Policy, now: Timestamp) -> Vec<SnapshotId> {
+pub(crate) fn select(snaps: &[Candidate], policy: &Policy, now: Timestamp) -> Vec<SnapshotId> {
     let mut kept = vec![false; snaps.len()];
     let ttl = policy.manual_ttl.filter(|ttl| ttl_refusal(snaps, *ttl, now).is_none());
     for (tag, retain) in &policy.keep {
@@ -121,7 +121,13 @@ fn candidate(r: &SnapshotRecord) -> Candidate {
 /// Applies the job's retention on each of its destinations; returns how many
 /// snapshots began deletion. Destinations in `skip` (where the run's
 /// snapshot is suspicious) are left alone.
-pub fn apply(catalog: &std::sync::Arc<Catalog>, deleter: &Deleter, job: &Job, now: Timestamp, skip: &[&str]) -> usize {
+pub(crate) fn apply(
+    catalog: &std::sync::Arc<Catalog>,
+    deleter: &Deleter,
+    job: &Job,
+    now: Timestamp,
+    skip: &[&str],
+) -> usize {
     let settings = match catalog.settings() {
         Ok(s) => s,
         Err(e) => {

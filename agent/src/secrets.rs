@@ -26,9 +26,9 @@ use hindsight_fs::remote::Service;
 use serde_json::{Map, Value};
 
 /// File name of the master key in the state directory.
-pub const KEY_FILE: &str = "master.key";
+pub(crate) const KEY_FILE: &str = "master.key";
 /// What the API shows instead of a secret; sent back in a PATCH, it keeps the stored value.
-pub const REDACTED: &str = "********";
+pub(crate) const REDACTED: &str = "********";
 /// Prefix of a sealed value (format version 1).
 const PREFIX: &str = "enc:v1:";
 const KEY_LEN: usize = 32;
@@ -170,18 +170,18 @@ impl MasterKey {
 }
 
 /// True when `v` is a sealed value.
-pub fn is_sealed(v: &str) -> bool {
+pub(crate) fn is_sealed(v: &str) -> bool {
     v.starts_with(PREFIX)
 }
 
 /// Whether `option` is a secret of destination type `kind`.
-pub fn is_secret(kind: &str, option: &str) -> bool {
+pub(crate) fn is_secret(kind: &str, option: &str) -> bool {
     Service::parse(kind).is_some_and(|s| s.options().iter().any(|o| o.name == option && o.need == Need::Secret))
 }
 
 /// Seals every secret option of `kind` that is still in the clear (sealed ones stay as they are).
 /// A secret given as a number or a boolean is sealed as its text, which is how the options read it.
-pub fn seal_options(key: &MasterKey, kind: &str, options: &mut Map<String, Value>) {
+pub(crate) fn seal_options(key: &MasterKey, kind: &str, options: &mut Map<String, Value>) {
     for (k, v) in options.iter_mut() {
         if !is_secret(kind, k) {
             continue;
@@ -198,7 +198,7 @@ pub fn seal_options(key: &MasterKey, kind: &str, options: &mut Map<String, Value
 }
 
 /// The options with every sealed value opened.
-pub fn open_options(key: &MasterKey, options: &Map<String, Value>) -> Result<Map<String, Value>, SecretError> {
+pub(crate) fn open_options(key: &MasterKey, options: &Map<String, Value>) -> Result<Map<String, Value>, SecretError> {
     let mut out = options.clone();
     for (k, v) in out.iter_mut() {
         if let Value::String(s) = v
@@ -211,7 +211,7 @@ pub fn open_options(key: &MasterKey, options: &Map<String, Value>) -> Result<Map
 }
 
 /// The options as the API shows them: secrets (and anything sealed) as [`REDACTED`].
-pub fn redact_options(kind: &str, options: &Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn redact_options(kind: &str, options: &Map<String, Value>) -> Map<String, Value> {
     options
         .iter()
         .map(|(k, v)| {

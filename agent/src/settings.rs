@@ -57,7 +57,7 @@ const DEFS: &[Def] = &[
 ];
 
 /// Checks `value` for `key`; returns the value to store.
-pub fn check(key: &str, value: &str) -> Result<String, AgentError> {
+pub(crate) fn check(key: &str, value: &str) -> Result<String, AgentError> {
     let def = DEFS.iter().find(|d| d.key == key).ok_or_else(|| {
         let keys: Vec<&str> = DEFS.iter().map(|d| d.key).collect();
         AgentError::invalid(format!("unknown setting {key:?}; settings: {}", keys.join(", ")))
@@ -84,7 +84,7 @@ fn time_zone(name: &str) -> Result<TimeZone, String> {
 }
 
 /// The typed settings from the stored ones (defaults for the rest).
-pub fn from_stored(stored: &HashMap<String, String>) -> Settings {
+pub(crate) fn from_stored(stored: &HashMap<String, String>) -> Settings {
     let get = |key: &str| -> String {
         let def = DEFS.iter().find(|d| d.key == key).map_or("", |d| d.default);
         stored.get(key).filter(|v| check(key, v).is_ok()).cloned().unwrap_or_else(|| def.to_string())
@@ -108,7 +108,7 @@ pub fn from_stored(stored: &HashMap<String, String>) -> Settings {
 }
 
 /// The time zone of schedules: the setting, else the host's.
-pub fn schedule_time_zone(settings: &Settings) -> TimeZone {
+pub(crate) fn schedule_time_zone(settings: &Settings) -> TimeZone {
     if settings.timezone.is_empty() {
         TimeZone::system()
     } else {

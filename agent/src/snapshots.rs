@@ -19,7 +19,7 @@ use hindsight_fs::remote::ContentModel;
 
 /// Starts deleting a snapshot; returns its destination's name once it is
 /// invisible on the destination. The deleter removes its files in the background.
-pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Result<String, AgentError> {
+pub(crate) fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Result<String, AgentError> {
     let rec = catalog.snapshot(id)?;
     let dest = catalog.destination(&rec.snapshot.destination)?;
     if dest.readonly {
@@ -60,7 +60,7 @@ pub fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) -> Resu
 
 /// Why a snapshot directory cannot be browsed or restored, if it cannot:
 /// its manifest or its index does not read.
-pub fn health(dir: &std::path::Path) -> Option<String> {
+pub(crate) fn health(dir: &std::path::Path) -> Option<String> {
     use hindsight_fs::index::{INDEX_FILE, IndexReader};
     use hindsight_fs::{MANIFEST_FILE, Manifest};
     if let Err(e) = Manifest::read(&dir.join(MANIFEST_FILE)) {
@@ -73,7 +73,7 @@ pub fn health(dir: &std::path::Path) -> Option<String> {
 }
 
 /// Finishes deletions a crash interrupted, on one destination root.
-pub fn finish_interrupted_deletes(root: &DestinationRoot) {
+pub(crate) fn finish_interrupted_deletes(root: &DestinationRoot) {
     let Ok(jobs) = root.list_jobs() else { return };
     for job in jobs {
         let Ok(names) = root.list_work(&job, DELETING_PREFIX) else { continue };
@@ -90,7 +90,7 @@ pub fn finish_interrupted_deletes(root: &DestinationRoot) {
 /// and bring the catalog's snapshot list in line with what the destination holds.
 /// Remote destinations are left to `destination reindex`: an unreachable service
 /// would hold the start for its timeouts and retries.
-pub fn reconcile_all(catalog: &Catalog) {
+pub(crate) fn reconcile_all(catalog: &Catalog) {
     let Ok(dests) = catalog.destinations() else { return };
     for d in dests {
         let Ok(root) = destinations::local_root(&d) else { continue };

@@ -11,7 +11,7 @@ use crate::model::{Settings, Snapshot};
 
 /// Why the snapshot with `stats` is suspicious next to `previous` (the
 /// newest snapshot of the job on the same destination before it), if it is.
-pub fn suspicion(stats: &SnapshotStats, previous: Option<&Snapshot>, settings: &Settings) -> Option<String> {
+pub(crate) fn suspicion(stats: &SnapshotStats, previous: Option<&Snapshot>, settings: &Settings) -> Option<String> {
     let prev = previous?;
     let drop = settings.suspicious_drop;
     if drop > 0 {

@@ -7,6 +7,10 @@
 //! - `model`: request bodies and answers.
 //! - [`routes`]: the route patterns and the paths built from them.
 
+// What is public is decided at the root (the `pub use` block below):
+// a `pub` item no one outside the crate can reach is a mistake.
+#![warn(unreachable_pub)]
+
 mod ids;
 mod kinds;
 mod model;

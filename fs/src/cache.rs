@@ -22,7 +22,7 @@ use crate::names;
 use crate::posix;
 
 /// A snapshot's directory in the cache, opened.
-pub struct CachedSnapshot {
+pub(crate) struct CachedSnapshot {
     dir: OwnedFd,
     path: PathBuf,
 }
@@ -30,7 +30,7 @@ pub struct CachedSnapshot {
 impl CachedSnapshot {
     /// Opens (creating them 0700 when missing) `<cache>/<job>/<snapshot>/`;
     /// both names are checked against the rules of names the agent creates.
-    pub fn open(cache: &Path, job: &str, snapshot: &str) -> Result<Self> {
+    pub(crate) fn open(cache: &Path, job: &str, snapshot: &str) -> Result<Self> {
         names::check_name("job", job).map_err(FsError::Refused)?;
         names::check_snapshot_name(snapshot).map_err(FsError::Refused)?;
         let root = open_root(cache)?;
@@ -41,35 +41,39 @@ impl CachedSnapshot {
     }
 
     /// The directory's path (for readers that open by path, such as SQLite).
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// True when the directory holds `name` as a regular file.
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         posix::lstat_at(self.dir.as_fd(), name.as_bytes())
             .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile)
     }
 
     /// Writes `name` from `fill` through a temporary file renamed into place.
-    pub fn write_with(&self, name: &str, fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<()> {
+    pub(crate) fn write_with(
+        &self,
+        name: &str,
+        fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    ) -> Result<()> {
         write_private(self.dir.as_fd(), &self.path, name, fill)
     }
 
     /// Writes `name` with `bytes`.
-    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         self.write_with(name, |f| f.write_all(bytes))
     }
 }
 
 /// Opens the cache root, creating it (and missing parents) mode 0700.
-pub fn open_root(cache: &Path) -> Result<OwnedFd> {
+pub(crate) fn open_root(cache: &Path) -> Result<OwnedFd> {
     crate::layout::create_private_dir_all(cache)?;
     posix::open_dir(cache).map_err(|e| FsError::io("open", cache, e))
 }
 
 /// Opens directory `name` of `dir`, creating it mode 0700 when missing; never through a symlink.
-pub fn private_subdir(dir: BorrowedFd<'_>, name: &str, path: &Path) -> Result<OwnedFd> {
+pub(crate) fn private_subdir(dir: BorrowedFd<'_>, name: &str, path: &Path) -> Result<OwnedFd> {
     match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
         Ok(()) | Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(FsError::io("create", path, e)),
@@ -79,7 +83,7 @@ pub fn private_subdir(dir: BorrowedFd<'_>, name: &str, path: &Path) -> Result<Ow
 
 /// Writes file `name` of `dir` (at `path`, for messages) mode 0600: a new
 /// temporary file filled by `fill`, then renamed over `name`.
-pub fn write_private(
+pub(crate) fn write_private(
     dir: BorrowedFd<'_>,
     path: &Path,
     name: &str,

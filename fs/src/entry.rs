@@ -163,7 +163,7 @@ impl EntryMeta {
 }
 
 /// Splits ns since the epoch into seconds and nanoseconds.
-pub fn split_ns(ns: i64) -> (i64, u32) {
+pub(crate) fn split_ns(ns: i64) -> (i64, u32) {
     (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
 }
 

@@ -43,7 +43,7 @@ pub const DELETING_PREFIX: &str = ".deleting-";
 /// Directory of incremental file contents inside a snapshot.
 pub const TREE_DIR: &str = "tree";
 /// Largest marker file read (they are a few hundred bytes).
-pub const MARKER_MAX: u64 = 64 << 10;
+pub(crate) const MARKER_MAX: u64 = 64 << 10;
 
 /// A destination root on a POSIX filesystem.
 #[derive(Debug, Clone)]
@@ -285,7 +285,7 @@ fn is_real_dir(p: &Path) -> bool {
 }
 
 /// Sort key that orders `...Z`, `...Z-1`, `...Z-2`, `...Z-10` by time then suffix.
-pub fn snapshot_sort_key(name: &str) -> (String, u64) {
+pub(crate) fn snapshot_sort_key(name: &str) -> (String, u64) {
     match name.split_once("Z-") {
         Some((base, n)) => (format!("{base}Z"), n.parse().unwrap_or(u64::MAX)),
         None => (name.to_string(), 0),

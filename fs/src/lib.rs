@@ -31,6 +31,10 @@
 //!
 //! The crate knows nothing of jobs, schedules or the catalog.
 
+// What is public is decided at the root (the `pub use` block below):
+// a `pub` item no one outside the crate can reach is a mistake.
+#![warn(unreachable_pub)]
+
 pub mod archive;
 mod cache;
 pub mod check;

@@ -13,7 +13,7 @@ use crate::error::{FsError, Result};
 /// File name of the manifest.
 pub const MANIFEST_FILE: &str = "snapshot.json";
 /// Largest manifest read (a few KiB with many sources and tags).
-pub const MANIFEST_MAX: u64 = 1 << 20;
+pub(crate) const MANIFEST_MAX: u64 = 1 << 20;
 
 /// How a snapshot stores file contents: the API's closed set, written in
 /// manifests and indexes by its lowercase name.
@@ -86,13 +86,13 @@ pub struct Manifest {
 /// Sort key of a job's snapshots in completion order: by sequence, then by
 /// name (snapshots from before sequences existed, which all have 0, sort
 /// among themselves by name, as they always did, and before any newer one).
-pub fn completion_key(sequence: u64, name: &str) -> (u64, (String, u64)) {
+pub(crate) fn completion_key(sequence: u64, name: &str) -> (u64, (String, u64)) {
     (sequence, crate::layout::snapshot_sort_key(name))
 }
 
 /// Sorts a job's snapshots, each with its manifest as read, oldest first by
 /// [`completion_key`]; one whose manifest does not read sorts by its name.
-pub fn sort_by_completion(snaps: &mut [(String, Result<Manifest>)]) {
+pub(crate) fn sort_by_completion(snaps: &mut [(String, Result<Manifest>)]) {
     snaps.sort_by_cached_key(|(name, m)| completion_key(m.as_ref().map_or(0, |m| m.sequence), name));
 }
 

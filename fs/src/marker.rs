@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{FsError, Result};
 
 /// File name of the marker.
-pub const MARKER_FILE: &str = "HINDSIGHT";
+pub(crate) const MARKER_FILE: &str = "HINDSIGHT";
 
 /// The on-destination format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;

@@ -51,13 +51,13 @@ fn truncated(s: &str) -> String {
 }
 
 /// The base snapshot name for a moment: `YYYY-MM-DDTHHMMSSZ` in UTC.
-pub fn snapshot_base_name(at: Timestamp) -> String {
+pub(crate) fn snapshot_base_name(at: Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H%M%SZ").to_string()
 }
 
 /// True when `name` has the shape of a snapshot name (base, optionally `-N`):
 /// `DDDD-DD-DDTDDDDDDZ` holding a valid time, then optionally `-` and 1-9 digits.
-pub fn is_snapshot_name(name: &str) -> bool {
+pub(crate) fn is_snapshot_name(name: &str) -> bool {
     const SHAPE: &[u8] = b"DDDD-DD-DDTDDDDDDZ";
     let b = name.as_bytes();
     if b.len() < SHAPE.len() {
@@ -74,7 +74,7 @@ pub fn is_snapshot_name(name: &str) -> bool {
 }
 
 /// The time encoded in a snapshot name, ignoring any `-N` suffix.
-pub fn snapshot_time(name: &str) -> Option<Timestamp> {
+pub(crate) fn snapshot_time(name: &str) -> Option<Timestamp> {
     let base = name.split_once("Z-").map_or(name, |(b, _)| b).trim_end_matches('Z');
     let dt = jiff::civil::DateTime::strptime("%Y-%m-%dT%H%M%S", base).ok()?;
     dt.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())

@@ -11,7 +11,7 @@ use crate::model::{ErrorBody, ErrorDetail};
 
 /// An error answered by the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Stable code.
@@ -24,22 +24,22 @@ pub struct ApiError {
 
 impl ApiError {
     /// 400: the request is malformed or a value is out of range.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into(), temporary: false }
     }
 
     /// 404: no such object.
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into(), temporary: false }
     }
 
     /// 409: conflicts with the current state.
-    pub fn conflict(message: impl Into<String>) -> Self {
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::CONFLICT, code: "conflict", message: message.into(), temporary: false }
     }
 
     /// 422: the destination test failed.
-    pub fn validation_failed(message: impl Into<String>) -> Self {
+    pub(crate) fn validation_failed(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "validation_failed",
@@ -49,7 +49,7 @@ impl ApiError {
     }
 
     /// 500: the agent failed.
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",
@@ -97,7 +97,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Result of a handler.
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 #[cfg(test)]
 mod tests {

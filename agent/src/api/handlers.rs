@@ -26,11 +26,11 @@ async fn on_catalog<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&s)).await?
 }
 
-pub async fn not_found() -> ApiError {
+pub(super) async fn not_found() -> ApiError {
     ApiError::not_found("no such API route")
 }
 
-pub async fn status(State(s): State<AppState>) -> ApiResult<Json<Status>> {
+pub(super) async fn status(State(s): State<AppState>) -> ApiResult<Json<Status>> {
     on_catalog(s, |s| {
         Ok(Json(Status {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -49,19 +49,22 @@ pub async fn status(State(s): State<AppState>) -> ApiResult<Json<Status>> {
     .await
 }
 
-pub async fn destination_types() -> Json<Vec<DestinationType>> {
+pub(super) async fn destination_types() -> Json<Vec<DestinationType>> {
     Json(destinations::types())
 }
 
-pub async fn list_destinations(State(s): State<AppState>) -> ApiResult<Json<Vec<Destination>>> {
+pub(super) async fn list_destinations(State(s): State<AppState>) -> ApiResult<Json<Vec<Destination>>> {
     on_catalog(s, |s| Ok(Json(s.catalog.destinations()?.iter().map(DestinationRecord::view).collect()))).await
 }
 
-pub async fn show_destination(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Destination>> {
+pub(super) async fn show_destination(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Destination>> {
     on_catalog(s, move |s| Ok(Json(s.catalog.destination(&name)?.view()))).await
 }
 
-pub async fn add_destination(
+pub(super) async fn add_destination(
     State(s): State<AppState>,
     Body(new): Body<NewDestination>,
 ) -> ApiResult<(StatusCode, Json<Destination>)> {
@@ -88,7 +91,7 @@ pub async fn add_destination(
     Ok((StatusCode::CREATED, Json(d)))
 }
 
-pub async fn edit_destination(
+pub(super) async fn edit_destination(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Body(patch): Body<DestinationPatch>,
@@ -128,12 +131,15 @@ pub async fn edit_destination(
     .await
 }
 
-pub async fn remove_destination(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub(super) async fn remove_destination(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     on_catalog(s, move |s| Ok(s.catalog.delete_destination(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn validate_destination(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Destination>> {
+pub(super) async fn validate_destination(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Destination>> {
     let catalog = s.catalog.clone();
     blocking(move || {
         let d = catalog.destination(&name)?;
@@ -148,7 +154,7 @@ pub async fn validate_destination(State(s): State<AppState>, Path(name): Path<St
     .await
 }
 
-pub async fn reindex_destination(
+pub(super) async fn reindex_destination(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<Snapshot>>> {
@@ -161,7 +167,7 @@ pub async fn reindex_destination(
     .await
 }
 
-pub async fn export_key(State(s): State<AppState>) -> Json<MasterKeyExport> {
+pub(super) async fn export_key(State(s): State<AppState>) -> Json<MasterKeyExport> {
     // Logged without the key: who exported it and when is worth knowing.
     tracing::warn!("the master key was exported through the API");
     Json(MasterKeyExport {
@@ -170,7 +176,7 @@ pub async fn export_key(State(s): State<AppState>) -> Json<MasterKeyExport> {
     })
 }
 
-pub async fn check_destination(
+pub(super) async fn check_destination(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Body(req): Body<CheckRequest>,
@@ -183,15 +189,15 @@ pub async fn check_destination(
     .await
 }
 
-pub async fn list_jobs(State(s): State<AppState>) -> ApiResult<Json<Vec<Job>>> {
+pub(super) async fn list_jobs(State(s): State<AppState>) -> ApiResult<Json<Vec<Job>>> {
     on_catalog(s, |s| Ok(Json(s.catalog.jobs()?))).await
 }
 
-pub async fn show_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Job>> {
+pub(super) async fn show_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Job>> {
     on_catalog(s, move |s| Ok(Json(s.catalog.job(&name)?))).await
 }
 
-pub async fn add_job(State(s): State<AppState>, Body(new): Body<NewJob>) -> ApiResult<(StatusCode, Json<Job>)> {
+pub(super) async fn add_job(State(s): State<AppState>, Body(new): Body<NewJob>) -> ApiResult<(StatusCode, Json<Job>)> {
     let catalog = s.catalog.clone();
     let scheduler = s.scheduler.clone();
     let job = blocking(move || {
@@ -208,7 +214,7 @@ pub async fn add_job(State(s): State<AppState>, Body(new): Body<NewJob>) -> ApiR
     Ok((StatusCode::CREATED, Json(job)))
 }
 
-pub async fn edit_job(
+pub(super) async fn edit_job(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Body(patch): Body<JobPatch>,
@@ -264,15 +270,15 @@ async fn set_disabled(s: AppState, name: String, disabled: bool) -> ApiResult<Js
     .await
 }
 
-pub async fn enable_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Job>> {
+pub(super) async fn enable_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Job>> {
     set_disabled(s, name, false).await
 }
 
-pub async fn disable_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Job>> {
+pub(super) async fn disable_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Job>> {
     set_disabled(s, name, true).await
 }
 
-pub async fn remove_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub(super) async fn remove_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     on_catalog(s, move |s| {
         let job = s.catalog.job(&name)?;
         if s.runner.active_runs()?.iter().any(|r| r.job == job.name) {
@@ -290,7 +296,7 @@ pub async fn remove_job(State(s): State<AppState>, Path(name): Path<String>) -> 
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn run_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<(StatusCode, Json<Run>)> {
+pub(super) async fn run_job(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<(StatusCode, Json<Run>)> {
     on_catalog(s, move |s| {
         let job = s.catalog.job(&name)?;
         Ok((StatusCode::ACCEPTED, Json(s.runner.queue(&job)?)))
@@ -299,12 +305,12 @@ pub async fn run_job(State(s): State<AppState>, Path(name): Path<String>) -> Api
 }
 
 #[derive(Deserialize)]
-pub struct RunQuery {
+pub(super) struct RunQuery {
     job: Option<String>,
     limit: Option<u32>,
 }
 
-pub async fn list_runs(State(s): State<AppState>, Query(q): Query<RunQuery>) -> ApiResult<Json<Vec<Run>>> {
+pub(super) async fn list_runs(State(s): State<AppState>, Query(q): Query<RunQuery>) -> ApiResult<Json<Vec<Run>>> {
     on_catalog(s, move |s| {
         let mut runs = s.catalog.runs(q.job.as_deref(), q.limit.unwrap_or(100))?;
         for r in runs.iter_mut().filter(|r| r.state == RunState::Running) {
@@ -316,12 +322,12 @@ pub async fn list_runs(State(s): State<AppState>, Query(q): Query<RunQuery>) -> 
 }
 
 #[derive(Deserialize)]
-pub struct RunWait {
+pub(super) struct RunWait {
     /// Answer once the run has ended or after this many milliseconds (at most 30000).
     wait_ms: Option<u64>,
 }
 
-pub async fn show_run(
+pub(super) async fn show_run(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<RunWait>,
@@ -333,18 +339,18 @@ pub async fn show_run(
     }
 }
 
-pub async fn cancel_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
+pub(super) async fn cancel_run(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
     let id: RunId = parse_id(&id)?;
     on_catalog(s, move |s| Ok(Json(s.runner.cancel(id)?))).await
 }
 
 #[derive(Deserialize)]
-pub struct SnapshotQuery {
+pub(super) struct SnapshotQuery {
     job: Option<String>,
     destination: Option<String>,
 }
 
-pub async fn list_snapshots(
+pub(super) async fn list_snapshots(
     State(s): State<AppState>,
     Query(q): Query<SnapshotQuery>,
 ) -> ApiResult<Json<Vec<Snapshot>>> {
@@ -357,7 +363,7 @@ pub async fn list_snapshots(
     .await
 }
 
-pub async fn show_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
+pub(super) async fn show_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
     let id: SnapshotId = parse_id(&id)?;
     on_catalog(s, move |s| {
         let mut snap = s.catalog.snapshot(id)?.snapshot;
@@ -367,7 +373,7 @@ pub async fn show_snapshot(State(s): State<AppState>, Path(id): Path<String>) ->
     .await
 }
 
-pub async fn delete_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub(super) async fn delete_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let id: SnapshotId = parse_id(&id)?;
     let catalog = s.catalog.clone();
     let runner = s.runner.clone();
@@ -389,19 +395,19 @@ async fn set_locked(s: AppState, id: String, locked: bool) -> ApiResult<Json<Sna
     .await
 }
 
-pub async fn lock_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
+pub(super) async fn lock_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
     set_locked(s, id, true).await
 }
 
-pub async fn unlock_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
+pub(super) async fn unlock_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Snapshot>> {
     set_locked(s, id, false).await
 }
 
-pub async fn show_settings(State(s): State<AppState>) -> ApiResult<Json<Settings>> {
+pub(super) async fn show_settings(State(s): State<AppState>) -> ApiResult<Json<Settings>> {
     on_catalog(s, |s| Ok(Json(s.catalog.settings()?))).await
 }
 
-pub async fn set_setting(
+pub(super) async fn set_setting(
     State(s): State<AppState>,
     Path(key): Path<String>,
     Body(v): Body<SettingValue>,
@@ -420,16 +426,16 @@ pub async fn set_setting(
 }
 
 #[derive(Deserialize)]
-pub struct AlertQuery {
+pub(super) struct AlertQuery {
     /// Acknowledged ones too.
     all: Option<bool>,
 }
 
-pub async fn list_alerts(State(s): State<AppState>, Query(q): Query<AlertQuery>) -> ApiResult<Json<Vec<Alert>>> {
+pub(super) async fn list_alerts(State(s): State<AppState>, Query(q): Query<AlertQuery>) -> ApiResult<Json<Vec<Alert>>> {
     on_catalog(s, move |s| Ok(Json(s.catalog.alerts(q.all.unwrap_or(false))?))).await
 }
 
-pub async fn ack_alert(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Alert>> {
+pub(super) async fn ack_alert(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Alert>> {
     let id: AlertId = parse_id(&id)?;
     on_catalog(s, move |s| Ok(Json(s.catalog.ack_alert(id)?))).await
 }

@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, Request};
 use super::error::ApiError;
 
 /// Like `axum::Json`, but a malformed body becomes `400 bad_request` in our error format.
-pub struct Body<T>(pub T);
+pub(crate) struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
 where
@@ -24,6 +24,6 @@ where
 }
 
 /// Parses an id from a path segment; the error names the kind of id.
-pub fn parse_id<T: std::str::FromStr<Err = hindsight_api::BadId>>(s: &str) -> Result<T, ApiError> {
+pub(crate) fn parse_id<T: std::str::FromStr<Err = hindsight_api::BadId>>(s: &str) -> Result<T, ApiError> {
     s.parse().map_err(|e: hindsight_api::BadId| ApiError::bad_request(e.to_string()))
 }

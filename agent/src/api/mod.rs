@@ -5,9 +5,9 @@
 //! (destination test failed). Handlers that touch the filesystem run on
 //! blocking threads.
 
-pub mod error;
+pub(crate) mod error;
 mod handlers;
-pub mod json;
+pub(crate) mod json;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +21,7 @@ use crate::scheduler::Scheduler;
 
 /// What every handler can reach.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The catalog.
     pub catalog: Arc<Catalog>,
     /// The run queue.
@@ -35,7 +35,7 @@ pub struct AppState {
 }
 
 /// The API's routes.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     use handlers::*;
     use hindsight_api::routes;
     Router::new()

@@ -34,7 +34,7 @@ use super::spec::{BackupError, BackupSpec, Row};
 
 /// How an archive is compressed.
 #[derive(Debug, Clone, Copy)]
-pub struct ArchiveOptions {
+pub(crate) struct ArchiveOptions {
     /// Archived or Compressed.
     pub structure: Structure,
     /// Deflate level (Compressed).
@@ -44,7 +44,7 @@ pub struct ArchiveOptions {
 }
 
 /// Makes one archived or compressed snapshot of `spec` on `root`.
-pub fn run_archive(
+pub(crate) fn run_archive(
     root: &DestinationRoot,
     spec: &BackupSpec,
     opts: ArchiveOptions,
@@ -98,7 +98,7 @@ pub fn run_archive(
 
 impl ArchiveOptions {
     /// Name of the data file: `data.tar` or `data.tar.gz`.
-    pub fn data_file(&self) -> &'static str {
+    pub(crate) fn data_file(&self) -> &'static str {
         if self.structure == Structure::Compressed { TGZ_FILE } else { TAR_FILE }
     }
 }

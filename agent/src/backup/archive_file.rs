@@ -108,7 +108,7 @@ impl Cached {
 
 impl ArchiveFile {
     /// Wraps a new, empty file opened for writing.
-    pub fn new(file: File) -> Self {
+    pub(super) fn new(file: File) -> Self {
         Self::with_direct(file, true)
     }
 
@@ -127,12 +127,12 @@ impl ArchiveFile {
     }
 
     /// True if the writes bypassed the page cache (all but the unaligned tail).
-    pub fn was_direct(&self) -> bool {
+    pub(super) fn was_direct(&self) -> bool {
         self.was_direct
     }
 
     /// The file, once flushed, for the caller to sync.
-    pub fn into_file(mut self) -> io::Result<Arc<File>> {
+    pub(super) fn into_file(mut self) -> io::Result<Arc<File>> {
         self.flush()?;
         Ok(self.file)
     }

@@ -20,7 +20,7 @@ const CHUNK: usize = 1 << 20;
 
 /// Why a copy stopped.
 #[derive(Debug)]
-pub enum CopyError {
+pub(super) enum CopyError {
     /// The run was cancelled.
     Cancelled,
     /// Reading the source failed.
@@ -30,7 +30,7 @@ pub enum CopyError {
 }
 
 /// A reusable buffer plus the fallback state of one copying thread.
-pub struct Copier {
+pub(super) struct Copier {
     buf: Vec<u8>,
     zeros: Vec<u8>,
     use_copy_range: bool,
@@ -44,7 +44,7 @@ impl Default for Copier {
 
 impl Copier {
     /// Copies `src` into the empty `dst`; returns the blake3 and the bytes copied.
-    pub fn copy(
+    pub(super) fn copy(
         &mut self,
         src: BorrowedFd<'_>,
         dst: BorrowedFd<'_>,

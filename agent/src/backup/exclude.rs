@@ -13,14 +13,14 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 /// A compiled set of exclude patterns.
 #[derive(Debug, Clone)]
-pub struct Excludes {
+pub(crate) struct Excludes {
     any: GlobSet,
     dirs_only: GlobSet,
 }
 
 impl Excludes {
     /// Compiles patterns; the error names the pattern that does not parse.
-    pub fn new(patterns: &[String]) -> Result<Self, String> {
+    pub(crate) fn new(patterns: &[String]) -> Result<Self, String> {
         let mut any = GlobSetBuilder::new();
         let mut dirs_only = GlobSetBuilder::new();
         for p in patterns {
@@ -49,7 +49,7 @@ impl Excludes {
     }
 
     /// True when the entry at absolute path `path` is excluded.
-    pub fn is_excluded(&self, path: &[u8], is_dir: bool) -> bool {
+    pub(crate) fn is_excluded(&self, path: &[u8], is_dir: bool) -> bool {
         let p = OsStr::from_bytes(path);
         self.any.is_match(p) || (is_dir && self.dirs_only.is_match(p))
     }

@@ -37,7 +37,7 @@ use super::source_walk::{REPLACED, SourceWalk, open_source_file};
 use super::spec::{BackupError, BackupSpec, Row, Stop};
 
 /// Makes one incremental snapshot of `spec` on `root`.
-pub fn run_incremental(
+pub(crate) fn run_incremental(
     root: &DestinationRoot,
     spec: &BackupSpec,
     progress: &Progress,

@@ -24,18 +24,18 @@ pub(super) struct RowQueue {
 
 impl RowQueue {
     /// A queue sending to `tx`; the channel closes when the queue is dropped.
-    pub fn new(tx: SyncSender<Vec<Row>>) -> Self {
+    pub(super) fn new(tx: SyncSender<Vec<Row>>) -> Self {
         RowQueue { tx, pending: Vec::with_capacity(ROW_BATCH) }
     }
 
     /// Queues a row (`added` when its data is new in this snapshot).
-    pub fn push(&mut self, entry: IndexEntry, added: bool) -> Result<(), BackupError> {
+    pub(super) fn push(&mut self, entry: IndexEntry, added: bool) -> Result<(), BackupError> {
         self.pending.push(Row { entry, added });
         if self.pending.len() >= ROW_BATCH { self.flush() } else { Ok(()) }
     }
 
     /// Hands the queued rows to the index thread.
-    pub fn flush(&mut self) -> Result<(), BackupError> {
+    pub(super) fn flush(&mut self) -> Result<(), BackupError> {
         if self.pending.is_empty() {
             return Ok(());
         }

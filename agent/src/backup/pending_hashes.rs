@@ -27,12 +27,12 @@ pub(super) struct PendingHashes {
 
 impl PendingHashes {
     /// Rows take their hashes from `rx`; with `None` no row waits.
-    pub fn new(rx: Option<Receiver<FileHash>>) -> Self {
+    pub(super) fn new(rx: Option<Receiver<FileHash>>) -> Self {
         PendingHashes { rx, waiting: HashMap::new(), early: HashMap::new(), groups: HashMap::new() }
     }
 
     /// Takes a row: into `ready` when it has its hash (or needs none), else parked.
-    pub fn admit(&mut self, row: Row, ready: &mut Vec<Row>) {
+    pub(super) fn admit(&mut self, row: Row, ready: &mut Vec<Row>) {
         let e = &row.entry;
         if self.rx.is_none() || e.meta.kind != EntryKind::File || e.blake3.is_some() {
             return ready.push(row);
@@ -46,7 +46,7 @@ impl PendingHashes {
     }
 
     /// Moves the rows whose hashes have arrived into `ready`, without waiting.
-    pub fn poll(&mut self, ready: &mut Vec<Row>) {
+    pub(super) fn poll(&mut self, ready: &mut Vec<Row>) {
         while let Some(Ok(h)) = self.rx.as_ref().map(Receiver::try_recv) {
             self.arrived(h, ready);
         }
@@ -54,7 +54,7 @@ impl PendingHashes {
 
     /// Waits for the hashes of every parked row (the writer has finished or
     /// stopped); rows whose hash never comes go into `ready` without one.
-    pub fn finish(mut self, ready: &mut Vec<Row>) {
+    pub(super) fn finish(mut self, ready: &mut Vec<Row>) {
         while !self.waiting.is_empty() {
             match self.rx.as_ref().map(Receiver::recv) {
                 Some(Ok(h)) => self.arrived(h, ready),

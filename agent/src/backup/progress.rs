@@ -6,13 +6,13 @@ use hindsight_fs::lock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Per-file errors kept in memory and in the catalog; the count goes on beyond it.
-pub const MAX_RECORDED_ERRORS: usize = 1000;
+pub(crate) const MAX_RECORDED_ERRORS: usize = 1000;
 
-pub use hindsight_api::{Counters, FileError};
+pub(crate) use hindsight_api::{Counters, FileError};
 
 /// Counters updated by the engine while it runs.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     files_scanned: AtomicU64,
     files_linked: AtomicU64,
     files_copied: AtomicU64,
@@ -25,25 +25,25 @@ pub struct Progress {
 
 impl Progress {
     /// Counts a scanned entry of `size` bytes.
-    pub fn scanned(&self, size: u64) {
+    pub(crate) fn scanned(&self, size: u64) {
         self.files_scanned.fetch_add(1, Ordering::Relaxed);
         self.bytes_scanned.fetch_add(size, Ordering::Relaxed);
     }
 
     /// Counts an entry linked to the previous snapshot.
-    pub fn linked(&self) {
+    pub(crate) fn linked(&self) {
         self.files_linked.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a copied file.
-    pub fn copied(&self, bytes: u64) {
+    pub(crate) fn copied(&self, bytes: u64) {
         self.files_copied.fetch_add(1, Ordering::Relaxed);
         self.bytes_copied.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Forgets what was counted and recorded: the run starts its walk again
     /// (a retried transfer), which counts every entry anew.
-    pub fn restart(&self) {
+    pub(crate) fn restart(&self) {
         for c in [
             &self.files_scanned,
             &self.files_linked,
@@ -58,7 +58,7 @@ impl Progress {
     }
 
     /// Records a file that failed; the run will be partial.
-    pub fn failed(&self, path: &[u8], message: impl Into<String>) {
+    pub(crate) fn failed(&self, path: &[u8], message: impl Into<String>) {
         self.files_failed.fetch_add(1, Ordering::Relaxed);
         let path = String::from_utf8_lossy(path).into_owned();
         let message = message.into();
@@ -70,12 +70,12 @@ impl Progress {
     }
 
     /// Sets the path shown as "current".
-    pub fn set_current(&self, path: &[u8]) {
+    pub(crate) fn set_current(&self, path: &[u8]) {
         *lock(&self.current) = Some(String::from_utf8_lossy(path).into_owned());
     }
 
     /// The counters now.
-    pub fn counters(&self) -> Counters {
+    pub(crate) fn counters(&self) -> Counters {
         Counters {
             files_scanned: self.files_scanned.load(Ordering::Relaxed),
             files_linked: self.files_linked.load(Ordering::Relaxed),
@@ -87,28 +87,28 @@ impl Progress {
     }
 
     /// The path being worked on.
-    pub fn current(&self) -> Option<String> {
+    pub(crate) fn current(&self) -> Option<String> {
         lock(&self.current).clone()
     }
 
     /// The recorded per-file errors.
-    pub fn errors(&self) -> Vec<FileError> {
+    pub(crate) fn errors(&self) -> Vec<FileError> {
         lock(&self.errors).clone()
     }
 }
 
 /// A flag that asks a running backup to stop at the next entry or chunk.
 #[derive(Debug, Default)]
-pub struct Cancel(AtomicBool);
+pub(crate) struct Cancel(AtomicBool);
 
 impl Cancel {
     /// Asks the backup to stop.
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 
     /// True once cancelled.
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }

@@ -41,7 +41,7 @@ const READ_CHUNK: usize = 4 << 20;
 
 /// Makes one content-addressed snapshot of `spec` on `store`; `cache` is this
 /// destination's local cache directory (indexes, journal, lock).
-pub fn run_remote(
+pub(crate) fn run_remote(
     store: &RemoteStore,
     cache: &Path,
     spec: &BackupSpec,

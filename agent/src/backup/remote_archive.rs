@@ -34,7 +34,7 @@ use super::spec::{BackupError, BackupSpec};
 
 /// Makes one archived or compressed snapshot of `spec` on `store`; `cache` is
 /// this destination's local cache directory (indexes, lock).
-pub fn run_remote_archive(
+pub(crate) fn run_remote_archive(
     store: &RemoteStore,
     cache: &Path,
     spec: &BackupSpec,

@@ -47,7 +47,12 @@ pub(super) struct RemoteRun {
 
 impl RemoteRun {
     /// Checks the destination and the sources, takes the job's lock and names the snapshot.
-    pub fn begin(store: &RemoteStore, cache: &Path, job: &str, sources: &[PathBuf]) -> Result<Self, BackupError> {
+    pub(super) fn begin(
+        store: &RemoteStore,
+        cache: &Path,
+        job: &str,
+        sources: &[PathBuf],
+    ) -> Result<Self, BackupError> {
         store.require_marker()?;
         check_sources(sources)?;
         hindsight_fs::create_private_dir_all(cache)?;
@@ -76,7 +81,7 @@ impl RemoteRun {
 
     /// Uploads the finished index and then `manifest` into `dir` on the
     /// destination: once the manifest is there, so is everything it references.
-    pub fn publish(&self, store: &RemoteStore, dir: &str, manifest: &Manifest) -> Result<(), BackupError> {
+    pub(super) fn publish(&self, store: &RemoteStore, dir: &str, manifest: &Manifest) -> Result<(), BackupError> {
         let index_file = self.work.join(INDEX_FILE);
         let index_bytes = std::fs::read(&index_file).map_err(|e| FsError::io("read", &index_file, e))?;
         store.write(&format!("{dir}/{INDEX_FILE}"), index_bytes)?;
@@ -85,7 +90,7 @@ impl RemoteRun {
     }
 
     /// Keeps the committed snapshot's index and manifest in the local cache.
-    pub fn keep(self, job: &str, manifest: &Manifest) -> Result<(), BackupError> {
+    pub(super) fn keep(self, job: &str, manifest: &Manifest) -> Result<(), BackupError> {
         let cached = self.local.snapshot_dir(job, &self.name);
         std::fs::rename(&self.work, &cached).map_err(|e| FsError::io("rename", &self.work, e))?;
         std::fs::write(cached.join(MANIFEST_FILE), manifest.to_bytes())

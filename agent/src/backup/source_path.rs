@@ -80,7 +80,7 @@ pub(super) fn open_parent(src: &Path) -> Result<(OwnedFd, Option<Vec<u8>>), Back
 
 /// Checks that a source's path holds no symbolic link (what `job add` says
 /// before the first run would).
-pub fn check_path(src: &Path) -> Result<(), String> {
+pub(crate) fn check_path(src: &Path) -> Result<(), String> {
     open_parent(src).map(|_| ()).map_err(|e| e.to_string())
 }
 
@@ -94,7 +94,7 @@ pub(super) fn dir_meta(fd: BorrowedFd<'_>) -> io::Result<EntryMeta> {
 
 /// Checks that every source can be read before anything is written; a
 /// source whose path goes through a symlink is refused (see [`source_path`]).
-pub fn check_sources(sources: &[PathBuf]) -> Result<(), BackupError> {
+pub(super) fn check_sources(sources: &[PathBuf]) -> Result<(), BackupError> {
     for s in sources {
         let fail = |e: std::io::Error| BackupError::Source(format!("source {}: {e}", s.display()));
         let (parent, last) = open_parent(s)?;

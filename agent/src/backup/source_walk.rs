@@ -285,7 +285,7 @@ where
     S::Dir: Send,
 {
     /// A walk sending rows to `rows`.
-    pub fn new(
+    pub(super) fn new(
         spec: &'a BackupSpec,
         progress: &'a Progress,
         cancel: &'a Cancel,
@@ -312,7 +312,7 @@ where
     /// Walks every source; returns the sink. The rows channel closes with the
     /// walk, which ends the index thread. A sink that forks walks subtrees on
     /// `threads` threads (a directory's children still end before it).
-    pub fn run(self) -> Result<S, BackupError> {
+    pub(super) fn run(self) -> Result<S, BackupError> {
         let SourceWalk { shared, sink } = self;
         let threads = match sink.fork() {
             Some(_) => shared.spec.threads.clamp(1, std::thread::available_parallelism().map_or(1, |n| n.get())),

@@ -16,7 +16,7 @@ use super::progress::Cancel;
 
 /// What to back up and how.
 #[derive(Debug, Clone)]
-pub struct BackupSpec {
+pub(crate) struct BackupSpec {
     /// Job name (directory on the destination).
     pub job: String,
     /// Absolute source paths.
@@ -40,7 +40,7 @@ pub struct BackupSpec {
 
 /// Why a backup produced no snapshot.
 #[derive(Debug, thiserror::Error)]
-pub enum BackupError {
+pub(crate) enum BackupError {
     /// Cancelled by the user or by shutdown; the partial snapshot stays for resume.
     #[error("cancelled")]
     Cancelled,
@@ -61,7 +61,7 @@ pub enum BackupError {
 impl BackupError {
     /// True when the same backup may succeed if tried again in a moment
     /// (the destination timed out, refused a connection, or was busy).
-    pub fn is_temporary(&self) -> bool {
+    pub(crate) fn is_temporary(&self) -> bool {
         matches!(self, BackupError::Fs(e) if e.is_temporary())
     }
 }
@@ -82,12 +82,12 @@ pub(super) struct Stop<'a> {
 
 impl<'a> Stop<'a> {
     /// Stops when `cancel` is set or a thread of the run fails.
-    pub fn new(cancel: &'a Cancel) -> Self {
+    pub(super) fn new(cancel: &'a Cancel) -> Self {
         Stop { cancel, abort: Cancel::default(), fatal: Mutex::new(None) }
     }
 
     /// Err when the run must stop now.
-    pub fn check(&self) -> Result<(), BackupError> {
+    pub(super) fn check(&self) -> Result<(), BackupError> {
         if self.abort.is_cancelled() {
             return Err(BackupError::IndexStopped);
         }
@@ -98,7 +98,7 @@ impl<'a> Stop<'a> {
     }
 
     /// Stops the run for `e` (the first fatal error is the one reported).
-    pub fn fail(&self, e: BackupError) {
+    pub(super) fn fail(&self, e: BackupError) {
         let mut f = lock(&self.fatal);
         if f.is_none() {
             *f = Some(e);
@@ -108,22 +108,22 @@ impl<'a> Stop<'a> {
     }
 
     /// True once the run must stop.
-    pub fn stopped(&self) -> bool {
+    pub(super) fn stopped(&self) -> bool {
         self.abort.is_cancelled() || self.cancel.is_cancelled()
     }
 
     /// The run's own abort flag (set by [`Stop::fail`]).
-    pub fn aborted(&self) -> &Cancel {
+    pub(super) fn aborted(&self) -> &Cancel {
         &self.abort
     }
 
     /// The caller's cancel flag.
-    pub fn cancelled(&self) -> &'a Cancel {
+    pub(super) fn cancelled(&self) -> &'a Cancel {
         self.cancel
     }
 
     /// The error that stopped the run, if one did.
-    pub fn take_fatal(&self) -> Option<BackupError> {
+    pub(super) fn take_fatal(&self) -> Option<BackupError> {
         lock(&self.fatal).take()
     }
 }

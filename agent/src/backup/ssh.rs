@@ -72,7 +72,7 @@ const STREAM_CHUNK: u64 = 1 << 20;
 
 /// Makes one hardlink snapshot of `spec` on the ssh destination `store`;
 /// `cache` is this destination's local cache directory (indexes, lock).
-pub fn run_ssh(
+pub(crate) fn run_ssh(
     store: &RemoteStore,
     cache: &std::path::Path,
     spec: &BackupSpec,

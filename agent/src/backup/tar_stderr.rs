@@ -11,7 +11,7 @@
 
 /// One line of tar's stderr.
 #[derive(Debug, PartialEq, Eq)]
-pub enum TarLine {
+pub(crate) enum TarLine {
     /// A complaint about a member under the stream's tree: the source path
     /// (absolute, bytes) and what tar said.
     File(Vec<u8>, String),
@@ -22,7 +22,7 @@ pub enum TarLine {
 /// Reads tar's stderr; `tree` is the prefix of every member name
 /// (`.partial-<name>/tree/`), whose removal leaves the source path without
 /// its leading `/`. Empty lines and tar's closing summary are left out.
-pub fn parse(stderr: &[u8], tree: &[u8]) -> Vec<TarLine> {
+pub(crate) fn parse(stderr: &[u8], tree: &[u8]) -> Vec<TarLine> {
     stderr
         .split(|&b| b == b'\n')
         .map(|l| l.trim_ascii())

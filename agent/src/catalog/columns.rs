@@ -8,7 +8,7 @@ use rusqlite::Row;
 use rusqlite::types::{FromSqlError, Type};
 
 /// The column `i` parsed with `FromStr` (times, ids kept as text).
-pub fn parsed<T>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
+pub(super) fn parsed<T>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
 where
     T: FromStr,
     T::Err: std::error::Error + Send + Sync + 'static,
@@ -18,7 +18,7 @@ where
 }
 
 /// Like [`parsed`], for a column that may be NULL.
-pub fn parsed_opt<T>(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<T>>
+pub(super) fn parsed_opt<T>(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<T>>
 where
     T: FromStr,
     T::Err: std::error::Error + Send + Sync + 'static,
@@ -33,7 +33,7 @@ where
 
 /// The column `i` as one of a closed set, by its wire name (`parse` is the
 /// set's own, e.g. `Structure::parse`).
-pub fn named<T>(r: &Row<'_>, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+pub(super) fn named<T>(r: &Row<'_>, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let text: String = r.get(i)?;
     parse(&text).ok_or_else(|| {
         let shown: String = text.chars().take(40).collect();

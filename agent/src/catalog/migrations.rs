@@ -116,7 +116,7 @@ ALTER TABLE snapshots ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
 /// Applies the migrations not applied yet, each in its own transaction.
 /// A catalog that a newer build migrated further is refused: this build's
 /// statements would run against a schema they do not know.
-pub fn apply(conn: &Connection) -> Result<()> {
+pub(super) fn apply(conn: &Connection) -> Result<()> {
     let done: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if done > known || done < 0 {

@@ -13,7 +13,7 @@ mod stream;
 
 use std::path::Path;
 
-pub use stream::Opened;
+pub(crate) use stream::Opened;
 use stream::{Stream, Visit};
 
 use super::tar::{self, is_safe_path, parse_header, parse_pax};
@@ -56,13 +56,13 @@ SELECT id FROM entries
     ORDER BY id LIMIT ?1";
 
 /// Checks the data file of an archived or compressed snapshot in `dir`.
-pub fn check(dir: &Path, index: &IndexReader, structure: Structure, read_data: bool, f: &mut Findings) {
+pub(crate) fn check(dir: &Path, index: &IndexReader, structure: Structure, read_data: bool, f: &mut Findings) {
     check_with(&mut |name| stream::open(&dir.join(name)), index, structure, read_data, f);
 }
 
 /// Checks the data file of an archived or compressed snapshot that `open`
 /// opens by name (`data.tar` or `data.tar.gz`): local, or a remote object.
-pub fn check_with(
+pub(crate) fn check_with(
     open: &mut dyn FnMut(&str) -> Opened,
     index: &IndexReader,
     structure: Structure,

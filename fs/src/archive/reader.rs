@@ -22,7 +22,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-pub use cache::{DEFAULT_CACHE_BYTES, MemberCache};
+pub use cache::DEFAULT_CACHE_BYTES;
+pub(crate) use cache::MemberCache;
 
 use super::{TAR_FILE, TGZ_FILE};
 use crate::error::{FsError, Result};
@@ -85,7 +86,7 @@ impl Source {
 }
 
 /// The data file of one archived or compressed snapshot.
-pub struct Archive {
+pub(crate) struct Archive {
     /// Key of its members in the cache.
     identity: u64,
     /// The snapshot directory (for messages).
@@ -103,7 +104,12 @@ impl Archive {
     /// Opens the data file of the snapshot in `dir`, of structure `structure`,
     /// with the members table of its `index` (compressed).
     #[cfg(test)]
-    pub fn open(dir: &Path, structure: Structure, index: &IndexReader, cache: &MemberCache) -> Result<Arc<Self>> {
+    pub(crate) fn open(
+        dir: &Path,
+        structure: Structure,
+        index: &IndexReader,
+        cache: &MemberCache,
+    ) -> Result<Arc<Self>> {
         Self::open_local(dir, structure, index, cache, |name| {
             let path = dir.join(name);
             crate::posix::read_only_nofollow(&path).map_err(|e| FsError::io("open", path, e))
@@ -112,7 +118,7 @@ impl Archive {
 
     /// Like [`Archive::open`], the data file opened by `open_data` from its
     /// name (the mount opens it beneath the destination root).
-    pub fn open_local(
+    pub(crate) fn open_local(
         dir: &Path,
         structure: Structure,
         index: &IndexReader,
@@ -125,7 +131,7 @@ impl Archive {
     /// Opens the data file of the remote snapshot whose objects are under
     /// `prefix` (`<job>/<snapshot>`) on `store`; `dir` is its local cache
     /// directory (for messages).
-    pub fn open_remote(
+    pub(crate) fn open_remote(
         store: &RemoteStore,
         prefix: &str,
         dir: &Path,
@@ -181,7 +187,7 @@ impl Archive {
     }
 
     /// The content of a file whose `size` bytes start at `data_offset` in the tar stream.
-    pub fn content(self: &Arc<Self>, data_offset: u64, size: u64) -> ArchiveContent {
+    pub(crate) fn content(self: &Arc<Self>, data_offset: u64, size: u64) -> ArchiveContent {
         ArchiveContent { archive: self.clone(), start: data_offset, size }
     }
 
@@ -317,7 +323,7 @@ fn check_contiguous(path: &Path, members: &[Member]) -> Result<()> {
 }
 
 /// One file of an archive.
-pub struct ArchiveContent {
+pub(crate) struct ArchiveContent {
     archive: Arc<Archive>,
     start: u64,
     size: u64,

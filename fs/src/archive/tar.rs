@@ -7,7 +7,7 @@
 use crate::entry::{EntryKind, EntryMeta, split_ns};
 
 /// Size of a tar block.
-pub const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 512;
 
 /// Largest value of an 11-digit octal field (size, mtime): 8 GiB - 1.
 const MAX_OCTAL_11: u64 = 0o77777777777;
@@ -71,7 +71,7 @@ pub fn kind_of(meta: &EntryMeta) -> Option<TarKind<'_>> {
 
 /// Encodes the header blocks of one entry (a PAX header when needed, then the
 /// ustar header) and appends them to `out`. `path` is relative; directories end with `/`.
-pub fn encode_entry(out: &mut Vec<u8>, path: &[u8], meta: &EntryMeta, kind: TarKind<'_>) {
+pub(crate) fn encode_entry(out: &mut Vec<u8>, path: &[u8], meta: &EntryMeta, kind: TarKind<'_>) {
     let size = match kind {
         TarKind::File { size } => size,
         _ => 0,
@@ -196,12 +196,12 @@ fn acl_text(value: &[u8]) -> Option<String> {
 }
 
 /// Pads `out` with zeros to a whole number of blocks.
-pub fn pad(out: &mut Vec<u8>) {
+pub(crate) fn pad(out: &mut Vec<u8>) {
     out.resize(out.len().next_multiple_of(BLOCK), 0);
 }
 
 /// Zeros after `len` bytes of data to reach the next block boundary.
-pub fn padding(len: u64) -> usize {
+pub(crate) fn padding(len: u64) -> usize {
     (len.next_multiple_of(BLOCK as u64) - len) as usize
 }
 
@@ -299,7 +299,7 @@ fn octal(field: &mut [u8], v: u64) {
 
 /// A header block as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedHeader {
+pub(crate) struct ParsedHeader {
     /// Type flag (`b'0'`, `b'x'`, ...).
     pub flag: u8,
     /// `prefix/name` as stored (PAX `path` overrides it).
@@ -310,7 +310,7 @@ pub struct ParsedHeader {
 
 /// Why a header block does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
+pub(crate) enum HeaderError {
     /// Fewer than 512 bytes.
     #[error("truncated tar header")]
     Truncated,
@@ -326,7 +326,7 @@ pub enum HeaderError {
 }
 
 /// Parses one header block, verifying its checksum.
-pub fn parse_header(block: &[u8]) -> Result<ParsedHeader, HeaderError> {
+pub(crate) fn parse_header(block: &[u8]) -> Result<ParsedHeader, HeaderError> {
     let b = block.get(..BLOCK).ok_or(HeaderError::Truncated)?;
     if &b[257..262] != b"ustar" {
         return Err(HeaderError::Magic);
@@ -352,7 +352,7 @@ fn parse_octal(f: &[u8]) -> Option<u64> {
 }
 
 /// Parses the records of a PAX header's data; `None` when malformed.
-pub fn parse_pax(mut data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn parse_pax(mut data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     while !data.is_empty() && data[0] != 0 {
         let sp = data.iter().position(|&c| c == b' ')?;
@@ -368,7 +368,7 @@ pub fn parse_pax(mut data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
 
 /// True when a path from an archive stays inside the extraction root: relative,
 /// and without `..` components.
-pub fn is_safe_path(path: &[u8]) -> bool {
+pub(crate) fn is_safe_path(path: &[u8]) -> bool {
     !path.starts_with(b"/") && path.split(|&c| c == b'/').all(|c| c != b"..")
 }
 

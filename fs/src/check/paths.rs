@@ -9,13 +9,20 @@ use crate::index::{IndexReader, ROOT_ID};
 /// map lookup when its parent came before it (the usual order of an index and
 /// of a tar stream). Memory grows with the number of directories only.
 #[derive(Debug, Default)]
-pub struct PathCache {
+pub(crate) struct PathCache {
     dirs: HashMap<i64, Vec<u8>>,
 }
 
 impl PathCache {
     /// Path relative to the snapshot root of entry `id` (empty for the root).
-    pub fn path(&mut self, index: &IndexReader, id: i64, parent: i64, name: &[u8], is_dir: bool) -> Result<Vec<u8>> {
+    pub(crate) fn path(
+        &mut self,
+        index: &IndexReader,
+        id: i64,
+        parent: i64,
+        name: &[u8],
+        is_dir: bool,
+    ) -> Result<Vec<u8>> {
         if id == ROOT_ID {
             return Ok(Vec::new());
         }

@@ -25,7 +25,7 @@ use crate::entry::{EntryKind, EntryMeta, Xattrs};
 use crate::error::{FsError, Result};
 
 /// Time one step of a statement may take unless the reader says otherwise.
-pub const DEFAULT_STEP_BUDGET: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_STEP_BUDGET: Duration = Duration::from_secs(30);
 
 /// Largest value (name, target, xattrs) an index may hold: far above any
 /// real one, far below what would exhaust memory.

@@ -1,10 +1,10 @@
 //! SQL of the index: one place for table layout and column order.
 
 /// Format of the index schema; bumped on incompatible change.
-pub const SCHEMA_VERSION: &str = "1";
+pub(super) const SCHEMA_VERSION: &str = "1";
 
 /// Tables, created before the first row.
-pub const CREATE_TABLES: &str = "
+pub(super) const CREATE_TABLES: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE entries (
     id INTEGER PRIMARY KEY,
@@ -40,7 +40,7 @@ CREATE TABLE members (
 ";
 
 /// Indexes, created after the bulk insert (faster than maintaining them row by row).
-pub const CREATE_INDEXES: &str = "
+pub(super) const CREATE_INDEXES: &str = "
 CREATE UNIQUE INDEX entries_by_name ON entries(parent, name);
 CREATE INDEX entries_by_hardlink ON entries(hardlink) WHERE hardlink IS NOT NULL;
 UPDATE entries SET nlink = (SELECT count(*) FROM entries AS g WHERE g.hardlink = entries.hardlink)
@@ -50,11 +50,11 @@ UPDATE entries SET blake3 = (SELECT f.blake3 FROM entries AS f WHERE f.id = entr
 ";
 
 /// Column list shared by every SELECT, matching [`super::reader`]'s row mapping.
-pub const COLUMNS: &str = "id, parent, name, kind, mode, uid, gid, size, mtime_ns, atime_ns, ctime_ns, \
+pub(super) const COLUMNS: &str = "id, parent, name, kind, mode, uid, gid, size, mtime_ns, atime_ns, ctime_ns, \
      rdev, nlink, target, xattrs, blake3, hardlink, blob, data_offset, header_offset, member, ino";
 
 /// INSERT of one entry, parameters in [`COLUMNS`] order.
-pub const INSERT: &str = "INSERT INTO entries (id, parent, name, kind, mode, uid, gid, size, mtime_ns, \
+pub(super) const INSERT: &str = "INSERT INTO entries (id, parent, name, kind, mode, uid, gid, size, mtime_ns, \
      atime_ns, ctime_ns, rdev, nlink, target, xattrs, blake3, hardlink, blob, data_offset, \
      header_offset, member, ino) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
      ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
@@ -63,7 +63,7 @@ pub const INSERT: &str = "INSERT INTO entries (id, parent, name, kind, mode, uid
 /// [`CREATE_INDEXES`] make: the same tables and indexes, the same columns,
 /// nothing else (no view, trigger or generated column, which could make a
 /// read run code its author chose). The error says what differs.
-pub fn check(conn: &rusqlite::Connection) -> Result<(), String> {
+pub(super) fn check(conn: &rusqlite::Connection) -> Result<(), String> {
     static EXPECTED: std::sync::OnceLock<Result<Vec<String>, String>> = std::sync::OnceLock::new();
     let expected = EXPECTED.get_or_init(|| {
         let mem = rusqlite::Connection::open_in_memory().map_err(|e| e.to_string())?;

@@ -11,12 +11,12 @@ use crate::entry::{EntryKind, split_ns};
 use crate::index::IndexEntry;
 
 /// Cache lifetime of anything inside a snapshot: it never changes.
-pub const TTL_FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(super) const TTL_FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Cache lifetime of the nodes above snapshots, which follow the destinations.
-pub const TTL_VIRTUAL: Duration = Duration::from_secs(1);
+pub(super) const TTL_VIRTUAL: Duration = Duration::from_secs(1);
 
 /// The FUSE file type of an entry kind.
-pub fn file_type(kind: EntryKind) -> FileType {
+pub(super) fn file_type(kind: EntryKind) -> FileType {
     match kind {
         EntryKind::File => FileType::RegularFile,
         EntryKind::Dir => FileType::Directory,
@@ -41,7 +41,7 @@ fn time(ns: i64) -> SystemTime {
 /// indexed), offset per destination so two disks' inode numbers never meet.
 /// When neither is known (archives), the node id of the first name of its
 /// hardlink group: stable, and one number for all the names of one file.
-pub fn st_ino(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node: u64) -> u64 {
+pub(super) fn st_ino(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node: u64) -> u64 {
     // Remote content: the same bytes in the same object in every snapshot that shares it.
     // Names of one hardlink group also carry the group: two groups with equal
     // content are two files, which `cp -a` and `rsync -H` must not merge.
@@ -66,7 +66,7 @@ pub fn st_ino(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node: u6
 /// destination (incremental snapshots), which gives the true link count: a
 /// file shared by several snapshots must show more than one link for `cp -a`
 /// and `rsync -H` to keep it as one file.
-pub fn entry_attr(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node: u64) -> FileAttr {
+pub(super) fn entry_attr(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node: u64) -> FileAttr {
     let m = &e.meta;
     let nlink = match m.kind {
         EntryKind::Dir => 1,
@@ -100,7 +100,7 @@ pub fn entry_attr(snap: &SnapshotNode, e: &IndexEntry, live: Option<&Stat>, node
 /// nanosecond for viewers other than root when the listing differs by viewer
 /// (the root holding hidden destinations): the kernel keeps one cached listing
 /// per directory and drops it when the mtime it sees changes.
-pub fn vdir_attr(node: u64, hidden: bool, version: u64, other_viewer: bool) -> FileAttr {
+pub(super) fn vdir_attr(node: u64, hidden: bool, version: u64, other_viewer: bool) -> FileAttr {
     let mut a = virtual_attr(node, FileType::Directory, if hidden { 0o700 } else { 0o755 }, 0);
     a.mtime = mount_epoch() + Duration::new(version, u32::from(other_viewer));
     a.ctime = a.mtime;
@@ -114,12 +114,12 @@ fn mount_epoch() -> SystemTime {
 }
 
 /// Attributes of a `latest` link.
-pub fn link_attr(node: u64, target_len: usize) -> FileAttr {
+pub(super) fn link_attr(node: u64, target_len: usize) -> FileAttr {
     virtual_attr(node, FileType::Symlink, 0o777, target_len as u64)
 }
 
 /// Attributes of a snapshot whose index cannot be read: an empty directory.
-pub fn broken_snapshot_attr(node: u64) -> FileAttr {
+pub(super) fn broken_snapshot_attr(node: u64) -> FileAttr {
     virtual_attr(node, FileType::Directory, 0o555, 0)
 }
 

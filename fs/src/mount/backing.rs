@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex};
 /// 65,536. A restore reads each file once: a cache smaller than the tree
 /// restored (4,610 files in the benchmark's) pays an `openat` and two ioctls
 /// for every file, every time (73 us against 4 us natively for open+close).
-pub fn backing_cache_size(fd_limit: Option<u64>) -> usize {
+pub(super) fn backing_cache_size(fd_limit: Option<u64>) -> usize {
     fd_limit.map_or(65_536, |l| (l / 2).clamp(256, 65_536) as usize)
 }
 
 /// A bounded map of node id -> shared value, least recently used dropped first.
-pub struct Shared<V> {
+pub(super) struct Shared<V> {
     inner: Mutex<Inner<V>>,
     cap: usize,
 }
@@ -81,11 +81,11 @@ impl<V> Inner<V> {
 
 /// Values a [`Shared`] no longer keeps, dropped with this (never under its lock).
 #[must_use = "dropping evicted values is what releases them"]
-pub struct Evicted<V>(#[allow(dead_code)] Vec<Arc<V>>);
+pub(super) struct Evicted<V>(#[allow(dead_code)] Vec<Arc<V>>);
 
 impl<V> Shared<V> {
     /// An empty map keeping up to `cap` values no one else holds.
-    pub fn new(cap: usize) -> Self {
+    pub(super) fn new(cap: usize) -> Self {
         Shared { inner: Mutex::new(Inner { by_node: HashMap::new(), order: BTreeMap::new(), next: 0 }), cap }
     }
 
@@ -94,7 +94,7 @@ impl<V> Shared<V> {
     }
 
     /// The value of `node`, if kept.
-    pub fn get(&self, node: u64) -> Option<Arc<V>> {
+    pub(super) fn get(&self, node: u64) -> Option<Arc<V>> {
         self.lock().touch(node)
     }
 
@@ -102,7 +102,7 @@ impl<V> Shared<V> {
     /// node got there first, returns that one instead (and drops `value`).
     /// Also returns the values it stopped keeping, for the caller to drop when
     /// convenient: dropping a backing id is an ioctl, better after the reply.
-    pub fn insert(&self, node: u64, value: V) -> (Arc<V>, Evicted<V>) {
+    pub(super) fn insert(&self, node: u64, value: V) -> (Arc<V>, Evicted<V>) {
         let (kept, gone) = {
             let mut inner = self.lock();
             match inner.touch(node) {
@@ -124,7 +124,7 @@ impl<V> Shared<V> {
 
     /// Forgets every node `keep` refuses (the nodes of deleted snapshots, so
     /// that their files are closed and their space freed).
-    pub fn retain(&self, keep: impl Fn(u64) -> bool) {
+    pub(super) fn retain(&self, keep: impl Fn(u64) -> bool) {
         let gone: Vec<Arc<V>> = {
             let mut inner = self.lock();
             let nodes: Vec<u64> = inner.by_node.keys().copied().filter(|n| !keep(*n)).collect();

@@ -143,7 +143,7 @@ impl DirCache {
 
 /// The snapshot filesystem, as the kernel's one request thread sees it: it
 /// answers most requests itself and hands those that may block to workers.
-pub struct SnapshotFs {
+pub(super) struct SnapshotFs {
     core: Arc<Core>,
     workers: Workers,
     prefetch: Prefetch,
@@ -154,7 +154,7 @@ pub struct SnapshotFs {
 impl SnapshotFs {
     /// A filesystem over the registry's destinations, with `workers` threads
     /// for the requests that may block.
-    pub fn new(reg: Arc<Registry>, workers: usize) -> Self {
+    pub(super) fn new(reg: Arc<Registry>, workers: usize) -> Self {
         let core = Core {
             reg,
             dirs: DirCache { inner: Mutex::new(Default::default()) },
@@ -185,7 +185,7 @@ impl SnapshotFs {
 }
 
 /// What the filesystem knows: the registry, open handles, directory descriptors.
-pub struct Core {
+pub(super) struct Core {
     reg: Arc<Registry>,
     dirs: DirCache,
     handles: Mutex<HashMap<u64, Handle>>,

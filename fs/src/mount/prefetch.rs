@@ -31,14 +31,14 @@ const COVERED: usize = 16;
 const QUEUE: usize = 8;
 
 /// Bytes asked for at the start of each file.
-pub const FILE_AHEAD: u64 = 1 << 20;
+pub(super) const FILE_AHEAD: u64 = 1 << 20;
 /// Bytes asked for per read-ahead (files of one directory).
-pub const BATCH_AHEAD: u64 = 32 << 20;
+pub(super) const BATCH_AHEAD: u64 = 32 << 20;
 /// Files per read-ahead.
-pub const BATCH_FILES: u32 = 256;
+pub(super) const BATCH_FILES: u32 = 256;
 /// Files found in the page cache, before any that is not, that end a read-ahead
 /// early: a directory copied again is warm, and opening its files costs cpu.
-pub const WARM_PROBES: u32 = 2;
+pub(super) const WARM_PROBES: u32 = 2;
 
 type Job = Box<dyn FnOnce(&Coverage) + Send>;
 
@@ -66,7 +66,7 @@ impl State {
 
 /// What a read-ahead job reports back: the nodes it has read ahead.
 #[derive(Clone)]
-pub struct Coverage(Arc<Mutex<State>>);
+pub(super) struct Coverage(Arc<Mutex<State>>);
 
 impl Coverage {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -75,7 +75,7 @@ impl Coverage {
 
     /// Records that `nodes` were read ahead (opening them sets nothing off),
     /// in place of the nodes `claim` reserved for the read-ahead.
-    pub fn settle(&self, claim: &Claim, nodes: RangeInclusive<u64>) {
+    pub(super) fn settle(&self, claim: &Claim, nodes: RangeInclusive<u64>) {
         let mut s = self.lock();
         s.covered.retain(|r| *r != claim.0);
         s.cover(nodes);
@@ -85,7 +85,7 @@ impl Coverage {
 /// The nodes an open claimed for its read-ahead until the read-ahead knows
 /// which it covers (the claim may reach into the next directory).
 #[derive(Debug)]
-pub struct Claim(RangeInclusive<u64>);
+pub(super) struct Claim(RangeInclusive<u64>);
 
 /// Decides when to read ahead, and runs read-aheads on one thread.
 pub(super) struct Prefetch {
@@ -96,7 +96,7 @@ pub(super) struct Prefetch {
 
 impl Prefetch {
     /// Starts the read-ahead thread.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let state = Coverage(Arc::new(Mutex::new(State::default())));
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let coverage = state.clone();
@@ -120,7 +120,7 @@ impl Prefetch {
     /// should be read ahead. The claim covers the nodes just after it, so the
     /// next opens of the same run do not ask again while the read-ahead is
     /// being prepared; the read-ahead settles it.
-    pub fn opened(&self, node: u64) -> Option<Claim> {
+    pub(super) fn opened(&self, node: u64) -> Option<Claim> {
         self.jobs.as_ref()?;
         let mut s = self.state.lock();
         let near = s.last.is_some_and(|last| last != node && last.abs_diff(node) <= NEAR);
@@ -142,7 +142,7 @@ impl Prefetch {
     }
 
     /// Queues read-ahead `job`; dropped when the thread is that far behind.
-    pub fn run(&self, job: impl FnOnce(&Coverage) + Send + 'static) {
+    pub(super) fn run(&self, job: impl FnOnce(&Coverage) + Send + 'static) {
         if let Some(tx) = &self.jobs {
             match tx.try_send(Box::new(job)) {
                 Ok(()) | Err(TrySendError::Full(_)) => {}

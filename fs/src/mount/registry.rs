@@ -29,11 +29,11 @@ use crate::remote::RemoteStore;
 use crate::sync::lock;
 
 /// Node id of the root.
-pub const ROOT: u64 = 1;
+pub(super) const ROOT: u64 = 1;
 /// Bit set in the node ids of snapshot entries.
-pub const ENTRY_BIT: u64 = 1 << 63;
+pub(super) const ENTRY_BIT: u64 = 1 << 63;
 /// Name of the link to the newest snapshot in every job directory.
-pub const LATEST: &str = "latest";
+pub(super) const LATEST: &str = "latest";
 
 /// Index readers kept open across all snapshots (bounds memory and descriptors).
 const READER_CACHE: usize = 16;
@@ -57,7 +57,7 @@ pub struct DestinationView {
 
 /// A node above the snapshots.
 #[derive(Debug, Clone)]
-pub enum VNode {
+pub(super) enum VNode {
     /// A directory: the root, a destination or a job.
     Dir {
         /// Children by name.
@@ -79,7 +79,7 @@ pub enum VNode {
 
 /// A child of a virtual directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Child {
+pub(super) enum Child {
     /// Another virtual node.
     Virtual(u64),
     /// A snapshot, by slot.
@@ -89,7 +89,7 @@ pub enum Child {
 /// Where a snapshot's file contents come from: decided once, when its slot
 /// is made, from its structure and its destination.
 #[derive(Debug, Clone)]
-pub enum Content {
+pub(super) enum Content {
     /// An incremental snapshot on a local destination: the files of its tree,
     /// passed through.
     Tree,
@@ -109,7 +109,7 @@ pub enum Content {
 impl Content {
     /// The content of a snapshot of `structure` on a destination whose store
     /// is `remote` (none for a local one).
-    pub fn of(structure: Structure, remote: Option<&RemoteStore>) -> Content {
+    pub(super) fn of(structure: Structure, remote: Option<&RemoteStore>) -> Content {
         match (structure, remote) {
             (Structure::Incremental, None) => Content::Tree,
             (Structure::Archived | Structure::Compressed, None) => Content::LocalArchive,
@@ -120,7 +120,7 @@ impl Content {
     }
 
     /// The remote store it is read from; none for a local destination.
-    pub fn remote(&self) -> Option<&RemoteStore> {
+    pub(super) fn remote(&self) -> Option<&RemoteStore> {
         match self {
             Content::Tree | Content::LocalArchive => None,
             Content::Blobs(s) | Content::SshTree(s) | Content::RemoteArchive(s) => Some(s),
@@ -129,7 +129,7 @@ impl Content {
 }
 
 /// One snapshot known to the mount.
-pub struct SnapshotNode {
+pub(super) struct SnapshotNode {
     /// Its slot (part of its entries' node ids).
     pub slot: u32,
     /// Its job (a name checked by the listing).
@@ -170,7 +170,7 @@ pub struct SnapshotNode {
 
 /// Why a snapshot is not served, and until when.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub(super) struct Refusal {
     /// What went wrong (logged once).
     pub reason: String,
     /// When to try again; `None`: never (until the next mount).
@@ -182,13 +182,13 @@ const SLOW_INDEX_PAUSE: std::time::Duration = std::time::Duration::from_secs(60)
 
 /// How long one step of an index query may take in the mount (a lookup or a
 /// page of a listing takes well under a millisecond).
-pub const MOUNT_STEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const MOUNT_STEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl SnapshotNode {
     /// `<job>/<snapshot>/<rel>` below the destination root, opened without
     /// following a symlink anywhere below the root (the root's own path was
     /// given by the administrator).
-    pub fn open_beneath(&self, rel: &str, flags: rustix::fs::OFlags) -> crate::Result<std::os::fd::OwnedFd> {
+    pub(super) fn open_beneath(&self, rel: &str, flags: rustix::fs::OFlags) -> crate::Result<std::os::fd::OwnedFd> {
         use std::os::fd::AsFd;
         let root = crate::posix::open_dir(&self.dest_root).map_err(|e| FsError::io("open", &self.dest_root, e))?;
         let path = format!("{}/{}/{rel}", self.job, self.name);
@@ -197,7 +197,7 @@ impl SnapshotNode {
     }
 
     /// Its `tree/` directory on the destination, opened `O_PATH` beneath the root.
-    pub fn open_tree(&self) -> crate::Result<std::os::fd::OwnedFd> {
+    pub(super) fn open_tree(&self) -> crate::Result<std::os::fd::OwnedFd> {
         self.open_beneath(TREE_DIR, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY)
     }
 
@@ -234,17 +234,17 @@ impl SnapshotNode {
 }
 
 /// Encodes the node id of entry `id` of the snapshot in `slot`.
-pub fn entry_node(slot: u32, id: i64) -> u64 {
+pub(super) fn entry_node(slot: u32, id: i64) -> u64 {
     ENTRY_BIT | (u64::from(slot) << 32) | (id as u64 & 0xffff_ffff)
 }
 
 /// Decodes an entry node id into (slot, index id).
-pub fn split_entry_node(node: u64) -> Option<(u32, i64)> {
+pub(super) fn split_entry_node(node: u64) -> Option<(u32, i64)> {
     (node & ENTRY_BIT != 0).then_some((((node & !ENTRY_BIT) >> 32) as u32, (node & 0xffff_ffff) as i64))
 }
 
 /// A kernel cache entry to drop after a change.
-pub enum Inval {
+pub(super) enum Inval {
     /// The attributes and listing of a node.
     Node(u64),
     /// One name in a directory.
@@ -253,7 +253,7 @@ pub enum Inval {
 
 impl Inval {
     /// Tells the kernel (errors mean the kernel had nothing cached).
-    pub fn send(&self, n: &fuser::Notifier) {
+    pub(super) fn send(&self, n: &fuser::Notifier) {
         let _ = match self {
             Inval::Node(ino) => n.inval_inode(INodeNo(*ino), 0, 0),
             Inval::Name(parent, name) => n.inval_entry(INodeNo(*parent), OsStr::from_bytes(name)),
@@ -269,7 +269,7 @@ struct State {
 }
 
 /// The nodes above the snapshots, open index readers and archives.
-pub struct Registry {
+pub(super) struct Registry {
     layout: Layout,
     state: RwLock<State>,
     readers: Mutex<VecDeque<(u32, IndexReader)>>,
@@ -400,7 +400,7 @@ fn scan_local(root: &DestinationRoot, previous: Option<&Scan>) -> crate::Result<
 impl Registry {
     /// An empty registry; [`Registry::refresh`] fills it. `backings`: how
     /// many nodes keep their passthrough backing file.
-    pub fn new(layout: Layout, cache_bytes: usize, backings: usize) -> Self {
+    pub(super) fn new(layout: Layout, cache_bytes: usize, backings: usize) -> Self {
         let mut state = State { next_node: ROOT + 1, ..Default::default() };
         state.nodes.insert(ROOT, VNode::Dir { children: BTreeMap::new(), hidden: false, root: None, version: 0 });
         Registry {
@@ -418,19 +418,19 @@ impl Registry {
     }
 
     /// The cache of inflated archive members and remote chunks.
-    pub fn members(&self) -> &MemberCache {
+    pub(super) fn members(&self) -> &MemberCache {
         &self.members
     }
 
     /// Passthrough backing files of recently opened entries, by node id.
-    pub fn backings(&self) -> &Shared<BackingId> {
+    pub(super) fn backings(&self) -> &Shared<BackingId> {
         &self.backings
     }
 
     /// True when the root's listing differs by viewer (it holds a hidden
     /// destination): its attributes, which carry the viewer in their mtime,
     /// must then be asked for at every use.
-    pub fn root_viewer_dependent(&self) -> bool {
+    pub(super) fn root_viewer_dependent(&self) -> bool {
         self.root_hidden.load(Ordering::Relaxed)
     }
 
@@ -439,18 +439,18 @@ impl Registry {
     }
 
     /// A virtual node.
-    pub fn vnode(&self, id: u64) -> Option<VNode> {
+    pub(super) fn vnode(&self, id: u64) -> Option<VNode> {
         self.state().nodes.get(&id).cloned()
     }
 
     /// A snapshot by slot.
-    pub fn snapshot(&self, slot: u32) -> Option<Arc<SnapshotNode>> {
+    pub(super) fn snapshot(&self, slot: u32) -> Option<Arc<SnapshotNode>> {
         self.state().snapshots.get(slot as usize).cloned().flatten()
     }
 
     /// Runs `f` with an index reader of the snapshot (from the cache, or
     /// opened), whose content was checked against the snapshot's manifest.
-    pub fn with_index<T>(
+    pub(super) fn with_index<T>(
         &self,
         snap: &SnapshotNode,
         f: impl FnOnce(&IndexReader) -> crate::Result<T>,
@@ -471,7 +471,7 @@ impl Registry {
     /// against the manifest (still with its schema checked and its queries
     /// bounded): for the attributes of a snapshot's root, which a listing of
     /// a job's snapshots asks for, without reading every snapshot's index whole.
-    pub fn with_index_unverified<T>(
+    pub(super) fn with_index_unverified<T>(
         &self,
         snap: &SnapshotNode,
         f: impl FnOnce(&IndexReader) -> crate::Result<T>,
@@ -532,7 +532,7 @@ impl Registry {
     }
 
     /// The data file of an archived or compressed snapshot (from the cache, or opened).
-    pub fn archive(&self, snap: &SnapshotNode) -> crate::Result<Arc<Archive>> {
+    pub(super) fn archive(&self, snap: &SnapshotNode) -> crate::Result<Arc<Archive>> {
         let lock = || lock(&self.archives);
         let cached = |cache: &mut VecDeque<(u32, Arc<Archive>)>| {
             let i = cache.iter().position(|(s, _)| *s == snap.slot)?;
@@ -617,13 +617,13 @@ impl Registry {
     }
 
     /// Rescans the destinations and updates the tree; returns what the kernel must forget.
-    pub fn refresh(&self) -> Vec<Inval> {
+    pub(super) fn refresh(&self) -> Vec<Inval> {
         self.refresh_forcing(&[])
     }
 
     /// Like [`Registry::refresh`], listing the remote destinations named in
     /// `force` now rather than at their next [`REMOTE_RESCAN`].
-    pub fn refresh_forcing(&self, force: &[String]) -> Vec<Inval> {
+    pub(super) fn refresh_forcing(&self, force: &[String]) -> Vec<Inval> {
         let _one_at_a_time = lock(&self.refreshing);
         let dests = self.destinations();
         lock(&self.scans).retain(|name, _| dests.iter().any(|d| &d.name == name));

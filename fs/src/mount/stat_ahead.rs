@@ -27,13 +27,13 @@ use super::workers::spawn_serving;
 use crate::sync::lock;
 
 /// Subdirectories of one listed directory whose entries are stat'ed.
-pub const SUBDIRS: usize = 256;
+pub(super) const SUBDIRS: usize = 256;
 /// Entries stat'ed for one listed directory, over all its subdirectories: an
 /// `ls` of a directory of large directories is not a walk, and must not set
 /// off more than this.
-pub const ENTRIES: usize = 2048;
+pub(super) const ENTRIES: usize = 2048;
 /// Pending work beyond which the oldest is dropped (a walker is far from it).
-pub const MAX_PENDING: usize = 1024;
+pub(super) const MAX_PENDING: usize = 1024;
 
 /// One piece of work.
 enum Work {
@@ -96,7 +96,7 @@ pub(super) struct StatAhead {
 
 impl StatAhead {
     /// Starts the thread.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let shared =
             Arc::new(Shared { queue: Mutex::new(Queue::default()), ready: Condvar::new(), stats: AtomicU64::new(0) });
         let (queue, worker) = (shared.clone(), shared.clone());
@@ -116,7 +116,7 @@ impl StatAhead {
     }
 
     /// Notes that directory `dir` (a descriptor of it in the snapshot's tree) was listed.
-    pub fn listed(&self, dir: Arc<OwnedFd>) {
+    pub(super) fn listed(&self, dir: Arc<OwnedFd>) {
         if let Some(s) = &self.shared {
             s.push([Work::Listed(dir)]);
         }

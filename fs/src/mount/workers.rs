@@ -43,7 +43,7 @@ pub(super) struct Workers {
 
 impl Workers {
     /// Starts `n` threads (at least one is tried).
-    pub fn new(n: usize) -> Self {
+    pub(super) fn new(n: usize) -> Self {
         let (tx, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut started = 0;
@@ -62,7 +62,7 @@ impl Workers {
     }
 
     /// Runs `job` on a worker, or here if none is left.
-    pub fn run(&self, job: impl FnOnce() + Send + 'static) {
+    pub(super) fn run(&self, job: impl FnOnce() + Send + 'static) {
         let job: Job = Box::new(job);
         let job = match &self.jobs {
             Some(tx) => match tx.send(job) {

@@ -28,7 +28,7 @@ pub const SMALL_FILE: u64 = 1 << 20;
 
 /// Size a pack is sealed and uploaded at, unless the destination's
 /// `pack_size` option says otherwise.
-pub const PACK_TARGET: usize = 8 << 20;
+pub(crate) const PACK_TARGET: usize = 8 << 20;
 
 /// Where stored content lives: an object and an offset in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub fn blob_key(hash: &[u8; 32]) -> String {
 /// True when `key` has the shape of a key Hindsight gives a body's object
 /// (`blobs/xx/<64 hex>` or `packs/xx/<32 hex>`, `xx` their first two digits):
 /// an index names objects, and an index may come from someone else.
-pub fn is_object_key(key: &str) -> bool {
+pub(crate) fn is_object_key(key: &str) -> bool {
     let hex =
         |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     let shaped = |rest: &str, len: usize| match rest.split_once('/') {

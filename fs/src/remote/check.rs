@@ -19,7 +19,7 @@ use super::store::RemoteStore;
 const READ_WHOLE: u64 = 64 << 20;
 
 /// Sizes of the stored objects (`blobs/` and `packs/`), listed once per check.
-pub type Objects = HashMap<String, u64>;
+pub(crate) type Objects = HashMap<String, u64>;
 
 /// Lists the content objects of a destination.
 pub fn list_objects(store: &RemoteStore) -> crate::Result<Objects> {

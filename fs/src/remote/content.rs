@@ -18,10 +18,10 @@ use crate::mount::content::ReadAt;
 use super::store::RemoteStore;
 
 /// Bytes fetched per request.
-pub const CHUNK: u64 = 1 << 20;
+pub(crate) const CHUNK: u64 = 1 << 20;
 
 /// One file of a remote snapshot.
-pub struct RemoteContent {
+pub(crate) struct RemoteContent {
     store: RemoteStore,
     /// The object's path: bytes, as file names in the trees of ssh
     /// destinations are (object stores' keys are text).
@@ -35,7 +35,7 @@ pub struct RemoteContent {
 
 impl RemoteContent {
     /// The `size` bytes at `start` of object `key`.
-    pub fn new(store: RemoteStore, key: &[u8], start: u64, size: u64, cache: MemberCache) -> Self {
+    pub(crate) fn new(store: RemoteStore, key: &[u8], start: u64, size: u64, cache: MemberCache) -> Self {
         // Keys of the archive members' cache are (identity, index); objects take
         // identities from the top half of the space, by name, so that every
         // reader of one object shares its chunks.

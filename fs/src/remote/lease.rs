@@ -25,14 +25,14 @@ use super::store::{ObjectInfo, ObjectStore, RemoteStore};
 use crate::error::Result;
 
 /// Where leases live: a dot name is never a job's.
-pub const LEASES_DIR: &str = ".leases/";
+pub(crate) const LEASES_DIR: &str = ".leases/";
 
 /// A lease older than this is a crashed backup's (documented as the longest
 /// backup a content-addressed destination supports).
-pub const LEASE_MAX: SignedDuration = SignedDuration::from_hours(7 * 24);
+pub(crate) const LEASE_MAX: SignedDuration = SignedDuration::from_hours(7 * 24);
 
 /// Margin for the coarsest time a service lists (FTP: the minute).
-pub const SLACK: SignedDuration = SignedDuration::from_mins(2);
+pub(crate) const SLACK: SignedDuration = SignedDuration::from_mins(2);
 
 /// A backup's lease on a destination; released on drop.
 pub struct Lease {
@@ -85,7 +85,7 @@ const RECORD: &str = ".lease";
 
 /// What a prune may delete, from the leases listed after the objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cutoff {
+pub(crate) enum Cutoff {
     /// No backup holds a lease: any unreferenced object may go.
     Free,
     /// Only unreferenced objects listed as stored before this time may go.
@@ -94,7 +94,7 @@ pub enum Cutoff {
 
 impl Cutoff {
     /// Whether an unreferenced object may be deleted.
-    pub fn allows(&self, obj: &ObjectInfo) -> bool {
+    pub(crate) fn allows(&self, obj: &ObjectInfo) -> bool {
         match self {
             Cutoff::Free => true,
             Cutoff::Before(t) => obj.modified.is_some_and(|m| m < *t),
@@ -104,7 +104,7 @@ impl Cutoff {
 
 /// Lists the live leases (removing those a crash left, older than
 /// [`LEASE_MAX`]); `now` is the agent's clock, used only for that age.
-pub fn cutoff(store: &ObjectStore, now: Timestamp) -> Result<Cutoff> {
+pub(crate) fn cutoff(store: &ObjectStore, now: Timestamp) -> Result<Cutoff> {
     let mut oldest: Option<Timestamp> = None;
     for lease in store.objects(LEASES_DIR)? {
         match lease.modified {

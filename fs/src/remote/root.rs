@@ -206,12 +206,12 @@ impl RemoteStore {
 }
 
 /// Object path of a snapshot's manifest.
-pub fn manifest_path(job: &str, snapshot: &str) -> String {
+pub(super) fn manifest_path(job: &str, snapshot: &str) -> String {
     format!("{job}/{snapshot}/{MANIFEST_FILE}")
 }
 
 /// Object path of a snapshot's index.
-pub fn index_path(job: &str, snapshot: &str) -> String {
+pub(super) fn index_path(job: &str, snapshot: &str) -> String {
     format!("{job}/{snapshot}/{INDEX_FILE}")
 }
 

@@ -29,7 +29,7 @@ struct File {
 }
 
 /// Checks a snapshot's `tree/` on the server against its index.
-pub fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_data: bool, f: &mut Findings) {
+pub(crate) fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_data: bool, f: &mut Findings) {
     let script =
         [b"cd -- ".as_slice(), &ssh.quoted(tree), b" || exit 44; exec find . -type f -printf '%s %P\\0'"].concat();
     let listing = match ssh.run("list", tree, &script, None) {

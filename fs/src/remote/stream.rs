@@ -151,7 +151,7 @@ impl Drop for ObjectWriter {
 }
 
 /// An object read front to back (seeking as needed) by ranges of `READ_AHEAD` bytes.
-pub struct ObjectReader {
+pub(crate) struct ObjectReader {
     store: RemoteStore,
     key: String,
     len: u64,
@@ -163,13 +163,13 @@ pub struct ObjectReader {
 
 impl ObjectReader {
     /// Opens `key`; fails when it does not exist.
-    pub fn open(store: &RemoteStore, key: &str) -> Result<Self> {
+    pub(crate) fn open(store: &RemoteStore, key: &str) -> Result<Self> {
         let len = store.size(key)?.ok_or_else(|| FsError::remote_missing("stat", key, "no such object"))?;
         Ok(ObjectReader { store: store.clone(), key: key.to_string(), len, pos: 0, buf: Vec::new(), buf_start: 0 })
     }
 
     /// Size of the object.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 }

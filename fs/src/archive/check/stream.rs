@@ -26,19 +26,19 @@ const TAR_WINDOW: u64 = 256 << 10;
 const MAX_BLAMED: usize = 100;
 
 /// A data file as a check reads it: front to back, skipping forward where it can.
-pub trait DataFile: Read + Seek + Send {}
+pub(crate) trait DataFile: Read + Seek + Send {}
 
 impl<T: Read + Seek + Send> DataFile for T {}
 
 /// An opened data file and its length, or why it cannot be read.
-pub type Opened = Result<(Box<dyn DataFile>, u64), String>;
+pub(crate) type Opened = Result<(Box<dyn DataFile>, u64), String>;
 
 /// Where [`Stream::visit`] passes the bytes of a range, in order.
-pub type Sink<'a> = &'a mut dyn FnMut(&[u8]);
+pub(super) type Sink<'a> = &'a mut dyn FnMut(&[u8]);
 
 /// A region of the stream that could not be read.
 #[derive(Debug)]
-pub struct Damage {
+pub(super) struct Damage {
     /// What was lost (`gzip member 3`, `data.tar from byte 4096`).
     pub what: String,
     /// Why.
@@ -59,7 +59,7 @@ pub struct Damage {
 
 impl Damage {
     /// Adds an entry to those lost here.
-    pub fn blame(&mut self, path: &str) {
+    pub(super) fn blame(&mut self, path: &str) {
         // An entry's header and body are blamed one after the other: count it once.
         if self.last == path {
             return;
@@ -73,7 +73,7 @@ impl Damage {
     }
 
     /// One line for the report.
-    pub fn message(&self) -> String {
+    pub(super) fn message(&self) -> String {
         let what = match self.members {
             Some((a, b)) if a != b => format!("gzip members {a}-{b}"),
             Some((a, _)) => format!("gzip member {a}"),
@@ -94,7 +94,7 @@ impl Damage {
 
 /// What a request met.
 #[derive(Debug, Default)]
-pub struct Visit {
+pub(super) struct Visit {
     /// Indexes of the damages it touched.
     pub damaged: Vec<usize>,
     /// It started before the current chunk (entries out of order or overlapping).
@@ -105,7 +105,7 @@ pub struct Visit {
 
 impl Visit {
     /// True when every byte asked for was delivered.
-    pub fn complete(&self) -> bool {
+    pub(super) fn complete(&self) -> bool {
         self.damaged.is_empty() && !self.behind && !self.past_end
     }
 }
@@ -135,7 +135,7 @@ struct Chunk {
 }
 
 /// A sequential reader of the tar stream.
-pub struct Stream {
+pub(super) struct Stream {
     source: Source,
     stream_len: u64,
     chunk: Chunk,
@@ -151,7 +151,7 @@ pub struct Stream {
 
 impl Stream {
     /// The stream of an archived snapshot: `data.tar` (named `name`) of `stream_len` bytes.
-    pub fn tar(name: String, opened: Opened, stream_len: u64) -> Stream {
+    pub(super) fn tar(name: String, opened: Opened, stream_len: u64) -> Stream {
         let (file, file_len, why) = split(opened);
         let mut s = Stream::new(Source::Tar { file, file_len }, stream_len);
         if file_len < stream_len {
@@ -174,7 +174,7 @@ impl Stream {
 
     /// The stream of a compressed snapshot: `data.tar.gz` cut into `members`,
     /// none inflating to more than `max_len` bytes.
-    pub fn gz(name: String, opened: Opened, stream_len: u64, members: Vec<Member>, max_len: u64) -> Stream {
+    pub(super) fn gz(name: String, opened: Opened, stream_len: u64, members: Vec<Member>, max_len: u64) -> Stream {
         let (file, file_len, why) = split(opened);
         if let Some(why) = why {
             let mut s = Stream::new(Source::Tar { file: None, file_len: 0 }, stream_len);
@@ -208,19 +208,19 @@ impl Stream {
     }
 
     /// Length of the tar stream.
-    pub fn stream_len(&self) -> u64 {
+    pub(super) fn stream_len(&self) -> u64 {
         self.stream_len
     }
 
     /// Appends stream bytes `[offset, offset + len)` to `out`.
-    pub fn read(&mut self, offset: u64, len: u64, out: &mut Vec<u8>) -> Visit {
+    pub(super) fn read(&mut self, offset: u64, len: u64, out: &mut Vec<u8>) -> Visit {
         self.visit(offset, len, Some(&mut |b: &[u8]| out.extend_from_slice(b)))
     }
 
     /// Passes stream bytes `[offset, offset + len)` to `sink` in order; with no
     /// sink, only finds which damages the range touches (reading what must be
     /// read anyway: every gzip member, but no window of `data.tar`).
-    pub fn visit(&mut self, offset: u64, len: u64, mut sink: Option<Sink<'_>>) -> Visit {
+    pub(super) fn visit(&mut self, offset: u64, len: u64, mut sink: Option<Sink<'_>>) -> Visit {
         let mut v = Visit::default();
         if offset < self.chunk.start {
             v.behind = true;
@@ -271,7 +271,7 @@ impl Stream {
 
     /// Reads every chunk not read yet (every gzip member must be checked) and
     /// compares the data file's extent with the index.
-    pub fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         if let Source::Gz { .. } = self.source {
             while self.members_left() {
                 self.load_member();
@@ -443,7 +443,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// Opens a local data file.
-pub fn open(path: &Path) -> Opened {
+pub(super) fn open(path: &Path) -> Opened {
     match File::open(path).and_then(|f| f.metadata().map(|m| (f, m.len()))) {
         Ok((f, len)) => Ok((Box::new(f), len)),
         Err(e) => Err(format!("cannot open {}: {e}", file_name(path))),

@@ -23,7 +23,7 @@ const PREFETCH_THREADS: usize = 2;
 const PREFETCH_QUEUE: usize = 16;
 
 /// A member of one archive: (archive identity, member index).
-pub type Key = (u64, u64);
+pub(super) type Key = (u64, u64);
 
 /// A read-ahead job.
 type Job = Box<dyn FnOnce() + Send>;
@@ -55,7 +55,7 @@ struct Shared {
 
 /// Decompressed members shared by all archives of a mount (cheap to clone).
 #[derive(Clone)]
-pub struct MemberCache(Arc<Shared>);
+pub(crate) struct MemberCache(Arc<Shared>);
 
 impl Default for MemberCache {
     fn default() -> Self {
@@ -65,7 +65,7 @@ impl Default for MemberCache {
 
 impl MemberCache {
     /// A cache holding at most `capacity` bytes of decompressed members.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         MemberCache(Arc::new(Shared {
             state: Mutex::new(State::default()),
             loaded: Condvar::new(),
@@ -78,13 +78,13 @@ impl MemberCache {
 
     /// Bytes of decompressed members held now.
     #[cfg(test)]
-    pub fn used_bytes(&self) -> usize {
+    pub(crate) fn used_bytes(&self) -> usize {
         self.lock().bytes
     }
 
     /// How many members were decompressed (or failed to) since the cache was made.
     #[cfg(test)]
-    pub fn loads(&self) -> u64 {
+    pub(crate) fn loads(&self) -> u64 {
         self.0.loads.load(Ordering::Relaxed)
     }
 
