@@ -27,7 +27,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
@@ -41,7 +41,7 @@ use super::change::unchanged;
 use super::index_thread::RowQueue;
 use super::progress::{Cancel, Progress};
 use super::source_path;
-use super::spec::{BackupError, BackupSpec, Row};
+use super::spec::{BackupError, BackupSpec, Row, Stop};
 
 /// The first name of a multiply-linked file, as the sink stored it.
 pub(super) struct FirstName {
@@ -202,7 +202,9 @@ pub(super) struct SourceWalk<'a, S: Sink> {
 struct Shared<'a> {
     spec: &'a BackupSpec,
     progress: &'a Progress,
-    cancel: &'a Cancel,
+    /// The caller's cancel flag, and the first failure of any thread, which
+    /// stops the others.
+    stop: Stop<'a>,
     /// The previous snapshot's index, for sinks that reuse unchanged content.
     prev: Option<Readers>,
     rows: SyncSender<Vec<Row>>,
@@ -211,9 +213,6 @@ struct Shared<'a> {
     hardlinks: Mutex<HashMap<(u64, u64), FirstName>>,
     /// Subtrees handed to other threads and not started yet.
     queued: AtomicUsize,
-    /// The first error of a subtree walked on another thread.
-    failure: Mutex<Option<BackupError>>,
-    failed: AtomicBool,
 }
 
 /// Handles on the previous snapshot's index, one per thread using it: a
@@ -297,14 +296,12 @@ where
         let shared = Shared {
             spec,
             progress,
-            cancel,
+            stop: Stop::new(cancel),
             prev,
             rows,
             next_id: AtomicI64::new(ROOT_ID + 1),
             hardlinks: Mutex::new(HashMap::new()),
             queued: AtomicUsize::new(0),
-            failure: Mutex::new(None),
-            failed: AtomicBool::new(false),
         };
         SourceWalk { shared, sink }
     }
@@ -332,7 +329,7 @@ where
         };
         // The first failure of any thread is the one reported: the others
         // stopped because of it.
-        if let Some(e) = lock(&shared.failure).take() {
+        if let Some(e) = shared.stop.take_fatal() {
             return Err(e);
         }
         let mut w = walked?;
@@ -342,27 +339,6 @@ where
 }
 
 impl Shared<'_> {
-    /// Records a failure that stops every thread of the walk (the first one counts).
-    fn fail(&self, e: BackupError) {
-        let mut f = lock(&self.failure);
-        if f.is_none() {
-            *f = Some(e);
-        }
-        self.failed.store(true, Ordering::Release);
-    }
-
-    /// Err when the walk must stop: cancelled, or a thread failed (its
-    /// failure is recorded, and reported by [`SourceWalk::run`]).
-    fn check(&self) -> Result<(), BackupError> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(BackupError::IndexStopped);
-        }
-        if self.cancel.is_cancelled() {
-            return Err(BackupError::Cancelled);
-        }
-        Ok(())
-    }
-
     fn prev_child(&self, parent: Option<i64>, name: &[u8]) -> Option<IndexEntry> {
         let (Some(prev), Some(pid)) = (&self.prev, parent) else { return None };
         prev.with(|r| r.lookup(pid, name)).ok().flatten()
@@ -463,7 +439,7 @@ where
     fn walk_dir(&mut self, dir: &Dir<'_>, handle: &mut S::Dir) -> Result<bool, BackupError> {
         let shared = self.shared;
         let abs = abs_of(dir.path);
-        shared.progress.set_current(if abs.is_empty() { b"/" } else { &abs });
+        shared.progress.set_current(&abs);
         let names = match posix::list_dir_by_inode(dir.fd.as_fd()) {
             Ok(n) => n,
             Err(e) => {
@@ -517,16 +493,16 @@ where
                 s.spawn(move |_| {
                     shared.queued.fetch_sub(1, Ordering::Relaxed);
                     if let Err(e) = w.subtree(sub).and_then(|()| w.rows.flush()) {
-                        shared.fail(e);
+                        shared.stop.fail(e);
                     }
                 });
             }
             Ok::<(), BackupError>(())
         });
         if let Err(e) = walked {
-            shared.fail(e);
+            shared.stop.fail(e);
         }
-        shared.check()
+        shared.stop.check()
     }
 
     /// Walks a directory's entries and ends it.
@@ -547,7 +523,7 @@ where
     ) -> Result<Option<Subtree<S::Dir>>, BackupError> {
         let shared = self.shared;
         let progress = shared.progress;
-        shared.check()?;
+        shared.stop.check()?;
         let mut path = [dir.path, name].concat();
         let abs = abs_of(&path);
         let st = match posix::lstat_at(dir.fd.as_fd(), name) {
