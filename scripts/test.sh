@@ -12,8 +12,9 @@
 #
 # The remote-destination tests need real servers: scripts/services/ starts an
 # S3 server (moto, twice: open, and with authentication enforced), an OpenSSH
-# sshd and an FTP server, all on 127.0.0.1, while the build runs; their
-# settings are exported to the tests (S3_*, S3AUTH_*, SSH_*, FTP_*) and they
+# sshd, an FTP server and an SMTP server, all on 127.0.0.1, while the build
+# runs; their settings are exported to the tests (S3_*, S3AUTH_*, SSH_*, FTP_*,
+# SMTP_*) and they
 # are stopped when this script exits. Python tools are cached in venvs under
 # $HINDSIGHT_TOOLS_DIR (default /var/tmp/hindsight-tools).
 set -euo pipefail
@@ -28,7 +29,7 @@ HS_NAME=test.sh
 . scripts/services/lib.sh
 # One apt step (at most one apt-get update) for the tests and the services.
 hs_apt_install acl attr rsync util-linux passwd coreutils procps e2fsprogs \
-    openssh-server openssh-sftp-server openssh-client python3-venv
+    openssh-server openssh-sftp-server openssh-client python3-venv openssl
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hindsight-target}"
 export HINDSIGHT_TEST_DIR="${HINDSIGHT_TEST_DIR:-/var/tmp/hindsight-tests}"
@@ -38,7 +39,7 @@ if ! mountpoint -q "$HINDSIGHT_TEST_DIR"; then
     mount -t tmpfs -o size=6g,mode=1777 hindsight-tests "$HINDSIGHT_TEST_DIR"
     mounted_here=1
 fi
-services=(moto moto-auth sshd ftp)
+services=(moto moto-auth sshd ftp smtp)
 services_dir=$(mktemp -d /tmp/hindsight-services.XXXXXX)
 chmod 755 "$services_dir" # sshd reads authorized_keys there as its user
 services_job=
@@ -64,8 +65,9 @@ start_services() {
     exec 9>"$HINDSIGHT_TOOLS_DIR/.ports.lock"
     flock 9
     local i=0 p pids=() svc failed=0
-    export MOTO_PORT SSH_PORT FTP_PORT FTP_PASV_MIN FTP_PASV_MAX
+    export MOTO_PORT SSH_PORT FTP_PORT FTP_PASV_MIN FTP_PASV_MAX SMTP_PORT
     SSH_PORT=$(hs_free_port 2232)
+    SMTP_PORT=$(hs_free_port 2525)
     while :; do # FTP control port and a passive range no other run uses
         FTP_PORT=$((2131 + i)) FTP_PASV_MIN=$((30100 + 20 * i)) FTP_PASV_MAX=$((30119 + 20 * i))
         for p in "$FTP_PORT" $(seq "$FTP_PASV_MIN" "$FTP_PASV_MAX"); do
@@ -87,6 +89,8 @@ start_services() {
     scripts/services/sshd.sh start "$services_dir/sshd" >"$services_dir/sshd.out" 2>"$services_dir/sshd.err" 9>&- &
     pids+=($!)
     scripts/services/ftp.sh start "$services_dir/ftp" >"$services_dir/ftp.out" 2>"$services_dir/ftp.err" 9>&- &
+    pids+=($!)
+    scripts/services/smtp.sh start "$services_dir/smtp" >"$services_dir/smtp.out" 2>"$services_dir/smtp.err" 9>&- &
     pids+=($!)
     for i in "${!services[@]}"; do
         svc=${services[$i]}
@@ -111,9 +115,10 @@ set -a
 . <(sed -n 's/^S3_/S3AUTH_/p' "$services_dir/moto-auth.out")
 . "$services_dir/sshd.out"
 . "$services_dir/ftp.out"
+. "$services_dir/smtp.out"
 set +a
 echo "test servers: S3 $S3_ENDPOINT, S3 with authentication $S3AUTH_ENDPOINT," \
-    "sshd $SSH_HOST:$SSH_PORT, FTP $FTP_HOST:$FTP_PORT"
+    "sshd $SSH_HOST:$SSH_PORT, FTP $FTP_HOST:$FTP_PORT, SMTP $SMTP_HOST:$SMTP_PORT"
 
 log=$(mktemp)
 status=0

@@ -242,7 +242,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     if let Some(m) = &mount {
         runner.attach_mount(m.refresher());
     }
-    let scheduler = Scheduler::new(catalog.clone(), runner.clone(), clock);
+    let scheduler = Scheduler::new(catalog.clone(), runner.clone(), clock.clone());
     let listener = bind_socket(&config.socket)?;
     let state = AppState {
         catalog: catalog.clone(),
@@ -253,6 +253,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     };
     shutdown.spawn(runner.clone().dispatch_loop());
     shutdown.spawn(scheduler.run_loop(SCHEDULER_TICK, shutdown.clone()));
+    shutdown.spawn(crate::notify::run(catalog.clone(), clock, shutdown.clone()));
     tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "hindsightd ready");
 
     let mut term = signal(SignalKind::terminate())?;

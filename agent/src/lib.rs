@@ -23,6 +23,9 @@
 //! - `snapshots`: deleting a snapshot, and whether one can be browsed;
 //! - `prune`: removing remote blobs no snapshot uses any more;
 //! - `suspicion`: whether a new snapshot looks like a bad run;
+//! - `notify`: the one path of alerts (log, catalog, notifications) and
+//!   the delivery of notifications (email, webhooks), with retries and digests;
+//! - `host`: the machine's name;
 //! - [`fuzzing`]: entry points of the fuzz targets.
 
 // What is public is decided at the root (the `pub use` block below):
@@ -42,8 +45,10 @@ mod deleter;
 pub mod destinations;
 mod error;
 pub mod fuzzing;
+mod host;
 pub mod jobs;
 pub mod model;
+mod notify;
 mod prune;
 mod retention;
 pub mod runner;

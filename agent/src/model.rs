@@ -67,3 +67,31 @@ impl std::fmt::Debug for DestinationRecord {
         write!(f, "{:?}", self.view())
     }
 }
+
+/// A notification integration as the catalog keeps it: secrets sealed (or in
+/// the clear between a request and the catalog). It reaches the API only
+/// through [`NotifierRecord::view`], where secrets are redacted.
+#[derive(Clone, PartialEq)]
+pub struct NotifierRecord {
+    /// Row id.
+    pub id: i64,
+    /// What it is.
+    pub config: NotifierConfig,
+    /// The day (YYYY-MM-DD) of the last digest made.
+    pub last_digest: Option<String>,
+}
+
+impl NotifierRecord {
+    /// The API's view, secrets redacted; `pending`, `last_error` and
+    /// `deliveries` come from the outbox.
+    pub fn view(&self, pending: u32, last_error: Option<String>, deliveries: Vec<Delivery>) -> Notifier {
+        let config = NotifierConfig { settings: crate::notify::redact(&self.config.settings), ..self.config.clone() };
+        Notifier { config, pending, last_error, deliveries }
+    }
+}
+
+impl std::fmt::Debug for NotifierRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.view(0, None, Vec::new()))
+    }
+}

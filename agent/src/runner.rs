@@ -28,11 +28,12 @@ use hindsight_fs::{Manifest, Structure};
 use tokio::sync::Notify;
 
 use crate::backup::{self, ArchiveOptions, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
-use crate::catalog::{Catalog, RunUpdate};
+use crate::catalog::{Catalog, NewAlert, RunUpdate};
 use crate::deleter::Deleter;
 use crate::destinations;
 use crate::error::AgentError;
 use crate::model::{AlertKind, AlertLevel, DestinationRecord, Job, Run, RunDestination, RunId, RunState, Trigger};
+use crate::notify;
 use crate::schedule::Clock;
 use crate::shutdown::Shutdown;
 
@@ -382,7 +383,12 @@ impl Runner {
         if let Err(e) = self.catalog.update_run(run.id, &update) {
             tracing::error!("recording the end of run {}: {e}", run.id);
         }
-        tracing::info!(run = run.id.0, job = %run.job, "run ended: {}", state.as_str());
+        let why = update.message.as_deref().unwrap_or("");
+        match state {
+            RunState::Failed => tracing::error!(run = run.id.0, job = %run.job, "run ended: failed: {why}"),
+            RunState::Partial => tracing::warn!(run = run.id.0, job = %run.job, "run ended: partial: {why}"),
+            _ => tracing::info!(run = run.id.0, job = %run.job, "run ended: {}", state.as_str()),
+        }
     }
 
     /// What follows the end of a run: alerts (saying whether its failures
@@ -416,19 +422,15 @@ impl Runner {
             )),
             _ => None,
         };
-        if let Some((level, kind, text)) = alert
-            && let Err(e) = self.catalog.raise_alert(level, kind, job_name, &text)
-        {
-            tracing::error!("raising an alert for run {run_id}: {e}");
+        if let Some((level, kind, text)) = alert {
+            notify::raise(&self.catalog, NewAlert::new(level, kind, job_name, text).job(job_name).run(run_id));
         }
         for (dest, why) in suspicious {
             let text = format!(
                 "run {run_id} of job {job_name} on destination {dest} looks wrong: {why}; retention was skipped there, older snapshots are kept"
             );
-            tracing::warn!("{text}");
-            if let Err(e) = self.catalog.raise_alert(AlertLevel::Warning, AlertKind::SuspiciousRun, job_name, &text) {
-                tracing::error!("raising an alert for run {run_id}: {e}");
-            }
+            let alert = NewAlert::new(AlertLevel::Warning, AlertKind::SuspiciousRun, job_name, text);
+            notify::raise(&self.catalog, alert.job(job_name).destination(dest).run(run_id));
         }
         if !matches!(state, RunState::Completed | RunState::Partial) {
             return;
@@ -599,7 +601,8 @@ impl Runner {
         };
         let _ = self.catalog.set_disk_usage(&dest.id, &info);
         let full = destinations::over_disk_limit(dest, &info)?;
-        let _ = self.catalog.raise_alert(AlertLevel::Warning, AlertKind::DiskLimit, &dest.name, &full);
+        let alert = NewAlert::new(AlertLevel::Warning, AlertKind::DiskLimit, &dest.name, full.clone());
+        notify::raise(&self.catalog, alert.destination(&dest.name));
         Some(format!("{full}; nothing was written"))
     }
 

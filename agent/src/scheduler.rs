@@ -29,9 +29,10 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, NewAlert};
 use crate::error::AgentError;
 use crate::model::{AlertKind, AlertLevel, Job, RunId, RunState};
+use crate::notify;
 use crate::runner::Runner;
 use crate::schedule::{Clock, Spec, next_after, parse_time, span};
 use hindsight_fs::lock;
@@ -91,8 +92,7 @@ impl Scheduler {
             "the system clock stepped back by {} (from {last} to {now}): schedules were planned again from the new time, and snapshots keep their completion order whatever their names say",
             span::format(last.duration_since(now))
         );
-        tracing::warn!("{text}");
-        self.catalog.raise_alert(AlertLevel::Warning, AlertKind::ClockStep, "clock", &text)?;
+        notify::raise(&self.catalog, NewAlert::new(AlertLevel::Warning, AlertKind::ClockStep, "clock", text));
         Ok(())
     }
 
@@ -166,12 +166,10 @@ impl Scheduler {
             let missed =
                 job.schedules.iter().filter_map(due_at).filter(|t| now.duration_since(*t) > MISSED_AFTER).min();
             if let Some(missed) = missed.filter(|_| !job.disabled) {
-                self.catalog.raise_alert(
-                    AlertLevel::Information,
-                    AlertKind::CatchUp,
-                    &job.name,
-                    &format!("job {} was due at {missed} while the agent was not running; it runs once now", job.name),
-                )?;
+                let text =
+                    format!("job {} was due at {missed} while the agent was not running; it runs once now", job.name);
+                let alert = NewAlert::new(AlertLevel::Information, AlertKind::CatchUp, &job.name, text);
+                notify::raise(&self.catalog, alert.job(&job.name));
             }
             let tags: Vec<String> = due.iter().map(|s| s.to_string()).collect();
             if job.disabled {
@@ -214,13 +212,15 @@ impl Scheduler {
                 }
             }
             if let Some(full) = d.disk_usage.as_ref().and_then(|u| crate::destinations::over_disk_limit(&d, u)) {
-                self.catalog.raise_alert(AlertLevel::Warning, AlertKind::DiskLimit, &d.name, &full)?;
+                let alert = NewAlert::new(AlertLevel::Warning, AlertKind::DiskLimit, &d.name, full);
+                notify::raise(&self.catalog, alert.destination(&d.name));
             }
         }
         let settings = self.catalog.settings()?;
         let days = |n: u32| now - SignedDuration::from_hours(i64::from(n) * 24);
         self.catalog.prune_runs(days(settings.logs_ttl))?;
         self.catalog.prune_alerts(days(settings.alerts_ttl))?;
+        self.catalog.prune_deliveries(days(settings.logs_ttl))?;
         Ok(())
     }
 
@@ -240,16 +240,15 @@ impl Scheduler {
             }
         };
         if now.duration_since(since) > limit {
-            self.catalog.raise_alert(
-                AlertLevel::Warning,
-                AlertKind::Notran,
-                &job.name,
-                &format!(
-                    "job {} has not completed a backup for more than {} (monitor.notran)",
-                    job.name,
-                    span::format(limit)
-                ),
-            )?;
+            let text = format!(
+                "job {} has not completed a backup for more than {} (monitor.notran)",
+                job.name,
+                span::format(limit)
+            );
+            notify::raise(
+                &self.catalog,
+                NewAlert::new(AlertLevel::Warning, AlertKind::Notran, &job.name, text).job(&job.name),
+            );
         }
         Ok(())
     }
@@ -260,17 +259,14 @@ impl Scheduler {
             let Some(limit) = job.monitor.ranfor.as_deref().and_then(|v| span::parse(v, 'd').ok()) else { continue };
             let Some(started) = run.started_at else { continue };
             if now.duration_since(started) > limit {
-                self.catalog.raise_alert(
-                    AlertLevel::Warning,
-                    AlertKind::Ranfor,
-                    &format!("run {}", run.id),
-                    &format!(
-                        "run {} of job {} has been running for more than {} (monitor.ranfor)",
-                        run.id,
-                        job.name,
-                        span::format(limit)
-                    ),
-                )?;
+                let text = format!(
+                    "run {} of job {} has been running for more than {} (monitor.ranfor)",
+                    run.id,
+                    job.name,
+                    span::format(limit)
+                );
+                let alert = NewAlert::new(AlertLevel::Warning, AlertKind::Ranfor, &format!("run {}", run.id), text);
+                notify::raise(&self.catalog, alert.job(&job.name).run(run.id));
             }
         }
         Ok(())

@@ -194,6 +194,48 @@ named_enum!(
         ClockStep = "clock_step",
         /// A snapshot has far fewer files or bytes than the one before, or most files changed.
         SuspiciousRun = "suspicious_run",
+        /// A notification integration cannot deliver (its subject is the integration).
+        NotifyFailed = "notify_failed",
+        /// The message `notify test` sends; never stored as an alert.
+        Test = "test",
+    }
+);
+
+named_enum!(
+    /// How often an integration hears of the alerts of one level.
+    Frequency("frequency") {
+        /// Each alert as it is raised.
+        Realtime = "realtime",
+        /// One message a day listing them.
+        Digest = "digest",
+    }
+);
+
+named_enum!(
+    /// Transport security of an SMTP connection.
+    SmtpSecurity("smtp security") {
+        /// Plain text (a relay on the same machine or network).
+        None = "none",
+        /// Plain connection upgraded with STARTTLS, which the server must offer.
+        Starttls = "starttls",
+        /// TLS from the first byte (usually port 465).
+        Tls = "tls",
+    }
+);
+
+named_enum!(
+    /// Where a notification stands.
+    DeliveryState("delivery state") {
+        /// Due at its `next_at` (first attempt or a retry).
+        Pending = "pending",
+        /// Held for the integration's next daily digest.
+        Waiting = "waiting",
+        /// Part of a digest sent since.
+        Digested = "digested",
+        /// Delivered.
+        Sent = "sent",
+        /// Given up after every retry failed.
+        Failed = "failed",
     }
 );
 

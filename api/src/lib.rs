@@ -5,6 +5,7 @@
 //! - `kinds`: the closed sets (structures, destination types, run states,
 //!   triggers, alert kinds and levels), refused by serde when out of set.
 //! - `model`: request bodies and answers.
+//! - `notify`: notification integrations and the messages they send.
 //! - [`routes`]: the route patterns and the paths built from them.
 
 // What is public is decided at the root (the `pub use` block below):
@@ -14,8 +15,13 @@
 mod ids;
 mod kinds;
 mod model;
+mod notify;
 pub mod routes;
 
 pub use ids::{AlertId, BadId, DestinationId, JobId, RunId, SnapshotId};
-pub use kinds::{AlertKind, AlertLevel, DestinationKind, JobKind, RunState, Structure, Trigger, UnknownName};
+pub use kinds::{
+    AlertKind, AlertLevel, DeliveryState, DestinationKind, Frequency, JobKind, RunState, SmtpSecurity, Structure,
+    Trigger, UnknownName,
+};
 pub use model::*;
+pub use notify::*;

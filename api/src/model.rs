@@ -559,8 +559,17 @@ pub struct Alert {
     pub level: AlertLevel,
     /// What it is about.
     pub kind: AlertKind,
-    /// The job, destination or run it concerns.
+    /// The job, destination or integration it concerns (one open alert per kind and subject).
     pub subject: String,
+    /// The job it concerns.
+    #[serde(default)]
+    pub job: Option<String>,
+    /// The destination it concerns.
+    #[serde(default)]
+    pub destination: Option<String>,
+    /// The run it concerns.
+    #[serde(default)]
+    pub run: Option<RunId>,
     /// One line for humans.
     pub message: String,
     /// When it was raised.

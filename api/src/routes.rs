@@ -135,6 +135,21 @@ route!(
     fn alert_ack
 );
 
+route!(
+    /// Notification integrations: list, add.
+    NOTIFIERS = "/v1/notifiers"
+);
+route!(
+    /// One notification integration: show, edit, remove.
+    NOTIFIER = "/v1/notifiers/{name}",
+    fn notifier
+);
+route!(
+    /// Send a test message through an integration.
+    NOTIFIER_TEST = "/v1/notifiers/{name}/test",
+    fn notifier_test
+);
+
 /// `pattern` with its one `{param}` replaced by `segment`, percent-encoded.
 fn fill(pattern: &str, segment: &str) -> String {
     let (Some(open), Some(close)) = (pattern.find('{'), pattern.find('}')) else { return pattern.to_string() };

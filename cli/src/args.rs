@@ -23,7 +23,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The agent, its jobs, runs and destinations at a glance.
-    Status,
+    Status {
+        /// Print one line and exit 0 when no alert is open, 1 with warnings,
+        /// 2 with a critical alert, 3 when the agent cannot be reached (the
+        /// Nagios plugin convention).
+        #[arg(long)]
+        check: bool,
+    },
     /// Manage destinations.
     #[command(subcommand)]
     Destination(DestinationCmd),
@@ -42,6 +48,9 @@ pub enum Command {
     /// List and acknowledge alerts.
     #[command(subcommand)]
     Alert(AlertCmd),
+    /// Manage notification integrations (email, webhooks), which send alerts.
+    #[command(subcommand)]
+    Notify(NotifyCmd),
     /// The agent's master key, which encrypts the destinations' secrets.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -440,4 +449,105 @@ pub enum AlertCmd {
         /// Alert id.
         id: String,
     },
+}
+
+/// `hindsight notify ...`
+#[derive(Debug, Subcommand)]
+pub enum NotifyCmd {
+    /// Add an integration.
+    Add {
+        /// Its name.
+        name: String,
+        /// Type: email or webhook.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+        #[command(flatten)]
+        settings: NotifierArgs,
+    },
+    /// List integrations.
+    List,
+    /// Show one integration and its recent deliveries.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Change an integration: only what is given changes.
+    Edit {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        settings: NotifierArgs,
+        /// Send nothing until enabled again.
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Send again.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Remove an integration and its undelivered notifications.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// Send a test message now and print the server's answer.
+    Test {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Settings of a notification integration (`notify add` and `notify edit`).
+#[derive(Debug, Args)]
+pub struct NotifierArgs {
+    /// A level to receive and how often: LEVEL (in real time) or LEVEL:digest
+    /// (in the daily digest); levels: information, warning, critical.
+    /// Repeatable; replaces all levels. Default: warning and critical in real time.
+    #[arg(long = "level", value_name = "LEVEL[:FREQUENCY]")]
+    pub levels: Vec<String>,
+    /// Time of the daily digest, HH:MM in the schedules' time zone (default 08:00).
+    #[arg(long, value_name = "HH:MM")]
+    pub digest_at: Option<String>,
+    /// Retries of a notification that cannot be delivered (default 10, 10 s
+    /// after the first failure, then twice as long each time, up to an hour).
+    #[arg(long)]
+    pub retries: Option<u32>,
+    /// Seconds one attempt may take (default 30).
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Check the server's TLS certificate (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub verify_tls: Option<bool>,
+    /// email: sender address.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// email: a recipient (repeatable; replaces all recipients).
+    #[arg(long = "to", value_name = "ADDRESS")]
+    pub to: Vec<String>,
+    /// email: SMTP server.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// email: SMTP port (default 25, 587 or 465 by --security).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// email: user name to authenticate with.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// email: read the password from this file (stored encrypted, never shown).
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// email: none, starttls (default) or tls.
+    #[arg(long)]
+    pub security: Option<String>,
+    /// webhook: the http:// or https:// URL to POST to.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// webhook: a header NAME=VALUE (repeatable; with --secret-header, replaces all headers).
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// webhook: a header NAME=VALUE whose value is a secret (stored encrypted, never shown).
+    #[arg(long = "secret-header", value_name = "NAME=VALUE")]
+    pub secret_headers: Vec<String>,
+    /// webhook: a secret header NAME=PATH whose value is read from a file.
+    #[arg(long = "secret-header-file", value_name = "NAME=PATH")]
+    pub secret_header_files: Vec<String>,
 }

@@ -8,6 +8,7 @@
 pub(crate) mod error;
 mod handlers;
 pub(crate) mod json;
+mod notifiers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,6 +64,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::SETTING, put(set_setting))
         .route(routes::ALERTS, get(list_alerts))
         .route(routes::ALERT_ACK, post(ack_alert))
+        .route(routes::NOTIFIERS, get(notifiers::list_notifiers).post(notifiers::add_notifier))
+        .route(
+            routes::NOTIFIER,
+            get(notifiers::show_notifier).patch(notifiers::edit_notifier).delete(notifiers::remove_notifier),
+        )
+        .route(routes::NOTIFIER_TEST, post(notifiers::test_notifier))
         .fallback(not_found)
         .with_state(state)
 }

@@ -51,7 +51,7 @@ pub(super) fn manifest(s: &SnapshotInfo<'_>, index_path: &Path) -> Result<Manife
         name: s.name.to_string(),
         structure: s.structure,
         sources: s.spec.sources.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
-        host: hostname(),
+        host: crate::host::hostname(),
         started: s.started,
         finished: Timestamp::now(),
         partial: counters.files_failed > 0,
@@ -84,8 +84,4 @@ pub(super) fn commit<F: AsFd>(c: Commit<'_, F>) -> Result<Manifest, BackupError>
         c.clock.elapsed().as_secs_f64()
     );
     Ok(manifest)
-}
-
-fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
 }

@@ -111,6 +111,41 @@ ALTER TABLE destinations ADD COLUMN cache_id TEXT;
     "
 ALTER TABLE snapshots ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
 ",
+    // Notification integrations and their outbox: a notification is queued
+    // in the transaction that raises its alert, so none is lost to a crash.
+    "
+ALTER TABLE alerts ADD COLUMN job TEXT;
+ALTER TABLE alerts ADD COLUMN destination TEXT;
+ALTER TABLE alerts ADD COLUMN run_id INTEGER;
+CREATE TABLE notifiers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    settings TEXT NOT NULL,
+    levels TEXT NOT NULL,
+    digest_at TEXT NOT NULL,
+    retries INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    last_digest TEXT,
+    created TEXT NOT NULL
+);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    notifier_id INTEGER NOT NULL REFERENCES notifiers(id) ON DELETE CASCADE,
+    alert_id INTEGER REFERENCES alerts(id) ON DELETE SET NULL,
+    what TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+
+    last_error TEXT,
+    answer TEXT,
+    created TEXT NOT NULL,
+    sent_at TEXT
+);
+CREATE INDEX deliveries_due ON deliveries(state, next_at);
+CREATE INDEX deliveries_by_notifier ON deliveries(notifier_id, id);
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.

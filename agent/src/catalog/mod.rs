@@ -17,6 +17,7 @@ mod columns;
 mod destinations;
 mod jobs;
 mod migrations;
+mod notifiers;
 mod runs;
 mod settings;
 mod snapshots;
@@ -29,6 +30,8 @@ use rusqlite::Connection;
 use crate::secrets::{MasterKey, SecretError};
 use hindsight_fs::lock;
 
+pub use alerts::NewAlert;
+pub use notifiers::DueDelivery;
 pub use runs::RunUpdate;
 pub use snapshots::SnapshotRecord;
 

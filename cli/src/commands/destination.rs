@@ -9,8 +9,6 @@ use hindsight_api::{
 };
 use serde_json::{Map, Value};
 
-use anyhow::Context;
-
 use crate::args::{DestinationCmd, OptionArgs};
 use crate::client::Client;
 use crate::output::{bytes, fields, print_json, table, time, yes_no};
@@ -70,10 +68,8 @@ pub fn collect_options(
         options.insert(o.key, v);
     }
     for o in args.option_files {
-        let text =
-            std::fs::read_to_string(&o.value).with_context(|| format!("reading option {} from {}", o.key, o.value))?;
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        options.insert(o.key, Value::String(text.strip_suffix('\r').unwrap_or(text).to_string()));
+        let text = super::read_value_file(std::path::Path::new(&o.value), &format!("option {}", o.key))?;
+        options.insert(o.key, Value::String(text));
     }
     Ok(options)
 }

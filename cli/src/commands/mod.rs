@@ -5,6 +5,7 @@ pub mod destination;
 pub mod job;
 pub mod key;
 pub mod mount;
+pub mod notify;
 pub mod run;
 pub mod settings;
 pub mod snapshot;
@@ -20,15 +21,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let client = Client::new(&cli.socket);
     let json = cli.json;
     match cli.command {
-        Command::Status => status::show(&client, json).await,
+        Command::Status { check: true } => Ok(status::check(&client).await),
+        Command::Status { check: false } => status::show(&client, json).await,
         Command::Destination(cmd) => destination::run(&client, cmd, json).await,
         Command::Job(cmd) => job::run(&client, cmd, json).await,
         Command::Run(cmd) => run::run(&client, cmd, json).await,
         Command::Snapshot(cmd) => snapshot::run(&client, cmd, json).await,
         Command::Settings(cmd) => settings::run(&client, cmd, json).await,
         Command::Alert(cmd) => alert::run(&client, cmd, json).await,
+        Command::Notify(cmd) => notify::run(&client, cmd, json).await,
         Command::Key(cmd) => key::run(&client, cmd, json).await,
         Command::Mount(args) => mount::mount(args).await,
         Command::Umount { dir } => mount::umount(&dir),
     }
+}
+
+/// A value kept in a file (a password, a token): its text without the final line break.
+pub fn read_value_file(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {what} from {}", path.display()))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(text.strip_suffix('\r').unwrap_or(text).to_string())
 }

@@ -2,11 +2,48 @@
 
 use std::process::ExitCode;
 
-use hindsight_api::Status;
 use hindsight_api::routes;
+use hindsight_api::{AlertLevel, RunState, Status};
 
 use crate::client::Client;
 use crate::output::{bytes, opt_time, print_json, table};
+
+/// `status --check`: one line and the Nagios plugin exit codes (0 nothing
+/// open, 1 warnings, 2 a critical alert, 3 the agent cannot be reached), so a
+/// monitoring system or a script can run it as is.
+pub async fn check(c: &Client) -> ExitCode {
+    let s: Status = match c.get(routes::STATUS).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("HINDSIGHT UNKNOWN - the agent cannot be reached: {e:#}");
+            return ExitCode::from(3);
+        }
+    };
+    let (line, code) = check_line(&s);
+    println!("{line}");
+    ExitCode::from(code)
+}
+
+/// The line and exit code of `status --check` for a status.
+fn check_line(s: &Status) -> (String, u8) {
+    let count = |level| s.alerts.iter().filter(|a| a.level == level).count();
+    let (critical, warning) = (count(AlertLevel::Critical), count(AlertLevel::Warning));
+    // The newest alert of the worst level says what to look at first.
+    let worst = |level| s.alerts.iter().find(|a| a.level == level).map(|a| a.message.as_str()).unwrap_or_default();
+    let failing = s.jobs.iter().filter(|j| j.last_run.as_ref().is_some_and(|r| r.state == RunState::Failed)).count();
+    let summary = format!("{} jobs, {} failing, {} runs active", s.jobs.len(), failing, s.active_runs.len());
+    if critical > 0 {
+        let text = format!(
+            "{critical} critical and {warning} warning alerts open; {summary}: {}",
+            worst(AlertLevel::Critical)
+        );
+        (format!("HINDSIGHT CRITICAL - {text}"), 2)
+    } else if warning > 0 {
+        (format!("HINDSIGHT WARNING - {warning} warning alerts open; {summary}: {}", worst(AlertLevel::Warning)), 1)
+    } else {
+        (format!("HINDSIGHT OK - no alert open; {summary}"), 0)
+    }
+}
 
 /// Shows the agent's status.
 pub async fn show(c: &Client, json: bool) -> anyhow::Result<ExitCode> {

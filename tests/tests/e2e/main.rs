@@ -19,6 +19,7 @@ mod destinations;
 mod faults;
 mod mount;
 mod names;
+mod notify;
 mod reliability;
 mod remote_archive;
 mod remote_backup;

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod faultfs;
 pub mod fixture;
 pub mod http;
+pub mod receiver;
 pub mod remote;
 pub mod services;
 pub mod system;

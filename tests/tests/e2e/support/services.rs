@@ -1,4 +1,5 @@
-//! The test servers of the remote destinations (S3, SSH/SFTP, FTP), as
+//! The test servers of the remote destinations (S3, SSH/SFTP, FTP) and of
+//! notifications (SMTP), as
 //! `scripts/test.sh` starts them on 127.0.0.1 (see `scripts/services/`) and
 //! exports their settings. Every accessor panics naming the missing variable:
 //! a remote test never skips silently because its server is not there.
@@ -143,6 +144,33 @@ pub fn ftp() -> FtpEnv {
     }
 }
 
+/// The SMTP server: aiosmtpd storing every message in a Maildir, AUTH
+/// optional, STARTTLS with a self-signed certificate.
+#[derive(Debug, Clone)]
+pub struct SmtpEnv {
+    /// `127.0.0.1`.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The one user AUTH accepts.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// Where messages land (`new/`), one file each.
+    pub maildir: std::path::PathBuf,
+}
+
+/// The SMTP server's settings (`SMTP_*`).
+pub fn smtp() -> SmtpEnv {
+    SmtpEnv {
+        host: var("SMTP_HOST"),
+        port: port("SMTP_PORT"),
+        user: var("SMTP_USER"),
+        password: var("SMTP_PASSWORD"),
+        maildir: var("SMTP_MAILDIR").into(),
+    }
+}
+
 /// `$name`, or a panic explaining where it comes from.
 fn var(name: &str) -> String {
     match std::env::var(name) {
@@ -150,7 +178,7 @@ fn var(name: &str) -> String {
         _ => panic!(
             "{name} is not set: the remote-destination tests need the test servers on 127.0.0.1; \
              run the suite through scripts/test.sh, which starts them (scripts/services/) and exports \
-             S3_*, S3AUTH_*, SSH_* and FTP_*"
+             S3_*, S3AUTH_*, SSH_*, FTP_* and SMTP_*"
         ),
     }
 }
