@@ -8,7 +8,9 @@ use hindsight_fs::check_name;
 use crate::backup::Excludes;
 use crate::catalog::Catalog;
 use crate::error::AgentError;
-use crate::model::{Job, JobId, JobKind, JobSchedule, Monitor, NewJob, ScheduleInput, default_priority, default_time};
+use crate::model::{
+    HookKind, Hooks, Job, JobId, JobKind, JobSchedule, Monitor, NewJob, ScheduleInput, default_priority, default_time,
+};
 use crate::schedule::{Spec, parse_time, span};
 
 /// Largest accepted `retry_failed`.
@@ -123,6 +125,29 @@ pub fn check_monitor(m: Monitor) -> Result<Monitor, AgentError> {
     Ok(Monitor { notran: one("notran", m.notran)?, ranfor: one("ranfor", m.ranfor)? })
 }
 
+/// Checks hooks: an empty command is none; the timeout is 1 s to a day.
+pub fn check_hooks(mut h: Hooks) -> Result<Hooks, AgentError> {
+    if !(1..=86_400).contains(&h.timeout) {
+        return Err(AgentError::invalid(format!("hooks.timeout must be 1 to 86400 seconds, not {}", h.timeout)));
+    }
+    for kind in HookKind::ALL {
+        let command = h.command(*kind).map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
+        if command.as_deref().is_some_and(|c| c.contains('\0')) {
+            return Err(AgentError::invalid(format!("hooks.{kind}: a command cannot hold a NUL byte")));
+        }
+        h.set(*kind, command);
+    }
+    Ok(h)
+}
+
+/// Checks a ping URL; empty is none.
+pub fn check_ping_url(url: Option<String>) -> Result<Option<String>, AgentError> {
+    match url.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(u) => crate::notify::ping::check(u).map(|()| Some(u.to_string())).map_err(AgentError::invalid),
+    }
+}
+
 /// The jobs a schedule list waits for (`after:JOB`).
 pub fn upstream(schedules: &[JobSchedule]) -> Vec<String> {
     schedules
@@ -193,6 +218,8 @@ pub fn build(new: NewJob) -> Result<Job, AgentError> {
         time: new.time.as_deref().map(check_time).transpose()?.unwrap_or_else(default_time),
         priority: new.priority.map(check_priority).transpose()?.unwrap_or_else(default_priority),
         monitor: check_monitor(new.monitor.unwrap_or_default())?,
+        hooks: check_hooks(new.hooks.unwrap_or_default())?,
+        ping_url: check_ping_url(new.ping_url)?,
         next_run: None,
         last_run: None,
     })

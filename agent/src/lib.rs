@@ -26,6 +26,7 @@
 //! - `notify`: the one path of alerts (log, catalog, notifications) and
 //!   the delivery of notifications (email, webhooks), with retries and digests;
 //! - `host`: the machine's name;
+//! - `hooks`: a job's commands run before and after its backups;
 //! - [`fuzzing`]: entry points of the fuzz targets.
 
 // What is public is decided at the root (the `pub use` block below):
@@ -45,6 +46,7 @@ mod deleter;
 pub mod destinations;
 mod error;
 pub mod fuzzing;
+mod hooks;
 mod host;
 pub mod jobs;
 pub mod model;

@@ -32,8 +32,11 @@ use crate::catalog::{Catalog, NewAlert, RunUpdate};
 use crate::deleter::Deleter;
 use crate::destinations;
 use crate::error::AgentError;
-use crate::model::{AlertKind, AlertLevel, DestinationRecord, Job, Run, RunDestination, RunId, RunState, Trigger};
-use crate::notify;
+use crate::hooks;
+use crate::model::{
+    AlertKind, AlertLevel, DestinationRecord, HookKind, HookResult, Job, Run, RunDestination, RunId, RunState, Trigger,
+};
+use crate::notify::{self, Ping, ping};
 use crate::schedule::Clock;
 use crate::shutdown::Shutdown;
 
@@ -69,6 +72,8 @@ struct ActiveRun {
     /// Counters and errors of destinations already done.
     done: Mutex<(Counters, Vec<FileError>)>,
     destinations: Mutex<Vec<RunDestination>>,
+    /// The hooks run so far.
+    hooks: Mutex<Vec<HookResult>>,
     cancelled_by_shutdown: AtomicBool,
     /// Cancelled because it ran longer than `run_ttl_hours`.
     expired: AtomicBool,
@@ -89,7 +94,8 @@ impl ActiveRun {
 
     fn update(&self, state: RunState, message: Option<String>) -> RunUpdate {
         let (stats, errors, _) = self.totals();
-        RunUpdate { state, message, stats, destinations: lock(&self.destinations).clone(), errors }
+        let (destinations, hooks) = (lock(&self.destinations).clone(), lock(&self.hooks).clone());
+        RunUpdate { state, message, stats, destinations, errors, hooks }
     }
 }
 
@@ -324,6 +330,7 @@ impl Runner {
                 current: Mutex::new(Arc::new(Progress::default())),
                 done: Mutex::new(Default::default()),
                 destinations: Mutex::new(Vec::new()),
+                hooks: Mutex::new(Vec::new()),
                 cancelled_by_shutdown: AtomicBool::new(false),
                 expired: AtomicBool::new(false),
                 started: self.clock.now(),
@@ -355,7 +362,13 @@ impl Runner {
     /// Runs `run` (started) to its end and records it: the backup, then
     /// alerts, retention and the mount, then the end in the catalog.
     fn run_to_end(&self, run: Run, a: &Arc<ActiveRun>) {
-        let (mut state, message) = self.execute(run.id, &run.job, &run.tags, a);
+        let ping_url = self.catalog.job(&run.job).ok().and_then(|j| j.ping_url);
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let start_ping = match (&ping_url, &runtime) {
+            (Some(url), Some(rt)) => Some(ping::send(rt, url, Ping::Start, String::new(), None)),
+            _ => None,
+        };
+        let (mut state, message) = self.execute(&run, a);
         let mut update = a.update(state, message);
         if a.cancelled_by_shutdown.load(Ordering::Relaxed) && state == RunState::Cancelled {
             update.message = Some("the agent shut down during this run; the next run resumes it".into());
@@ -382,6 +395,10 @@ impl Runner {
         self.refresh_mount(&touched);
         if let Err(e) = self.catalog.update_run(run.id, &update) {
             tracing::error!("recording the end of run {}: {e}", run.id);
+        }
+        if let (Some(url), Some(rt)) = (&ping_url, &runtime) {
+            let ping = if state == RunState::Completed { Ping::Success } else { Ping::Fail };
+            ping::send(rt, url, ping, ping::summary(run.id, &run.job, &update), start_ping);
         }
         let why = update.message.as_deref().unwrap_or("");
         match state {
@@ -447,19 +464,71 @@ impl Runner {
         }
     }
 
-    /// Backs the job up to each of its destinations; returns the run's final state.
-    fn execute(
-        &self,
-        run_id: RunId,
-        job_name: &str,
-        tags: &[String],
-        a: &Arc<ActiveRun>,
-    ) -> (RunState, Option<String>) {
-        let job = match self.catalog.job(job_name) {
+    /// Backs the job up to each of its destinations between its hooks;
+    /// returns the run's final state.
+    fn execute(&self, run: &Run, a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
+        let job = match self.catalog.job(&run.job) {
             Ok(j) => j,
             Err(e) => return (RunState::Failed, Some(e.to_string())),
         };
-        tracing::info!(run = run_id.0, job = %job.name, "run started");
+        tracing::info!(run = run.id.0, job = %job.name, "run started");
+        let context = hooks::context(run, &job);
+        let before = self.hook(run, &job, a, HookKind::Before, &context);
+        let (mut state, mut message) = match before {
+            Some(r) if !r.ok => (RunState::Failed, Some(format!("{}; nothing was written", hooks::describe(&r)))),
+            _ => self.back_up(run, &job, a),
+        };
+        let ended = |state: RunState, message: &Option<String>| {
+            let (stats, _, _) = a.totals();
+            let mut env = context.clone();
+            env.extend(hooks::outcome(state, message.as_deref(), &stats, &lock(&a.destinations)));
+            env
+        };
+        if matches!(state, RunState::Completed | RunState::Partial)
+            && let Some(r) = self.hook(run, &job, a, HookKind::After, &ended(state, &message))
+            && !r.ok
+        {
+            state = RunState::Partial;
+            let why = hooks::describe(&r);
+            message = Some(match message {
+                Some(m) => format!("{m}; {why}"),
+                None => why,
+            });
+        }
+        if matches!(state, RunState::Failed | RunState::Partial) {
+            self.hook(run, &job, a, HookKind::OnError, &ended(state, &message));
+        }
+        self.hook(run, &job, a, HookKind::Finally, &ended(state, &message));
+        (state, message)
+    }
+
+    /// Runs one hook of the job, if it has it, and records how it ended.
+    fn hook(
+        &self,
+        run: &Run,
+        job: &Job,
+        a: &ActiveRun,
+        kind: HookKind,
+        env: &[(String, String)],
+    ) -> Option<HookResult> {
+        let command = job.hooks.command(kind)?;
+        let timeout = Duration::from_secs(u64::from(job.hooks.timeout));
+        let r = hooks::run(kind, command, timeout, env);
+        let (id, name) = (run.id.0, &job.name);
+        for line in r.output.lines() {
+            tracing::info!(run = id, job = %name, "{kind} hook: {line}");
+        }
+        if r.ok {
+            tracing::info!(run = id, job = %name, "{kind} hook ended in {} ms", r.millis);
+        } else {
+            tracing::warn!(run = id, job = %name, "{}", hooks::describe(&r));
+        }
+        lock(&a.hooks).push(r.clone());
+        Some(r)
+    }
+
+    /// Backs the job up to each of its destinations; returns the run's state.
+    fn back_up(&self, run: &Run, job: &Job, a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
         let excludes = match Excludes::new(&job.excludes) {
             Ok(e) => e,
             Err(e) => return (RunState::Failed, Some(e)),
@@ -472,7 +541,7 @@ impl Runner {
             retry_failed: job.retry_failed,
             threads: self.threads,
             skip_dirs: self.skip_dirs(),
-            tags: tags.to_vec(),
+            tags: run.tags.to_vec(),
             structure: job.structure,
         };
         let mut outcomes = Vec::new();
@@ -487,7 +556,7 @@ impl Runner {
                     temporary: false,
                 }
             } else {
-                self.backup_to(run_id, &spec, dest_name, a)
+                self.backup_to(run.id, &spec, dest_name, a)
             };
             lock(&a.destinations).push(outcome.clone());
             outcomes.push(outcome);

@@ -113,6 +113,7 @@ impl World {
             stats: Default::default(),
             destinations: Vec::new(),
             errors: Vec::new(),
+            hooks: Vec::new(),
         };
         self.catalog.update_run(run, &done).expect("complete");
     }
@@ -339,6 +340,7 @@ fn monitors_raise_one_alert_per_condition_and_old_history_is_pruned() {
         stats: Default::default(),
         destinations: Vec::new(),
         errors: Vec::new(),
+        hooks: Vec::new(),
     };
     w.catalog.update_run(run, &done).expect("end");
     for a in w.catalog.alerts(false).expect("alerts") {

@@ -202,6 +202,20 @@ named_enum!(
 );
 
 named_enum!(
+    /// When a job's hook runs.
+    HookKind("hook") {
+        /// Before anything is written; its failure fails the run.
+        Before = "before",
+        /// After a run that made snapshots; its failure makes the run partial.
+        After = "after",
+        /// After a run that failed or was partial.
+        OnError = "on_error",
+        /// At the end of every run, last.
+        Finally = "finally",
+    }
+);
+
+named_enum!(
     /// How often an integration hears of the alerts of one level.
     Frequency("frequency") {
         /// Each alert as it is raised.

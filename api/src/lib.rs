@@ -20,8 +20,8 @@ pub mod routes;
 
 pub use ids::{AlertId, BadId, DestinationId, JobId, RunId, SnapshotId};
 pub use kinds::{
-    AlertKind, AlertLevel, DeliveryState, DestinationKind, Frequency, JobKind, RunState, SmtpSecurity, Structure,
-    Trigger, UnknownName,
+    AlertKind, AlertLevel, DeliveryState, DestinationKind, Frequency, HookKind, JobKind, RunState, SmtpSecurity,
+    Structure, Trigger, UnknownName,
 };
 pub use model::*;
 pub use notify::*;

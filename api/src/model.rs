@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ids::{AlertId, DestinationId, JobId, RunId, SnapshotId};
-use crate::kinds::{AlertKind, AlertLevel, DestinationKind, JobKind, RunState, Structure, Trigger};
+use crate::kinds::{AlertKind, AlertLevel, DestinationKind, HookKind, JobKind, RunState, Structure, Trigger};
 
 /// One file that could not be backed up as it was.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -274,6 +274,12 @@ pub struct Job {
     /// Alert thresholds.
     #[serde(default)]
     pub monitor: Monitor,
+    /// Commands run around each run.
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// Dead-man-switch URL (healthchecks.io style) pinged at each run's start and end.
+    #[serde(default)]
+    pub ping_url: Option<String>,
     /// The earliest next run of its schedules.
     #[serde(default)]
     pub next_run: Option<Timestamp>,
@@ -326,6 +332,81 @@ pub struct Monitor {
     pub ranfor: Option<String>,
 }
 
+/// A job's hooks: shell commands (`sh -c`, as root, with the run's context
+/// in `HINDSIGHT_*` variables) run around each run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// Before anything is written; its failure fails the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// After a run that made snapshots; its failure makes the run partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// After a run that failed or was partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+    /// At the end of every run, last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finally: Option<String>,
+    /// Seconds each may run before it is killed (1-86400).
+    #[serde(default = "default_hook_timeout")]
+    pub timeout: u32,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks { before: None, after: None, on_error: None, finally: None, timeout: default_hook_timeout() }
+    }
+}
+
+impl Hooks {
+    /// The command of one hook.
+    pub fn command(&self, kind: HookKind) -> Option<&str> {
+        match kind {
+            HookKind::Before => self.before.as_deref(),
+            HookKind::After => self.after.as_deref(),
+            HookKind::OnError => self.on_error.as_deref(),
+            HookKind::Finally => self.finally.as_deref(),
+        }
+    }
+
+    /// Sets (or with `None` removes) one hook's command.
+    pub fn set(&mut self, kind: HookKind, command: Option<String>) {
+        let slot = match kind {
+            HookKind::Before => &mut self.before,
+            HookKind::After => &mut self.after,
+            HookKind::OnError => &mut self.on_error,
+            HookKind::Finally => &mut self.finally,
+        };
+        *slot = command;
+    }
+}
+
+/// Default seconds a hook may run.
+pub fn default_hook_timeout() -> u32 {
+    300
+}
+
+/// How one hook of a run ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HookResult {
+    /// Which hook.
+    pub hook: HookKind,
+    /// Its command.
+    pub command: String,
+    /// It exited with status 0 within its timeout.
+    pub ok: bool,
+    /// Its exit status (none when it was killed or did not start).
+    pub exit: Option<i32>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// How long it ran, in milliseconds.
+    pub millis: u64,
+    /// The end of its output (stdout and stderr).
+    pub output: String,
+}
+
 /// Body of `POST /v1/jobs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -366,6 +447,12 @@ pub struct NewJob {
     /// Monitors.
     #[serde(default)]
     pub monitor: Option<Monitor>,
+    /// Hooks.
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+    /// Ping URL.
+    #[serde(default)]
+    pub ping_url: Option<String>,
 }
 
 impl NewJob {
@@ -385,6 +472,8 @@ impl NewJob {
             time: None,
             priority: None,
             monitor: None,
+            hooks: None,
+            ping_url: None,
         }
     }
 }
@@ -426,6 +515,12 @@ pub struct JobPatch {
     /// Replace the monitors.
     #[serde(default)]
     pub monitor: Option<Monitor>,
+    /// Replace the hooks.
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+    /// New ping URL (empty: none).
+    #[serde(default)]
+    pub ping_url: Option<String>,
 }
 
 /// What happened on one destination of a run.
@@ -481,6 +576,9 @@ pub struct Run {
     pub destinations: Vec<RunDestination>,
     /// Files that could not be backed up (the first 1000).
     pub errors: Vec<FileError>,
+    /// The hooks it ran, in order.
+    #[serde(default)]
+    pub hooks: Vec<HookResult>,
 }
 
 /// A snapshot on a destination.

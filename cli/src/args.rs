@@ -304,6 +304,45 @@ pub struct JobAdd {
     pub disabled: bool,
     #[command(flatten)]
     pub timing: Timing,
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+/// Hooks and the ping URL of a job (`job add` and `job edit`; in `edit` an
+/// empty value removes one).
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// Command run before the backup (sh -c, as root); if it fails the run
+    /// fails and nothing is written.
+    #[arg(long, value_name = "COMMAND")]
+    pub before: Option<String>,
+    /// Command run after a run that made snapshots; if it fails the run is partial.
+    #[arg(long, value_name = "COMMAND")]
+    pub after: Option<String>,
+    /// Command run after a run that failed or was partial.
+    #[arg(long, value_name = "COMMAND")]
+    pub on_error: Option<String>,
+    /// Command run at the end of every run.
+    #[arg(long, value_name = "COMMAND")]
+    pub finally: Option<String>,
+    /// Seconds a hook may run before it is killed (default 300).
+    #[arg(long, value_name = "SECONDS")]
+    pub hook_timeout: Option<u32>,
+    /// Dead-man-switch URL (healthchecks.io style): URL/start at each run's
+    /// start, URL when it completes, URL/fail when it fails or is partial.
+    #[arg(long, value_name = "URL")]
+    pub ping_url: Option<String>,
+}
+
+impl HookArgs {
+    /// True when no hook flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.before.is_none()
+            && self.after.is_none()
+            && self.on_error.is_none()
+            && self.finally.is_none()
+            && self.hook_timeout.is_none()
+    }
 }
 
 /// Schedules, run time, priority and monitors of a job (`job add` and `job edit`).
@@ -361,6 +400,8 @@ pub struct JobEdit {
     pub clear_schedules: bool,
     #[command(flatten)]
     pub timing: Timing,
+    #[command(flatten)]
+    pub hooks: HookArgs,
 }
 
 /// `hindsight run ...`

@@ -233,6 +233,12 @@ pub(super) async fn edit_job(
         if let Some(p) = patch.priority {
             job.priority = jobs::check_priority(p)?;
         }
+        if let Some(h) = patch.hooks {
+            job.hooks = jobs::check_hooks(h)?;
+        }
+        if let Some(u) = patch.ping_url {
+            job.ping_url = jobs::check_ping_url(Some(u))?;
+        }
         if let Some(m) = patch.monitor {
             job.monitor = jobs::check_monitor(m)?;
         }

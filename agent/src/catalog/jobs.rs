@@ -17,7 +17,8 @@ const COLUMNS: &str = "j.id, j.name, j.type, j.sources, j.excludes, j.structure,
     (SELECT r.finished_at FROM runs r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1), \
     j.time, j.priority, j.monitor_notran, j.monitor_ranfor, \
     (SELECT json_group_array(json_object('spec', s.spec, 'retain', s.retain, 'next_run', s.next_run)) \
-        FROM (SELECT * FROM schedules s WHERE s.job_id = j.id ORDER BY s.position) s)";
+        FROM (SELECT * FROM schedules s WHERE s.job_id = j.id ORDER BY s.position) s), \
+    j.hooks, j.ping_url";
 
 struct Raw {
     job: Job,
@@ -25,6 +26,7 @@ struct Raw {
     excludes: String,
     destinations: String,
     schedules: String,
+    hooks: String,
 }
 
 fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
@@ -50,6 +52,8 @@ fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
             time: r.get(13)?,
             priority: r.get(14)?,
             monitor: Monitor { notran: r.get(15)?, ranfor: r.get(16)? },
+            hooks: Default::default(),
+            ping_url: r.get(19)?,
             next_run: None,
             last_run,
         },
@@ -57,6 +61,7 @@ fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
         excludes: r.get(4)?,
         destinations: r.get::<_, Option<String>>(9)?.unwrap_or_else(|| "[]".into()),
         schedules: r.get::<_, Option<String>>(17)?.unwrap_or_else(|| "[]".into()),
+        hooks: r.get(18)?,
     })
 }
 
@@ -66,6 +71,7 @@ fn finish(raw: Raw) -> Result<Job> {
     job.excludes = from_json(&raw.excludes, "job excludes")?;
     job.destinations = from_json(&raw.destinations, "job destinations")?;
     job.schedules = from_json::<Vec<JobSchedule>>(&raw.schedules, "job schedules")?;
+    job.hooks = from_json(&raw.hooks, "job hooks")?;
     job.next_run = job.schedules.iter().filter_map(|s| s.next_run).min();
     Ok(job)
 }
@@ -93,8 +99,8 @@ impl Catalog {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let n = tx.execute(
                 "INSERT INTO jobs (name, type, sources, excludes, structure, one_file_system, retry_failed, \
-                 disabled, created, time, priority, monitor_notran, monitor_ranfor) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
+                 disabled, created, time, priority, monitor_notran, monitor_ranfor, hooks, ping_url) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT DO NOTHING",
                 params![
                     job.name,
                     job.kind.as_str(),
@@ -108,7 +114,9 @@ impl Catalog {
                     job.time,
                     job.priority,
                     job.monitor.notran,
-                    job.monitor.ranfor
+                    job.monitor.ranfor,
+                    json(&job.hooks),
+                    job.ping_url
                 ],
             )?;
             if n == 0 {
@@ -130,7 +138,7 @@ impl Catalog {
             tx.execute(
                 "UPDATE jobs SET sources = ?2, excludes = ?3, structure = ?4, one_file_system = ?5, \
                  retry_failed = ?6, disabled = ?7, time = ?8, priority = ?9, monitor_notran = ?10, \
-                 monitor_ranfor = ?11 WHERE id = ?1",
+                 monitor_ranfor = ?11, hooks = ?12, ping_url = ?13 WHERE id = ?1",
                 params![
                     job.id.0,
                     json(&job.sources),
@@ -142,7 +150,9 @@ impl Catalog {
                     job.time,
                     job.priority,
                     job.monitor.notran,
-                    job.monitor.ranfor
+                    job.monitor.ranfor,
+                    json(&job.hooks),
+                    job.ping_url
                 ],
             )?;
             tx.execute("DELETE FROM job_destinations WHERE job_id = ?1", [job.id.0])?;

@@ -146,6 +146,12 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries(state, next_at);
 CREATE INDEX deliveries_by_notifier ON deliveries(notifier_id, id);
 ",
+    // Hooks and a ping URL per job; what each run's hooks did.
+    "
+ALTER TABLE jobs ADD COLUMN hooks TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE jobs ADD COLUMN ping_url TEXT;
+ALTER TABLE runs ADD COLUMN hooks TEXT NOT NULL DEFAULT '[]';
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.

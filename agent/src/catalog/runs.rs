@@ -6,10 +6,10 @@ use jiff::Timestamp;
 
 use super::columns::{named, parsed, parsed_opt};
 use super::{Catalog, CatalogError, Result, from_json, json};
-use crate::model::{Counters, FileError, JobId, Run, RunDestination, RunId, RunState, Trigger};
+use crate::model::{Counters, FileError, HookResult, JobId, Run, RunDestination, RunId, RunState, Trigger};
 
 const COLUMNS: &str = "id, job_name, state, trigger, queued_at, started_at, finished_at, message, stats, \
-    destinations, errors, tags";
+    destinations, errors, tags, hooks";
 
 /// The fields of a run that change while it works.
 #[derive(Debug, Clone)]
@@ -24,9 +24,11 @@ pub struct RunUpdate {
     pub destinations: Vec<RunDestination>,
     /// Per-file errors.
     pub errors: Vec<FileError>,
+    /// The hooks run so far.
+    pub hooks: Vec<HookResult>,
 }
 
-fn map(r: &Row<'_>) -> rusqlite::Result<(Run, String, String, String, String)> {
+fn map(r: &Row<'_>) -> rusqlite::Result<(Run, String, String, String, String, String)> {
     Ok((
         Run {
             id: RunId(r.get(0)?),
@@ -42,16 +44,19 @@ fn map(r: &Row<'_>) -> rusqlite::Result<(Run, String, String, String, String)> {
             current_path: None,
             destinations: Vec::new(),
             errors: Vec::new(),
+            hooks: Vec::new(),
         },
         r.get(8)?,
         r.get(9)?,
         r.get(10)?,
         r.get(11)?,
+        r.get(12)?,
     ))
 }
 
-fn finish(raw: (Run, String, String, String, String)) -> Result<Run> {
-    let (mut run, stats, dests, errors, tags) = raw;
+fn finish(raw: (Run, String, String, String, String, String)) -> Result<Run> {
+    let (mut run, stats, dests, errors, tags, hooks) = raw;
+    run.hooks = from_json(&hooks, "run hooks")?;
     run.tags = from_json(&tags, "run tags")?;
     run.stats = from_json(&stats, "run stats")?;
     run.destinations = from_json(&dests, "run destinations")?;
@@ -165,7 +170,7 @@ impl Catalog {
         let finished = u.state.is_final().then(super::now);
         self.conn().execute(
             "UPDATE runs SET state = ?2, message = ?3, stats = ?4, destinations = ?5, errors = ?6, \
-             finished_at = coalesce(?7, finished_at) WHERE id = ?1",
+             finished_at = coalesce(?7, finished_at), hooks = ?8 WHERE id = ?1",
             params![
                 id.0,
                 u.state.as_str(),
@@ -173,7 +178,8 @@ impl Catalog {
                 json(&u.stats),
                 json(&u.destinations),
                 json(&u.errors),
-                finished
+                finished,
+                json(&u.hooks)
             ],
         )?;
         Ok(())

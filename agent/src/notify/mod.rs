@@ -10,10 +10,12 @@
 //! - `settings`: checking, sealing, opening and redacting an integration's settings;
 //! - `message`: the JSON a notification carries and its rendering as a mail;
 //! - `send`: one attempt over SMTP or HTTP;
-//! - `outbox`: the delivery loop, retries with backoff, daily digests.
+//! - `outbox`: the delivery loop, retries with backoff, daily digests;
+//! - [`ping`]: a job's dead-man-switch pings at each run's start and end.
 
 mod message;
 mod outbox;
+pub(crate) mod ping;
 mod send;
 mod settings;
 
@@ -23,6 +25,7 @@ use crate::catalog::{Catalog, NewAlert};
 
 pub(crate) use message::Message;
 pub(crate) use outbox::run;
+pub(crate) use ping::Ping;
 pub(crate) use send::deliver;
 pub(crate) use settings::{
     DEFAULT_DIGEST_AT, DEFAULT_RETRIES, check, check_retries, digest_time, open, patched, redact, seal,

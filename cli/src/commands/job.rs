@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use hindsight_api::routes;
-use hindsight_api::{Job, JobPatch, Monitor, NewJob, Run, ScheduleInput};
+use hindsight_api::{HookKind, Hooks, Job, JobPatch, Monitor, NewJob, Run, ScheduleInput};
 
-use crate::args::{JobCmd, Timing};
+use crate::args::{HookArgs, JobCmd, Timing};
 use crate::client::Client;
 use crate::output::{fields, opt_time, print_json, table, yes_no};
 
@@ -39,6 +39,29 @@ fn monitor(t: &Timing, current: Option<&Monitor>) -> Option<Monitor> {
     }
     let cur = current.cloned().unwrap_or_default();
     Some(Monitor { notran: t.notran.clone().or(cur.notran), ranfor: t.ranfor.clone().or(cur.ranfor) })
+}
+
+/// The job's hooks with the ones given as flags set (an empty command removes one).
+fn hooks(a: &HookArgs, current: Hooks) -> Hooks {
+    let mut h = current;
+    for (kind, given) in [
+        (HookKind::Before, &a.before),
+        (HookKind::After, &a.after),
+        (HookKind::OnError, &a.on_error),
+        (HookKind::Finally, &a.finally),
+    ] {
+        if let Some(c) = given {
+            h.set(kind, (!c.trim().is_empty()).then(|| c.clone()));
+        }
+    }
+    h.timeout = a.hook_timeout.unwrap_or(h.timeout);
+    h
+}
+
+/// `before: systemctl stop db; finally: systemctl start db (timeout 300 s)`.
+fn describe_hooks(h: &Hooks) -> String {
+    let parts: Vec<String> = HookKind::ALL.iter().filter_map(|k| h.command(*k).map(|c| format!("{k}: {c}"))).collect();
+    if parts.is_empty() { "-".into() } else { format!("{} (timeout {} s)", parts.join("; "), h.timeout) }
 }
 
 /// `daily (keep 7, next 2026-11-23 02:00:00); weekly:sun (keep 4, ...)`.
@@ -75,6 +98,8 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 time: a.timing.time.clone(),
                 priority: a.timing.priority,
                 monitor: monitor(&a.timing, None),
+                hooks: (!a.hooks.is_empty()).then(|| hooks(&a.hooks, Hooks::default())),
+                ping_url: a.hooks.ping_url.clone(),
             };
             let j: Job = c.post(routes::JOBS, Some(&new)).await?;
             if json {
@@ -132,18 +157,23 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 ("priority", j.priority.to_string()),
                 ("monitor notran", j.monitor.notran.clone().unwrap_or_else(|| "off".into())),
                 ("monitor ranfor", j.monitor.ranfor.clone().unwrap_or_else(|| "off".into())),
+                ("hooks", describe_hooks(&j.hooks)),
+                ("ping url", j.ping_url.clone().unwrap_or_else(|| "-".into())),
                 ("next run", opt_time(j.next_run.as_ref())),
                 ("last run", last_run(&j)),
             ]);
         }
         JobCmd::Edit(e) => {
             let new_schedules = schedules(&e.timing)?;
-            let current_monitor = if e.timing.notran.is_some() != e.timing.ranfor.is_some() {
-                // Only one monitor given: keep the other as it is.
-                Some(c.get::<Job>(&routes::job(&e.name)).await?.monitor)
+            // Only some monitors or hooks given: the others stay as they are.
+            let partial_monitor = e.timing.notran.is_some() != e.timing.ranfor.is_some();
+            let current = if partial_monitor || !e.hooks.is_empty() {
+                Some(c.get::<Job>(&routes::job(&e.name)).await?)
             } else {
                 None
             };
+            let current_monitor = current.as_ref().filter(|_| partial_monitor).map(|j| j.monitor.clone());
+            let new_hooks = current.filter(|_| !e.hooks.is_empty()).map(|j| hooks(&e.hooks, j.hooks));
             let patch = JobPatch {
                 sources: (!e.sources.is_empty()).then_some(e.sources),
                 excludes: if e.clear_excludes {
@@ -164,6 +194,8 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 time: e.timing.time.clone(),
                 priority: e.timing.priority,
                 monitor: monitor(&e.timing, current_monitor.as_ref()),
+                hooks: new_hooks,
+                ping_url: e.hooks.ping_url.clone(),
             };
             let j: Job = c.patch(&routes::job(&e.name), &patch).await?;
             if json {

@@ -111,6 +111,13 @@ pub fn show(r: &Run) {
             println!("  {}: {}", e.path, e.message);
         }
     }
+    for h in &r.hooks {
+        let how = h.error.as_deref().unwrap_or("ok");
+        println!("\n{} hook ({how}, {} ms): {}", h.hook, h.millis, h.command);
+        for line in h.output.lines() {
+            println!("  | {line}");
+        }
+    }
 }
 
 /// Follows a run until it ends: a progress bar on a terminal, plain lines

@@ -17,6 +17,7 @@ mod check;
 mod crash;
 mod destinations;
 mod faults;
+mod hooks;
 mod mount;
 mod names;
 mod notify;
