@@ -30,6 +30,10 @@ pub struct Args {
     /// Runs at once, over the `backup_concurrency` setting (default: the setting).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=10))]
     pub concurrency: Option<u8>,
+    /// Serve Prometheus metrics on this address (http://ADDR/metrics), e.g.
+    /// 127.0.0.1:9464; off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The daemon's validated configuration.
@@ -43,6 +47,8 @@ pub struct DaemonConfig {
     pub mountpoint: Option<PathBuf>,
     /// Runs at once, when given on the command line (else the setting).
     pub concurrency: Option<usize>,
+    /// Where to serve metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Args {
@@ -60,6 +66,7 @@ impl Args {
                 Some(abs(self.mountpoint.unwrap_or_else(|| DEFAULT_MOUNTPOINT.into()))?)
             },
             concurrency: self.concurrency.map(usize::from),
+            metrics_listen: self.metrics_listen,
         })
     }
 }

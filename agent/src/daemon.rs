@@ -105,11 +105,32 @@ fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     bound
 }
 
-/// Serves the API on `listener` until `shutdown` completes: HTTP/1 with a
+/// A listener [`serve`] takes connections from: the API's Unix socket, the
+/// metrics' TCP port.
+trait Accept {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept_one(&self) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+impl Accept for UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Io> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Io> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes: HTTP/1 with a
 /// limit on the time a client takes to send its headers (a half-sent request
 /// does not hold a connection open forever), then lets the requests under
 /// way finish for at most [`REQUESTS_GRACE`].
-async fn serve(listener: UnixListener, router: axum::Router, shutdown: impl std::future::Future<Output = ()>) {
+async fn serve<L: Accept>(listener: L, router: axum::Router, shutdown: impl std::future::Future<Output = ()>) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -118,9 +139,9 @@ async fn serve(listener: UnixListener, router: axum::Router, shutdown: impl std:
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = listener.accept_one() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(stream) => stream,
                     Err(e) => {
                         // Out of descriptors, most likely: breathe, then go on accepting.
                         tracing::warn!("API: cannot accept a connection: {e}");
@@ -244,6 +265,12 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     }
     let scheduler = Scheduler::new(catalog.clone(), runner.clone(), clock.clone());
     let listener = bind_socket(&config.socket)?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("listening for metrics scrapes on {addr} (--metrics-listen): another program may hold that address")
+        })?),
+        None => None,
+    };
     let state = AppState {
         catalog: catalog.clone(),
         runner: runner.clone(),
@@ -254,6 +281,14 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     shutdown.spawn(runner.clone().dispatch_loop());
     shutdown.spawn(scheduler.run_loop(SCHEDULER_TICK, shutdown.clone()));
     shutdown.spawn(crate::notify::run(catalog.clone(), clock, shutdown.clone()));
+    if let Some(listener) = metrics {
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let router =
+            crate::metrics::router(crate::metrics::MetricsState { catalog: catalog.clone(), started: state.started });
+        let stop = shutdown.clone();
+        shutdown.spawn(async move { serve(listener, router, async move { stop.requested().await }).await });
+        tracing::info!("serving metrics on http://{addr}/metrics");
+    }
     tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "hindsightd ready");
 
     let mut term = signal(SignalKind::terminate())?;

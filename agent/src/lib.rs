@@ -27,6 +27,7 @@
 //!   the delivery of notifications (email, webhooks), with retries and digests;
 //! - `host`: the machine's name;
 //! - `hooks`: a job's commands run before and after its backups;
+//! - `metrics`: the Prometheus exporter (`--metrics-listen`);
 //! - [`fuzzing`]: entry points of the fuzz targets.
 
 // What is public is decided at the root (the `pub use` block below):
@@ -49,6 +50,7 @@ pub mod fuzzing;
 mod hooks;
 mod host;
 pub mod jobs;
+mod metrics;
 pub mod model;
 mod notify;
 mod prune;

@@ -18,6 +18,7 @@ mod crash;
 mod destinations;
 mod faults;
 mod hooks;
+mod metrics;
 mod mount;
 mod names;
 mod notify;

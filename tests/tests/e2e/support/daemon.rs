@@ -42,6 +42,8 @@ pub struct DaemonOpts {
     pub mountpoint: Option<PathBuf>,
     /// Extra environment of the daemon.
     pub env: Vec<(String, String)>,
+    /// Extra arguments of the daemon.
+    pub args: Vec<String>,
 }
 
 impl DaemonOpts {
@@ -55,6 +57,7 @@ impl DaemonOpts {
             user: None,
             mountpoint: None,
             env: Vec::new(),
+            args: Vec::new(),
         }
     }
 
@@ -88,6 +91,7 @@ impl DaemonOpts {
                 Some(m) => vec!["--mountpoint".as_ref(), m.as_os_str()],
                 None => vec!["--no-mount".as_ref()],
             })
+            .args(&self.args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
