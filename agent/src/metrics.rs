@@ -98,6 +98,9 @@ pub(crate) fn render(catalog: &Catalog, started: Instant) -> Result<String, crat
     Ok(o.text)
 }
 
+/// Reads one counter of a run.
+type Counter = fn(&hindsight_api::Counters) -> u64;
+
 /// The last run of each job.
 fn job_metrics(catalog: &Catalog, o: &mut Out) -> Result<(), crate::catalog::CatalogError> {
     let jobs = catalog.jobs()?;
@@ -135,7 +138,7 @@ fn job_metrics(catalog: &Catalog, o: &mut Out) -> Result<(), crate::catalog::Cat
             o.sample("hindsight_job_last_run_duration_seconds", &[("job", job)], b.duration_since(*a).as_secs_f64());
         }
     }
-    let counters: [(&str, &str, fn(&hindsight_api::Counters) -> u64); 5] = [
+    let counters: [(&str, &str, Counter); 5] = [
         ("hindsight_job_last_run_files_scanned", "Files the job's last finished run looked at.", |c| c.files_scanned),
         ("hindsight_job_last_run_bytes_scanned", "Bytes of the files the job's last finished run looked at.", |c| {
             c.bytes_scanned
