@@ -259,7 +259,8 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let own_dirs = [Some(config.state_dir.clone()), config.mountpoint.clone()].into_iter().flatten().collect();
     let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
     let shutdown = Shutdown::new();
-    let runner = Runner::new(catalog.clone(), config.concurrency, own_dirs, cache_dir, clock.clone(), &shutdown);
+    let runner =
+        Runner::new(catalog.clone(), config.concurrency, own_dirs, cache_dir.clone(), clock.clone(), &shutdown);
     if let Some(m) = &mount {
         runner.attach_mount(m.refresher());
     }
@@ -280,7 +281,8 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     };
     shutdown.spawn(runner.clone().dispatch_loop());
     shutdown.spawn(scheduler.run_loop(SCHEDULER_TICK, shutdown.clone()));
-    shutdown.spawn(crate::notify::run(catalog.clone(), clock, shutdown.clone()));
+    shutdown.spawn(crate::notify::run(catalog.clone(), clock.clone(), shutdown.clone()));
+    shutdown.spawn(crate::check_schedule::run(catalog.clone(), cache_dir.clone(), clock, shutdown.clone()));
     if let Some(listener) = metrics {
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let router =

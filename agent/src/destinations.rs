@@ -22,8 +22,8 @@ use serde_json::{Map, Value};
 use crate::catalog::Catalog;
 use crate::error::AgentError;
 use crate::model::{
-    DestinationId, DestinationKind, DestinationRecord, DestinationType, DiskUsageInfo, NewDestination, OptionSpec,
-    Snapshot, SnapshotId,
+    CheckPlan, DestinationId, DestinationKind, DestinationRecord, DestinationType, DiskUsageInfo, NewDestination,
+    OptionSpec, Snapshot, SnapshotId,
 };
 use crate::secrets::{self, MasterKey};
 
@@ -222,6 +222,44 @@ pub fn measure(d: &DestinationRecord) -> Result<DiskUsageInfo, AgentError> {
     disk_usage(root.path()).map(usage_info).map_err(|e| AgentError::from_fs(&e, e.to_string()))
 }
 
+/// A check plan with the given changes, checked: a schedule as for jobs but
+/// not `after:` (empty: none), a time HH:MM, a percent 0-100. When the
+/// schedule or its time changes, the next due time is planned again.
+pub fn check_plan(
+    mut plan: CheckPlan,
+    schedule: Option<String>,
+    time: Option<String>,
+    read_data: Option<u8>,
+) -> Result<CheckPlan, AgentError> {
+    let before = (plan.schedule.clone(), plan.time.clone());
+    if let Some(s) = schedule {
+        plan.schedule = match s.trim() {
+            "" => None,
+            s => {
+                let spec =
+                    crate::schedule::Spec::parse(s).map_err(|e| AgentError::invalid(format!("check schedule: {e}")))?;
+                if matches!(spec, crate::schedule::Spec::After { .. }) {
+                    return Err(AgentError::invalid("check schedule: after:JOB is for jobs; use a timed schedule"));
+                }
+                Some(spec.to_string())
+            }
+        };
+    }
+    if let Some(t) = time {
+        plan.time = crate::jobs::check_time(&t)?;
+    }
+    if let Some(p) = read_data {
+        if p > 100 {
+            return Err(AgentError::invalid(format!("check read data must be 0 to 100 percent, not {p}")));
+        }
+        plan.read_data = p;
+    }
+    if (plan.schedule.clone(), plan.time.clone()) != before {
+        plan.next = None;
+    }
+    Ok(plan)
+}
+
 /// Builds and tests a new destination; prepares its root (marker) unless read-only.
 /// A root that already holds a destination is adopted read-only unless `new.writable`.
 /// Returns the destination (options in the clear: the catalog seals them) and the
@@ -242,6 +280,7 @@ pub fn create(key: &MasterKey, new: NewDestination) -> Result<(DestinationRecord
         jobs: 0,
         disk_usage: None,
         cache_id: uuid::Uuid::new_v4().to_string(),
+        check: check_plan(CheckPlan::default(), new.check_schedule, new.check_time, new.check_read_data)?,
     };
     let t = open(key, &d)?;
     d.disk_usage = validate(&d, &t)?;
@@ -388,6 +427,7 @@ mod tests {
             jobs: 0,
             disk_usage: None,
             cache_id: uuid::Uuid::new_v4().to_string(),
+            check: CheckPlan::default(),
         }
     }
 

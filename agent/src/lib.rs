@@ -16,6 +16,7 @@
 //! - [`destinations`]: validation and adoption of destinations;
 //! - `secrets`: the master key and the sealing of secret options;
 //! - `check`: integrity checks of every snapshot of a destination;
+//! - `check_schedule`: the destinations' scheduled checks;
 //! - [`daemon`]: start-up, the state-dir lock, signals and shutdown;
 //! - [`shutdown`]: the one shutdown signal and the tracker of background work;
 //! - [`config`]: the daemon's command line, validated into its configuration;
@@ -41,6 +42,7 @@ mod api;
 mod backup;
 pub mod catalog;
 mod check;
+mod check_schedule;
 pub mod config;
 pub mod daemon;
 mod deleter;

@@ -213,6 +213,17 @@ fn destination_metrics(catalog: &Catalog, o: &mut Out) -> Result<(), crate::cata
         }
         o.sample("hindsight_destination_disk_limit_ratio", &labels, f64::from(d.disk_limit) / 100.0);
     }
+    o.family("hindsight_destination_last_check_timestamp_seconds", "gauge", "When the last integrity check ended.");
+    o.family("hindsight_destination_last_check_ok", "gauge", "1 when the last integrity check found no problem.");
+    o.family("hindsight_destination_last_check_problems", "gauge", "Problems the last integrity check found.");
+    for d in &dests {
+        if let Some(c) = &d.check.last {
+            let labels = [("destination", d.name.as_str())];
+            o.sample("hindsight_destination_last_check_timestamp_seconds", &labels, seconds(&c.finished));
+            o.sample("hindsight_destination_last_check_ok", &labels, f64::from(u8::from(c.ok)));
+            o.sample("hindsight_destination_last_check_problems", &labels, f64::from(c.problems));
+        }
+    }
     Ok(())
 }
 

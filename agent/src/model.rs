@@ -34,6 +34,8 @@ pub struct DestinationRecord {
     /// Name of its directory in the agent's cache (remote destinations): a
     /// UUID generated here, never a value read from the destination.
     pub cache_id: String,
+    /// Its integrity checks.
+    pub check: CheckPlan,
 }
 
 impl DestinationRecord {
@@ -58,6 +60,7 @@ impl DestinationRecord {
             disabled: self.disabled,
             jobs: self.jobs,
             disk_usage: self.disk_usage.clone(),
+            check: self.check.clone(),
         }
     }
 }

@@ -51,6 +51,9 @@ async fn a_run_longer_than_run_ttl_hours_is_stopped_and_failed() {
         disabled: false,
         force: false,
         writable: false,
+        check_schedule: None,
+        check_time: None,
+        check_read_data: None,
     };
     let (dest, _) = hindsight_agent::destinations::create(catalog.master_key(), new).expect("destination");
     catalog.insert_destination(&dest).expect("insert destination");

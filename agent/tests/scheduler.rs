@@ -62,6 +62,7 @@ impl World {
                 jobs: 0,
                 disk_usage: None,
                 cache_id: "6a1f2a3c-0000-4000-8000-000000000001".into(),
+                check: Default::default(),
             })
             .expect("destination");
         let clock = Arc::new(FakeClock(Mutex::new(start)));

@@ -194,6 +194,8 @@ named_enum!(
         ClockStep = "clock_step",
         /// A snapshot has far fewer files or bytes than the one before, or most files changed.
         SuspiciousRun = "suspicious_run",
+        /// A destination's check found damage, or could not run (its subject is the destination).
+        CheckFailed = "check_failed",
         /// A notification integration cannot deliver (its subject is the integration).
         NotifyFailed = "notify_failed",
         /// The message `notify test` sends; never stored as an alert.

@@ -85,6 +85,9 @@ pub struct Destination {
     pub jobs: u32,
     /// Last measured disk usage.
     pub disk_usage: Option<DiskUsageInfo>,
+    /// Its integrity checks.
+    #[serde(default)]
+    pub check: CheckPlan,
 }
 
 /// `GET /v1/key`: the master key, for disaster recovery (no `Debug`: never logged).
@@ -127,6 +130,15 @@ pub struct NewDestination {
     /// agent forgot), keep writing to it; by default it is adopted read-only.
     #[serde(default)]
     pub writable: bool,
+    /// Check schedule (none: only when asked).
+    #[serde(default)]
+    pub check_schedule: Option<String>,
+    /// Time of day of timed check schedules (default 03:00).
+    #[serde(default)]
+    pub check_time: Option<String>,
+    /// Percent of file contents a scheduled check hashes (default 0).
+    #[serde(default)]
+    pub check_read_data: Option<u8>,
 }
 
 /// Body of `PATCH /v1/destinations/{name}`: only the fields given change.
@@ -151,6 +163,15 @@ pub struct DestinationPatch {
     /// Use a non-empty directory that holds no marker.
     #[serde(default)]
     pub force: bool,
+    /// New check schedule (empty: none).
+    #[serde(default)]
+    pub check_schedule: Option<String>,
+    /// New time of day of timed check schedules.
+    #[serde(default)]
+    pub check_time: Option<String>,
+    /// New percent of file contents a scheduled check hashes.
+    #[serde(default)]
+    pub check_read_data: Option<u8>,
 }
 
 /// One option a destination type takes.
@@ -184,6 +205,9 @@ pub struct CheckRequest {
     /// Also hash every file's content and compare it with the index (reads everything).
     #[serde(default)]
     pub read_data: bool,
+    /// Hash only about this percent of the files, a new random share each time (1-100).
+    #[serde(default)]
+    pub read_data_percent: Option<u8>,
 }
 
 /// Answer of `POST /v1/destinations/{name}/check`: every complete snapshot checked.
@@ -191,12 +215,66 @@ pub struct CheckRequest {
 pub struct DestinationCheck {
     /// Destination name.
     pub destination: String,
-    /// Whether file contents were hashed.
+    /// Whether file contents were hashed (all or a share).
     pub read_data: bool,
+    /// The percent of the files whose contents were hashed (0-100).
+    #[serde(default)]
+    pub read_data_percent: u8,
+    /// Who asked for it.
+    #[serde(default = "manual")]
+    pub trigger: Trigger,
+    /// When it started.
+    #[serde(default)]
+    pub started: Option<Timestamp>,
+    /// When it ended.
+    #[serde(default)]
+    pub finished: Option<Timestamp>,
     /// One report per snapshot, by job then age.
     pub snapshots: Vec<SnapshotCheck>,
     /// True when no snapshot has a problem.
     pub ok: bool,
+}
+
+fn manual() -> Trigger {
+    Trigger::Manual
+}
+
+/// A destination's integrity check by schedule, and the last check made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckPlan {
+    /// Schedule spec, as for jobs (none: only when asked).
+    pub schedule: Option<String>,
+    /// Time of day (HH:MM, the schedules' time zone) of timed schedules.
+    pub time: String,
+    /// Percent of the file contents read and hashed (0: none, 100: all).
+    pub read_data: u8,
+    /// When it is next due.
+    pub next: Option<Timestamp>,
+    /// The last check, manual or scheduled.
+    pub last: Option<CheckSummary>,
+}
+
+impl Default for CheckPlan {
+    fn default() -> Self {
+        CheckPlan { schedule: None, time: "03:00".into(), read_data: 0, next: None, last: None }
+    }
+}
+
+/// A check in one line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckSummary {
+    /// When it ended.
+    pub finished: Timestamp,
+    /// True when no snapshot had a problem.
+    pub ok: bool,
+    /// Snapshots checked.
+    pub snapshots: u32,
+    /// Problems found.
+    pub problems: u32,
+    /// Percent of the file contents hashed.
+    pub read_data: u8,
+    /// Who asked for it.
+    pub trigger: Trigger,
 }
 
 /// The integrity of one snapshot.

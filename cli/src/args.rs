@@ -129,8 +129,14 @@ pub enum DestinationCmd {
         /// Destination name.
         name: String,
         /// Also hash every file's content (slow: reads all the data).
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["read_data_percent", "last"])]
         read_data: bool,
+        /// Hash about this percent of the files (1-100), a new random share each check.
+        #[arg(long, value_name = "PCT", conflicts_with = "last")]
+        read_data_percent: Option<u8>,
+        /// Show the report of the last check (manual or scheduled) instead of checking.
+        #[arg(long)]
+        last: bool,
     },
 }
 
@@ -206,6 +212,23 @@ pub struct DestinationAdd {
     /// read-only; with this, this agent writes to it too.
     #[arg(long, conflicts_with = "readonly")]
     pub writable: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// A destination's scheduled check (`destination add` and `destination edit`).
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Check the destination on this schedule (daily, weekly:sun, monthly:1,
+    /// hourly:6...; empty in edit: no scheduled check).
+    #[arg(long, value_name = "SPEC")]
+    pub check_schedule: Option<String>,
+    /// Time of day of the scheduled check, HH:MM (default 03:00).
+    #[arg(long, value_name = "HH:MM")]
+    pub check_time: Option<String>,
+    /// Percent of the file contents a scheduled check reads and hashes (0-100, default 0).
+    #[arg(long, value_name = "PCT")]
+    pub check_read_data: Option<u8>,
 }
 
 /// `destination edit`.
@@ -235,6 +258,8 @@ pub struct DestinationEdit {
     /// Use a non-empty directory that holds no Hindsight marker.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
 }
 
 /// `hindsight job ...`

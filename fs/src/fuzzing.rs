@@ -238,7 +238,7 @@ pub fn index_rows(data: &[u8]) {
         let mut open = |_: &str| -> Opened {
             if opens { Ok((Box::new(Cursor::new(vec![0u8; 2048])), 2048)) } else { Err("absent".into()) }
         };
-        check_with(&mut open, &index, structure, true, &mut f);
+        check_with(&mut open, &index, structure, true.into(), &mut f);
     }
 }
 
@@ -252,7 +252,7 @@ pub fn index_file(data: &[u8]) {
     let structure = index.meta("structure").ok().flatten().and_then(|s| Structure::parse(&s));
     if let Some(structure) = structure.filter(|s| *s != Structure::Incremental) {
         let mut f = Findings::default();
-        check_with(&mut |_| Err("absent".into()), &index, structure, true, &mut f);
+        check_with(&mut |_| Err("absent".into()), &index, structure, true.into(), &mut f);
     }
 }
 
@@ -471,7 +471,7 @@ fn check_archive(fx: &ArchiveFixture, data: &[u8], structure: Structure) {
         let mut f = Findings::default();
         let bytes = data.to_vec();
         let mut open = |_: &str| -> Opened { Ok((Box::new(Cursor::new(bytes.clone())), bytes.len() as u64)) };
-        check_with(&mut open, &fx.index, structure, read_data, &mut f);
+        check_with(&mut open, &fx.index, structure, read_data.into(), &mut f);
         if data == fx.data.as_slice() {
             let problems = f.problems.into_vec();
             assert!(problems.is_empty(), "the fixture's own data file fails its check: {problems:?}");

@@ -108,6 +108,7 @@ pub(super) async fn edit_destination(
         d.hidden = patch.hidden.unwrap_or(d.hidden);
         d.readonly = patch.readonly.unwrap_or(d.readonly);
         d.disabled = patch.disabled.unwrap_or(d.disabled);
+        d.check = destinations::check_plan(d.check, patch.check_schedule, patch.check_time, patch.check_read_data)?;
         let t = destinations::open(catalog.master_key(), &d)?;
         let usage = destinations::validate(&d, &t)?;
         let id = d.id.clone();
@@ -184,7 +185,26 @@ pub(super) async fn check_destination(
     let (catalog, cache) = (s.catalog.clone(), s.state_dir.join("cache"));
     blocking(move || {
         let d = catalog.destination(&name)?;
-        Ok(Json(crate::check::check_destination(&catalog, &cache, &d, req.read_data)?))
+        let read_data = match req.read_data_percent {
+            Some(p @ 1..=100) => hindsight_fs::check::ReadData::share(p),
+            Some(p) => return Err(ApiError::bad_request(format!("read_data_percent must be 1 to 100, not {p}"))),
+            None => req.read_data.into(),
+        };
+        Ok(Json(crate::check::check_destination(&catalog, &cache, &d, read_data, Trigger::Manual)?))
+    })
+    .await
+}
+
+pub(super) async fn last_check(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<DestinationCheck>> {
+    on_catalog(s, move |s| {
+        let d = s.catalog.destination(&name)?;
+        s.catalog
+            .last_check(&d.id)?
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found(format!("destination {name} has not been checked yet")))
     })
     .await
 }

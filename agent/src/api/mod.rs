@@ -45,7 +45,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::DESTINATIONS, get(list_destinations).post(add_destination))
         .route(routes::DESTINATION, get(show_destination).patch(edit_destination).delete(remove_destination))
         .route(routes::DESTINATION_VALIDATE, post(validate_destination))
-        .route(routes::DESTINATION_CHECK, post(check_destination))
+        .route(routes::DESTINATION_CHECK, post(check_destination).get(last_check))
         .route(routes::DESTINATION_REINDEX, post(reindex_destination))
         .route(routes::KEY, get(export_key))
         .route(routes::JOBS, get(list_jobs).post(add_job))

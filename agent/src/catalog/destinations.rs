@@ -3,16 +3,22 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
-use super::columns::{named, parsed};
+use super::columns::{named, parsed, parsed_opt};
 use super::{Catalog, CatalogError, Result, from_json, json};
-use crate::model::{DestinationId, DestinationKind, DestinationRecord, DiskUsageInfo};
+use crate::model::{
+    CheckPlan, CheckSummary, DestinationCheck, DestinationId, DestinationKind, DestinationRecord, DiskUsageInfo,
+};
+
+/// Check reports kept per destination.
+const CHECKS_KEPT: u32 = 20;
 use crate::secrets;
 
 const COLUMNS: &str = "d.id, d.name, d.type, d.options, d.disk_limit, d.hidden, d.readonly, d.disabled, \
     d.usage, d.free, d.total, d.usage_updated, \
-    (SELECT count(*) FROM job_destinations jd WHERE jd.destination_id = d.id), d.cache_id";
+    (SELECT count(*) FROM job_destinations jd WHERE jd.destination_id = d.id), d.cache_id, \
+    d.check_schedule, d.check_time, d.check_read_data, d.check_next, d.check_last";
 
-fn map(r: &Row<'_>) -> rusqlite::Result<(DestinationRecord, String)> {
+fn map(r: &Row<'_>) -> rusqlite::Result<(DestinationRecord, String, Option<String>)> {
     let disk_usage = match r.get::<_, Option<String>>(11)? {
         Some(_) => Some(DiskUsageInfo {
             usage: r.get::<_, i64>(8)? as u64,
@@ -35,14 +41,23 @@ fn map(r: &Row<'_>) -> rusqlite::Result<(DestinationRecord, String)> {
             jobs: r.get(12)?,
             disk_usage,
             cache_id: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+            check: CheckPlan {
+                schedule: r.get(14)?,
+                time: r.get(15)?,
+                read_data: r.get(16)?,
+                next: parsed_opt(r, 17)?,
+                last: None,
+            },
         },
         r.get(3)?,
+        r.get(18)?,
     ))
 }
 
-fn finish(row: (DestinationRecord, String)) -> Result<DestinationRecord> {
-    let (mut d, options) = row;
+fn finish(row: (DestinationRecord, String, Option<String>)) -> Result<DestinationRecord> {
+    let (mut d, options, last_check) = row;
     d.options = from_json::<Map<String, Value>>(&options, "destination options")?;
+    d.check.last = last_check.map(|l| from_json(&l, "destination check summary")).transpose()?;
     Ok(d)
 }
 
@@ -70,7 +85,8 @@ impl Catalog {
         let conn = self.conn();
         let n = conn.execute(
             "INSERT INTO destinations (id, name, type, options, disk_limit, hidden, readonly, disabled, created, \
-             cache_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+             cache_id, check_schedule, check_time, check_read_data) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING",
             params![
                 d.id.as_str(),
                 d.name,
@@ -81,7 +97,10 @@ impl Catalog {
                 d.readonly,
                 d.disabled,
                 super::now(),
-                d.cache_id
+                d.cache_id,
+                d.check.schedule,
+                d.check.time,
+                d.check.read_data
             ],
         )?;
         if n == 0 {
@@ -97,11 +116,71 @@ impl Catalog {
     pub fn update_destination(&self, d: &DestinationRecord) -> Result<()> {
         let options = self.sealed_options(d);
         self.conn().execute(
-            "UPDATE destinations SET options = ?2, disk_limit = ?3, hidden = ?4, readonly = ?5, disabled = ?6 \
-             WHERE id = ?1",
-            params![d.id.as_str(), json(&options), d.disk_limit, d.hidden, d.readonly, d.disabled],
+            "UPDATE destinations SET options = ?2, disk_limit = ?3, hidden = ?4, readonly = ?5, disabled = ?6, \
+             check_schedule = ?7, check_time = ?8, check_read_data = ?9, check_next = ?10 WHERE id = ?1",
+            params![
+                d.id.as_str(),
+                json(&options),
+                d.disk_limit,
+                d.hidden,
+                d.readonly,
+                d.disabled,
+                d.check.schedule,
+                d.check.time,
+                d.check.read_data,
+                d.check.next.map(|t| t.to_string())
+            ],
         )?;
         Ok(())
+    }
+
+    /// Sets when a destination's scheduled check is next due.
+    pub fn set_check_next(&self, id: &DestinationId, next: Option<jiff::Timestamp>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE destinations SET check_next = ?2 WHERE id = ?1",
+            params![id.as_str(), next.map(|t| t.to_string())],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps a check's report (the last [`CHECKS_KEPT`] per destination) and its summary.
+    pub fn record_check(&self, id: &DestinationId, report: &DestinationCheck) -> Result<()> {
+        let finished = report.finished.unwrap_or_else(jiff::Timestamp::now);
+        let summary = CheckSummary {
+            finished,
+            ok: report.ok,
+            snapshots: report.snapshots.len() as u32,
+            problems: report.snapshots.iter().map(|s| s.problems.len() as u32).sum(),
+            read_data: report.read_data_percent,
+            trigger: report.trigger,
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO checks (destination_id, finished, report) VALUES (?1, ?2, ?3)",
+            params![id.as_str(), finished.to_string(), json(report)],
+        )?;
+        tx.execute(
+            "DELETE FROM checks WHERE destination_id = ?1 AND id NOT IN \
+             (SELECT id FROM checks WHERE destination_id = ?1 ORDER BY id DESC LIMIT ?2)",
+            params![id.as_str(), CHECKS_KEPT],
+        )?;
+        tx.execute("UPDATE destinations SET check_last = ?2 WHERE id = ?1", params![id.as_str(), json(&summary)])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The report of a destination's last check, if it was ever checked.
+    pub fn last_check(&self, id: &DestinationId) -> Result<Option<DestinationCheck>> {
+        let report: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT report FROM checks WHERE destination_id = ?1 ORDER BY id DESC LIMIT 1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        report.map(|r| from_json(&r, "check report")).transpose()
     }
 
     /// The options as stored: secrets sealed (those sealed already stay as they are).

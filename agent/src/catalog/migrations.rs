@@ -152,6 +152,21 @@ ALTER TABLE jobs ADD COLUMN hooks TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE jobs ADD COLUMN ping_url TEXT;
 ALTER TABLE runs ADD COLUMN hooks TEXT NOT NULL DEFAULT '[]';
 ",
+    // Scheduled integrity checks of destinations, and the reports of checks.
+    "
+ALTER TABLE destinations ADD COLUMN check_schedule TEXT;
+ALTER TABLE destinations ADD COLUMN check_time TEXT NOT NULL DEFAULT '03:00';
+ALTER TABLE destinations ADD COLUMN check_read_data INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE destinations ADD COLUMN check_next TEXT;
+ALTER TABLE destinations ADD COLUMN check_last TEXT;
+CREATE TABLE checks (
+    id INTEGER PRIMARY KEY,
+    destination_id TEXT NOT NULL REFERENCES destinations(id) ON DELETE CASCADE,
+    finished TEXT NOT NULL,
+    report TEXT NOT NULL
+);
+CREATE INDEX checks_by_destination ON checks(destination_id, id);
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.

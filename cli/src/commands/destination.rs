@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::args::{DestinationCmd, OptionArgs};
 use crate::client::Client;
-use crate::output::{bytes, fields, print_json, table, time, yes_no};
+use crate::output::{bytes, fields, opt_time, print_json, table, time, yes_no};
 
 fn usage(d: &Destination) -> String {
     match &d.disk_usage {
@@ -48,6 +48,28 @@ fn show(d: &Destination) {
         ("readonly", yes_no(d.readonly)),
         ("disabled", yes_no(d.disabled)),
         ("jobs", d.jobs.to_string()),
+        (
+            "check schedule",
+            match &d.check.schedule {
+                Some(s) => format!("{s} at {}, reading {}% of the contents", d.check.time, d.check.read_data),
+                None => "none".into(),
+            },
+        ),
+        ("next check", opt_time(d.check.next.as_ref())),
+        (
+            "last check",
+            match &d.check.last {
+                Some(l) if l.ok => format!("{} ({}): ok, {} snapshots", time(&l.finished), l.trigger, l.snapshots),
+                Some(l) => format!(
+                    "{} ({}): {} PROBLEMS in {} snapshots",
+                    time(&l.finished),
+                    l.trigger,
+                    l.problems,
+                    l.snapshots
+                ),
+                None => "never".into(),
+            },
+        ),
     ]);
     fields(&rows);
 }
@@ -108,7 +130,12 @@ fn print_check(r: &DestinationCheck) {
     }
     let bad = r.snapshots.iter().filter(|s| !s.ok).count();
     let read: u64 = r.snapshots.iter().map(|s| s.bytes_read).sum();
-    let data = if r.read_data { "file contents hashed" } else { "file contents not read (--read-data to hash them)" };
+    let data = match r.read_data_percent {
+        0 if r.read_data => "file contents hashed".to_string(),
+        0 => "file contents not read (--read-data to hash them)".to_string(),
+        100 => "file contents hashed".to_string(),
+        p => format!("the contents of about {p}% of the files hashed"),
+    };
     let n = r.snapshots.len();
     println!(
         "destination {}: {n} snapshot{} checked, {}; {} read, {data}",
@@ -152,6 +179,9 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
                 disabled: a.disabled,
                 force: a.force,
                 writable: a.writable,
+                check_schedule: a.check.check_schedule,
+                check_time: a.check.check_time,
+                check_read_data: a.check.check_read_data,
             };
             let d: Destination = c.post(routes::DESTINATIONS, Some(&new)).await?;
             if json {
@@ -199,6 +229,9 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
                 readonly: e.readonly,
                 disabled: e.disabled,
                 force: e.force,
+                check_schedule: e.check.check_schedule,
+                check_time: e.check.check_time,
+                check_read_data: e.check.check_read_data,
                 ..Default::default()
             };
             let options = collect_options(e.path, e.options, true)?;
@@ -218,9 +251,13 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
                 println!("destination {name} removed (its snapshots stay on disk)");
             }
         }
-        DestinationCmd::Check { name, read_data } => {
+        DestinationCmd::Check { name, read_data, read_data_percent, last } => {
             let path = routes::destination_check(&name);
-            let report: DestinationCheck = c.post(&path, Some(&CheckRequest { read_data })).await?;
+            let report: DestinationCheck = if last {
+                c.get(&path).await?
+            } else {
+                c.post(&path, Some(&CheckRequest { read_data, read_data_percent })).await?
+            };
             if json {
                 print_json(&report)?;
             } else {

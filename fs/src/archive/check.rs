@@ -11,6 +11,7 @@
 
 mod stream;
 
+use crate::check::ReadData;
 use std::path::Path;
 
 pub(crate) use stream::Opened;
@@ -56,7 +57,7 @@ SELECT id FROM entries
     ORDER BY id LIMIT ?1";
 
 /// Checks the data file of an archived or compressed snapshot in `dir`.
-pub(crate) fn check(dir: &Path, index: &IndexReader, structure: Structure, read_data: bool, f: &mut Findings) {
+pub(crate) fn check(dir: &Path, index: &IndexReader, structure: Structure, read_data: ReadData, f: &mut Findings) {
     check_with(&mut |name| stream::open(&dir.join(name)), index, structure, read_data, f);
 }
 
@@ -66,7 +67,7 @@ pub(crate) fn check_with(
     open: &mut dyn FnMut(&str) -> Opened,
     index: &IndexReader,
     structure: Structure,
-    read_data: bool,
+    read_data: ReadData,
     f: &mut Findings,
 ) {
     let Some(stream) = open_stream(open, index, structure, f) else { return };
@@ -211,7 +212,7 @@ struct Pass<'a> {
     index: &'a IndexReader,
     stream: Stream,
     paths: PathCache,
-    read_data: bool,
+    read_data: ReadData,
     f: &'a mut Findings,
     buf: Vec<u8>,
 }
@@ -350,7 +351,7 @@ impl Pass<'_> {
     /// The file's body: readable, and with `read_data` of the right blake3.
     fn data(&mut self, item: &Item, path: &[u8]) {
         let (off, len) = (item.offset as u64, item.size as u64);
-        let want = item.blake3.as_deref().filter(|_| self.read_data);
+        let want = item.blake3.as_deref().filter(|h| self.read_data.wants(h));
         let Some(want) = want else {
             let v = self.stream.visit(off, len, None);
             self.fine(&v, path, "data");

@@ -1,5 +1,6 @@
 //! Incremental snapshots: every index entry against `tree/`.
 
+use crate::check::ReadData;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
@@ -25,7 +26,7 @@ pub(super) struct SeenInodes(HashMap<(u64, u64), [u8; 32]>);
 /// reached beneath the tree without following a symlink anywhere in their
 /// path: a destination may hold links planted by someone else, and the check
 /// (run as root) must neither read nor report on anything outside.
-pub(super) fn check(dir: &Path, index: &IndexReader, read_data: bool, seen: &mut SeenInodes, f: &mut Findings) {
+pub(super) fn check(dir: &Path, index: &IndexReader, read_data: ReadData, seen: &mut SeenInodes, f: &mut Findings) {
     let tree_path = dir.join(TREE_DIR);
     let tree = match rustix::fs::open(
         &tree_path,
@@ -56,7 +57,7 @@ fn check_entry(
     tree: BorrowedFd<'_>,
     rel: &[u8],
     e: &IndexEntry,
-    read_data: bool,
+    read_data: ReadData,
     seen: &mut SeenInodes,
     f: &mut Findings,
 ) {
@@ -94,7 +95,7 @@ fn check_entry(
             if st.st_size as u64 != e.meta.size {
                 return f.problems.entry(rel, format!("has {} bytes, the index says {}", st.st_size, e.meta.size));
             }
-            if let (true, Some(want)) = (read_data, e.blake3) {
+            if let Some(want) = e.blake3.filter(|h| read_data.wants(h)) {
                 check_content(fd.as_fd(), rel, (st.st_dev, st.st_ino), &want, seen, f);
             }
         }

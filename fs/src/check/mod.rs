@@ -4,8 +4,8 @@
 //! matches the manifest; then its contents per structure: `tree/` against the
 //! index for incremental snapshots (`incremental`), the tar stream and its
 //! gzip members for archived and compressed ones (`archive::check`).
-//! With `read_data`, every regular file's content is hashed and compared with
-//! the index.
+//! With `read_data` ([`ReadData`]: all, or a random share), regular files'
+//! contents are hashed and compared with the index.
 //!
 //! A check never stops at the first problem and never fails on corrupt input:
 //! whatever is wrong is a [`Problem`] in the report. Only a snapshot directory
@@ -13,6 +13,7 @@
 
 mod incremental;
 mod paths;
+mod read_data;
 mod report;
 
 use std::io::Read;
@@ -20,6 +21,7 @@ use std::path::Path;
 
 pub(crate) use incremental::kind_name;
 pub(crate) use paths::PathCache;
+pub use read_data::ReadData;
 pub use report::{Findings, Problem, Problems, SnapshotCheck, show_path};
 
 use crate::error::{FsError, Result};
@@ -27,8 +29,8 @@ use crate::index::{INDEX_FILE, IndexReader};
 use crate::manifest::{MANIFEST_FILE, Manifest, Structure};
 
 /// Checks the complete snapshot in `dir` (`<root>/<job>/<snapshot>`).
-pub fn check_snapshot(dir: &Path, read_data: bool) -> Result<SnapshotCheck> {
-    Checker::new(read_data).check(dir)
+pub fn check_snapshot(dir: &Path, read_data: impl Into<ReadData>) -> Result<SnapshotCheck> {
+    Checker::new(read_data.into()).check(dir)
 }
 
 /// Checks snapshots one after the other, remembering what it has read: a file
@@ -36,13 +38,13 @@ pub fn check_snapshot(dir: &Path, read_data: bool) -> Result<SnapshotCheck> {
 /// once per destination rather than once per snapshot.
 #[derive(Debug)]
 pub struct Checker {
-    read_data: bool,
+    read_data: ReadData,
     seen: incremental::SeenInodes,
 }
 
 impl Checker {
-    /// A checker that hashes file contents when `read_data` is set.
-    pub fn new(read_data: bool) -> Self {
+    /// A checker that hashes the file contents `read_data` picks.
+    pub fn new(read_data: ReadData) -> Self {
         Checker { read_data, seen: incremental::SeenInodes::default() }
     }
 

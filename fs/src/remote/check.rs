@@ -3,6 +3,7 @@
 //! archived or compressed snapshot's data file is streamed through the archive
 //! checker instead (every header, every gzip member; bodies with `read_data`).
 
+use crate::check::ReadData;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -43,7 +44,7 @@ pub fn check_remote(
     job: &str,
     snapshot: &str,
     objects: &Objects,
-    read_data: bool,
+    read_data: ReadData,
 ) -> SnapshotCheck {
     let mut f = Findings::default();
     let mut structure = "unknown".to_string();
@@ -97,7 +98,7 @@ struct Body {
     blake3: Option<[u8; 32]>,
 }
 
-fn check_bodies(store: &RemoteStore, index: &IndexReader, objects: &Objects, read_data: bool, f: &mut Findings) {
+fn check_bodies(store: &RemoteStore, index: &IndexReader, objects: &Objects, read_data: ReadData, f: &mut Findings) {
     let mut by_object: BTreeMap<String, Vec<Body>> = BTreeMap::new();
     let walked = index.for_each(|e| {
         f.entries_checked += 1;
@@ -127,7 +128,7 @@ fn check_bodies(store: &RemoteStore, index: &IndexReader, objects: &Objects, rea
         for b in bodies.iter().filter(|b| b.offset + b.size > size) {
             f.problems.entry(&path(b), format!("stored body {key} is {size} bytes, too short for this file"));
         }
-        if !read_data {
+        if !read_data.wants(key.as_bytes()) {
             continue;
         }
         let whole = if size <= READ_WHOLE { store.read(&key).ok() } else { None };

@@ -8,6 +8,7 @@
 //! batch whatever the file's size, and a large file is never cut short by
 //! the timeout of a single command.
 
+use crate::check::ReadData;
 use std::collections::HashMap;
 
 use crate::check::Findings;
@@ -29,7 +30,7 @@ struct File {
 }
 
 /// Checks a snapshot's `tree/` on the server against its index.
-pub(crate) fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_data: bool, f: &mut Findings) {
+pub(crate) fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_data: ReadData, f: &mut Findings) {
     let script =
         [b"cd -- ".as_slice(), &ssh.quoted(tree), b" || exit 44; exec find . -type f -printf '%s %P\\0'"].concat();
     let listing = match ssh.run("list", tree, &script, None) {
@@ -61,7 +62,8 @@ pub(crate) fn check_tree(ssh: &SshClient, tree: &str, index: &IndexReader, read_
             Some(_) => intact.push(file),
         }
     }
-    if read_data {
+    intact.retain(|file| read_data.wants(&file.path));
+    if !intact.is_empty() {
         hash_files(ssh, tree, &intact, f);
     }
 }

@@ -146,3 +146,55 @@ fn every_kind_of_entry_checks_clean_in_every_structure() {
     assert_clean(&s, false, 3);
     assert_clean(&s, true, 3);
 }
+
+#[test]
+fn a_scheduled_check_finds_a_flipped_byte_alerts_and_keeps_its_report() {
+    let s = Setup::new(fixture::small_tree);
+    let snap = s.daemon.backup(JOB);
+    flip_byte(&snap.tree(&s.src).join("b/d/e.bin"), 50_000);
+    // A share of the contents: a manual check reading about half of the files says so.
+    let half = s.daemon.cli(["destination", "check", DEST, "--read-data-percent", "50", "--json"]);
+    assert_eq!(half.json()["read_data_percent"], 50, "{half}");
+    s.daemon.cli(["destination", "check", DEST, "--read-data-percent", "0"]).assert_error(&["1 to 100"]);
+    // (that check may have found the byte and raised the alert: acknowledged, so the next one is the schedule's)
+    for a in s.daemon.cli_json(&["alert", "list"]).as_array().into_iter().flatten() {
+        s.daemon.cli_ok(&["alert", "ack", &a["id"].to_string()]);
+    }
+
+    // Due at the next whole minute at least 20 s ahead, in the agent's time zone.
+    let out = std::process::Command::new("date").args(["-d", "+80 seconds", "+%H:%M"]).output().expect("date");
+    let at = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    s.daemon.cli_json(&[
+        "destination",
+        "edit",
+        DEST,
+        "--check-schedule",
+        "daily",
+        "--check-time",
+        &at,
+        "--check-read-data",
+        "100",
+    ]);
+    let shown = s.daemon.cli_json(&["destination", "show", DEST]);
+    assert_eq!((shown["check"]["schedule"].as_str(), shown["check"]["read_data"].as_u64()), (Some("daily"), Some(100)));
+    let alert = crate::support::wait_until("the check_failed alert", std::time::Duration::from_secs(150), || {
+        let alerts = s.daemon.cli_json(&["alert", "list"]);
+        alerts.as_array().into_iter().flatten().find(|a| a["kind"] == "check_failed").cloned()
+    });
+    assert_eq!(alert["level"], "critical", "{alert:#}");
+    let text = alert["message"].as_str().unwrap_or_default();
+    assert!(text.contains(&format!("{JOB}/{}", snap.name)) && text.contains("e.bin"), "{alert:#}");
+
+    let last = s.daemon.cli(["destination", "check", DEST, "--last", "--json"]);
+    assert_eq!(last.code, 1, "the last check found damage: {last}");
+    let report = last.json();
+    assert_eq!((report["trigger"].as_str(), report["read_data_percent"].as_u64()), (Some("schedule"), Some(100)));
+    assert_eq!(report["ok"], false);
+    let shown = s.daemon.cli_json(&["destination", "show", DEST]);
+    assert_eq!(
+        (shown["check"]["last"]["ok"].as_bool(), shown["check"]["last"]["trigger"].as_str()),
+        (Some(false), Some("schedule"))
+    );
+    assert!(shown["check"]["next"].is_string(), "the next check is not planned: {shown:#}");
+    s.daemon.cli(["destination", "edit", DEST, "--check-schedule", "after:other"]).assert_error(&["check schedule"]);
+}
