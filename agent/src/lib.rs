@@ -28,6 +28,7 @@
 //!   the delivery of notifications (email, webhooks), with retries and digests;
 //! - `host`: the machine's name;
 //! - `hooks`: a job's commands run before and after its backups;
+//! - `process`: running a helper program with a timeout, its output kept;
 //! - `metrics`: the Prometheus exporter (`--metrics-listen`);
 //! - [`fuzzing`]: entry points of the fuzz targets.
 
@@ -55,6 +56,7 @@ pub mod jobs;
 mod metrics;
 pub mod model;
 mod notify;
+mod process;
 mod prune;
 mod retention;
 pub mod runner;
