@@ -12,9 +12,9 @@
 #
 # The remote-destination tests need real servers: scripts/services/ starts an
 # S3 server (moto, twice: open, and with authentication enforced), an OpenSSH
-# sshd, an FTP server and an SMTP server, all on 127.0.0.1, while the build
-# runs; their settings are exported to the tests (S3_*, S3AUTH_*, SSH_*, FTP_*,
-# SMTP_*) and they
+# sshd, an FTP server, an SMTP server, PostgreSQL and MariaDB, all on
+# 127.0.0.1, while the build runs; their settings are exported to the tests
+# (S3_*, S3AUTH_*, SSH_*, FTP_*, SMTP_*, PG_*, MARIADB_*) and they
 # are stopped when this script exits. Python tools are cached in venvs under
 # $HINDSIGHT_TOOLS_DIR (default /var/tmp/hindsight-tools).
 set -euo pipefail
@@ -29,7 +29,8 @@ HS_NAME=test.sh
 . scripts/services/lib.sh
 # One apt step (at most one apt-get update) for the tests and the services.
 hs_apt_install acl attr rsync util-linux passwd coreutils procps e2fsprogs \
-    openssh-server openssh-sftp-server openssh-client python3-venv openssl
+    openssh-server openssh-sftp-server openssh-client python3-venv openssl \
+    postgresql-15 postgresql-client-15 mariadb-server mariadb-client
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hindsight-target}"
 export HINDSIGHT_TEST_DIR="${HINDSIGHT_TEST_DIR:-/var/tmp/hindsight-tests}"
@@ -39,7 +40,7 @@ if ! mountpoint -q "$HINDSIGHT_TEST_DIR"; then
     mount -t tmpfs -o size=6g,mode=1777 hindsight-tests "$HINDSIGHT_TEST_DIR"
     mounted_here=1
 fi
-services=(moto moto-auth sshd ftp smtp)
+services=(moto moto-auth sshd ftp smtp postgres mariadb)
 services_dir=$(mktemp -d /tmp/hindsight-services.XXXXXX)
 chmod 755 "$services_dir" # sshd reads authorized_keys there as its user
 services_job=
@@ -65,9 +66,11 @@ start_services() {
     exec 9>"$HINDSIGHT_TOOLS_DIR/.ports.lock"
     flock 9
     local i=0 p pids=() svc failed=0
-    export MOTO_PORT SSH_PORT FTP_PORT FTP_PASV_MIN FTP_PASV_MAX SMTP_PORT
+    export MOTO_PORT SSH_PORT FTP_PORT FTP_PASV_MIN FTP_PASV_MAX SMTP_PORT PG_PORT MARIADB_PORT
     SSH_PORT=$(hs_free_port 2232)
     SMTP_PORT=$(hs_free_port 2525)
+    PG_PORT=$(hs_free_port 15432)
+    MARIADB_PORT=$(hs_free_port 13306)
     while :; do # FTP control port and a passive range no other run uses
         FTP_PORT=$((2131 + i)) FTP_PASV_MIN=$((30100 + 20 * i)) FTP_PASV_MAX=$((30119 + 20 * i))
         for p in "$FTP_PORT" $(seq "$FTP_PASV_MIN" "$FTP_PASV_MAX"); do
@@ -91,6 +94,10 @@ start_services() {
     scripts/services/ftp.sh start "$services_dir/ftp" >"$services_dir/ftp.out" 2>"$services_dir/ftp.err" 9>&- &
     pids+=($!)
     scripts/services/smtp.sh start "$services_dir/smtp" >"$services_dir/smtp.out" 2>"$services_dir/smtp.err" 9>&- &
+    pids+=($!)
+    scripts/services/postgres.sh start "$services_dir/postgres" >"$services_dir/postgres.out" 2>"$services_dir/postgres.err" 9>&- &
+    pids+=($!)
+    scripts/services/mariadb.sh start "$services_dir/mariadb" >"$services_dir/mariadb.out" 2>"$services_dir/mariadb.err" 9>&- &
     pids+=($!)
     for i in "${!services[@]}"; do
         svc=${services[$i]}
@@ -116,9 +123,12 @@ set -a
 . "$services_dir/sshd.out"
 . "$services_dir/ftp.out"
 . "$services_dir/smtp.out"
+. "$services_dir/postgres.out"
+. "$services_dir/mariadb.out"
 set +a
 echo "test servers: S3 $S3_ENDPOINT, S3 with authentication $S3AUTH_ENDPOINT," \
-    "sshd $SSH_HOST:$SSH_PORT, FTP $FTP_HOST:$FTP_PORT, SMTP $SMTP_HOST:$SMTP_PORT"
+    "sshd $SSH_HOST:$SSH_PORT, FTP $FTP_HOST:$FTP_PORT, SMTP $SMTP_HOST:$SMTP_PORT," \
+    "PostgreSQL $PG_HOST:$PG_PORT, MariaDB $MARIADB_HOST:$MARIADB_PORT"
 
 log=$(mktemp)
 status=0

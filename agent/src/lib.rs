@@ -17,6 +17,7 @@
 //! - `secrets`: the master key and the sealing of secret options;
 //! - `check`: integrity checks of every snapshot of a destination;
 //! - `check_schedule`: the destinations' scheduled checks;
+//! - `databases`: database servers, their settings and their clients;
 //! - [`daemon`]: start-up, the state-dir lock, signals and shutdown;
 //! - [`shutdown`]: the one shutdown signal and the tracker of background work;
 //! - [`config`]: the daemon's command line, validated into its configuration;
@@ -46,6 +47,7 @@ mod check;
 mod check_schedule;
 pub mod config;
 pub mod daemon;
+mod databases;
 mod deleter;
 pub mod destinations;
 mod error;

@@ -204,6 +204,32 @@ named_enum!(
 );
 
 named_enum!(
+    /// The software of a database server.
+    DbEngine("database engine") {
+        /// MariaDB or MySQL.
+        Mysql = "mysql",
+        /// PostgreSQL.
+        Postgresql = "postgresql",
+        /// MongoDB.
+        Mongodb = "mongodb",
+    }
+);
+
+named_enum!(
+    /// TLS to a database server.
+    DbTls("database tls") {
+        /// No TLS.
+        Disable = "disable",
+        /// TLS when the server offers it.
+        Prefer = "prefer",
+        /// TLS required, the certificate not verified.
+        Require = "require",
+        /// TLS required and the certificate verified against the system's roots.
+        Verify = "verify",
+    }
+);
+
+named_enum!(
     /// When a job's hook runs.
     HookKind("hook") {
         /// Before anything is written; its failure fails the run.

@@ -6,22 +6,25 @@
 //!   triggers, alert kinds and levels), refused by serde when out of set.
 //! - `model`: request bodies and answers.
 //! - `notify`: notification integrations and the messages they send.
+//! - `database`: database servers whose databases jobs dump.
 //! - [`routes`]: the route patterns and the paths built from them.
 
 // What is public is decided at the root (the `pub use` block below):
 // a `pub` item no one outside the crate can reach is a mistake.
 #![warn(unreachable_pub)]
 
+mod database;
 mod ids;
 mod kinds;
 mod model;
 mod notify;
 pub mod routes;
 
+pub use database::*;
 pub use ids::{AlertId, BadId, DestinationId, JobId, RunId, SnapshotId};
 pub use kinds::{
-    AlertKind, AlertLevel, DeliveryState, DestinationKind, Frequency, HookKind, JobKind, RunState, SmtpSecurity,
-    Structure, Trigger, UnknownName,
+    AlertKind, AlertLevel, DbEngine, DbTls, DeliveryState, DestinationKind, Frequency, HookKind, JobKind, RunState,
+    SmtpSecurity, Structure, Trigger, UnknownName,
 };
 pub use model::*;
 pub use notify::*;

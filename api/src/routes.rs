@@ -150,6 +150,21 @@ route!(
     fn notifier_test
 );
 
+route!(
+    /// Database servers: list, add.
+    DATABASES = "/v1/databases"
+);
+route!(
+    /// One database server: show, edit, remove.
+    DATABASE = "/v1/databases/{name}",
+    fn database
+);
+route!(
+    /// Connect to a database server and list its databases.
+    DATABASE_TEST = "/v1/databases/{name}/test",
+    fn database_test
+);
+
 /// `pattern` with its one `{param}` replaced by `segment`, percent-encoded.
 fn fill(pattern: &str, segment: &str) -> String {
     let (Some(open), Some(close)) = (pattern.find('{'), pattern.find('}')) else { return pattern.to_string() };

@@ -51,6 +51,9 @@ pub enum Command {
     /// Manage notification integrations (email, webhooks), which send alerts.
     #[command(subcommand)]
     Notify(NotifyCmd),
+    /// Manage the database servers whose databases jobs dump.
+    #[command(subcommand)]
+    Database(DatabaseCmd),
     /// The agent's master key, which encrypts the destinations' secrets.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -616,4 +619,66 @@ pub struct NotifierArgs {
     /// webhook: a secret header NAME=PATH whose value is read from a file.
     #[arg(long = "secret-header-file", value_name = "NAME=PATH")]
     pub secret_header_files: Vec<String>,
+}
+
+/// `hindsight database ...`
+#[derive(Debug, Subcommand)]
+pub enum DatabaseCmd {
+    /// Add a database server.
+    Add {
+        /// Its name.
+        name: String,
+        /// mysql (MariaDB and MySQL), postgresql or mongodb.
+        #[arg(long)]
+        engine: String,
+        #[command(flatten)]
+        settings: DatabaseArgs,
+    },
+    /// List database servers.
+    List,
+    /// Show one database server.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Change a database server: only what is given changes (an empty value removes it).
+    Edit {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        settings: DatabaseArgs,
+    },
+    /// Remove a database server.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// Connect and list the server's databases with their sizes.
+    Test {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// How to reach a database server (`database add` and `database edit`).
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// Host name or address (TCP).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port (default: the engine's).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Unix socket: its path (mysql) or its directory (postgresql).
+    #[arg(long, value_name = "PATH")]
+    pub unix_socket: Option<String>,
+    /// User to connect as.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Read the password from this file (stored encrypted, never shown, never on a command line).
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// TLS: disable, prefer (default), require, verify.
+    #[arg(long)]
+    pub tls: Option<String>,
 }

@@ -146,7 +146,7 @@ hs_main() {
             do_start
         fi
         ;;
-    stop) hs_stop ;;
+    stop) if declare -F do_stop >/dev/null; then do_stop; else hs_stop; fi ;;
     status) if hs_alive; then echo running; else
         echo stopped
         return 1

@@ -5,6 +5,7 @@
 //! (destination test failed). Handlers that touch the filesystem run on
 //! blocking threads.
 
+mod databases;
 pub(crate) mod error;
 mod handlers;
 pub(crate) mod json;
@@ -70,6 +71,12 @@ pub(crate) fn router(state: AppState) -> Router {
             get(notifiers::show_notifier).patch(notifiers::edit_notifier).delete(notifiers::remove_notifier),
         )
         .route(routes::NOTIFIER_TEST, post(notifiers::test_notifier))
+        .route(routes::DATABASES, get(databases::list_databases).post(databases::add_database))
+        .route(
+            routes::DATABASE,
+            get(databases::show_database).patch(databases::edit_database).delete(databases::remove_database),
+        )
+        .route(routes::DATABASE_TEST, post(databases::test_database))
         .fallback(not_found)
         .with_state(state)
 }

@@ -167,6 +167,15 @@ CREATE TABLE checks (
 );
 CREATE INDEX checks_by_destination ON checks(destination_id, id);
 ",
+    // Database servers whose databases jobs dump.
+    "
+CREATE TABLE database_servers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    settings TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.

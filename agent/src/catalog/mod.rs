@@ -14,6 +14,7 @@
 
 mod alerts;
 mod columns;
+mod databases;
 mod destinations;
 mod jobs;
 mod migrations;

@@ -1,6 +1,7 @@
 //! One module per resource; each turns parsed arguments into API calls and output.
 
 pub mod alert;
+pub mod database;
 pub mod destination;
 pub mod job;
 pub mod key;
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Settings(cmd) => settings::run(&client, cmd, json).await,
         Command::Alert(cmd) => alert::run(&client, cmd, json).await,
         Command::Notify(cmd) => notify::run(&client, cmd, json).await,
+        Command::Database(cmd) => database::run(&client, cmd, json).await,
         Command::Key(cmd) => key::run(&client, cmd, json).await,
         Command::Mount(args) => mount::mount(args).await,
         Command::Umount { dir } => mount::umount(&dir),

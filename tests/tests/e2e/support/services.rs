@@ -1,5 +1,5 @@
-//! The test servers of the remote destinations (S3, SSH/SFTP, FTP) and of
-//! notifications (SMTP), as
+//! The test servers of the remote destinations (S3, SSH/SFTP, FTP), of
+//! notifications (SMTP) and of database dumps (PostgreSQL, MariaDB), as
 //! `scripts/test.sh` starts them on 127.0.0.1 (see `scripts/services/`) and
 //! exports their settings. Every accessor panics naming the missing variable:
 //! a remote test never skips silently because its server is not there.
@@ -171,6 +171,44 @@ pub fn smtp() -> SmtpEnv {
     }
 }
 
+/// A database server of the tests (PostgreSQL or MariaDB), reached by TCP
+/// with a password user, or by its socket.
+#[derive(Debug, Clone)]
+pub struct DbEnv {
+    /// `127.0.0.1`.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// A user with every privilege.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// The socket (MariaDB: its path; PostgreSQL: its directory).
+    pub socket: String,
+}
+
+/// The PostgreSQL server (`PG_*`): superuser `postgres` with a password.
+pub fn postgres() -> DbEnv {
+    DbEnv {
+        host: var("PG_HOST"),
+        port: port("PG_PORT"),
+        user: var("PG_USER"),
+        password: var("PG_PASSWORD"),
+        socket: var("PG_SOCKET_DIR"),
+    }
+}
+
+/// The MariaDB server (`MARIADB_*`).
+pub fn mariadb() -> DbEnv {
+    DbEnv {
+        host: var("MARIADB_HOST"),
+        port: port("MARIADB_PORT"),
+        user: var("MARIADB_USER"),
+        password: var("MARIADB_PASSWORD"),
+        socket: var("MARIADB_SOCKET"),
+    }
+}
+
 /// `$name`, or a panic explaining where it comes from.
 fn var(name: &str) -> String {
     match std::env::var(name) {
@@ -178,7 +216,7 @@ fn var(name: &str) -> String {
         _ => panic!(
             "{name} is not set: the remote-destination tests need the test servers on 127.0.0.1; \
              run the suite through scripts/test.sh, which starts them (scripts/services/) and exports \
-             S3_*, S3AUTH_*, SSH_*, FTP_* and SMTP_*"
+             S3_*, S3AUTH_*, SSH_*, FTP_*, SMTP_*, PG_* and MARIADB_*"
         ),
     }
 }
