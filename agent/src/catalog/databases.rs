@@ -13,12 +13,7 @@ impl Catalog {
                 "INSERT INTO database_servers (name, settings, created) VALUES (?1, ?2, ?3)",
                 params![d.name, json(d), super::now()],
             )
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    CatalogError::Conflict(format!("a database server named {} already exists", d.name))
-                }
-                e => e.into(),
-            })?;
+            .map_err(|e| super::unless_taken(e, || format!("a database server named {} already exists", d.name)))?;
         Ok(())
     }
 

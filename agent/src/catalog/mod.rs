@@ -107,6 +107,17 @@ pub fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
 
+/// A failed insert as the error to show: a name already taken is a
+/// [`CatalogError::Conflict`] saying `taken`.
+fn unless_taken(e: rusqlite::Error, taken: impl FnOnce() -> String) -> CatalogError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            CatalogError::Conflict(taken())
+        }
+        e => e.into(),
+    }
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }

@@ -99,11 +99,8 @@ impl Catalog {
                 super::now()
             ],
         )
-        .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                CatalogError::Conflict(format!("a notification integration named {} already exists", n.name))
-            }
-            e => e.into(),
+        .map_err(|e| {
+            super::unless_taken(e, || format!("a notification integration named {} already exists", n.name))
         })?;
         Ok(())
     }
