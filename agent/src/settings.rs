@@ -12,48 +12,59 @@ use jiff::tz::TimeZone;
 use crate::error::AgentError;
 use crate::model::Settings;
 
-/// One setting: its key, default and allowed integer range (none for text).
+/// What values a setting takes.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A whole number in this range.
+    Num(u32, u32),
+    /// An IANA time zone name, or empty for the host's.
+    TimeZone,
+    /// A program the agent runs as root: empty (found in PATH), or the
+    /// absolute path of an executable that only root can change.
+    Program,
+}
+
+/// One setting: its key, default and allowed values.
 struct Def {
     key: &'static str,
     default: &'static str,
-    range: Option<(u32, u32)>,
+    kind: Kind,
     meaning: &'static str,
 }
 
+/// A numeric setting.
+const fn num(key: &'static str, default: &'static str, lo: u32, hi: u32, meaning: &'static str) -> Def {
+    Def { key, default, kind: Kind::Num(lo, hi), meaning }
+}
+
+/// Where a database client is; empty: its usual name, found in PATH.
+const fn program(key: &'static str, meaning: &'static str) -> Def {
+    Def { key, default: "", kind: Kind::Program, meaning }
+}
+
 const DEFS: &[Def] = &[
-    Def { key: "backup_concurrency", default: "1", range: Some((1, 10)), meaning: "backups at once" },
-    Def { key: "restore_concurrency", default: "1", range: Some((1, 10)), meaning: "restores at once" },
-    Def { key: "run_ttl_hours", default: "0", range: Some((0, 8760)), meaning: "hours; 0 = no limit" },
-    Def { key: "manual_retain", default: "14", range: Some((1, 99)), meaning: "manual snapshots kept" },
-    Def { key: "manual_ttl", default: "0", range: Some((0, 3650)), meaning: "days; 0 = never expire" },
-    Def { key: "logs_ttl", default: "30", range: Some((1, 3650)), meaning: "days of run history" },
-    Def { key: "alerts_ttl", default: "60", range: Some((1, 3650)), meaning: "days acknowledged alerts are kept" },
-    Def { key: "compress_level", default: "6", range: Some((1, 12)), meaning: "deflate level of compressed snapshots" },
-    Def {
-        key: "compress_threads",
-        default: "0",
-        range: Some((0, 64)),
-        meaning: "compressor threads; 0 = one per core",
-    },
-    Def {
-        key: "cache_size",
-        default: "32",
-        range: Some((8, 65536)),
-        meaning: "MiB of archive and remote file data the mount keeps in memory (read at start)",
-    },
-    Def { key: "timezone", default: "", range: None, meaning: "IANA name; empty = the host's" },
-    Def {
-        key: "suspicious_drop",
-        default: "50",
-        range: Some((0, 100)),
-        meaning: "percent drop of files or bytes against the previous snapshot that skips retention; 0 = off",
-    },
-    Def {
-        key: "suspicious_change",
-        default: "0",
-        range: Some((0, 100)),
-        meaning: "percent of files changed at once that skips retention; 0 = off",
-    },
+    num("backup_concurrency", "1", 1, 10, "backups at once"),
+    num("restore_concurrency", "1", 1, 10, "restores at once"),
+    num("run_ttl_hours", "0", 0, 8760, "hours; 0 = no limit"),
+    num("manual_retain", "14", 1, 99, "manual snapshots kept"),
+    num("manual_ttl", "0", 0, 3650, "days; 0 = never expire"),
+    num("logs_ttl", "30", 1, 3650, "days of run history"),
+    num("alerts_ttl", "60", 1, 3650, "days acknowledged alerts are kept"),
+    num("compress_level", "6", 1, 12, "deflate level of compressed snapshots"),
+    num("compress_threads", "0", 0, 64, "compressor threads; 0 = one per core"),
+    num("cache_size", "32", 8, 65536, "MiB of archive and remote file data the mount keeps in memory (read at start)"),
+    Def { key: "timezone", default: "", kind: Kind::TimeZone, meaning: "IANA name; empty = the host's" },
+    num(
+        "suspicious_drop",
+        "50",
+        0,
+        100,
+        "percent drop of files or bytes against the previous snapshot that skips retention; 0 = off",
+    ),
+    num("suspicious_change", "0", 0, 100, "percent of files changed at once that skips retention; 0 = off"),
+    program("bin_psql", "PostgreSQL's psql; empty = psql in PATH"),
+    program("bin_mysql", "MariaDB's or MySQL's mysql; empty = mysql in PATH"),
+    program("bin_mongosh", "MongoDB's mongosh; empty = mongosh in PATH"),
 ];
 
 /// Checks `value` for `key`; returns the value to store.
@@ -63,18 +74,66 @@ pub(crate) fn check(key: &str, value: &str) -> Result<String, AgentError> {
         AgentError::invalid(format!("unknown setting {key:?}; settings: {}", keys.join(", ")))
     })?;
     let value = value.trim();
-    match def.range {
-        Some((lo, hi)) => match value.parse::<u32>() {
+    match def.kind {
+        Kind::Num(lo, hi) => match value.parse::<u32>() {
             Ok(n) if (lo..=hi).contains(&n) => Ok(n.to_string()),
             _ => Err(AgentError::invalid(format!("{key} {value:?} is out of range: use {lo}-{hi} ({})", def.meaning))),
         },
-        None => {
+        Kind::TimeZone => {
             if !value.is_empty() {
                 time_zone(value).map_err(AgentError::invalid)?;
             }
             Ok(value.to_string())
         }
+        Kind::Program => {
+            if !value.is_empty() {
+                trusted_program(value).map_err(|e| AgentError::invalid(format!("{key}: {e}")))?;
+            }
+            Ok(value.to_string())
+        }
     }
+}
+
+/// Checks a program the agent will run as root: an absolute path to an
+/// executable regular file that neither its group nor others can change,
+/// owned by root, in directories likewise (else whoever can write there can
+/// make root run what they like).
+fn trusted_program(path: &str) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let p = std::path::Path::new(path);
+    if !p.is_absolute() {
+        return Err(format!("{path:?} is not an absolute path"));
+    }
+    let md = std::fs::metadata(p).map_err(|e| format!("{path}: {e}"))?;
+    if !md.is_file() || md.permissions().mode() & 0o111 == 0 {
+        return Err(format!("{path} is not an executable file"));
+    }
+    let mut at = std::fs::canonicalize(p).map_err(|e| format!("{path}: {e}"))?;
+    loop {
+        let md = std::fs::metadata(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+        let writable_by_others =
+            md.permissions().mode() & 0o022 != 0 && !(md.is_dir() && md.permissions().mode() & 0o1000 != 0);
+        if md.uid() != 0 || writable_by_others {
+            return Err(format!(
+                "{} can be changed by a user other than root; the agent runs it as root",
+                at.display()
+            ));
+        }
+        if !at.pop() {
+            return Ok(());
+        }
+    }
+}
+
+/// The program to run for `setting` (its path, or `name` to find in PATH).
+pub(crate) fn program_of(settings: &Settings, name: &str) -> String {
+    let set = match name {
+        "psql" => &settings.bin_psql,
+        "mysql" => &settings.bin_mysql,
+        "mongosh" => &settings.bin_mongosh,
+        _ => return name.to_string(),
+    };
+    if set.is_empty() { name.to_string() } else { set.clone() }
 }
 
 fn time_zone(name: &str) -> Result<TimeZone, String> {
@@ -104,6 +163,9 @@ pub(crate) fn from_stored(stored: &HashMap<String, String>) -> Settings {
         timezone: get("timezone"),
         suspicious_drop: num("suspicious_drop"),
         suspicious_change: num("suspicious_change"),
+        bin_psql: get("bin_psql"),
+        bin_mysql: get("bin_mysql"),
+        bin_mongosh: get("bin_mongosh"),
     }
 }
 
@@ -133,5 +195,14 @@ mod tests {
         assert!(check("timezone", "Mars/Olympus").is_err());
         assert_eq!(check("timezone", "America/New_York").map_err(|e| e.message), Ok("America/New_York".into()));
         assert_eq!(check("timezone", "").map_err(|e| e.message), Ok(String::new()));
+        assert_eq!(check("bin_psql", "/bin/sh").map_err(|e| e.message), Ok("/bin/sh".into()));
+        assert!(check("bin_psql", "psql").is_err_and(|e| e.message.contains("absolute")));
+        assert!(check("bin_psql", "/etc/passwd").is_err_and(|e| e.message.contains("not an executable")));
+        let tmp = std::env::temp_dir().join(format!("hs-bin-{}", std::process::id()));
+        let _ = std::fs::write(&tmp, "#!/bin/sh\n");
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o777));
+        assert!(check("bin_mysql", &tmp.to_string_lossy()).is_err_and(|e| e.message.contains("other than root")));
+        let _ = std::fs::remove_file(&tmp);
     }
 }

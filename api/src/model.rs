@@ -786,6 +786,15 @@ pub struct Settings {
     /// Likewise for a snapshot in which this many percent of the files changed (0 = off).
     #[serde(default)]
     pub suspicious_change: u32,
+    /// Where PostgreSQL's `psql` is (empty: found in PATH).
+    #[serde(default)]
+    pub bin_psql: String,
+    /// Where MariaDB's or MySQL's `mysql` is (empty: found in PATH).
+    #[serde(default)]
+    pub bin_mysql: String,
+    /// Where MongoDB's `mongosh` is (empty: found in PATH).
+    #[serde(default)]
+    pub bin_mongosh: String,
 }
 
 /// Body of `PUT /v1/settings/{key}`.

@@ -63,7 +63,7 @@ pub(super) async fn test_database(
     tokio::task::spawn_blocking(move || {
         let d = s.catalog.database_server(&name)?;
         let d = databases::open(s.catalog.master_key(), &d).map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(Json(databases::test(&d, &s.state_dir)?))
+        Ok(Json(databases::test(&d, &s.state_dir, &s.catalog.settings()?)?))
     })
     .await?
 }

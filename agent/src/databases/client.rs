@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use hindsight_api::{DatabaseInfo, DatabaseServer, DatabaseTest, DbEngine, DbTls};
+use hindsight_api::{DatabaseInfo, DatabaseServer, DatabaseTest, DbEngine, DbTls, Settings};
 
 use super::credentials::{Credentials, option_value, pgpass_field};
 use crate::error::AgentError;
@@ -21,9 +21,10 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 /// Where system CA certificates are (Debian), for verified TLS.
 const CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// A client command with a clean environment.
-fn command(program: &str) -> Command {
-    let mut c = Command::new(program);
+/// A client command with a clean environment: the program the settings
+/// name for `name`, else `name` in the agent's PATH.
+fn command(settings: &Settings, name: &str) -> Command {
+    let mut c = Command::new(crate::settings::program_of(settings, name));
     c.env_clear().env("PATH", PATH).env("LANG", "C.UTF-8").current_dir("/");
     c
 }
@@ -41,11 +42,11 @@ fn output(d: &DatabaseServer, what: &str, f: Finished) -> Result<String, AgentEr
 }
 
 /// Connects to the server (password opened) and lists its databases.
-pub(crate) fn test(d: &DatabaseServer, state_dir: &Path) -> Result<DatabaseTest, AgentError> {
+pub(crate) fn test(d: &DatabaseServer, state_dir: &Path, settings: &Settings) -> Result<DatabaseTest, AgentError> {
     match d.engine {
-        DbEngine::Postgresql => postgres(d, state_dir),
-        DbEngine::Mysql => mysql(d, state_dir),
-        DbEngine::Mongodb => mongodb(d, state_dir),
+        DbEngine::Postgresql => postgres(d, state_dir, settings),
+        DbEngine::Mysql => mysql(d, state_dir, settings),
+        DbEngine::Mongodb => mongodb(d, state_dir, settings),
     }
 }
 
@@ -93,9 +94,9 @@ pub(crate) fn pgpass(d: &DatabaseServer, state_dir: &Path) -> Result<Credentials
     Credentials::write(state_dir, &format!("*:*:*:{user}:{password}\n"))
 }
 
-fn postgres(d: &DatabaseServer, state_dir: &Path) -> Result<DatabaseTest, AgentError> {
+fn postgres(d: &DatabaseServer, state_dir: &Path, settings: &Settings) -> Result<DatabaseTest, AgentError> {
     let passfile = pgpass(d, state_dir)?;
-    let mut cmd = command("psql");
+    let mut cmd = command(settings, "psql");
     libpq(&mut cmd, d, &passfile);
     cmd.args(["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d", "postgres"])
         .args(["-c", "SHOW server_version"])
@@ -142,9 +143,9 @@ pub(crate) fn my_cnf(d: &DatabaseServer, state_dir: &Path) -> Result<Credentials
 /// The databases MariaDB and MySQL keep for themselves.
 const MYSQL_SYSTEM: [&str; 4] = ["information_schema", "mysql", "performance_schema", "sys"];
 
-fn mysql(d: &DatabaseServer, state_dir: &Path) -> Result<DatabaseTest, AgentError> {
+fn mysql(d: &DatabaseServer, state_dir: &Path, settings: &Settings) -> Result<DatabaseTest, AgentError> {
     let cnf = my_cnf(d, state_dir)?;
-    let mut cmd = command("mysql");
+    let mut cmd = command(settings, "mysql");
     // --defaults-extra-file must come first.
     cmd.arg(format!("--defaults-extra-file={}", cnf.path().display()))
         .args(["--batch", "--skip-column-names", "-e"])
@@ -186,9 +187,9 @@ pub(crate) fn mongo_script(d: &DatabaseServer) -> String {
     )
 }
 
-fn mongodb(d: &DatabaseServer, state_dir: &Path) -> Result<DatabaseTest, AgentError> {
+fn mongodb(d: &DatabaseServer, state_dir: &Path, settings: &Settings) -> Result<DatabaseTest, AgentError> {
     let script = Credentials::write(state_dir, &mongo_script(d))?;
-    let mut cmd = command("mongosh");
+    let mut cmd = command(settings, "mongosh");
     cmd.args(["--quiet", "--norc", "--nodb", "--file"]).arg(script.path());
     let out = output(d, "mongosh", run(cmd, TIMEOUT, KEEP))?;
     let (version, rows) = out.split_once('\n').unwrap_or((&out, ""));
@@ -220,7 +221,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hs-mongo-{}", uuid::Uuid::new_v4().simple()));
         // No MongoDB tools on this machine: the error says which program is missing.
         if std::process::Command::new("mongosh").arg("--version").output().is_err() {
-            let e = test(&server(DbEngine::Mongodb), &dir).err().map(|e| e.message).unwrap_or_default();
+            let settings = crate::settings::from_stored(&Default::default());
+            let e = test(&server(DbEngine::Mongodb), &dir, &settings).err().map(|e| e.message).unwrap_or_default();
             assert!(e.contains("mongosh was not found"), "{e}");
         }
         let _ = std::fs::remove_dir_all(&dir);

@@ -222,4 +222,8 @@ fn bad_database_servers_are_refused_with_the_reason() {
     daemon.cli(["database", "add", "mongo", "--engine", "mongodb"]).assert_error(&["already exists"]);
     // MongoDB's tools are not installed here: the missing program is named.
     daemon.cli(["database", "test", "mongo"]).assert_error(&["database server mongo", "mongosh was not found"]);
+    // Where a client is, is a setting: an absolute path only root can change.
+    daemon.cli(["settings", "set", "bin_mongosh", "mongosh"]).assert_error(&["bin_mongosh", "absolute"]);
+    daemon.cli_ok(&["settings", "set", "bin_mongosh", "/bin/false"]);
+    daemon.cli(["database", "test", "mongo"]).assert_error(&["database server mongo", "exit status 1"]);
 }

@@ -379,3 +379,47 @@ fn a_failed_backup_is_mailed_to_every_recipient_over_starttls_with_authenticatio
     assert_eq!(denied.code, 1, "{denied}");
     assert!(denied.stderr.contains("535"), "{denied}");
 }
+
+#[test]
+fn a_notification_not_delivered_before_a_crash_is_delivered_after_the_restart() {
+    let mut t = Setup::new();
+    let r = Receiver::start();
+    r.answer(503);
+    t.add_webhook("hook", &r.url("/"), &[]);
+    t.failed_run();
+    let first = wait_until("the first attempt", PROMPTLY, || r.received().first().cloned());
+    t.daemon.kill9();
+    r.answer(200);
+    t.daemon.restart();
+    let got = wait_until("the retry after the restart", Duration::from_secs(60), || {
+        let got = r.received();
+        (got.len() >= 2).then_some(got)
+    });
+    assert_eq!(got[1].json()["id"], first.json()["id"], "the retry carries the alert queued before the crash");
+    let shown = wait_until("the delivery recorded", PROMPTLY, || {
+        let v = t.daemon.cli_json(&["notify", "show", "hook"]);
+        (v["pending"] == 0).then_some(v)
+    });
+    assert_eq!(shown["deliveries"][0]["state"], "sent", "{shown:#}");
+}
+
+#[test]
+fn a_mail_server_that_is_down_raises_a_warning_naming_the_reason() {
+    let t = Setup::new();
+    let free =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a port");
+    let port = free.to_string();
+    let args = ["notify", "add", "mail", "--type", "email", "--from", "a@example.org", "--to", "b@example.org"];
+    let mut args = args.to_vec();
+    args.extend(["--host", "127.0.0.1", "--port", &port, "--security", "none", "--level", "critical"]);
+    t.daemon.cli_json(&args);
+    t.failed_run();
+    let failing = wait_until("a notify_failed alert", PROMPTLY, || {
+        t.open_alerts().into_iter().find(|a| a["kind"] == "notify_failed")
+    });
+    let text = failing["message"].as_str().unwrap_or_default().to_lowercase();
+    assert!(text.contains("notification integration mail") && text.contains("refused"), "{failing:#}");
+    // The run itself is recorded as it was: failed for its own reason, not the mail's.
+    let runs = t.daemon.cli_json(&["run", "list"]);
+    assert_eq!(runs[0]["state"], "failed", "{runs:#}");
+}
