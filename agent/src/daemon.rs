@@ -45,7 +45,6 @@ const RUNS_GRACE: Duration = Duration::from_secs(30);
 const UNMOUNT_GRACE: Duration = Duration::from_secs(10);
 /// How long the process waits, on its way out, for blocking work still going.
 pub const EXIT_GRACE: Duration = Duration::from_secs(2);
-use hindsight_fs::Destination;
 use hindsight_fs::lock;
 use hindsight_fs::mount::{DestinationView, Layout, MountConfig, MountHandle};
 
@@ -200,14 +199,11 @@ async fn mount_snapshots(dir: &Path, catalog: Arc<Catalog>, cache: PathBuf) -> a
         let views: Vec<DestinationView> = dests
             .into_iter()
             .filter_map(|d| {
-                // Remote destinations browse from their local cache of indexes.
-                let root = match crate::destinations::open(catalog.master_key(), &d) {
-                    Ok(Destination::Remote(store)) => d.cache_dir(&cache).map(|c| (c, Some(store))),
-                    Ok(Destination::Local(root)) => Ok((root.path().to_path_buf(), None)),
-                    Err(e) => Err(e.message),
-                };
-                match root {
-                    Ok((root, remote)) => Some(DestinationView { name: d.name, root, hidden: d.hidden, remote }),
+                let view = crate::destinations::open(catalog.master_key(), &d)
+                    .map_err(|e| e.message)
+                    .and_then(|t| Ok(DestinationView::new(d.name.clone(), d.hidden, t, d.cache_dir(&cache)?)));
+                match view {
+                    Ok(v) => Some(v),
                     Err(e) => {
                         tracing::debug!(destination = %d.name, "mount: cannot open the destination (showing the last view): {e}");
                         last.iter().find(|v| v.name == d.name).cloned()

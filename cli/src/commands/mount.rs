@@ -1,13 +1,13 @@
 //! `hindsight mount` / `hindsight umount`: a destination's snapshots mounted
 //! with no agent and no catalog, for disaster recovery.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hindsight_fs::DestinationRoot;
 use hindsight_fs::mount::{self, DestinationView, Layout, MountConfig, mountpoint};
+use hindsight_fs::{Destination, DestinationRoot};
 use tokio::signal::unix::{SignalKind, signal};
 
 use serde_json::{Map, Value};
@@ -71,7 +71,7 @@ fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<(D
         let marker = root.require_marker()?;
         let path = Path::new(destination);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(marker.destination_id);
-        return Ok((DestinationView { name, root: path.to_path_buf(), hidden: false, remote: None }, given));
+        return Ok((DestinationView::new(name, false, Destination::Local(root), PathBuf::new()), given));
     };
     // Options from the environment fill what the flags did not give.
     let kind = config.map_err(anyhow::Error::msg)?.service;
@@ -95,7 +95,7 @@ fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<(D
     let cache = base.join("hindsight").join(&key[..32]);
     hindsight_fs::create_private_dir_all(&cache)?;
     let name = marker.destination_id.clone();
-    Ok((DestinationView { name, root: cache, hidden: false, remote: Some(store) }, given))
+    Ok((DestinationView::new(name, false, Destination::Remote(store), cache), given))
 }
 
 fn background(args: &MountArgs, given: &Map<String, Value>) -> anyhow::Result<ExitCode> {

@@ -55,6 +55,19 @@ pub struct DestinationView {
     pub remote: Option<RemoteStore>,
 }
 
+impl DestinationView {
+    /// The view of `destination` named `name`: a local one browses its root;
+    /// a remote one browses `cache`, its local cache of indexes and manifests.
+    pub fn new(name: String, hidden: bool, destination: crate::Destination, cache: PathBuf) -> Self {
+        match destination {
+            crate::Destination::Local(root) => {
+                DestinationView { name, root: root.path().to_path_buf(), hidden, remote: None }
+            }
+            crate::Destination::Remote(store) => DestinationView { name, root: cache, hidden, remote: Some(store) },
+        }
+    }
+}
+
 /// A node above the snapshots.
 #[derive(Debug, Clone)]
 pub(super) enum VNode {
