@@ -238,6 +238,10 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         Catalog::open(&config.state_dir.join("catalog.sqlite"))
             .with_context(|| format!("opening the catalog in {}", config.state_dir.display()))?,
     );
+    let left = crate::databases::remove_leftovers(&config.state_dir);
+    if left > 0 {
+        tracing::warn!("removed {left} database credentials file(s) the previous stop left in the state directory");
+    }
     let failed = catalog.fail_interrupted_runs()?;
     if failed > 0 {
         tracing::warn!("{failed} run(s) were interrupted by the previous stop and are marked failed");

@@ -14,13 +14,26 @@ pub(crate) struct Credentials {
     path: PathBuf,
 }
 
+/// The directory of credentials files in the state directory.
+const DIR: &str = "tmp";
+/// How their names start.
+const PREFIX: &str = "db-";
+
+/// Removes the credentials files a crash left behind (the agent's alone,
+/// but a password on disk is one copy too many); returns how many.
+pub(crate) fn remove_leftovers(state_dir: &Path) -> usize {
+    let entries = std::fs::read_dir(state_dir.join(DIR)).into_iter().flatten().flatten();
+    let left = entries.filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX));
+    left.filter(|e| std::fs::remove_file(e.path()).is_ok()).count()
+}
+
 impl Credentials {
     /// Writes `text` into a new 0600 file under `<state_dir>/tmp` (0700).
     pub(crate) fn write(state_dir: &Path, text: &str) -> Result<Credentials, AgentError> {
-        let dir = state_dir.join("tmp");
+        let dir = state_dir.join(DIR);
         hindsight_fs::create_private_dir_all(&dir)
             .map_err(|e| AgentError::internal(format!("creating {}: {e}", dir.display())))?;
-        let path = dir.join(format!("db-{}", uuid::Uuid::new_v4().simple()));
+        let path = dir.join(format!("{PREFIX}{}", uuid::Uuid::new_v4().simple()));
         let mut f = hindsight_fs::posix::create_private(&path)
             .map_err(|e| AgentError::internal(format!("creating {}: {e}", path.display())))?;
         let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
@@ -67,6 +80,11 @@ mod tests {
         let path = c.path().to_path_buf();
         drop(c);
         assert!(!path.exists());
+        // A crash between the two leaves the file: the next start removes it.
+        let kept =
+            std::mem::ManuallyDrop::new(Credentials::write(&dir, "left").unwrap_or_else(|e| panic!("{}", e.message)));
+        assert_eq!(remove_leftovers(&dir), 1);
+        assert!(!kept.path().exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

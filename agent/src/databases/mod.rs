@@ -11,6 +11,7 @@ use crate::error::AgentError;
 use crate::secrets::{MasterKey, REDACTED, SecretError};
 
 pub(crate) use client::test;
+pub(crate) use credentials::remove_leftovers;
 
 /// The name a password is sealed under (a sealed value moved elsewhere does not open).
 const SEALED_AS: &str = "database.password";
