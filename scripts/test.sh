@@ -66,9 +66,10 @@ start_services() {
     exec 9>"$HINDSIGHT_TOOLS_DIR/.ports.lock"
     flock 9
     local i=0 p pids=() svc failed=0
-    export MOTO_PORT SSH_PORT FTP_PORT FTP_PASV_MIN FTP_PASV_MAX SMTP_PORT PG_PORT MARIADB_PORT
+    export MOTO_PORT SSH_PORT FTP_PORT FTP_PASV_MIN FTP_PASV_MAX SMTP_PORT SMTP_TLS_PORT PG_PORT MARIADB_PORT
     SSH_PORT=$(hs_free_port 2232)
     SMTP_PORT=$(hs_free_port 2525)
+    SMTP_TLS_PORT=$(hs_free_port $((SMTP_PORT + 1)))
     PG_PORT=$(hs_free_port 15432)
     MARIADB_PORT=$(hs_free_port 13306)
     while :; do # FTP control port and a passive range no other run uses

@@ -3,7 +3,9 @@
 stored in a Maildir (MAILDIR/new/<file>, with X-MailFrom / X-RcptTo / X-Peer
 headers added). AUTH PLAIN/LOGIN is offered, also without TLS, and accepts only
 --user/--password; it is optional for clients. STARTTLS is offered with
---cert/--key. Runs in the foreground until SIGTERM or SIGINT."""
+--cert/--key, and with --tls-port a second listener speaks TLS from the first
+byte (implicit TLS, as on port 465). Runs in the foreground until SIGTERM or
+SIGINT."""
 import argparse
 import signal
 import ssl
@@ -30,6 +32,7 @@ def main() -> None:
     ap.add_argument("--password", required=True)
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--tls-port", type=int)
     a = ap.parse_args()
 
     def authenticator(server, session, envelope, mechanism, auth_data):
@@ -50,11 +53,23 @@ def main() -> None:
     )
     ctl.start()
     print(f"smtp server on {a.host}:{a.port}, maildir {a.maildir}", flush=True)
+    implicit = None
+    if a.tls_port:
+        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_tls.load_cert_chain(a.cert, a.key)
+        implicit = Controller(
+            LoggingMailbox(a.maildir), hostname=a.host, port=a.tls_port, ssl_context=server_tls,
+            authenticator=authenticator, auth_required=False, auth_require_tls=False, ready_timeout=10,
+        )
+        implicit.start()
+        print(f"smtp server with implicit TLS on {a.host}:{a.tls_port}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     ctl.stop()
+    if implicit:
+        implicit.stop()
 
 
 if __name__ == "__main__":

@@ -423,3 +423,33 @@ fn a_mail_server_that_is_down_raises_a_warning_naming_the_reason() {
     let runs = t.daemon.cli_json(&["run", "list"]);
     assert_eq!(runs[0]["state"], "failed", "{runs:#}");
 }
+
+#[test]
+fn mail_goes_over_implicit_tls_and_plain_smtp_too() {
+    let smtp = crate::support::services::smtp();
+    let t = Setup::new();
+    let tag = format!("i{}", std::process::id());
+    let to = format!("tls-{tag}@example.org");
+    let (tls_port, plain_port) = (smtp.tls_port.to_string(), smtp.port.to_string());
+    let add = |name: &str, port: &str, security: &str| {
+        let mut args = vec!["notify", "add", name, "--type", "email", "--from", "hindsight@example.org", "--to", &to];
+        args.extend(["--host", &smtp.host, "--port", port, "--security", security, "--verify-tls", "false"]);
+        t.daemon.cli_json(&args);
+    };
+    add("implicit", &tls_port, "tls");
+    add("plain", &plain_port, "none");
+    for name in ["implicit", "plain"] {
+        let out = t.daemon.cli_ok(&["notify", "test", name]);
+        assert!(out.stdout.contains("SMTP 250"), "{out}");
+    }
+    let mails = wait_until("both test mails", PROMPTLY, || {
+        let m = mails_to(&smtp.maildir, &tag);
+        (m.len() >= 2).then_some(m)
+    });
+    assert!(mails.iter().all(|m| m.contains("test message of notification integration")), "{mails:?}");
+    // Implicit TLS spoken to the plain port fails with the reason, quickly.
+    t.daemon.cli_json(&["notify", "edit", "plain", "--security", "tls", "--timeout", "5"]);
+    let refused = t.daemon.cli(["notify", "test", "plain"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(refused.stderr.contains("notification integration plain: SMTP"), "{refused}");
+}

@@ -150,8 +150,10 @@ pub fn ftp() -> FtpEnv {
 pub struct SmtpEnv {
     /// `127.0.0.1`.
     pub host: String,
-    /// Port.
+    /// Port (plain, STARTTLS offered).
     pub port: u16,
+    /// Port speaking TLS from the first byte.
+    pub tls_port: u16,
     /// The one user AUTH accepts.
     pub user: String,
     /// Its password.
@@ -165,6 +167,7 @@ pub fn smtp() -> SmtpEnv {
     SmtpEnv {
         host: var("SMTP_HOST"),
         port: port("SMTP_PORT"),
+        tls_port: port("SMTP_TLS_PORT"),
         user: var("SMTP_USER"),
         password: var("SMTP_PASSWORD"),
         maildir: var("SMTP_MAILDIR").into(),
