@@ -291,10 +291,15 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         shutdown.spawn(async move { serve(listener, router, async move { stop.requested().await }).await });
         tracing::info!("serving metrics on http://{addr}/metrics");
     }
-    tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "hindsightd ready");
-
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // Ready: the socket is bound (connections queue until `serve` takes
+    // them), the mount is up, and a stop signal is handled from here on.
+    let notifier = crate::sd_notify::Notifier::from_env();
+    notifier.send("READY=1\nSTATUS=ready");
+    shutdown.spawn(crate::sd_notify::run(notifier.clone(), catalog.clone(), shutdown.clone()));
+    tracing::info!(socket = %config.socket.display(), state_dir = %config.state_dir.display(), "hindsightd ready");
+
     let signalled = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
@@ -302,6 +307,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         }
     };
     serve(listener, api::router(state), signalled).await;
+    notifier.send("STOPPING=1\nSTATUS=stopping: cancelling runs, unmounting");
     // One signal for the dispatcher, the scheduler, every run, the deleter and
     // the prunes; then a bounded wait for all of them.
     shutdown.request();

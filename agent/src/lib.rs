@@ -30,6 +30,7 @@
 //! - `host`: the machine's name;
 //! - `hooks`: a job's commands run before and after its backups;
 //! - `process`: running a helper program with a timeout, its output kept;
+//! - `sd_notify`: the systemd notify protocol (ready, status, watchdog, stopping);
 //! - `metrics`: the Prometheus exporter (`--metrics-listen`);
 //! - [`fuzzing`]: entry points of the fuzz targets.
 
@@ -64,6 +65,7 @@ mod retention;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
+mod sd_notify;
 mod secrets;
 mod settings;
 pub mod shutdown;

@@ -2,6 +2,7 @@
 //! and a clean exit on SIGTERM.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::time::Duration;
 
 use crate::support::daemon::run_to_exit;
 use crate::support::{Daemon, Sandbox, s};
@@ -37,4 +38,62 @@ fn sigterm_stops_the_agent_and_removes_its_socket() {
     let status = daemon.stop();
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
     assert!(!socket.exists(), "{} is still there after SIGTERM", socket.display());
+}
+
+/// The messages a daemon sends to `sock` until one holds `until`.
+fn notifications_until(sock: &std::os::unix::net::UnixDatagram, until: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = m.lines().any(|l| l == until);
+            got.push(m);
+            if done {
+                return got;
+            }
+        }
+    }
+    panic!("no {until} within 30 s; got {got:?}");
+}
+
+#[test]
+fn under_systemd_the_agent_says_when_it_is_ready_what_it_does_and_when_it_stops() {
+    let sb = Sandbox::new();
+    let path = sb.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let mut opts = sb.daemon_opts();
+    opts.env.push(("NOTIFY_SOCKET".into(), path.to_string_lossy().into_owned()));
+    // WatchdogSec=1 (systemd passes microseconds): a ping at least every half second.
+    opts.env.push(("WATCHDOG_USEC".into(), "1000000".into()));
+    let mut daemon = Daemon::start(opts);
+    let ready = notifications_until(&sock, "READY=1");
+    assert_eq!(ready.len(), 1, "READY=1 comes first: {ready:?}");
+    // The API answers once READY=1 is sent.
+    daemon.cli_ok(&["status"]);
+    let status = notifications_until(&sock, "STATUS=idle; no scheduled run");
+    assert!(!status.iter().any(|m| m.contains("STOPPING")), "{status:?}");
+    notifications_until(&sock, "WATCHDOG=1");
+    let started = std::time::Instant::now();
+    notifications_until(&sock, "WATCHDOG=1");
+    assert!(started.elapsed() < Duration::from_secs(3), "watchdog pings too far apart for WatchdogSec=1");
+    daemon.stop();
+    let stopping = notifications_until(&sock, "STOPPING=1");
+    assert!(stopping.last().is_some_and(|m| m.contains("STATUS=stopping")), "{stopping:?}");
+}
+
+#[test]
+fn the_systemd_unit_verifies_with_the_built_agent() {
+    let sb = Sandbox::new();
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/hindsightd.service"))
+        .expect("read packaging/hindsightd.service");
+    assert!(unit.contains("\nType=notify\n"), "the unit is not Type=notify");
+    let bin = crate::support::hindsightd_bin();
+    let copy = sb.path().join("hindsightd.service");
+    std::fs::write(&copy, unit.replace("/usr/local/sbin/hindsightd", s(&bin))).expect("write the unit");
+    let out = std::process::Command::new("systemd-analyze").arg("verify").arg(&copy).output().expect("systemd-analyze");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
