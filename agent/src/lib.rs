@@ -19,6 +19,7 @@
 //! - `check_schedule`: the destinations' scheduled checks;
 //! - `databases`: database servers, their settings and their clients;
 //! - [`daemon`]: start-up, the state-dir lock, signals and shutdown;
+//! - [`logging`]: the log on stderr, with syslog priorities under systemd;
 //! - [`shutdown`]: the one shutdown signal and the tracker of background work;
 //! - [`config`]: the daemon's command line, validated into its configuration;
 //! - [`jobs`]: validation of jobs, their schedules and monitors;
@@ -56,6 +57,7 @@ pub mod fuzzing;
 mod hooks;
 mod host;
 pub mod jobs;
+pub mod logging;
 mod metrics;
 pub mod model;
 mod notify;

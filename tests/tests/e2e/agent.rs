@@ -97,3 +97,26 @@ fn the_systemd_unit_verifies_with_the_built_agent() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
+
+#[test]
+fn under_systemd_log_lines_carry_their_syslog_priority() {
+    use std::os::unix::fs::MetadataExt;
+    let sb = Sandbox::new();
+    let mut opts = sb.daemon_opts();
+    std::fs::create_dir_all(&opts.root).expect("the daemon's directory");
+    std::fs::write(&opts.log, b"").expect("create the log");
+    // The daemon's stderr is the log file: say it is the journal's stream.
+    let md = std::fs::metadata(&opts.log).expect("stat the log");
+    opts.env.push(("JOURNAL_STREAM".into(), format!("{}:{}", md.dev(), md.ino())));
+    let daemon = Daemon::start(opts);
+    let src = sb.dir("src");
+    daemon.add_destination("d", &sb.path().join("dest"), &[]);
+    daemon.add_job("j", &[&src], &["d"], &[]);
+    std::fs::remove_dir(&src).expect("remove the source");
+    let (code, _) = daemon.run_wait("j");
+    assert_eq!(code, 1);
+    let log = daemon.log();
+    assert!(log.lines().any(|l| l.starts_with("<6>hindsight_agent::daemon: hindsightd ready")), "{log}");
+    assert!(log.lines().any(|l| l.starts_with("<3>hindsight_agent::runner: run ended: failed")), "{log}");
+    assert!(log.lines().filter(|l| !l.is_empty()).all(|l| l.starts_with('<')), "a line without its priority:\n{log}");
+}
