@@ -30,7 +30,7 @@ HS_NAME=test.sh
 # One apt step (at most one apt-get update) for the tests and the services.
 hs_apt_install acl attr rsync util-linux passwd coreutils procps e2fsprogs \
     openssh-server openssh-sftp-server openssh-client python3-venv openssl \
-    postgresql-15 postgresql-client-15 mariadb-server mariadb-client systemd
+    postgresql-15 postgresql-client-15 mariadb-server mariadb-client systemd man-db
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hindsight-target}"
 export HINDSIGHT_TEST_DIR="${HINDSIGHT_TEST_DIR:-/var/tmp/hindsight-tests}"

@@ -64,6 +64,14 @@ pub enum Command {
         /// The mountpoint.
         dir: PathBuf,
     },
+    /// Print a shell completion script (bash, zsh, fish): e.g.
+    /// `source <(hindsight completions bash)`.
+    Completions {
+        /// bash, zsh or fish.
+        shell: String,
+    },
+    /// Print the manual page hindsight(1) in roff: `hindsight man | man -l -`.
+    Man,
 }
 
 /// `hindsight mount`.

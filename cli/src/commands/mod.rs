@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod database;
 pub mod destination;
+pub mod docs;
 pub mod job;
 pub mod key;
 pub mod mount;
@@ -35,6 +36,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(cmd) => key::run(&client, cmd, json).await,
         Command::Mount(args) => mount::mount(args).await,
         Command::Umount { dir } => mount::umount(&dir),
+        Command::Completions { shell } => docs::completions(&shell),
+        Command::Man => docs::man(),
     }
 }
 

@@ -17,6 +17,7 @@ mod check;
 mod crash;
 mod databases;
 mod destinations;
+mod docs;
 mod faults;
 mod hooks;
 mod metrics;
