@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -11,6 +11,52 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::net::UnixStream;
+
+/// Exit statuses of the CLI (docs/cli-contract.md): what scripts test.
+pub mod exit {
+    /// Something failed.
+    pub const FAILURE: u8 = 1;
+    /// A run made its snapshots but some files or destinations failed.
+    pub const PARTIAL: u8 = 3;
+    /// The agent cannot be reached.
+    pub const UNREACHABLE: u8 = 4;
+    /// What was named does not exist.
+    pub const NOT_FOUND: u8 = 5;
+    /// The request conflicts with the agent's state (a name taken, in use).
+    pub const CONFLICT: u8 = 6;
+    /// A destination or server refused, or could not be reached for, a test.
+    pub const REFUSED: u8 = 7;
+    /// The API refused the credentials.
+    pub const AUTHENTICATION: u8 = 8;
+}
+
+/// A request that did not succeed, with the exit status it means.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit status (see [`exit`]).
+    pub exit: u8,
+    /// What went wrong, for humans.
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// The exit status of an HTTP error status.
+fn exit_of(status: StatusCode) -> u8 {
+    match status {
+        StatusCode::NOT_FOUND => exit::NOT_FOUND,
+        StatusCode::CONFLICT => exit::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY => exit::REFUSED,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => exit::AUTHENTICATION,
+        _ => exit::FAILURE,
+    }
+}
 
 /// The API of one agent.
 pub struct Client {
@@ -54,8 +100,9 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> anyhow::Result<T> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
-            anyhow!("cannot reach hindsightd at {}: {e} (is the agent running?)", self.socket.display())
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| Failure {
+            exit: exit::UNREACHABLE,
+            message: format!("cannot reach hindsightd at {}: {e} (is the agent running?)", self.socket.display()),
         })?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("talking to hindsightd")?;
@@ -78,7 +125,7 @@ impl Client {
                 .ok()
                 .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(String::from))
                 .unwrap_or_else(|| format!("the agent answered {status}"));
-            return Err(anyhow!(msg));
+            return Err(Failure { exit: exit_of(status), message: msg }.into());
         }
         if status == StatusCode::NO_CONTENT || body.is_empty() {
             return serde_json::from_value(Value::Null).context("empty answer from the agent");

@@ -23,7 +23,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // The API's answer says which failure it was; anything else is 1.
+            ExitCode::from(e.downcast_ref::<client::Failure>().map_or(client::exit::FAILURE, |f| f.exit))
         }
     }
 }

@@ -192,7 +192,7 @@ pub async fn follow(c: &Client, id: RunId, json: bool) -> anyhow::Result<ExitCod
     }
     Ok(match run.state {
         RunState::Completed => ExitCode::SUCCESS,
-        RunState::Partial => ExitCode::from(2),
+        RunState::Partial => ExitCode::from(crate::client::exit::PARTIAL),
         _ => ExitCode::FAILURE,
     })
 }

@@ -120,3 +120,28 @@ fn under_systemd_log_lines_carry_their_syslog_priority() {
     assert!(log.lines().any(|l| l.starts_with("<3>hindsight_agent::runner: run ended: failed")), "{log}");
     assert!(log.lines().filter(|l| !l.is_empty()).all(|l| l.starts_with('<')), "a line without its priority:\n{log}");
 }
+
+#[test]
+fn exit_codes_tell_failures_apart() {
+    let sb = Sandbox::new();
+    let mut daemon = Daemon::start(sb.daemon_opts());
+    let src = sb.dir("src");
+    daemon.add_destination("d", &sb.path().join("dest"), &[]);
+    daemon.add_job("j", &[&src], &["d"], &[]);
+    assert_eq!(daemon.cli(["status"]).code, 0);
+    let usage = daemon.cli(["job", "frobnicate"]);
+    assert_eq!(usage.code, 2, "a usage error: {usage}");
+    daemon.cli(["job", "show", "nope"]).assert_error_code(5, &["no job named nope"]);
+    daemon
+        .cli(["job", "add", "j", "--source", s(&src), "--destination", "d"])
+        .assert_error_code(6, &["already exists"]);
+    let closed =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a port");
+    daemon.cli_json(&["notify", "add", "w", "--type", "webhook", "--url", &format!("http://127.0.0.1:{closed}/")]);
+    daemon.cli(["notify", "test", "w"]).assert_error_code(7, &["notification integration w"]);
+    daemon.cli(["job", "add", "bad", "--source", "relative", "--destination", "d"]).assert_error_code(1, &["relative"]);
+    std::fs::remove_dir(&src).expect("remove the source");
+    assert_eq!(daemon.run_wait("j").0, 1, "a failed run");
+    daemon.stop();
+    daemon.cli(["status"]).assert_error_code(4, &["cannot reach hindsightd"]);
+}

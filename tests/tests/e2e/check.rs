@@ -80,7 +80,7 @@ fn incremental_missing_file_and_flipped_byte() {
     // Read-only and disabled destinations are checked all the same.
     s.daemon.cli_json(&["destination", "edit", DEST, "--readonly", "true", "--disabled", "true"]);
     assert_found(&s, false, &[&shown(&s.src, "a.txt")]);
-    s.daemon.cli(["destination", "check", "nope"]).assert_error(&["nope"]);
+    s.daemon.cli(["destination", "check", "nope"]).assert_error_code(5, &["nope"]);
 }
 
 /// A source whose big file fills several gzip members of 1 MiB.

@@ -115,7 +115,9 @@ fn postgresql_servers_are_tested_with_their_databases_and_a_wrong_password_is_na
 
     let wrong = password_file(&sb, "wrong", "not-the-password");
     daemon.cli_json(&["database", "edit", "pg", "--password-file", &wrong]);
-    daemon.cli(["database", "test", "pg"]).assert_error(&["database server pg", "password authentication failed"]);
+    daemon
+        .cli(["database", "test", "pg"])
+        .assert_error_code(7, &["database server pg", "password authentication failed"]);
     assert_secret_kept(&sb, &daemon, "pg", &pg.password);
 
     // Nothing listens on that port: the client's own words say so.
@@ -192,12 +194,12 @@ fn mariadb_servers_are_tested_over_tcp_and_the_socket() {
 
     let wrong = password_file(&sb, "wrong", "not-the-password");
     daemon.cli_json(&["database", "edit", "maria", "--password-file", &wrong]);
-    daemon.cli(["database", "test", "maria"]).assert_error(&["database server maria", "access denied"]);
+    daemon.cli(["database", "test", "maria"]).assert_error_code(7, &["database server maria", "access denied"]);
     assert_secret_kept(&sb, &daemon, "maria", &my.password);
     let listed = daemon.cli_ok(&["database", "list"]);
     assert!(listed.stdout.contains("maria") && listed.stdout.contains(&format!("{}:{port}", my.host)), "{listed}");
     daemon.cli_ok(&["database", "remove", "mariasock"]);
-    daemon.cli(["database", "show", "mariasock"]).assert_error(&["no database server named mariasock"]);
+    daemon.cli(["database", "show", "mariasock"]).assert_error_code(5, &["no database server named mariasock"]);
     sql(&format!("DROP DATABASE {db}"));
 }
 
@@ -219,7 +221,7 @@ fn bad_database_servers_are_refused_with_the_reason() {
     fixture::write(&two_lines, b"pass\nhost=evil\n");
     add(&["--engine", "mysql", "--password-file", s(&two_lines)]).assert_error(&["password", "line break"]);
     daemon.cli_json(&["database", "add", "mongo", "--engine", "mongodb", "--host", "127.0.0.1"]);
-    daemon.cli(["database", "add", "mongo", "--engine", "mongodb"]).assert_error(&["already exists"]);
+    daemon.cli(["database", "add", "mongo", "--engine", "mongodb"]).assert_error_code(6, &["already exists"]);
     // MongoDB's tools are not installed here: the missing program is named.
     daemon.cli(["database", "test", "mongo"]).assert_error(&["database server mongo", "mongosh was not found"]);
     // Where a client is, is a setting: an absolute path only root can change.

@@ -29,7 +29,7 @@ fn assert_run_failed(code: i32, run: &Value, words: &[&str]) {
 #[test]
 fn destination_used_by_a_job_cannot_be_removed() {
     let s = Setup::new(fixture::small_tree);
-    s.daemon.cli(["destination", "remove", DEST]).assert_error(&["destination d1", "used by", "j1"]);
+    s.daemon.cli(["destination", "remove", DEST]).assert_error_code(6, &["destination d1", "used by", "j1"]);
     assert_eq!(s.daemon.cli_json(&["destination", "show", DEST])["jobs"], 1);
 
     s.daemon.cli_ok(&["job", "remove", JOB]);

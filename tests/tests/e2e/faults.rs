@@ -546,7 +546,7 @@ fn eio_from_the_source_fails_that_file_only_and_eio_on_a_destination_reaches_tha
     daemon.add_destination(DEST, &dest, &[]);
     daemon.add_job(JOB, &[source.path()], &[DEST], &[]);
     let (code, run) = daemon.run_wait(JOB);
-    assert_eq!((code, run["state"].as_str()), (2, Some("partial")), "{run:#}");
+    assert_eq!((code, run["state"].as_str()), (3, Some("partial")), "{run:#}");
     let errors = run["errors"].as_array().cloned().unwrap_or_default();
     assert_eq!(errors.len(), 1, "{run:#}");
     assert!(str_field(&errors[0], "path").ends_with("/bad-sector.bin"), "{errors:?}");

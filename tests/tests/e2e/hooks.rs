@@ -135,7 +135,7 @@ fn hooks_after_the_backup_see_its_outcome_and_a_failing_after_hook_makes_the_run
         &format!("echo \"$HINDSIGHT_STATE $HINDSIGHT_MESSAGE\" > {}", s(&on_error)),
     ]);
     let (code, run) = t.daemon.run_wait(JOB);
-    assert_eq!((code, run["state"].as_str()), (2, Some("partial")), "{run:#}");
+    assert_eq!((code, run["state"].as_str()), (3, Some("partial")), "{run:#}");
     assert!(run["message"].as_str().is_some_and(|m| m.contains("after hook: exit status 3: bad")), "{run:#}");
     let snapshot = run["destinations"][0]["snapshot"].as_str().expect("a snapshot was made").to_string();
     assert!(t.dest.join(JOB).join(&snapshot).join("snapshot.json").exists());

@@ -54,7 +54,7 @@ impl Setup {
         self.daemon.cli_ok(&["job", "edit", JOB, "--destination", DEST, "--destination", "gone"]);
         std::fs::remove_dir_all(&gone).expect("remove the second destination");
         let (code, run) = self.daemon.run_wait(JOB);
-        assert_eq!((code, run["state"].as_str()), (2, Some("partial")), "{run:#}");
+        assert_eq!((code, run["state"].as_str()), (3, Some("partial")), "{run:#}");
         self.daemon.cli_ok(&["job", "edit", JOB, "--destination", DEST]);
         run["id"].as_i64().expect("run id")
     }
@@ -300,10 +300,10 @@ fn bad_integrations_are_refused_with_the_reason_at_add_time() {
     t.add_webhook("dup", "http://127.0.0.1:9/", &[]);
     t.daemon
         .cli(["notify", "add", "dup", "--type", "webhook", "--url", "http://127.0.0.1:9/"])
-        .assert_error(&["already exists"]);
-    t.daemon.cli(["notify", "test", "nope"]).assert_error(&["no notification integration named nope"]);
+        .assert_error_code(6, &["already exists"]);
+    t.daemon.cli(["notify", "test", "nope"]).assert_error_code(5, &["no notification integration named nope"]);
     let refused = t.daemon.cli(["notify", "test", "dup"]);
-    assert_eq!(refused.code, 1, "{refused}");
+    assert_eq!(refused.code, 7, "a test the server refused: {refused}");
     assert!(refused.stderr.contains("notification integration dup:"), "{refused}");
 
     let raw = request(
@@ -349,7 +349,7 @@ fn a_failed_backup_is_mailed_to_every_recipient_over_starttls_with_authenticatio
     // The test server's certificate is self-signed: refused while it is verified.
     t.daemon.cli_json(&args);
     let refused = t.daemon.cli(["notify", "test", "mail"]);
-    assert_eq!(refused.code, 1, "{refused}");
+    assert_eq!(refused.code, 7, "a test the server refused: {refused}");
     assert!(refused.stderr.to_lowercase().contains("certificate"), "{refused}");
     t.daemon.cli_json(&["notify", "edit", "mail", "--verify-tls", "false"]);
     let tested = t.daemon.cli_ok(&["notify", "test", "mail"]);
@@ -376,7 +376,7 @@ fn a_failed_backup_is_mailed_to_every_recipient_over_starttls_with_authenticatio
     fixture::write(&wrong, b"not-the-password");
     t.daemon.cli_json(&["notify", "edit", "mail", "--password-file", crate::support::s(&wrong)]);
     let denied = t.daemon.cli(["notify", "test", "mail"]);
-    assert_eq!(denied.code, 1, "{denied}");
+    assert_eq!(denied.code, 7, "a test the server refused: {denied}");
     assert!(denied.stderr.contains("535"), "{denied}");
 }
 
@@ -450,6 +450,6 @@ fn mail_goes_over_implicit_tls_and_plain_smtp_too() {
     // Implicit TLS spoken to the plain port fails with the reason, quickly.
     t.daemon.cli_json(&["notify", "edit", "plain", "--security", "tls", "--timeout", "5"]);
     let refused = t.daemon.cli(["notify", "test", "plain"]);
-    assert_eq!(refused.code, 1, "{refused}");
+    assert_eq!(refused.code, 7, "a test the server refused: {refused}");
     assert!(refused.stderr.contains("notification integration plain: SMTP"), "{refused}");
 }

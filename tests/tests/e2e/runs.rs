@@ -85,7 +85,7 @@ fn unreadable_file_makes_the_run_partial_and_is_left_out() {
     fixture::own(&secret, uid, gid, 0o000);
 
     let (code, run) = u.daemon.run_wait(JOB);
-    assert_eq!(code, 2, "exit status of a partial run: {run:#}");
+    assert_eq!(code, 3, "exit status of a partial run: {run:#}");
     assert_eq!(run["state"], "partial", "{run:#}");
     let shown = u.daemon.run_show(run["id"].as_i64().expect("run id"));
     let errors = shown["errors"].as_array().cloned().unwrap_or_default();

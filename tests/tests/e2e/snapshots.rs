@@ -17,7 +17,7 @@ fn deleting_the_first_snapshot_keeps_the_second_intact() {
     s.daemon.cli_ok(&["snapshot", "delete", &first.id.to_string()]);
     assert_eq!(s.daemon.snapshot_names(JOB), [second.name.as_str()], "snapshots listed after the delete");
     assert!(!first.path.exists(), "{} is still there", first.path.display());
-    s.daemon.cli(["snapshot", "show", &first.id.to_string()]).assert_error(&["no snapshot with id"]);
+    s.daemon.cli(["snapshot", "show", &first.id.to_string()]).assert_error_code(5, &["no snapshot with id"]);
     let deleting = s.job_dir().join(format!(".deleting-{}", first.name));
     wait_until("the deleted snapshot's files to go", std::time::Duration::from_secs(30), || {
         (!deleting.exists()).then_some(())

@@ -128,17 +128,27 @@ impl Output {
         self.code == 0
     }
 
-    /// Asserts a clean failure: exit status 1, stderr one line starting with
-    /// `error: ` that contains every word of `words` (case-insensitive).
     /// Asserts exit status 0.
     pub fn assert_success(&self) -> &Self {
         assert_eq!(self.code, 0, "expected success:\n{self}");
         self
     }
 
-    /// Asserts a one-line `error: ` naming every word of `words`, and exit status 1.
+    /// Asserts a one-line `error: ` naming every word of `words`, and an exit
+    /// status of a failure (1, or 4-8 per the kind of failure; never 0, the
+    /// usage error 2 or the partial run 3).
     pub fn assert_error(&self, words: &[&str]) -> &Self {
-        assert_eq!(self.code, 1, "expected exit status 1:\n{self}");
+        assert!([1, 4, 5, 6, 7, 8].contains(&self.code), "expected the exit status of a failure:\n{self}");
+        self.assert_error_line(words)
+    }
+
+    /// Like [`Output::assert_error`], with exactly exit status `code`.
+    pub fn assert_error_code(&self, code: i32, words: &[&str]) -> &Self {
+        assert_eq!(self.code, code, "expected exit status {code}:\n{self}");
+        self.assert_error_line(words)
+    }
+
+    fn assert_error_line(&self, words: &[&str]) -> &Self {
         let line = self.stderr.strip_suffix('\n').unwrap_or(&self.stderr);
         assert!(line.starts_with("error: "), "stderr does not start with `error: `:\n{self}");
         assert!(!line.contains('\n'), "the error is not one line:\n{self}");
