@@ -162,6 +162,13 @@ fn a_hook_that_hangs_is_killed_at_its_timeout_and_one_that_cannot_run_says_so() 
     let (code, run) = t.daemon.run_wait(JOB);
     assert_eq!(code, 1, "{run:#}");
     assert!(run["message"].as_str().is_some_and(|m| m.contains("not found (exit status 127)")), "{run:#}");
+    // A script that lost its execute bit: sh says so (126), and so does the run.
+    let script = t.file("stop-service.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write the script");
+    t.daemon.cli_json(&["job", "edit", JOB, "--before", s(&script)]);
+    let (code, run) = t.daemon.run_wait(JOB);
+    assert_eq!(code, 1, "{run:#}");
+    assert!(run["message"].as_str().is_some_and(|m| m.contains("not executable (exit status 126)")), "{run:#}");
     t.daemon.cli(["job", "edit", JOB, "--hook-timeout", "0"]).assert_error(&["hooks.timeout"]);
     t.daemon.cli(["job", "edit", JOB, "--ping-url", "ftp://example.org/x"]).assert_error(&["ping URL"]);
 }
