@@ -7,33 +7,33 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
+use super::handlers::on_catalog;
 use super::json::Body;
 use crate::databases;
 use crate::model::{DatabaseServer, DatabaseServerPatch, DatabaseTest};
 
 pub(super) async fn list_databases(State(s): State<AppState>) -> ApiResult<Json<Vec<DatabaseServer>>> {
-    tokio::task::spawn_blocking(move || Ok(Json(s.catalog.database_servers()?.iter().map(databases::redact).collect())))
-        .await?
+    on_catalog(s, move |s| Ok(Json(s.catalog.database_servers()?.iter().map(databases::redact).collect()))).await
 }
 
 pub(super) async fn show_database(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<DatabaseServer>> {
-    tokio::task::spawn_blocking(move || Ok(Json(databases::redact(&s.catalog.database_server(&name)?)))).await?
+    on_catalog(s, move |s| Ok(Json(databases::redact(&s.catalog.database_server(&name)?)))).await
 }
 
 pub(super) async fn add_database(
     State(s): State<AppState>,
     Body(mut d): Body<DatabaseServer>,
 ) -> ApiResult<(StatusCode, Json<DatabaseServer>)> {
-    tokio::task::spawn_blocking(move || {
+    on_catalog(s, move |s| {
         databases::check(&d)?;
         databases::seal(s.catalog.master_key(), &mut d);
         s.catalog.add_database_server(&d)?;
         Ok((StatusCode::CREATED, Json(databases::redact(&d))))
     })
-    .await?
+    .await
 }
 
 pub(super) async fn edit_database(
@@ -41,18 +41,18 @@ pub(super) async fn edit_database(
     Path(name): Path<String>,
     Body(patch): Body<DatabaseServerPatch>,
 ) -> ApiResult<Json<DatabaseServer>> {
-    tokio::task::spawn_blocking(move || {
+    on_catalog(s, move |s| {
         let mut d = databases::patched(s.catalog.database_server(&name)?, patch);
         databases::check(&d)?;
         databases::seal(s.catalog.master_key(), &mut d);
         s.catalog.update_database_server(&d)?;
         Ok(Json(databases::redact(&d)))
     })
-    .await?
+    .await
 }
 
 pub(super) async fn remove_database(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    tokio::task::spawn_blocking(move || s.catalog.remove_database_server(&name)).await??;
+    on_catalog(s, move |s| Ok(s.catalog.remove_database_server(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -60,10 +60,10 @@ pub(super) async fn test_database(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<DatabaseTest>> {
-    tokio::task::spawn_blocking(move || {
+    on_catalog(s, move |s| {
         let d = s.catalog.database_server(&name)?;
         let d = databases::open(s.catalog.master_key(), &d).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(Json(databases::test(&d, &s.state_dir, &s.catalog.settings()?)?))
     })
-    .await?
+    .await
 }

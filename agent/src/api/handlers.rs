@@ -19,7 +19,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + '
 /// behind one mutex, and a slow statement (the database locked by a
 /// backup's write, a large listing) must not hold the runtime's few worker
 /// threads, which the API, the dispatcher and the scheduler share.
-async fn on_catalog<T: Send + 'static>(
+pub(super) async fn on_catalog<T: Send + 'static>(
     s: AppState,
     f: impl FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
+use super::handlers::on_catalog;
 use super::json::Body;
 use crate::catalog::Catalog;
 use crate::model::{Levels, NewNotifier, Notifier, NotifierConfig, NotifierPatch, NotifierRecord, NotifyTestResult};
@@ -34,22 +35,22 @@ fn check(n: &NotifierConfig) -> ApiResult<()> {
 }
 
 pub(super) async fn list_notifiers(State(s): State<AppState>) -> ApiResult<Json<Vec<Notifier>>> {
-    tokio::task::spawn_blocking(move || {
+    on_catalog(s, move |s| {
         let all = s.catalog.notifiers()?;
         Ok(Json(all.iter().map(|n| view(&s.catalog, n, 0)).collect::<ApiResult<Vec<_>>>()?))
     })
-    .await?
+    .await
 }
 
 pub(super) async fn show_notifier(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Notifier>> {
-    tokio::task::spawn_blocking(move || Ok(Json(view(&s.catalog, &s.catalog.notifier(&name)?, RECENT)?))).await?
+    on_catalog(s, move |s| Ok(Json(view(&s.catalog, &s.catalog.notifier(&name)?, RECENT)?))).await
 }
 
 pub(super) async fn add_notifier(
     State(s): State<AppState>,
     Body(new): Body<NewNotifier>,
 ) -> ApiResult<(StatusCode, Json<Notifier>)> {
-    tokio::task::spawn_blocking(move || {
+    on_catalog(s, move |s| {
         let mut n = NotifierConfig {
             name: new.name,
             settings: new.settings,
@@ -63,7 +64,7 @@ pub(super) async fn add_notifier(
         s.catalog.add_notifier(&n)?;
         Ok((StatusCode::CREATED, Json(view(&s.catalog, &s.catalog.notifier(&n.name)?, 0)?)))
     })
-    .await?
+    .await
 }
 
 pub(super) async fn edit_notifier(
@@ -71,7 +72,7 @@ pub(super) async fn edit_notifier(
     Path(name): Path<String>,
     Body(patch): Body<NotifierPatch>,
 ) -> ApiResult<Json<Notifier>> {
-    tokio::task::spawn_blocking(move || {
+    on_catalog(s, move |s| {
         let record = s.catalog.notifier(&name)?;
         let mut n = record.config.clone();
         if let Some(p) = &patch.settings {
@@ -86,11 +87,11 @@ pub(super) async fn edit_notifier(
         s.catalog.update_notifier(record.id, &n)?;
         Ok(Json(view(&s.catalog, &NotifierRecord { config: n, ..record }, 0)?))
     })
-    .await?
+    .await
 }
 
 pub(super) async fn remove_notifier(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    tokio::task::spawn_blocking(move || s.catalog.remove_notifier(&name)).await??;
+    on_catalog(s, move |s| Ok(s.catalog.remove_notifier(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -98,8 +99,7 @@ pub(super) async fn test_notifier(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<NotifyTestResult>> {
-    let catalog = s.catalog.clone();
-    let n = tokio::task::spawn_blocking(move || catalog.notifier(&name)).await??.config;
+    let n = on_catalog(s.clone(), move |s| Ok(s.catalog.notifier(&name)?)).await?.config;
     let settings = notify::open(s.catalog.master_key(), &n.settings).map_err(|e| ApiError::internal(e.to_string()))?;
     match notify::deliver(&settings, &notify::Message::test(&n.name)).await {
         Ok(answer) => Ok(Json(NotifyTestResult { answer })),
