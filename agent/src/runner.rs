@@ -362,13 +362,18 @@ impl Runner {
     /// Runs `run` (started) to its end and records it: the backup, then
     /// alerts, retention and the mount, then the end in the catalog.
     fn run_to_end(&self, run: Run, a: &Arc<ActiveRun>) {
-        let ping_url = self.catalog.job(&run.job).ok().and_then(|j| j.ping_url);
+        // Read once: the pings and the backup see the job as it was at the start.
+        let job = self.catalog.job(&run.job);
+        let ping_url = job.as_ref().ok().and_then(|j| j.ping_url.clone());
         let runtime = tokio::runtime::Handle::try_current().ok();
         let start_ping = match (&ping_url, &runtime) {
             (Some(url), Some(rt)) => Some(ping::send(rt, url, Ping::Start, String::new(), None)),
             _ => None,
         };
-        let (mut state, message) = self.execute(&run, a);
+        let (mut state, message) = match job {
+            Ok(job) => self.execute(&run, &job, a),
+            Err(e) => (RunState::Failed, Some(e.to_string())),
+        };
         let mut update = a.update(state, message);
         if a.cancelled_by_shutdown.load(Ordering::Relaxed) && state == RunState::Cancelled {
             update.message = Some("the agent shut down during this run; the next run resumes it".into());
@@ -466,17 +471,13 @@ impl Runner {
 
     /// Backs the job up to each of its destinations between its hooks;
     /// returns the run's final state.
-    fn execute(&self, run: &Run, a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
-        let job = match self.catalog.job(&run.job) {
-            Ok(j) => j,
-            Err(e) => return (RunState::Failed, Some(e.to_string())),
-        };
+    fn execute(&self, run: &Run, job: &Job, a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
         tracing::info!(run = run.id.0, job = %job.name, "run started");
-        let context = hooks::context(run, &job);
-        let before = self.hook(run, &job, a, HookKind::Before, &context);
+        let context = hooks::context(run, job);
+        let before = self.hook(run, job, a, HookKind::Before, &context);
         let (mut state, mut message) = match before {
             Some(r) if !r.ok => (RunState::Failed, Some(format!("{}; nothing was written", hooks::describe(&r)))),
-            _ => self.back_up(run, &job, a),
+            _ => self.back_up(run, job, a),
         };
         let ended = |state: RunState, message: &Option<String>| {
             let (stats, _, _) = a.totals();
@@ -485,7 +486,7 @@ impl Runner {
             env
         };
         if matches!(state, RunState::Completed | RunState::Partial)
-            && let Some(r) = self.hook(run, &job, a, HookKind::After, &ended(state, &message))
+            && let Some(r) = self.hook(run, job, a, HookKind::After, &ended(state, &message))
             && !r.ok
         {
             state = RunState::Partial;
@@ -496,9 +497,9 @@ impl Runner {
             });
         }
         if matches!(state, RunState::Failed | RunState::Partial) {
-            self.hook(run, &job, a, HookKind::OnError, &ended(state, &message));
+            self.hook(run, job, a, HookKind::OnError, &ended(state, &message));
         }
-        self.hook(run, &job, a, HookKind::Finally, &ended(state, &message));
+        self.hook(run, job, a, HookKind::Finally, &ended(state, &message));
         (state, message)
     }
 
