@@ -1,36 +1,29 @@
 //! A job's hooks (before, after, on_error, finally) and its dead-man-switch
 //! pings, as a user wires them to stop a service or take a snapshot first.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::receiver::Receiver;
-use crate::support::{Daemon, Sandbox, fixture, s, wait_until};
+use crate::support::{DEST, JOB, fixture, list_names, s, wait_until};
 
-const JOB: &str = "job";
-const DEST: &str = "d";
+/// The usual arrangement (a small tree, destination [`DEST`], job [`JOB`]),
+/// the daemon holding a variable of its own that no hook may see.
+struct Setup(crate::support::Setup);
 
-struct Setup {
-    daemon: Daemon,
-    dest: PathBuf,
-    sb: Sandbox,
+impl Deref for Setup {
+    type Target = crate::support::Setup;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Setup {
     fn new() -> Setup {
-        let sb = Sandbox::new();
-        let src = sb.dir("src");
-        fixture::small_tree(&src);
-        let mut opts = sb.daemon_opts();
-        // Something of the agent's own environment no hook may see.
-        opts.env.push(("HINDSIGHT_AGENT_SECRET".into(), "not-for-hooks".into()));
-        let daemon = Daemon::start(opts);
-        let dest = sb.path().join("dest");
-        daemon.add_destination(DEST, &dest, &[]);
-        daemon.add_job(JOB, &[&src], &[DEST], &[]);
-        Setup { daemon, dest, sb }
+        Setup(crate::support::Setup::with_env(fixture::small_tree, &[("HINDSIGHT_AGENT_SECRET", "not-for-hooks")]))
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -39,15 +32,7 @@ impl Setup {
 
     /// The snapshots and partial directories of the job on the destination.
     fn job_dir_entries(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dest.join(JOB))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with(".lock"))
-            .collect();
-        names.sort();
-        names
+        list_names(&self.job_dir()).into_iter().filter(|n| !n.starts_with(".lock")).collect()
     }
 
     fn hooks_of(&self, run: &Value) -> Vec<Value> {
@@ -97,9 +82,12 @@ fn a_failing_before_hook_fails_the_run_before_anything_is_written() {
     assert_eq!(read(&state), "failed\n");
     let env = read(&env);
     let id = run["id"].to_string();
-    for want in
-        ["HINDSIGHT_JOB=job", &format!("HINDSIGHT_RUN_ID={id}"), "HINDSIGHT_TRIGGER=manual", "HINDSIGHT_HOOK=finally"]
-    {
+    for want in [
+        &format!("HINDSIGHT_JOB={JOB}"),
+        &format!("HINDSIGHT_RUN_ID={id}"),
+        "HINDSIGHT_TRIGGER=manual",
+        "HINDSIGHT_HOOK=finally",
+    ] {
         assert!(env.lines().any(|l| l == want), "{want} is not in the hook's environment:\n{env}");
     }
     // Only what the README lists (sh adds PWD, SHLVL and _).
@@ -187,8 +175,7 @@ fn pings_mark_each_runs_start_and_end_in_order() {
     assert_eq!(paths, ["/ping/abc/start", "/ping/abc"]);
     assert!(first[1].body.contains("completed") && first[1].body.contains("files:"), "{:?}", first[1]);
 
-    let src = t.sb.path().join("src");
-    std::fs::rename(&src, t.file("away")).expect("move the source away");
+    std::fs::rename(&t.src, t.file("away")).expect("move the source away");
     let (code, _) = t.daemon.run_wait(JOB);
     assert_eq!(code, 1);
     let all = wait_until("four pings", Duration::from_secs(20), || {

@@ -3,7 +3,7 @@
 //! that receive the alerts they asked for, in real time or in a daily digest,
 //! with retries when their server is down, and secrets never shown.
 
-use std::path::PathBuf;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -11,29 +11,31 @@ use serde_json::Value;
 use crate::support::daemon::Output;
 use crate::support::http::request;
 use crate::support::receiver::Receiver;
-use crate::support::{Daemon, Sandbox, fixture, wait_until};
+use crate::support::{DEST, Daemon, JOB, fixture, wait_until};
 
-const JOB: &str = "job";
-const DEST: &str = "d";
 /// Within this a real-time notification has reached its server.
 const PROMPTLY: Duration = Duration::from_secs(20);
 
-/// A daemon, a destination and a job backing up a small tree.
-struct Setup {
-    daemon: Daemon,
-    src: PathBuf,
-    sb: Sandbox,
+/// The usual arrangement (a small tree, destination [`DEST`], job [`JOB`]),
+/// with the ways these tests make a run fail or go partial.
+struct Setup(crate::support::Setup);
+
+impl Deref for Setup {
+    type Target = crate::support::Setup;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Setup {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Setup {
     fn new() -> Setup {
-        let sb = Sandbox::new();
-        let src = sb.dir("src");
-        fixture::small_tree(&src);
-        let daemon = Daemon::start(sb.daemon_opts());
-        daemon.add_destination(DEST, &sb.path().join("dest"), &[]);
-        daemon.add_job(JOB, &[&src], &[DEST], &[]);
-        Setup { daemon, src, sb }
+        Setup(crate::support::Setup::new(fixture::small_tree))
     }
 
     /// A run that fails: its source is gone. Returns the run's id.

@@ -151,14 +151,21 @@ impl Setup {
         s
     }
 
+    /// Like [`Setup::new`], the daemon started with `env` added to its environment.
+    pub fn with_env(fill: impl FnOnce(&Path), env: &[(&str, &str)]) -> Setup {
+        let s = Setup::start(fill, false, true, env);
+        s.daemon.add_job(JOB, &[&s.src], &[DEST], &[]);
+        s
+    }
+
     /// Like [`Setup::new`] but without the job.
     pub fn without_job(fill: impl FnOnce(&Path)) -> Setup {
-        Setup::start(fill, false, true)
+        Setup::start(fill, false, true, &[])
     }
 
     /// Like [`Setup::new`], with the snapshot filesystem mounted on `<sandbox>/mnt`.
     pub fn mounted(fill: impl FnOnce(&Path)) -> Setup {
-        let s = Setup::start(fill, true, true);
+        let s = Setup::start(fill, true, true, &[]);
         s.daemon.add_job(JOB, &[&s.src], &[DEST], &[]);
         s
     }
@@ -166,15 +173,16 @@ impl Setup {
     /// A mounted daemon and a source, without destination or job (the test
     /// adds a destination [`DEST`] of its own kind).
     pub fn mounted_without_destination(fill: impl FnOnce(&Path)) -> Setup {
-        Setup::start(fill, true, false)
+        Setup::start(fill, true, false, &[])
     }
 
-    fn start(fill: impl FnOnce(&Path), mount: bool, local_destination: bool) -> Setup {
+    fn start(fill: impl FnOnce(&Path), mount: bool, local_destination: bool, env: &[(&str, &str)]) -> Setup {
         let sb = Sandbox::new();
         let src = sb.dir("src");
         fill(&src);
         let dest = sb.path().join("dest");
         let mut opts = sb.daemon_opts();
+        opts.env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let guard = mount.then(|| {
             let mnt = sb.dir("mnt");
             opts.mountpoint = Some(mnt.clone());
