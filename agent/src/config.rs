@@ -11,6 +11,9 @@ pub const DEFAULT_SOCKET: &str = "/run/hindsight/hindsightd.sock";
 /// Default mountpoint of the snapshot filesystem.
 pub const DEFAULT_MOUNTPOINT: &str = "/mnt/hindsight";
 
+/// The state directory's cache of remote destinations (indexes, journals, locks).
+pub const CACHE_DIR: &str = "cache";
+
 /// hindsightd: the Hindsight backup agent.
 #[derive(Debug, Parser)]
 #[command(name = "hindsightd", version, about)]

@@ -251,7 +251,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || crate::snapshots::reconcile_all(&c)).await?;
     }
     // The local caches of remote destinations (indexes, manifests, locks).
-    let cache_dir = config.state_dir.join("cache");
+    let cache_dir = config.state_dir.join(crate::config::CACHE_DIR);
     let mount = match &config.mountpoint {
         Some(m) => Some(mount_snapshots(m, catalog.clone(), cache_dir.clone()).await?),
         None => None,
@@ -260,7 +260,7 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let clock: Arc<dyn crate::schedule::Clock> = Arc::new(crate::schedule::SystemClock);
     let shutdown = Shutdown::new();
     let runner =
-        Runner::new(catalog.clone(), config.concurrency, own_dirs, cache_dir.clone(), clock.clone(), &shutdown);
+        Runner::new(catalog.clone(), config.concurrency, own_dirs, config.state_dir.clone(), clock.clone(), &shutdown);
     if let Some(m) = &mount {
         runner.attach_mount(m.refresher());
     }

@@ -9,18 +9,17 @@ use crate::backup::Excludes;
 use crate::catalog::Catalog;
 use crate::error::AgentError;
 use crate::model::{
-    HookKind, Hooks, Job, JobId, JobKind, JobSchedule, Monitor, NewJob, ScheduleInput, default_priority, default_time,
+    DatabaseSelection, HookKind, Hooks, Job, JobDatabases, JobId, JobKind, JobSchedule, Monitor, NewJob, ScheduleInput,
+    default_priority, default_time,
 };
 use crate::schedule::{Spec, parse_time, span};
 
 /// Largest accepted `retry_failed`.
 pub const MAX_RETRY_FAILED: u32 = 10;
 
-/// Checks sources: absolute, existing, not nested in one another.
+/// Checks sources: absolute, existing, not nested in one another (none is
+/// allowed here; [`check_job`] asks for sources or databases).
 pub fn check_sources(sources: &[String]) -> Result<Vec<String>, AgentError> {
-    if sources.is_empty() {
-        return Err(AgentError::invalid("a job needs at least one source"));
-    }
     let mut out: Vec<String> = Vec::new();
     for s in sources {
         let p = Path::new(s);
@@ -148,6 +147,67 @@ pub fn check_ping_url(url: Option<String>) -> Result<Option<String>, AgentError>
     }
 }
 
+/// Checks the databases a job dumps: server names, database names and
+/// globs; a server listed twice is merged (its database lists joined).
+pub fn check_databases(mut d: JobDatabases) -> Result<JobDatabases, AgentError> {
+    let mut servers: Vec<DatabaseSelection> = Vec::new();
+    for sel in d.servers {
+        check_name("database server", &sel.server).map_err(AgentError::invalid)?;
+        for db in &sel.databases {
+            if db.is_empty() || db.contains('\0') {
+                return Err(AgentError::invalid(format!(
+                    "database {db:?} of server {}: not a database name",
+                    sel.server
+                )));
+            }
+        }
+        match servers.iter_mut().find(|s| s.server == sel.server) {
+            // "all of them" wins over a list.
+            Some(s) if s.databases.is_empty() || sel.databases.is_empty() => s.databases.clear(),
+            Some(s) => s.databases.extend(sel.databases),
+            None => servers.push(sel),
+        }
+    }
+    for s in &mut servers {
+        s.databases.sort();
+        s.databases.dedup();
+    }
+    d.servers = servers;
+    crate::databases::DatabaseFilter::new(&d).map_err(AgentError::invalid)?;
+    if d.exclude_larger_than == Some(0) {
+        d.exclude_larger_than = None;
+    }
+    Ok(d)
+}
+
+/// The checks across a job's fields, once they are all set: something to
+/// back up, and database servers that exist.
+pub fn check_job(catalog: &Catalog, job: &Job) -> Result<(), AgentError> {
+    if job.sources.is_empty() && job.databases.is_empty() {
+        return Err(AgentError::invalid("a job needs at least one source or database server"));
+    }
+    if job.databases.is_empty() {
+        return Ok(());
+    }
+    if job.structure != Structure::Incremental {
+        return Err(AgentError::invalid(format!(
+            "database dumps are stored in incremental snapshots only for now, not {}: \
+             use --structure incremental for a job with databases",
+            job.structure
+        )));
+    }
+    let known = catalog.database_servers()?;
+    for sel in &job.databases.servers {
+        if !known.iter().any(|k| k.name == sel.server) {
+            return Err(AgentError::not_found(format!(
+                "no database server named {}; add it with `hindsight database add`",
+                sel.server
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The jobs a schedule list waits for (`after:JOB`).
 pub fn upstream(schedules: &[JobSchedule]) -> Vec<String> {
     schedules
@@ -220,6 +280,7 @@ pub fn build(new: NewJob) -> Result<Job, AgentError> {
         monitor: check_monitor(new.monitor.unwrap_or_default())?,
         hooks: check_hooks(new.hooks.unwrap_or_default())?,
         ping_url: check_ping_url(new.ping_url)?,
+        databases: check_databases(new.databases.unwrap_or_default())?,
         next_run: None,
         last_run: None,
     })

@@ -58,28 +58,8 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: usize) -> Finished 
             return Finished { status: Err(why), stdout: Vec::new(), stderr: Vec::new(), elapsed: started.elapsed() };
         }
     };
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            let Some(mut r) = pipe else { return kept };
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = r.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > 2 * keep {
-                    kept.drain(..kept.len() - keep);
-                }
-            }
-            if kept.len() > keep {
-                kept.drain(..kept.len() - keep);
-            }
-            kept
-        })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), keep);
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>), keep);
     let group = rustix::process::Pid::from_child(&child);
     let status = loop {
         match child.try_wait() {
@@ -97,4 +77,27 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: usize) -> Finished 
     // timeout; on a normal exit the readers end when the last writer does.
     let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
     Finished { status, stdout, stderr, elapsed: started.elapsed() }
+}
+
+/// Reads a pipe to its end on a thread of its own (a program that writes a
+/// lot never blocks on it); the thread gives back the last `keep` bytes.
+pub(crate) fn drain(pipe: Option<Box<dyn Read + Send>>, keep: usize) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let Some(mut r) = pipe else { return kept };
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            kept.extend_from_slice(&buf[..n]);
+            if kept.len() > 2 * keep {
+                kept.drain(..kept.len() - keep);
+            }
+        }
+        if kept.len() > keep {
+            kept.drain(..kept.len() - keep);
+        }
+        kept
+    })
 }

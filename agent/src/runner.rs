@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 
 use crate::backup::{self, ArchiveOptions, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
 use crate::catalog::{Catalog, NewAlert, RunUpdate};
+use crate::databases;
 use crate::deleter::Deleter;
 use crate::destinations;
 use crate::error::AgentError;
@@ -114,6 +115,8 @@ pub struct Runner {
     own_dirs: Vec<PathBuf>,
     /// Local cache of remote destinations (indexes, journals), one directory per destination id.
     cache_dir: PathBuf,
+    /// The agent's state directory (database clients' credentials files go in its `tmp/`).
+    state_dir: PathBuf,
     clock: Arc<dyn Clock>,
     deleter: Deleter,
     /// The agent's snapshot filesystem, told of every snapshot a run commits
@@ -122,18 +125,20 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner over `catalog`; `concurrency`, when given, overrides the
+    /// A runner over `catalog` and the state directory `state_dir` (remote
+    /// destinations' caches in its `cache/`); `concurrency`, when given, overrides the
     /// `backup_concurrency` setting. It owns the background deleter, which
     /// slows down while runs are active.
     pub fn new(
         catalog: Arc<Catalog>,
         concurrency: Option<usize>,
         own_dirs: Vec<PathBuf>,
-        cache_dir: PathBuf,
+        state_dir: PathBuf,
         clock: Arc<dyn Clock>,
         shutdown: &Shutdown,
     ) -> Arc<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+        let cache_dir = state_dir.join(crate::config::CACHE_DIR);
         Arc::new_cyclic(|me: &Weak<Runner>| {
             let me = me.clone();
             let busy = Arc::new(move || me.upgrade().is_some_and(|r| !r.active().is_empty()));
@@ -148,6 +153,7 @@ impl Runner {
                 threads,
                 own_dirs,
                 cache_dir,
+                state_dir,
                 clock,
                 mount: std::sync::OnceLock::new(),
             }
@@ -534,6 +540,7 @@ impl Runner {
             Ok(e) => e,
             Err(e) => return (RunState::Failed, Some(e)),
         };
+        let plan = self.plan_dumps(job);
         let spec = BackupSpec {
             job: job.name.clone(),
             sources: job.sources.iter().map(PathBuf::from).collect(),
@@ -544,6 +551,8 @@ impl Runner {
             skip_dirs: self.skip_dirs(),
             tags: run.tags.to_vec(),
             structure: job.structure,
+            dumps: plan.dumps,
+            dump_problems: plan.problems,
         };
         let mut outcomes = Vec::new();
         for dest_name in &job.destinations {
@@ -563,6 +572,22 @@ impl Runner {
             outcomes.push(outcome);
         }
         summarize(&outcomes)
+    }
+
+    /// The job's database dumps for this run (listing each server's databases).
+    fn plan_dumps(&self, job: &Job) -> databases::Plan {
+        if job.databases.is_empty() {
+            return databases::Plan::default();
+        }
+        let (servers, settings) = match (self.catalog.database_servers(), self.catalog.settings()) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) | (_, Err(e)) => {
+                let mut p = databases::Plan::default();
+                p.problems.push((b"/.hindsight/databases".to_vec(), format!("database servers: {e}")));
+                return p;
+            }
+        };
+        databases::plan(&job.databases, &servers, self.catalog.master_key(), &self.state_dir, &settings)
     }
 
     /// Destination roots and the agent's own directories, as absolute paths.

@@ -65,6 +65,16 @@ const DEFS: &[Def] = &[
     program("bin_psql", "PostgreSQL's psql; empty = psql in PATH"),
     program("bin_mysql", "MariaDB's or MySQL's mysql; empty = mysql in PATH"),
     program("bin_mongosh", "MongoDB's mongosh; empty = mongosh in PATH"),
+    program("bin_mysqldump", "mysqldump; empty = mysqldump in PATH"),
+    program("bin_pg_dump", "PostgreSQL's pg_dump; empty = pg_dump in PATH"),
+    program("bin_pg_dumpall", "PostgreSQL's pg_dumpall; empty = pg_dumpall in PATH"),
+    program("bin_pg_restore", "PostgreSQL's pg_restore; empty = pg_restore in PATH"),
+    program("bin_mongodump", "MongoDB's mongodump; empty = mongodump in PATH"),
+    program("bin_mongorestore", "MongoDB's mongorestore; empty = mongorestore in PATH"),
+    num("mysqldump_max_allowed_packet", "0", 0, 1024, "MiB of mysqldump --max-allowed-packet; 0 = the tool's default"),
+    num("mysqldump_force", "0", 0, 1, "1 = mysqldump --force (go on after an SQL error)"),
+    num("mysqldump_opt", "1", 0, 1, "1 = mysqldump --opt (its default), 0 = --skip-opt"),
+    num("mysqldump_skip_lock_tables", "1", 0, 1, "1 = mysqldump --skip-lock-tables (--single-transaction is used)"),
 ];
 
 /// Checks `value` for `key`; returns the value to store.
@@ -131,6 +141,12 @@ pub(crate) fn program_of(settings: &Settings, name: &str) -> String {
         "psql" => &settings.bin_psql,
         "mysql" => &settings.bin_mysql,
         "mongosh" => &settings.bin_mongosh,
+        "mysqldump" => &settings.bin_mysqldump,
+        "pg_dump" => &settings.bin_pg_dump,
+        "pg_dumpall" => &settings.bin_pg_dumpall,
+        "pg_restore" => &settings.bin_pg_restore,
+        "mongodump" => &settings.bin_mongodump,
+        "mongorestore" => &settings.bin_mongorestore,
         _ => return name.to_string(),
     };
     if set.is_empty() { name.to_string() } else { set.clone() }
@@ -166,6 +182,16 @@ pub(crate) fn from_stored(stored: &HashMap<String, String>) -> Settings {
         bin_psql: get("bin_psql"),
         bin_mysql: get("bin_mysql"),
         bin_mongosh: get("bin_mongosh"),
+        bin_mysqldump: get("bin_mysqldump"),
+        bin_pg_dump: get("bin_pg_dump"),
+        bin_pg_dumpall: get("bin_pg_dumpall"),
+        bin_pg_restore: get("bin_pg_restore"),
+        bin_mongodump: get("bin_mongodump"),
+        bin_mongorestore: get("bin_mongorestore"),
+        mysqldump_max_allowed_packet: num("mysqldump_max_allowed_packet"),
+        mysqldump_force: num("mysqldump_force"),
+        mysqldump_opt: num("mysqldump_opt"),
+        mysqldump_skip_lock_tables: num("mysqldump_skip_lock_tables"),
     }
 }
 

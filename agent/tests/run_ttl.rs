@@ -67,7 +67,7 @@ async fn a_run_longer_than_run_ttl_hours_is_stopped_and_failed() {
 
     let clock = Arc::new(JumpingClock { start: Timestamp::now(), calls: AtomicUsize::new(0) });
     let shutdown = Shutdown::new();
-    let cache = std::env::temp_dir().join("hindsight-cache");
+    let cache = std::env::temp_dir().join("hindsight-state");
     let runner = Runner::new(catalog.clone(), None, Vec::new(), cache, clock, &shutdown);
     let run = runner.queue(&job).expect("queue");
     shutdown.spawn(runner.clone().dispatch_loop());

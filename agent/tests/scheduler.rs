@@ -70,7 +70,7 @@ impl World {
             catalog.clone(),
             Some(1),
             Vec::new(),
-            std::env::temp_dir().join("hindsight-cache"),
+            std::env::temp_dir().join("hindsight-state"),
             clock.clone(),
             &hindsight_agent::shutdown::Shutdown::new(),
         );

@@ -82,3 +82,37 @@ pub struct DatabaseTest {
     /// Its databases, by name.
     pub databases: Vec<DatabaseInfo>,
 }
+
+/// The databases a job dumps into each of its snapshots, under
+/// `/.hindsight/databases/<server>/`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JobDatabases {
+    /// The servers, each with the databases taken from it.
+    #[serde(default)]
+    pub servers: Vec<DatabaseSelection>,
+    /// Databases left out (globs on their names, `*` and `?`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Databases larger than this many bytes (as the server reports their size) are left out.
+    #[serde(default)]
+    pub exclude_larger_than: Option<u64>,
+}
+
+impl JobDatabases {
+    /// True when nothing is dumped.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+    }
+}
+
+/// One server of a job's databases.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSelection {
+    /// The database server's name.
+    pub server: String,
+    /// The databases dumped; empty: every database but the server's own.
+    #[serde(default)]
+    pub databases: Vec<String>,
+}

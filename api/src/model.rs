@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::database::JobDatabases;
 use crate::ids::{AlertId, DestinationId, JobId, RunId, SnapshotId};
 use crate::kinds::{AlertKind, AlertLevel, DestinationKind, HookKind, JobKind, RunState, Structure, Trigger};
 
@@ -358,6 +359,9 @@ pub struct Job {
     /// Dead-man-switch URL (healthchecks.io style) pinged at each run's start and end.
     #[serde(default)]
     pub ping_url: Option<String>,
+    /// Databases dumped into each snapshot.
+    #[serde(default, skip_serializing_if = "JobDatabases::is_empty")]
+    pub databases: JobDatabases,
     /// The earliest next run of its schedules.
     #[serde(default)]
     pub next_run: Option<Timestamp>,
@@ -531,6 +535,9 @@ pub struct NewJob {
     /// Ping URL.
     #[serde(default)]
     pub ping_url: Option<String>,
+    /// Databases to dump.
+    #[serde(default)]
+    pub databases: Option<JobDatabases>,
 }
 
 impl NewJob {
@@ -552,6 +559,7 @@ impl NewJob {
             monitor: None,
             hooks: None,
             ping_url: None,
+            databases: None,
         }
     }
 }
@@ -599,6 +607,9 @@ pub struct JobPatch {
     /// New ping URL (empty: none).
     #[serde(default)]
     pub ping_url: Option<String>,
+    /// Replace the databases dumped.
+    #[serde(default)]
+    pub databases: Option<JobDatabases>,
 }
 
 /// What happened on one destination of a run.
@@ -795,6 +806,40 @@ pub struct Settings {
     /// Where MongoDB's `mongosh` is (empty: found in PATH).
     #[serde(default)]
     pub bin_mongosh: String,
+    /// Where `mysqldump` is (empty: found in PATH).
+    #[serde(default)]
+    pub bin_mysqldump: String,
+    /// Where `pg_dump` is (empty: found in PATH).
+    #[serde(default)]
+    pub bin_pg_dump: String,
+    /// Where `pg_dumpall` is (empty: found in PATH).
+    #[serde(default)]
+    pub bin_pg_dumpall: String,
+    /// Where `pg_restore` is (empty: found in PATH).
+    #[serde(default)]
+    pub bin_pg_restore: String,
+    /// Where `mongodump` is (empty: found in PATH).
+    #[serde(default)]
+    pub bin_mongodump: String,
+    /// Where `mongorestore` is (empty: found in PATH).
+    #[serde(default)]
+    pub bin_mongorestore: String,
+    /// `mysqldump --max-allowed-packet`, in MiB (0: the tool's default).
+    #[serde(default)]
+    pub mysqldump_max_allowed_packet: u32,
+    /// `mysqldump --force`: go on after an SQL error (1) or stop (0).
+    #[serde(default)]
+    pub mysqldump_force: u32,
+    /// `mysqldump --opt` (1, the tool's default) or `--skip-opt` (0).
+    #[serde(default = "one")]
+    pub mysqldump_opt: u32,
+    /// `mysqldump --skip-lock-tables` (1: `--single-transaction` alone keeps InnoDB tables consistent).
+    #[serde(default = "one")]
+    pub mysqldump_skip_lock_tables: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Body of `PUT /v1/settings/{key}`.

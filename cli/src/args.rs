@@ -317,8 +317,8 @@ pub enum JobCmd {
 pub struct JobAdd {
     /// Job name.
     pub name: String,
-    /// Absolute path to back up (repeatable).
-    #[arg(long = "source", value_name = "DIR", required = true)]
+    /// Absolute path to back up (repeatable; a job needs sources, databases or both).
+    #[arg(long = "source", value_name = "DIR")]
     pub sources: Vec<String>,
     /// Destination name (repeatable: each gets its own snapshot).
     #[arg(long = "destination", value_name = "NAME", required = true)]
@@ -342,6 +342,31 @@ pub struct JobAdd {
     pub timing: Timing,
     #[command(flatten)]
     pub hooks: HookArgs,
+    #[command(flatten)]
+    pub databases: JobDatabaseArgs,
+}
+
+/// The database dumps of a job (`job add` and `job edit`).
+#[derive(Debug, Args)]
+pub struct JobDatabaseArgs {
+    /// Dump databases of this server into each snapshot: SERVER (every
+    /// database but the server's own) or SERVER:DB,DB (repeatable; in `edit`,
+    /// replaces the list).
+    #[arg(long = "database", value_name = "SERVER[:DB,...]")]
+    pub databases: Vec<String>,
+    /// Leave out databases whose name matches (repeatable).
+    #[arg(long = "exclude-database", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Leave out databases larger than SIZE (bytes, or with K, M, G, T; 0 = no limit).
+    #[arg(long = "exclude-database-larger-than", value_name = "SIZE")]
+    pub larger_than: Option<String>,
+}
+
+impl JobDatabaseArgs {
+    /// True when no database flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.databases.is_empty() && self.exclude.is_empty() && self.larger_than.is_none()
+    }
 }
 
 /// Hooks and the ping URL of a job (`job add` and `job edit`; in `edit` an
@@ -438,6 +463,11 @@ pub struct JobEdit {
     pub timing: Timing,
     #[command(flatten)]
     pub hooks: HookArgs,
+    #[command(flatten)]
+    pub databases: JobDatabaseArgs,
+    /// Dump no database any more (and forget the database excludes).
+    #[arg(long, conflicts_with_all = ["databases", "exclude", "larger_than"])]
+    pub no_databases: bool,
 }
 
 /// `hindsight run ...`

@@ -52,7 +52,23 @@ pub(super) async fn edit_database(
 }
 
 pub(super) async fn remove_database(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    on_catalog(s, move |s| Ok(s.catalog.remove_database_server(&name)?)).await?;
+    on_catalog(s, move |s| {
+        let users: Vec<String> = s
+            .catalog
+            .jobs()?
+            .into_iter()
+            .filter(|j| j.databases.servers.iter().any(|d| d.server == name))
+            .map(|j| j.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "database server {name} is dumped by job {}: remove it from the job first",
+                users.join(", ")
+            )));
+        }
+        Ok(s.catalog.remove_database_server(&name)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

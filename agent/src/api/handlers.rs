@@ -182,7 +182,7 @@ pub(super) async fn check_destination(
     Path(name): Path<String>,
     Body(req): Body<CheckRequest>,
 ) -> ApiResult<Json<DestinationCheck>> {
-    let (catalog, cache) = (s.catalog.clone(), s.state_dir.join("cache"));
+    let (catalog, cache) = (s.catalog.clone(), s.state_dir.join(crate::config::CACHE_DIR));
     blocking(move || {
         let d = catalog.destination(&name)?;
         let read_data = match req.read_data_percent {
@@ -225,6 +225,7 @@ pub(super) async fn add_job(State(s): State<AppState>, Body(new): Body<NewJob>) 
             return Err(ApiError::conflict(format!("a job named {} already exists", new.name)));
         }
         let job = jobs::build(new)?;
+        jobs::check_job(&catalog, &job)?;
         jobs::check_dependencies(&catalog, &job.name, &job.schedules)?;
         let job = catalog.insert_job(&job)?;
         scheduler.replan_job(&job.name)?;
@@ -278,8 +279,12 @@ pub(super) async fn edit_job(
         if let Some(n) = patch.retry_failed {
             job.retry_failed = jobs::check_retry(n)?;
         }
+        if let Some(d) = patch.databases {
+            job.databases = jobs::check_databases(d)?;
+        }
         job.one_file_system = patch.one_file_system.unwrap_or(job.one_file_system);
         job.disabled = patch.disabled.unwrap_or(job.disabled);
+        jobs::check_job(&catalog, &job)?;
         catalog.update_job(&job)?;
         scheduler.replan_job(&job.name)?;
         Ok(Json(catalog.job(&job.name)?))

@@ -136,6 +136,33 @@ impl Copier {
 
 /// blake3 of the first `size` bytes of `fd`, read from its start (a file
 /// an interrupted run stored, or one being sent); an error if it is shorter.
+/// Copies a stream to its end into `write`, hashing it; returns the blake3
+/// and the length. `stopped` is asked between chunks.
+pub(super) fn copy_stream(
+    src: &mut dyn io::Read,
+    mut write: impl FnMut(&[u8]) -> io::Result<()>,
+    stopped: impl Fn() -> bool,
+) -> Result<([u8; 32], u64), CopyError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut len = 0u64;
+    loop {
+        if stopped() {
+            return Err(CopyError::Cancelled);
+        }
+        let n = match src.read(&mut buf) {
+            Ok(0) => return Ok((*hasher.finalize().as_bytes(), len)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        hasher.update(&buf[..n]);
+        write(&buf[..n]).map_err(CopyError::Write)?;
+        len += n as u64;
+    }
+}
+
+/// Hashes `size` bytes of a file from its start.
 pub(super) fn hash_fd(fd: impl AsFd, size: u64) -> io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     let mut off = 0u64;

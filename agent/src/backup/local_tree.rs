@@ -16,7 +16,7 @@
 //! directory ends.
 
 use std::ffi::OsStr;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
@@ -29,9 +29,9 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::change::unchanged;
-use super::copy;
+use super::copy::{self, CopyError};
 use super::progress::Progress;
-use super::source_walk::{FirstName, Sink, SourceFile, Stored, abs_of, join, open_file};
+use super::source_walk::{FirstName, Sink, SourceFile, Stored, StreamFile, abs_of, join, open_file};
 use super::spec::{BackupError, Stop};
 
 /// The previous complete snapshot the new one is linked against.
@@ -178,7 +178,7 @@ impl TreeSink<'_> {
         dir: BorrowedFd<'_>,
         name: &[u8],
         abs: &[u8],
-        make: impl Fn(BorrowedFd<'_>) -> Result<(), Errno>,
+        mut make: impl FnMut(BorrowedFd<'_>) -> Result<(), Errno>,
     ) -> Result<(), BackupError> {
         match make(dir) {
             Ok(()) => Ok(()),
@@ -331,6 +331,69 @@ impl Sink for TreeSink<'_> {
 
     fn fork(&self) -> Option<Self> {
         Some(self.clone())
+    }
+
+    fn stores_streams(&self) -> bool {
+        true
+    }
+
+    fn stream(&mut self, parent: &mut TreeDir, f: StreamFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError> {
+        self.stop.check()?;
+        let name = row.name.clone();
+        let dir = parent.dst.clone();
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut created = None;
+        self.replace_on_resume(dir.as_fd(), &name, f.abs, |d| {
+            created = Some(rustix::fs::openat(d, os(&name), flags, Mode::from_raw_mode(0o600))?);
+            Ok(())
+        })?;
+        let Some(dst) = created else { return Err(dest_err("create", f.abs, Errno::NOENT)) };
+        self.made(parent, &name);
+        let mut file = std::fs::File::from(dst);
+        let stop = self.stop;
+        let (hash, size) = match copy::copy_stream(f.src, |b| file.write_all(b), || stop.stopped()) {
+            Ok(done) => done,
+            Err(e) => {
+                // Nothing of a dump that did not end well stays.
+                let _ = rustix::fs::unlinkat(dir.as_fd(), os(&name), AtFlags::empty());
+                return match e {
+                    CopyError::Read(e) => {
+                        self.progress.failed(f.abs, format!("{}: {e}", f.what));
+                        Ok(Stored::Skipped)
+                    }
+                    CopyError::Write(e) => Err(dest_err("write", f.abs, e)),
+                    CopyError::Cancelled => self.stop.check().map(|()| Stored::Skipped),
+                };
+            }
+        };
+        row.blake3 = Some(hash);
+        row.meta.size = size;
+        // The same bytes as the previous snapshot's dump: that file is linked
+        // in its place (through a temporary name, so that the dump is never missing).
+        if let (Some(p), Some(pdir)) = (f.prev.filter(|p| p.blake3 == Some(hash) && p.meta.size == size), &parent.prev)
+        {
+            let mut tmp = name.clone();
+            tmp.extend_from_slice(b".hindsight-link");
+            let _ = rustix::fs::unlinkat(dir.as_fd(), os(&tmp), AtFlags::empty());
+            if self.link(pdir.as_fd(), &name, dir.as_fd(), &tmp, f.abs)? {
+                rustix::fs::renameat(dir.as_fd(), os(&tmp), dir.as_fd(), os(&name))
+                    .map_err(|e| dest_err("rename", f.abs, e))?;
+                row.meta = p.meta.clone();
+                row.location.ino = match p.location.ino {
+                    Some(ino) => Some(ino),
+                    None => posix::lstat_at(dir.as_fd(), &name).ok().map(|st| st.st_ino),
+                };
+                self.progress.linked();
+                return Ok(Stored::Reused);
+            }
+        }
+        row.meta.mtime_ns = jiff::Timestamp::now().as_nanosecond() as i64;
+        if let Err(e) = posix::apply_meta_fd(file.as_fd(), &row.meta) {
+            self.progress.failed(f.abs, format!("cannot set metadata: {e}"));
+        }
+        row.location.ino = rustix::fs::fstat(&file).ok().map(|st| st.st_ino);
+        self.progress.copied(size);
+        Ok(Stored::New)
     }
 
     fn file(&mut self, parent: &mut TreeDir, f: SourceFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError> {

@@ -15,7 +15,8 @@
 //! (the one walker of the sources; every engine is a sink of it), `change`
 //! (the one "unchanged since the previous snapshot" rule),
 //! `source_path` (opening sources without following symlinks), `commit`
-//! (manifests and the commit point), `remote_run` (a run on a remote
+//! (manifests and the commit point), `dump` (database dumps streamed into
+//! the snapshot), `remote_run` (a run on a remote
 //! destination: lock, lease, previous snapshot), [`progress`] (live counters
 //! and the cancel flag) and [`exclude`] (the job's patterns).
 
@@ -24,6 +25,7 @@ mod archive_file;
 mod change;
 mod commit;
 mod copy;
+mod dump;
 mod exclude;
 mod incremental;
 mod index_thread;
@@ -40,6 +42,7 @@ pub(crate) mod ssh;
 pub(crate) mod tar_stderr;
 
 pub(crate) use archive::{ArchiveOptions, run_archive};
+pub(crate) use dump::{DATABASES_DIR, DumpSource, HINDSIGHT_DIR, Normalize};
 pub(crate) use exclude::Excludes;
 pub(crate) use incremental::run_incremental;
 pub(crate) use progress::{Cancel, Counters, FileError, MAX_RECORDED_ERRORS, Progress};

@@ -29,11 +29,11 @@ use hindsight_fs::{Manifest, SnapshotStats, Structure};
 
 use super::change::unchanged;
 use super::commit::{self, SnapshotInfo};
-use super::copy::hash_fd;
+use super::copy::{CopyError, copy_stream, hash_fd};
 use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
 use super::remote_run::{RemoteRun, previous};
-use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamSink, open_file};
+use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamFile, StreamSink, open_file};
 use super::spec::{BackupError, BackupSpec, Row};
 
 /// Bytes read from a file per request of a streamed upload.
@@ -151,6 +151,14 @@ fn load_journal(store: &RemoteStore, path: &Path, known: &mut Known) -> Result<u
     Ok(n)
 }
 
+/// What stopped a stream's copy, in words.
+fn copy_error(e: CopyError) -> String {
+    match e {
+        CopyError::Read(e) | CopyError::Write(e) => e.to_string(),
+        CopyError::Cancelled => "cancelled".into(),
+    }
+}
+
 /// Small file bodies collected into one object.
 struct Pack {
     key: String,
@@ -223,12 +231,17 @@ impl BlobSink<'_> {
     fn small(&mut self, fd: &OwnedFd, size: u64, row: &mut IndexEntry) -> std::io::Result<Stored> {
         let mut data = Vec::with_capacity(size as usize);
         std::fs::File::from(fd.try_clone()?).take(size).read_to_end(&mut data)?;
+        Ok(self.small_data(data, row))
+    }
+
+    /// A small body in memory: packed unless its content is stored already.
+    fn small_data(&mut self, data: Vec<u8>, row: &mut IndexEntry) -> Stored {
         let hash = *blake3::hash(&data).as_bytes();
         row.meta.size = data.len() as u64;
         if let Some(s) = self.known.get(&hash).cloned() {
             Self::locate(row, hash, &s);
             self.progress.linked();
-            return Ok(Stored::Reused);
+            return Stored::Reused;
         }
         let stored = StoredAt { key: self.pack.key.clone(), offset: self.pack.data.len() as u64 };
         self.pack.data.extend_from_slice(&data);
@@ -236,6 +249,67 @@ impl BlobSink<'_> {
         self.known.insert(hash, stored.clone());
         Self::locate(row, hash, &stored);
         self.progress.copied(data.len() as u64);
+        Stored::New
+    }
+
+    /// A stream whose length is known at its end: a small one is packed; a
+    /// large one is uploaded as an object of its own while it is hashed, and
+    /// removed again when the destination held that content already.
+    fn stream_body(&mut self, f: StreamFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError> {
+        let mut head = Vec::new();
+        if let Err(e) = f.src.take(SMALL_FILE).read_to_end(&mut head) {
+            self.progress.failed(f.abs, format!("{}: {e}", f.what));
+            return Ok(Stored::Skipped);
+        }
+        // Shorter than the limit: the stream ended, and ended well.
+        if (head.len() as u64) < SMALL_FILE {
+            row.meta.size = head.len() as u64;
+            let stored = self.small_data(head, row);
+            if self.pack.data.len() >= self.pack_size {
+                self.seal_pack()?;
+            }
+            return Ok(stored);
+        }
+        let key = new_pack_key();
+        self.journal.start(&key)?;
+        let mut w = ObjectWriter::create_whole(self.store, &key)?;
+        let mut sent: Result<(), hindsight_fs::FsError> = Ok(());
+        let mut chained = std::io::Cursor::new(head).chain(f.src);
+        let copied = copy_stream(
+            &mut chained,
+            |b| {
+                sent = w.send(b.to_vec());
+                sent.as_ref().map_err(|_| std::io::Error::other("upload failed")).copied()
+            },
+            || false,
+        );
+        // The destination's own error, when it is what stopped the copy.
+        sent?;
+        let (hash, size) = match copied {
+            Ok(done) => done,
+            Err(e) => {
+                // Dropped unclosed, the upload is aborted: nothing of it stays.
+                drop(w);
+                self.progress.failed(f.abs, format!("{}: {}", f.what, copy_error(e)));
+                return Ok(Stored::Skipped);
+            }
+        };
+        w.close()?;
+        row.meta.size = size;
+        if let Some(s) = self.known.get(&hash).cloned() {
+            if let Err(e) = self.store.delete(&key) {
+                tracing::warn!("{}: the copy of stored content stays in {key} until the next prune: {e}", f.what);
+            }
+            Self::locate(row, hash, &s);
+            self.progress.linked();
+            return Ok(Stored::Reused);
+        }
+        let stored = StoredAt { key, offset: 0 };
+        self.journal.record(&[(hash, stored.clone())])?;
+        self.stored_bytes += size;
+        self.known.insert(hash, stored.clone());
+        Self::locate(row, hash, &stored);
+        self.progress.copied(size);
         Ok(Stored::New)
     }
 
@@ -316,6 +390,14 @@ impl StreamSink for BlobSink<'_> {
 
     fn hardlink(&mut self, _path: &[u8], _first: &FirstName, _row: &mut IndexEntry) -> Result<(), BackupError> {
         Ok(())
+    }
+
+    fn stores_streams(&self) -> bool {
+        true
+    }
+
+    fn stream(&mut self, f: StreamFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError> {
+        self.stream_body(f, row)
     }
 
     fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {

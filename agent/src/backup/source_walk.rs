@@ -31,13 +31,14 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
-use hindsight_fs::EntryKind;
 use hindsight_fs::index::{IndexEntry, IndexReader, Location, ROOT_ID};
+use hindsight_fs::{EntryKind, EntryMeta};
 use hindsight_fs::{lock, posix};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use super::change::unchanged;
+use super::dump::{DATABASES_DIR, DumpSource, DumpStream, HINDSIGHT_DIR};
 use super::index_thread::RowQueue;
 use super::progress::{Cancel, Progress};
 use super::source_path;
@@ -69,6 +70,18 @@ pub(super) struct SourceFile<'a> {
     pub prev: Option<&'a IndexEntry>,
     /// (device, inode) that `lstat` gave: the file opened must be this one.
     pub ident: (u64, u64),
+}
+
+/// A file whose bytes come from a stream of unknown length (a database dump).
+pub(super) struct StreamFile<'a> {
+    /// Its absolute path in the snapshot, for messages.
+    pub abs: &'a [u8],
+    /// What it is, for messages (`database shop on server pg1`).
+    pub what: &'a str,
+    /// The previous snapshot's entry of the same name, if any.
+    pub prev: Option<&'a IndexEntry>,
+    /// The bytes; an error, even at the end, means the stream is incomplete.
+    pub src: &'a mut dyn std::io::Read,
 }
 
 /// What became of a regular file's content.
@@ -126,6 +139,20 @@ pub(super) trait Sink {
     ) -> Result<bool, BackupError>;
     /// A regular file (its first name).
     fn file(&mut self, parent: &mut Self::Dir, f: SourceFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError>;
+    /// True when the sink stores [`Sink::stream`]s.
+    fn stores_streams(&self) -> bool {
+        false
+    }
+    /// A file read from a stream, stored whole or not at all: when the stream
+    /// fails, nothing of it is left and it is `Skipped` (the failure recorded).
+    fn stream(
+        &mut self,
+        _parent: &mut Self::Dir,
+        f: StreamFile<'_>,
+        _row: &mut IndexEntry,
+    ) -> Result<Stored, BackupError> {
+        Err(BackupError::Destination(format!("{}: this destination cannot store database dumps", f.what)))
+    }
     /// Another sink storing into the same snapshot, for a subtree walked on
     /// another thread; `None` (the default) when entries must come in one
     /// stream, in order.
@@ -148,6 +175,14 @@ pub(super) trait StreamSink {
     fn hardlink(&mut self, path: &[u8], first: &FirstName, row: &mut IndexEntry) -> Result<(), BackupError>;
     /// A regular file (its first name).
     fn file(&mut self, f: SourceFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError>;
+    /// True when the sink stores [`StreamSink::stream`]s.
+    fn stores_streams(&self) -> bool {
+        false
+    }
+    /// A file read from a stream, stored whole or not at all ([`Sink::stream`]).
+    fn stream(&mut self, f: StreamFile<'_>, _row: &mut IndexEntry) -> Result<Stored, BackupError> {
+        Err(BackupError::Destination(format!("{}: this destination cannot store database dumps", f.what)))
+    }
 }
 
 impl<T: StreamSink> Sink for T {
@@ -189,6 +224,14 @@ impl<T: StreamSink> Sink for T {
 
     fn file(&mut self, _: &mut (), f: SourceFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError> {
         StreamSink::file(self, f, row)
+    }
+
+    fn stores_streams(&self) -> bool {
+        StreamSink::stores_streams(self)
+    }
+
+    fn stream(&mut self, _: &mut (), f: StreamFile<'_>, row: &mut IndexEntry) -> Result<Stored, BackupError> {
+        StreamSink::stream(self, f, row)
     }
 }
 
@@ -432,7 +475,102 @@ where
         while let Some((path, a)) = ancestors.pop_last() {
             self.sink.dir_end(a.dir, &path, false)?;
         }
+        self.walk_dumps(&mut root, prev_root)?;
         self.sink.dir_end(root, b"", root_listed)
+    }
+
+    /// Makes a directory that is not in the sources (`/.hindsight/...`):
+    /// root's, private; returns its id, previous id and handle.
+    fn virtual_dir(
+        &mut self,
+        parent: &mut S::Dir,
+        parent_id: i64,
+        parent_prev: Option<i64>,
+        path: &[u8],
+        id: i64,
+    ) -> Result<(i64, Option<i64>, S::Dir), BackupError> {
+        let name = path.strip_suffix(b"/").unwrap_or(path);
+        let name = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
+        let prev = self.shared.prev_child(parent_prev, name).filter(|p| p.meta.kind == EntryKind::Dir);
+        let mut row = IndexEntry::new(id, parent_id, name.to_vec(), generated_meta(EntryKind::Dir, 0o700));
+        let handle = self.sink.dir(parent, path, prev.as_ref(), &mut row)?;
+        self.send(row)?;
+        Ok((id, prev.map(|p| p.id), handle))
+    }
+
+    /// The job's database dumps, under `/.hindsight/databases/<server>/`,
+    /// one at a time (each is its own consistent transaction on the server).
+    fn walk_dumps(&mut self, root: &mut S::Dir, prev_root: Option<i64>) -> Result<(), BackupError> {
+        let shared = self.shared;
+        let spec = shared.spec;
+        if spec.dumps.is_empty() && spec.dump_problems.is_empty() {
+            return Ok(());
+        }
+        for (path, why) in &spec.dump_problems {
+            shared.progress.failed(path, why.clone());
+        }
+        if spec.dumps.is_empty() {
+            return Ok(());
+        }
+        let top_path = [HINDSIGHT_DIR, b"/"].concat();
+        let id = self.alloc(1);
+        let (top_id, top_prev, mut top) = self.virtual_dir(root, ROOT_ID, prev_root, &top_path, id)?;
+        let dbs_path = [&top_path[..], DATABASES_DIR, b"/"].concat();
+        let id = self.alloc(1);
+        let (dbs_id, dbs_prev, mut dbs) = self.virtual_dir(&mut top, top_id, top_prev, &dbs_path, id)?;
+        let mut servers: BTreeMap<&str, Vec<&DumpSource>> = BTreeMap::new();
+        for d in &spec.dumps {
+            servers.entry(&d.server).or_default().push(d);
+        }
+        let base = self.alloc(servers.len());
+        for (i, (server, dumps)) in servers.into_iter().enumerate() {
+            let path = [&dbs_path[..], server.as_bytes(), b"/"].concat();
+            let (sid, sprev, mut dir) = self.virtual_dir(&mut dbs, dbs_id, dbs_prev, &path, base + i as i64)?;
+            let first = self.alloc(dumps.len());
+            for (j, d) in dumps.into_iter().enumerate() {
+                self.dump(&mut dir, (sid, sprev), &path, d, first + j as i64)?;
+            }
+            self.sink.dir_end(dir, &path, true)?;
+        }
+        self.sink.dir_end(dbs, &dbs_path, true)?;
+        self.sink.dir_end(top, &top_path, true)
+    }
+
+    /// Runs one dump into the sink; its failure is the dump's, recorded.
+    fn dump(
+        &mut self,
+        dir: &mut S::Dir,
+        (dir_id, dir_prev): (i64, Option<i64>),
+        dir_path: &[u8],
+        d: &DumpSource,
+        id: i64,
+    ) -> Result<(), BackupError> {
+        let shared = self.shared;
+        let progress = shared.progress;
+        shared.stop.check()?;
+        let abs = abs_of(&[dir_path, &d.file].concat());
+        progress.set_current(&abs);
+        if !self.sink.stores_streams() {
+            progress
+                .failed(&abs, format!("{}: database dumps cannot be stored on this kind of destination yet", d.what));
+            return Ok(());
+        }
+        let mut stream = match DumpStream::spawn(d) {
+            Ok(s) => s,
+            Err(e) => {
+                progress.failed(&abs, format!("{}: {e}", d.what));
+                return Ok(());
+            }
+        };
+        let prev = shared.prev_child(dir_prev, &d.file).filter(|p| p.meta.kind == EntryKind::File);
+        let mut row = IndexEntry::new(id, dir_id, d.file.clone(), generated_meta(EntryKind::File, 0o600));
+        let f = StreamFile { abs: &abs, what: &d.what, prev: prev.as_ref(), src: &mut stream };
+        let stored = self.sink.stream(dir, f, &mut row)?;
+        if matches!(stored, Stored::New | Stored::Reused) {
+            progress.scanned(row.meta.size);
+            self.rows.push(row, stored == Stored::New)?;
+        }
+        Ok(())
     }
 
     /// Walks every entry of `dir`; true when it could be listed.
@@ -543,6 +681,10 @@ where
         };
         let is_dir = meta.kind == EntryKind::Dir;
         let spec = shared.spec;
+        if dir.id == ROOT_ID && name == HINDSIGHT_DIR && !spec.dumps.is_empty() {
+            progress.failed(&abs, "left out: /.hindsight is where this job's database dumps go");
+            return Ok(None);
+        }
         if spec.excludes.is_excluded(&abs, is_dir) || (is_dir && spec.skip_dirs.contains(&abs)) {
             return Ok(None);
         }
@@ -643,6 +785,24 @@ where
             }
         }
         Ok(None)
+    }
+}
+
+/// Metadata of an entry Hindsight makes (not read from the sources): root's, made now.
+fn generated_meta(kind: EntryKind, mode: u32) -> EntryMeta {
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    EntryMeta {
+        kind,
+        mode,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtime_ns: now,
+        atime_ns: now,
+        ctime_ns: now,
+        rdev: 0,
+        target: None,
+        xattrs: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@ use hindsight_fs::Structure;
 use hindsight_fs::index::IndexEntry;
 use hindsight_fs::lock;
 
+use super::dump::DumpSource;
 use super::exclude::Excludes;
 use super::progress::Cancel;
 
@@ -36,6 +37,11 @@ pub(crate) struct BackupSpec {
     pub tags: Vec<String>,
     /// How the snapshot stores file contents.
     pub structure: Structure,
+    /// Database dumps stored under `/.hindsight/databases/`.
+    pub dumps: Vec<DumpSource>,
+    /// Dumps that could not be planned (server unreachable, database
+    /// unknown): `(path in the snapshot, why)`, recorded as errors of each run.
+    pub dump_problems: Vec<(Vec<u8>, String)>,
 }
 
 /// Why a backup produced no snapshot.

@@ -176,6 +176,10 @@ CREATE TABLE database_servers (
     created TEXT NOT NULL
 );
 ",
+    // The databases a job dumps into its snapshots.
+    "
+ALTER TABLE jobs ADD COLUMN databases TEXT NOT NULL DEFAULT '{}';
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.

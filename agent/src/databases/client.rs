@@ -127,7 +127,6 @@ pub(crate) fn my_cnf(d: &DatabaseServer, state_dir: &Path) -> Result<Credentials
     if let Some(p) = d.port {
         cnf.push_str(&format!("port={p}\n"));
     }
-    cnf.push_str("connect-timeout=10\n");
     cnf.push_str(match d.tls {
         DbTls::Disable => "skip-ssl\n",
         DbTls::Prefer => "",
@@ -137,6 +136,8 @@ pub(crate) fn my_cnf(d: &DatabaseServer, state_dir: &Path) -> Result<Credentials
     if d.tls == DbTls::Verify {
         cnf.push_str(&format!("ssl-ca={CA_FILE}\n"));
     }
+    // mysql's own (mysqldump refuses what it does not know).
+    cnf.push_str("[mysql]\nconnect-timeout=10\n");
     Credentials::write(state_dir, &cnf)
 }
 

@@ -1,9 +1,11 @@
 //! Database servers whose databases jobs dump: their settings, checked when
 //! given, the password sealed in the catalog and redacted in the API, and
-//! the client that connects to them (`client`).
+//! the client that connects to them (`client`), and what a job's run dumps
+//! (`plan`).
 
 mod client;
 mod credentials;
+mod plan;
 
 use hindsight_api::{DatabaseServer, DatabaseServerPatch, DbEngine};
 
@@ -12,6 +14,7 @@ use crate::secrets::{MasterKey, REDACTED, SecretError};
 
 pub(crate) use client::test;
 pub(crate) use credentials::remove_leftovers;
+pub(crate) use plan::{DatabaseFilter, Plan, plan};
 
 /// The name a password is sealed under (a sealed value moved elsewhere does not open).
 const SEALED_AS: &str = "database.password";

@@ -4,11 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use hindsight_api::routes;
-use hindsight_api::{HookKind, Hooks, Job, JobPatch, Monitor, NewJob, Run, ScheduleInput};
+use hindsight_api::{
+    DatabaseSelection, HookKind, Hooks, Job, JobDatabases, JobPatch, Monitor, NewJob, Run, ScheduleInput,
+};
 
-use crate::args::{HookArgs, JobCmd, Timing};
+use crate::args::{HookArgs, JobCmd, JobDatabaseArgs, Timing};
 use crate::client::Client;
-use crate::output::{fields, opt_time, print_json, table, yes_no};
+use crate::output::{bytes, fields, opt_time, print_json, table, yes_no};
 
 fn last_run(j: &Job) -> String {
     match &j.last_run {
@@ -64,6 +66,79 @@ fn describe_hooks(h: &Hooks) -> String {
     if parts.is_empty() { "-".into() } else { format!("{} (timeout {} s)", parts.join("; "), h.timeout) }
 }
 
+/// The job's database flags over `current`: `--database` replaces the
+/// servers, `--exclude-database` the globs, the size limit its value.
+fn databases(a: &JobDatabaseArgs, mut current: JobDatabases) -> anyhow::Result<JobDatabases> {
+    if !a.databases.is_empty() {
+        current.servers = a
+            .databases
+            .iter()
+            .map(|d| match d.split_once(':') {
+                Some((server, dbs)) => DatabaseSelection {
+                    server: server.to_string(),
+                    databases: dbs.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                },
+                None => DatabaseSelection { server: d.clone(), databases: Vec::new() },
+            })
+            .collect();
+    }
+    if !a.exclude.is_empty() {
+        current.exclude = a.exclude.clone();
+    }
+    if let Some(size) = &a.larger_than {
+        current.exclude_larger_than = Some(parse_size(size)?).filter(|n| *n > 0);
+    }
+    Ok(current)
+}
+
+/// `1500`, `500K`, `2M`, `1.5G`, `1T` (powers of 1024) in bytes.
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let mult: u64 = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => anyhow::bail!("size {s:?}: use bytes or a number with K, M, G or T"),
+    };
+    let n: f64 =
+        num.trim().parse().map_err(|_| anyhow::anyhow!("size {s:?}: use bytes or a number with K, M, G or T"))?;
+    if !n.is_finite() || n < 0.0 {
+        anyhow::bail!("size {s:?} must be zero or more");
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// `pg1 (all); maria:shop,blog; excluding test_*; larger than 1.0 GiB left out`.
+fn describe_databases(d: &JobDatabases) -> String {
+    if d.is_empty() {
+        return "-".into();
+    }
+    let mut parts: Vec<String> = d
+        .servers
+        .iter()
+        .map(|s| {
+            if s.databases.is_empty() {
+                format!("{} (all)", s.server)
+            } else {
+                format!("{}:{}", s.server, s.databases.join(","))
+            }
+        })
+        .collect();
+    if !d.exclude.is_empty() {
+        parts.push(format!("excluding {}", d.exclude.join(", ")));
+    }
+    if let Some(n) = d.exclude_larger_than {
+        parts.push(format!("larger than {} left out", bytes(n)));
+    }
+    parts.join("; ")
+}
+
 /// `daily (keep 7, next 2026-11-23 02:00:00); weekly:sun (keep 4, ...)`.
 fn describe_schedules(j: &Job) -> String {
     if j.schedules.is_empty() {
@@ -100,6 +175,9 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 monitor: monitor(&a.timing, None),
                 hooks: (!a.hooks.is_empty()).then(|| hooks(&a.hooks, Hooks::default())),
                 ping_url: a.hooks.ping_url.clone(),
+                databases: (!a.databases.is_empty())
+                    .then(|| databases(&a.databases, JobDatabases::default()))
+                    .transpose()?,
             };
             let j: Job = c.post(routes::JOBS, Some(&new)).await?;
             if json {
@@ -159,6 +237,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 ("monitor ranfor", j.monitor.ranfor.clone().unwrap_or_else(|| "off".into())),
                 ("hooks", describe_hooks(&j.hooks)),
                 ("ping url", j.ping_url.clone().unwrap_or_else(|| "-".into())),
+                ("databases", describe_databases(&j.databases)),
                 ("next run", opt_time(j.next_run.as_ref())),
                 ("last run", last_run(&j)),
             ]);
@@ -167,12 +246,17 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
             let new_schedules = schedules(&e.timing)?;
             // Only some monitors or hooks given: the others stay as they are.
             let partial_monitor = e.timing.notran.is_some() != e.timing.ranfor.is_some();
-            let current = if partial_monitor || !e.hooks.is_empty() {
+            let current = if partial_monitor || !e.hooks.is_empty() || !e.databases.is_empty() {
                 Some(c.get::<Job>(&routes::job(&e.name)).await?)
             } else {
                 None
             };
             let current_monitor = current.as_ref().filter(|_| partial_monitor).map(|j| j.monitor.clone());
+            let new_databases = match &current {
+                _ if e.no_databases => Some(JobDatabases::default()),
+                Some(j) if !e.databases.is_empty() => Some(databases(&e.databases, j.databases.clone())?),
+                _ => None,
+            };
             let new_hooks = current.filter(|_| !e.hooks.is_empty()).map(|j| hooks(&e.hooks, j.hooks));
             let patch = JobPatch {
                 sources: (!e.sources.is_empty()).then_some(e.sources),
@@ -196,6 +280,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 monitor: monitor(&e.timing, current_monitor.as_ref()),
                 hooks: new_hooks,
                 ping_url: e.hooks.ping_url.clone(),
+                databases: new_databases,
             };
             let j: Job = c.patch(&routes::job(&e.name), &patch).await?;
             if json {

@@ -7,19 +7,31 @@ use crate::support::services::{DbEnv, mariadb, postgres};
 use crate::support::{Daemon, Sandbox, fixture, s};
 
 /// A name unique to this test process.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", std::process::id())
 }
 
-fn run(cmd: &mut Command) {
+pub(crate) fn run(cmd: &mut Command) {
     let out = cmd.output().expect("run the database client");
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn password_file(sb: &Sandbox, name: &str, password: &str) -> String {
+pub(crate) fn password_file(sb: &Sandbox, name: &str, password: &str) -> String {
     let p = sb.path().join(name);
     fixture::write(&p, format!("{password}\n").as_bytes());
     s(&p).to_string()
+}
+
+/// A psql on the test server as its superuser; the output, trimmed.
+pub(crate) fn psql(pg: &DbEnv, db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .env("PGPASSWORD", &pg.password)
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", &pg.host, "-p", &pg.port.to_string()])
+        .args(["-U", &pg.user, "-d", db, "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// `database test NAME --json` that must succeed: the databases by name.
@@ -49,22 +61,7 @@ fn postgresql_servers_are_tested_with_their_databases_and_a_wrong_password_is_na
     let pg: DbEnv = postgres();
     let db = unique("hs_pgtest");
     let psql = |sql: &str, database: &str| {
-        let mut c = Command::new("psql");
-        c.env("PGPASSWORD", &pg.password).args([
-            "-X",
-            "-q",
-            "-h",
-            &pg.host,
-            "-p",
-            &pg.port.to_string(),
-            "-U",
-            &pg.user,
-            "-d",
-            database,
-            "-c",
-            sql,
-        ]);
-        run(&mut c);
+        psql(&pg, database, sql);
     };
     psql(&format!("DROP DATABASE IF EXISTS {db}"), "postgres");
     psql(&format!("CREATE DATABASE {db}"), "postgres");

@@ -15,6 +15,7 @@ mod archive_mount;
 mod bad_input;
 mod check;
 mod crash;
+mod database_dumps;
 mod databases;
 mod destinations;
 mod docs;

@@ -1,0 +1,279 @@
+//! Jobs that dump databases into their snapshots, against a real PostgreSQL
+//! and a real MariaDB on loopback: consistent dumps under a write load, an
+//! unchanged database stored once, restores of an older dump that give the
+//! data of that time, and dumps that fail without leaving half a file.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::databases::{password_file, psql, run, unique};
+use crate::support::services::{DbEnv, mariadb, postgres};
+use crate::support::{DEST, JOB, Setup, Snap, fixture, s, wait_until};
+
+/// A mysql on the test server as root through the socket; the output, trimmed.
+fn mysql(my: &DbEnv, sql: &str) -> String {
+    let out = Command::new("mysql")
+        .args([
+            "--no-defaults",
+            &format!("--socket={}", my.socket),
+            "-uroot",
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            sql,
+        ])
+        .output()
+        .expect("run mysql");
+    assert!(out.status.success(), "mysql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Where a snapshot holds the dumps of `server`.
+fn dumps_of(snap: &Snap, server: &str) -> PathBuf {
+    snap.path.join("tree/.hindsight/databases").join(server)
+}
+
+/// Adds database server `name` for `db` with the password in a file.
+fn add_server(t: &Setup, name: &str, engine: &str, db: &DbEnv) {
+    let pw = password_file(&t.sb, &format!("{name}-password"), &db.password);
+    let port = db.port.to_string();
+    let args = ["database", "add", name, "--engine", engine, "--host", &db.host, "--port", &port];
+    let mut args = args.to_vec();
+    args.extend(["--user", &db.user, "--password-file", &pw]);
+    t.daemon.cli_json(&args);
+}
+
+/// Transfers between two accounts until stopped: their sum never changes.
+fn transfers(stop: Arc<AtomicBool>, run_one: impl Fn() + Send + 'static) -> std::thread::JoinHandle<u32> {
+    std::thread::spawn(move || {
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            run_one();
+            n += 1;
+        }
+        n
+    })
+}
+
+#[test]
+fn postgresql_dumps_are_consistent_stored_once_when_unchanged_and_restore_to_their_time() {
+    let pg = postgres();
+    let db = unique("hs_dump_pg");
+    let role = unique("hs_dump_role");
+    psql(&pg, "postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+    psql(&pg, "postgres", &format!("DROP DATABASE IF EXISTS {db}_r1"));
+    psql(&pg, "postgres", &format!("DROP DATABASE IF EXISTS {db}_r3"));
+    psql(&pg, "postgres", &format!("DROP ROLE IF EXISTS {role}"));
+    psql(&pg, "postgres", &format!("CREATE ROLE {role} LOGIN"));
+    psql(&pg, "postgres", &format!("CREATE DATABASE {db}"));
+    psql(
+        &pg,
+        &db,
+        "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 2000) g;
+         CREATE TABLE audit (n serial, at timestamptz DEFAULT now());
+         CREATE VIEW rich AS SELECT id FROM accounts WHERE balance > 1000;
+         CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit DEFAULT VALUES; RETURN NEW; END $$;
+         CREATE TRIGGER noted AFTER UPDATE ON accounts FOR EACH ROW WHEN (OLD.id = 1) EXECUTE FUNCTION note();",
+    );
+
+    let t = Setup::without_job(fixture::small_tree);
+    add_server(&t, "pg", "postgresql", &pg);
+    t.daemon.add_job(JOB, &[&t.src], &[DEST], &["--database", &format!("pg:{db}")]);
+    let shown = t.daemon.cli_ok(&["job", "show", JOB]);
+    assert!(shown.stdout.contains(&format!("pg:{db}")), "{shown}");
+
+    let first = t.daemon.backup(JOB);
+    let dump1 = dumps_of(&first, "pg").join(format!("{db}.pgdump"));
+    let md = std::fs::metadata(&dump1).expect("the dump is in the snapshot");
+    assert_eq!((md.mode() & 0o7777, md.uid()), (0o600, 0), "a dump is root's alone");
+    let globals = std::fs::read_to_string(dumps_of(&first, "pg").join("globals.sql")).expect("globals.sql");
+    assert!(globals.contains(&format!("CREATE ROLE {role}")), "{globals}");
+    // The files are in the same snapshot as the dumps.
+    assert!(first.tree(&t.src).join("a.txt").is_file());
+
+    // Unchanged: the same file, not a copy.
+    let second = t.daemon.backup(JOB);
+    let dump2 = dumps_of(&second, "pg").join(format!("{db}.pgdump"));
+    let (i1, i2) = (md.ino(), std::fs::metadata(&dump2).expect("second dump").ino());
+    assert_eq!(i1, i2, "an unchanged database's dump is linked, not stored again");
+
+    // A write load during the next backup: transfers keep the sum at 2,000,000.
+    psql(
+        &pg,
+        &db,
+        "UPDATE accounts SET balance = balance + 500 WHERE id <= 10; UPDATE accounts SET balance = balance - 500 WHERE id > 1990",
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let (pg2, db2) = (pg.clone(), db.clone());
+    let load = transfers(stop.clone(), move || {
+        psql(
+            &pg2,
+            &db2,
+            "BEGIN; UPDATE accounts SET balance = balance - 7 WHERE id = 1; \
+             SELECT pg_sleep(0.01); UPDATE accounts SET balance = balance + 7 WHERE id = 2; COMMIT;",
+        );
+    });
+    let third = t.daemon.backup(JOB);
+    stop.store(true, Ordering::Relaxed);
+    let moved = load.join().expect("the load ran");
+    assert!(moved > 0, "no transfer ran during the backup");
+    let dump3 = dumps_of(&third, "pg").join(format!("{db}.pgdump"));
+    assert_ne!(std::fs::metadata(&dump3).expect("third dump").ino(), i1, "a changed database is dumped anew");
+
+    // Restore the first dump into a new database: the data of that time.
+    let restore = |dump: &Path, into: &str| {
+        psql(&pg, "postgres", &format!("CREATE DATABASE {into}"));
+        let mut c = Command::new("pg_restore");
+        c.env("PGPASSWORD", &pg.password).args([
+            "--no-owner",
+            "-h",
+            &pg.host,
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            &pg.user,
+            "-d",
+            into,
+            s(dump),
+        ]);
+        run(&mut c);
+    };
+    restore(&dump1, &format!("{db}_r1"));
+    let r1 = format!("{db}_r1");
+    assert_eq!(psql(&pg, &r1, "SELECT count(*), sum(balance) FROM accounts"), "2000|2000000");
+    assert_eq!(psql(&pg, &r1, "SELECT count(*) FROM rich"), "0");
+    psql(&pg, &r1, "UPDATE accounts SET balance = balance WHERE id = 1");
+    assert_eq!(psql(&pg, &r1, "SELECT count(*) FROM audit"), "1", "the trigger came back with the dump");
+    // The third, taken under load: one consistent moment, the sum intact.
+    restore(&dump3, &format!("{db}_r3"));
+    let r3 = format!("{db}_r3");
+    assert_eq!(psql(&pg, &r3, "SELECT count(*), sum(balance) FROM accounts"), "2000|2000000");
+    assert_eq!(psql(&pg, &r3, "SELECT count(*) FROM rich"), "10");
+
+    for d in [&db, &r1, &r3] {
+        psql(&pg, "postgres", &format!("DROP DATABASE {d}"));
+    }
+    psql(&pg, "postgres", &format!("DROP ROLE {role}"));
+}
+
+#[test]
+fn mariadb_dumps_are_stored_once_when_unchanged_and_a_failed_dump_leaves_nothing() {
+    let my = mariadb();
+    let db = unique("hs_dump_my");
+    mysql(
+        &my,
+        &format!(
+            "DROP DATABASE IF EXISTS {db}; DROP DATABASE IF EXISTS {db}_r; CREATE DATABASE {db}; USE {db};
+             CREATE TABLE accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB;
+             INSERT INTO accounts SELECT seq, 1000 FROM seq_1_to_3000;
+             CREATE TABLE audit (n INT AUTO_INCREMENT PRIMARY KEY);
+             CREATE VIEW rich AS SELECT id FROM accounts WHERE balance > 1000;
+             CREATE TRIGGER noted AFTER UPDATE ON accounts FOR EACH ROW INSERT INTO audit VALUES ();
+             CREATE PROCEDURE total() SELECT SUM(balance) FROM accounts;"
+        ),
+    );
+    let t = Setup::mounted_without_destination(fixture::small_tree);
+    t.daemon.add_destination(DEST, &t.dest, &[]);
+    add_server(&t, "maria", "mysql", &my);
+    t.daemon.add_job(JOB, &[&t.src], &[DEST], &["--database", &format!("maria:{db}")]);
+
+    let first = t.daemon.backup(JOB);
+    let dump1 = dumps_of(&first, "maria").join(format!("{db}.sql"));
+    let text = std::fs::read_to_string(&dump1).expect("the dump is in the snapshot");
+    for part in ["CREATE TABLE `accounts`", "TRIGGER", "PROCEDURE `total`", "VIEW `rich`"] {
+        assert!(text.contains(part), "the dump lacks {part}");
+    }
+    // The mount shows it where the snapshot holds it, root's alone.
+    let mounted = t.mountpoint().join(DEST).join(JOB).join(&first.name).join(".hindsight/databases/maria");
+    let shown = wait_until("the dump in the mount", Duration::from_secs(30), || {
+        std::fs::read_to_string(mounted.join(format!("{db}.sql"))).ok()
+    });
+    assert_eq!(shown, text);
+    let md = std::fs::metadata(mounted.join(format!("{db}.sql"))).expect("stat in the mount");
+    assert_eq!((md.mode() & 0o777, md.uid()), (0o600, 0));
+    let second = t.daemon.backup(JOB);
+    let dump2 = dumps_of(&second, "maria").join(format!("{db}.sql"));
+    let (m1, m2) = (std::fs::metadata(&dump1).expect("dump 1"), std::fs::metadata(&dump2).expect("dump 2"));
+    assert_eq!((m1.ino(), m2.nlink()), (m2.ino(), 2), "an unchanged database's dump is linked, not stored again");
+
+    // Under a write load, one consistent moment.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (my2, db2) = (my.clone(), db.clone());
+    let load = transfers(stop.clone(), move || {
+        mysql(
+            &my2,
+            &format!(
+                "USE {db2}; START TRANSACTION; UPDATE accounts SET balance = balance - 3 WHERE id = 5; \
+                 DO SLEEP(0.01); UPDATE accounts SET balance = balance + 3 WHERE id = 6; COMMIT;"
+            ),
+        );
+    });
+    let third = t.daemon.backup(JOB);
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.join().expect("the load ran") > 0, "no transfer ran during the backup");
+    let dump3 = dumps_of(&third, "maria").join(format!("{db}.sql"));
+    mysql(&my, &format!("CREATE DATABASE {db}_r"));
+    let restored = Command::new("sh")
+        .arg("-c")
+        .arg(format!("mysql --no-defaults --socket={} -uroot {db}_r < {}", my.socket, s(&dump3)))
+        .status()
+        .expect("restore");
+    assert!(restored.success());
+    assert_eq!(mysql(&my, &format!("SELECT COUNT(*), SUM(balance) FROM {db}_r.accounts")), "3000\t3000000");
+    assert_eq!(mysql(&my, &format!("USE {db}_r; CALL total()")), "3000000", "the routine came back");
+
+    // A dump killed half-way: the run is partial, names the database, and
+    // no part of the dump stands in the snapshot; the earlier ones are intact.
+    let wrapper = t.sb.path().join("mysqldump-killed");
+    fixture::write(&wrapper, b"#!/bin/sh\nmysqldump \"$@\" | head -c 2000\nkill -9 $$\n");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    t.daemon.cli_ok(&["settings", "set", "bin_mysqldump", s(&wrapper)]);
+    let (code, run) = t.daemon.run_wait(JOB);
+    assert_eq!((code, run["state"].as_str()), (3, Some("partial")), "{run:#}");
+    let errors = run["errors"].to_string();
+    assert!(errors.contains(&format!("database {db} on server maria")) && errors.contains("killed"), "{errors}");
+    let partial = t.daemon.snapshot_of(&run);
+    assert!(!dumps_of(&partial, "maria").join(format!("{db}.sql")).exists(), "a cut dump was kept");
+    assert!(partial.tree(&t.src).join("a.txt").is_file(), "the files were still backed up");
+    assert_eq!(std::fs::read_to_string(&dump1).expect("dump 1 still there"), text);
+
+    // A server that refuses the password: partial, the server named with its words.
+    let wrong = password_file(&t.sb, "wrong", "not-the-password");
+    t.daemon.cli_json(&["database", "edit", "maria", "--password-file", &wrong]);
+    let (code, run) = t.daemon.run_wait(JOB);
+    assert_eq!(code, 3, "{run:#}");
+    let errors = run["errors"].to_string();
+    assert!(errors.contains("database server maria") && errors.to_lowercase().contains("access denied"), "{errors}");
+    mysql(&my, &format!("DROP DATABASE {db}; DROP DATABASE {db}_r"));
+}
+
+#[test]
+fn jobs_with_databases_are_checked_when_they_are_set() {
+    let t = Setup::without_job(fixture::small_tree);
+    let src = t.src.clone();
+    let add = |extra: &[&str]| {
+        let mut args = vec!["job", "add", "dbjob", "--destination", DEST];
+        args.extend_from_slice(extra);
+        t.daemon.cli(args)
+    };
+    add(&[]).assert_error_code(1, &["at least one source or database server"]);
+    add(&["--database", "nosuch"]).assert_error_code(5, &["no database server named nosuch"]);
+    t.daemon.cli_json(&["database", "add", "pg", "--engine", "postgresql", "--host", "127.0.0.1"]);
+    add(&["--database", "pg", "--structure", "archived"]).assert_error_code(1, &["incremental"]);
+    add(&["--database", "pg", "--exclude-database", "["]).assert_error_code(1, &["database exclude"]);
+    add(&["--database", "pg:a,b", "--exclude-database", "test_*", "--exclude-database-larger-than", "2G"])
+        .assert_success();
+    let job = t.daemon.cli_json(&["job", "show", "dbjob"]);
+    assert_eq!(job["databases"]["servers"][0]["databases"], serde_json::json!(["a", "b"]), "{job:#}");
+    assert_eq!(job["databases"]["exclude_larger_than"], 2u64 << 30);
+    t.daemon.cli(["database", "remove", "pg"]).assert_error_code(6, &["dumped by job dbjob"]);
+    // A job with databases and no sources; then without databases it needs sources.
+    t.daemon.cli(["job", "edit", "dbjob", "--no-databases"]).assert_error_code(1, &["at least one source"]);
+    t.daemon.cli_ok(&["job", "edit", "dbjob", "--source", s(&src), "--no-databases"]);
+    t.daemon.cli_ok(&["database", "remove", "pg"]);
+}
