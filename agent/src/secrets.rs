@@ -136,6 +136,13 @@ impl MasterKey {
         }
     }
 
+    /// A value derived from the key for `purpose` (64 hex digits): the same
+    /// for the same purpose, unknown to whoever does not hold the key.
+    pub fn derive_hex(&self, purpose: &str) -> String {
+        let sub = blake3::derive_key("hindsight 2026-12 derived values", &self.0);
+        blake3::keyed_hash(&sub, purpose.as_bytes()).to_hex().to_string()
+    }
+
     /// The key as lowercase hex (for `hindsight key export`).
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()

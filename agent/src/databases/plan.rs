@@ -112,7 +112,7 @@ pub(crate) fn plan(
             }
             None => true,
         });
-        match commands(&server, &chosen, state_dir, settings) {
+        match commands(&server, &chosen, state_dir, settings, key) {
             Ok(dumps) => plan.dumps.extend(dumps),
             Err(e) => plan.problems.push(problem(e.message)),
         }
@@ -153,6 +153,7 @@ fn commands(
     dbs: &[&DatabaseInfo],
     state_dir: &Path,
     settings: &Settings,
+    key: &MasterKey,
 ) -> Result<Vec<DumpSource>, AgentError> {
     let program = |name: &str| crate::settings::program_of(settings, name);
     let source = |db: &str, file: Vec<u8>, program: String, keep: &Arc<Credentials>| DumpSource {
@@ -183,6 +184,7 @@ fn commands(
                 let mut g = source("roles and tablespaces", b"globals.sql".to_vec(), program("pg_dumpall"), &keep);
                 g.what = format!("roles and tablespaces of server {}", server.name);
                 g.args = os(&["--globals-only", "--no-password"]);
+                g.args.extend(restrict_key(&g.program, key, &server.name));
                 g.env = env;
                 out.push(g);
             }
@@ -205,6 +207,24 @@ fn commands(
         }
     }
     Ok(out)
+}
+
+/// `--restrict-key=KEY` where the tool knows it (PostgreSQL 13.22, 14.19,
+/// 15.14, 16.10, 17.6 and later): plain dumps are wrapped in psql's
+/// `\restrict KEY`, which a random key would make differ at every run. The
+/// key is the same for a server, derived from the master key: the database
+/// server never learns it, so data it serves cannot end the restriction.
+fn restrict_key(program: &str, key: &MasterKey, server: &str) -> Option<OsString> {
+    let help = std::process::Command::new(program)
+        .arg("--help")
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let knows = String::from_utf8_lossy(&help.stdout).contains("--restrict-key");
+    knows.then(|| format!("--restrict-key={}", key.derive_hex(&format!("pg restrict key {server}"))).into())
 }
 
 fn os(args: &[&str]) -> Vec<OsString> {
