@@ -272,10 +272,13 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         })?),
         None => None,
     };
+    let tasks = crate::tasks::Tasks::new(catalog.clone(), config.state_dir.clone(), &shutdown);
+    shutdown.spawn(tasks.clone().dispatch_loop());
     let state = AppState {
         catalog: catalog.clone(),
         runner: runner.clone(),
         scheduler: scheduler.clone(),
+        tasks,
         started: Instant::now(),
         state_dir: config.state_dir.clone(),
     };

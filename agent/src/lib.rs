@@ -71,8 +71,10 @@ mod sd_notify;
 mod secrets;
 mod settings;
 pub mod shutdown;
+mod snapshot_file;
 mod snapshots;
 mod suspicion;
+mod tasks;
 
 // The agent's public surface besides those modules.
 pub use error::{AgentError, AgentResult, ErrorKind};

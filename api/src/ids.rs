@@ -46,6 +46,11 @@ catalog_id!(
     "snapshot"
 );
 catalog_id!(
+    /// A task: a restore or another queued job of the agent (catalog row id).
+    TaskId,
+    "task"
+);
+catalog_id!(
     /// An alert (catalog row id).
     AlertId,
     "alert"

@@ -126,6 +126,14 @@ named_enum!(
 );
 
 named_enum!(
+    /// What a task does.
+    TaskKind("task kind") {
+        /// Restore a database from its dump in a snapshot.
+        RestoreDatabase = "restore_database",
+    }
+);
+
+named_enum!(
     /// What started a run.
     Trigger("trigger") {
         /// A user asked for it.

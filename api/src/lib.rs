@@ -7,6 +7,7 @@
 //! - `model`: request bodies and answers.
 //! - `notify`: notification integrations and the messages they send.
 //! - `database`: database servers whose databases jobs dump.
+//! - `task`: restores and other queued tasks.
 //! - [`routes`]: the route patterns and the paths built from them.
 
 // What is public is decided at the root (the `pub use` block below):
@@ -19,12 +20,14 @@ mod kinds;
 mod model;
 mod notify;
 pub mod routes;
+mod task;
 
 pub use database::*;
-pub use ids::{AlertId, BadId, DestinationId, JobId, RunId, SnapshotId};
+pub use ids::{AlertId, BadId, DestinationId, JobId, RunId, SnapshotId, TaskId};
 pub use kinds::{
     AlertKind, AlertLevel, DbEngine, DbTls, DeliveryState, DestinationKind, Frequency, HookKind, JobKind, RunState,
-    SmtpSecurity, Structure, Trigger, UnknownName,
+    SmtpSecurity, Structure, TaskKind, Trigger, UnknownName,
 };
 pub use model::*;
 pub use notify::*;
+pub use task::*;

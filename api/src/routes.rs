@@ -165,6 +165,25 @@ route!(
     fn database_test
 );
 
+route!(
+    /// Restore a database from a snapshot (queues a task).
+    RESTORE_DATABASE = "/v1/restores/database"
+);
+route!(
+    /// Tasks, newest first.
+    TASKS = "/v1/tasks"
+);
+route!(
+    /// One task.
+    TASK = "/v1/tasks/{id}",
+    fn task
+);
+route!(
+    /// Cancel a queued or running task.
+    TASK_CANCEL = "/v1/tasks/{id}/cancel",
+    fn task_cancel
+);
+
 /// `pattern` with its one `{param}` replaced by `segment`, percent-encoded.
 fn fill(pattern: &str, segment: &str) -> String {
     let (Some(open), Some(close)) = (pattern.find('{'), pattern.find('}')) else { return pattern.to_string() };

@@ -54,6 +54,12 @@ pub enum Command {
     /// Manage the database servers whose databases jobs dump.
     #[command(subcommand)]
     Database(DatabaseCmd),
+    /// Restore from snapshots (each restore is a task the agent queues).
+    #[command(subcommand)]
+    Restore(RestoreCmd),
+    /// Follow and cancel restores and the agent's other tasks.
+    #[command(subcommand)]
+    Task(TaskCmd),
     /// The agent's master key, which encrypts the destinations' secrets.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -72,6 +78,64 @@ pub enum Command {
     },
     /// Print the manual page hindsight(1) in roff: `hindsight man | man -l -`.
     Man,
+}
+
+/// `hindsight restore ...`
+#[derive(Debug, Subcommand)]
+pub enum RestoreCmd {
+    /// Restore a database from its dump in a snapshot, with the engine's own
+    /// tool (pg_restore, mysql, mongorestore); an existing database is never
+    /// dropped unless --replace is given.
+    Database(RestoreDatabaseArgs),
+}
+
+/// `restore database`.
+#[derive(Debug, Args)]
+pub struct RestoreDatabaseArgs {
+    /// Snapshot id (`snapshot list`).
+    pub snapshot: String,
+    /// The database server the dump was taken from.
+    pub server: String,
+    /// The database.
+    pub database: String,
+    /// Restore under another name.
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
+    /// Restore into another database server (of the same engine).
+    #[arg(long, value_name = "SERVER")]
+    pub to: Option<String>,
+    /// Replace the database if it exists.
+    #[arg(long)]
+    pub replace: bool,
+    /// Follow the restore until it ends; exit 0 only if it completed.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `hindsight task ...`
+#[derive(Debug, Subcommand)]
+pub enum TaskCmd {
+    /// Tasks, newest first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One task with its progress and result.
+    Show {
+        /// Task id.
+        id: String,
+    },
+    /// Cancel a queued or running task.
+    Cancel {
+        /// Task id.
+        id: String,
+    },
+    /// Follow a task until it ends; exit 0 only if it completed.
+    Wait {
+        /// Task id.
+        id: String,
+    },
 }
 
 /// `hindsight mount`.

@@ -76,3 +76,18 @@ pub fn duration(start: Option<&jiff::Timestamp>, end: Option<&jiff::Timestamp>) 
 pub fn yes_no(b: bool) -> String {
     if b { "yes".into() } else { "no".into() }
 }
+
+/// A spinner on stderr for following a run or a task, when stderr is a
+/// terminal and the output is not JSON.
+pub fn spinner(json: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    (std::io::stderr().is_terminal() && !json).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    })
+}

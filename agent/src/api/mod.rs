@@ -10,6 +10,7 @@ pub(crate) mod error;
 mod handlers;
 pub(crate) mod json;
 mod notifiers;
+mod tasks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +21,7 @@ use axum::routing::{get, post, put};
 use crate::catalog::Catalog;
 use crate::runner::Runner;
 use crate::scheduler::Scheduler;
+use crate::tasks::Tasks;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -30,6 +32,8 @@ pub(crate) struct AppState {
     pub runner: Arc<Runner>,
     /// The scheduler.
     pub scheduler: Arc<Scheduler>,
+    /// The task queue (restores).
+    pub tasks: Arc<Tasks>,
     /// When the agent started.
     pub started: Instant,
     /// The state directory.
@@ -77,6 +81,10 @@ pub(crate) fn router(state: AppState) -> Router {
             get(databases::show_database).patch(databases::edit_database).delete(databases::remove_database),
         )
         .route(routes::DATABASE_TEST, post(databases::test_database))
+        .route(routes::RESTORE_DATABASE, post(tasks::restore_database))
+        .route(routes::TASKS, get(tasks::list_tasks))
+        .route(routes::TASK, get(tasks::show_task))
+        .route(routes::TASK_CANCEL, post(tasks::cancel_task))
         .fallback(not_found)
         .with_state(state)
 }

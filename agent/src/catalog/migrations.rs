@@ -180,6 +180,23 @@ CREATE TABLE database_servers (
     "
 ALTER TABLE jobs ADD COLUMN databases TEXT NOT NULL DEFAULT '{}';
 ",
+    // Restores and the other queued tasks.
+    "
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    request TEXT NOT NULL,
+    queued_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    bytes_done INTEGER NOT NULL DEFAULT 0,
+    bytes_total INTEGER NOT NULL DEFAULT 0,
+    message TEXT
+);
+CREATE INDEX tasks_by_state ON tasks(state, id);
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.

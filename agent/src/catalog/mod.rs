@@ -22,6 +22,7 @@ mod notifiers;
 mod runs;
 mod settings;
 mod snapshots;
+mod tasks;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

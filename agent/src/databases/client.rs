@@ -23,7 +23,7 @@ const CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A client command with a clean environment: the program the settings
 /// name for `name`, else `name` in the agent's PATH.
-fn command(settings: &Settings, name: &str) -> Command {
+pub(crate) fn command(settings: &Settings, name: &str) -> Command {
     let mut c = Command::new(crate::settings::program_of(settings, name));
     c.env_clear().env("PATH", PATH).env("LANG", "C.UTF-8").current_dir("/");
     c

@@ -1,11 +1,12 @@
 //! Database servers whose databases jobs dump: their settings, checked when
 //! given, the password sealed in the catalog and redacted in the API, and
 //! the client that connects to them (`client`), and what a job's run dumps
-//! (`plan`).
+//! (`plan`), and restores of their dumps (`restore`).
 
 mod client;
 mod credentials;
 mod plan;
+mod restore;
 
 use hindsight_api::{DatabaseServer, DatabaseServerPatch, DbEngine};
 
@@ -14,7 +15,8 @@ use crate::secrets::{MasterKey, REDACTED, SecretError};
 
 pub(crate) use client::test;
 pub(crate) use credentials::remove_leftovers;
-pub(crate) use plan::{DatabaseFilter, Plan, plan};
+pub(crate) use plan::{DatabaseFilter, Plan, file_name, plan};
+pub(crate) use restore::{Target, check_target, dump_extension, restore};
 
 /// The name a password is sealed under (a sealed value moved elsewhere does not open).
 const SEALED_AS: &str = "database.password";

@@ -262,7 +262,7 @@ pub(crate) fn mysqldump_args(cnf: &Path, settings: &Settings, db: &str) -> Vec<O
 }
 
 /// mongodump's configuration file: the password (never on its command line).
-fn mongo_config(server: &DatabaseServer) -> String {
+pub(crate) fn mongo_config(server: &DatabaseServer) -> String {
     match &server.password {
         Some(p) => format!("password: {}\n", serde_json::to_string(p).unwrap_or_else(|_| "\"\"".into())),
         None => String::new(),
@@ -271,6 +271,14 @@ fn mongo_config(server: &DatabaseServer) -> String {
 
 /// mongodump's arguments: one database as an archive on stdout.
 pub(crate) fn mongodump_args(server: &DatabaseServer, config: &Path, db: &str) -> Vec<OsString> {
+    let mut a = mongo_connection(server, config);
+    a.push(format!("--db={db}").into());
+    a.push("--archive".into());
+    a
+}
+
+/// How mongodump and mongorestore reach `server` (the password in `config`).
+pub(crate) fn mongo_connection(server: &DatabaseServer, config: &Path) -> Vec<OsString> {
     let host = server.host.as_deref().unwrap_or("127.0.0.1");
     let port = server.port.unwrap_or(27017);
     let mut a = vec![OsString::from(format!("--host={host}")), format!("--port={port}").into()];
@@ -284,8 +292,6 @@ pub(crate) fn mongodump_args(server: &DatabaseServer, config: &Path, db: &str) -
         DbTls::Require => a.extend(os(&["--ssl", "--sslAllowInvalidCertificates"])),
         DbTls::Verify => a.push("--ssl".into()),
     }
-    a.push(format!("--db={db}").into());
-    a.push("--archive".into());
     a
 }
 

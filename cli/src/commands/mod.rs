@@ -12,6 +12,7 @@ pub mod run;
 pub mod settings;
 pub mod snapshot;
 pub mod status;
+pub mod task;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alert(cmd) => alert::run(&client, cmd, json).await,
         Command::Notify(cmd) => notify::run(&client, cmd, json).await,
         Command::Database(cmd) => database::run(&client, cmd, json).await,
+        Command::Restore(cmd) => task::restore(&client, cmd, json).await,
+        Command::Task(cmd) => task::run(&client, cmd, json).await,
         Command::Key(cmd) => key::run(&client, cmd, json).await,
         Command::Mount(args) => mount::mount(args).await,
         Command::Umount { dir } => mount::umount(&dir),

@@ -1,16 +1,14 @@
 //! `hindsight run ...` and following a run until it ends.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use hindsight_api::routes;
 use hindsight_api::{Run, RunId, RunState};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::RunCmd;
 use crate::client::Client;
-use crate::output::{bytes, duration, fields, opt_time, print_json, table, time};
+use crate::output::{bytes, duration, fields, opt_time, print_json, spinner, table, time};
 
 /// Runs a run subcommand.
 pub async fn run(c: &Client, cmd: RunCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -123,16 +121,7 @@ pub fn show(r: &Run) {
 /// Follows a run until it ends: a progress bar on a terminal, plain lines
 /// otherwise. Exit status 0 only when the run completed.
 pub async fn follow(c: &Client, id: RunId, json: bool) -> anyhow::Result<ExitCode> {
-    let tty = std::io::stderr().is_terminal() && !json;
-    let bar = tty.then(|| {
-        let b = ProgressBar::new_spinner();
-        b.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        b.enable_steady_tick(Duration::from_millis(120));
-        b
-    });
+    let bar = spinner(json);
     let started = Instant::now();
     let mut last_line = Instant::now() - Duration::from_secs(10);
     let run = loop {

@@ -157,7 +157,42 @@ fn postgresql_dumps_are_consistent_stored_once_when_unchanged_and_restore_to_the
     assert_eq!(psql(&pg, &r3, "SELECT count(*), sum(balance) FROM accounts"), "2000|2000000");
     assert_eq!(psql(&pg, &r3, "SELECT count(*) FROM rich"), "10");
 
-    for d in [&db, &r1, &r3] {
+    // The same through the agent: a queued task, under a new name.
+    let id = first.id.to_string();
+    let t1 = format!("{db}_t1");
+    psql(&pg, "postgres", &format!("DROP DATABASE IF EXISTS {t1}"));
+    let done = t.daemon.cli_ok(&["restore", "database", &id, "pg", &db, "--as", &t1, "--wait"]);
+    assert!(done.stdout.contains("completed") && done.stdout.contains(&format!("database {t1} restored")), "{done}");
+    assert_eq!(psql(&pg, &t1, "SELECT count(*), sum(balance) FROM accounts"), "2000|2000000");
+    // The live database is never dropped unless asked; asked, it goes back to the first snapshot's rows.
+    t.daemon.cli(["restore", "database", &id, "pg", &db]).assert_error_code(6, &["exists", "--replace"]);
+    assert_eq!(psql(&pg, &db, "SELECT count(*) FROM rich"), "10", "the refused restore touched the live database");
+    let replaced = t.daemon.cli_ok(&["restore", "database", &id, "pg", &db, "--replace", "--wait", "--json"]);
+    let task: serde_json::Value = serde_json::from_str(&replaced.stdout).expect("task JSON");
+    assert_eq!((task["state"].as_str(), task["bytes_done"].as_u64()), (Some("completed"), Some(md.len())), "{task:#}");
+    assert_eq!(psql(&pg, &db, "SELECT count(*) FROM rich"), "0");
+    t.daemon
+        .cli(["restore", "database", &id, "pg", "nosuch"])
+        .assert_error_code(5, &["holds no postgresql dump of database nosuch"]);
+    // A dump damaged on the destination: the restore fails saying so, and the
+    // database it created is gone again.
+    let mut bytes = std::fs::read(&dump3).expect("read the third dump");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&dump3, &bytes).expect("damage the third dump");
+    let bad = format!("{db}_bad");
+    let (code, out) = {
+        let o = t.daemon.cli(["restore", "database", &third.id.to_string(), "pg", &db, "--as", &bad, "--wait"]);
+        (o.code, o.stdout.clone())
+    };
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("failed") && out.contains("does not match the blake3"), "{out}");
+    let left = psql(&pg, "postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{bad}'"));
+    assert_eq!(left, "0", "the half-restored database was left behind");
+    let listed = t.daemon.cli_ok(&["task", "list"]);
+    assert!(listed.stdout.contains("restore_database") && listed.stdout.contains(&t1), "{listed}");
+
+    for d in [&db, &r1, &r3, &t1] {
         psql(&pg, "postgres", &format!("DROP DATABASE {d}"));
     }
     psql(&pg, "postgres", &format!("DROP ROLE {role}"));
@@ -228,6 +263,22 @@ fn mariadb_dumps_are_stored_once_when_unchanged_and_a_failed_dump_leaves_nothing
     assert!(restored.success());
     assert_eq!(mysql(&my, &format!("SELECT COUNT(*), SUM(balance) FROM {db}_r.accounts")), "3000\t3000000");
     assert_eq!(mysql(&my, &format!("USE {db}_r; CALL total()")), "3000000", "the routine came back");
+    // Through the agent, the first snapshot's dump under another name.
+    mysql(&my, &format!("DROP DATABASE IF EXISTS {db}_t"));
+    let done = t.daemon.cli_ok(&[
+        "restore",
+        "database",
+        &first.id.to_string(),
+        "maria",
+        &db,
+        "--as",
+        &format!("{db}_t"),
+        "--wait",
+    ]);
+    assert!(done.stdout.contains("completed"), "{done}");
+    assert_eq!(mysql(&my, &format!("USE {db}_t; CALL total()")), "3000000");
+    assert_eq!(mysql(&my, &format!("SELECT COUNT(*) FROM {db}_t.rich")), "0");
+    mysql(&my, &format!("DROP DATABASE {db}_t"));
 
     // A dump killed half-way: the run is partial, names the database, and
     // no part of the dump stands in the snapshot; the earlier ones are intact.

@@ -1,0 +1,200 @@
+//! Reading one file of a snapshot from its destination, found by its path
+//! through the snapshot's index, its bytes checked against the blake3 the
+//! index recorded (a file that does not match is an error at its end, never
+//! data handed on as if it were good).
+//!
+//! What a destination holds may be hostile: names come from the index, one
+//! component at a time; on a local destination each directory is opened
+//! without following symlinks, and the file must be a regular file of the
+//! recorded size.
+
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+
+use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, ROOT_ID};
+use hindsight_fs::remote::RemoteStore;
+use hindsight_fs::{Destination, EntryKind, Structure, TREE_DIR, posix};
+use rustix::fs::{Mode, OFlags};
+
+use crate::catalog::Catalog;
+use crate::destinations;
+use crate::error::AgentError;
+use crate::model::SnapshotId;
+
+/// Bytes asked of a remote destination per request.
+const REMOTE_CHUNK: u64 = 4 << 20;
+
+/// One regular file of a snapshot, open for reading.
+pub(crate) struct SnapshotFile {
+    inner: Box<dyn Read + Send>,
+    hasher: blake3::Hasher,
+    expected: Option<[u8; 32]>,
+    /// Its size as the index records it.
+    pub size: u64,
+    read: u64,
+    what: String,
+}
+
+/// Opens `path` (components under the snapshot's root) of snapshot `id`;
+/// `cache_root` is the agent's cache of remote destinations.
+pub(crate) fn open(
+    catalog: &Catalog,
+    cache_root: &std::path::Path,
+    id: SnapshotId,
+    path: &[&[u8]],
+) -> Result<SnapshotFile, AgentError> {
+    let rec = catalog.snapshot(id)?;
+    let snap = &rec.snapshot;
+    let what = format!(
+        "/{} in snapshot {} of job {} on {}",
+        path.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/"),
+        snap.name,
+        snap.job,
+        snap.destination
+    );
+    if snap.structure != Structure::Incremental {
+        return Err(AgentError::invalid(format!(
+            "{what}: reading a {} snapshot is not supported here",
+            snap.structure
+        )));
+    }
+    let dest = catalog.destination(&snap.destination)?;
+    let target = destinations::open(catalog.master_key(), &dest)?;
+    let fs_err = |e: hindsight_fs::FsError| AgentError::unreachable(format!("{what}: {e}"));
+    let (index, source) = match target {
+        Destination::Local(root) => {
+            let dir = root.snapshot_dir(&snap.job, &snap.name);
+            (IndexReader::open(&dir.join(INDEX_FILE)).map_err(fs_err)?, Source::Tree(dir.join(TREE_DIR)))
+        }
+        Destination::Remote(store @ RemoteStore::Objects(_)) => {
+            let cache = dest.cache_dir(cache_root).map_err(AgentError::internal)?;
+            let index_path = store.cached_index(&cache, &snap.job, &snap.name).map_err(fs_err)?;
+            (IndexReader::open(&index_path).map_err(fs_err)?, Source::Objects(store))
+        }
+        Destination::Remote(RemoteStore::Ssh(_)) => {
+            return Err(AgentError::invalid(format!(
+                "{what}: reading files of SSH destinations is not supported here"
+            )));
+        }
+    };
+    let mut id = ROOT_ID;
+    let mut entry = None;
+    for c in path {
+        let e = index.lookup(id, c).map_err(fs_err)?;
+        let e = e.ok_or_else(|| AgentError::not_found(format!("{what}: not in the snapshot")))?;
+        id = e.id;
+        entry = Some(e);
+    }
+    let entry = entry.ok_or_else(|| AgentError::invalid(format!("{what}: no path given")))?;
+    if entry.meta.kind != EntryKind::File {
+        return Err(AgentError::invalid(format!("{what}: not a regular file")));
+    }
+    Ok(SnapshotFile {
+        inner: source.open(&entry, path, &what)?,
+        hasher: blake3::Hasher::new(),
+        expected: entry.blake3,
+        size: entry.meta.size,
+        read: 0,
+        what,
+    })
+}
+
+/// Where a snapshot's file contents are.
+enum Source {
+    /// The `tree/` of an incremental snapshot on a local destination.
+    Tree(std::path::PathBuf),
+    /// Objects of a content-addressed destination.
+    Objects(RemoteStore),
+}
+
+impl Source {
+    /// The content of `e`, the entry at `path`.
+    fn open(self, e: &IndexEntry, path: &[&[u8]], what: &str) -> Result<Box<dyn Read + Send>, AgentError> {
+        match self {
+            Source::Tree(tree) => {
+                let fail = |e: io::Error| AgentError::unreachable(format!("{what}: {e}"));
+                let Some((last, dirs)) = path.split_last() else {
+                    return Err(AgentError::invalid(format!("{what}: no path given")));
+                };
+                let mut fd = posix::open_dir(&tree).map_err(fail)?;
+                for c in dirs {
+                    fd = posix::open_dir_at(fd.as_fd(), c).map_err(fail)?;
+                }
+                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let file = rustix::fs::openat(fd.as_fd(), OsStr::from_bytes(last), flags, Mode::empty())
+                    .map_err(|e| fail(e.into()))?;
+                let st = rustix::fs::fstat(&file).map_err(|e| fail(e.into()))?;
+                if EntryKind::from_mode(st.st_mode) != Some(EntryKind::File) || st.st_size as u64 != e.meta.size {
+                    return Err(AgentError::conflict(format!(
+                        "{what}: the file on the destination is not the one its index describes"
+                    )));
+                }
+                Ok(Box::new(std::fs::File::from(file)))
+            }
+            Source::Objects(store) => {
+                let Some(key) = e.location.blob.clone() else {
+                    return Err(AgentError::conflict(format!("{what}: the index gives no object for it")));
+                };
+                let start = e.location.data_offset.unwrap_or(0).max(0) as u64;
+                Ok(Box::new(Ranges { store, key, next: start, end: start + e.meta.size, buf: Vec::new(), at: 0 }))
+            }
+        }
+    }
+}
+
+impl Read for SnapshotFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min((self.size - self.read) as usize);
+        let n = if want == 0 { 0 } else { self.inner.read(&mut buf[..want])? };
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        if n == 0 {
+            if self.read != self.size {
+                return Err(io::Error::other(format!(
+                    "{}: ends after {} of its {} bytes",
+                    self.what, self.read, self.size
+                )));
+            }
+            if self.expected.is_some_and(|h| h != *self.hasher.finalize().as_bytes()) {
+                return Err(io::Error::other(format!(
+                    "{}: its content does not match the blake3 its index recorded (damaged on the destination)",
+                    self.what
+                )));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A byte range of a remote object, read in chunks.
+struct Ranges {
+    store: RemoteStore,
+    key: String,
+    next: u64,
+    end: u64,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Ranges {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.buf.len() {
+            if self.next >= self.end {
+                return Ok(0);
+            }
+            let len = REMOTE_CHUNK.min(self.end - self.next);
+            self.buf = self.store.read_range(&self.key, self.next, len).map_err(io::Error::other)?;
+            self.at = 0;
+            if self.buf.is_empty() {
+                return Ok(0);
+            }
+            self.next += self.buf.len() as u64;
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}

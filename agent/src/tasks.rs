@@ -1,0 +1,223 @@
+//! The task queue: restores (and later downloads) run beside backups, at most
+//! `restore_concurrency` at once, each recorded in the catalog with its
+//! progress and result, and cancellable.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hindsight_fs::lock;
+use tokio::sync::Notify;
+
+use crate::backup::{Cancel, DATABASES_DIR, HINDSIGHT_DIR};
+use crate::catalog::Catalog;
+use crate::databases;
+use crate::error::AgentError;
+use crate::model::{DatabaseRestore, RunState, Task, TaskId, TaskKind, TaskRequest};
+use crate::shutdown::Shutdown;
+use crate::snapshot_file;
+
+/// How often a running task's progress is saved.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The queue and its executor.
+pub(crate) struct Tasks {
+    catalog: Arc<Catalog>,
+    state_dir: PathBuf,
+    cache_dir: PathBuf,
+    wake: Notify,
+    /// Running tasks and their cancel flags.
+    active: Mutex<HashMap<TaskId, Arc<Cancel>>>,
+    shutdown: Shutdown,
+}
+
+impl Tasks {
+    /// The queue over `catalog`; tasks a stopped agent left running are failed.
+    pub(crate) fn new(catalog: Arc<Catalog>, state_dir: PathBuf, shutdown: &Shutdown) -> Arc<Self> {
+        match catalog.fail_interrupted_tasks() {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!("{n} task(s) were running when the agent stopped: marked failed"),
+            Err(e) => tracing::error!("tasks: {e}"),
+        }
+        let cache_dir = state_dir.join(crate::config::CACHE_DIR);
+        Arc::new(Tasks {
+            catalog,
+            state_dir,
+            cache_dir,
+            wake: Notify::new(),
+            active: Mutex::new(HashMap::new()),
+            shutdown: shutdown.clone(),
+        })
+    }
+
+    fn active(&self) -> MutexGuard<'_, HashMap<TaskId, Arc<Cancel>>> {
+        lock(&self.active)
+    }
+
+    /// Checks a database restore and queues it.
+    pub(crate) fn queue_database_restore(&self, r: DatabaseRestore) -> Result<Task, AgentError> {
+        let plan = self.database_restore_plan(&r)?;
+        // Refused now rather than when it runs: the user is there to read why.
+        databases::check_target(&plan.target(), &self.state_dir, &self.catalog.settings()?)?;
+        let summary = plan.summary;
+        let task = self.catalog.insert_task(TaskKind::RestoreDatabase, &summary, &TaskRequest::RestoreDatabase(r))?;
+        self.wake.notify_one();
+        Ok(task)
+    }
+
+    /// Cancels a queued or running task.
+    pub(crate) fn cancel(&self, id: TaskId) -> Result<Task, AgentError> {
+        let task = self.catalog.task(id)?;
+        match task.state {
+            RunState::Queued => self.catalog.end_task(id, RunState::Cancelled, "cancelled before it started")?,
+            RunState::Running => {
+                if let Some(c) = self.active().get(&id) {
+                    c.cancel();
+                }
+            }
+            s => return Err(AgentError::conflict(format!("task {id} has already ended ({s})"))),
+        }
+        Ok(self.catalog.task(id)?)
+    }
+
+    /// Starts queued tasks as slots free up, until the shutdown.
+    pub(crate) async fn dispatch_loop(self: Arc<Self>) {
+        loop {
+            let me = self.clone();
+            match tokio::task::spawn_blocking(move || me.dispatch()).await {
+                Ok(Err(e)) => tracing::error!("task queue: {}", e.message),
+                Err(e) => tracing::error!("task queue: {e}"),
+                Ok(Ok(())) => {}
+            }
+            tokio::select! {
+                _ = self.shutdown.requested() => {
+                    for c in self.active().values() {
+                        c.cancel();
+                    }
+                    return;
+                }
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>) -> Result<(), AgentError> {
+        let limit = self.catalog.settings()?.restore_concurrency.max(1) as usize;
+        while self.active().len() < limit {
+            let Some(task) = self.catalog.next_queued_task()? else { break };
+            if !self.catalog.start_task(task.id)? {
+                continue;
+            }
+            let cancel = Arc::new(Cancel::default());
+            self.active().insert(task.id, cancel.clone());
+            let me = self.clone();
+            self.shutdown.spawn(async move {
+                let me2 = me.clone();
+                let id = task.id;
+                if let Err(e) = tokio::task::spawn_blocking(move || me2.run_to_end(task, &cancel)).await {
+                    tracing::error!("task {id}: {e}");
+                }
+                me.active().remove(&id);
+                me.wake.notify_one();
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs a started task and records how it ended.
+    fn run_to_end(&self, task: Task, cancel: &Cancel) {
+        tracing::info!(task = task.id.0, "task started: {}", task.summary);
+        let result = match &task.request {
+            TaskRequest::RestoreDatabase(r) => self.restore_database(task.id, r, cancel),
+        };
+        let (state, message) = match result {
+            Ok(m) => (RunState::Completed, m),
+            Err(_) if cancel.is_cancelled() => (RunState::Cancelled, "cancelled".to_string()),
+            Err(e) => (RunState::Failed, e.message),
+        };
+        match state {
+            RunState::Completed => tracing::info!(task = task.id.0, "task completed: {message}"),
+            _ => tracing::warn!(task = task.id.0, "task {state}: {message}"),
+        }
+        if let Err(e) = self.catalog.end_task(task.id, state, &message) {
+            tracing::error!("recording the end of task {}: {e}", task.id);
+        }
+    }
+
+    /// What a database restore reads and where it writes.
+    fn database_restore_plan(&self, r: &DatabaseRestore) -> Result<RestorePlan, AgentError> {
+        let to = r.to.clone().unwrap_or_else(|| r.server.clone());
+        let stored = self.catalog.database_server(&to)?;
+        let server = databases::open(self.catalog.master_key(), &stored)
+            .map_err(|e| AgentError::internal(format!("database server {to}: {e}")))?;
+        let name = r.as_name.clone().unwrap_or_else(|| r.database.clone());
+        if name.is_empty() || name.contains('\0') {
+            return Err(AgentError::invalid(format!("{name:?} is not a database name")));
+        }
+        let file = databases::file_name(&r.database, databases::dump_extension(server.engine));
+        let summary = format!(
+            "restore database {} of server {} from snapshot {} into {} on server {to}{}",
+            r.database,
+            r.server,
+            r.snapshot,
+            name,
+            if r.replace { " (replacing it)" } else { "" }
+        );
+        // The dump must be there, of the target's engine.
+        let path = [HINDSIGHT_DIR.to_vec(), DATABASES_DIR.to_vec(), r.server.as_bytes().to_vec(), file];
+        snapshot_file::open(
+            &self.catalog,
+            &self.cache_dir,
+            r.snapshot,
+            &path.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        )
+        .map_err(|e| match e.kind {
+            crate::error::ErrorKind::NotFound => AgentError::not_found(format!(
+                "snapshot {} holds no {} dump of database {} from server {}",
+                r.snapshot, server.engine, r.database, r.server
+            )),
+            _ => e,
+        })?;
+        Ok(RestorePlan { server, name, replace: r.replace, path, summary })
+    }
+
+    fn restore_database(&self, id: TaskId, r: &DatabaseRestore, cancel: &Cancel) -> Result<String, AgentError> {
+        let plan = self.database_restore_plan(r)?;
+        let components: Vec<&[u8]> = plan.path.iter().map(Vec::as_slice).collect();
+        let mut dump = snapshot_file::open(&self.catalog, &self.cache_dir, r.snapshot, &components)?;
+        let total = dump.size;
+        let done = AtomicU64::new(0);
+        let saved = Mutex::new(Instant::now());
+        let progress = |n: u64| {
+            done.store(n, Ordering::Relaxed);
+            let mut at = lock(&saved);
+            if at.elapsed() >= PROGRESS_EVERY {
+                *at = Instant::now();
+                let _ = self.catalog.task_progress(id, n, total);
+            }
+        };
+        let _ = self.catalog.task_progress(id, 0, total);
+        let settings = self.catalog.settings()?;
+        let said = databases::restore(&plan.target(), &mut dump, &self.state_dir, &settings, &progress, cancel)?;
+        let _ = self.catalog.task_progress(id, done.load(Ordering::Relaxed), total);
+        Ok(said)
+    }
+}
+
+/// A checked database restore.
+struct RestorePlan {
+    server: crate::model::DatabaseServer,
+    name: String,
+    replace: bool,
+    /// The dump's path in the snapshot.
+    path: [Vec<u8>; 4],
+    summary: String,
+}
+
+impl RestorePlan {
+    fn target(&self) -> databases::Target<'_> {
+        databases::Target { server: &self.server, name: &self.name, replace: self.replace }
+    }
+}

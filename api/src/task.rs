@@ -1,0 +1,65 @@
+//! Tasks: work the agent queues besides backups (restores of databases, and
+//! later of files and downloads), each with its state, progress and result.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{SnapshotId, TaskId};
+use crate::kinds::{RunState, TaskKind};
+
+/// A queued, running or finished task (`GET /v1/tasks/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Task {
+    /// Id.
+    pub id: TaskId,
+    /// What it does.
+    pub kind: TaskKind,
+    /// Queued, running, completed, failed or cancelled.
+    pub state: RunState,
+    /// What was asked, in one line (`restore database shop from snapshot 4 ...`).
+    pub summary: String,
+    /// The request, as given.
+    pub request: TaskRequest,
+    /// When it was queued.
+    pub queued_at: Timestamp,
+    /// When it started.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// Bytes of the task's data handled so far.
+    pub bytes_done: u64,
+    /// Bytes to handle in all (0 while unknown).
+    pub bytes_total: u64,
+    /// The result in words, or why it failed.
+    pub message: Option<String>,
+}
+
+/// What a task was asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskRequest {
+    /// `POST /v1/restores/database`.
+    RestoreDatabase(DatabaseRestore),
+}
+
+/// Restore one database dump of a snapshot into a database server (the
+/// body of `POST /v1/restores/database`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseRestore {
+    /// The snapshot holding the dump.
+    pub snapshot: SnapshotId,
+    /// The server the dump was taken from (its directory in the snapshot).
+    pub server: String,
+    /// The database dumped.
+    pub database: String,
+    /// Restore under this name (default: the same name).
+    #[serde(default)]
+    pub as_name: Option<String>,
+    /// Restore into this server (default: the one it was taken from).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Replace the database if it exists (else a restore into an existing database is refused).
+    #[serde(default)]
+    pub replace: bool,
+}
