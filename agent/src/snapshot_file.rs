@@ -54,6 +54,9 @@ pub(crate) fn open(
         snap.job,
         snap.destination
     );
+    if let Some(bad) = path.iter().find(|c| c.is_empty() || **c == b"." || **c == b".." || c.contains(&b'/')) {
+        return Err(AgentError::invalid(format!("{what}: {:?} is not a file name", String::from_utf8_lossy(bad))));
+    }
     if snap.structure != Structure::Incremental {
         return Err(AgentError::invalid(format!(
             "{what}: reading a {} snapshot is not supported here",
@@ -73,10 +76,11 @@ pub(crate) fn open(
             let index_path = store.cached_index(&cache, &snap.job, &snap.name).map_err(fs_err)?;
             (IndexReader::open(&index_path).map_err(fs_err)?, Source::Objects(store))
         }
-        Destination::Remote(RemoteStore::Ssh(_)) => {
-            return Err(AgentError::invalid(format!(
-                "{what}: reading files of SSH destinations is not supported here"
-            )));
+        Destination::Remote(store @ RemoteStore::Ssh(_)) => {
+            let cache = dest.cache_dir(cache_root).map_err(AgentError::internal)?;
+            let index_path = store.cached_index(&cache, &snap.job, &snap.name).map_err(fs_err)?;
+            let tree = format!("{}/{}/{TREE_DIR}", snap.job, snap.name);
+            (IndexReader::open(&index_path).map_err(fs_err)?, Source::Server(store, tree))
         }
     };
     let mut id = ROOT_ID;
@@ -107,6 +111,8 @@ enum Source {
     Tree(std::path::PathBuf),
     /// Objects of a content-addressed destination.
     Objects(RemoteStore),
+    /// The `tree/` (its path under the root) of a snapshot on an SSH server.
+    Server(RemoteStore, String),
 }
 
 impl Source {
@@ -139,6 +145,16 @@ impl Source {
                 };
                 let start = e.location.data_offset.unwrap_or(0).max(0) as u64;
                 Ok(Box::new(Ranges { store, key, next: start, end: start + e.meta.size, buf: Vec::new(), at: 0 }))
+            }
+            Source::Server(store, tree) => {
+                let mut key = tree;
+                for c in path {
+                    key.push('/');
+                    key.push_str(std::str::from_utf8(c).map_err(|_| {
+                        AgentError::invalid(format!("{what}: names that are not UTF-8 are not read over SSH here"))
+                    })?);
+                }
+                Ok(Box::new(Ranges { store, key, next: 0, end: e.meta.size, buf: Vec::new(), at: 0 }))
             }
         }
     }

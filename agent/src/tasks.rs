@@ -148,6 +148,7 @@ impl Tasks {
 
     /// What a database restore reads and where it writes.
     fn database_restore_plan(&self, r: &DatabaseRestore) -> Result<RestorePlan, AgentError> {
+        hindsight_fs::check_name("database server", &r.server).map_err(AgentError::invalid)?;
         let to = r.to.clone().unwrap_or_else(|| r.server.clone());
         let stored = self.catalog.database_server(&to)?;
         let server = databases::open(self.catalog.master_key(), &stored)

@@ -74,6 +74,8 @@ pub(super) struct SourceFile<'a> {
 
 /// A file whose bytes come from a stream of unknown length (a database dump).
 pub(super) struct StreamFile<'a> {
+    /// Its path in the snapshot (relative).
+    pub path: &'a [u8],
     /// Its absolute path in the snapshot, for messages.
     pub abs: &'a [u8],
     /// What it is, for messages (`database shop on server pg1`).
@@ -548,7 +550,8 @@ where
         let shared = self.shared;
         let progress = shared.progress;
         shared.stop.check()?;
-        let abs = abs_of(&[dir_path, &d.file].concat());
+        let path = [dir_path, &d.file].concat();
+        let abs = abs_of(&path);
         progress.set_current(&abs);
         if !self.sink.stores_streams() {
             progress
@@ -564,7 +567,7 @@ where
         };
         let prev = shared.prev_child(dir_prev, &d.file).filter(|p| p.meta.kind == EntryKind::File);
         let mut row = IndexEntry::new(id, dir_id, d.file.clone(), generated_meta(EntryKind::File, 0o600));
-        let f = StreamFile { abs: &abs, what: &d.what, prev: prev.as_ref(), src: &mut stream };
+        let f = StreamFile { path: &path, abs: &abs, what: &d.what, prev: prev.as_ref(), src: &mut stream };
         let stored = self.sink.stream(dir, f, &mut row)?;
         if matches!(stored, Stored::New | Stored::Reused) {
             progress.scanned(row.meta.size);

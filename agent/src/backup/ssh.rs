@@ -56,11 +56,11 @@ use hindsight_fs::{PARTIAL_PREFIX, TREE_DIR};
 use super::archive::append_file;
 use super::change::unchanged;
 use super::commit::{self, SnapshotInfo};
-use super::copy::hash_fd;
+use super::copy::{CopyError, copy_stream, hash_fd};
 use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
 use super::remote_run::{RemoteRun, previous};
-use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamSink, open_file};
+use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamFile, StreamSink, open_file};
 use super::spec::{BackupError, BackupSpec};
 use super::tar_stderr::{self, TarLine};
 
@@ -217,6 +217,10 @@ impl Stream<'_> {
         let tree = |dir: &str| format!("{dir}/{TREE_DIR}/").into_bytes();
         let sink = TreeSink {
             writer,
+            ssh: self.ssh,
+            job: &self.spec.job,
+            partial: self.partial,
+            spools: Vec::new(),
             prefix: tree(self.partial),
             prev_tree: self.prev.map(|(n, _)| tree(n)),
             sent,
@@ -242,16 +246,30 @@ impl Stream<'_> {
                 }
             });
             let indexer = s.spawn(move || write_index(index, row_rx, hashes));
-            let walked = SourceWalk::new(self.spec, progress, cancel, sink, prev_index, row_tx)
-                .run()
-                .and_then(|sink| sink.writer.finish().map_err(|e| stream_error(&e)));
+            let walked =
+                SourceWalk::new(self.spec, progress, cancel, sink, prev_index, row_tx).run().and_then(|sink| {
+                    let spools = sink.spools;
+                    sink.writer.finish().map(|f| (f, spools)).map_err(|e| stream_error(&e))
+                });
             walking.store(false, Ordering::Relaxed);
             let index_result = indexer.join().unwrap_or(Err(BackupError::IndexStopped));
             (walked, index_result)
         });
         // The stream's end (or its abandonment) reaches the server's tar here.
-        let ended = walked.map(|finished| drop(finished.sink));
+        let (ended, spools) = match walked {
+            Ok((finished, spools)) => {
+                drop(finished.sink);
+                (Ok(()), spools)
+            }
+            Err(e) => (Err(e), Vec::new()),
+        };
         let (status, stderr) = upload.wait();
+        // The tree holds the dumps by their links now: the spooled names go.
+        for spool in spools {
+            if let Err(e) = self.ssh.delete(&spool) {
+                tracing::warn!(job = %self.spec.job, "cannot remove {spool} on the server: {e}");
+            }
+        }
         if cancel.is_cancelled() {
             return Err(Failure::Fatal(BackupError::Cancelled));
         }
@@ -482,6 +500,14 @@ enum LinkTree<'t> {
 /// Writes every entry into the tar stream of the partial tree.
 struct TreeSink<'a> {
     writer: ArchiveWriter<Paced<std::process::ChildStdin>>,
+    /// The server, for what does not go through the stream (dumps).
+    ssh: &'a SshClient,
+    job: &'a str,
+    /// The partial directory's name in the job's directory.
+    partial: &'a str,
+    /// Dumps uploaded beside the stream (paths under the root), removed once
+    /// the server's tar has linked them into the tree.
+    spools: Vec<String>,
     /// `<partial>/tree/`: where the stream's names go.
     prefix: Vec<u8>,
     /// `<previous>/tree/`, when there is a previous snapshot.
@@ -539,7 +565,63 @@ impl TreeSink<'_> {
     }
 }
 
+impl TreeSink<'_> {
+    /// Uploads a stream beside the tar stream to `<partial>/.dump-<uuid>`
+    /// (a tar entry needs its size first, a dump's is known at its end);
+    /// returns its name in the job's directory, hash and size, or `None`
+    /// when the stream failed (recorded; nothing of it is kept).
+    fn spool(&mut self, f: &mut StreamFile<'_>) -> Result<Option<(String, [u8; 32], u64)>, BackupError> {
+        let name = format!("{}/.dump-{}", self.partial, uuid::Uuid::new_v4().simple());
+        let object = format!("{}/{name}", self.job);
+        // The stream's tar may not have made the partial directory yet.
+        let dir = self.ssh.quoted(&format!("{}/{}", self.job, self.partial));
+        let file = self.ssh.quoted(&object);
+        let script = [b"umask 077 && mkdir -p -- ".as_slice(), &dir, b" && exec cat > ", &file].concat();
+        let mut up = self.ssh.pipe("dump", &object, &script)?;
+        let copied = match up.take_input() {
+            Some(mut input) => copy_stream(f.src, |b| input.write_all(b), || false),
+            None => Err(CopyError::Write(std::io::Error::other("ssh has no input"))),
+        };
+        let (status, stderr) = up.wait();
+        let uploaded = status.as_ref().is_ok_and(ExitStatus::success);
+        match copied {
+            Ok((hash, size)) if uploaded => {
+                self.spools.push(object);
+                Ok(Some((name, hash, size)))
+            }
+            Err(CopyError::Read(e)) => {
+                self.progress.failed(f.abs, format!("{}: {e}", f.what));
+                let _ = self.ssh.delete(&object);
+                Ok(None)
+            }
+            _ => {
+                let _ = self.ssh.delete(&object);
+                let said = String::from_utf8_lossy(&stderr).trim().to_string();
+                Err(BackupError::Destination(format!("uploading {} to {:?} failed: {said}", f.what, self.ssh)))
+            }
+        }
+    }
+}
+
 impl StreamSink for TreeSink<'_> {
+    fn stores_streams(&self) -> bool {
+        true
+    }
+
+    fn stream(&mut self, mut f: StreamFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {
+        let Some((spooled, hash, size)) = self.spool(&mut f)? else { return Ok(Stored::Skipped) };
+        r.blake3 = Some(hash);
+        r.meta.size = size;
+        // The same bytes as the previous snapshot's dump: linked to that file.
+        if let Some(p) = f.prev.filter(|p| p.blake3 == Some(hash) && p.meta.size == size && self.prev_tree.is_some()) {
+            r.meta = p.meta.clone();
+            return self.reuse(f.path, r, p);
+        }
+        self.append(f.path, &r.meta, TarKind::Hardlink { first: spooled.as_bytes() })?;
+        self.progress.copied(size);
+        Ok(Stored::New)
+    }
+
     fn dir(&mut self, path: &[u8], row: &mut IndexEntry) -> Result<(), BackupError> {
         if row.meta.mode & 0o100 == 0 {
             self.unsearchable.push(path.to_vec());

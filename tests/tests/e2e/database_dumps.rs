@@ -392,3 +392,59 @@ fn s3_dumps_are_uploaded_once_while_unchanged_and_restore_from_the_mount() {
     psql(&pg, "postgres", &format!("DROP DATABASE {db}"));
     psql(&pg, "postgres", &format!("DROP DATABASE {db}_r"));
 }
+
+#[test]
+fn ssh_dumps_are_hardlinked_on_the_server_while_unchanged_and_restore() {
+    let my = mariadb();
+    let db = unique("hs_dump_ssh");
+    mysql(
+        &my,
+        &format!(
+            "DROP DATABASE IF EXISTS {db}; DROP DATABASE IF EXISTS {db}_r; CREATE DATABASE {db};
+             CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB;
+             USE {db}; INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_20000;"
+        ),
+    );
+    let ssh = crate::support::services::ssh();
+    let root = crate::remote_ssh::unique_root("dumps");
+    let t = Setup::mounted_without_destination(fixture::small_tree);
+    let mut args: Vec<String> = ["destination", "add", DEST, "--type", "ssh"].iter().map(|a| a.to_string()).collect();
+    args.extend(crate::remote_ssh::ssh_args(&ssh, &root, &[]));
+    t.daemon.cli_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    add_server(&t, "maria", "mysql", &my);
+    t.daemon.add_job(JOB, &[&t.src], &[DEST], &["--database", &format!("maria:{db}")]);
+
+    let on_server = crate::remote_ssh::on_server(&root).join(JOB);
+    let dump_in = |run: &serde_json::Value| {
+        let snap = run["destinations"][0]["snapshot"].as_str().unwrap_or_else(|| panic!("no snapshot: {run:#}"));
+        on_server.join(snap).join(format!("tree/.hindsight/databases/maria/{db}.sql"))
+    };
+    let first = t.daemon.run_job_wait(JOB);
+    let second = t.daemon.run_job_wait(JOB);
+    let (d1, d2) = (dump_in(&first), dump_in(&second));
+    let (m1, m2) = (std::fs::metadata(&d1).expect("dump on the server"), std::fs::metadata(&d2).expect("second"));
+    assert_eq!((m1.ino(), m1.mode() & 0o777), (m2.ino(), 0o600), "an unchanged dump is linked on the server, private");
+    assert!(m1.len() > 500_000, "{}", m1.len());
+    let snap_dir = d1.ancestors().nth(5).expect("the snapshot's directory").to_path_buf();
+    let strays: Vec<String> =
+        crate::support::list_names(&snap_dir).into_iter().filter(|n| n.starts_with(".dump")).collect();
+    assert!(strays.is_empty(), "spooled dumps left on the server: {strays:?}");
+
+    mysql(&my, &format!("UPDATE {db}.t SET v = 'changed' WHERE id = 1"));
+    let third = t.daemon.run_job_wait(JOB);
+    assert_ne!(std::fs::metadata(dump_in(&third)).expect("third").ino(), m1.ino());
+    // The first snapshot's dump, read over SSH and restored by the agent.
+    let name = first["destinations"][0]["snapshot"].as_str().unwrap_or_default();
+    let listed = t.daemon.cli_json(&["snapshot", "list"]);
+    let snap =
+        listed.as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).expect("the first snapshot is listed");
+    let id = snap["id"].to_string();
+    let out = t.daemon.cli_ok(&["restore", "database", &id, "maria", &db, "--as", &format!("{db}_r"), "--wait"]);
+    assert!(out.stdout.contains("completed"), "{out}");
+    assert_eq!(mysql(&my, &format!("SELECT v = MD5(1) FROM {db}_r.t WHERE id = 1")), "1");
+    // And the mount shows it.
+    let dump = t.mountpoint().join(DEST).join(JOB).join(name).join(format!(".hindsight/databases/maria/{db}.sql"));
+    wait_until("the dump in the mount", Duration::from_secs(30), || dump.is_file().then_some(()));
+    assert_eq!(std::fs::read(&dump).expect("read through the mount"), std::fs::read(&d1).expect("read on the server"));
+    mysql(&my, &format!("DROP DATABASE {db}; DROP DATABASE {db}_r"));
+}

@@ -58,7 +58,7 @@ fn add(daemon: &Daemon, name: &str, args: &[String]) -> crate::support::daemon::
 }
 
 /// The root on the server, seen directly (the tests run as root on the server's machine).
-fn on_server(root: &str) -> PathBuf {
+pub(crate) fn on_server(root: &str) -> PathBuf {
     PathBuf::from(std::env::var("SSH_REMOTE_HOME").expect("SSH_REMOTE_HOME")).join(root)
 }
 
