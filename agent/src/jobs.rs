@@ -190,11 +190,18 @@ pub fn check_job(catalog: &Catalog, job: &Job) -> Result<(), AgentError> {
         return Ok(());
     }
     if job.structure != Structure::Incremental {
-        return Err(AgentError::invalid(format!(
-            "database dumps are stored in incremental snapshots only for now, not {}: \
-             use --structure incremental for a job with databases",
-            job.structure
-        )));
+        // An archive on a remote destination streams out as it is written: a
+        // dump, whose size comes at its end, would need a local copy first.
+        for d in &job.destinations {
+            let kind = catalog.destination(d)?.kind;
+            if kind != crate::model::DestinationKind::Local {
+                return Err(AgentError::invalid(format!(
+                    "database dumps are stored in {} snapshots on local destinations only, and {d} is {kind}: \
+                     use --structure incremental for a job with databases",
+                    job.structure
+                )));
+            }
+        }
     }
     let known = catalog.database_servers()?;
     for sel in &job.databases.servers {

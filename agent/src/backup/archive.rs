@@ -10,7 +10,10 @@
 //!
 //! Every snapshot is a full archive: there is no previous snapshot to link to.
 
+use std::io::{Seek, Write};
 use std::os::fd::AsFd;
+
+use rustix::fs::{Mode, OFlags};
 use std::sync::mpsc::sync_channel;
 
 use hindsight_fs::EntryMeta;
@@ -26,10 +29,11 @@ use jiff::Timestamp;
 
 use super::archive_file::ArchiveFile;
 use super::commit::{self, Commit, SnapshotInfo};
+use super::copy::{CopyError, copy_stream};
 use super::index_thread::write_index;
 use super::progress::{Cancel, Progress};
 use super::source_path::check_sources;
-use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamSink, open_file};
+use super::source_walk::{FirstName, SourceFile, SourceWalk, Stored, StreamFile, StreamSink, open_file};
 use super::spec::{BackupError, BackupSpec, Row};
 
 /// How an archive is compressed.
@@ -71,6 +75,7 @@ pub(crate) fn run_archive(
         shown: data_path.display().to_string(),
         index_path: &partial.join(INDEX_FILE),
         name: &name,
+        spool_dir: Some(&partial),
     };
     let (finished, stats) = stream_archive(spec, opts, out, progress, cancel)?;
     if !finished.sink.was_direct() {
@@ -113,6 +118,10 @@ pub(super) struct ArchiveOut<'a, W> {
     pub index_path: &'a std::path::Path,
     /// The snapshot's name.
     pub name: &'a str,
+    /// A directory on the destination's filesystem where a dump is held,
+    /// unnamed, until its size is known and it is appended; none on remote
+    /// destinations, where dumps are not stored in archives.
+    pub spool_dir: Option<&'a std::path::Path>,
 }
 
 /// Walks the sources of `spec` into a tar stream written to `out`; returns the
@@ -125,7 +134,7 @@ pub(super) fn stream_archive<W: std::io::Write + Send + 'static>(
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<(Finished<W>, SnapshotStats), BackupError> {
-    let ArchiveOut { data, shown, index_path, name } = out;
+    let ArchiveOut { data, shown, index_path, name, spool_dir } = out;
     let compressed = opts.structure == Structure::Compressed;
     let compression = compressed.then_some(Compression { level: opts.level, threads: opts.threads.max(1) });
     let mut writer = ArchiveWriter::new(data, compression, MEMBER_SIZE);
@@ -138,7 +147,7 @@ pub(super) fn stream_archive<W: std::io::Write + Send + 'static>(
     let clock = std::time::Instant::now();
     let (row_tx, row_rx) = sync_channel::<Vec<Row>>(8);
     let hashes = writer.hashes();
-    let sink = TarSink { writer, compressed, progress };
+    let sink = TarSink { writer, compressed, progress, spool_dir };
     let (finished, index_result) = std::thread::scope(|s| {
         let indexer = s.spawn(move || write_index(index, row_rx, hashes));
         // Finished before the index thread is joined: it waits for the last hashes.
@@ -179,6 +188,7 @@ struct TarSink<'a, W: std::io::Write + Send + 'static> {
     writer: ArchiveWriter<W>,
     compressed: bool,
     progress: &'a Progress,
+    spool_dir: Option<&'a std::path::Path>,
 }
 
 impl<W: std::io::Write + Send + 'static> TarSink<'_, W> {
@@ -217,7 +227,53 @@ impl<W: std::io::Write + Send + 'static> StreamSink for TarSink<'_, W> {
 
     fn file(&mut self, f: SourceFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {
         let Some(fd) = open_file(&f, r, self.progress) else { return Ok(Stored::Skipped) };
-        let placed = append_file(&mut self.writer, f.path, &fd, f.abs, r, self.progress)?;
+        self.append_located(f.path, &fd, f.abs, r)
+    }
+
+    fn stores_streams(&self) -> bool {
+        self.spool_dir.is_some()
+    }
+
+    /// A tar header holds the size before the data: the stream is held in an
+    /// unnamed file (`O_TMPFILE`, gone with its descriptor whatever happens)
+    /// on the destination's filesystem, then appended.
+    fn stream(&mut self, f: StreamFile<'_>, r: &mut IndexEntry) -> Result<Stored, BackupError> {
+        let Some(dir) = self.spool_dir else {
+            return Err(BackupError::Destination(format!("{}: dumps are not stored in remote archives", f.what)));
+        };
+        let failed =
+            |e: std::io::Error| BackupError::Destination(format!("spooling {} in {}: {e}", f.what, dir.display()));
+        let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
+        let spool = rustix::fs::open(dir, flags, Mode::from_raw_mode(0o600)).map_err(|e| failed(e.into()))?;
+        let mut file = std::fs::File::from(spool);
+        match copy_stream(f.src, |b| file.write_all(b), || false) {
+            Ok(_) => {}
+            Err(CopyError::Read(e)) => {
+                self.progress.failed(f.abs, format!("{}: {e}", f.what));
+                return Ok(Stored::Skipped);
+            }
+            Err(CopyError::Write(e)) => return Err(failed(e)),
+            Err(CopyError::Cancelled) => return Err(BackupError::Cancelled),
+        }
+        file.seek(std::io::SeekFrom::Start(0)).map_err(failed)?;
+        let st = rustix::fs::fstat(&file).map_err(|e| failed(e.into()))?;
+        r.meta.size = st.st_size as u64;
+        r.meta.mtime_ns = posix::meta_from_stat(&st).map_or(r.meta.mtime_ns, |m| m.mtime_ns);
+        let fd = std::os::fd::OwnedFd::from(file);
+        self.append_located(f.path, &fd, f.abs, r)
+    }
+}
+
+impl<W: std::io::Write + Send + 'static> TarSink<'_, W> {
+    /// Appends a regular file and locates it in its row.
+    fn append_located(
+        &mut self,
+        path: &[u8],
+        fd: &std::os::fd::OwnedFd,
+        abs: &[u8],
+        r: &mut IndexEntry,
+    ) -> Result<Stored, BackupError> {
+        let placed = append_file(&mut self.writer, path, fd, abs, r, self.progress)?;
         r.location.header_offset = Some(placed.header_offset as i64);
         r.location.data_offset = Some(placed.data_offset as i64);
         r.location.member = self.member_of(placed.data_offset);

@@ -99,7 +99,7 @@ fn upload(
     let key = format!("{dir}/{}", opts.data_file());
     let data = ObjectWriter::create(store, &key)?;
     let index_file = run.work.join(INDEX_FILE);
-    let out = ArchiveOut { data, shown: format!("{store:?}/{key}"), index_path: &index_file, name };
+    let out = ArchiveOut { data, shown: format!("{store:?}/{key}"), index_path: &index_file, name, spool_dir: None };
     let (finished, stats) = stream_archive(spec, opts, out, progress, cancel)?;
     finished.sink.close()?;
     let info = SnapshotInfo {

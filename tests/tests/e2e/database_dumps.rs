@@ -317,7 +317,17 @@ fn jobs_with_databases_are_checked_when_they_are_set() {
     add(&[]).assert_error_code(1, &["at least one source or database server"]);
     add(&["--database", "nosuch"]).assert_error_code(5, &["no database server named nosuch"]);
     t.daemon.cli_json(&["database", "add", "pg", "--engine", "postgresql", "--host", "127.0.0.1"]);
-    add(&["--database", "pg", "--structure", "archived"]).assert_error_code(1, &["incremental"]);
+    // Archives on remote destinations stream out as they are written: no dump there.
+    let remote = Remote::shared(Kind::S3, "dbcheck");
+    let mut args = vec!["destination".to_string(), "add".into(), "s3".into()];
+    args.extend(remote.add_args(&[]));
+    t.daemon.cli_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let to_s3 = |structure: &str| {
+        t.daemon.cli(["job", "add", "dbs3", "--destination", "s3", "--database", "pg", "--structure", structure])
+    };
+    to_s3("archived").assert_error_code(1, &["local destinations only", "s3"]);
+    to_s3("incremental").assert_success();
+    t.daemon.cli_ok(&["job", "remove", "dbs3"]);
     add(&["--database", "pg", "--exclude-database", "["]).assert_error_code(1, &["database exclude"]);
     add(&["--database", "pg:a,b", "--exclude-database", "test_*", "--exclude-database-larger-than", "2G"])
         .assert_success();
@@ -447,4 +457,46 @@ fn ssh_dumps_are_hardlinked_on_the_server_while_unchanged_and_restore() {
     wait_until("the dump in the mount", Duration::from_secs(30), || dump.is_file().then_some(()));
     assert_eq!(std::fs::read(&dump).expect("read through the mount"), std::fs::read(&d1).expect("read on the server"));
     mysql(&my, &format!("DROP DATABASE {db}; DROP DATABASE {db}_r"));
+}
+
+#[test]
+fn archived_and_compressed_snapshots_hold_the_dumps() {
+    let my = mariadb();
+    let db = unique("hs_dump_tar");
+    mysql(
+        &my,
+        &format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; USE {db};
+             CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB;
+             INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_20000;"
+        ),
+    );
+    let t = Setup::mounted_without_destination(fixture::small_tree);
+    t.daemon.add_destination(DEST, &t.dest, &[]);
+    add_server(&t, "maria", "mysql", &my);
+    t.daemon.add_job(JOB, &[&t.src], &[DEST], &["--database", &format!("maria:{db}"), "--structure", "archived"]);
+    let member = format!(".hindsight/databases/maria/{db}.sql");
+    let archived = t.daemon.backup(JOB);
+    let tar = |args: &[&str]| {
+        let out = Command::new("tar").args(args).output().expect("run tar");
+        assert!(out.status.success(), "tar {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let from_tar = tar(&["-xOf", s(&archived.path.join("data.tar")), &member]);
+    assert!(String::from_utf8_lossy(&from_tar).contains("CREATE TABLE `t`"), "the dump is a member of data.tar");
+    assert!(from_tar.len() > 500_000);
+    t.daemon.cli_ok(&["job", "edit", JOB, "--structure", "compressed"]);
+    let compressed = t.daemon.backup(JOB);
+    let from_tgz = tar(&["-xzOf", s(&compressed.path.join("data.tar.gz")), &member]);
+    assert_eq!(from_tgz, from_tar, "an unchanged database dumps to the same bytes");
+    for snap in [&archived, &compressed] {
+        let names = crate::support::list_names(&snap.path);
+        assert!(names.iter().all(|n| !n.starts_with(".dump")), "a spool was left in {names:?}");
+        let mounted = t.mountpoint().join(DEST).join(JOB).join(&snap.name).join(&member);
+        let read = wait_until("the dump in the mount", Duration::from_secs(30), || std::fs::read(&mounted).ok());
+        assert_eq!(read, from_tar, "the mount serves the dump of {}", snap.name);
+    }
+    let check = t.daemon.cli(["destination", "check", DEST, "--read-data"]);
+    assert!(check.success(), "{check}");
+    mysql(&my, &format!("DROP DATABASE {db}"));
 }
