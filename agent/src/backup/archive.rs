@@ -246,7 +246,7 @@ impl<W: std::io::Write + Send + 'static> StreamSink for TarSink<'_, W> {
         let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
         let spool = rustix::fs::open(dir, flags, Mode::from_raw_mode(0o600)).map_err(|e| failed(e.into()))?;
         let mut file = std::fs::File::from(spool);
-        match copy_stream(f.src, |b| file.write_all(b), || false) {
+        match copy_stream(f.src, |b| file.write_all(b), f.stopped) {
             Ok(_) => {}
             Err(CopyError::Read(e)) => {
                 self.progress.failed(f.abs, format!("{}: {e}", f.what));

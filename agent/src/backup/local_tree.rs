@@ -350,8 +350,7 @@ impl Sink for TreeSink<'_> {
         let Some(dst) = created else { return Err(dest_err("create", f.abs, Errno::NOENT)) };
         self.made(parent, &name);
         let mut file = std::fs::File::from(dst);
-        let stop = self.stop;
-        let (hash, size) = match copy::copy_stream(f.src, |b| file.write_all(b), || stop.stopped()) {
+        let (hash, size) = match copy::copy_stream(f.src, |b| file.write_all(b), f.stopped) {
             Ok(done) => done,
             Err(e) => {
                 // Nothing of a dump that did not end well stays.

@@ -151,14 +151,6 @@ fn load_journal(store: &RemoteStore, path: &Path, known: &mut Known) -> Result<u
     Ok(n)
 }
 
-/// What stopped a stream's copy, in words.
-fn copy_error(e: CopyError) -> String {
-    match e {
-        CopyError::Read(e) | CopyError::Write(e) => e.to_string(),
-        CopyError::Cancelled => "cancelled".into(),
-    }
-}
-
 /// Small file bodies collected into one object.
 struct Pack {
     key: String,
@@ -281,16 +273,17 @@ impl BlobSink<'_> {
                 sent = w.send(b.to_vec());
                 sent.as_ref().map_err(|_| std::io::Error::other("upload failed")).copied()
             },
-            || false,
+            f.stopped,
         );
         // The destination's own error, when it is what stopped the copy.
         sent?;
         let (hash, size) = match copied {
             Ok(done) => done,
-            Err(e) => {
-                // Dropped unclosed, the upload is aborted: nothing of it stays.
+            // Dropped unclosed, the upload is aborted: nothing of it stays.
+            Err(CopyError::Cancelled) => return Err(BackupError::Cancelled),
+            Err(CopyError::Read(e) | CopyError::Write(e)) => {
                 drop(w);
-                self.progress.failed(f.abs, format!("{}: {}", f.what, copy_error(e)));
+                self.progress.failed(f.abs, format!("{}: {e}", f.what));
                 return Ok(Stored::Skipped);
             }
         };

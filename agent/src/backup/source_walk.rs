@@ -84,6 +84,8 @@ pub(super) struct StreamFile<'a> {
     pub prev: Option<&'a IndexEntry>,
     /// The bytes; an error, even at the end, means the stream is incomplete.
     pub src: &'a mut dyn std::io::Read,
+    /// True once the run must stop (asked between reads).
+    pub stopped: &'a dyn Fn() -> bool,
 }
 
 /// What became of a regular file's content.
@@ -567,8 +569,33 @@ where
         };
         let prev = shared.prev_child(dir_prev, &d.file).filter(|p| p.meta.kind == EntryKind::File);
         let mut row = IndexEntry::new(id, dir_id, d.file.clone(), generated_meta(EntryKind::File, 0o600));
-        let f = StreamFile { path: &path, abs: &abs, what: &d.what, prev: prev.as_ref(), src: &mut stream };
-        let stored = self.sink.stream(dir, f, &mut row)?;
+        // A tool that writes nothing (waiting on a lock, a slow server) holds
+        // the read: a cancel kills it from here.
+        let group = stream.process_group();
+        let stopped = || shared.stop.stopped();
+        let f = StreamFile {
+            path: &path,
+            abs: &abs,
+            what: &d.what,
+            prev: prev.as_ref(),
+            src: &mut stream,
+            stopped: &stopped,
+        };
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let stored = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    if shared.stop.stopped() {
+                        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            });
+            let stored = self.sink.stream(dir, f, &mut row);
+            done.store(true, Ordering::Relaxed);
+            stored
+        })?;
         if matches!(stored, Stored::New | Stored::Reused) {
             progress.scanned(row.meta.size);
             self.rows.push(row, stored == Stored::New)?;

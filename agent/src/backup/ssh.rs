@@ -579,7 +579,7 @@ impl TreeSink<'_> {
         let script = [b"umask 077 && mkdir -p -- ".as_slice(), &dir, b" && exec cat > ", &file].concat();
         let mut up = self.ssh.pipe("dump", &object, &script)?;
         let copied = match up.take_input() {
-            Some(mut input) => copy_stream(f.src, |b| input.write_all(b), || false),
+            Some(mut input) => copy_stream(f.src, |b| input.write_all(b), f.stopped),
             None => Err(CopyError::Write(std::io::Error::other("ssh has no input"))),
         };
         let (status, stderr) = up.wait();
@@ -593,6 +593,10 @@ impl TreeSink<'_> {
                 self.progress.failed(f.abs, format!("{}: {e}", f.what));
                 let _ = self.ssh.delete(&object);
                 Ok(None)
+            }
+            Err(CopyError::Cancelled) => {
+                let _ = self.ssh.delete(&object);
+                Err(BackupError::Cancelled)
             }
             _ => {
                 let _ = self.ssh.delete(&object);

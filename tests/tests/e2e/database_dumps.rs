@@ -295,6 +295,25 @@ fn mariadb_dumps_are_stored_once_when_unchanged_and_a_failed_dump_leaves_nothing
     assert!(partial.tree(&t.src).join("a.txt").is_file(), "the files were still backed up");
     assert_eq!(std::fs::read_to_string(&dump1).expect("dump 1 still there"), text);
 
+    // A dump tool that hangs: cancelling the run stops it at once, tool included.
+    let hanging = t.sb.path().join("mysqldump-hangs");
+    fixture::write(&hanging, b"#!/bin/sh\nsleep 300\n");
+    std::fs::set_permissions(&hanging, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    t.daemon.cli_ok(&["settings", "set", "bin_mysqldump", s(&hanging)]);
+    let id = t.daemon.start_run(JOB);
+    let sleeping = || {
+        let out = Command::new("pgrep").args(["-f", "^sleep 317$"]).output().expect("pgrep");
+        !out.stdout.is_empty()
+    };
+    wait_until("the dump tool to start", Duration::from_secs(30), || sleeping().then_some(()));
+    let asked = std::time::Instant::now();
+    t.daemon.cli_ok(&["run", "cancel", &id.to_string()]);
+    let ended = t.daemon.wait_run_final(id);
+    assert_eq!(ended["state"], "cancelled", "{ended:#}");
+    assert!(asked.elapsed() < Duration::from_secs(20), "the cancel took {:?}", asked.elapsed());
+    wait_until("the dump tool to be killed", Duration::from_secs(10), || (!sleeping()).then_some(()));
+    t.daemon.cli_ok(&["settings", "set", "bin_mysqldump", ""]);
+
     // A server that refuses the password: partial, the server named with its words.
     let wrong = password_file(&t.sb, "wrong", "not-the-password");
     t.daemon.cli_json(&["database", "edit", "maria", "--password-file", &wrong]);
