@@ -297,7 +297,7 @@ fn mariadb_dumps_are_stored_once_when_unchanged_and_a_failed_dump_leaves_nothing
 
     // A dump tool that hangs: cancelling the run stops it at once, tool included.
     let hanging = t.sb.path().join("mysqldump-hangs");
-    fixture::write(&hanging, b"#!/bin/sh\nsleep 300\n");
+    fixture::write(&hanging, b"#!/bin/sh\nsleep 317\n");
     std::fs::set_permissions(&hanging, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     t.daemon.cli_ok(&["settings", "set", "bin_mysqldump", s(&hanging)]);
     let id = t.daemon.start_run(JOB);
