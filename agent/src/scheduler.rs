@@ -221,6 +221,7 @@ impl Scheduler {
         self.catalog.prune_runs(days(settings.logs_ttl))?;
         self.catalog.prune_alerts(days(settings.alerts_ttl))?;
         self.catalog.prune_deliveries(days(settings.logs_ttl))?;
+        self.catalog.prune_tasks(days(settings.logs_ttl))?;
         Ok(())
     }
 

@@ -48,7 +48,7 @@ const DEFS: &[Def] = &[
     num("run_ttl_hours", "0", 0, 8760, "hours; 0 = no limit"),
     num("manual_retain", "14", 1, 99, "manual snapshots kept"),
     num("manual_ttl", "0", 0, 3650, "days; 0 = never expire"),
-    num("logs_ttl", "30", 1, 3650, "days of run history"),
+    num("logs_ttl", "30", 1, 3650, "days of run history, deliveries and ended tasks"),
     num("alerts_ttl", "60", 1, 3650, "days acknowledged alerts are kept"),
     num("compress_level", "6", 1, 12, "deflate level of compressed snapshots"),
     num("compress_threads", "0", 0, 64, "compressor threads; 0 = one per core"),

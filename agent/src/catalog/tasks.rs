@@ -91,6 +91,14 @@ impl Catalog {
         Ok(())
     }
 
+    /// Forgets ended tasks that finished before `before`; returns how many.
+    pub fn prune_tasks(&self, before: jiff::Timestamp) -> Result<usize> {
+        Ok(self.conn().execute(
+            "DELETE FROM tasks WHERE state NOT IN ('queued', 'running') AND finished_at < ?1",
+            [before.to_string()],
+        )?)
+    }
+
     /// Tasks a stopped agent left running are failed (their tool was killed with it).
     pub fn fail_interrupted_tasks(&self) -> Result<usize> {
         Ok(self.conn().execute(
@@ -98,5 +106,43 @@ impl Catalog {
              message = 'the agent stopped while the task ran; run it again' WHERE state = 'running'",
             [super::now()],
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DatabaseRestore, SnapshotId};
+
+    #[test]
+    fn tasks_queue_start_once_end_and_are_pruned_after_they_end() {
+        let dir = std::env::temp_dir().join(format!("hs-tasks-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let catalog = Catalog::open(&dir.join("catalog.sqlite")).unwrap_or_else(|e| panic!("{e}"));
+        let request = TaskRequest::RestoreDatabase(DatabaseRestore {
+            snapshot: SnapshotId(4),
+            server: "db1".into(),
+            database: "app".into(),
+            as_name: None,
+            to: None,
+            replace: false,
+        });
+        let t =
+            catalog.insert_task(TaskKind::RestoreDatabase, "restore app", &request).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((t.state, &t.request), (RunState::Queued, &request));
+        assert_eq!(catalog.next_queued_task().ok().flatten().map(|q| q.id), Some(t.id));
+        assert_eq!(catalog.start_task(t.id).ok(), Some(true));
+        assert_eq!(catalog.start_task(t.id).ok(), Some(false), "a task starts once");
+        assert!(catalog.next_queued_task().ok().flatten().is_none());
+        // Still running: never pruned, and failed when the agent starts again.
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+        assert_eq!(catalog.prune_tasks(later).ok(), Some(0));
+        assert_eq!(catalog.fail_interrupted_tasks().ok(), Some(1));
+        let failed = catalog.task(t.id).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(failed.state, RunState::Failed);
+        assert!(failed.message.as_deref().is_some_and(|m| m.contains("agent stopped")));
+        assert_eq!(catalog.prune_tasks(later).ok(), Some(1));
+        assert!(catalog.tasks(10).is_ok_and(|t| t.is_empty()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
