@@ -189,6 +189,11 @@ pub fn check_job(catalog: &Catalog, job: &Job) -> Result<(), AgentError> {
     if job.databases.is_empty() {
         return Ok(());
     }
+    if let Some(s) = inside_dumps(&job.sources) {
+        return Err(AgentError::invalid(format!(
+            "source {s} is inside /.hindsight, where this job's database dumps go: back up / or another directory"
+        )));
+    }
     if job.structure != Structure::Incremental {
         // An archive on a remote destination streams out as it is written: a
         // dump, whose size comes at its end, would need a local copy first.
@@ -213,6 +218,11 @@ pub fn check_job(catalog: &Catalog, job: &Job) -> Result<(), AgentError> {
         }
     }
     Ok(())
+}
+
+/// A source inside `/.hindsight`, the snapshot's directory of database dumps.
+fn inside_dumps(sources: &[String]) -> Option<&String> {
+    sources.iter().find(|s| Path::new(s.as_str()).starts_with("/.hindsight"))
 }
 
 /// The jobs a schedule list waits for (`after:JOB`).
@@ -307,4 +317,17 @@ pub fn after_run(catalog: &Catalog, job: &str, finished: jiff::Timestamp) -> Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_inside_the_dumps_directory_are_found() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(inside_dumps(&s(&["/srv", "/.hindsight/x"])).map(String::as_str), Some("/.hindsight/x"));
+        assert_eq!(inside_dumps(&s(&["/.hindsight"])).map(String::as_str), Some("/.hindsight"));
+        assert!(inside_dumps(&s(&["/", "/.hindsightx", "/srv/.hindsight"])).is_none());
+    }
 }
