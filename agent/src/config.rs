@@ -16,7 +16,11 @@ pub const CACHE_DIR: &str = "cache";
 
 /// hindsightd: the Hindsight backup agent.
 #[derive(Debug, Parser)]
-#[command(name = "hindsightd", version, about)]
+#[command(
+    name = "hindsightd",
+    version,
+    about = "The Hindsight backup agent: scheduled snapshots of directories and databases, the snapshot filesystem, and the API the hindsight CLI talks to (see hindsight(1))"
+)]
 pub struct Args {
     /// Directory of the catalog, the master key and the agent's lock.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
@@ -37,6 +41,19 @@ pub struct Args {
     /// 127.0.0.1:9464; off by default.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Print the manual page hindsightd(8) in roff and exit (`hindsightd --man | man -l -`).
+    #[arg(long)]
+    pub man: bool,
+}
+
+impl Args {
+    /// hindsightd(8) in roff, from the same definitions as the parser.
+    pub fn manual_page() -> std::io::Result<Vec<u8>> {
+        use clap::CommandFactory;
+        let mut out = Vec::new();
+        clap_mangen::Man::new(Args::command()).section("8").render(&mut out)?;
+        Ok(out)
+    }
 }
 
 /// The daemon's validated configuration.

@@ -4,8 +4,20 @@ use clap::Parser;
 use hindsight_agent::{config::Args, daemon, logging};
 
 fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    if args.man {
+        use std::io::Write;
+        let written = Args::manual_page().and_then(|page| std::io::stdout().write_all(&page));
+        return match written {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("hindsightd: {e}");
+                std::process::ExitCode::FAILURE
+            }
+            _ => std::process::ExitCode::SUCCESS,
+        };
+    }
     logging::init();
-    let result = Args::parse().into_config().and_then(|config| {
+    let result = args.into_config().and_then(|config| {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let result = runtime.block_on(daemon::run(config));
         // A blocking task stuck past the daemon's own stop timeouts (a hung

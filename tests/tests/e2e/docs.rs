@@ -31,10 +31,8 @@ fn bash_completion_loads_and_completes_subcommands() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("use bash, zsh or fish"));
 }
 
-#[test]
-fn the_manual_page_renders() {
-    let page = hindsight(&["man"]);
-    assert!(page.status.success());
+/// `page` rendered by `man -l -` at 80 columns.
+fn rendered(page: &[u8]) -> String {
     let mut man = Command::new("man")
         .args(["-l", "-"])
         .env("MANWIDTH", "80")
@@ -43,11 +41,25 @@ fn the_manual_page_renders() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("man");
-    std::io::Write::write_all(&mut man.stdin.take().expect("stdin"), &page.stdout).expect("feed man");
+    std::io::Write::write_all(&mut man.stdin.take().expect("stdin"), page).expect("feed man");
     let out = man.wait_with_output().expect("man output");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn the_manual_pages_render() {
+    let page = hindsight(&["man"]);
+    assert!(page.status.success());
+    let text = rendered(&page.stdout);
     for want in ["NAME", "SYNOPSIS", "SUBCOMMANDS", "hindsight-notify(1)", "hindsight-database(1)"] {
         assert!(text.contains(want), "{want} missing from the rendered page:\n{text}");
+    }
+    let daemon = Command::new(crate::support::hindsightd_bin()).arg("--man").output().expect("run hindsightd");
+    assert!(daemon.status.success());
+    let text = rendered(&daemon.stdout);
+    for want in ["hindsightd(8)", "--state-dir", "--metrics-listen", "--no-mount"] {
+        assert!(text.contains(want), "{want} missing from hindsightd(8):\n{text}");
     }
 }
