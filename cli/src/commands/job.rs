@@ -114,6 +114,12 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
     Ok((n * mult as f64) as u64)
 }
 
+/// The sources, then `db:SERVER` for each database server dumped.
+fn what_it_backs_up(j: &Job) -> String {
+    let servers = j.databases.servers.iter().map(|s| format!("db:{}", s.server));
+    j.sources.iter().cloned().chain(servers).collect::<Vec<_>>().join(",")
+}
+
 /// `pg1 (all); maria:shop,blog; excluding test_*; larger than 1.0 GiB left out`.
 fn describe_databases(d: &JobDatabases) -> String {
     if d.is_empty() {
@@ -196,7 +202,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 .map(|j| {
                     vec![
                         j.name.clone(),
-                        j.sources.join(","),
+                        what_it_backs_up(j),
                         j.destinations.join(","),
                         j.structure.to_string(),
                         if j.disabled { "disabled".into() } else { "enabled".into() },

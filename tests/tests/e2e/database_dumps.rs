@@ -88,6 +88,8 @@ fn postgresql_dumps_are_consistent_stored_once_when_unchanged_and_restore_to_the
     t.daemon.add_job(JOB, &[&t.src], &[DEST], &["--database", &format!("pg:{db}")]);
     let shown = t.daemon.cli_ok(&["job", "show", JOB]);
     assert!(shown.stdout.contains(&format!("pg:{db}")), "{shown}");
+    let listed = t.daemon.cli_ok(&["job", "list"]);
+    assert!(listed.stdout.contains(&format!("{},db:pg", s(&t.src))), "{listed}");
 
     let first = t.daemon.backup(JOB);
     let dump1 = dumps_of(&first, "pg").join(format!("{db}.pgdump"));
