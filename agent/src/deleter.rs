@@ -39,6 +39,10 @@ const WAIT_STEP: Duration = Duration::from_millis(100);
 const BUSY_SHARE: u32 = 9;
 /// Longest pause while backups run.
 const PAUSE_BUSY_MAX: Duration = Duration::from_secs(2);
+/// Passes over a snapshot that failed before its deletion is given up (until the next start).
+const RETRIES: u32 = 5;
+/// Pause before the first retry (the n-th waits n times this).
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Pause between batches otherwise.
 const PAUSE_IDLE: Duration = Duration::from_millis(1);
 
@@ -122,7 +126,20 @@ fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>, shutdown: &Shutd
         };
         let mut paced = throttle(&pause);
         let mut step = || if shutdown.is_requested() { ControlFlow::Break(()) } else { paced() };
-        match p.root.finish_delete_with(&p.job, &p.name, &mut step) {
+        // Something changing the tree while it is removed (a user renaming in
+        // her own directory) can make one pass fail: it is tried again.
+        let mut attempt = 0;
+        let deleted = loop {
+            match p.root.finish_delete_with(&p.job, &p.name, &mut step) {
+                Err(e) if attempt < RETRIES && !shutdown.is_requested() => {
+                    attempt += 1;
+                    tracing::warn!("deleting snapshot {}/{}: {e}; trying again", p.job, p.name);
+                    std::thread::sleep(RETRY_PAUSE * attempt);
+                }
+                r => break r,
+            }
+        };
+        match deleted {
             Ok(()) => tracing::info!("deleted snapshot {}/{}", p.job, p.name),
             Err(_) if shutdown.is_requested() => {
                 tracing::info!(
