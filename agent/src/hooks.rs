@@ -8,28 +8,21 @@
 //! output (stdout and stderr, the last [`OUTPUT_KEPT`] bytes) goes to the
 //! agent's log and to the run's record.
 
-use std::process::Command;
 use std::time::Duration;
 
 use hindsight_api::{Counters, HookKind, HookResult, Job, Run, RunDestination, RunState};
 
 /// Bytes of a hook's output kept in the run's record.
 pub(crate) const OUTPUT_KEPT: usize = 8 << 10;
-/// The `PATH` hooks get.
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Runs one hook to its end or its timeout; `env` is the run's context.
 pub(crate) fn run(kind: HookKind, command: &str, timeout: Duration, env: &[(String, String)]) -> HookResult {
-    let mut cmd = Command::new("/bin/sh");
+    let mut cmd = crate::process::clean_command("/bin/sh");
     cmd.arg("-c")
         .arg(command)
-        .env_clear()
-        .env("PATH", PATH)
         .env("HOME", "/root")
-        .env("LANG", "C.UTF-8")
         .env("HINDSIGHT_HOOK", kind.as_str())
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir("/");
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let f = crate::process::run(cmd, timeout, OUTPUT_KEPT);
     let mut output = f.stdout.clone();
     output.extend_from_slice(&f.stderr);

@@ -42,6 +42,27 @@ impl Finished {
     }
 }
 
+/// The `PATH` helper programs run with.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A command for a helper program run as root: a clean environment (a fixed
+/// `PATH`, a UTF-8 locale, nothing of the agent's own) in `/`.
+pub(crate) fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear().env("PATH", PATH).env("LANG", "C.UTF-8").current_dir("/");
+    c
+}
+
+/// Why `program` could not be started, in a few words.
+pub(crate) fn spawn_error(program: &std::ffi::OsStr, e: &std::io::Error) -> String {
+    let what = program.to_string_lossy();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{what} was not found"),
+        std::io::ErrorKind::PermissionDenied => format!("{what} is not executable"),
+        _ => format!("cannot start {what}: {e}"),
+    }
+}
+
 /// Runs `cmd` (stdin from `/dev/null`, its own process group) for at most `timeout`.
 pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: usize) -> Finished {
     let started = Instant::now();
@@ -49,12 +70,7 @@ pub(crate) fn run(mut cmd: Command, timeout: Duration, keep: usize) -> Finished 
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let what = cmd.get_program().to_string_lossy().into_owned();
-            let why = match e.kind() {
-                std::io::ErrorKind::NotFound => format!("{what} was not found"),
-                std::io::ErrorKind::PermissionDenied => format!("{what} is not executable"),
-                _ => format!("cannot start {what}: {e}"),
-            };
+            let why = spawn_error(cmd.get_program(), &e);
             return Finished { status: Err(why), stdout: Vec::new(), stderr: Vec::new(), elapsed: started.elapsed() };
         }
     };

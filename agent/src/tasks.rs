@@ -167,28 +167,21 @@ impl Tasks {
             if r.replace { " (replacing it)" } else { "" }
         );
         // The dump must be there, of the target's engine.
-        let path = [HINDSIGHT_DIR.to_vec(), DATABASES_DIR.to_vec(), r.server.as_bytes().to_vec(), file];
-        snapshot_file::open(
-            &self.catalog,
-            &self.cache_dir,
-            r.snapshot,
-            &path.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-        )
-        .map_err(|e| match e.kind {
-            crate::error::ErrorKind::NotFound => AgentError::not_found(format!(
-                "snapshot {} holds no {} dump of database {} from server {}",
-                r.snapshot, server.engine, r.database, r.server
-            )),
-            _ => e,
-        })?;
-        Ok(RestorePlan { server, name, replace: r.replace, path, summary })
+        let path = [HINDSIGHT_DIR, DATABASES_DIR, r.server.as_bytes(), &file];
+        let dump =
+            snapshot_file::open(&self.catalog, &self.cache_dir, r.snapshot, &path).map_err(|e| match e.kind {
+                crate::error::ErrorKind::NotFound => AgentError::not_found(format!(
+                    "snapshot {} holds no {} dump of database {} from server {}",
+                    r.snapshot, server.engine, r.database, r.server
+                )),
+                _ => e,
+            })?;
+        Ok(RestorePlan { server, name, replace: r.replace, dump, summary })
     }
 
     fn restore_database(&self, id: TaskId, r: &DatabaseRestore, cancel: &Cancel) -> Result<String, AgentError> {
-        let plan = self.database_restore_plan(r)?;
-        let components: Vec<&[u8]> = plan.path.iter().map(Vec::as_slice).collect();
-        let mut dump = snapshot_file::open(&self.catalog, &self.cache_dir, r.snapshot, &components)?;
-        let total = dump.size;
+        let mut plan = self.database_restore_plan(r)?;
+        let total = plan.dump.size;
         let done = AtomicU64::new(0);
         let saved = Mutex::new(Instant::now());
         let progress = |n: u64| {
@@ -201,7 +194,8 @@ impl Tasks {
         };
         let _ = self.catalog.task_progress(id, 0, total);
         let settings = self.catalog.settings()?;
-        let said = databases::restore(&plan.target(), &mut dump, &self.state_dir, &settings, &progress, cancel)?;
+        let target = databases::Target { server: &plan.server, name: &plan.name, replace: plan.replace };
+        let said = databases::restore(&target, &mut plan.dump, &self.state_dir, &settings, &progress, cancel)?;
         let _ = self.catalog.task_progress(id, done.load(Ordering::Relaxed), total);
         Ok(said)
     }
@@ -212,8 +206,8 @@ struct RestorePlan {
     server: crate::model::DatabaseServer,
     name: String,
     replace: bool,
-    /// The dump's path in the snapshot.
-    path: [Vec<u8>; 4],
+    /// The dump, open on the destination (nothing read yet).
+    dump: snapshot_file::SnapshotFile,
     summary: String,
 }
 

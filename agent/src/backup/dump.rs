@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -65,9 +65,6 @@ impl fmt::Debug for DumpSource {
     }
 }
 
-/// The `PATH` dump tools run with.
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// A running dump tool's output; an error at its end when the tool failed.
 pub(super) struct DumpStream {
     child: Child,
@@ -86,23 +83,21 @@ pub(super) struct DumpStream {
 impl DumpStream {
     /// Starts the tool (its own process group, stdin from `/dev/null`, a clean environment).
     pub(super) fn spawn(d: &DumpSource) -> Result<DumpStream, String> {
-        let mut cmd = Command::new(&d.program);
-        cmd.env_clear()
-            .env("PATH", PATH)
-            .env("LANG", "C.UTF-8")
-            .envs(d.env.iter().map(|(k, v)| (k, v)))
+        let mut cmd = crate::process::clean_command(&d.program);
+        cmd.envs(d.env.iter().map(|(k, v)| (k, v)))
             .args(&d.args)
-            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = cmd.spawn().map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => {
-                format!("{} was not found (install it, or set bin_{} to where it is)", d.program, tool_name(&d.program))
+        let mut child = cmd.spawn().map_err(|e| {
+            let why = crate::process::spawn_error(cmd.get_program(), &e);
+            match e.kind() {
+                io::ErrorKind::NotFound => {
+                    format!("{why} (install it, or set bin_{} to where it is)", tool_name(&d.program))
+                }
+                _ => why,
             }
-            io::ErrorKind::PermissionDenied => format!("{} is not executable", d.program),
-            _ => format!("cannot start {}: {e}", d.program),
         })?;
         if let Some(out) = child.stdout.as_ref() {
             // A large pipe lets the tool write ahead while a chunk is hashed

@@ -16,17 +16,13 @@ use crate::process::{Finished, run};
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes of a client's output kept (a listing of thousands of databases fits).
 const KEEP: usize = 4 << 20;
-/// The `PATH` clients are looked up in.
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Where system CA certificates are (Debian), for verified TLS.
 const CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A client command with a clean environment: the program the settings
 /// name for `name`, else `name` in the agent's PATH.
 pub(crate) fn command(settings: &Settings, name: &str) -> Command {
-    let mut c = Command::new(crate::settings::program_of(settings, name));
-    c.env_clear().env("PATH", PATH).env("LANG", "C.UTF-8").current_dir("/");
-    c
+    crate::process::clean_command(crate::settings::program_of(settings, name))
 }
 
 /// The client's output, or its failure in one line (its stderr's last lines).

@@ -215,14 +215,9 @@ fn commands(
 /// key is the same for a server, derived from the master key: the database
 /// server never learns it, so data it serves cannot end the restriction.
 fn restrict_key(program: &str, key: &MasterKey, server: &str) -> Option<OsString> {
-    let help = std::process::Command::new(program)
-        .arg("--help")
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
+    let mut help = crate::process::clean_command(program);
+    help.arg("--help");
+    let help = crate::process::run(help, std::time::Duration::from_secs(10), 64 << 10);
     let knows = String::from_utf8_lossy(&help.stdout).contains("--restrict-key");
     knows.then(|| format!("--restrict-key={}", key.derive_hex(&format!("pg restrict key {server}"))).into())
 }
