@@ -9,8 +9,8 @@ use crate::backup::Excludes;
 use crate::catalog::Catalog;
 use crate::error::AgentError;
 use crate::model::{
-    DatabaseSelection, HookKind, Hooks, Job, JobDatabases, JobId, JobKind, JobSchedule, Monitor, NewJob, ScheduleInput,
-    default_priority, default_time,
+    DatabaseSelection, HookKind, Hooks, Job, JobAccounts, JobDatabases, JobId, JobKind, JobSchedule, Monitor, NewJob,
+    ScheduleInput, default_priority, default_time,
 };
 use crate::schedule::{Spec, parse_time, span};
 
@@ -180,11 +180,42 @@ pub fn check_databases(mut d: JobDatabases) -> Result<JobDatabases, AgentError> 
     Ok(d)
 }
 
+/// Checks the users of an accounts job: names, none both included and excluded.
+pub fn check_accounts(mut a: JobAccounts) -> Result<JobAccounts, AgentError> {
+    for name in a.include.iter().chain(&a.exclude) {
+        hindsight_fs::check_account_name(name).map_err(AgentError::invalid)?;
+    }
+    a.include.sort();
+    a.include.dedup();
+    a.exclude.sort();
+    a.exclude.dedup();
+    if let Some(both) = a.include.iter().find(|n| a.exclude.contains(n)) {
+        return Err(AgentError::invalid(format!("account {both} is both included and excluded")));
+    }
+    Ok(a)
+}
+
 /// The checks across a job's fields, once they are all set: something to
-/// back up, and database servers that exist.
+/// back up, fields that fit its type, and database servers that exist.
 pub fn check_job(catalog: &Catalog, job: &Job) -> Result<(), AgentError> {
-    if job.sources.is_empty() && job.databases.is_empty() {
-        return Err(AgentError::invalid("a job needs at least one source or database server"));
+    match job.kind {
+        JobKind::Directories => {
+            if job.sources.is_empty() && job.databases.is_empty() {
+                return Err(AgentError::invalid("a job needs at least one source or database server"));
+            }
+            if !job.accounts.is_empty() {
+                return Err(AgentError::invalid(
+                    "accounts are chosen for jobs of type accounts only (job add --type accounts)",
+                ));
+            }
+        }
+        JobKind::Accounts => {
+            if !job.sources.is_empty() {
+                return Err(AgentError::invalid(
+                    "an accounts job backs up each user's home directory, crontab and mail spool: it takes no sources",
+                ));
+            }
+        }
     }
     if job.databases.is_empty() {
         return Ok(());
@@ -298,6 +329,7 @@ pub fn build(new: NewJob) -> Result<Job, AgentError> {
         hooks: check_hooks(new.hooks.unwrap_or_default())?,
         ping_url: check_ping_url(new.ping_url)?,
         databases: check_databases(new.databases.unwrap_or_default())?,
+        accounts: check_accounts(new.accounts.unwrap_or_default())?,
         next_run: None,
         last_run: None,
     })

@@ -42,6 +42,7 @@
 // What the daemon binary, the agent's tests and the fuzz targets use is
 // public; the rest is the agent's own. Modules are listed above in the order
 // a reader meets them.
+mod accounts;
 mod api;
 mod backup;
 pub mod catalog;

@@ -118,13 +118,15 @@ fn candidate(r: &SnapshotRecord) -> Candidate {
     }
 }
 
-/// Applies the job's retention on each of its destinations; returns how many
-/// snapshots began deletion. Destinations in `skip` (where the run's
-/// snapshot is suspicious) are left alone.
+/// Applies the job's retention to its snapshots in job directory `dir` (the
+/// job's name, or one account's `<job>@<user>`) on each of its destinations;
+/// returns how many snapshots began deletion. Destinations in `skip` (where
+/// the run's snapshot is suspicious) are left alone.
 pub(crate) fn apply(
     catalog: &std::sync::Arc<Catalog>,
     deleter: &Deleter,
     job: &Job,
+    dir: &str,
     now: Timestamp,
     skip: &[&str],
 ) -> usize {
@@ -142,10 +144,10 @@ pub(crate) fn apply(
         if dest.readonly {
             continue;
         }
-        let snaps = match catalog.job_snapshots(&dest.id, &job.name) {
+        let snaps = match catalog.job_snapshots(&dest.id, dir) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!("retention of {} on {dest_name}: {e}", job.name);
+                tracing::error!("retention of {dir} on {dest_name}: {e}");
                 continue;
             }
         };
@@ -155,13 +157,13 @@ pub(crate) fn apply(
         // can be reused by a later snapshot made within the same second.
         cands.sort_by_key(|c| std::cmp::Reverse((c.sequence, c.finished, c.id)));
         if let Some(why) = policy.manual_ttl.and_then(|ttl| ttl_refusal(&cands, ttl, now)) {
-            tracing::warn!(job = %job.name, destination = %dest_name, "retention: {why}");
+            tracing::warn!(job = %dir, destination = %dest_name, "retention: {why}");
         }
         for id in select(&cands, &policy, now) {
             match crate::snapshots::delete(catalog, deleter, id) {
                 Ok(_) => {
                     deleted += 1;
-                    tracing::info!(job = %job.name, destination = %dest_name, "retention: deleting snapshot {id}");
+                    tracing::info!(job = %dir, destination = %dest_name, "retention: deleting snapshot {id}");
                 }
                 Err(e) => tracing::error!("retention: deleting snapshot {id}: {}", e.message),
             }

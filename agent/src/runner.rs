@@ -27,6 +27,7 @@ use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::{Manifest, Structure};
 use tokio::sync::Notify;
 
+use crate::accounts;
 use crate::backup::{self, ArchiveOptions, BackupError, BackupSpec, Cancel, Counters, Excludes, FileError, Progress};
 use crate::catalog::{Catalog, NewAlert, RunUpdate};
 use crate::databases;
@@ -35,7 +36,8 @@ use crate::destinations;
 use crate::error::AgentError;
 use crate::hooks;
 use crate::model::{
-    AlertKind, AlertLevel, DestinationRecord, HookKind, HookResult, Job, Run, RunDestination, RunId, RunState, Trigger,
+    AlertKind, AlertLevel, DestinationRecord, HookKind, HookResult, Job, JobKind, Run, RunDestination, RunId, RunState,
+    Trigger,
 };
 use crate::notify::{self, Ping, ping};
 use crate::schedule::Clock;
@@ -392,14 +394,9 @@ impl Runner {
         }
         // Before the end is recorded: whoever sees the run ended also sees its
         // retention applied and its alert raised.
-        let suspicious: Vec<(String, String)> = update
-            .destinations
-            .iter()
-            .filter_map(|d| d.suspicious.clone().map(|why| (d.destination.clone(), why)))
-            .collect();
         let failed: Vec<&RunDestination> = update.destinations.iter().filter(|d| d.state == RunState::Failed).collect();
         let passing = !failed.is_empty() && failed.iter().all(|d| d.temporary);
-        self.after_end(run.id, &run.job, state, update.message.clone(), passing, &suspicious);
+        self.after_end(run.id, &run.job, state, update.message.clone(), passing, &update.destinations);
         // Last: the mount shows the new snapshot, and not those retention
         // deleted, before anyone hears that the run ended.
         let touched: Vec<String> = update.destinations.iter().map(|d| d.destination.clone()).collect();
@@ -421,7 +418,9 @@ impl Runner {
 
     /// What follows the end of a run: alerts (saying whether its failures
     /// were all `temporary` or need attention), retention (except on the
-    /// destinations where its snapshot is `suspicious`), `after:` schedules.
+    /// destinations where its snapshot is `suspicious`), `after:` schedules;
+    /// for an accounts job, retention per account (of those completed
+    /// everywhere), then orphans.
     fn after_end(
         &self,
         run_id: RunId,
@@ -429,7 +428,7 @@ impl Runner {
         state: RunState,
         message: Option<String>,
         temporary: bool,
-        suspicious: &[(String, String)],
+        outcomes: &[RunDestination],
     ) {
         let verdict = if temporary {
             "temporary: the destinations that failed could not be reached, also on a second attempt; the next run tries again"
@@ -453,12 +452,42 @@ impl Runner {
         if let Some((level, kind, text)) = alert {
             notify::raise(&self.catalog, NewAlert::new(level, kind, job_name, text).job(job_name).run(run_id));
         }
-        for (dest, why) in suspicious {
+        // An account's alerts are about its job directory: forgetting the
+        // account finds them by it.
+        for o in outcomes
+            .iter()
+            .filter(|o| o.account.is_some() && !matches!(o.state, RunState::Completed | RunState::Skipped))
+        {
+            let dir = accounts::job_dir(job_name, o.account.as_deref().unwrap_or_default());
+            let (level, kind) = match o.state {
+                RunState::Partial => (AlertLevel::Warning, AlertKind::RunPartial),
+                _ => (AlertLevel::Critical, AlertKind::RunFailed),
+            };
+            let place =
+                if o.destination.is_empty() { String::new() } else { format!(" on destination {}", o.destination) };
             let text = format!(
-                "run {run_id} of job {job_name} on destination {dest} looks wrong: {why}; retention was skipped there, older snapshots are kept"
+                "run {run_id} of job {job_name}: account {}{place}: {}",
+                o.account.as_deref().unwrap_or_default(),
+                o.message.as_deref().unwrap_or(o.state.as_str())
             );
-            let alert = NewAlert::new(AlertLevel::Warning, AlertKind::SuspiciousRun, job_name, text);
-            notify::raise(&self.catalog, alert.job(job_name).destination(dest).run(run_id));
+            notify::raise(&self.catalog, NewAlert::new(level, kind, &dir, text).job(&dir).run(run_id));
+        }
+        let suspicious: Vec<(&str, String, &str)> = outcomes
+            .iter()
+            .filter_map(|d| {
+                let dir = match &d.account {
+                    Some(a) => accounts::job_dir(job_name, a),
+                    None => job_name.to_string(),
+                };
+                d.suspicious.as_deref().map(|why| (d.destination.as_str(), dir, why))
+            })
+            .collect();
+        for (dest, dir, why) in &suspicious {
+            let text = format!(
+                "run {run_id} of job {dir} on destination {dest} looks wrong: {why}; retention was skipped there, older snapshots are kept"
+            );
+            let alert = NewAlert::new(AlertLevel::Warning, AlertKind::SuspiciousRun, dir, text);
+            notify::raise(&self.catalog, alert.job(dir).destination(dest).run(run_id));
         }
         if !matches!(state, RunState::Completed | RunState::Partial) {
             return;
@@ -467,11 +496,24 @@ impl Runner {
         if let Err(e) = crate::jobs::after_run(&self.catalog, job_name, now) {
             tracing::error!("after: schedules of {job_name}: {}", e.message);
         }
-        if state == RunState::Completed
-            && let Ok(job) = self.catalog.job(job_name)
-        {
-            let skip: Vec<&str> = suspicious.iter().map(|(d, _)| d.as_str()).collect();
-            crate::retention::apply(&self.catalog, &self.deleter, &job, now, &skip);
+        let Ok(job) = self.catalog.job(job_name) else { return };
+        let skip = |dir: &str| -> Vec<&str> { suspicious.iter().filter(|s| s.1 == dir).map(|s| s.0).collect() };
+        if job.kind == JobKind::Accounts {
+            let mut names: Vec<&str> = outcomes.iter().filter_map(|o| o.account.as_deref()).collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let mine = outcomes.iter().filter(|o| o.account.as_deref() == Some(name));
+                if mine.clone().all(|o| matches!(o.state, RunState::Completed | RunState::Skipped)) {
+                    let dir = accounts::job_dir(job_name, name);
+                    crate::retention::apply(&self.catalog, &self.deleter, &job, &dir, now, &skip(&dir));
+                }
+            }
+            if let Err(e) = accounts::sweep(&self.catalog, self, now) {
+                tracing::error!("orphan accounts: {}", e.message);
+            }
+        } else if state == RunState::Completed {
+            crate::retention::apply(&self.catalog, &self.deleter, &job, job_name, now, &skip(job_name));
         }
     }
 
@@ -536,15 +578,31 @@ impl Runner {
 
     /// Backs the job up to each of its destinations; returns the run's state.
     fn back_up(&self, run: &Run, job: &Job, a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
-        let excludes = match Excludes::new(&job.excludes) {
-            Ok(e) => e,
+        if job.kind == JobKind::Accounts {
+            return self.back_up_accounts(run, job, a);
+        }
+        let plan = self.plan_dumps(job);
+        let spec = match self.spec(run, job, job.name.clone(), job.sources.iter().map(PathBuf::from).collect(), plan) {
+            Ok(s) => s,
             Err(e) => return (RunState::Failed, Some(e)),
         };
-        let plan = self.plan_dumps(job);
-        let spec = BackupSpec {
-            job: job.name.clone(),
-            sources: job.sources.iter().map(PathBuf::from).collect(),
-            excludes,
+        let outcomes = self.back_up_to_each(run, job, &spec, None, a);
+        summarize(&outcomes)
+    }
+
+    /// What one snapshot of `job` in `dir` backs up.
+    fn spec(
+        &self,
+        run: &Run,
+        job: &Job,
+        dir: String,
+        sources: Vec<PathBuf>,
+        plan: databases::Plan,
+    ) -> Result<BackupSpec, String> {
+        Ok(BackupSpec {
+            job: dir,
+            sources,
+            excludes: Excludes::new(&job.excludes)?,
             one_file_system: job.one_file_system,
             retry_failed: job.retry_failed,
             threads: self.threads,
@@ -553,12 +611,25 @@ impl Runner {
             structure: job.structure,
             dumps: plan.dumps,
             dump_problems: plan.problems,
-        };
+        })
+    }
+
+    /// Backs `spec` up to each of the job's destinations, in order; the
+    /// outcomes are the run's (recorded as they come).
+    fn back_up_to_each(
+        &self,
+        run: &Run,
+        job: &Job,
+        spec: &BackupSpec,
+        account: Option<&str>,
+        a: &Arc<ActiveRun>,
+    ) -> Vec<RunDestination> {
         let mut outcomes = Vec::new();
         for dest_name in &job.destinations {
-            let outcome = if a.cancel.is_cancelled() {
+            let mut outcome = if a.cancel.is_cancelled() {
                 RunDestination {
                     destination: dest_name.clone(),
+                    account: None,
                     state: RunState::Cancelled,
                     snapshot: None,
                     message: Some("cancelled".into()),
@@ -566,12 +637,72 @@ impl Runner {
                     temporary: false,
                 }
             } else {
-                self.backup_to(run.id, &spec, dest_name, a)
+                let errors_before = lock(&a.done).1.len();
+                let outcome = self.backup_to(run.id, spec, dest_name, a);
+                if let Some(account) = account {
+                    for e in lock(&a.done).1.iter_mut().skip(errors_before) {
+                        e.account = Some(account.to_string());
+                    }
+                }
+                outcome
+            };
+            outcome.account = account.map(str::to_string);
+            lock(&a.destinations).push(outcome.clone());
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// An accounts job: one snapshot per account on each destination, in
+    /// the account's job directory, accounts in priority order. The run's
+    /// message counts accounts and never names one (a forgotten account's
+    /// name must not stay in run records); each outcome names its account.
+    fn back_up_accounts(&self, run: &Run, job: &Job, a: &Arc<ActiveRun>) -> (RunState, Option<String>) {
+        let planned = self.catalog.settings().map_err(AgentError::from).and_then(|settings| {
+            accounts::plan_run(&self.catalog, job, self.catalog.master_key(), &self.state_dir, &settings)
+        });
+        let accounts::RunPlan { accounts: plans, missing } = match planned {
+            Ok(p) => p,
+            Err(e) => return (RunState::Failed, Some(format!("cannot list the accounts: {}", e.message))),
+        };
+        let mut outcomes = Vec::new();
+        for (user, why) in missing {
+            let outcome = RunDestination {
+                destination: String::new(),
+                account: (!user.is_empty()).then_some(user),
+                state: RunState::Failed,
+                snapshot: None,
+                message: Some(why),
+                suspicious: None,
+                temporary: false,
             };
             lock(&a.destinations).push(outcome.clone());
             outcomes.push(outcome);
         }
-        summarize(&outcomes)
+        let total = plans.len();
+        for p in plans {
+            tracing::info!(run = run.id.0, job = %job.name, "account {}: backing up {} path(s), {} dump(s)", p.name, p.sources.len(), p.plan.dumps.len());
+            let mut spec = match self.spec(run, job, p.dir.clone(), p.sources, p.plan) {
+                Ok(s) => s,
+                Err(e) => return (RunState::Failed, Some(e)),
+            };
+            spec.skip_dirs.extend(p.skip_dirs);
+            outcomes.extend(self.back_up_to_each(run, job, &spec, Some(&p.name), a));
+        }
+        let (state, _) = summarize(&outcomes);
+        let failed = outcomes.iter().filter(|o| o.state != RunState::Completed && o.state != RunState::Skipped);
+        let mut bad: Vec<&str> = failed.map(|o| o.account.as_deref().unwrap_or("")).collect();
+        bad.dedup();
+        let message = match (total, bad.len()) {
+            (0, 0) => Some("no account to back up".to_string()),
+            (_, 0) => None,
+            (n, k) => Some(format!(
+                "{k} of {n} account(s) not completed on every destination: see `hindsight run show {}`",
+                run.id
+            )),
+        };
+        let state = if total == 0 && outcomes.is_empty() { RunState::Completed } else { state };
+        (state, message)
     }
 
     /// The job's database dumps for this run (listing each server's databases).
@@ -608,6 +739,7 @@ impl Runner {
     fn backup_to(&self, run_id: RunId, spec: &BackupSpec, dest_name: &str, a: &Arc<ActiveRun>) -> RunDestination {
         let outcome = |state, snapshot: Option<String>, message: Option<String>| RunDestination {
             destination: dest_name.to_string(),
+            account: None,
             state,
             snapshot,
             message,
@@ -714,6 +846,7 @@ impl Runner {
     ) -> RunDestination {
         let outcome = |state, snapshot: Option<String>, message: Option<String>| RunDestination {
             destination: dest.name.clone(),
+            account: None,
             state,
             snapshot,
             message,
@@ -873,6 +1006,7 @@ mod tests {
     fn o(state: RunState, msg: Option<&str>) -> RunDestination {
         RunDestination {
             destination: "d".into(),
+            account: None,
             state,
             snapshot: None,
             message: msg.map(String::from),

@@ -50,6 +50,9 @@ const STEP_BACK: SignedDuration = SignedDuration::from_mins(1);
 /// machine was suspended: ticks come every few seconds); logged.
 const STEP_FORWARD: SignedDuration = SignedDuration::from_hours(1);
 
+/// How often orphan accounts are looked for (besides after each accounts job's run).
+const SWEEP_EVERY: SignedDuration = SignedDuration::from_hours(1);
+
 /// The scheduler of one agent.
 pub struct Scheduler {
     catalog: Arc<Catalog>,
@@ -59,6 +62,8 @@ pub struct Scheduler {
     last_tick: Mutex<Option<Timestamp>>,
     /// Per job, when a tick first found its last success later than the clock.
     notran_since: Mutex<HashMap<String, Timestamp>>,
+    /// When orphan accounts were last looked for.
+    last_sweep: Mutex<Option<Timestamp>>,
 }
 
 impl Scheduler {
@@ -70,6 +75,7 @@ impl Scheduler {
             clock,
             last_tick: Mutex::new(None),
             notran_since: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
         })
     }
 
@@ -222,7 +228,23 @@ impl Scheduler {
         self.catalog.prune_alerts(days(settings.alerts_ttl))?;
         self.catalog.prune_deliveries(days(settings.logs_ttl))?;
         self.catalog.prune_tasks(days(settings.logs_ttl))?;
+        self.sweep_accounts(now);
         Ok(())
+    }
+
+    /// Orphan accounts (`orphan_ttl`, `forget_ttl`) at start and then hourly:
+    /// each sweep looks every account with snapshots up in the user database.
+    fn sweep_accounts(&self, now: Timestamp) {
+        {
+            let mut last = lock(&self.last_sweep);
+            if last.is_some_and(|l| now.duration_since(l).abs() < SWEEP_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
+        if let Err(e) = crate::accounts::sweep(&self.catalog, &self.runner, now) {
+            tracing::error!("orphan accounts: {}", e.message);
+        }
     }
 
     fn check_notran(&self, job: &Job, now: Timestamp) -> Result<(), AgentError> {

@@ -22,6 +22,10 @@ enum Kind {
     /// A program the agent runs as root: empty (found in PATH), or the
     /// absolute path of an executable that only root can change.
     Program,
+    /// An absolute directory path.
+    Dir,
+    /// A system user's name, or empty for none.
+    Account,
 }
 
 /// One setting: its key, default and allowed values.
@@ -75,6 +79,34 @@ const DEFS: &[Def] = &[
     num("mysqldump_force", "0", 0, 1, "1 = mysqldump --force (go on after an SQL error)"),
     num("mysqldump_opt", "1", 0, 1, "1 = mysqldump --opt (its default), 0 = --skip-opt"),
     num("mysqldump_skip_lock_tables", "1", 0, 1, "1 = mysqldump --skip-lock-tables (--single-transaction is used)"),
+    num("accounts_min_uid", "1000", 0, 4_000_000_000, "lowest uid an accounts job backs up unless it names its users"),
+    num(
+        "accounts_max_uid",
+        "60000",
+        0,
+        4_000_000_000,
+        "highest uid an accounts job backs up unless it names its users",
+    ),
+    Def {
+        key: "accounts_crontab_dir",
+        default: "/var/spool/cron/crontabs",
+        kind: Kind::Dir,
+        meaning: "where each user's crontab is, as a file named after the user",
+    },
+    Def {
+        key: "accounts_mail_dir",
+        default: "/var/mail",
+        kind: Kind::Dir,
+        meaning: "where each user's mail spool is, as a file named after the user",
+    },
+    Def {
+        key: "default_database_account",
+        default: "",
+        kind: Kind::Account,
+        meaning: "the account whose snapshots hold the databases no account is assigned; empty = none",
+    },
+    num("orphan_ttl", "180", 0, 36500, "days an account that no longer exists keeps a snapshot; 0 = forever"),
+    num("forget_ttl", "0", 0, 36500, "days after a user is gone that every record of its account is deleted; 0 = off"),
 ];
 
 /// Checks `value` for `key`; returns the value to store.
@@ -98,6 +130,19 @@ pub(crate) fn check(key: &str, value: &str) -> Result<String, AgentError> {
         Kind::Program => {
             if !value.is_empty() {
                 trusted_program(value).map_err(|e| AgentError::invalid(format!("{key}: {e}")))?;
+            }
+            Ok(value.to_string())
+        }
+        Kind::Dir => {
+            let p = std::path::Path::new(value);
+            if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+                return Err(AgentError::invalid(format!("{key} {value:?} is not an absolute path without '..'")));
+            }
+            Ok(p.components().collect::<std::path::PathBuf>().to_string_lossy().into_owned())
+        }
+        Kind::Account => {
+            if !value.is_empty() {
+                hindsight_fs::check_account_name(value).map_err(|e| AgentError::invalid(format!("{key}: {e}")))?;
             }
             Ok(value.to_string())
         }
@@ -192,6 +237,13 @@ pub(crate) fn from_stored(stored: &HashMap<String, String>) -> Settings {
         mysqldump_force: num("mysqldump_force"),
         mysqldump_opt: num("mysqldump_opt"),
         mysqldump_skip_lock_tables: num("mysqldump_skip_lock_tables"),
+        accounts_min_uid: num("accounts_min_uid"),
+        accounts_max_uid: num("accounts_max_uid"),
+        accounts_crontab_dir: get("accounts_crontab_dir"),
+        accounts_mail_dir: get("accounts_mail_dir"),
+        default_database_account: get("default_database_account"),
+        orphan_ttl: num("orphan_ttl"),
+        forget_ttl: num("forget_ttl"),
     }
 }
 
@@ -224,6 +276,13 @@ mod tests {
         assert_eq!(check("bin_psql", "/bin/sh").map_err(|e| e.message), Ok("/bin/sh".into()));
         assert!(check("bin_psql", "psql").is_err_and(|e| e.message.contains("absolute")));
         assert!(check("bin_psql", "/etc/passwd").is_err_and(|e| e.message.contains("not an executable")));
+        assert_eq!((s.accounts_min_uid, s.accounts_max_uid, s.orphan_ttl, s.forget_ttl), (1000, 60000, 180, 0));
+        assert_eq!(s.accounts_crontab_dir, "/var/spool/cron/crontabs");
+        assert!(check("accounts_mail_dir", "var/mail").is_err());
+        assert!(check("accounts_mail_dir", "/var/../etc").is_err());
+        assert_eq!(check("accounts_mail_dir", "/srv/mail/").map_err(|e| e.message), Ok("/srv/mail".into()));
+        assert!(check("default_database_account", "a/b").is_err());
+        assert_eq!(check("default_database_account", "").map_err(|e| e.message), Ok(String::new()));
         let tmp = std::env::temp_dir().join(format!("hs-bin-{}", std::process::id()));
         let _ = std::fs::write(&tmp, "#!/bin/sh\n");
         use std::os::unix::fs::PermissionsExt;

@@ -28,7 +28,7 @@ pub(crate) fn delete(catalog: &Arc<Catalog>, deleter: &Deleter, id: SnapshotId) 
     let (job, name) = (rec.snapshot.job.clone(), rec.snapshot.name.clone());
     // The names come from a manifest (checked when listed since, but the row
     // may be older): a deletion is built from checked names only.
-    hindsight_fs::check_name("job", &job)
+    hindsight_fs::check_job_dir(&job)
         .and_then(|()| hindsight_fs::check_snapshot_name(&name))
         .map_err(|e| AgentError::conflict(format!("snapshot {id} cannot be deleted: {e}")))?;
     if let Destination::Remote(store) = destinations::open(catalog.master_key(), &dest)? {

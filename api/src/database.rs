@@ -72,6 +72,9 @@ pub struct DatabaseInfo {
     pub size: u64,
     /// The server's own (left out of dumps unless named).
     pub system: bool,
+    /// Its owner (PostgreSQL), which accounts jobs read as its account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// What `POST /v1/databases/{name}/test` found.

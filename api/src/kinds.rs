@@ -122,6 +122,8 @@ named_enum!(
     JobKind("job type") {
         /// Directories of this machine.
         Directories = "directories",
+        /// System users, one snapshot each: home, crontab, mail spool, databases.
+        Accounts = "accounts",
     }
 );
 

@@ -8,12 +8,14 @@
 //! - `notify`: notification integrations and the messages they send.
 //! - `database`: database servers whose databases jobs dump.
 //! - `task`: restores and other queued tasks.
+//! - `account`: the system users accounts jobs back up.
 //! - [`routes`]: the route patterns and the paths built from them.
 
 // What is public is decided at the root (the `pub use` block below):
 // a `pub` item no one outside the crate can reach is a mistake.
 #![warn(unreachable_pub)]
 
+mod account;
 mod database;
 mod ids;
 mod kinds;
@@ -22,6 +24,7 @@ mod notify;
 pub mod routes;
 mod task;
 
+pub use account::*;
 pub use database::*;
 pub use ids::{AlertId, BadId, DestinationId, JobId, RunId, SnapshotId, TaskId};
 pub use kinds::{

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::account::JobAccounts;
 use crate::database::JobDatabases;
 use crate::ids::{AlertId, DestinationId, JobId, RunId, SnapshotId};
 use crate::kinds::{AlertKind, AlertLevel, DestinationKind, HookKind, JobKind, RunState, Structure, Trigger};
@@ -17,6 +18,9 @@ use crate::kinds::{AlertKind, AlertLevel, DestinationKind, HookKind, JobKind, Ru
 pub struct FileError {
     /// Absolute source path (lossy UTF-8).
     pub path: String,
+    /// The account whose snapshot it is missing from (accounts jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// What went wrong.
     pub message: String,
 }
@@ -362,6 +366,9 @@ pub struct Job {
     /// Databases dumped into each snapshot.
     #[serde(default, skip_serializing_if = "JobDatabases::is_empty")]
     pub databases: JobDatabases,
+    /// The system users an accounts job backs up.
+    #[serde(default, skip_serializing_if = "JobAccounts::is_empty")]
+    pub accounts: JobAccounts,
     /// The earliest next run of its schedules.
     #[serde(default)]
     pub next_run: Option<Timestamp>,
@@ -538,6 +545,9 @@ pub struct NewJob {
     /// Databases to dump.
     #[serde(default)]
     pub databases: Option<JobDatabases>,
+    /// Users an accounts job backs up.
+    #[serde(default)]
+    pub accounts: Option<JobAccounts>,
 }
 
 impl NewJob {
@@ -560,6 +570,7 @@ impl NewJob {
             hooks: None,
             ping_url: None,
             databases: None,
+            accounts: None,
         }
     }
 }
@@ -610,6 +621,9 @@ pub struct JobPatch {
     /// Replace the databases dumped.
     #[serde(default)]
     pub databases: Option<JobDatabases>,
+    /// Replace the users an accounts job backs up.
+    #[serde(default)]
+    pub accounts: Option<JobAccounts>,
 }
 
 /// What happened on one destination of a run.
@@ -617,6 +631,9 @@ pub struct JobPatch {
 pub struct RunDestination {
     /// Destination name.
     pub destination: String,
+    /// The account this snapshot is of (accounts jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Its state (same values as the run's).
     pub state: RunState,
     /// Snapshot made there.
@@ -836,6 +853,27 @@ pub struct Settings {
     /// `mysqldump --skip-lock-tables` (1: `--single-transaction` alone keeps InnoDB tables consistent).
     #[serde(default = "one")]
     pub mysqldump_skip_lock_tables: u32,
+    /// Lowest uid an accounts job backs up when it names no users.
+    #[serde(default)]
+    pub accounts_min_uid: u32,
+    /// Highest uid an accounts job backs up when it names no users.
+    #[serde(default)]
+    pub accounts_max_uid: u32,
+    /// Where each user's crontab is (a file named after the user).
+    #[serde(default)]
+    pub accounts_crontab_dir: String,
+    /// Where each user's mail spool is (a file named after the user).
+    #[serde(default)]
+    pub accounts_mail_dir: String,
+    /// The account whose snapshots hold the databases assigned to no account (empty: none).
+    #[serde(default)]
+    pub default_database_account: String,
+    /// Days a snapshot of an account that no longer exists is kept (0: forever).
+    #[serde(default)]
+    pub orphan_ttl: u32,
+    /// Days after a user is gone that every record of its account is deleted (0: off).
+    #[serde(default)]
+    pub forget_ttl: u32,
 }
 
 fn one() -> u32 {

@@ -183,6 +183,25 @@ route!(
     TASK_CANCEL = "/v1/tasks/{id}/cancel",
     fn task_cancel
 );
+route!(
+    /// Database assignments to accounts: list, set or remove one.
+    DATABASE_ASSIGNMENTS = "/v1/database-assignments"
+);
+
+route!(
+    /// Accounts: system users of accounts jobs and orphans.
+    ACCOUNTS = "/v1/accounts"
+);
+route!(
+    /// One account: show, edit.
+    ACCOUNT = "/v1/accounts/{name}",
+    fn account
+);
+route!(
+    /// Forget an account: delete every snapshot, run record and alert of it.
+    ACCOUNT_FORGET = "/v1/accounts/{name}/forget",
+    fn account_forget
+);
 
 /// `pattern` with its one `{param}` replaced by `segment`, percent-encoded.
 fn fill(pattern: &str, segment: &str) -> String {

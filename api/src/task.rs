@@ -42,6 +42,15 @@ pub enum TaskRequest {
     RestoreDatabase(DatabaseRestore),
 }
 
+impl TaskRequest {
+    /// The snapshots the task reads.
+    pub fn snapshots(&self) -> Vec<SnapshotId> {
+        match self {
+            TaskRequest::RestoreDatabase(r) => vec![r.snapshot],
+        }
+    }
+}
+
 /// Restore one database dump of a snapshot into a database server (the
 /// body of `POST /v1/restores/database`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

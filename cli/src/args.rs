@@ -60,6 +60,9 @@ pub enum Command {
     /// Follow and cancel restores and the agent's other tasks.
     #[command(subcommand)]
     Task(TaskCmd),
+    /// The system users accounts jobs back up: list, priorities, forget.
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// The agent's master key, which encrypts the destinations' secrets.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -381,6 +384,10 @@ pub enum JobCmd {
 pub struct JobAdd {
     /// Job name.
     pub name: String,
+    /// directories (default: the --source paths) or accounts (one snapshot
+    /// per system user: home, crontab, mail spool, their databases).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
     /// Absolute path to back up (repeatable; a job needs sources, databases or both).
     #[arg(long = "source", value_name = "DIR")]
     pub sources: Vec<String>,
@@ -408,6 +415,21 @@ pub struct JobAdd {
     pub hooks: HookArgs,
     #[command(flatten)]
     pub databases: JobDatabaseArgs,
+    #[command(flatten)]
+    pub accounts: JobAccountArgs,
+}
+
+/// The users of an accounts job (`job add` and `job edit`).
+#[derive(Debug, Args)]
+pub struct JobAccountArgs {
+    /// Back up only this user (repeatable; default: every user whose uid is
+    /// within the accounts_min_uid..accounts_max_uid settings; in `edit`,
+    /// replaces the list).
+    #[arg(long = "account", value_name = "USER")]
+    pub account: Vec<String>,
+    /// Never back up this user (repeatable; in `edit`, replaces the list).
+    #[arg(long = "exclude-account", value_name = "USER")]
+    pub exclude_account: Vec<String>,
 }
 
 /// The database dumps of a job (`job add` and `job edit`).
@@ -532,6 +554,11 @@ pub struct JobEdit {
     /// Dump no database any more (and forget the database excludes).
     #[arg(long, conflicts_with_all = ["databases", "exclude", "larger_than"])]
     pub no_databases: bool,
+    #[command(flatten)]
+    pub accounts: JobAccountArgs,
+    /// Back up every user in the uid range again (drop --account and --exclude-account).
+    #[arg(long, conflicts_with_all = ["account", "exclude_account"])]
+    pub all_accounts: bool,
 }
 
 /// `hindsight run ...`
@@ -759,6 +786,55 @@ pub enum DatabaseCmd {
     Test {
         /// Its name.
         name: String,
+    },
+    /// Assign a database to an account: accounts jobs store its dumps in
+    /// that account's snapshots (PostgreSQL databases go with their owner
+    /// unless assigned; the rest with the default_database_account setting).
+    Assign {
+        /// SERVER:DATABASE.
+        #[arg(value_name = "SERVER:DATABASE")]
+        database: String,
+        /// The account (system user name).
+        account: String,
+    },
+    /// Remove a database's assignment.
+    Unassign {
+        /// SERVER:DATABASE.
+        #[arg(value_name = "SERVER:DATABASE")]
+        database: String,
+    },
+    /// Databases assigned to accounts.
+    Assignments,
+}
+
+/// `hindsight account ...`
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Accounts: users accounts jobs back up, and orphans (users that no
+    /// longer exist but have snapshots).
+    List,
+    /// One account: its uid, home, snapshots, jobs and databases.
+    Show {
+        /// User name.
+        name: String,
+    },
+    /// Change an account's priority: within a run of an accounts job,
+    /// accounts of lower priority values are backed up first.
+    Edit {
+        /// User name.
+        name: String,
+        /// 1-100 (default 50).
+        #[arg(long)]
+        priority: i64,
+    },
+    /// Delete every snapshot (on every destination, locked ones included),
+    /// run record, alert and task of an account, and say what was removed.
+    Forget {
+        /// User name.
+        name: String,
+        /// Even though the user still exists on this system.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -31,7 +31,7 @@ impl CachedSnapshot {
     /// Opens (creating them 0700 when missing) `<cache>/<job>/<snapshot>/`;
     /// both names are checked against the rules of names the agent creates.
     pub(crate) fn open(cache: &Path, job: &str, snapshot: &str) -> Result<Self> {
-        names::check_name("job", job).map_err(FsError::Refused)?;
+        names::check_job_dir(job).map_err(FsError::Refused)?;
         names::check_snapshot_name(snapshot).map_err(FsError::Refused)?;
         let root = open_root(cache)?;
         let job_dir = private_subdir(root.as_fd(), job, &cache.join(job))?;

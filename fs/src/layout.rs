@@ -132,7 +132,7 @@ impl DestinationRoot {
 
     /// A job's directory, opened without following a symlink; the name is checked first.
     pub fn open_job(&self, job: &str) -> Result<OwnedFd> {
-        names::check_name("job", job).map_err(FsError::Refused)?;
+        names::check_job_dir(job).map_err(FsError::Refused)?;
         let root = self.open_root()?;
         posix::open_dir_at(root.as_fd(), job.as_bytes()).map_err(|e| FsError::io("open", self.job_dir(job), e))
     }
@@ -176,7 +176,7 @@ impl DestinationRoot {
     pub fn list_jobs(&self) -> Result<Vec<String>> {
         let mut jobs = Vec::new();
         for name in read_names(&self.path)? {
-            if names::check_name("job", &name).is_ok() && is_real_dir(&self.path.join(&name)) {
+            if names::check_job_dir(&name).is_ok() && is_real_dir(&self.path.join(&name)) {
                 jobs.push(name);
             }
         }
@@ -186,7 +186,7 @@ impl DestinationRoot {
 
     /// Names of a job's complete snapshots, oldest first.
     pub fn list_snapshots(&self, job: &str) -> Result<Vec<String>> {
-        names::check_name("job", job).map_err(FsError::Refused)?;
+        names::check_job_dir(job).map_err(FsError::Refused)?;
         let dir = self.job_dir(job);
         let mut snaps: Vec<String> = read_names(&dir)?
             .into_iter()
@@ -212,7 +212,7 @@ impl DestinationRoot {
     /// The manifest of a complete snapshot, refused unless it names the
     /// directory it was found in.
     pub fn read_manifest(&self, job: &str, snapshot: &str) -> Result<Manifest> {
-        names::check_name("job", job).map_err(FsError::Refused)?;
+        names::check_job_dir(job).map_err(FsError::Refused)?;
         names::check_snapshot_name(snapshot).map_err(FsError::Refused)?;
         let m = Manifest::read(&self.snapshot_dir(job, snapshot).join(MANIFEST_FILE))?;
         m.check_identity(job, snapshot, &self.snapshot_dir(job, snapshot))?;
@@ -348,7 +348,7 @@ impl JobLock {
     /// job directory is created mode 0700 if missing; one that is a symlink
     /// (or a `.lock` that is not a regular file) is refused.
     pub fn acquire(root: &DestinationRoot, job: &str) -> Result<Self> {
-        names::check_name("job", job).map_err(FsError::Refused)?;
+        names::check_job_dir(job).map_err(FsError::Refused)?;
         let dir_path = root.job_dir(job);
         let rootfd = root.open_root()?;
         match rustix::fs::mkdirat(rootfd.as_fd(), job, Mode::from_raw_mode(0o700)) {

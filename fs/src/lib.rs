@@ -66,6 +66,8 @@ pub use layout::{
 pub use local::{DiskUsage, disk_usage, validate as validate_local};
 pub use manifest::{MANIFEST_FILE, Manifest, SnapshotStats, Structure, next_sequence};
 pub use marker::FORMAT_VERSION;
-pub use names::{check_destination_id, check_name, check_snapshot_name};
+pub use names::{
+    check_account_name, check_destination_id, check_job_dir, check_name, check_snapshot_name, split_job_dir,
+};
 pub use remote::{RemoteConfig, RemoteStore};
 pub use sync::lock;

@@ -24,6 +24,41 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// Checks an account (system user) name as it becomes part of a directory
+/// name: 1-32 characters from `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`.
+pub fn check_account_name(name: &str) -> Result<(), String> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid account name {:?}: use 1-32 characters from A-Z a-z 0-9 . _ -, starting with a letter, digit or _",
+            truncated(name)
+        ))
+    }
+}
+
+/// Checks the name of a job's directory on a destination: a job name, or
+/// `JOB@ACCOUNT` for one account of an accounts job (job names hold no `@`).
+pub fn check_job_dir(name: &str) -> Result<(), String> {
+    match name.split_once('@') {
+        None => check_name("job", name),
+        Some((job, account)) => check_name("job", job).and_then(|()| check_account_name(account)),
+    }
+}
+
+/// The job and the account of an account's job directory (`JOB@ACCOUNT`).
+pub fn split_job_dir(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((job, account)) => (job, Some(account)),
+        None => (name, None),
+    }
+}
+
 /// Checks a destination id as written in a `HINDSIGHT` marker: a UUID in its
 /// canonical form (`8-4-4-4-12` lowercase hex digits), what Hindsight generates.
 pub fn check_destination_id(id: &str) -> Result<(), String> {
@@ -92,6 +127,21 @@ mod tests {
         assert!(check_name("job", "a/b").is_err());
         assert!(check_name("job", &"a".repeat(65)).is_err());
         assert!(check_name("job", &"a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn account_job_dirs_are_checked() {
+        assert!(check_job_dir("home").is_ok());
+        assert!(check_job_dir("home@alice").is_ok());
+        assert!(check_job_dir("home@_apt").is_ok());
+        assert!(check_job_dir("home@").is_err());
+        assert!(check_job_dir("@alice").is_err());
+        assert!(check_job_dir("home@al/ice").is_err());
+        assert!(check_job_dir("home@..").is_err());
+        assert!(check_job_dir("home@a@b").is_err());
+        assert!(check_job_dir(&format!("home@{}", "a".repeat(33))).is_err());
+        assert_eq!(split_job_dir("home@alice"), ("home", Some("alice")));
+        assert_eq!(split_job_dir("home"), ("home", None));
     }
 
     #[test]

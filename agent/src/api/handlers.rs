@@ -282,6 +282,9 @@ pub(super) async fn edit_job(
         if let Some(d) = patch.databases {
             job.databases = jobs::check_databases(d)?;
         }
+        if let Some(a) = patch.accounts {
+            job.accounts = jobs::check_accounts(a)?;
+        }
         job.one_file_system = patch.one_file_system.unwrap_or(job.one_file_system);
         job.disabled = patch.disabled.unwrap_or(job.disabled);
         jobs::check_job(&catalog, &job)?;

@@ -5,6 +5,7 @@
 //! (destination test failed). Handlers that touch the filesystem run on
 //! blocking threads.
 
+mod accounts;
 mod databases;
 pub(crate) mod error;
 mod handlers;
@@ -85,6 +86,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::TASKS, get(tasks::list_tasks))
         .route(routes::TASK, get(tasks::show_task))
         .route(routes::TASK_CANCEL, post(tasks::cancel_task))
+        .route(routes::DATABASE_ASSIGNMENTS, get(accounts::list_assignments).post(accounts::set_assignment))
+        .route(routes::ACCOUNTS, get(accounts::list_accounts))
+        .route(routes::ACCOUNT, get(accounts::show_account).patch(accounts::edit_account))
+        .route(routes::ACCOUNT_FORGET, post(accounts::forget_account))
         .fallback(not_found)
         .with_state(state)
 }

@@ -65,7 +65,7 @@ impl Progress {
         tracing::warn!(path = %path, "{message}");
         let mut errors = lock(&self.errors);
         if errors.len() < MAX_RECORDED_ERRORS {
-            errors.push(FileError { path, message });
+            errors.push(FileError { path, message, account: None });
         }
     }
 

@@ -18,7 +18,7 @@ const COLUMNS: &str = "j.id, j.name, j.type, j.sources, j.excludes, j.structure,
     j.time, j.priority, j.monitor_notran, j.monitor_ranfor, \
     (SELECT json_group_array(json_object('spec', s.spec, 'retain', s.retain, 'next_run', s.next_run)) \
         FROM (SELECT * FROM schedules s WHERE s.job_id = j.id ORDER BY s.position) s), \
-    j.hooks, j.ping_url, j.databases";
+    j.hooks, j.ping_url, j.databases, j.accounts";
 
 struct Raw {
     job: Job,
@@ -28,6 +28,7 @@ struct Raw {
     schedules: String,
     hooks: String,
     databases: String,
+    accounts: String,
 }
 
 fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
@@ -56,6 +57,7 @@ fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
             hooks: Default::default(),
             ping_url: r.get(19)?,
             databases: Default::default(),
+            accounts: Default::default(),
             next_run: None,
             last_run,
         },
@@ -65,6 +67,7 @@ fn map(r: &Row<'_>) -> rusqlite::Result<Raw> {
         schedules: r.get::<_, Option<String>>(17)?.unwrap_or_else(|| "[]".into()),
         hooks: r.get(18)?,
         databases: r.get(20)?,
+        accounts: r.get(21)?,
     })
 }
 
@@ -76,6 +79,7 @@ fn finish(raw: Raw) -> Result<Job> {
     job.schedules = from_json::<Vec<JobSchedule>>(&raw.schedules, "job schedules")?;
     job.hooks = from_json(&raw.hooks, "job hooks")?;
     job.databases = from_json(&raw.databases, "job databases")?;
+    job.accounts = from_json(&raw.accounts, "job accounts")?;
     job.next_run = job.schedules.iter().filter_map(|s| s.next_run).min();
     Ok(job)
 }
@@ -103,8 +107,9 @@ impl Catalog {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let n = tx.execute(
                 "INSERT INTO jobs (name, type, sources, excludes, structure, one_file_system, retry_failed, \
-                 disabled, created, time, priority, monitor_notran, monitor_ranfor, hooks, ping_url, databases) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT DO NOTHING",
+                 disabled, created, time, priority, monitor_notran, monitor_ranfor, hooks, ping_url, databases, \
+                 accounts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+                 ON CONFLICT DO NOTHING",
                 params![
                     job.name,
                     job.kind.as_str(),
@@ -121,7 +126,8 @@ impl Catalog {
                     job.monitor.ranfor,
                     json(&job.hooks),
                     job.ping_url,
-                    json(&job.databases)
+                    json(&job.databases),
+                    json(&job.accounts)
                 ],
             )?;
             if n == 0 {
@@ -143,7 +149,7 @@ impl Catalog {
             tx.execute(
                 "UPDATE jobs SET sources = ?2, excludes = ?3, structure = ?4, one_file_system = ?5, \
                  retry_failed = ?6, disabled = ?7, time = ?8, priority = ?9, monitor_notran = ?10, \
-                 monitor_ranfor = ?11, hooks = ?12, ping_url = ?13, databases = ?14 WHERE id = ?1",
+                 monitor_ranfor = ?11, hooks = ?12, ping_url = ?13, databases = ?14, accounts = ?15 WHERE id = ?1",
                 params![
                     job.id.0,
                     json(&job.sources),
@@ -158,7 +164,8 @@ impl Catalog {
                     job.monitor.ranfor,
                     json(&job.hooks),
                     job.ping_url,
-                    json(&job.databases)
+                    json(&job.databases),
+                    json(&job.accounts)
                 ],
             )?;
             tx.execute("DELETE FROM job_destinations WHERE job_id = ?1", [job.id.0])?;

@@ -197,6 +197,22 @@ CREATE TABLE tasks (
 );
 CREATE INDEX tasks_by_state ON tasks(state, id);
 ",
+    // Accounts jobs: which users they back up, the accounts the agent has
+    // seen (priority, when one went missing), databases assigned to accounts.
+    "
+ALTER TABLE jobs ADD COLUMN accounts TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE accounts (
+    name TEXT PRIMARY KEY,
+    priority INTEGER NOT NULL DEFAULT 50,
+    gone_since TEXT
+);
+CREATE TABLE database_assignments (
+    server TEXT NOT NULL,
+    database TEXT NOT NULL,
+    account TEXT NOT NULL,
+    PRIMARY KEY (server, database)
+);
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.

@@ -12,6 +12,7 @@
 //! secret destination options are sealed with it on every write, so no path
 //! stores one in the clear.
 
+mod accounts;
 mod alerts;
 mod columns;
 mod databases;
@@ -32,6 +33,8 @@ use rusqlite::Connection;
 use crate::secrets::{MasterKey, SecretError};
 use hindsight_fs::lock;
 
+pub(crate) use accounts::is_account_dir;
+pub use accounts::{AccountRow, ForgottenRecords};
 pub use alerts::NewAlert;
 pub use notifiers::DueDelivery;
 pub use runs::RunUpdate;

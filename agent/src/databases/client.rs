@@ -46,14 +46,16 @@ pub(crate) fn test(d: &DatabaseServer, state_dir: &Path, settings: &Settings) ->
     }
 }
 
-/// Rows of `name<TAB>size` into databases, `system` telling the server's own.
+/// Rows of `name<TAB>size[<TAB>owner]` into databases, `system` telling the server's own.
 fn databases(rows: &str, system: impl Fn(&str) -> bool) -> Vec<DatabaseInfo> {
     rows.lines()
         .filter_map(|l| l.split_once('\t'))
-        .map(|(name, size)| DatabaseInfo {
-            name: name.to_string(),
-            size: size.trim().parse().unwrap_or(0),
-            system: system(name),
+        .map(|(name, rest)| {
+            let (size, owner) = match rest.split_once('\t') {
+                Some((size, owner)) => (size, Some(owner.to_string())),
+                None => (rest, None),
+            };
+            DatabaseInfo { name: name.to_string(), size: size.trim().parse().unwrap_or(0), system: system(name), owner }
         })
         .collect()
 }
@@ -98,7 +100,7 @@ fn postgres(d: &DatabaseServer, state_dir: &Path, settings: &Settings) -> Result
         .args(["-c", "SHOW server_version"])
         .args([
             "-c",
-            "SELECT datname, pg_database_size(datname) FROM pg_database \
+            "SELECT datname, pg_database_size(datname), pg_get_userbyid(datdba) FROM pg_database \
              WHERE datallowconn AND NOT datistemplate ORDER BY datname",
         ]);
     let out = output(d, "psql", run(cmd, TIMEOUT, KEEP))?;
@@ -230,5 +232,8 @@ mod tests {
         let got = databases("postgres\t7000\nshop\t123\nbad line\n", |n| n == "postgres");
         assert_eq!(got.len(), 2);
         assert!(got[0].system && !got[1].system && got[1].size == 123);
+        assert_eq!(got[1].owner, None);
+        let owned = databases("shop\t123\talice\n", |_| false);
+        assert_eq!((owned[0].size, owned[0].owner.as_deref()), (123, Some("alice")));
     }
 }

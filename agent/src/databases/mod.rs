@@ -15,7 +15,7 @@ use crate::secrets::{MasterKey, REDACTED, SecretError};
 
 pub(crate) use client::test;
 pub(crate) use credentials::remove_leftovers;
-pub(crate) use plan::{DatabaseFilter, Plan, file_name, plan};
+pub(crate) use plan::{AccountSplit, DatabaseFilter, Plan, file_name, plan, plan_accounts};
 pub(crate) use restore::{Target, check_target, dump_extension, restore};
 
 /// The name a password is sealed under (a sealed value moved elsewhere does not open).

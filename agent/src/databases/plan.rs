@@ -68,41 +68,117 @@ pub(crate) fn plan(
     settings: &Settings,
 ) -> Plan {
     let mut plan = Plan::default();
+    for l in list(job, servers, key, state_dir, settings, &mut plan.problems) {
+        let chosen: Vec<&DatabaseInfo> = l.chosen.iter().collect();
+        match commands(&l.server, &chosen, state_dir, settings, key, !chosen.is_empty()) {
+            Ok(dumps) => plan.dumps.extend(dumps),
+            Err(e) => plan.problems.push(problem(&l.server.name, e.message)),
+        }
+    }
+    plan
+}
+
+/// How an accounts job splits databases between its accounts.
+pub(crate) struct AccountSplit<'a, F> {
+    /// The accounts of the run.
+    pub accounts: &'a [String],
+    /// The account of a database (`(server, database)`), if any.
+    pub account_of: F,
+    /// The account that gets PostgreSQL's roles (the default account).
+    pub globals_to: Option<&'a str>,
+}
+
+/// The dumps of an accounts job, per account: each database goes with the
+/// account `account_of` names (`(server, database)`), and only accounts in
+/// `accounts` get any. PostgreSQL's roles (`globals.sql`, which holds every
+/// role's password hash) go only with `globals_to`, the default account.
+/// What could not be listed is a problem of every account.
+pub(crate) fn plan_accounts(
+    job: &JobDatabases,
+    servers: &[DatabaseServer],
+    key: &MasterKey,
+    state_dir: &Path,
+    settings: &Settings,
+    split: &AccountSplit<'_, impl Fn(&str, &DatabaseInfo) -> Option<String>>,
+) -> std::collections::HashMap<String, Plan> {
+    let AccountSplit { accounts, account_of, globals_to } = split;
+    let mut problems = Vec::new();
+    let listed = list(job, servers, key, state_dir, settings, &mut problems);
+    let mut out: std::collections::HashMap<String, Plan> =
+        accounts.iter().map(|a| (a.clone(), Plan { dumps: Vec::new(), problems: problems.clone() })).collect();
+    for l in &listed {
+        for (account, plan) in out.iter_mut() {
+            let mine: Vec<&DatabaseInfo> =
+                l.chosen.iter().filter(|d| account_of(&l.server.name, d).as_deref() == Some(account)).collect();
+            let globals = *globals_to == Some(account.as_str());
+            if mine.is_empty() && !globals {
+                continue;
+            }
+            match commands(&l.server, &mine, state_dir, settings, key, globals) {
+                Ok(dumps) => plan.dumps.extend(dumps),
+                Err(e) => plan.problems.push(problem(&l.server.name, e.message)),
+            }
+        }
+    }
+    out
+}
+
+/// One server a job dumps, opened, with the databases it chose.
+struct Listed {
+    server: DatabaseServer,
+    chosen: Vec<DatabaseInfo>,
+}
+
+/// `why` about server `name`, at its directory in the snapshot.
+fn problem(name: &str, why: String) -> (Vec<u8>, String) {
+    (dir_of(name), format!("database server {name}: {why}"))
+}
+
+/// Lists each server's databases and chooses those the job dumps; what
+/// cannot be listed or chosen goes to `problems`.
+fn list(
+    job: &JobDatabases,
+    servers: &[DatabaseServer],
+    key: &MasterKey,
+    state_dir: &Path,
+    settings: &Settings,
+    problems: &mut Vec<(Vec<u8>, String)>,
+) -> Vec<Listed> {
     let filter = match DatabaseFilter::new(job) {
         Ok(f) => f,
         Err(e) => {
-            plan.problems.push((dir_of(""), e));
-            return plan;
+            problems.push((dir_of(""), e));
+            return Vec::new();
         }
     };
+    let mut out = Vec::new();
     for sel in &job.servers {
-        let problem = |why: String| (dir_of(&sel.server), format!("database server {}: {why}", sel.server));
         let Some(stored) = servers.iter().find(|s| s.name == sel.server) else {
-            plan.problems.push(problem("no longer exists".into()));
+            problems.push(problem(&sel.server, "no longer exists".into()));
             continue;
         };
         let server = match super::open(key, stored) {
             Ok(s) => s,
             Err(e) => {
-                plan.problems.push(problem(format!("cannot open its password: {e}")));
+                problems.push(problem(&sel.server, format!("cannot open its password: {e}")));
                 continue;
             }
         };
         let listed = match client::test(&server, state_dir, settings) {
             Ok(t) => t.databases,
             Err(e) => {
-                plan.problems.push((dir_of(&sel.server), e.message));
+                problems.push((dir_of(&sel.server), e.message));
                 continue;
             }
         };
         let mut chosen = Vec::new();
         if sel.databases.is_empty() {
-            chosen.extend(listed.iter().filter(|d| !d.system));
+            chosen.extend(listed.iter().filter(|d| !d.system).cloned());
         }
         for name in &sel.databases {
             match listed.iter().find(|d| &d.name == name) {
-                Some(d) => chosen.push(d),
-                None => plan.problems.push(problem(format!("has no database named {name:?}"))),
+                Some(d) => chosen.push(d.clone()),
+                None => problems.push(problem(&sel.server, format!("has no database named {name:?}"))),
             }
         }
         chosen.retain(|d| match filter.leaves_out(d) {
@@ -112,12 +188,9 @@ pub(crate) fn plan(
             }
             None => true,
         });
-        match commands(&server, &chosen, state_dir, settings, key) {
-            Ok(dumps) => plan.dumps.extend(dumps),
-            Err(e) => plan.problems.push(problem(e.message)),
-        }
+        out.push(Listed { server, chosen });
     }
-    plan
+    out
 }
 
 /// `/.hindsight/databases/<server>` (or the databases directory itself).
@@ -147,13 +220,15 @@ pub(crate) fn file_name(db: &str, ext: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// The dump commands of `dbs` on `server`, sharing one credentials file.
+/// The dump commands of `dbs` on `server`, sharing one credentials file;
+/// with `globals`, PostgreSQL's roles and tablespaces too.
 fn commands(
     server: &DatabaseServer,
     dbs: &[&DatabaseInfo],
     state_dir: &Path,
     settings: &Settings,
     key: &MasterKey,
+    globals: bool,
 ) -> Result<Vec<DumpSource>, AgentError> {
     let program = |name: &str| crate::settings::program_of(settings, name);
     let source = |db: &str, file: Vec<u8>, program: String, keep: &Arc<Credentials>| DumpSource {
@@ -180,7 +255,7 @@ fn commands(
                 d.normalize = Normalize::PgCustom;
                 out.push(d);
             }
-            if !dbs.is_empty() {
+            if globals {
                 let mut g = source("roles and tablespaces", b"globals.sql".to_vec(), program("pg_dumpall"), &keep);
                 g.what = format!("roles and tablespaces of server {}", server.name);
                 g.args = os(&["--globals-only", "--no-password"]);
@@ -306,7 +381,7 @@ mod tests {
     fn filters_leave_out_by_glob_and_size() {
         let d = JobDatabases { servers: Vec::new(), exclude: vec!["test_*".into()], exclude_larger_than: Some(100) };
         let f = DatabaseFilter::new(&d).unwrap_or_else(|e| panic!("{e}"));
-        let info = |name: &str, size| DatabaseInfo { name: name.into(), size, system: false };
+        let info = |name: &str, size| DatabaseInfo { name: name.into(), size, system: false, owner: None };
         assert!(f.leaves_out(&info("test_a", 1)).is_some());
         assert!(f.leaves_out(&info("big", 101)).is_some_and(|w| w.contains("over the limit")));
         assert!(f.leaves_out(&info("shop", 100)).is_none());

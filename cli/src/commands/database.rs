@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use hindsight_api::routes;
-use hindsight_api::{DatabaseServer, DatabaseServerPatch, DatabaseTest};
+use hindsight_api::{DatabaseAssignment, DatabaseServer, DatabaseServerPatch, DatabaseTest};
 
 use crate::args::{DatabaseArgs, DatabaseCmd};
 use crate::client::Client;
@@ -66,8 +66,50 @@ pub async fn run(c: &Client, cmd: DatabaseCmd, json: bool) -> anyhow::Result<Exi
                 t.databases.iter().map(|d| vec![d.name.clone(), bytes(d.size), yes_no(d.system)]).collect();
             table(&["DATABASE", "SIZE", "SYSTEM"], &rows);
         }
+        DatabaseCmd::Assign { database, account } => {
+            let (server, database) = server_and_database(&database)?;
+            assign(c, DatabaseAssignment { server, database, account: Some(account) }, json).await?;
+        }
+        DatabaseCmd::Unassign { database } => {
+            let (server, database) = server_and_database(&database)?;
+            assign(c, DatabaseAssignment { server, database, account: None }, json).await?;
+        }
+        DatabaseCmd::Assignments => {
+            let all: Vec<DatabaseAssignment> = c.get(routes::DATABASE_ASSIGNMENTS).await?;
+            show_assignments(&all, json)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `SERVER:DATABASE` split at its first colon (database names may hold one).
+fn server_and_database(s: &str) -> anyhow::Result<(String, String)> {
+    match s.split_once(':') {
+        Some((server, db)) if !server.is_empty() && !db.is_empty() => Ok((server.to_string(), db.to_string())),
+        _ => anyhow::bail!("{s:?}: give the database as SERVER:DATABASE"),
+    }
+}
+
+async fn assign(c: &Client, a: DatabaseAssignment, json: bool) -> anyhow::Result<()> {
+    let all: Vec<DatabaseAssignment> = c.post(routes::DATABASE_ASSIGNMENTS, Some(&a)).await?;
+    if json {
+        return print_json(&all);
+    }
+    match &a.account {
+        Some(account) => println!("database {} of server {} assigned to account {account}", a.database, a.server),
+        None => println!("database {} of server {} is assigned to no account", a.database, a.server),
+    }
+    Ok(())
+}
+
+fn show_assignments(all: &[DatabaseAssignment], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&all);
+    }
+    let rows: Vec<Vec<String>> =
+        all.iter().map(|a| vec![a.server.clone(), a.database.clone(), a.account.clone().unwrap_or_default()]).collect();
+    table(&["SERVER", "DATABASE", "ACCOUNT"], &rows);
+    Ok(())
 }
 
 fn password(a: &DatabaseArgs) -> anyhow::Result<Option<String>> {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::bail;
 use hindsight_api::routes;
 use hindsight_api::{
-    DatabaseSelection, HookKind, Hooks, Job, JobDatabases, JobPatch, Monitor, NewJob, Run, ScheduleInput,
+    DatabaseSelection, HookKind, Hooks, Job, JobAccounts, JobDatabases, JobKind, JobPatch, Monitor, NewJob, Run,
+    ScheduleInput,
 };
 
 use crate::args::{HookArgs, JobCmd, JobDatabaseArgs, Timing};
@@ -117,7 +118,27 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
 /// The sources, then `db:SERVER` for each database server dumped.
 fn what_it_backs_up(j: &Job) -> String {
     let servers = j.databases.servers.iter().map(|s| format!("db:{}", s.server));
-    j.sources.iter().cloned().chain(servers).collect::<Vec<_>>().join(",")
+    let accounts = (j.kind == JobKind::Accounts).then(|| match j.accounts.include.is_empty() {
+        true => "accounts".to_string(),
+        false => format!("accounts:{}", j.accounts.include.join("+")),
+    });
+    accounts.into_iter().chain(j.sources.iter().cloned()).chain(servers).collect::<Vec<_>>().join(",")
+}
+
+/// Which users an accounts job backs up.
+fn describe_accounts(j: &Job) -> String {
+    if j.kind != JobKind::Accounts {
+        return "-".into();
+    }
+    let who = if j.accounts.include.is_empty() {
+        "every user in the uid range".to_string()
+    } else {
+        j.accounts.include.join(", ")
+    };
+    match j.accounts.exclude.is_empty() {
+        true => who,
+        false => format!("{who}, except {}", j.accounts.exclude.join(", ")),
+    }
 }
 
 /// `pg1 (all); maria:shop,blog; excluding test_*; larger than 1.0 GiB left out`.
@@ -167,7 +188,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
         JobCmd::Add(a) => {
             let new = NewJob {
                 name: a.name,
-                kind: None,
+                kind: a.kind.as_deref().map(str::parse).transpose()?,
                 sources: a.sources,
                 excludes: a.excludes,
                 destinations: a.destinations,
@@ -184,6 +205,9 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 databases: (!a.databases.is_empty())
                     .then(|| databases(&a.databases, JobDatabases::default()))
                     .transpose()?,
+                accounts: (!a.accounts.account.is_empty() || !a.accounts.exclude_account.is_empty()).then(|| {
+                    JobAccounts { include: a.accounts.account.clone(), exclude: a.accounts.exclude_account.clone() }
+                }),
             };
             let j: Job = c.post(routes::JOBS, Some(&new)).await?;
             if json {
@@ -244,6 +268,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 ("hooks", describe_hooks(&j.hooks)),
                 ("ping url", j.ping_url.clone().unwrap_or_else(|| "-".into())),
                 ("databases", describe_databases(&j.databases)),
+                ("accounts", describe_accounts(&j)),
                 ("next run", opt_time(j.next_run.as_ref())),
                 ("last run", last_run(&j)),
             ]);
@@ -252,7 +277,8 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
             let new_schedules = schedules(&e.timing)?;
             // Only some monitors or hooks given: the others stay as they are.
             let partial_monitor = e.timing.notran.is_some() != e.timing.ranfor.is_some();
-            let current = if partial_monitor || !e.hooks.is_empty() || !e.databases.is_empty() {
+            let some_accounts = !e.accounts.account.is_empty() || !e.accounts.exclude_account.is_empty();
+            let current = if partial_monitor || !e.hooks.is_empty() || !e.databases.is_empty() || some_accounts {
                 Some(c.get::<Job>(&routes::job(&e.name)).await?)
             } else {
                 None
@@ -261,6 +287,19 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
             let new_databases = match &current {
                 _ if e.no_databases => Some(JobDatabases::default()),
                 Some(j) if !e.databases.is_empty() => Some(databases(&e.databases, j.databases.clone())?),
+                _ => None,
+            };
+            let new_accounts = match &current {
+                _ if e.all_accounts => Some(JobAccounts::default()),
+                Some(j) if some_accounts => {
+                    let pick = |given: &Vec<String>, now: &Vec<String>| {
+                        if given.is_empty() { now.clone() } else { given.clone() }
+                    };
+                    Some(JobAccounts {
+                        include: pick(&e.accounts.account, &j.accounts.include),
+                        exclude: pick(&e.accounts.exclude_account, &j.accounts.exclude),
+                    })
+                }
                 _ => None,
             };
             let new_hooks = current.filter(|_| !e.hooks.is_empty()).map(|j| hooks(&e.hooks, j.hooks));
@@ -287,6 +326,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
                 hooks: new_hooks,
                 ping_url: e.hooks.ping_url.clone(),
                 databases: new_databases,
+                accounts: new_accounts,
             };
             let j: Job = c.patch(&routes::job(&e.name), &patch).await?;
             if json {

@@ -1,5 +1,6 @@
 //! One module per resource; each turns parsed arguments into API calls and output.
 
+pub mod account;
 pub mod alert;
 pub mod database;
 pub mod destination;
@@ -36,6 +37,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Database(cmd) => database::run(&client, cmd, json).await,
         Command::Restore(cmd) => task::restore(&client, cmd, json).await,
         Command::Task(cmd) => task::run(&client, cmd, json).await,
+        Command::Account(cmd) => account::run(&client, cmd, json).await,
         Command::Key(cmd) => key::run(&client, cmd, json).await,
         Command::Mount(args) => mount::mount(args).await,
         Command::Umount { dir } => mount::umount(&dir),

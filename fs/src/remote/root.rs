@@ -10,7 +10,7 @@ use crate::index::INDEX_FILE;
 use crate::layout::{InitOutcome, MARKER_MAX};
 use crate::manifest::{MANIFEST_FILE, MANIFEST_MAX, Manifest};
 use crate::marker::{MARKER_FILE, Marker};
-use crate::names::{check_name, check_snapshot_name, is_snapshot_name};
+use crate::names::{check_job_dir, check_snapshot_name, is_snapshot_name};
 
 use super::store::RemoteStore;
 
@@ -84,7 +84,7 @@ impl RemoteStore {
             .list("/")?
             .into_iter()
             .filter_map(|n| n.strip_suffix('/').map(str::to_string))
-            .filter(|n| check_name("job", n).is_ok())
+            .filter(|n| check_job_dir(n).is_ok())
             .collect())
     }
 
@@ -217,7 +217,7 @@ pub(super) fn index_path(job: &str, snapshot: &str) -> String {
 
 /// Refuses a job or snapshot name that is not one the agent creates.
 fn check_names(job: &str, snapshot: &str) -> Result<()> {
-    check_name("job", job).map_err(FsError::Refused)?;
+    check_job_dir(job).map_err(FsError::Refused)?;
     check_snapshot_name(snapshot).map_err(FsError::Refused)
 }
 

@@ -17,7 +17,7 @@ use crate::support::services::{DbEnv, mariadb, postgres};
 use crate::support::{DEST, JOB, Setup, Snap, fixture, s, wait_until};
 
 /// A mysql on the test server as root through the socket; the output, trimmed.
-fn mysql(my: &DbEnv, sql: &str) -> String {
+pub(crate) fn mysql(my: &DbEnv, sql: &str) -> String {
     let out = Command::new("mysql")
         .args([
             "--no-defaults",
@@ -40,7 +40,7 @@ fn dumps_of(snap: &Snap, server: &str) -> PathBuf {
 }
 
 /// Adds database server `name` for `db` with the password in a file.
-fn add_server(t: &Setup, name: &str, engine: &str, db: &DbEnv) {
+pub(crate) fn add_server(t: &Setup, name: &str, engine: &str, db: &DbEnv) {
     let pw = password_file(&t.sb, &format!("{name}-password"), &db.password);
     let port = db.port.to_string();
     let args = ["database", "add", name, "--engine", engine, "--host", &db.host, "--port", &port];

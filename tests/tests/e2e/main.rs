@@ -9,6 +9,7 @@
 
 mod support;
 
+mod accounts;
 mod agent;
 mod archive;
 mod archive_mount;
