@@ -55,6 +55,7 @@ mod deleter;
 pub mod destinations;
 mod error;
 pub mod fuzzing;
+mod history;
 mod hooks;
 mod host;
 pub mod jobs;

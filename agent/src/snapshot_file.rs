@@ -63,26 +63,8 @@ pub(crate) fn open(
             snap.structure
         )));
     }
-    let dest = catalog.destination(&snap.destination)?;
-    let target = destinations::open(catalog.master_key(), &dest)?;
+    let (index, source) = index_and_source(catalog, cache_root, snap)?;
     let fs_err = |e: hindsight_fs::FsError| AgentError::unreachable(format!("{what}: {e}"));
-    let (index, source) = match target {
-        Destination::Local(root) => {
-            let dir = root.snapshot_dir(&snap.job, &snap.name);
-            (IndexReader::open(&dir.join(INDEX_FILE)).map_err(fs_err)?, Source::Tree(dir.join(TREE_DIR)))
-        }
-        Destination::Remote(store @ RemoteStore::Objects(_)) => {
-            let cache = dest.cache_dir(cache_root).map_err(AgentError::internal)?;
-            let index_path = store.cached_index(&cache, &snap.job, &snap.name).map_err(fs_err)?;
-            (IndexReader::open(&index_path).map_err(fs_err)?, Source::Objects(store))
-        }
-        Destination::Remote(store @ RemoteStore::Ssh(_)) => {
-            let cache = dest.cache_dir(cache_root).map_err(AgentError::internal)?;
-            let index_path = store.cached_index(&cache, &snap.job, &snap.name).map_err(fs_err)?;
-            let tree = format!("{}/{}/{TREE_DIR}", snap.job, snap.name);
-            (IndexReader::open(&index_path).map_err(fs_err)?, Source::Server(store, tree))
-        }
-    };
     let mut id = ROOT_ID;
     let mut entry = None;
     for c in path {
@@ -102,6 +84,45 @@ pub(crate) fn open(
         size: entry.meta.size,
         read: 0,
         what,
+    })
+}
+
+/// A snapshot's index, opened: on a local destination from the snapshot's
+/// directory, on a remote one from the agent's cache (fetched when missing).
+pub(crate) fn open_index(
+    catalog: &Catalog,
+    cache_root: &std::path::Path,
+    snap: &crate::model::Snapshot,
+) -> Result<IndexReader, AgentError> {
+    index_and_source(catalog, cache_root, snap).map(|(index, _)| index)
+}
+
+/// A snapshot's index, and where its file contents are.
+fn index_and_source(
+    catalog: &Catalog,
+    cache_root: &std::path::Path,
+    snap: &crate::model::Snapshot,
+) -> Result<(IndexReader, Source), AgentError> {
+    let what = format!("snapshot {} of job {} on {}", snap.name, snap.job, snap.destination);
+    let fs_err = |e: hindsight_fs::FsError| AgentError::unreachable(format!("{what}: {e}"));
+    let dest = catalog.destination(&snap.destination)?;
+    let target = destinations::open(catalog.master_key(), &dest)?;
+    Ok(match target {
+        Destination::Local(root) => {
+            let dir = root.snapshot_dir(&snap.job, &snap.name);
+            (IndexReader::open(&dir.join(INDEX_FILE)).map_err(fs_err)?, Source::Tree(dir.join(TREE_DIR)))
+        }
+        Destination::Remote(store @ RemoteStore::Objects(_)) => {
+            let cache = dest.cache_dir(cache_root).map_err(AgentError::internal)?;
+            let index_path = store.cached_index(&cache, &snap.job, &snap.name).map_err(fs_err)?;
+            (IndexReader::open(&index_path).map_err(fs_err)?, Source::Objects(store))
+        }
+        Destination::Remote(store @ RemoteStore::Ssh(_)) => {
+            let cache = dest.cache_dir(cache_root).map_err(AgentError::internal)?;
+            let index_path = store.cached_index(&cache, &snap.job, &snap.name).map_err(fs_err)?;
+            let tree = format!("{}/{}/{TREE_DIR}", snap.job, snap.name);
+            (IndexReader::open(&index_path).map_err(fs_err)?, Source::Server(store, tree))
+        }
     })
 }
 

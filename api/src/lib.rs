@@ -9,6 +9,7 @@
 //! - `database`: database servers whose databases jobs dump.
 //! - `task`: restores and other queued tasks.
 //! - `account`: the system users accounts jobs back up.
+//! - `history`: versions, find and diff, answered from the indexes.
 //! - [`routes`]: the route patterns and the paths built from them.
 
 // What is public is decided at the root (the `pub use` block below):
@@ -17,6 +18,7 @@
 
 mod account;
 mod database;
+mod history;
 mod ids;
 mod kinds;
 mod model;
@@ -26,6 +28,7 @@ mod task;
 
 pub use account::*;
 pub use database::*;
+pub use history::*;
 pub use ids::{AlertId, BadId, DestinationId, JobId, RunId, SnapshotId, TaskId};
 pub use kinds::{
     AlertKind, AlertLevel, DbEngine, DbTls, DeliveryState, DestinationKind, Frequency, HookKind, JobKind, RunState,

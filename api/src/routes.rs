@@ -189,6 +189,19 @@ route!(
 );
 
 route!(
+    /// The distinct versions of one path across snapshots.
+    VERSIONS = "/v1/versions"
+);
+route!(
+    /// Paths matching a pattern across snapshots.
+    FIND = "/v1/find"
+);
+route!(
+    /// What changed between two snapshots.
+    DIFF = "/v1/diff"
+);
+
+route!(
     /// Accounts: system users of accounts jobs and orphans.
     ACCOUNTS = "/v1/accounts"
 );
@@ -207,6 +220,12 @@ route!(
 fn fill(pattern: &str, segment: &str) -> String {
     let (Some(open), Some(close)) = (pattern.find('{'), pattern.find('}')) else { return pattern.to_string() };
     format!("{}{}{}", &pattern[..open], encode(segment), &pattern[close + 1..])
+}
+
+/// `path` with the given query parameters, percent-encoded (those without a value left out).
+pub fn with_query(path: &str, pairs: &[(&str, Option<&str>)]) -> String {
+    let q: Vec<String> = pairs.iter().filter_map(|(k, v)| v.map(|v| format!("{k}={}", encode(v)))).collect();
+    if q.is_empty() { path.to_string() } else { format!("{path}?{}", q.join("&")) }
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, so a

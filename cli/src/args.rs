@@ -63,6 +63,47 @@ pub enum Command {
     /// The system users accounts jobs back up: list, priorities, forget.
     #[command(subcommand)]
     Account(AccountCmd),
+    /// Every distinct version of a file (or directory listing) across the
+    /// snapshots, newest first, from the indexes (no file is read).
+    Versions {
+        /// Absolute path, as on the machine backed up.
+        path: String,
+        /// Only this job's snapshots (JOB@USER: one account's).
+        #[arg(long)]
+        job: Option<String>,
+        /// Only this destination's.
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// Paths matching a pattern across the snapshots, with the snapshots
+    /// each is in: a glob on names (`*.conf`), or on whole paths when it
+    /// holds a `/` (`/etc/**/*.conf`).
+    Find {
+        /// The pattern.
+        pattern: String,
+        /// Only this job's snapshots.
+        #[arg(long)]
+        job: Option<String>,
+        /// Only this destination's.
+        #[arg(long)]
+        destination: Option<String>,
+        /// Only snapshots completed at or after (2026-11-22 or RFC 3339, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only snapshots completed before.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// What was added, removed or changed (content, mode, owner, xattrs, ...)
+    /// from snapshot A to snapshot B, like `restic diff`.
+    Diff {
+        /// Snapshot id of the older side.
+        a: i64,
+        /// Snapshot id of the newer side.
+        b: i64,
+        /// Only this absolute path and what is below it.
+        path: Option<String>,
+    },
     /// The agent's master key, which encrypts the destinations' secrets.
     #[command(subcommand)]
     Key(KeyCmd),

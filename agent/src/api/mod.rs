@@ -9,6 +9,7 @@ mod accounts;
 mod databases;
 pub(crate) mod error;
 mod handlers;
+mod history;
 pub(crate) mod json;
 mod notifiers;
 mod tasks;
@@ -87,6 +88,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::TASK, get(tasks::show_task))
         .route(routes::TASK_CANCEL, post(tasks::cancel_task))
         .route(routes::DATABASE_ASSIGNMENTS, get(accounts::list_assignments).post(accounts::set_assignment))
+        .route(routes::VERSIONS, get(history::versions))
+        .route(routes::FIND, get(history::find))
+        .route(routes::DIFF, get(history::diff))
         .route(routes::ACCOUNTS, get(accounts::list_accounts))
         .route(routes::ACCOUNT, get(accounts::show_account).patch(accounts::edit_account))
         .route(routes::ACCOUNT_FORGET, post(accounts::forget_account))

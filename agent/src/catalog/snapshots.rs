@@ -100,12 +100,14 @@ impl Catalog {
         )?)
     }
 
-    /// Visible snapshots, newest first, optionally filtered.
+    /// Visible snapshots, newest first, optionally filtered: by a job
+    /// (an accounts job's name takes its accounts' `JOB@USER` too) and by a destination.
     pub fn snapshots(&self, job: Option<&str>, destination: Option<&str>) -> Result<Vec<Snapshot>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM snapshots s JOIN destinations d ON d.id = s.destination_id \
-             WHERE s.deleting = 0 AND (?1 IS NULL OR s.job_name = ?1) AND (?2 IS NULL OR d.name = ?2) \
+             WHERE s.deleting = 0 AND (?1 IS NULL OR s.job_name = ?1 OR (instr(?1, '@') = 0 \
+               AND substr(s.job_name, 1, length(?1) + 1) = ?1 || '@')) AND (?2 IS NULL OR d.name = ?2) \
              ORDER BY s.sequence DESC, s.finished DESC, s.name DESC, d.name"
         ))?;
         let rows = stmt.query_map(params![job, destination], map)?.collect::<rusqlite::Result<Vec<_>>>()?;

@@ -5,6 +5,7 @@ pub mod alert;
 pub mod database;
 pub mod destination;
 pub mod docs;
+pub mod history;
 pub mod job;
 pub mod key;
 pub mod mount;
@@ -38,6 +39,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(cmd) => task::restore(&client, cmd, json).await,
         Command::Task(cmd) => task::run(&client, cmd, json).await,
         Command::Account(cmd) => account::run(&client, cmd, json).await,
+        Command::Versions { path, job, destination } => {
+            history::versions(&client, &path, job.as_deref(), destination.as_deref(), json).await
+        }
+        Command::Find { pattern, job, destination, since, until } => {
+            let f = history::Find {
+                pattern: &pattern,
+                job: job.as_deref(),
+                destination: destination.as_deref(),
+                since: since.as_deref(),
+                until: until.as_deref(),
+            };
+            history::find(&client, f, json).await
+        }
+        Command::Diff { a, b, path } => history::diff(&client, a, b, path.as_deref(), json).await,
         Command::Key(cmd) => key::run(&client, cmd, json).await,
         Command::Mount(args) => mount::mount(args).await,
         Command::Umount { dir } => mount::umount(&dir),

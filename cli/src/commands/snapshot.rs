@@ -13,14 +13,11 @@ use crate::output::{bytes, duration, fields, print_json, table, time, yes_no};
 pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         SnapshotCmd::List { job, destination } => {
-            let mut q = Vec::new();
-            if let Some(j) = &job {
-                q.push(format!("job={}", routes::encode(j)));
-            }
-            if let Some(d) = &destination {
-                q.push(format!("destination={}", routes::encode(d)));
-            }
-            let snaps: Vec<Snapshot> = c.get(&format!("{}?{}", routes::SNAPSHOTS, q.join("&"))).await?;
+            let path = routes::with_query(
+                routes::SNAPSHOTS,
+                &[("job", job.as_deref()), ("destination", destination.as_deref())],
+            );
+            let snaps: Vec<Snapshot> = c.get(&path).await?;
             if json {
                 return print_json(&snaps).map(|_| ExitCode::SUCCESS);
             }

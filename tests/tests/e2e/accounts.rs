@@ -202,6 +202,17 @@ fn each_account_gets_its_own_snapshots_orphans_expire_and_forget_removes_only_th
     let sql =
         std::fs::read_to_string(b1.path.join(format!("tree/.hindsight/databases/maria/{bob_db}.sql"))).expect("dump");
     assert!(sql.contains("CREATE TABLE `orders`") && sql.contains("(7)"), "{sql}");
+    // `snapshot list --job` of the accounts job lists every account's; of `JOB@USER`, that account's.
+    let of_job = |job: &str| -> Vec<String> {
+        let v = t.daemon.cli_json(&["snapshot", "list", "--job", job]);
+        let mut jobs: Vec<String> =
+            v.as_array().expect("array").iter().map(|s| s["job"].as_str().unwrap_or("").to_string()).collect();
+        jobs.sort();
+        jobs
+    };
+    assert_eq!(of_job(ACCT), [format!("{ACCT}@{alice}"), format!("{ACCT}@{bob}")]);
+    assert_eq!(of_job(&format!("{ACCT}@{bob}")), [format!("{ACCT}@{bob}")]);
+    assert!(of_job("acc").is_empty(), "a prefix of a job name is not that job");
     // The mount shows each account as a job directory with its `latest`.
     let latest = t.mountpoint().join(DEST).join(format!("{ACCT}@{alice}/latest"));
     assert_eq!(

@@ -21,6 +21,7 @@ mod databases;
 mod destinations;
 mod docs;
 mod faults;
+mod history;
 mod hooks;
 mod metrics;
 mod mount;
