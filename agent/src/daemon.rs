@@ -272,7 +272,8 @@ pub async fn run(config: DaemonConfig) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let tasks = crate::tasks::Tasks::new(catalog.clone(), config.state_dir.clone(), &shutdown);
+    let tasks =
+        crate::tasks::Tasks::new(catalog.clone(), config.state_dir.clone(), runner.own_dirs().to_vec(), &shutdown);
     shutdown.spawn(tasks.clone().dispatch_loop());
     let state = AppState {
         catalog: catalog.clone(),

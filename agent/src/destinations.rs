@@ -7,7 +7,7 @@
 //! read from the catalog carries them sealed, and they are opened only here,
 //! when a store is built.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hindsight_fs::Destination;
 use hindsight_fs::FsError;
@@ -407,6 +407,17 @@ fn snapshot_view(d: &DestinationRecord, m: &Manifest, root: Option<&Path>) -> Sn
         path: root.map(|r| r.join(&m.job).join(&m.name).to_string_lossy().into_owned()),
         error: None,
     }
+}
+
+/// Local destination roots and the agent's `own` directories, as absolute
+/// paths: never backed up, never restored into.
+pub(crate) fn protected_dirs(catalog: &Catalog, own: &[PathBuf]) -> Vec<PathBuf> {
+    let roots = catalog
+        .destinations()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|d| local_root(&d).ok().map(|r| r.path().to_path_buf()));
+    roots.chain(own.iter().cloned()).map(|p| p.components().collect::<PathBuf>()).collect()
 }
 
 #[cfg(test)]

@@ -65,6 +65,7 @@ pub mod model;
 mod notify;
 mod process;
 mod prune;
+mod restore;
 mod retention;
 pub mod runner;
 pub mod schedule;

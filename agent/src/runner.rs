@@ -724,16 +724,15 @@ impl Runner {
     /// Destination roots and the agent's own directories, as absolute paths.
     fn skip_dirs(&self) -> Vec<Vec<u8>> {
         use std::os::unix::ffi::OsStrExt;
-        let roots = self
-            .catalog
-            .destinations()
-            .unwrap_or_default()
+        destinations::protected_dirs(&self.catalog, &self.own_dirs)
             .into_iter()
-            .filter_map(|d| destinations::local_root(&d).ok().map(|r| r.path().to_path_buf()));
-        roots
-            .chain(self.own_dirs.iter().cloned())
-            .map(|p| p.components().collect::<PathBuf>().as_os_str().as_bytes().to_vec())
+            .map(|p| p.as_os_str().as_bytes().to_vec())
             .collect()
+    }
+
+    /// The agent's own directories (state, mountpoint).
+    pub(crate) fn own_dirs(&self) -> &[PathBuf] {
+        &self.own_dirs
     }
 
     fn backup_to(&self, run_id: RunId, spec: &BackupSpec, dest_name: &str, a: &Arc<ActiveRun>) -> RunDestination {

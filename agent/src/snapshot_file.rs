@@ -74,17 +74,58 @@ pub(crate) fn open(
         entry = Some(e);
     }
     let entry = entry.ok_or_else(|| AgentError::invalid(format!("{what}: no path given")))?;
+    file_of(&source, &entry, path, what)
+}
+
+/// The content of `entry` (at `path`), a regular file, from `source`.
+fn file_of(source: &Source, entry: &IndexEntry, path: &[&[u8]], what: String) -> Result<SnapshotFile, AgentError> {
     if entry.meta.kind != EntryKind::File {
         return Err(AgentError::invalid(format!("{what}: not a regular file")));
     }
     Ok(SnapshotFile {
-        inner: source.open(&entry, path, &what)?,
+        inner: source.open(entry, path, &what)?,
         hasher: blake3::Hasher::new(),
         expected: entry.blake3,
         size: entry.meta.size,
         read: 0,
         what,
     })
+}
+
+/// An incremental snapshot open for reading many files: its index and where
+/// their contents are.
+pub(crate) struct SnapshotReader {
+    /// The snapshot's index.
+    pub index: IndexReader,
+    source: Source,
+    /// `snapshot NAME of job J on D`, for messages.
+    pub what: String,
+}
+
+impl SnapshotReader {
+    /// Opens snapshot `snap` (incremental only).
+    pub(crate) fn open(
+        catalog: &Catalog,
+        cache_root: &std::path::Path,
+        snap: &crate::model::Snapshot,
+    ) -> Result<Self, AgentError> {
+        let what = format!("snapshot {} of job {} on {}", snap.name, snap.job, snap.destination);
+        if snap.structure != Structure::Incremental {
+            return Err(AgentError::invalid(format!(
+                "{what} is {}: restoring from it is not supported yet; copy from the mount instead \
+                 (cp -a /mnt/hindsight/...)",
+                snap.structure
+            )));
+        }
+        let (index, source) = index_and_source(catalog, cache_root, snap)?;
+        Ok(SnapshotReader { index, source, what })
+    }
+
+    /// The content of `entry`, at `path` (components under the snapshot's root).
+    pub(crate) fn file(&self, entry: &IndexEntry, path: &[&[u8]]) -> Result<SnapshotFile, AgentError> {
+        let shown = path.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
+        file_of(&self.source, entry, path, format!("/{shown} in {}", self.what))
+    }
 }
 
 /// A snapshot's index, opened: on a local destination from the snapshot's
@@ -138,14 +179,14 @@ enum Source {
 
 impl Source {
     /// The content of `e`, the entry at `path`.
-    fn open(self, e: &IndexEntry, path: &[&[u8]], what: &str) -> Result<Box<dyn Read + Send>, AgentError> {
+    fn open(&self, e: &IndexEntry, path: &[&[u8]], what: &str) -> Result<Box<dyn Read + Send>, AgentError> {
         match self {
             Source::Tree(tree) => {
                 let fail = |e: io::Error| AgentError::unreachable(format!("{what}: {e}"));
                 let Some((last, dirs)) = path.split_last() else {
                     return Err(AgentError::invalid(format!("{what}: no path given")));
                 };
-                let mut fd = posix::open_dir(&tree).map_err(fail)?;
+                let mut fd = posix::open_dir(tree).map_err(fail)?;
                 for c in dirs {
                     fd = posix::open_dir_at(fd.as_fd(), c).map_err(fail)?;
                 }
@@ -165,10 +206,11 @@ impl Source {
                     return Err(AgentError::conflict(format!("{what}: the index gives no object for it")));
                 };
                 let start = e.location.data_offset.unwrap_or(0).max(0) as u64;
+                let store = store.clone();
                 Ok(Box::new(Ranges { store, key, next: start, end: start + e.meta.size, buf: Vec::new(), at: 0 }))
             }
             Source::Server(store, tree) => {
-                let mut key = tree;
+                let (store, mut key) = (store.clone(), tree.clone());
                 for c in path {
                     key.push('/');
                     key.push_str(std::str::from_utf8(c).map_err(|_| {

@@ -15,7 +15,8 @@ use crate::backup::{Cancel, DATABASES_DIR, HINDSIGHT_DIR};
 use crate::catalog::Catalog;
 use crate::databases;
 use crate::error::AgentError;
-use crate::model::{DatabaseRestore, RunState, Task, TaskId, TaskKind, TaskRequest};
+use crate::model::{DatabaseRestore, FileRestore, RunState, Task, TaskId, TaskKind, TaskRequest};
+use crate::restore;
 use crate::shutdown::Shutdown;
 use crate::snapshot_file;
 
@@ -27,6 +28,8 @@ pub(crate) struct Tasks {
     catalog: Arc<Catalog>,
     state_dir: PathBuf,
     cache_dir: PathBuf,
+    /// The agent's own directories (never restored into).
+    own_dirs: Vec<PathBuf>,
     wake: Notify,
     /// Running tasks and their cancel flags.
     active: Mutex<HashMap<TaskId, Arc<Cancel>>>,
@@ -35,7 +38,12 @@ pub(crate) struct Tasks {
 
 impl Tasks {
     /// The queue over `catalog`; tasks a stopped agent left running are failed.
-    pub(crate) fn new(catalog: Arc<Catalog>, state_dir: PathBuf, shutdown: &Shutdown) -> Arc<Self> {
+    pub(crate) fn new(
+        catalog: Arc<Catalog>,
+        state_dir: PathBuf,
+        own_dirs: Vec<PathBuf>,
+        shutdown: &Shutdown,
+    ) -> Arc<Self> {
         match catalog.fail_interrupted_tasks() {
             Ok(0) => {}
             Ok(n) => tracing::warn!("{n} task(s) were running when the agent stopped: marked failed"),
@@ -46,6 +54,7 @@ impl Tasks {
             catalog,
             state_dir,
             cache_dir,
+            own_dirs,
             wake: Notify::new(),
             active: Mutex::new(HashMap::new()),
             shutdown: shutdown.clone(),
@@ -65,6 +74,52 @@ impl Tasks {
         let task = self.catalog.insert_task(TaskKind::RestoreDatabase, &summary, &TaskRequest::RestoreDatabase(r))?;
         self.wake.notify_one();
         Ok(task)
+    }
+
+    /// Checks a file restore (the snapshot, its structure, the paths, the
+    /// target) and queues it.
+    pub(crate) fn queue_file_restore(&self, r: FileRestore) -> Result<Task, AgentError> {
+        let snap = self.catalog.snapshot(r.snapshot)?.snapshot;
+        let root = restore::target_root(&r, &crate::destinations::protected_dirs(&self.catalog, &self.own_dirs))?;
+        // Opened now so that an archived snapshot or an unreachable destination is said at once.
+        let reader = snapshot_file::SnapshotReader::open(&self.catalog, &self.cache_dir, &snap)?;
+        drop(reader);
+        let summary = format!(
+            "{}restore {} from snapshot {} ({}/{} on {}) to {} ({})",
+            if r.dry_run { "dry run: " } else { "" },
+            r.paths.join(" "),
+            r.snapshot,
+            snap.job,
+            snap.name,
+            snap.destination,
+            root.display(),
+            r.mode
+        );
+        let task = self.catalog.insert_task(TaskKind::RestoreFiles, &summary, &TaskRequest::RestoreFiles(r))?;
+        self.wake.notify_one();
+        Ok(task)
+    }
+
+    fn restore_files(&self, id: TaskId, r: &FileRestore, cancel: &Cancel) -> Result<(RunState, String), AgentError> {
+        let snap = self.catalog.snapshot(r.snapshot)?.snapshot;
+        let root = restore::target_root(r, &crate::destinations::protected_dirs(&self.catalog, &self.own_dirs))?;
+        let reader = snapshot_file::SnapshotReader::open(&self.catalog, &self.cache_dir, &snap)?;
+        let total = snap.bytes;
+        let saved = Mutex::new(Instant::now());
+        let progress = |n: u64| {
+            let mut at = lock(&saved);
+            if at.elapsed() >= PROGRESS_EVERY {
+                *at = Instant::now();
+                let _ = self.catalog.task_progress(id, n, total);
+            }
+        };
+        let out = restore::restore(&reader, r, &root, cancel, &progress)?;
+        let _ = self.catalog.task_progress(id, out.bytes, total);
+        if cancel.is_cancelled() {
+            return Err(AgentError::conflict("cancelled"));
+        }
+        let said = out.describe(r.dry_run);
+        Ok((if out.errors.is_empty() { RunState::Completed } else { RunState::Partial }, said))
     }
 
     /// Cancels a queued or running task.
@@ -130,10 +185,13 @@ impl Tasks {
     fn run_to_end(&self, task: Task, cancel: &Cancel) {
         tracing::info!(task = task.id.0, "task started: {}", task.summary);
         let result = match &task.request {
-            TaskRequest::RestoreDatabase(r) => self.restore_database(task.id, r, cancel),
+            TaskRequest::RestoreDatabase(r) => {
+                self.restore_database(task.id, r, cancel).map(|m| (RunState::Completed, m))
+            }
+            TaskRequest::RestoreFiles(r) => self.restore_files(task.id, r, cancel),
         };
         let (state, message) = match result {
-            Ok(m) => (RunState::Completed, m),
+            Ok(done) => done,
             Err(_) if cancel.is_cancelled() => (RunState::Cancelled, "cancelled".to_string()),
             Err(e) => (RunState::Failed, e.message),
         };

@@ -128,10 +128,25 @@ named_enum!(
 );
 
 named_enum!(
+    /// What a file restore does with what already exists at the target.
+    RestoreMode("restore mode") {
+        /// Write what is missing or differs (size, mtime, mode, owner), but
+        /// keep a file that is newer at the target than in the snapshot.
+        Merge = "merge",
+        /// Write everything the snapshot holds over what is there.
+        Overwrite = "overwrite",
+        /// Write only what is missing.
+        SkipExisting = "skip-existing",
+    }
+);
+
+named_enum!(
     /// What a task does.
     TaskKind("task kind") {
         /// Restore a database from its dump in a snapshot.
         RestoreDatabase = "restore_database",
+        /// Restore files and directories from a snapshot.
+        RestoreFiles = "restore_files",
     }
 );
 

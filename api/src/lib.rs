@@ -31,8 +31,8 @@ pub use database::*;
 pub use history::*;
 pub use ids::{AlertId, BadId, DestinationId, JobId, RunId, SnapshotId, TaskId};
 pub use kinds::{
-    AlertKind, AlertLevel, DbEngine, DbTls, DeliveryState, DestinationKind, Frequency, HookKind, JobKind, RunState,
-    SmtpSecurity, Structure, TaskKind, Trigger, UnknownName,
+    AlertKind, AlertLevel, DbEngine, DbTls, DeliveryState, DestinationKind, Frequency, HookKind, JobKind, RestoreMode,
+    RunState, SmtpSecurity, Structure, TaskKind, Trigger, UnknownName,
 };
 pub use model::*;
 pub use notify::*;

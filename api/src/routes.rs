@@ -170,6 +170,10 @@ route!(
     RESTORE_DATABASE = "/v1/restores/database"
 );
 route!(
+    /// Restore files from a snapshot (queues a task).
+    RESTORE_FILES = "/v1/restores/files"
+);
+route!(
     /// Tasks, newest first.
     TASKS = "/v1/tasks"
 );

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{SnapshotId, TaskId};
-use crate::kinds::{RunState, TaskKind};
+use crate::kinds::{RestoreMode, RunState, TaskKind};
 
 /// A queued, running or finished task (`GET /v1/tasks/{id}`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub struct Task {
 pub enum TaskRequest {
     /// `POST /v1/restores/database`.
     RestoreDatabase(DatabaseRestore),
+    /// `POST /v1/restores/files`.
+    RestoreFiles(FileRestore),
 }
 
 impl TaskRequest {
@@ -47,6 +49,7 @@ impl TaskRequest {
     pub fn snapshots(&self) -> Vec<SnapshotId> {
         match self {
             TaskRequest::RestoreDatabase(r) => vec![r.snapshot],
+            TaskRequest::RestoreFiles(r) => vec![r.snapshot],
         }
     }
 }
@@ -71,4 +74,27 @@ pub struct DatabaseRestore {
     /// Replace the database if it exists (else a restore into an existing database is refused).
     #[serde(default)]
     pub replace: bool,
+}
+
+/// Restore files and directories of a snapshot (the body of `POST /v1/restores/files`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileRestore {
+    /// The snapshot to restore from.
+    pub snapshot: SnapshotId,
+    /// Absolute paths as on the machine backed up (`/` for everything).
+    pub paths: Vec<String>,
+    /// Restore under this directory (`DIR/<absolute path>`); none: to the original place.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// What to do with what exists at the target (default merge).
+    #[serde(default = "merge")]
+    pub mode: RestoreMode,
+    /// Only say what would be written.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn merge() -> RestoreMode {
+    RestoreMode::Merge
 }

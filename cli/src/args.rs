@@ -131,6 +131,33 @@ pub enum RestoreCmd {
     /// tool (pg_restore, mysql, mongorestore); an existing database is never
     /// dropped unless --replace is given.
     Database(RestoreDatabaseArgs),
+    /// Restore files and directories of a snapshot, exactly (content checked,
+    /// owner, mode, times, xattrs, ACLs, hardlinks, sparse files), never
+    /// following a symlink or writing through a hardlink at the target.
+    Files(RestoreFilesArgs),
+}
+
+/// `restore files`.
+#[derive(Debug, Args)]
+pub struct RestoreFilesArgs {
+    /// Snapshot id (`snapshot list`).
+    pub snapshot: String,
+    /// Absolute paths as on the machine backed up (`/` for everything).
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    /// Restore under DIR (as DIR/<absolute path>) instead of the original place.
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<String>,
+    /// merge (default: write what is missing or differs, keep files newer at
+    /// the target), overwrite (write everything) or skip-existing.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// Only list what would be written.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Follow the restore until it ends; exit 0 only if it completed.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `restore database`.

@@ -84,6 +84,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route(routes::DATABASE_TEST, post(databases::test_database))
         .route(routes::RESTORE_DATABASE, post(tasks::restore_database))
+        .route(routes::RESTORE_FILES, post(tasks::restore_files))
         .route(routes::TASKS, get(tasks::list_tasks))
         .route(routes::TASK, get(tasks::show_task))
         .route(routes::TASK_CANCEL, post(tasks::cancel_task))

@@ -1,4 +1,4 @@
-//! Route handlers of tasks: queue a database restore, list, show and cancel tasks.
+//! Route handlers of tasks: queue a database or file restore, list, show and cancel tasks.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -9,13 +9,20 @@ use super::AppState;
 use super::error::ApiResult;
 use super::handlers::on_catalog;
 use super::json::Body;
-use crate::model::{DatabaseRestore, Task, TaskId};
+use crate::model::{DatabaseRestore, FileRestore, Task, TaskId};
 
 pub(super) async fn restore_database(
     State(s): State<AppState>,
     Body(r): Body<DatabaseRestore>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
     on_catalog(s, move |s| Ok((StatusCode::ACCEPTED, Json(s.tasks.queue_database_restore(r)?)))).await
+}
+
+pub(super) async fn restore_files(
+    State(s): State<AppState>,
+    Body(r): Body<FileRestore>,
+) -> ApiResult<(StatusCode, Json<Task>)> {
+    on_catalog(s, move |s| Ok((StatusCode::ACCEPTED, Json(s.tasks.queue_file_restore(r)?)))).await
 }
 
 /// Query of `GET /v1/tasks`.

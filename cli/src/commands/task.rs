@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use hindsight_api::routes;
-use hindsight_api::{DatabaseRestore, RunState, SnapshotId, Task, TaskId};
+use hindsight_api::{DatabaseRestore, FileRestore, RestoreMode, RunState, SnapshotId, Task, TaskId};
 
 use crate::args::{RestoreCmd, TaskCmd};
 use crate::client::Client;
@@ -24,15 +24,31 @@ pub async fn restore(c: &Client, cmd: RestoreCmd, json: bool) -> anyhow::Result<
                 replace: a.replace,
             };
             let t: Task = c.post(routes::RESTORE_DATABASE, Some(&body)).await?;
-            if a.wait {
-                return follow(c, t.id, json).await;
-            }
-            if json {
-                print_json(&t)?;
-            } else {
-                println!("task {} queued: {}", t.id, t.summary);
-            }
+            return queued(c, t, a.wait, json).await;
         }
+        RestoreCmd::Files(a) => {
+            let body = FileRestore {
+                snapshot: a.snapshot.parse::<SnapshotId>()?,
+                paths: a.paths,
+                to: a.to,
+                mode: a.mode.as_deref().map(str::parse).transpose()?.unwrap_or(RestoreMode::Merge),
+                dry_run: a.dry_run,
+            };
+            let t: Task = c.post(routes::RESTORE_FILES, Some(&body)).await?;
+            return queued(c, t, a.wait, json).await;
+        }
+    }
+}
+
+/// A task just queued: followed to its end with `wait`, else announced.
+async fn queued(c: &Client, t: Task, wait: bool, json: bool) -> anyhow::Result<ExitCode> {
+    if wait {
+        return follow(c, t.id, json).await;
+    }
+    if json {
+        print_json(&t)?;
+    } else {
+        println!("task {} queued: {}", t.id, t.summary);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -132,5 +148,9 @@ async fn follow(c: &Client, id: TaskId, json: bool) -> anyhow::Result<ExitCode> 
             duration(task.started_at.as_ref(), task.finished_at.as_ref())
         );
     }
-    Ok(if task.state == RunState::Completed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(match task.state {
+        RunState::Completed => ExitCode::SUCCESS,
+        RunState::Partial => ExitCode::from(crate::client::exit::PARTIAL),
+        _ => ExitCode::FAILURE,
+    })
 }

@@ -33,6 +33,7 @@ mod remote_backup;
 mod remote_check;
 mod remote_destinations;
 mod remote_ssh;
+mod restore;
 mod roundtrip;
 mod runs;
 mod schedules;

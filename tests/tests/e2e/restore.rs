@@ -1,0 +1,118 @@
+//! `hindsight restore files`: exact restores (bytes and every metadata, from
+//! the snapshot's index), the merge/overwrite/skip-existing modes, dry runs,
+//! and safety against what is at the target (a planted symlink is never
+//! followed, a planted hardlink never written through).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::support::fixture;
+use crate::support::{JOB, Setup, assert_same, describe, s};
+
+/// `DIR/<absolute path>`: where a restore `--to DIR` puts `path`.
+fn under(dir: &Path, path: &Path) -> PathBuf {
+    dir.join(path.strip_prefix("/").expect("absolute"))
+}
+
+/// `restore files ... --wait --json`: exit status and the task.
+fn restore(t: &Setup, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = vec!["restore", "files"];
+    all.extend_from_slice(args);
+    all.extend(["--wait", "--json"]);
+    let out = t.daemon.cli_within(all, std::time::Duration::from_secs(60));
+    let task = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("no task JSON ({e}):\n{out}"));
+    (out.code, task)
+}
+
+#[test]
+fn files_restore_exactly_in_every_mode_and_never_through_planted_links() {
+    let t = Setup::new(fixture::every_kind);
+    let snap = t.daemon.backup(JOB);
+    let id = snap.id.to_string();
+    let src = t.src.clone();
+
+    // Exact: a restore under --to equals the source, metadata and hardlinks included.
+    let r1 = t.sb.path().join("r1");
+    let (code, task) = restore(&t, &[&id, s(&src), "--to", s(&r1)]);
+    assert_eq!((code, task["state"].as_str()), (0, Some("completed")), "{task:#}");
+    assert_same(&describe(&src), &describe(&under(&r1, &src)), "restore --to");
+    let sparse = std::fs::metadata(under(&r1, &src).join(fixture::SPARSE)).expect("sparse file");
+    assert!(sparse.blocks() * 512 < fixture::SPARSE_SIZE / 4, "the sparse file was restored with its holes");
+
+    // merge: a newer file at the target is kept, a missing one comes back, an older changed one is replaced.
+    let mine = under(&r1, &src).join("plain.txt");
+    let older = under(&r1, &src).join("data/chmod-me");
+    std::fs::write(&mine, b"edited after the backup\n").expect("edit");
+    std::fs::remove_file(under(&r1, &src).join("empty")).expect("rm");
+    std::fs::write(&older, b"changed, but older\n").expect("edit");
+    fixture::set_mtime(&older, 1_000_000_000);
+    let (code, task) = restore(&t, &[&id, s(&src), "--to", s(&r1)]);
+    assert_eq!(code, 0, "{task:#}");
+    assert_eq!(std::fs::read(&mine).expect("read"), b"edited after the backup\n", "merge keeps what is newer");
+    assert!(under(&r1, &src).join("empty").is_file(), "merge restores what is missing");
+    assert_eq!(std::fs::read(&older).expect("read"), b"mode changes\n", "merge replaces what differs and is older");
+
+    // skip-existing leaves the edited file; overwrite replaces it.
+    std::fs::remove_file(under(&r1, &src).join("empty")).expect("rm");
+    let (code, _) = restore(&t, &[&id, s(&src), "--to", s(&r1), "--mode", "skip-existing"]);
+    assert_eq!(code, 0);
+    assert!(under(&r1, &src).join("empty").is_file());
+    assert_eq!(std::fs::read(&mine).expect("read"), b"edited after the backup\n");
+    let (code, _) = restore(&t, &[&id, s(&src), "--to", s(&r1), "--mode", "overwrite"]);
+    assert_eq!(code, 0);
+    assert_same(&describe(&src), &describe(&under(&r1, &src)), "overwrite");
+
+    // A dry run lists what it would write and writes nothing.
+    let r0 = t.sb.path().join("r0");
+    let (code, task) = restore(&t, &[&id, &format!("{}/dirs", s(&src)), "--to", s(&r0), "--dry-run"]);
+    assert_eq!(code, 0, "{task:#}");
+    let said = task["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("would be written") && said.contains("create") && said.contains("dirs/private/secret"),
+        "{said}"
+    );
+    assert!(!r0.exists(), "a dry run created the target");
+
+    // A symlink planted at the target is not followed: nothing lands in the directory it points to.
+    let victim = t.sb.dir("victim");
+    let r2 = t.sb.path().join("r2");
+    let first = src.components().nth(1).expect("a first component").as_os_str().to_owned();
+    std::fs::create_dir_all(&r2).expect("mkdir");
+    std::os::unix::fs::symlink(&victim, r2.join(&first)).expect("plant a symlink");
+    let (code, task) = restore(&t, &[&id, s(&src), "--to", s(&r2)]);
+    assert_eq!((code, task["state"].as_str()), (3, Some("partial")), "{task:#}");
+    assert!(task["message"].as_str().unwrap_or_default().contains("not followed"), "{task:#}");
+    assert!(
+        std::fs::read_dir(&victim).expect("victim").next().is_none(),
+        "the restore wrote through a planted symlink"
+    );
+
+    // A hardlink planted at the target to a file elsewhere is replaced, not written through.
+    let outside = t.sb.path().join("outside.txt");
+    std::fs::write(&outside, b"must not change\n").expect("write");
+    let linked = under(&r1, &src).join("plain.txt");
+    std::fs::remove_file(&linked).expect("rm");
+    std::fs::hard_link(&outside, &linked).expect("plant a hardlink");
+    let (code, _) = restore(&t, &[&id, &format!("{}/plain.txt", s(&src)), "--to", s(&r1), "--mode", "overwrite"]);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(&outside).expect("read"), b"must not change\n");
+    assert_eq!(std::fs::read(&linked).expect("read"), b"plain text\n".repeat(100));
+
+    // To the original place: a deleted file comes back with its metadata.
+    let gone = src.join("bin/setuid-tool");
+    std::fs::remove_file(&gone).expect("rm");
+    let (code, task) = restore(&t, &[&id, s(&gone)]);
+    assert_eq!(code, 0, "{task:#}");
+    let md = std::fs::metadata(&gone).expect("restored in place");
+    assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o4755, fixture::UID, fixture::GID));
+
+    // Bad input: clear errors, nothing queued.
+    t.daemon.cli(["restore", "files", "999999", "/x"]).assert_error_code(5, &["999999"]);
+    t.daemon.cli(["restore", "files", &id, "relative"]).assert_error_code(1, &["absolute"]);
+    t.daemon.cli(["restore", "files", &id, s(&src), "--to", "rel"]).assert_error_code(1, &["absolute"]);
+    t.daemon.cli(["restore", "files", &id, s(&src), "--to", s(&t.dest.join("x"))]).assert_error_code(1, &["inside"]);
+    t.daemon.cli(["restore", "files", &id, s(&src), "--mode", "sideways"]).assert_error(&["restore mode"]);
+    let (code, task) = restore(&t, &[&id, &format!("{}/no-such-file", s(&src)), "--to", s(&r1)]);
+    assert_eq!(code, 1, "{task:#}");
+    assert!(task["message"].as_str().unwrap_or_default().contains("not in"), "{task:#}");
+}
