@@ -74,16 +74,22 @@ pub(crate) fn open(
         entry = Some(e);
     }
     let entry = entry.ok_or_else(|| AgentError::invalid(format!("{what}: no path given")))?;
-    file_of(&source, &entry, path, what)
+    file_of(&source, &PackCache::default(), &entry, path, what)
 }
 
 /// The content of `entry` (at `path`), a regular file, from `source`.
-fn file_of(source: &Source, entry: &IndexEntry, path: &[&[u8]], what: String) -> Result<SnapshotFile, AgentError> {
+fn file_of(
+    source: &Source,
+    packs: &PackCache,
+    entry: &IndexEntry,
+    path: &[&[u8]],
+    what: String,
+) -> Result<SnapshotFile, AgentError> {
     if entry.meta.kind != EntryKind::File {
         return Err(AgentError::invalid(format!("{what}: not a regular file")));
     }
     Ok(SnapshotFile {
-        inner: source.open(entry, path, &what)?,
+        inner: source.open(entry, path, &what, packs)?,
         hasher: blake3::Hasher::new(),
         expected: entry.blake3,
         size: entry.meta.size,
@@ -98,6 +104,7 @@ pub(crate) struct SnapshotReader {
     /// The snapshot's index.
     pub index: IndexReader,
     source: Source,
+    packs: PackCache,
     /// `snapshot NAME of job J on D`, for messages.
     pub what: String,
 }
@@ -118,13 +125,13 @@ impl SnapshotReader {
             )));
         }
         let (index, source) = index_and_source(catalog, cache_root, snap)?;
-        Ok(SnapshotReader { index, source, what })
+        Ok(SnapshotReader { index, source, packs: PackCache::default(), what })
     }
 
     /// The content of `entry`, at `path` (components under the snapshot's root).
     pub(crate) fn file(&self, entry: &IndexEntry, path: &[&[u8]]) -> Result<SnapshotFile, AgentError> {
         let shown = path.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
-        file_of(&self.source, entry, path, format!("/{shown} in {}", self.what))
+        file_of(&self.source, &self.packs, entry, path, format!("/{shown} in {}", self.what))
     }
 }
 
@@ -179,7 +186,13 @@ enum Source {
 
 impl Source {
     /// The content of `e`, the entry at `path`.
-    fn open(&self, e: &IndexEntry, path: &[&[u8]], what: &str) -> Result<Box<dyn Read + Send>, AgentError> {
+    fn open(
+        &self,
+        e: &IndexEntry,
+        path: &[&[u8]],
+        what: &str,
+        packs: &PackCache,
+    ) -> Result<Box<dyn Read + Send>, AgentError> {
         match self {
             Source::Tree(tree) => {
                 let fail = |e: io::Error| AgentError::unreachable(format!("{what}: {e}"));
@@ -206,6 +219,17 @@ impl Source {
                     return Err(AgentError::conflict(format!("{what}: the index gives no object for it")));
                 };
                 let start = e.location.data_offset.unwrap_or(0).max(0) as u64;
+                if key.starts_with(PACKS_PREFIX) {
+                    let pack =
+                        packs.get(store, &key).map_err(|err| AgentError::unreachable(format!("{what}: {err}")))?;
+                    let end = start.checked_add(e.meta.size).filter(|&end| end <= pack.len() as u64);
+                    let Some(end) = end else {
+                        return Err(AgentError::conflict(format!(
+                            "{what}: pack {key} is shorter than its index says (damaged on the destination)"
+                        )));
+                    };
+                    return Ok(Box::new(Slice { data: pack, at: start as usize, end: end as usize }));
+                }
                 let store = store.clone();
                 Ok(Box::new(Ranges { store, key, next: start, end: start + e.meta.size, buf: Vec::new(), at: 0 }))
             }
@@ -243,6 +267,46 @@ impl Read for SnapshotFile {
                 )));
             }
         }
+        Ok(n)
+    }
+}
+
+/// Where packs of small files are, on content-addressed destinations.
+const PACKS_PREFIX: &str = "packs/";
+
+/// The last pack read, whole: the small files it holds are read from it in
+/// turn (one request per pack instead of one per file; and a range that
+/// stops before an object's end makes some FTP servers abort the transfer).
+/// Packs are at most a few MiB.
+#[derive(Default)]
+struct PackCache(std::sync::Mutex<Option<(String, std::sync::Arc<Vec<u8>>)>>);
+
+impl PackCache {
+    fn get(&self, store: &RemoteStore, key: &str) -> Result<std::sync::Arc<Vec<u8>>, hindsight_fs::FsError> {
+        let mut last = hindsight_fs::lock(&self.0);
+        if let Some((k, data)) = last.as_ref()
+            && k == key
+        {
+            return Ok(data.clone());
+        }
+        let data = std::sync::Arc::new(store.read(key)?);
+        *last = Some((key.to_string(), data.clone()));
+        Ok(data)
+    }
+}
+
+/// Bytes `at..end` of a pack held in memory.
+struct Slice {
+    data: std::sync::Arc<Vec<u8>>,
+    at: usize,
+    end: usize,
+}
+
+impl Read for Slice {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = out.len().min(self.end - self.at);
+        out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
         Ok(n)
     }
 }

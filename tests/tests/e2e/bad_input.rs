@@ -198,7 +198,12 @@ fn a_value_outside_a_closed_set_is_a_400_naming_the_field() {
             job(serde_json::json!({"structure": "tarball"})),
             "structure: unknown structure \"tarball\"",
         ),
-        ("POST", "/v1/jobs", job(serde_json::json!({"type": "accounts"})), "type: unknown job type \"accounts\""),
+        (
+            "POST",
+            "/v1/jobs",
+            job(serde_json::json!({"type": "mailboxes"})),
+            "type: unknown job type \"mailboxes\"; use directories, accounts",
+        ),
         ("PATCH", "/v1/jobs/j1", r#"{"structure": "zip"}"#.to_string(), "structure: unknown structure \"zip\""),
         ("POST", "/v1/destinations", dest, "type: unknown destination type \"webdav\""),
     ];

@@ -22,7 +22,7 @@ use crate::support::daemon::{RUN_TIMEOUT, stat, str_field};
 use crate::support::remote::{Kind, PrivateServer, Remote};
 use crate::support::system::{FuseGuard, tool};
 use crate::support::tree::{Kind as EntryKind, Tree};
-use crate::support::{Daemon, Sandbox, assert_same, describe, fixture, wait_until};
+use crate::support::{Daemon, Sandbox, assert_same, describe, fixture, s, wait_until};
 
 /// Name of the remote destination.
 const DEST: &str = "remote";
@@ -190,6 +190,16 @@ fn assert_restores(b: &Bench, snapshot: &str, want: &Tree, i: usize) {
     let to = b.sb.path().join(format!("restore-{i}"));
     tool("cp", [std::ffi::OsStr::new("-a"), from.as_os_str(), to.as_os_str()]);
     assert_same(want, &describe(&to), &format!("cp -a of remote snapshot {i} from the mount"));
+    // And through the agent: `restore files` reads the objects by range, checked against their blake3.
+    let id = b.daemon.snapshot_id(snapshot);
+    let into = b.sb.path().join(format!("agent-restore-{i}"));
+    let out = b.daemon.cli_within(
+        ["restore", "files", &id, s(&b.src), "--to", s(&into), "--wait"],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(out.success(), "restore files of remote snapshot {i}:\n{out}\n{}", b.daemon.log_tail());
+    let restored = into.join(b.src.strip_prefix("/").expect("absolute"));
+    assert_same(want, &describe(&restored), &format!("restore files of remote snapshot {i}"));
 }
 
 fn full_then_incremental(kind: Kind) {

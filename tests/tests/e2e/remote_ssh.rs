@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::support::daemon::{Daemon, DaemonOpts};
 use crate::support::services::{self, SshEnv};
 use crate::support::system::{FuseGuard, tool};
-use crate::support::{Sandbox, assert_same, describe, fixture, wait_until};
+use crate::support::{Sandbox, assert_same, describe, fixture, s, wait_until};
 
 const DEST: &str = "d1";
 const JOB: &str = "j1";
@@ -114,6 +114,14 @@ fn ssh_backups_are_hardlink_trees_that_mount_restore_and_reindex() {
     // Not stamp_times again: it would give every file a new mtime.
     let want2 = describe(&src);
     let second = backup(&daemon);
+
+    // `restore files` reads the first snapshot's files from the server by range.
+    let id = daemon.snapshot_id(&first);
+    let into = sb.path().join("agent-restore");
+    let out =
+        daemon.cli_within(["restore", "files", &id, s(&src), "--to", s(&into), "--wait"], Duration::from_secs(60));
+    assert!(out.success(), "restore files from ssh:\n{out}\n{}", daemon.log_tail());
+    assert_same(&want1, &describe(&into.join(src.strip_prefix("/").expect("absolute"))), "restore files from ssh");
 
     // On the server: real trees, the same inode for an unchanged file.
     let tree = |snap: &String| {

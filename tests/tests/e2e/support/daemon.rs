@@ -440,6 +440,13 @@ impl Daemon {
             .collect()
     }
 
+    /// The id of the listed snapshot called `name` (on any destination, remote ones included).
+    pub fn snapshot_id(&self, name: &str) -> String {
+        let list = self.cli_json(&["snapshot", "list"]);
+        let found = list.as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).and_then(|s| s["id"].as_i64());
+        found.unwrap_or_else(|| panic!("snapshot {name} is not listed: {list}")).to_string()
+    }
+
     /// Names of the listed snapshots of `job`, sorted.
     pub fn snapshot_names(&self, job: &str) -> Vec<String> {
         let mut names: Vec<String> = self.snapshots().into_iter().filter(|s| s.job == job).map(|s| s.name).collect();
