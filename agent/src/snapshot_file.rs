@@ -13,6 +13,7 @@ use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 
+use hindsight_fs::archive::ArchiveFiles;
 use hindsight_fs::index::{INDEX_FILE, IndexEntry, IndexReader, ROOT_ID};
 use hindsight_fs::remote::RemoteStore;
 use hindsight_fs::{Destination, EntryKind, Structure, TREE_DIR, posix};
@@ -57,12 +58,6 @@ pub(crate) fn open(
     if let Some(bad) = path.iter().find(|c| c.is_empty() || **c == b"." || **c == b".." || c.contains(&b'/')) {
         return Err(AgentError::invalid(format!("{what}: {:?} is not a file name", String::from_utf8_lossy(bad))));
     }
-    if snap.structure != Structure::Incremental {
-        return Err(AgentError::invalid(format!(
-            "{what}: reading a {} snapshot is not supported here",
-            snap.structure
-        )));
-    }
     let (index, source) = index_and_source(catalog, cache_root, snap)?;
     let fs_err = |e: hindsight_fs::FsError| AgentError::unreachable(format!("{what}: {e}"));
     let mut id = ROOT_ID;
@@ -98,8 +93,8 @@ fn file_of(
     })
 }
 
-/// An incremental snapshot open for reading many files: its index and where
-/// their contents are.
+/// A snapshot open for reading many files: its index and where their
+/// contents are (a tree, objects, or an archive's data file).
 pub(crate) struct SnapshotReader {
     /// The snapshot's index.
     pub index: IndexReader,
@@ -110,20 +105,13 @@ pub(crate) struct SnapshotReader {
 }
 
 impl SnapshotReader {
-    /// Opens snapshot `snap` (incremental only).
+    /// Opens snapshot `snap`.
     pub(crate) fn open(
         catalog: &Catalog,
         cache_root: &std::path::Path,
         snap: &crate::model::Snapshot,
     ) -> Result<Self, AgentError> {
         let what = format!("snapshot {} of job {} on {}", snap.name, snap.job, snap.destination);
-        if snap.structure != Structure::Incremental {
-            return Err(AgentError::invalid(format!(
-                "{what} is {}: restoring from it is not supported yet; copy from the mount instead \
-                 (cp -a /mnt/hindsight/...)",
-                snap.structure
-            )));
-        }
         let (index, source) = index_and_source(catalog, cache_root, snap)?;
         Ok(SnapshotReader { index, source, packs: PackCache::default(), what })
     }
@@ -155,27 +143,39 @@ fn index_and_source(
     let fs_err = |e: hindsight_fs::FsError| AgentError::unreachable(format!("{what}: {e}"));
     let dest = catalog.destination(&snap.destination)?;
     let target = destinations::open(catalog.master_key(), &dest)?;
+    let archived = snap.structure != Structure::Incremental;
+    let prefix = format!("{}/{}", snap.job, snap.name);
     Ok(match target {
         Destination::Local(root) => {
             let dir = root.snapshot_dir(&snap.job, &snap.name);
-            (IndexReader::open(&dir.join(INDEX_FILE)).map_err(fs_err)?, Source::Tree(dir.join(TREE_DIR)))
+            let index = IndexReader::open(&dir.join(INDEX_FILE)).map_err(fs_err)?;
+            let source = if archived {
+                Source::Archive(ArchiveFiles::open_local(&dir, snap.structure, &index).map_err(fs_err)?)
+            } else {
+                Source::Tree(dir.join(TREE_DIR))
+            };
+            (index, source)
         }
-        Destination::Remote(store @ RemoteStore::Objects(_)) => {
+        Destination::Remote(store) => {
             let cache = dest.cache_dir(cache_root).map_err(AgentError::internal)?;
             let index_path = store.cached_index(&cache, &snap.job, &snap.name).map_err(fs_err)?;
-            (IndexReader::open(&index_path).map_err(fs_err)?, Source::Objects(store))
-        }
-        Destination::Remote(store @ RemoteStore::Ssh(_)) => {
-            let cache = dest.cache_dir(cache_root).map_err(AgentError::internal)?;
-            let index_path = store.cached_index(&cache, &snap.job, &snap.name).map_err(fs_err)?;
-            let tree = format!("{}/{}/{TREE_DIR}", snap.job, snap.name);
-            (IndexReader::open(&index_path).map_err(fs_err)?, Source::Server(store, tree))
+            let index = IndexReader::open(&index_path).map_err(fs_err)?;
+            let source = match &store {
+                _ if archived => Source::Archive(
+                    ArchiveFiles::open_remote(&store, &prefix, &cache, snap.structure, &index).map_err(fs_err)?,
+                ),
+                RemoteStore::Objects(_) => Source::Objects(store),
+                RemoteStore::Ssh(_) => Source::Server(store, format!("{prefix}/{TREE_DIR}")),
+            };
+            (index, source)
         }
     })
 }
 
 /// Where a snapshot's file contents are.
 enum Source {
+    /// The data file of an archived or compressed snapshot.
+    Archive(ArchiveFiles),
     /// The `tree/` of an incremental snapshot on a local destination.
     Tree(std::path::PathBuf),
     /// Objects of a content-addressed destination.
@@ -194,6 +194,14 @@ impl Source {
         packs: &PackCache,
     ) -> Result<Box<dyn Read + Send>, AgentError> {
         match self {
+            Source::Archive(files) => {
+                let Some(start) = e.location.data_offset.filter(|&o| o >= 0) else {
+                    return Err(AgentError::conflict(format!(
+                        "{what}: the index gives no place in the archive for it"
+                    )));
+                };
+                Ok(Box::new(files.reader(start as u64, e.meta.size)))
+            }
             Source::Tree(tree) => {
                 let fail = |e: io::Error| AgentError::unreachable(format!("{what}: {e}"));
                 let Some((last, dirs)) = path.split_last() else {

@@ -31,3 +31,56 @@ pub const TAR_FILE: &str = "data.tar";
 
 /// Name of the data file of a compressed snapshot.
 pub const TGZ_FILE: &str = "data.tar.gz";
+
+/// The files of an archived or compressed snapshot, read outside the mount
+/// (restores): each file's content by its data offset in the tar stream.
+pub struct ArchiveFiles(std::sync::Arc<reader::Archive>);
+
+impl ArchiveFiles {
+    /// The data file of the local snapshot in `dir` (opened without following a symlink).
+    pub fn open_local(
+        dir: &std::path::Path,
+        structure: crate::Structure,
+        index: &crate::index::IndexReader,
+    ) -> crate::Result<Self> {
+        let cache = reader::MemberCache::default();
+        let archive = reader::Archive::open_local(dir, structure, index, &cache, |name| {
+            let path = dir.join(name);
+            crate::posix::read_only_nofollow(&path).map_err(|e| crate::FsError::io("open", path, e))
+        })?;
+        Ok(ArchiveFiles(archive))
+    }
+
+    /// The data file of the remote snapshot under `prefix` (`<job>/<snapshot>`);
+    /// `dir` names it in messages.
+    pub fn open_remote(
+        store: &crate::RemoteStore,
+        prefix: &str,
+        dir: &std::path::Path,
+        structure: crate::Structure,
+        index: &crate::index::IndexReader,
+    ) -> crate::Result<Self> {
+        let cache = reader::MemberCache::default();
+        Ok(ArchiveFiles(reader::Archive::open_remote(store, prefix, dir, structure, index, &cache)?))
+    }
+
+    /// The `size` bytes of one file, starting at `data_offset` in the tar stream.
+    pub fn reader(&self, data_offset: u64, size: u64) -> impl std::io::Read + Send + 'static {
+        ArchiveRead { content: self.0.content(data_offset, size), at: 0 }
+    }
+}
+
+/// Sequential reads over one archived file's random-access content.
+struct ArchiveRead {
+    content: reader::ArchiveContent,
+    at: u64,
+}
+
+impl std::io::Read for ArchiveRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use crate::mount::content::ReadAt;
+        let n = self.content.read_at(self.at, buf)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}

@@ -438,9 +438,19 @@ impl ObjectStore {
     }
 
     fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let (op, p) = (self.op.clone(), path.to_string());
-        block(async move { op.read_with(&p).range(offset..offset + len).await.map(|b| b.to_vec()) })?
-            .map_err(|e| error("read", path, e))
+        let mut tries = 0;
+        loop {
+            let (op, p) = (self.op.clone(), path.to_string());
+            let got = block(async move { op.read_with(&p).range(offset..offset + len).await.map(|b| b.to_vec()) })?;
+            match got {
+                // An FTP server aborts a transfer the client stops reading before the
+                // object's end (426), and says so on the control connection, which the
+                // client may read as the read's outcome when the server is slow: the
+                // same read again gets its bytes.
+                Err(e) if tries < FTP_ABORT_RETRIES && e.to_string().contains("426") => tries += 1,
+                other => return other.map_err(|e| error("read", path, e)),
+            }
+        }
     }
 
     fn write(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
@@ -555,3 +565,6 @@ impl ObjectStore {
         Ok(out)
     }
 }
+
+/// Reads of a range tried again after an FTP server aborted the transfer.
+const FTP_ABORT_RETRIES: u32 = 2;

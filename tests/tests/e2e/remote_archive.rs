@@ -115,6 +115,16 @@ fn backup_and_restore(kind: Kind, structure: &str, file: &str) -> (Remote, Daemo
     tool("cp", [std::ffi::OsStr::new("-a"), from.as_os_str(), to.as_os_str()]);
     assert_same(&want, &describe(&to), &format!("cp -a of the {structure} snapshot on {kind:?} from the mount"));
 
+    // And the agent's own restore, reading the members it needs from the remote archive.
+    let into = sb.path().join("agent-restore");
+    let id = daemon.snapshot_id(&name);
+    let src_s = src.to_str().expect("utf-8");
+    let into_s = into.to_str().expect("utf-8");
+    let out = daemon.cli_within(["restore", "files", &id, src_s, "--to", into_s, "--wait"], Duration::from_secs(60));
+    assert!(out.success(), "restore files of the {structure} snapshot on {kind:?}:\n{out}\n{}", daemon.log_tail());
+    let restored = into.join(src.strip_prefix("/").expect("absolute"));
+    assert_same(&want, &describe(&restored), &format!("restore files of the {structure} snapshot on {kind:?}"));
+
     let check = daemon.cli(["destination", "check", DEST, "--read-data"]);
     assert!(check.success(), "check of the {structure} snapshot on {kind:?}:\n{check}\n{}", daemon.log_tail());
     assert!(check.stdout.contains(&name), "the check reports snapshot {name}:\n{check}");

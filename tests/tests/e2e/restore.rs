@@ -116,3 +116,17 @@ fn files_restore_exactly_in_every_mode_and_never_through_planted_links() {
     assert_eq!(code, 1, "{task:#}");
     assert!(task["message"].as_str().unwrap_or_default().contains("not in"), "{task:#}");
 }
+
+#[test]
+fn archived_and_compressed_snapshots_restore_exactly() {
+    let t = Setup::without_job(fixture::every_kind);
+    let want = describe(&t.src);
+    for structure in ["archived", "compressed"] {
+        t.daemon.add_job(structure, &[&t.src], &[crate::support::DEST], &["--structure", structure]);
+        let snap = t.daemon.backup(structure);
+        let to = t.sb.path().join(format!("from-{structure}"));
+        let (code, task) = restore(&t, &[&snap.id.to_string(), s(&t.src), "--to", s(&to)]);
+        assert_eq!(code, 0, "{structure}: {task:#}");
+        assert_same(&want, &describe(&under(&to, &t.src)), &format!("restore of a {structure} snapshot"));
+    }
+}
