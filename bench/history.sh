@@ -111,8 +111,8 @@ done
 
 RESULTS=$RUN/results.jsonl     # the timed queries (one JSON object per run)
 : >"$RESULTS"
-GEN=$RUN/generation.tsv        # one line per snapshot: what its mutation and backups took
-printf 'snapshot\tseed\tmutate_s\ttrack_s\thindsight_s\thindsight_cpu_s\trestic_s\trestic_cpu_s\trestic_rss_kib\tload1\n' >"$GEN"
+GENTSV=$RUN/generation.tsv        # one line per snapshot: what its mutation and backups took
+printf 'snapshot\tseed\tmutate_s\ttrack_s\thindsight_s\thindsight_cpu_s\trestic_s\trestic_cpu_s\trestic_rss_kib\tload1\n' >"$GENTSV"
 META=$RUN/meta.tsv
 : >"$META"
 TRACK=$RUN/track.py
@@ -266,7 +266,7 @@ gen_one() {
     t4=$EPOCHREALTIME
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$i" "$seed" "$(elapsed "$t0" "$t1")" "$(elapsed "$t1" "$t2")" \
         "$(elapsed "$t2" "$t3")" "$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN { printf "%.3f", (b - a) / t }')" \
-        "$rw" "$rc" "$rr" "$load" >>"$GEN"
+        "$rw" "$rc" "$rr" "$load" >>"$GENTSV"
     log "  snapshot $i/$S: mutate $(elapsed "$t0" "$t1") s, hindsight $(elapsed "$t2" "$t3") s$( (( BENCH_RESTIC )) && echo ", restic $rw s"), load $load"
 }
 
@@ -659,7 +659,7 @@ PY
 if (( rc == 3 )); then
     CHECK_FAILED=1
 elif (( rc != 0 )); then
-    die "the report failed (exit status $rc); the measurements are in $RESULTS and $GEN"
+    die "the report failed (exit status $rc); the measurements are in $RESULTS and $GENTSV"
 fi
 
 if (( CHECK_FAILED )); then

@@ -66,6 +66,7 @@ mod notify;
 mod process;
 mod prune;
 mod restore;
+mod restore_rules;
 mod retention;
 pub mod runner;
 pub mod schedule;

@@ -30,6 +30,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use crate::backup::Cancel;
 use crate::error::AgentError;
 use crate::model::{FileRestore, RestoreMode};
+use crate::restore_rules::Rules;
 use crate::snapshot_file::SnapshotReader;
 
 /// Blocks of this size that are all zeros become holes.
@@ -126,6 +127,7 @@ fn components(path: &str) -> Result<Vec<Vec<u8>>, AgentError> {
 /// One restore under way.
 struct Restorer<'a> {
     reader: &'a SnapshotReader,
+    rules: &'a Rules,
     mode: RestoreMode,
     dry_run: bool,
     cancel: &'a Cancel,
@@ -143,6 +145,7 @@ pub(crate) fn restore(
     reader: &SnapshotReader,
     r: &FileRestore,
     root: &Path,
+    rules: &Rules,
     cancel: &Cancel,
     progress: &dyn Fn(u64),
 ) -> Result<Outcome, AgentError> {
@@ -161,6 +164,7 @@ pub(crate) fn restore(
     };
     let mut me = Restorer {
         reader,
+        rules,
         mode: r.mode,
         dry_run: r.dry_run,
         cancel,
@@ -233,7 +237,7 @@ impl Restorer<'_> {
                         .and_then(|()| posix::open_dir_at(dir.as_fd(), c));
                     match made {
                         Ok(fd) => {
-                            let _ = apply_meta(fd.as_fd(), &safe_meta(&e.meta));
+                            let _ = apply_meta(fd.as_fd(), &self.meta_for(&at, &e.meta));
                             dir = fd;
                         }
                         Err(err) => {
@@ -251,6 +255,12 @@ impl Restorer<'_> {
         let parent: Vec<u8> = at;
         self.entry(dir.as_fd(), &parent, last.clone());
         Ok(())
+    }
+
+    /// The metadata `path` is given: the snapshot's, as the file permission
+    /// rules change it, made safe.
+    fn meta_for(&self, path: &[u8], meta: &EntryMeta) -> EntryMeta {
+        safe_meta(&self.rules.apply(path, meta))
     }
 
     fn children(&self, id: i64) -> Result<Vec<IndexEntry>, AgentError> {
@@ -345,7 +355,7 @@ impl Restorer<'_> {
             return;
         }
         if write || existing.is_none() {
-            match apply_meta(fd.as_fd(), &safe_meta(&e.meta)) {
+            match apply_meta(fd.as_fd(), &self.meta_for(path, &e.meta)) {
                 Ok(()) => self.out.written += 1,
                 Err(err) => self.out.error(path, format!("metadata: {err}")),
             }
@@ -406,7 +416,7 @@ impl Restorer<'_> {
     }
 
     fn make(&mut self, dir: BorrowedFd<'_>, path: &[u8], tmp: &[u8], e: &IndexEntry) -> Result<(), String> {
-        let meta = safe_meta(&e.meta);
+        let meta = self.meta_for(path, &e.meta);
         match e.meta.kind {
             EntryKind::File => {
                 if let Some(first) = self.hardlink_of(e) {
@@ -585,6 +595,8 @@ mod tests {
             to: Some(to.into()),
             mode: RestoreMode::Merge,
             dry_run: false,
+            accept_conditions: false,
+            accepted_conditions: Vec::new(),
         };
         let protected = [PathBuf::from("/var/lib/hindsight")];
         assert!(target_root(&r("relative"), &protected).is_err());

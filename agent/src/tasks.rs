@@ -17,6 +17,7 @@ use crate::databases;
 use crate::error::AgentError;
 use crate::model::{DatabaseRestore, FileRestore, RunState, Task, TaskId, TaskKind, TaskRequest};
 use crate::restore;
+use crate::restore_rules;
 use crate::shutdown::Shutdown;
 use crate::snapshot_file;
 
@@ -66,7 +67,8 @@ impl Tasks {
     }
 
     /// Checks a database restore and queues it.
-    pub(crate) fn queue_database_restore(&self, r: DatabaseRestore) -> Result<Task, AgentError> {
+    pub(crate) fn queue_database_restore(&self, mut r: DatabaseRestore) -> Result<Task, AgentError> {
+        r.accepted_conditions = restore_rules::accepted_conditions(&self.catalog, r.accept_conditions)?;
         let plan = self.database_restore_plan(&r)?;
         // Refused now rather than when it runs: the user is there to read why.
         databases::check_target(&plan.target(), &self.state_dir, &self.catalog.settings()?)?;
@@ -78,7 +80,8 @@ impl Tasks {
 
     /// Checks a file restore (the snapshot, its structure, the paths, the
     /// target) and queues it.
-    pub(crate) fn queue_file_restore(&self, r: FileRestore) -> Result<Task, AgentError> {
+    pub(crate) fn queue_file_restore(&self, mut r: FileRestore) -> Result<Task, AgentError> {
+        r.accepted_conditions = restore_rules::accepted_conditions(&self.catalog, r.accept_conditions)?;
         let snap = self.catalog.snapshot(r.snapshot)?.snapshot;
         let root = restore::target_root(&r, &crate::destinations::protected_dirs(&self.catalog, &self.own_dirs))?;
         // Opened now so that an archived snapshot or an unreachable destination is said at once.
@@ -113,7 +116,8 @@ impl Tasks {
                 let _ = self.catalog.task_progress(id, n, total);
             }
         };
-        let out = restore::restore(&reader, r, &root, cancel, &progress)?;
+        let rules = restore_rules::Rules::load(&self.catalog)?;
+        let out = restore::restore(&reader, r, &root, &rules, cancel, &progress)?;
         let _ = self.catalog.task_progress(id, out.bytes, total);
         if cancel.is_cancelled() {
             return Err(AgentError::conflict("cancelled"));

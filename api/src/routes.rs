@@ -174,6 +174,24 @@ route!(
     RESTORE_FILES = "/v1/restores/files"
 );
 route!(
+    /// Restore conditions: list, add.
+    RESTORE_CONDITIONS = "/v1/restore-conditions"
+);
+route!(
+    /// One restore condition: remove.
+    RESTORE_CONDITION = "/v1/restore-conditions/{id}",
+    fn restore_condition
+);
+route!(
+    /// File permission rules of restores: list, add.
+    PERMISSION_RULES = "/v1/permission-rules"
+);
+route!(
+    /// One file permission rule: remove.
+    PERMISSION_RULE = "/v1/permission-rules/{id}",
+    fn permission_rule
+);
+route!(
     /// Tasks, newest first.
     TASKS = "/v1/tasks"
 );

@@ -74,6 +74,12 @@ pub struct DatabaseRestore {
     /// Replace the database if it exists (else a restore into an existing database is refused).
     #[serde(default)]
     pub replace: bool,
+    /// Accept the administrator's restore conditions (required when there are any).
+    #[serde(default)]
+    pub accept_conditions: bool,
+    /// The conditions accepted, as the agent recorded them with the task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_conditions: Vec<String>,
 }
 
 /// Restore files and directories of a snapshot (the body of `POST /v1/restores/files`).
@@ -93,8 +99,60 @@ pub struct FileRestore {
     /// Only say what would be written.
     #[serde(default)]
     pub dry_run: bool,
+    /// Accept the administrator's restore conditions (required when there are any).
+    #[serde(default)]
+    pub accept_conditions: bool,
+    /// The conditions accepted, as the agent recorded them with the task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_conditions: Vec<String>,
 }
 
 fn merge() -> RestoreMode {
     RestoreMode::Merge
+}
+
+/// A text a restore must accept (`restore ... --accept-conditions`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestoreCondition {
+    /// Id.
+    pub id: i64,
+    /// The text.
+    pub text: String,
+    /// When it was added.
+    pub created: Timestamp,
+}
+
+/// Body of `POST /v1/restore-conditions`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewRestoreCondition {
+    /// The text.
+    pub text: String,
+}
+
+/// A rule giving what a restore writes at matching paths an owner, a group
+/// and modes, instead of those the snapshot recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionRule {
+    /// Id (ignored when adding).
+    #[serde(default)]
+    pub id: i64,
+    /// Glob on absolute paths as backed up (`/home/*/public_html`, `**/*.php`).
+    pub glob: String,
+    /// Owner (user name) to give.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Group (name) to give.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Mode of files (octal text, `0640`).
+    #[serde(default)]
+    pub file_mode: Option<String>,
+    /// Mode of directories (octal text, `0750`).
+    #[serde(default)]
+    pub dir_mode: Option<String>,
+    /// Also everything below a matching directory.
+    #[serde(default)]
+    pub recursive: bool,
 }

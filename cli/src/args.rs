@@ -60,6 +60,12 @@ pub enum Command {
     /// Follow and cancel restores and the agent's other tasks.
     #[command(subcommand)]
     Task(TaskCmd),
+    /// Texts every restore must accept (--accept-conditions).
+    #[command(subcommand)]
+    RestoreCondition(RestoreConditionCmd),
+    /// Owners, groups and modes restores give at matching paths.
+    #[command(subcommand)]
+    PermissionRule(PermissionRuleCmd),
     /// The system users accounts jobs back up: list, priorities, forget.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -155,6 +161,9 @@ pub struct RestoreFilesArgs {
     /// Only list what would be written.
     #[arg(long)]
     pub dry_run: bool,
+    /// Accept the administrator's restore conditions (`restore-condition list`).
+    #[arg(long)]
+    pub accept_conditions: bool,
     /// Follow the restore until it ends; exit 0 only if it completed.
     #[arg(long)]
     pub wait: bool,
@@ -178,6 +187,9 @@ pub struct RestoreDatabaseArgs {
     /// Replace the database if it exists.
     #[arg(long)]
     pub replace: bool,
+    /// Accept the administrator's restore conditions (`restore-condition list`).
+    #[arg(long)]
+    pub accept_conditions: bool,
     /// Follow the restore until it ends; exit 0 only if it completed.
     #[arg(long)]
     pub wait: bool,
@@ -873,6 +885,55 @@ pub enum DatabaseCmd {
     },
     /// Databases assigned to accounts.
     Assignments,
+}
+
+/// `hindsight restore-condition ...`
+#[derive(Debug, Subcommand)]
+pub enum RestoreConditionCmd {
+    /// The conditions, with their ids.
+    List,
+    /// Add a condition.
+    Add {
+        /// Its text.
+        text: String,
+    },
+    /// Remove a condition.
+    Remove {
+        /// Its id.
+        id: i64,
+    },
+}
+
+/// `hindsight permission-rule ...`
+#[derive(Debug, Subcommand)]
+pub enum PermissionRuleCmd {
+    /// The rules, in the order they apply (later ones win).
+    List,
+    /// Add a rule: what a restore writes at paths matching GLOB gets these.
+    Add {
+        /// Glob on absolute paths as backed up (`/home/*/public_html`, `**/*.php`).
+        glob: String,
+        /// Owner (user name).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Group (name).
+        #[arg(long)]
+        group: Option<String>,
+        /// Mode of files, octal (0640).
+        #[arg(long, value_name = "MODE")]
+        file_mode: Option<String>,
+        /// Mode of directories, octal (0750).
+        #[arg(long, value_name = "MODE")]
+        dir_mode: Option<String>,
+        /// Also everything below a matching directory.
+        #[arg(long)]
+        recursive: bool,
+    },
+    /// Remove a rule.
+    Remove {
+        /// Its id.
+        id: i64,
+    },
 }
 
 /// `hindsight account ...`

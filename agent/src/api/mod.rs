@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::catalog::Catalog;
 use crate::runner::Runner;
@@ -85,6 +85,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::DATABASE_TEST, post(databases::test_database))
         .route(routes::RESTORE_DATABASE, post(tasks::restore_database))
         .route(routes::RESTORE_FILES, post(tasks::restore_files))
+        .route(routes::RESTORE_CONDITIONS, get(tasks::list_conditions).post(tasks::add_condition))
+        .route(routes::RESTORE_CONDITION, delete(tasks::remove_condition))
+        .route(routes::PERMISSION_RULES, get(tasks::list_rules).post(tasks::add_rule))
+        .route(routes::PERMISSION_RULE, delete(tasks::remove_rule))
         .route(routes::TASKS, get(tasks::list_tasks))
         .route(routes::TASK, get(tasks::show_task))
         .route(routes::TASK_CANCEL, post(tasks::cancel_task))

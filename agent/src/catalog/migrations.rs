@@ -213,6 +213,18 @@ CREATE TABLE database_assignments (
     PRIMARY KEY (server, database)
 );
 ",
+    // What restores must accept, and the permissions they give.
+    "
+CREATE TABLE restore_conditions (
+    id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE permission_rules (
+    id INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL
+);
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.

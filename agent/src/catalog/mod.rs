@@ -20,6 +20,7 @@ mod destinations;
 mod jobs;
 mod migrations;
 mod notifiers;
+mod restore_rules;
 mod runs;
 mod settings;
 mod snapshots;

@@ -126,6 +126,8 @@ mod tests {
             as_name: None,
             to: None,
             replace: false,
+            accept_conditions: false,
+            accepted_conditions: Vec::new(),
         });
         let t =
             catalog.insert_task(TaskKind::RestoreDatabase, "restore app", &request).unwrap_or_else(|e| panic!("{e}"));

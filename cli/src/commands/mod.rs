@@ -39,6 +39,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(cmd) => task::restore(&client, cmd, json).await,
         Command::Task(cmd) => task::run(&client, cmd, json).await,
         Command::Account(cmd) => account::run(&client, cmd, json).await,
+        Command::RestoreCondition(cmd) => task::conditions(&client, cmd, json).await,
+        Command::PermissionRule(cmd) => task::rules(&client, cmd, json).await,
         Command::Versions { path, job, destination } => {
             history::versions(&client, &path, job.as_deref(), destination.as_deref(), json).await
         }

@@ -5,9 +5,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use hindsight_api::routes;
-use hindsight_api::{DatabaseRestore, FileRestore, RestoreMode, RunState, SnapshotId, Task, TaskId};
+use hindsight_api::{
+    DatabaseRestore, FileRestore, NewRestoreCondition, PermissionRule, RestoreCondition, RestoreMode, RunState,
+    SnapshotId, Task, TaskId,
+};
 
-use crate::args::{RestoreCmd, TaskCmd};
+use crate::args::{PermissionRuleCmd, RestoreCmd, RestoreConditionCmd, TaskCmd};
 use crate::client::Client;
 use crate::output::{bytes, duration, fields, opt_time, print_json, spinner, table};
 
@@ -22,6 +25,8 @@ pub async fn restore(c: &Client, cmd: RestoreCmd, json: bool) -> anyhow::Result<
                 as_name: a.as_name,
                 to: a.to,
                 replace: a.replace,
+                accept_conditions: a.accept_conditions,
+                accepted_conditions: Vec::new(),
             };
             let t: Task = c.post(routes::RESTORE_DATABASE, Some(&body)).await?;
             return queued(c, t, a.wait, json).await;
@@ -33,6 +38,8 @@ pub async fn restore(c: &Client, cmd: RestoreCmd, json: bool) -> anyhow::Result<
                 to: a.to,
                 mode: a.mode.as_deref().map(str::parse).transpose()?.unwrap_or(RestoreMode::Merge),
                 dry_run: a.dry_run,
+                accept_conditions: a.accept_conditions,
+                accepted_conditions: Vec::new(),
             };
             let t: Task = c.post(routes::RESTORE_FILES, Some(&body)).await?;
             return queued(c, t, a.wait, json).await;
@@ -153,4 +160,59 @@ async fn follow(c: &Client, id: TaskId, json: bool) -> anyhow::Result<ExitCode> 
         RunState::Partial => ExitCode::from(crate::client::exit::PARTIAL),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// Runs a restore-condition subcommand.
+pub async fn conditions(c: &Client, cmd: RestoreConditionCmd, json: bool) -> anyhow::Result<ExitCode> {
+    let all: Vec<RestoreCondition> = match cmd {
+        RestoreConditionCmd::List => c.get(routes::RESTORE_CONDITIONS).await?,
+        RestoreConditionCmd::Add { text } => {
+            c.post(routes::RESTORE_CONDITIONS, Some(&NewRestoreCondition { text })).await?
+        }
+        RestoreConditionCmd::Remove { id } => {
+            c.delete(&routes::restore_condition(id)).await?;
+            c.get(routes::RESTORE_CONDITIONS).await?
+        }
+    };
+    if json {
+        return print_json(&all).map(|()| ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = all.iter().map(|c| vec![c.id.to_string(), c.text.clone()]).collect();
+    table(&["ID", "CONDITION"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a permission-rule subcommand.
+pub async fn rules(c: &Client, cmd: PermissionRuleCmd, json: bool) -> anyhow::Result<ExitCode> {
+    let all: Vec<PermissionRule> = match cmd {
+        PermissionRuleCmd::List => c.get(routes::PERMISSION_RULES).await?,
+        PermissionRuleCmd::Add { glob, owner, group, file_mode, dir_mode, recursive } => {
+            let rule = PermissionRule { id: 0, glob, owner, group, file_mode, dir_mode, recursive };
+            c.post(routes::PERMISSION_RULES, Some(&rule)).await?
+        }
+        PermissionRuleCmd::Remove { id } => {
+            c.delete(&routes::permission_rule(id)).await?;
+            c.get(routes::PERMISSION_RULES).await?
+        }
+    };
+    if json {
+        return print_json(&all).map(|()| ExitCode::SUCCESS);
+    }
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.glob.clone(),
+                dash(&r.owner),
+                dash(&r.group),
+                dash(&r.file_mode),
+                dash(&r.dir_mode),
+                if r.recursive { "yes".into() } else { "no".into() },
+            ]
+        })
+        .collect();
+    table(&["ID", "GLOB", "OWNER", "GROUP", "FILE MODE", "DIR MODE", "RECURSIVE"], &rows);
+    Ok(ExitCode::SUCCESS)
 }

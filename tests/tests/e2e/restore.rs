@@ -130,3 +130,64 @@ fn archived_and_compressed_snapshots_restore_exactly() {
         assert_same(&want, &describe(&under(&to, &t.src)), &format!("restore of a {structure} snapshot"));
     }
 }
+
+#[test]
+fn restores_must_accept_the_conditions_and_obey_the_permission_rules() {
+    let t = Setup::new(fixture::every_kind);
+    let snap = t.daemon.backup(JOB);
+    let id = snap.id.to_string();
+    let src = t.src.clone();
+    let text = "I restore only data I am allowed to see (condition 7431)";
+    t.daemon.cli_ok(&["restore-condition", "add", text]);
+    let to = t.sb.path().join("r");
+    t.daemon
+        .cli(["restore", "files", &id, s(&src), "--to", s(&to)])
+        .assert_error_code(1, &["--accept-conditions", "condition 7431"]);
+    assert!(!to.exists(), "a refused restore wrote nothing");
+
+    let bin = format!("{}/bin/*", s(&src));
+    let dirs = format!("{}/dirs", s(&src));
+    t.daemon.cli_ok(&["permission-rule", "add", &bin, "--owner", "nobody", "--file-mode", "0750"]);
+    t.daemon.cli_ok(&["permission-rule", "add", &dirs, "--group", "nogroup", "--dir-mode", "0711", "--recursive"]);
+    t.daemon
+        .cli(["permission-rule", "add", &bin, "--owner", "no-such-user-4242"])
+        .assert_error_code(1, &["no such user"]);
+    t.daemon.cli(["permission-rule", "add", "bin/*", "--file-mode", "0644"]).assert_error_code(1, &["absolute"]);
+    t.daemon.cli(["permission-rule", "add", &bin, "--file-mode", "0999"]).assert_error_code(1, &["octal"]);
+
+    let (code, task) = restore(&t, &[&id, s(&src), "--to", s(&to), "--accept-conditions"]);
+    assert_eq!(code, 0, "{task:#}");
+    assert_eq!(
+        task["request"]["accepted_conditions"][0], text,
+        "the accepted conditions are recorded with the task: {task:#}"
+    );
+    let got = under(&to, &src);
+    let nobody = |flag: &str, name: &str| -> u32 {
+        let out = std::process::Command::new("getent").args([flag, name]).output().expect("getent");
+        String::from_utf8_lossy(&out.stdout).split(':').nth(2).and_then(|n| n.parse().ok()).expect("an id")
+    };
+    let tool = std::fs::metadata(got.join("bin/setuid-tool")).expect("restored");
+    assert_eq!(
+        (tool.uid(), tool.mode() & 0o7777),
+        (nobody("passwd", "nobody"), 0o750),
+        "owner and mode from the rule, no setuid"
+    );
+    let private = std::fs::metadata(got.join("dirs/private")).expect("restored");
+    assert_eq!((private.gid(), private.mode() & 0o7777), (nobody("group", "nogroup"), 0o711));
+    let secret = std::fs::metadata(got.join("dirs/private/secret")).expect("restored");
+    assert_eq!(
+        (secret.gid(), secret.mode() & 0o7777),
+        (nobody("group", "nogroup"), 0o600),
+        "recursive: the group below, the file's own mode"
+    );
+    let plain = std::fs::metadata(got.join("plain.txt")).expect("restored");
+    assert_eq!((plain.uid(), plain.mode() & 0o7777), (fixture::UID, 0o640), "no rule: as recorded");
+
+    let rules = t.daemon.cli_json(&["permission-rule", "list"]);
+    let first = rules[0]["id"].as_i64().expect("id").to_string();
+    t.daemon.cli_ok(&["permission-rule", "remove", &first]);
+    let conditions = t.daemon.cli_json(&["restore-condition", "list"]);
+    t.daemon.cli_ok(&["restore-condition", "remove", &conditions[0]["id"].as_i64().expect("id").to_string()]);
+    assert_eq!(t.daemon.cli_json(&["restore-condition", "list"]), serde_json::Value::Array(Vec::new()));
+    assert_eq!(t.daemon.cli_json(&["permission-rule", "list"]).as_array().map(Vec::len), Some(1));
+}
