@@ -23,7 +23,7 @@ use crate::model::{
     DiffEntry, DiffQuery, EntryState, FileVersion, FindMatch, FindQuery, Snapshot, SnapshotDiff, SnapshotId,
     SnapshotRef, VersionsQuery,
 };
-use crate::snapshot_file::open_index;
+use crate::snapshot_file::{components, open_index};
 
 /// Deepest path an index may describe before its parent chain is taken for a loop.
 const MAX_DEPTH: usize = 4096;
@@ -251,18 +251,6 @@ fn lookup(index: &IndexReader, comps: &[Vec<u8>]) -> Result<Option<IndexEntry>, 
         }
     }
     Ok(Some(cur))
-}
-
-/// The components of an absolute path, refused when relative or holding `.` or `..`.
-fn components(path: &str) -> Result<Vec<Vec<u8>>, AgentError> {
-    if !path.starts_with('/') {
-        return Err(AgentError::invalid(format!("{path:?} is not an absolute path")));
-    }
-    let comps: Vec<Vec<u8>> = path.split('/').filter(|c| !c.is_empty()).map(|c| c.as_bytes().to_vec()).collect();
-    if comps.iter().any(|c| c == b"." || c == b"..") {
-        return Err(AgentError::invalid(format!("{path:?}: give the path without . or ..")));
-    }
-    Ok(comps)
 }
 
 fn join(comps: &[Vec<u8>]) -> Vec<u8> {

@@ -53,6 +53,7 @@ pub mod daemon;
 mod databases;
 mod deleter;
 pub mod destinations;
+mod download;
 mod error;
 pub mod fuzzing;
 mod history;

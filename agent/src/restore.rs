@@ -31,7 +31,7 @@ use crate::backup::Cancel;
 use crate::error::AgentError;
 use crate::model::{FileRestore, RestoreMode};
 use crate::restore_rules::Rules;
-use crate::snapshot_file::SnapshotReader;
+use crate::snapshot_file::{SnapshotReader, components};
 
 /// Blocks of this size that are all zeros become holes.
 const HOLE_BLOCK: usize = 64 << 10;
@@ -110,18 +110,6 @@ pub(crate) fn target_root(r: &FileRestore, protected: &[PathBuf]) -> Result<Path
         components(p)?;
     }
     Ok(root)
-}
-
-/// The components of an absolute path, refused when relative or holding `.` or `..`.
-fn components(path: &str) -> Result<Vec<Vec<u8>>, AgentError> {
-    if !path.starts_with('/') {
-        return Err(AgentError::invalid(format!("{path:?} is not an absolute path")));
-    }
-    let comps: Vec<Vec<u8>> = path.split('/').filter(|c| !c.is_empty()).map(|c| c.as_bytes().to_vec()).collect();
-    if comps.iter().any(|c| c == b"." || c == b"..") {
-        return Err(AgentError::invalid(format!("{path:?}: give the path without . or ..")));
-    }
-    Ok(comps)
 }
 
 /// One restore under way.

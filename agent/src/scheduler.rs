@@ -228,6 +228,9 @@ impl Scheduler {
         self.catalog.prune_alerts(days(settings.alerts_ttl))?;
         self.catalog.prune_deliveries(days(settings.logs_ttl))?;
         self.catalog.prune_tasks(days(settings.logs_ttl))?;
+        if let Err(e) = crate::download::expire(&self.catalog, now) {
+            tracing::error!("expiring downloads: {}", e.message);
+        }
         self.sweep_accounts(now);
         Ok(())
     }

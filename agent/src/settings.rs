@@ -107,6 +107,14 @@ const DEFS: &[Def] = &[
     },
     num("orphan_ttl", "180", 0, 36500, "days an account that no longer exists keeps a snapshot; 0 = forever"),
     num("forget_ttl", "0", 0, 36500, "days after a user is gone that every record of its account is deleted; 0 = off"),
+    Def {
+        key: "download_dir",
+        default: "",
+        kind: Kind::Dir,
+        meaning: "where downloads are built; empty = <state dir>/downloads",
+    },
+    num("downloads_ttl", "0", 0, 3650, "days a download is kept; 0 = until removed"),
+    num("downloads_per_account", "0", 0, 1000, "downloads kept per account, the oldest removed first; 0 = no limit"),
 ];
 
 /// Checks `value` for `key`; returns the value to store.
@@ -133,6 +141,7 @@ pub(crate) fn check(key: &str, value: &str) -> Result<String, AgentError> {
             }
             Ok(value.to_string())
         }
+        Kind::Dir if value.is_empty() && def.default.is_empty() => Ok(String::new()),
         Kind::Dir => {
             let p = std::path::Path::new(value);
             if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
@@ -244,6 +253,9 @@ pub(crate) fn from_stored(stored: &HashMap<String, String>) -> Settings {
         default_database_account: get("default_database_account"),
         orphan_ttl: num("orphan_ttl"),
         forget_ttl: num("forget_ttl"),
+        download_dir: get("download_dir"),
+        downloads_ttl: num("downloads_ttl"),
+        downloads_per_account: num("downloads_per_account"),
     }
 }
 

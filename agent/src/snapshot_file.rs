@@ -24,6 +24,19 @@ use crate::destinations;
 use crate::error::AgentError;
 use crate::model::SnapshotId;
 
+/// The components of an absolute path as backed up (the snapshot mirrors
+/// absolute paths), refused when relative or holding `.` or `..`.
+pub(crate) fn components(path: &str) -> Result<Vec<Vec<u8>>, AgentError> {
+    if !path.starts_with('/') {
+        return Err(AgentError::invalid(format!("{path:?} is not an absolute path")));
+    }
+    let comps: Vec<Vec<u8>> = path.split('/').filter(|c| !c.is_empty()).map(|c| c.as_bytes().to_vec()).collect();
+    if comps.iter().any(|c| c == b"." || c == b"..") {
+        return Err(AgentError::invalid(format!("{path:?}: give the path without . or ..")));
+    }
+    Ok(comps)
+}
+
 /// Bytes asked of a remote destination per request.
 const REMOTE_CHUNK: u64 = 4 << 20;
 

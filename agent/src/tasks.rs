@@ -14,8 +14,11 @@ use tokio::sync::Notify;
 use crate::backup::{Cancel, DATABASES_DIR, HINDSIGHT_DIR};
 use crate::catalog::Catalog;
 use crate::databases;
+use crate::download;
 use crate::error::AgentError;
-use crate::model::{DatabaseRestore, FileRestore, RunState, Task, TaskId, TaskKind, TaskRequest};
+use crate::model::{
+    DatabaseRestore, Download, DownloadRequest, FileRestore, RunState, Task, TaskId, TaskKind, TaskRequest,
+};
 use crate::restore;
 use crate::restore_rules;
 use crate::shutdown::Shutdown;
@@ -126,6 +129,48 @@ impl Tasks {
         Ok((if out.errors.is_empty() { RunState::Completed } else { RunState::Partial }, said))
     }
 
+    /// Checks a download (its paths, the snapshot) and queues it.
+    pub(crate) fn queue_download(&self, r: DownloadRequest) -> Result<Task, AgentError> {
+        download::check_paths(&r.paths)?;
+        let snap = self.catalog.snapshot(r.snapshot)?.snapshot;
+        drop(snapshot_file::SnapshotReader::open(&self.catalog, &self.cache_dir, &snap)?);
+        let summary = format!(
+            "download {} from snapshot {} ({}/{} on {})",
+            r.paths.join(" "),
+            r.snapshot,
+            snap.job,
+            snap.name,
+            snap.destination
+        );
+        let task = self.catalog.insert_task(TaskKind::Download, &summary, &TaskRequest::Download(r))?;
+        self.wake.notify_one();
+        Ok(task)
+    }
+
+    fn download(&self, id: TaskId, r: &DownloadRequest, cancel: &Cancel) -> Result<(RunState, String), AgentError> {
+        let settings = self.catalog.settings()?;
+        let snap = self.catalog.snapshot(r.snapshot)?.snapshot;
+        let reader = snapshot_file::SnapshotReader::open(&self.catalog, &self.cache_dir, &snap)?;
+        let dir = download::dir(&settings, &self.state_dir);
+        let name = download::file_name(id.0, &snap.job, &snap.name);
+        let (path, size) = download::build(&reader, &r.paths, &dir, &name, cancel)?;
+        let account = hindsight_fs::split_job_dir(&snap.job).1.map(str::to_string);
+        let record = Download {
+            id: 0,
+            task: id,
+            path: path.to_string_lossy().into_owned(),
+            size,
+            account: account.clone(),
+            snapshot: r.snapshot,
+            created: jiff::Timestamp::now(),
+            expires: None,
+        };
+        let d = self.catalog.add_download(&record)?;
+        download::enforce_limit(&self.catalog, account.as_deref(), settings.downloads_per_account)?;
+        let _ = self.catalog.task_progress(id, size, size);
+        Ok((RunState::Completed, format!("download {}: {} ({size} bytes)", d.id, d.path)))
+    }
+
     /// Cancels a queued or running task.
     pub(crate) fn cancel(&self, id: TaskId) -> Result<Task, AgentError> {
         let task = self.catalog.task(id)?;
@@ -193,6 +238,7 @@ impl Tasks {
                 self.restore_database(task.id, r, cancel).map(|m| (RunState::Completed, m))
             }
             TaskRequest::RestoreFiles(r) => self.restore_files(task.id, r, cancel),
+            TaskRequest::Download(r) => self.download(task.id, r, cancel),
         };
         let (state, message) = match result {
             Ok(done) => done,

@@ -147,6 +147,8 @@ named_enum!(
         RestoreDatabase = "restore_database",
         /// Restore files and directories from a snapshot.
         RestoreFiles = "restore_files",
+        /// Build a `.tar.gz` of files of a snapshot in the download directory.
+        Download = "download",
     }
 );
 

@@ -874,6 +874,15 @@ pub struct Settings {
     /// Days after a user is gone that every record of its account is deleted (0: off).
     #[serde(default)]
     pub forget_ttl: u32,
+    /// Where downloads are built (empty: `<state dir>/downloads`).
+    #[serde(default)]
+    pub download_dir: String,
+    /// Days a download is kept (0: until removed).
+    #[serde(default)]
+    pub downloads_ttl: u32,
+    /// Downloads kept per account, the oldest removed first (0: no limit).
+    #[serde(default)]
+    pub downloads_per_account: u32,
 }
 
 fn one() -> u32 {

@@ -192,6 +192,15 @@ route!(
     fn permission_rule
 );
 route!(
+    /// Downloads: list, build one (queues a task).
+    DOWNLOADS = "/v1/downloads"
+);
+route!(
+    /// One download: remove.
+    DOWNLOAD = "/v1/downloads/{id}",
+    fn download
+);
+route!(
     /// Tasks, newest first.
     TASKS = "/v1/tasks"
 );

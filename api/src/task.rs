@@ -42,6 +42,8 @@ pub enum TaskRequest {
     RestoreDatabase(DatabaseRestore),
     /// `POST /v1/restores/files`.
     RestoreFiles(FileRestore),
+    /// `POST /v1/downloads`.
+    Download(DownloadRequest),
 }
 
 impl TaskRequest {
@@ -50,6 +52,7 @@ impl TaskRequest {
         match self {
             TaskRequest::RestoreDatabase(r) => vec![r.snapshot],
             TaskRequest::RestoreFiles(r) => vec![r.snapshot],
+            TaskRequest::Download(r) => vec![r.snapshot],
         }
     }
 }
@@ -155,4 +158,36 @@ pub struct PermissionRule {
     /// Also everything below a matching directory.
     #[serde(default)]
     pub recursive: bool,
+}
+
+/// Build a `.tar.gz` of files of a snapshot in the download directory (the
+/// body of `POST /v1/downloads`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadRequest {
+    /// The snapshot.
+    pub snapshot: SnapshotId,
+    /// Absolute paths as on the machine backed up (`/` for everything).
+    pub paths: Vec<String>,
+}
+
+/// A download built by the agent (`GET /v1/downloads`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Download {
+    /// Id.
+    pub id: i64,
+    /// The task that built it.
+    pub task: TaskId,
+    /// Its file (`.tar.gz`, readable by root only).
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The account whose snapshot it comes from (accounts jobs).
+    pub account: Option<String>,
+    /// The snapshot it comes from.
+    pub snapshot: SnapshotId,
+    /// When it was built.
+    pub created: Timestamp,
+    /// When it is deleted (`downloads_ttl`), if ever.
+    pub expires: Option<Timestamp>,
 }

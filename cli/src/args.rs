@@ -60,6 +60,10 @@ pub enum Command {
     /// Follow and cancel restores and the agent's other tasks.
     #[command(subcommand)]
     Task(TaskCmd),
+    /// Build a .tar.gz of files of a snapshot in the agent's download
+    /// directory (`download SNAPSHOT PATH... [--wait]`); `download list`,
+    /// `download remove ID`.
+    Download(DownloadArgs),
     /// Texts every restore must accept (--accept-conditions).
     #[command(subcommand)]
     RestoreCondition(RestoreConditionCmd),
@@ -885,6 +889,35 @@ pub enum DatabaseCmd {
     },
     /// Databases assigned to accounts.
     Assignments,
+}
+
+/// `hindsight download ...`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct DownloadArgs {
+    #[command(subcommand)]
+    pub cmd: Option<DownloadCmd>,
+    /// Snapshot id (`snapshot list`).
+    #[arg(required = true)]
+    pub snapshot: Option<String>,
+    /// Absolute paths as on the machine backed up (`/` for everything).
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    /// Follow the build until it ends; exit 0 only if it completed.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `hindsight download list|remove`.
+#[derive(Debug, Subcommand)]
+pub enum DownloadCmd {
+    /// The downloads kept, with their paths, sizes and expiry.
+    List,
+    /// Delete a download's file.
+    Remove {
+        /// Its id.
+        id: i64,
+    },
 }
 
 /// `hindsight restore-condition ...`

@@ -89,6 +89,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::RESTORE_CONDITION, delete(tasks::remove_condition))
         .route(routes::PERMISSION_RULES, get(tasks::list_rules).post(tasks::add_rule))
         .route(routes::PERMISSION_RULE, delete(tasks::remove_rule))
+        .route(routes::DOWNLOADS, get(tasks::list_downloads).post(tasks::add_download))
+        .route(routes::DOWNLOAD, delete(tasks::remove_download))
         .route(routes::TASKS, get(tasks::list_tasks))
         .route(routes::TASK, get(tasks::show_task))
         .route(routes::TASK_CANCEL, post(tasks::cancel_task))

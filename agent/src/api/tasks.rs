@@ -10,7 +10,11 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::handlers::on_catalog;
 use super::json::Body;
-use crate::model::{DatabaseRestore, FileRestore, NewRestoreCondition, PermissionRule, RestoreCondition, Task, TaskId};
+use crate::download;
+use crate::model::{
+    DatabaseRestore, Download, DownloadRequest, FileRestore, NewRestoreCondition, PermissionRule, RestoreCondition,
+    Task, TaskId,
+};
 use crate::restore_rules;
 
 pub(super) async fn restore_database(
@@ -90,6 +94,30 @@ pub(super) async fn add_rule(
 pub(super) async fn remove_rule(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     on_catalog(s, move |s| {
         s.catalog.remove_permission_rule(id)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+pub(super) async fn list_downloads(State(s): State<AppState>) -> ApiResult<Json<Vec<Download>>> {
+    on_catalog(s, |s| {
+        let settings = s.catalog.settings()?;
+        Ok(Json(s.catalog.downloads()?.into_iter().map(|d| download::with_expiry(d, &settings)).collect()))
+    })
+    .await
+}
+
+pub(super) async fn add_download(
+    State(s): State<AppState>,
+    Body(r): Body<DownloadRequest>,
+) -> ApiResult<(StatusCode, Json<Task>)> {
+    on_catalog(s, move |s| Ok((StatusCode::ACCEPTED, Json(s.tasks.queue_download(r)?)))).await
+}
+
+pub(super) async fn remove_download(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    on_catalog(s, move |s| {
+        let d = s.catalog.download(id)?;
+        download::remove(&s.catalog, &d)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

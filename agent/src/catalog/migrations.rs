@@ -224,6 +224,15 @@ CREATE TABLE permission_rules (
     id INTEGER PRIMARY KEY,
     rule TEXT NOT NULL
 );
+CREATE TABLE downloads (
+    id INTEGER PRIMARY KEY,
+    task_id INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    account TEXT,
+    snapshot_id INTEGER NOT NULL,
+    created TEXT NOT NULL
+);
 ",
 ];
 

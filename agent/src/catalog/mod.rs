@@ -17,6 +17,7 @@ mod alerts;
 mod columns;
 mod databases;
 mod destinations;
+mod downloads;
 mod jobs;
 mod migrations;
 mod notifiers;

@@ -40,6 +40,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Task(cmd) => task::run(&client, cmd, json).await,
         Command::Account(cmd) => account::run(&client, cmd, json).await,
         Command::RestoreCondition(cmd) => task::conditions(&client, cmd, json).await,
+        Command::Download(args) => task::download(&client, args, json).await,
         Command::PermissionRule(cmd) => task::rules(&client, cmd, json).await,
         Command::Versions { path, job, destination } => {
             history::versions(&client, &path, job.as_deref(), destination.as_deref(), json).await

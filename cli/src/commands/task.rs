@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use hindsight_api::routes;
 use hindsight_api::{
-    DatabaseRestore, FileRestore, NewRestoreCondition, PermissionRule, RestoreCondition, RestoreMode, RunState,
-    SnapshotId, Task, TaskId,
+    DatabaseRestore, Download, DownloadRequest, FileRestore, NewRestoreCondition, PermissionRule, RestoreCondition,
+    RestoreMode, RunState, SnapshotId, Task, TaskId,
 };
 
-use crate::args::{PermissionRuleCmd, RestoreCmd, RestoreConditionCmd, TaskCmd};
+use crate::args::{DownloadArgs, DownloadCmd, PermissionRuleCmd, RestoreCmd, RestoreConditionCmd, TaskCmd};
 use crate::client::Client;
 use crate::output::{bytes, duration, fields, opt_time, print_json, spinner, table};
 
@@ -215,4 +215,44 @@ pub async fn rules(c: &Client, cmd: PermissionRuleCmd, json: bool) -> anyhow::Re
         .collect();
     table(&["ID", "GLOB", "OWNER", "GROUP", "FILE MODE", "DIR MODE", "RECURSIVE"], &rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `hindsight download ...`.
+pub async fn download(c: &Client, a: DownloadArgs, json: bool) -> anyhow::Result<ExitCode> {
+    match a.cmd {
+        Some(DownloadCmd::List) => {
+            let all: Vec<Download> = c.get(routes::DOWNLOADS).await?;
+            if json {
+                return print_json(&all).map(|()| ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.id.to_string(),
+                        d.snapshot.to_string(),
+                        bytes(d.size),
+                        opt_time(Some(&d.created)),
+                        opt_time(d.expires.as_ref()),
+                        d.path.clone(),
+                    ]
+                })
+                .collect();
+            table(&["ID", "SNAPSHOT", "SIZE", "CREATED", "EXPIRES", "PATH"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(DownloadCmd::Remove { id }) => {
+            c.delete(&routes::download(id)).await?;
+            if !json {
+                println!("download {id} removed");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let snapshot = a.snapshot.as_deref().unwrap_or_default().parse::<SnapshotId>()?;
+            let body = DownloadRequest { snapshot, paths: a.paths };
+            let t: Task = c.post(routes::DOWNLOADS, Some(&body)).await?;
+            queued(c, t, a.wait, json).await
+        }
+    }
 }

@@ -84,3 +84,48 @@ impl std::io::Read for ArchiveRead {
         Ok(n)
     }
 }
+
+/// A plain tar stream written entry by entry (downloads), with the headers
+/// archived snapshots have (PAX for long or non-ASCII names, xattrs, ACLs,
+/// times in nanoseconds).
+pub struct TarStream<W: std::io::Write> {
+    out: W,
+}
+
+impl<W: std::io::Write> TarStream<W> {
+    /// A stream writing to `out`.
+    pub fn new(out: W) -> Self {
+        TarStream { out }
+    }
+
+    /// Appends one entry at relative `path` (a directory's ends with `/`);
+    /// a regular file's `size` bytes come from `content`, which must hold exactly that many.
+    pub fn entry(
+        &mut self,
+        path: &[u8],
+        meta: &crate::EntryMeta,
+        kind: TarKind<'_>,
+        content: Option<&mut dyn std::io::Read>,
+    ) -> std::io::Result<()> {
+        let mut head = Vec::new();
+        tar::encode_entry(&mut head, path, meta, kind);
+        self.out.write_all(&head)?;
+        if let (TarKind::File { size }, Some(r)) = (kind, content) {
+            let copied = std::io::copy(&mut std::io::Read::take(r, size), &mut self.out)?;
+            if copied != size {
+                return Err(std::io::Error::other(format!(
+                    "{}: {copied} of its {size} bytes",
+                    String::from_utf8_lossy(path)
+                )));
+            }
+            self.out.write_all(&vec![0u8; tar::padding(size)])?;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream (two zero blocks); returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.write_all(&[0u8; 1024])?;
+        Ok(self.out)
+    }
+}

@@ -191,3 +191,59 @@ fn restores_must_accept_the_conditions_and_obey_the_permission_rules() {
     assert_eq!(t.daemon.cli_json(&["restore-condition", "list"]), serde_json::Value::Array(Vec::new()));
     assert_eq!(t.daemon.cli_json(&["permission-rule", "list"]).as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn downloads_extract_with_gnu_tar_to_the_same_tree_and_expire() {
+    let t = Setup::new(fixture::every_kind);
+    let snap = t.daemon.backup(JOB);
+    let id = snap.id.to_string();
+    let out = t.daemon.cli_within(["download", &id, s(&t.src), "--wait", "--json"], std::time::Duration::from_secs(60));
+    assert!(out.success(), "{out}\n{}", t.daemon.log_tail());
+    let listed = t.daemon.cli_json(&["download", "list"]);
+    let d = &listed[0];
+    let path = PathBuf::from(d["path"].as_str().expect("path"));
+    let md = std::fs::metadata(&path).expect("the download exists");
+    assert_eq!((md.mode() & 0o7777, md.uid(), md.len()), (0o600, 0, d["size"].as_u64().expect("size")));
+    let dir_mode = std::fs::metadata(path.parent().expect("dir")).expect("dir").mode() & 0o777;
+    assert_eq!(dir_mode, 0o700, "the download directory is root's alone");
+    assert!(path.starts_with(&t.daemon.opts().state_dir), "by default under the state directory: {}", path.display());
+
+    let x = t.sb.path().join("x");
+    std::fs::create_dir_all(&x).expect("mkdir");
+    let tar = std::process::Command::new("tar")
+        .args(["--extract", "--gzip", "--preserve-permissions", "--same-owner", "--numeric-owner", "--acls"])
+        .args(["--xattrs", "--xattrs-include=*", "--file"])
+        .arg(&path)
+        .arg("--directory")
+        .arg(&x)
+        .output()
+        .expect("run tar");
+    assert!(tar.status.success(), "tar: {}", String::from_utf8_lossy(&tar.stderr));
+    assert_same(&describe(&t.src), &describe(&under(&x, &t.src)), "GNU tar of the download");
+
+    // A second download of one file, with one download kept per account: the first goes.
+    t.daemon.cli_ok(&["settings", "set", "downloads_per_account", "1"]);
+    let out = t.daemon.cli_within(
+        ["download", &id, &format!("{}/plain.txt", s(&t.src)), "--wait"],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(out.success(), "{out}");
+    t.daemon.cli(["download", &id, "relative"]).assert_error_code(1, &["absolute"]);
+    let now = t.daemon.cli_json(&["download", "list"]);
+    assert_eq!(now.as_array().map(Vec::len), Some(1), "{now:#}");
+    assert!(!path.exists(), "the download over the per-account limit is removed");
+    let path = PathBuf::from(now[0]["path"].as_str().expect("path"));
+    // downloads_ttl removes it once it is old.
+    let catalog = t.daemon.opts().state_dir.join("catalog.sqlite");
+    let aged = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE downloads SET created='2000-01-01T00:00:00Z'\"); c.commit()"])
+        .arg(&catalog)
+        .output()
+        .expect("python3");
+    assert!(aged.status.success(), "{}", String::from_utf8_lossy(&aged.stderr));
+    t.daemon.cli_ok(&["settings", "set", "downloads_ttl", "1"]);
+    crate::support::wait_until("the old downloads expire", std::time::Duration::from_secs(20), || {
+        (t.daemon.cli_json(&["download", "list"]) == serde_json::Value::Array(Vec::new())).then_some(())
+    });
+    assert!(!path.exists(), "an expired download's file is removed");
+}
