@@ -63,36 +63,52 @@ pub(crate) fn find(catalog: &Catalog, cache: &Path, q: &FindQuery) -> Result<Vec
     let matcher = glob(&q.pattern, on_path)?;
     let since = q.since.as_deref().map(|t| parse_time("since", t)).transpose()?;
     let until = q.until.as_deref().map(|t| parse_time("until", t)).transpose()?;
+    let snaps = selected(catalog, q.job.as_deref(), q.destination.as_deref(), since, until)?;
+    // Each snapshot's index scanned on its own thread; the matches merged in snapshot order.
+    let hits: Vec<Vec<(Vec<u8>, EntryKind)>> = {
+        use rayon::prelude::*;
+        snaps.par_iter().map(|snap| matches_in(catalog, cache, snap, &matcher, on_path)).collect()
+    };
     let mut found: std::collections::BTreeMap<Vec<u8>, FindMatch> = Default::default();
-    for snap in selected(catalog, q.job.as_deref(), q.destination.as_deref(), since, until)? {
-        let Some(index) = index_of(catalog, cache, &snap) else { continue };
-        let mut table = PathTable::default();
-        let mut hits: Vec<(i64, EntryKind)> = Vec::new();
-        let scanned = index.for_each(|e| {
-            if on_path || matcher.is_match(OsStr::from_bytes(&e.name)) {
-                hits.push((e.id, e.meta.kind));
-            }
-            table.add(e.id, e.parent, e.name);
-            Ok(())
-        });
-        if let Err(e) = scanned {
-            tracing::warn!("find: snapshot {} ({}/{}): {e}", snap.id, snap.job, snap.name);
-            continue;
-        }
-        for (id, kind) in hits {
-            let Some(path) = table.path(id) else { continue };
-            if on_path && !matcher.is_match(OsStr::from_bytes(&path)) {
-                continue;
-            }
+    for (snap, hits) in snaps.iter().zip(hits) {
+        for (path, kind) in hits {
             let m = found.entry(path.clone()).or_insert_with(|| FindMatch {
                 path: String::from_utf8_lossy(&path).into_owned(),
                 kind: kind_name(kind).to_string(),
                 snapshots: Vec::new(),
             });
-            m.snapshots.push(snapshot_ref(&snap));
+            m.snapshots.push(snapshot_ref(snap));
         }
     }
     Ok(found.into_values().collect())
+}
+
+/// The paths of `snap` that `matcher` matches (their names, or their whole
+/// paths with `on_path`); none, with a warning, when its index cannot be read.
+fn matches_in(
+    catalog: &Catalog,
+    cache: &Path,
+    snap: &Snapshot,
+    matcher: &GlobMatcher,
+    on_path: bool,
+) -> Vec<(Vec<u8>, EntryKind)> {
+    let Some(index) = index_of(catalog, cache, snap) else { return Vec::new() };
+    let mut table = PathTable::default();
+    let mut hits: Vec<(i64, EntryKind)> = Vec::new();
+    let scanned = index.for_each_name(|id, parent, name, kind| {
+        if on_path || matcher.is_match(OsStr::from_bytes(name)) {
+            hits.push((id, kind));
+        }
+        table.add(id, parent, name.to_vec());
+    });
+    if let Err(e) = scanned {
+        tracing::warn!("find: snapshot {} ({}/{}): {e}", snap.id, snap.job, snap.name);
+        return Vec::new();
+    }
+    hits.into_iter()
+        .filter_map(|(id, kind)| table.path(id).map(|p| (p, kind)))
+        .filter(|(p, _)| !on_path || matcher.is_match(OsStr::from_bytes(p)))
+        .collect()
 }
 
 /// What changed from snapshot `q.a` to `q.b` (under `q.path` when given).

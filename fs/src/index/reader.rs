@@ -199,6 +199,28 @@ impl IndexReader {
         Ok(())
     }
 
+    /// Calls `f` with the id, parent, name and kind of every entry, in id
+    /// order: the columns a search over names needs, without the rest of the
+    /// rows. An unknown kind is an error.
+    pub fn for_each_name(&self, mut f: impl FnMut(i64, i64, &[u8], EntryKind)) -> Result<()> {
+        let err = |e| FsError::index(&self.path, e);
+        let mut stmt = self.conn.prepare("SELECT id, parent, name, kind FROM entries ORDER BY id").map_err(err)?;
+        self.arm();
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            let (id, parent): (i64, i64) = (row.get(0).map_err(err)?, row.get(1).map_err(err)?);
+            let name = row.get_ref(2).map_err(err)?.as_blob().map_err(|e| err(e.into()))?;
+            let code: i64 = row.get(3).map_err(err)?;
+            let kind = EntryKind::from_code(code).ok_or_else(|| FsError::Format {
+                path: self.path.clone(),
+                message: format!("entry {id} has an unknown kind {code}"),
+            })?;
+            f(id, parent, name, kind);
+            self.arm();
+        }
+        Ok(())
+    }
+
     /// The gzip members of a compressed archive, in member order (empty for
     /// other structures). Fails when the rows are not numbered 0, 1, 2...
     /// or hold negative numbers: a reader indexes them by position.
