@@ -247,3 +247,47 @@ fn downloads_extract_with_gnu_tar_to_the_same_tree_and_expire() {
     });
     assert!(!path.exists(), "an expired download's file is removed");
 }
+
+#[test]
+fn a_full_or_read_only_target_fails_clearly_and_touches_nothing_else() {
+    use crate::support::system::Mount;
+    let t = Setup::new(|src| {
+        fixture::write(&src.join("small.txt"), b"small\n");
+        fixture::write(&src.join("big.bin"), &fixture::pseudo_random(3 << 20, 11));
+        fixture::write(&src.join("after.txt"), b"after\n");
+    });
+    let snap = t.daemon.backup(JOB);
+    let id = snap.id.to_string();
+
+    // Full: 1 MiB cannot hold the 3 MiB file; the others are restored, the failure named.
+    let full = t.sb.path().join("full");
+    let _m = Mount::tmpfs(&full, "size=1m");
+    let (code, task) = restore(&t, &[&id, s(&t.src), "--to", s(&full)]);
+    assert_eq!((code, task["state"].as_str()), (3, Some("partial")), "{task:#}");
+    let said = task["message"].as_str().unwrap_or_default();
+    assert!(said.contains("big.bin") && said.contains("No space left"), "{said}");
+    assert_eq!(std::fs::read(under(&full, &t.src).join("small.txt")).expect("restored"), b"small\n");
+    assert!(!under(&full, &t.src).join("big.bin").exists(), "no half file under the real name");
+    let leftovers: Vec<String> = crate::support::list_names(&under(&full, &t.src))
+        .into_iter()
+        .filter(|n| n.starts_with(".hindsight-restore"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // Read-only: refused entry by entry, with the reason.
+    let ro = t.sb.path().join("ro");
+    let _r = Mount::tmpfs(&ro, "ro,size=1m");
+    let (code, task) = restore(&t, &[&id, s(&t.src), "--to", s(&ro)]);
+    assert_ne!(code, 0, "{task:#}");
+    assert!(task["message"].as_str().unwrap_or_default().contains("Read-only file system"), "{task:#}");
+
+    // A download bigger than its directory's free space fails and leaves no file.
+    let dl = t.sb.path().join("downloads");
+    let _d = Mount::tmpfs(&dl, "size=1m,mode=0700");
+    t.daemon.cli_ok(&["settings", "set", "download_dir", s(&dl)]);
+    let out = t.daemon.cli_within(["download", &id, s(&t.src), "--wait"], std::time::Duration::from_secs(60));
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stdout.contains("No space left"), "{out}");
+    assert!(crate::support::list_names(&dl).is_empty(), "a failed download leaves no file");
+    assert_eq!(t.daemon.cli_json(&["download", "list"]), serde_json::Value::Array(Vec::new()));
+}
