@@ -35,6 +35,9 @@ pub mod exit {
 pub struct Failure {
     /// Exit status (see [`exit`]).
     pub exit: u8,
+    /// The API's stable error code (`not_found`, `conflict`, ...), or
+    /// `unreachable` when the agent could not be reached.
+    pub code: String,
     /// What went wrong, for humans.
     pub message: String,
 }
@@ -102,6 +105,7 @@ impl Client {
     ) -> anyhow::Result<T> {
         let stream = UnixStream::connect(&self.socket).await.map_err(|e| Failure {
             exit: exit::UNREACHABLE,
+            code: "unreachable".into(),
             message: format!("cannot reach hindsightd at {}: {e} (is the agent running?)", self.socket.display()),
         })?;
         let (mut sender, conn) =
@@ -121,11 +125,11 @@ impl Client {
         let status = resp.status();
         let body = resp.into_body().collect().await.context("reading the agent's answer")?.to_bytes();
         if !status.is_success() {
-            let msg = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(String::from))
-                .unwrap_or_else(|| format!("the agent answered {status}"));
-            return Err(Failure { exit: exit_of(status), message: msg }.into());
+            let answer = serde_json::from_slice::<Value>(&body).ok();
+            let field = |f: &str| answer.as_ref().and_then(|v| v.pointer(f)).and_then(Value::as_str).map(String::from);
+            let msg = field("/error/message").unwrap_or_else(|| format!("the agent answered {status}"));
+            let code = field("/error/code").unwrap_or_else(|| "failure".into());
+            return Err(Failure { exit: exit_of(status), code, message: msg }.into());
         }
         if status == StatusCode::NO_CONTENT || body.is_empty() {
             return serde_json::from_value(Value::Null).context("empty answer from the agent");

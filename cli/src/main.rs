@@ -12,6 +12,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -22,9 +23,18 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
             // The API's answer says which failure it was; anything else is 1.
-            ExitCode::from(e.downcast_ref::<client::Failure>().map_or(client::exit::FAILURE, |f| f.exit))
+            let failure = e.downcast_ref::<client::Failure>();
+            let exit = failure.map_or(client::exit::FAILURE, |f| f.exit);
+            if json {
+                // One JSON object on stderr, with the API's stable code, for scripts.
+                let code = failure.map_or("failure", |f| f.code.as_str());
+                let error = serde_json::json!({"error": {"code": code, "message": format!("{e:#}"), "exit": exit}});
+                eprintln!("{error}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(exit)
         }
     }
 }

@@ -8,6 +8,16 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Says that `what` `name` was removed: one line, or with `json`
+/// `{"removed": {"kind": what, "name": name}}` (scripts get JSON from every command).
+pub fn removed(json: bool, what: &str, name: &str, text: &str) -> anyhow::Result<()> {
+    if json {
+        return print_json(&serde_json::json!({"removed": {"kind": what, "name": name}}));
+    }
+    println!("{text}");
+    Ok(())
+}
+
 /// Prints rows as columns aligned under a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -7,7 +7,7 @@ use hindsight_api::{DatabaseAssignment, DatabaseServer, DatabaseServerPatch, Dat
 
 use crate::args::{DatabaseArgs, DatabaseCmd};
 use crate::client::Client;
-use crate::output::{bytes, fields, print_json, table, yes_no};
+use crate::output::{bytes, fields, print_json, removed, table, yes_no};
 
 /// Runs a database subcommand.
 pub async fn run(c: &Client, cmd: DatabaseCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -52,9 +52,7 @@ pub async fn run(c: &Client, cmd: DatabaseCmd, json: bool) -> anyhow::Result<Exi
         }
         DatabaseCmd::Remove { name } => {
             c.delete(&routes::database(&name)).await?;
-            if !json {
-                println!("database server {name} removed");
-            }
+            removed(json, "database server", &name, &format!("database server {name} removed"))?;
         }
         DatabaseCmd::Test { name } => {
             let t: DatabaseTest = c.post::<(), _>(&routes::database_test(&name), None).await?;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::args::{DestinationCmd, OptionArgs};
 use crate::client::Client;
-use crate::output::{bytes, fields, opt_time, print_json, table, time, yes_no};
+use crate::output::{bytes, fields, opt_time, print_json, removed, table, time, yes_no};
 
 fn usage(d: &Destination) -> String {
     match &d.disk_usage {
@@ -247,9 +247,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
         }
         DestinationCmd::Remove { name } => {
             c.delete(&routes::destination(&name)).await?;
-            if !json {
-                println!("destination {name} removed (its snapshots stay on disk)");
-            }
+            removed(json, "destination", &name, &format!("destination {name} removed (its snapshots stay on disk)"))?;
         }
         DestinationCmd::Check { name, read_data, read_data_percent, last } => {
             let path = routes::destination_check(&name);

@@ -11,7 +11,7 @@ use hindsight_api::{
 
 use crate::args::{HookArgs, JobCmd, JobDatabaseArgs, Timing};
 use crate::client::Client;
-use crate::output::{bytes, fields, opt_time, print_json, table, yes_no};
+use crate::output::{bytes, fields, opt_time, print_json, removed, table, yes_no};
 
 fn last_run(j: &Job) -> String {
     match &j.last_run {
@@ -339,9 +339,7 @@ pub async fn run(c: &Client, cmd: JobCmd, json: bool) -> anyhow::Result<ExitCode
         JobCmd::Disable { name } => toggle(c, &routes::job_disable(&name), "disable", json).await?,
         JobCmd::Remove { name } => {
             c.delete(&routes::job(&name)).await?;
-            if !json {
-                println!("job {name} removed (its snapshots stay on the destinations)");
-            }
+            removed(json, "job", &name, &format!("job {name} removed (its snapshots stay on the destinations)"))?;
         }
         JobCmd::Run { name, wait } => {
             let r: Run = c.post::<(), _>(&routes::job_run(&name), None).await?;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::args::{NotifierArgs, NotifyCmd};
 use crate::client::Client;
-use crate::output::{fields, opt_time, print_json, table, time, yes_no};
+use crate::output::{fields, opt_time, print_json, removed, table, time, yes_no};
 
 /// Runs a notify subcommand.
 pub async fn run(c: &Client, cmd: NotifyCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -75,9 +75,7 @@ pub async fn run(c: &Client, cmd: NotifyCmd, json: bool) -> anyhow::Result<ExitC
         }
         NotifyCmd::Remove { name } => {
             c.delete(&routes::notifier(&name)).await?;
-            if !json {
-                println!("notification integration {name} removed");
-            }
+            removed(json, "notification integration", &name, &format!("notification integration {name} removed"))?;
         }
         NotifyCmd::Test { name } => {
             let r: NotifyTestResult = c.post::<(), _>(&routes::notifier_test(&name), None).await?;

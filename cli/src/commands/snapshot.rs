@@ -7,7 +7,7 @@ use hindsight_api::routes;
 
 use crate::args::SnapshotCmd;
 use crate::client::Client;
-use crate::output::{bytes, duration, fields, print_json, table, time, yes_no};
+use crate::output::{bytes, duration, fields, print_json, removed, table, time, yes_no};
 
 /// Runs a snapshot subcommand.
 pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -71,9 +71,7 @@ pub async fn run(c: &Client, cmd: SnapshotCmd, json: bool) -> anyhow::Result<Exi
         }
         SnapshotCmd::Delete { id } => {
             c.delete(&routes::snapshot(&id)).await?;
-            if !json {
-                println!("snapshot {id} deleted");
-            }
+            removed(json, "snapshot", &id, &format!("snapshot {id} deleted"))?;
         }
         SnapshotCmd::Lock { id } => lock(c, &routes::snapshot_lock(&id), "lock", json).await?,
         SnapshotCmd::Unlock { id } => lock(c, &routes::snapshot_unlock(&id), "unlock", json).await?,

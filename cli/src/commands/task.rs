@@ -12,7 +12,7 @@ use hindsight_api::{
 
 use crate::args::{DownloadArgs, DownloadCmd, PermissionRuleCmd, RestoreCmd, RestoreConditionCmd, TaskCmd};
 use crate::client::Client;
-use crate::output::{bytes, duration, fields, opt_time, print_json, spinner, table};
+use crate::output::{bytes, duration, fields, opt_time, print_json, removed, spinner, table};
 
 /// Runs a restore subcommand.
 pub async fn restore(c: &Client, cmd: RestoreCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -243,9 +243,7 @@ pub async fn download(c: &Client, a: DownloadArgs, json: bool) -> anyhow::Result
         }
         Some(DownloadCmd::Remove { id }) => {
             c.delete(&routes::download(id)).await?;
-            if !json {
-                println!("download {id} removed");
-            }
+            removed(json, "download", &id.to_string(), &format!("download {id} removed"))?;
             Ok(ExitCode::SUCCESS)
         }
         None => {

@@ -222,3 +222,27 @@ fn a_value_outside_a_closed_set_is_a_400_naming_the_field() {
     assert_eq!(structure, "incremental", "the refused edit changed the job");
     assert!(!fresh.exists());
 }
+
+#[test]
+fn with_json_errors_are_json_on_stderr_and_removals_answer_json() {
+    let s = Setup::new(crate::support::fixture::small_tree);
+    let out = s.daemon.cli(["job", "show", "nope", "--json"]);
+    assert_eq!(out.code, 5, "{out}");
+    let err: serde_json::Value = serde_json::from_str(out.stderr.trim()).unwrap_or_else(|e| panic!("{e}:\n{out}"));
+    assert_eq!((err["error"]["code"].as_str(), err["error"]["exit"].as_i64()), (Some("not_found"), Some(5)), "{err}");
+    assert!(err["error"]["message"].as_str().unwrap_or_default().contains("nope"), "{err}");
+    assert!(out.stdout.is_empty(), "{out}");
+    let unreachable = std::process::Command::new(crate::support::hindsight_bin())
+        .args(["--socket", "/nonexistent/hindsight.sock", "status", "--json"])
+        .output()
+        .expect("run hindsight");
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert_eq!(unreachable.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("\"code\":\"unreachable\""), "{stderr}");
+
+    let snap = s.daemon.backup(JOB);
+    let removed = s.daemon.cli_json(&["snapshot", "delete", &snap.id.to_string()]);
+    assert_eq!(removed["removed"]["kind"], "snapshot", "{removed}");
+    let job = s.daemon.cli_json(&["job", "remove", JOB]);
+    assert_eq!((job["removed"]["kind"].as_str(), job["removed"]["name"].as_str()), (Some("job"), Some(JOB)));
+}

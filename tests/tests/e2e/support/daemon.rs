@@ -148,10 +148,21 @@ impl Output {
         self.assert_error_line(words)
     }
 
+    /// One error line on stderr naming `words`: `error: ...`, or with
+    /// `--json` one object `{"error": {"code", "message", "exit"}}` whose
+    /// exit is the exit status.
     fn assert_error_line(&self, words: &[&str]) -> &Self {
         let line = self.stderr.strip_suffix('\n').unwrap_or(&self.stderr);
-        assert!(line.starts_with("error: "), "stderr does not start with `error: `:\n{self}");
         assert!(!line.contains('\n'), "the error is not one line:\n{self}");
+        let line = match serde_json::from_str::<Value>(line) {
+            Ok(v) => {
+                assert!(v["error"]["code"].is_string(), "a JSON error without its code:\n{self}");
+                assert_eq!(v["error"]["exit"], self.code, "the JSON error's exit is not the exit status:\n{self}");
+                format!("error: {}", v["error"]["message"].as_str().unwrap_or_default())
+            }
+            Err(_) => line.to_string(),
+        };
+        assert!(line.starts_with("error: "), "stderr does not start with `error: `:\n{self}");
         let lower = line.to_lowercase();
         for w in words {
             assert!(lower.contains(&w.to_lowercase()), "the error does not mention {w:?}:\n{self}");
