@@ -8,6 +8,18 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One JSON Lines message of a followed run or task: `value` (an object)
+/// with `message_type` (`status` while it works, `summary` at its end),
+/// compact, on one line.
+pub fn json_line<T: Serialize>(message_type: &str, value: &T) -> anyhow::Result<()> {
+    let mut v = serde_json::to_value(value)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("message_type".into(), message_type.into());
+    }
+    println!("{}", serde_json::to_string(&v)?);
+    Ok(())
+}
+
 /// Says that `what` `name` was removed: one line, or with `json`
 /// `{"removed": {"kind": what, "name": name}}` (scripts get JSON from every command).
 pub fn removed(json: bool, what: &str, name: &str, text: &str) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use hindsight_api::{Run, RunId, RunState};
 
 use crate::args::RunCmd;
 use crate::client::Client;
-use crate::output::{bytes, duration, fields, opt_time, print_json, spinner, table, time};
+use crate::output::{bytes, duration, fields, json_line, opt_time, print_json, spinner, table, time};
 
 /// Runs a run subcommand.
 pub async fn run(c: &Client, cmd: RunCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -142,9 +142,15 @@ pub async fn follow(c: &Client, id: RunId, json: bool) -> anyhow::Result<ExitCod
             bytes((s.bytes_copied as f64 / secs) as u64),
             r.current_path.as_deref().map(|p| format!(" - {p}")).unwrap_or_default()
         );
-        if let Some(b) = &bar {
+        if json {
+            // JSON Lines: a status at most twice a second.
+            if last_line.elapsed() >= Duration::from_millis(500) {
+                json_line("status", &r)?;
+                last_line = Instant::now();
+            }
+        } else if let Some(b) = &bar {
             b.set_message(msg);
-        } else if !json && last_line.elapsed() >= Duration::from_secs(2) {
+        } else if last_line.elapsed() >= Duration::from_secs(2) {
             eprintln!("run {id} {msg}");
             last_line = Instant::now();
         }
@@ -153,7 +159,7 @@ pub async fn follow(c: &Client, id: RunId, json: bool) -> anyhow::Result<ExitCod
         b.finish_and_clear();
     }
     if json {
-        print_json(&run)?;
+        json_line("summary", &run)?;
     } else {
         let s = &run.stats;
         println!(

@@ -12,7 +12,7 @@ use hindsight_api::{
 
 use crate::args::{DownloadArgs, DownloadCmd, PermissionRuleCmd, RestoreCmd, RestoreConditionCmd, TaskCmd};
 use crate::client::Client;
-use crate::output::{bytes, duration, fields, opt_time, print_json, removed, spinner, table};
+use crate::output::{bytes, duration, fields, json_line, opt_time, print_json, removed, spinner, table};
 
 /// Runs a restore subcommand.
 pub async fn restore(c: &Client, cmd: RestoreCmd, json: bool) -> anyhow::Result<ExitCode> {
@@ -132,9 +132,15 @@ async fn follow(c: &Client, id: TaskId, json: bool) -> anyhow::Result<ExitCode> 
             break t;
         }
         let msg = format!("{}: {}", t.state, progress(&t));
-        if let Some(b) = &bar {
+        if json {
+            // JSON Lines: a status at most twice a second.
+            if last_line.elapsed() >= Duration::from_millis(500) {
+                json_line("status", &t)?;
+                last_line = Instant::now();
+            }
+        } else if let Some(b) = &bar {
             b.set_message(msg);
-        } else if !json && last_line.elapsed() >= Duration::from_secs(2) {
+        } else if last_line.elapsed() >= Duration::from_secs(2) {
             eprintln!("task {id} {msg}");
             last_line = Instant::now();
         }
@@ -144,7 +150,7 @@ async fn follow(c: &Client, id: TaskId, json: bool) -> anyhow::Result<ExitCode> 
         b.finish_and_clear();
     }
     if json {
-        print_json(&task)?;
+        json_line("summary", &task)?;
     } else {
         println!(
             "task {} {}: {} ({}, {})",

@@ -170,7 +170,7 @@ fn postgresql_dumps_are_consistent_stored_once_when_unchanged_and_restore_to_the
     t.daemon.cli(["restore", "database", &id, "pg", &db]).assert_error_code(6, &["exists", "--replace"]);
     assert_eq!(psql(&pg, &db, "SELECT count(*) FROM rich"), "10", "the refused restore touched the live database");
     let replaced = t.daemon.cli_ok(&["restore", "database", &id, "pg", &db, "--replace", "--wait", "--json"]);
-    let task: serde_json::Value = serde_json::from_str(&replaced.stdout).expect("task JSON");
+    let task = replaced.summary();
     assert_eq!((task["state"].as_str(), task["bytes_done"].as_u64()), (Some("completed"), Some(md.len())), "{task:#}");
     assert_eq!(psql(&pg, &db, "SELECT count(*) FROM rich"), "0");
     t.daemon

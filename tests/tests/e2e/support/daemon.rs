@@ -170,6 +170,24 @@ impl Output {
         self
     }
 
+    /// The `summary` that ends the JSON Lines of a `--wait --json` command:
+    /// every line must parse as an object with a `message_type`, every one
+    /// but the last a `status`.
+    pub fn summary(&self) -> Value {
+        let lines: Vec<Value> = self
+            .stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a line is not JSON ({e}): {l}\n{self}")))
+            .collect();
+        let (last, before) = lines.split_last().unwrap_or_else(|| panic!("no JSON line on stdout:\n{self}"));
+        for l in before {
+            assert_eq!(l["message_type"], "status", "a line before the summary:\n{self}");
+        }
+        assert_eq!(last["message_type"], "summary", "the last line is not the summary:\n{self}");
+        last.clone()
+    }
+
     /// Standard output parsed as JSON.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
@@ -378,9 +396,10 @@ impl Daemon {
     /// `job run JOB --wait --json`: the exit status and the final run.
     pub fn run_wait(&self, job: &str) -> (i32, Value) {
         let out = self.cli_within(["job", "run", job, "--wait", "--json"], RUN_TIMEOUT);
-        let run = serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("no run JSON on stdout ({e}):\n{out}\n{}", self.log_tail()));
-        (out.code, run)
+        if out.stdout.trim().is_empty() {
+            panic!("no run JSON on stdout:\n{out}\n{}", self.log_tail());
+        }
+        (out.code, out.summary())
     }
 
     /// Runs a job to the end and asserts that it completed (exit status 0).
