@@ -343,7 +343,10 @@ fn a_destination_turning_read_only_mid_run_fails_it_and_keeps_history() {
     let dest = disk.path().join("dest");
     let (daemon, src, earlier) = one_snapshot_on(&sb, sb.daemon_opts(), &dest);
 
-    for i in 0..40u64 {
+    // 90 MiB to copy on the 128 MiB disk: time enough, even on a loaded
+    // machine, to turn the disk read-only while the run copies (40 MiB once
+    // completed before the test could).
+    for i in 0..90u64 {
         fixture::write(&src.join(format!("many/m{i:02}.bin")), &fixture::pseudo_random(1 << 20, 50 + i));
     }
     let id = daemon.start_run(JOB);
