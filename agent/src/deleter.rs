@@ -140,7 +140,15 @@ fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>, shutdown: &Shutd
             }
         };
         match deleted {
-            Ok(()) => tracing::info!("deleted snapshot {}/{}", p.job, p.name),
+            Ok(()) => {
+                tracing::info!("deleted snapshot {}/{}", p.job, p.name);
+                // A user that is gone leaves no directory named after it behind.
+                if let Some(account) = hindsight_fs::split_job_dir(&p.job).1
+                    && matches!(crate::accounts::lookup(account), crate::accounts::Lookup::Gone)
+                {
+                    remove_if_empty(&p.root.job_dir(&p.job));
+                }
+            }
             Err(_) if shutdown.is_requested() => {
                 tracing::info!(
                     "deleting snapshot {}/{}: stopped by the shutdown; the next start finishes it",
@@ -152,6 +160,19 @@ fn work(catalog: &Catalog, busy: &Busy, rx: &Receiver<Pending>, shutdown: &Shutd
         }
         if let Err(e) = catalog.remove_snapshot(p.id) {
             tracing::error!("forgetting snapshot {}: {e}", p.id);
+        }
+    }
+}
+
+/// Removes a job directory that holds nothing but its lock file.
+fn remove_if_empty(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let names: Vec<std::ffi::OsString> = entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+    if names.iter().all(|n| n == ".lock") {
+        let _ = std::fs::remove_file(dir.join(".lock"));
+        match std::fs::remove_dir(dir) {
+            Ok(()) => tracing::info!("removed {}, which held nothing more", dir.display()),
+            Err(e) => tracing::warn!("removing {}: {e}", dir.display()),
         }
     }
 }

@@ -281,10 +281,8 @@ fn each_account_gets_its_own_snapshots_orphans_expire_and_forget_removes_only_th
     for v in &everything {
         assert!(!v.to_string().contains(&alice), "a record still names the forgotten account: {v:#}");
     }
-    wait_until("alice's snapshots deleted on disk", std::time::Duration::from_secs(30), || {
-        let dir = t.dest.join(format!("{ACCT}@{alice}"));
-        let names = crate::support::list_names(&dir);
-        (!names.iter().any(|n| n.starts_with('2'))).then_some(())
+    wait_until("alice's directory gone from the destination", std::time::Duration::from_secs(30), || {
+        (!t.dest.join(format!("{ACCT}@{alice}")).exists()).then_some(())
     });
     assert_eq!(snaps_of(&t, &bob).len(), 3, "forgetting alice left bob's snapshots alone");
     let bob_alerts = t.daemon.cli_json(&["alert", "list", "--all"]).to_string();
