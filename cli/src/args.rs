@@ -232,7 +232,9 @@ pub struct MountArgs {
     /// a remote destination's URL: s3://BUCKET/PATH, gcs://BUCKET/PATH,
     /// ftp[s]://USER@HOST:PORT/PATH, ssh://USER@HOST:PORT/PATH. Options the URL
     /// cannot carry come from --option / --option-file, or from the environment
-    /// as HINDSIGHT_<OPTION> (e.g. HINDSIGHT_SECRET_KEY, HINDSIGHT_PASSWORD).
+    /// as HINDSIGHT_<OPTION> (e.g. HINDSIGHT_SECRET_KEY, HINDSIGHT_PASSWORD),
+    /// HINDSIGHT_<OPTION>_FILE (a file holding it) or HINDSIGHT_<OPTION>_COMMAND
+    /// (a command printing it).
     #[arg(long, value_name = "PATH_OR_URL")]
     pub destination: String,
     /// Options of a remote destination.

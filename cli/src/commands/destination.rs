@@ -74,12 +74,16 @@ fn show(d: &Destination) {
     fields(&rows);
 }
 
-/// The options given as flags: `--path`, then `--option`s, then `--option-file`s.
+/// The options given as flags: `--path`, then `--option`s, then `--option-file`s,
+/// then the environment's `HINDSIGHT_<OPTION>_FILE` (a file holding the value)
+/// and `HINDSIGHT_<OPTION>_COMMAND` (a command printing it) for options the
+/// flags did not give (with `from_env`): secrets never need to be on a command line.
 /// With `empty_removes` (edit), an empty value becomes `null`, which removes the option.
 pub fn collect_options(
     path: Option<String>,
     args: OptionArgs,
     empty_removes: bool,
+    from_env: bool,
 ) -> anyhow::Result<Map<String, Value>> {
     let mut options = Map::new();
     if let Some(p) = path {
@@ -93,7 +97,29 @@ pub fn collect_options(
         let text = super::read_value_file(std::path::Path::new(&o.value), &format!("option {}", o.key))?;
         options.insert(o.key, Value::String(text));
     }
+    if from_env {
+        for (key, value) in env_options()? {
+            options.entry(key).or_insert(Value::String(value));
+        }
+    }
     Ok(options)
+}
+
+/// Options from `HINDSIGHT_<OPTION>_FILE` and `HINDSIGHT_<OPTION>_COMMAND`.
+fn env_options() -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else { continue };
+        let Some(rest) = k.strip_prefix("HINDSIGHT_") else { continue };
+        if let Some(name) = rest.strip_suffix("_FILE") {
+            let key = name.to_lowercase();
+            out.push((key.clone(), super::read_value_file(std::path::Path::new(v), &format!("option {key}"))?));
+        } else if let Some(name) = rest.strip_suffix("_COMMAND") {
+            let key = name.to_lowercase();
+            out.push((key.clone(), super::command_value(v, &format!("option {key}"))?));
+        }
+    }
+    Ok(out)
 }
 
 /// Where a destination is, in one cell: a local path, else the main options of its type.
@@ -167,7 +193,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
             }
         }
         DestinationCmd::Add(a) => {
-            let options = collect_options(a.path, a.options, false)?;
+            let options = collect_options(a.path, a.options, false, true)?;
             let asked_readonly = a.readonly;
             let new = NewDestination {
                 name: a.name,
@@ -234,7 +260,7 @@ pub async fn run(c: &Client, cmd: DestinationCmd, json: bool) -> anyhow::Result<
                 check_read_data: e.check.check_read_data,
                 ..Default::default()
             };
-            let options = collect_options(e.path, e.options, true)?;
+            let options = collect_options(e.path, e.options, true, true)?;
             if !options.is_empty() {
                 patch.options = Some(options);
             }

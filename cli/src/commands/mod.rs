@@ -64,6 +64,24 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A value a command prints (`sh -c COMMAND`, e.g. `pass show s3/key`): its
+/// standard output without the final line break; a failing command is an error
+/// quoting its standard error.
+pub fn command_value(command: &str, what: &str) -> anyhow::Result<String> {
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| anyhow::anyhow!("running the command for {what}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!("the command for {what} failed ({}): {}", out.status, err.trim());
+    }
+    let text =
+        String::from_utf8(out.stdout).map_err(|_| anyhow::anyhow!("the command for {what} printed non-UTF-8"))?;
+    Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
+}
+
 /// A value kept in a file (a password, a token): its text without the final line break.
 pub fn read_value_file(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
     use anyhow::Context;

@@ -62,7 +62,8 @@ fn note(line: &str) {
 /// marker) or a remote one, whose indexes are cached under the user's cache
 /// directory; with the options given by flags and the environment.
 fn destination_view(destination: &str, options: OptionArgs) -> anyhow::Result<(DestinationView, Map<String, Value>)> {
-    let mut given = collect_options(None, options, false)?;
+    let remote = hindsight_fs::remote::parse_url(destination, &Map::new()).is_some();
+    let mut given = collect_options(None, options, false, remote)?;
     let Some(config) = hindsight_fs::remote::parse_url(destination, &Map::new()) else {
         if !given.is_empty() {
             bail!("--option applies to remote destinations (URLs) only");

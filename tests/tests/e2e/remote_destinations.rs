@@ -345,3 +345,56 @@ fn an_s3_server_with_a_self_signed_certificate_needs_verify_tls_false() {
     let check = daemon.cli(["destination", "check", "lenient", "--read-data"]);
     assert!(check.success(), "{check}");
 }
+
+/// `hindsight destination add NAME --type ftp ARGS... --json` with `env` added.
+fn add_with_env(daemon: &Daemon, name: &str, args: &[String], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(crate::support::hindsight_bin())
+        .arg("--socket")
+        .arg(daemon.socket())
+        .args(["destination", "add", name, "--type", "ftp", "--json"])
+        .args(args)
+        .env_remove("HINDSIGHT_SOCKET")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run hindsight")
+}
+
+#[test]
+fn a_secret_option_comes_from_a_file_or_a_command_in_the_environment() {
+    let sb = Sandbox::new();
+    let daemon = Daemon::start(sb.daemon_opts());
+    let ftp = services::ftp();
+    // The FTP server checks the password: only the right one is accepted.
+    let args = |root: &str| -> Vec<String> {
+        let port = ftp.port.to_string();
+        [("host", ftp.host.as_str()), ("port", &port), ("username", &ftp.user), ("path", root)]
+            .iter()
+            .flat_map(|(k, v)| ["-o".to_string(), format!("{k}={v}")])
+            .collect()
+    };
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let wrong =
+        add_with_env(&daemon, "wrong", &args(&unique_root("w")), &[("HINDSIGHT_PASSWORD_COMMAND", "echo nope")]);
+    assert_eq!(wrong.status.code(), Some(7), "{}", stderr(&wrong));
+
+    let command = format!("printf '%s\\n' '{}'", ftp.password);
+    let by_command =
+        add_with_env(&daemon, "by-command", &args(&unique_root("c")), &[("HINDSIGHT_PASSWORD_COMMAND", &command)]);
+    assert!(by_command.status.success(), "{}", stderr(&by_command));
+
+    let file = sb.path().join("password");
+    write(&file, format!("{}\n", ftp.password).as_bytes());
+    let by_file = add_with_env(&daemon, "by-file", &args(&unique_root("f")), &[("HINDSIGHT_PASSWORD_FILE", s(&file))]);
+    assert!(by_file.status.success(), "{}", stderr(&by_file));
+    let shown = daemon.cli_json(&["destination", "show", "by-file"]);
+    assert_eq!(shown["options"]["password"], "********", "{shown:#}");
+
+    let failing = add_with_env(
+        &daemon,
+        "failing",
+        &args(&unique_root("x")),
+        &[("HINDSIGHT_PASSWORD_COMMAND", "echo oops >&2; exit 3")],
+    );
+    assert_eq!(failing.status.code(), Some(1));
+    assert!(stderr(&failing).contains("oops"), "the command's own words are quoted: {}", stderr(&failing));
+}
