@@ -26,6 +26,8 @@ enum Kind {
     Dir,
     /// A system user's name, or empty for none.
     Account,
+    /// A name (of a queue priority group), or empty for none.
+    Name,
 }
 
 /// One setting: its key, default and allowed values.
@@ -115,6 +117,12 @@ const DEFS: &[Def] = &[
     },
     num("downloads_ttl", "0", 0, 3650, "days a download is kept; 0 = until removed"),
     num("downloads_per_account", "0", 0, 1000, "downloads kept per account, the oldest removed first; 0 = no limit"),
+    Def {
+        key: "default_priority_group",
+        default: "",
+        kind: Kind::Name,
+        meaning: "the queue priority group of accounts that name none; empty = priority 50",
+    },
 ];
 
 /// Checks `value` for `key`; returns the value to store.
@@ -148,6 +156,13 @@ pub(crate) fn check(key: &str, value: &str) -> Result<String, AgentError> {
                 return Err(AgentError::invalid(format!("{key} {value:?} is not an absolute path without '..'")));
             }
             Ok(p.components().collect::<std::path::PathBuf>().to_string_lossy().into_owned())
+        }
+        Kind::Name => {
+            if !value.is_empty() {
+                hindsight_fs::check_name("priority group", value)
+                    .map_err(|e| AgentError::invalid(format!("{key}: {e}")))?;
+            }
+            Ok(value.to_string())
         }
         Kind::Account => {
             if !value.is_empty() {
@@ -256,6 +271,7 @@ pub(crate) fn from_stored(stored: &HashMap<String, String>) -> Settings {
         download_dir: get("download_dir"),
         downloads_ttl: num("downloads_ttl"),
         downloads_per_account: num("downloads_per_account"),
+        default_priority_group: get("default_priority_group"),
     }
 }
 

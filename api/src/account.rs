@@ -39,7 +39,11 @@ pub struct Account {
     pub exists: bool,
     /// When the agent first saw the user gone (orphans only).
     pub gone_since: Option<Timestamp>,
-    /// Order within a run of an accounts job: lower first (1-100).
+    /// Its queue priority group, if it has one.
+    #[serde(default)]
+    pub priority_group: Option<String>,
+    /// Order within a run of an accounts job, from its group (or the default
+    /// group): lower first (1-100).
     pub priority: u8,
     /// Its snapshots, on every destination.
     pub snapshots: u64,
@@ -53,9 +57,20 @@ pub struct Account {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
-    /// New priority, 1-100 (lower first; default 50).
+    /// Its queue priority group (empty: none, the default group applies).
     #[serde(default)]
-    pub priority: Option<i64>,
+    pub priority_group: Option<String>,
+}
+
+/// A queue priority group: accounts in it are backed up, within a run of an
+/// accounts job, before those of groups with higher values.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityGroup {
+    /// Unique name.
+    pub name: String,
+    /// 1-100, lower first.
+    pub priority: u8,
 }
 
 /// Body of `POST /v1/database-assignments`: which account a database's

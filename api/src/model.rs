@@ -883,6 +883,9 @@ pub struct Settings {
     /// Downloads kept per account, the oldest removed first (0: no limit).
     #[serde(default)]
     pub downloads_per_account: u32,
+    /// The queue priority group of accounts that name none (empty: priority 50).
+    #[serde(default)]
+    pub default_priority_group: String,
 }
 
 fn one() -> u32 {

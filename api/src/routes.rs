@@ -233,6 +233,15 @@ route!(
 );
 
 route!(
+    /// Queue priority groups of accounts: list, add.
+    PRIORITY_GROUPS = "/v1/priority-groups"
+);
+route!(
+    /// One queue priority group: remove.
+    PRIORITY_GROUP = "/v1/priority-groups/{name}",
+    fn priority_group
+);
+route!(
     /// Accounts: system users of accounts jobs and orphans.
     ACCOUNTS = "/v1/accounts"
 );

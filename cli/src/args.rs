@@ -70,9 +70,12 @@ pub enum Command {
     /// Owners, groups and modes restores give at matching paths.
     #[command(subcommand)]
     PermissionRule(PermissionRuleCmd),
-    /// The system users accounts jobs back up: list, priorities, forget.
+    /// The system users accounts jobs back up: list, priority groups, forget.
     #[command(subcommand)]
     Account(AccountCmd),
+    /// Queue priority groups of accounts.
+    #[command(subcommand)]
+    PriorityGroup(PriorityGroupCmd),
     /// Every distinct version of a file (or directory listing) across the
     /// snapshots, newest first, from the indexes (no file is read).
     Versions {
@@ -971,6 +974,26 @@ pub enum PermissionRuleCmd {
     },
 }
 
+/// `hindsight priority-group ...`
+#[derive(Debug, Subcommand)]
+pub enum PriorityGroupCmd {
+    /// The groups and their priorities.
+    List,
+    /// Add a group, or change its priority.
+    Add {
+        /// Its name.
+        name: String,
+        /// 1-100, lower first.
+        #[arg(long)]
+        priority: u8,
+    },
+    /// Remove a group no account is in (and not the default_priority_group).
+    Remove {
+        /// Its name.
+        name: String,
+    },
+}
+
 /// `hindsight account ...`
 #[derive(Debug, Subcommand)]
 pub enum AccountCmd {
@@ -982,14 +1005,14 @@ pub enum AccountCmd {
         /// User name.
         name: String,
     },
-    /// Change an account's priority: within a run of an accounts job,
-    /// accounts of lower priority values are backed up first.
+    /// Put an account in a queue priority group: within a run of an accounts
+    /// job, accounts of groups with lower values are backed up first.
     Edit {
         /// User name.
         name: String,
-        /// 1-100 (default 50).
-        #[arg(long)]
-        priority: i64,
+        /// The group (`priority-group list`); "" for none (the default group).
+        #[arg(long, value_name = "GROUP")]
+        priority_group: String,
     },
     /// Delete every snapshot (on every destination, locked ones included),
     /// run record, alert and task of an account, and say what was removed.

@@ -28,6 +28,32 @@ pub(crate) use system::{Lookup, lookup};
 /// Default priority of an account (as for jobs: lower first).
 const DEFAULT_PRIORITY: u8 = 50;
 
+/// Each account's priority: its group's, else the default group's, else 50.
+struct Priorities {
+    groups: HashMap<String, u8>,
+    of_account: HashMap<String, String>,
+    default: u8,
+}
+
+impl Priorities {
+    fn load(catalog: &Catalog, settings: &Settings) -> Result<Self, AgentError> {
+        let groups: HashMap<String, u8> =
+            catalog.priority_groups()?.into_iter().map(|g| (g.name, g.priority)).collect();
+        let of_account =
+            catalog.account_rows()?.into_iter().filter_map(|r| r.priority_group.map(|g| (r.name, g))).collect();
+        let default = groups.get(&settings.default_priority_group).copied().unwrap_or(DEFAULT_PRIORITY);
+        Ok(Priorities { groups, of_account, default })
+    }
+
+    fn group(&self, account: &str) -> Option<&String> {
+        self.of_account.get(account)
+    }
+
+    fn of(&self, account: &str) -> u8 {
+        self.group(account).and_then(|g| self.groups.get(g)).copied().unwrap_or(self.default)
+    }
+}
+
 /// One account's part of a run of an accounts job.
 pub(crate) struct AccountRun {
     /// User name.
@@ -64,8 +90,8 @@ pub(crate) fn plan_run(
     settings: &Settings,
 ) -> Result<RunPlan, AgentError> {
     let (mut users, missing) = system::select(&job.accounts, settings);
-    let priority: HashMap<String, u8> = catalog.account_rows()?.into_iter().map(|r| (r.name, r.priority)).collect();
-    let of = |name: &str| priority.get(name).copied().unwrap_or(DEFAULT_PRIORITY);
+    let priorities = Priorities::load(catalog, settings)?;
+    let of = |name: &str| priorities.of(name);
     users.sort_by(|a, b| (of(&a.name), &a.name).cmp(&(of(&b.name), &b.name)));
     let names: Vec<String> = users.iter().map(|u| u.name.clone()).collect();
     let mut dumps = if job.databases.is_empty() {
@@ -108,6 +134,7 @@ pub(crate) fn plan_run(
 /// with snapshots (orphans among them), and those with a catalog row.
 pub(crate) fn list(catalog: &Catalog) -> Result<Vec<Account>, AgentError> {
     let settings = catalog.settings()?;
+    let priorities = Priorities::load(catalog, &settings)?;
     let mut accounts: std::collections::BTreeMap<String, Account> = Default::default();
     let blank = |name: &str| Account {
         name: name.to_string(),
@@ -115,6 +142,7 @@ pub(crate) fn list(catalog: &Catalog) -> Result<Vec<Account>, AgentError> {
         home: None,
         exists: false,
         gone_since: None,
+        priority_group: None,
         priority: DEFAULT_PRIORITY,
         snapshots: 0,
         jobs: Vec::new(),
@@ -137,7 +165,6 @@ pub(crate) fn list(catalog: &Catalog) -> Result<Vec<Account>, AgentError> {
     }
     for r in catalog.account_rows()? {
         let a = accounts.entry(r.name.clone()).or_insert_with(|| blank(&r.name));
-        a.priority = r.priority;
         a.gone_since = r.gone_since;
     }
     for d in catalog.database_assignments()? {
@@ -149,6 +176,8 @@ pub(crate) fn list(catalog: &Catalog) -> Result<Vec<Account>, AgentError> {
     let mut out: Vec<Account> = accounts.into_values().collect();
     for a in &mut out {
         a.jobs.sort();
+        a.priority_group = priorities.group(&a.name).cloned();
+        a.priority = priorities.of(&a.name);
         if let Lookup::Exists(u) = lookup(&a.name) {
             a.exists = true;
             a.uid = Some(u.uid);

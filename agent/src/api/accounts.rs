@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult};
 use super::handlers::on_catalog;
 use super::json::Body;
 use crate::accounts;
-use crate::model::{Account, AccountPatch, DatabaseAssignment, ForgetReport, ForgetRequest};
+use crate::model::{Account, AccountPatch, DatabaseAssignment, ForgetReport, ForgetRequest, PriorityGroup};
 
 pub(super) async fn list_accounts(State(s): State<AppState>) -> ApiResult<Json<Vec<Account>>> {
     on_catalog(s, |s| Ok(Json(accounts::list(&s.catalog)?))).await
@@ -26,8 +26,17 @@ pub(super) async fn edit_account(
 ) -> ApiResult<Json<Account>> {
     on_catalog(s, move |s| {
         hindsight_fs::check_account_name(&name).map_err(ApiError::bad_request)?;
-        if let Some(p) = patch.priority {
-            s.catalog.set_account_priority(&name, crate::jobs::check_priority(p)?)?;
+        match patch.priority_group.as_deref() {
+            Some("") => s.catalog.set_account_group(&name, None)?,
+            Some(g) => {
+                if !s.catalog.priority_groups()?.iter().any(|x| x.name == g) {
+                    return Err(ApiError::not_found(format!(
+                        "no priority group named {g}; add it with `hindsight priority-group add`"
+                    )));
+                }
+                s.catalog.set_account_group(&name, Some(g))?;
+            }
+            None => {}
         }
         Ok(Json(accounts::show(&s.catalog, &name)?))
     })
@@ -72,6 +81,39 @@ pub(super) async fn set_assignment(
             )));
         }
         Ok(Json(s.catalog.database_assignments()?))
+    })
+    .await
+}
+
+pub(super) async fn list_groups(State(s): State<AppState>) -> ApiResult<Json<Vec<PriorityGroup>>> {
+    on_catalog(s, |s| Ok(Json(s.catalog.priority_groups()?))).await
+}
+
+pub(super) async fn set_group(
+    State(s): State<AppState>,
+    Body(g): Body<PriorityGroup>,
+) -> ApiResult<Json<Vec<PriorityGroup>>> {
+    on_catalog(s, move |s| {
+        hindsight_fs::check_name("priority group", &g.name).map_err(ApiError::bad_request)?;
+        let priority = crate::jobs::check_priority(i64::from(g.priority))?;
+        s.catalog.set_priority_group(&PriorityGroup { name: g.name, priority })?;
+        Ok(Json(s.catalog.priority_groups()?))
+    })
+    .await
+}
+
+pub(super) async fn remove_group(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    on_catalog(s, move |s| {
+        if s.catalog.settings()?.default_priority_group == name {
+            return Err(ApiError::conflict(format!(
+                "priority group {name} is the default_priority_group: set another first"
+            )));
+        }
+        s.catalog.remove_priority_group(&name)?;
+        Ok(axum::http::StatusCode::NO_CONTENT)
     })
     .await
 }

@@ -98,6 +98,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::VERSIONS, get(history::versions))
         .route(routes::FIND, get(history::find))
         .route(routes::DIFF, get(history::diff))
+        .route(routes::PRIORITY_GROUPS, get(accounts::list_groups).post(accounts::set_group))
+        .route(routes::PRIORITY_GROUP, delete(accounts::remove_group))
         .route(routes::ACCOUNTS, get(accounts::list_accounts))
         .route(routes::ACCOUNT, get(accounts::show_account).patch(accounts::edit_account))
         .route(routes::ACCOUNT_FORGET, post(accounts::forget_account))

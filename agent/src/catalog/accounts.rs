@@ -6,16 +6,16 @@ use rusqlite::{OptionalExtension, params};
 use jiff::Timestamp;
 
 use super::columns::parsed_opt;
-use super::{Catalog, Result, from_json, json};
-use crate::model::{DatabaseAssignment, FileError, RunDestination, TaskRequest};
+use super::{Catalog, CatalogError, Result, from_json, json};
+use crate::model::{DatabaseAssignment, FileError, PriorityGroup, RunDestination, TaskRequest};
 
 /// What the catalog holds about an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRow {
     /// User name.
     pub name: String,
-    /// Order within a run, lower first.
-    pub priority: u8,
+    /// Its queue priority group.
+    pub priority_group: Option<String>,
     /// When the agent first saw the user missing from the system.
     pub gone_since: Option<Timestamp>,
 }
@@ -42,9 +42,9 @@ impl Catalog {
     /// Every account the catalog holds a row for, by name.
     pub fn account_rows(&self) -> Result<Vec<AccountRow>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT name, priority, gone_since FROM accounts ORDER BY name")?;
+        let mut stmt = conn.prepare("SELECT name, priority_group, gone_since FROM accounts ORDER BY name")?;
         let rows = stmt.query_map([], |r| {
-            Ok(AccountRow { name: r.get(0)?, priority: r.get(1)?, gone_since: parsed_opt(r, 2)? })
+            Ok(AccountRow { name: r.get(0)?, priority_group: r.get(1)?, gone_since: parsed_opt(r, 2)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -53,19 +53,56 @@ impl Catalog {
     pub fn account_row(&self, name: &str) -> Result<Option<AccountRow>> {
         let conn = self.conn();
         Ok(conn
-            .query_row("SELECT name, priority, gone_since FROM accounts WHERE name = ?1", [name], |r| {
-                Ok(AccountRow { name: r.get(0)?, priority: r.get(1)?, gone_since: parsed_opt(r, 2)? })
+            .query_row("SELECT name, priority_group, gone_since FROM accounts WHERE name = ?1", [name], |r| {
+                Ok(AccountRow { name: r.get(0)?, priority_group: r.get(1)?, gone_since: parsed_opt(r, 2)? })
             })
             .optional()?)
     }
 
-    /// Sets an account's priority (the row is created if missing).
-    pub fn set_account_priority(&self, name: &str, priority: u8) -> Result<()> {
+    /// Sets (or with `None` clears) an account's queue priority group; the
+    /// row is created if missing.
+    pub fn set_account_group(&self, name: &str, group: Option<&str>) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO accounts (name, priority) VALUES (?1, ?2) \
-             ON CONFLICT (name) DO UPDATE SET priority = excluded.priority",
-            params![name, priority],
+            "INSERT INTO accounts (name, priority_group) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET priority_group = excluded.priority_group",
+            params![name, group],
         )?;
+        Ok(())
+    }
+
+    /// Every queue priority group, by name.
+    pub fn priority_groups(&self) -> Result<Vec<PriorityGroup>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name, priority FROM priority_groups ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok(PriorityGroup { name: r.get(0)?, priority: r.get(1)? }))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Adds a queue priority group, or changes its priority.
+    pub fn set_priority_group(&self, g: &PriorityGroup) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO priority_groups (name, priority) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET priority = excluded.priority",
+            params![g.name, g.priority],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a queue priority group that no account names.
+    pub fn remove_priority_group(&self, name: &str) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let users: i64 =
+            tx.query_row("SELECT count(*) FROM accounts WHERE priority_group = ?1", [name], |r| r.get(0))?;
+        if users > 0 {
+            return Err(CatalogError::Conflict(format!(
+                "priority group {name} is the group of {users} account(s): give them another first"
+            )));
+        }
+        if tx.execute("DELETE FROM priority_groups WHERE name = ?1", [name])? == 0 {
+            return Err(CatalogError::NotFound(format!("no priority group named {name}")));
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -234,6 +234,14 @@ CREATE TABLE downloads (
     created TEXT NOT NULL
 );
 ",
+    // Queue priority groups of accounts.
+    "
+CREATE TABLE priority_groups (
+    name TEXT PRIMARY KEY,
+    priority INTEGER NOT NULL
+);
+ALTER TABLE accounts ADD COLUMN priority_group TEXT;
+",
 ];
 
 /// Applies the migrations not applied yet, each in its own transaction.

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use hindsight_api::routes;
-use hindsight_api::{Account, AccountPatch, ForgetReport, ForgetRequest};
+use hindsight_api::{Account, AccountPatch, ForgetReport, ForgetRequest, PriorityGroup};
 
-use crate::args::AccountCmd;
+use crate::args::{AccountCmd, PriorityGroupCmd};
 use crate::client::Client;
 use crate::output::{fields, opt_time, print_json, table, yes_no};
 
@@ -33,8 +33,8 @@ pub async fn run(c: &Client, cmd: AccountCmd, json: bool) -> anyhow::Result<Exit
             table(&["ACCOUNT", "UID", "STATE", "PRIORITY", "SNAPSHOTS", "JOBS"], &rows);
         }
         AccountCmd::Show { name } => show(&c.get(&routes::account(&name)).await?, json)?,
-        AccountCmd::Edit { name, priority } => {
-            let patch = AccountPatch { priority: Some(priority) };
+        AccountCmd::Edit { name, priority_group } => {
+            let patch = AccountPatch { priority_group: Some(priority_group) };
             show(&c.patch(&routes::account(&name), &patch).await?, json)?;
         }
         AccountCmd::Forget { name, force } => {
@@ -77,10 +77,31 @@ fn show(a: &Account, json: bool) -> anyhow::Result<()> {
         ("uid", a.uid.map_or("-".into(), |u| u.to_string())),
         ("home", a.home.clone().unwrap_or_else(|| "-".into())),
         ("gone since", opt_time(a.gone_since.as_ref())),
+        ("priority group", a.priority_group.clone().unwrap_or_else(|| "- (the default)".into())),
         ("priority", a.priority.to_string()),
         ("snapshots", a.snapshots.to_string()),
         ("jobs", if a.jobs.is_empty() { "-".into() } else { a.jobs.join(", ") }),
         ("databases", if a.databases.is_empty() { "-".into() } else { a.databases.join(", ") }),
     ]);
     Ok(())
+}
+
+/// Runs a priority-group subcommand.
+pub async fn groups(c: &Client, cmd: PriorityGroupCmd, json: bool) -> anyhow::Result<ExitCode> {
+    let all: Vec<PriorityGroup> = match cmd {
+        PriorityGroupCmd::List => c.get(routes::PRIORITY_GROUPS).await?,
+        PriorityGroupCmd::Add { name, priority } => {
+            c.post(routes::PRIORITY_GROUPS, Some(&PriorityGroup { name, priority })).await?
+        }
+        PriorityGroupCmd::Remove { name } => {
+            c.delete(&routes::priority_group(&name)).await?;
+            c.get(routes::PRIORITY_GROUPS).await?
+        }
+    };
+    if json {
+        return print_json(&all).map(|()| ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = all.iter().map(|g| vec![g.name.clone(), g.priority.to_string()]).collect();
+    table(&["GROUP", "PRIORITY"], &rows);
+    Ok(ExitCode::SUCCESS)
 }

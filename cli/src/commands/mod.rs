@@ -39,6 +39,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(cmd) => task::restore(&client, cmd, json).await,
         Command::Task(cmd) => task::run(&client, cmd, json).await,
         Command::Account(cmd) => account::run(&client, cmd, json).await,
+        Command::PriorityGroup(cmd) => account::groups(&client, cmd, json).await,
         Command::RestoreCondition(cmd) => task::conditions(&client, cmd, json).await,
         Command::Download(args) => task::download(&client, args, json).await,
         Command::PermissionRule(cmd) => task::rules(&client, cmd, json).await,

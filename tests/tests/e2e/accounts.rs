@@ -230,7 +230,13 @@ fn each_account_gets_its_own_snapshots_orphans_expire_and_forget_removes_only_th
     // Priorities: bob first once his is lower.
     fixture::own(&cron.join(&bob), uid_b, uid_b, 0o600);
     std::fs::remove_file(mail.join(&alice)).expect("remove the symlink");
-    t.daemon.cli_ok(&["account", "edit", &bob, "--priority", "10"]);
+    t.daemon.cli_ok(&["priority-group", "add", "first", "--priority", "10"]);
+    t.daemon.cli_ok(&["priority-group", "add", "usual", "--priority", "40"]);
+    set("default_priority_group", "usual");
+    t.daemon.cli(["account", "edit", &bob, "--priority-group", "nope"]).assert_error_code(5, &["nope"]);
+    t.daemon.cli_ok(&["account", "edit", &bob, "--priority-group", "first"]);
+    t.daemon.cli(["priority-group", "remove", "first"]).assert_error_code(6, &["first"]);
+    t.daemon.cli(["priority-group", "remove", "usual"]).assert_error_code(6, &["default_priority_group"]);
     let run2 = t.daemon.run_job_wait(ACCT);
     let order: Vec<String> = outcomes_of(&run2).into_iter().map(|(a, _)| a).collect();
     assert_eq!(order, [bob.clone(), alice.clone()], "{run2:#}");
@@ -264,6 +270,8 @@ fn each_account_gets_its_own_snapshots_orphans_expire_and_forget_removes_only_th
     };
     assert_eq!((entry(&alice)["exists"].clone(), entry(&alice)["snapshots"].clone()), (false.into(), 1.into()));
     assert_eq!((entry(&bob)["exists"].clone(), entry(&bob)["priority"].clone()), (true.into(), 10.into()));
+    assert_eq!(entry(&bob)["priority_group"], "first");
+    assert_eq!(entry(&alice)["priority"], 40, "an account in no group has the default group's priority");
 
     // Forgetting: refused for a user that exists; for alice, everything goes.
     t.daemon.cli(["account", "forget", &bob]).assert_error_code(6, &["still exists"]);
