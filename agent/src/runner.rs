@@ -509,7 +509,7 @@ impl Runner {
                     crate::retention::apply(&self.catalog, &self.deleter, &job, &dir, now, &skip(&dir));
                 }
             }
-            if let Err(e) = accounts::sweep(&self.catalog, self, now) {
+            if let Err(e) = accounts::sweep(&self.catalog, self, now, Some(run_id)) {
                 tracing::error!("orphan accounts: {}", e.message);
             }
         } else if state == RunState::Completed {

@@ -245,7 +245,7 @@ impl Scheduler {
             }
             *last = Some(now);
         }
-        if let Err(e) = crate::accounts::sweep(&self.catalog, &self.runner, now) {
+        if let Err(e) = crate::accounts::sweep(&self.catalog, &self.runner, now, None) {
             tracing::error!("orphan accounts: {}", e.message);
         }
     }

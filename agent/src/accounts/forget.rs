@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use hindsight_api::{ForgetReport, JobKind, RunState, SnapshotId};
+use hindsight_api::{ForgetReport, JobKind, RunId, RunState, SnapshotId};
 use jiff::{SignedDuration, Timestamp};
 
 use super::system::{Lookup, lookup};
@@ -20,12 +20,14 @@ use crate::runner::Runner;
 
 /// Forgets `account`: deletes every snapshot and record of it. A user that
 /// still exists is refused unless `force`; so is an account while a run of
-/// an accounts job or a task reading its snapshots is queued or running.
+/// an accounts job (other than `current`, the run that asks) or a task
+/// reading its snapshots is queued or running.
 pub(crate) fn forget(
     catalog: &Arc<Catalog>,
     runner: &Runner,
     account: &str,
     force: bool,
+    current: Option<RunId>,
 ) -> Result<ForgetReport, AgentError> {
     hindsight_fs::check_account_name(account).map_err(AgentError::invalid)?;
     if !force {
@@ -46,7 +48,8 @@ pub(crate) fn forget(
     }
     let accounts_jobs: Vec<String> =
         catalog.jobs()?.into_iter().filter(|j| j.kind == JobKind::Accounts).map(|j| j.name).collect();
-    if let Some(r) = runner.active_runs()?.iter().find(|r| accounts_jobs.contains(&r.job)) {
+    let active = runner.active_runs()?;
+    if let Some(r) = active.iter().find(|r| accounts_jobs.contains(&r.job) && Some(r.id) != current) {
         return Err(AgentError::conflict(format!(
             "run {} of accounts job {} is {}: forget the account once it has ended",
             r.id,
@@ -103,9 +106,14 @@ fn cutoff(now: Timestamp, ttl: u32) -> Option<Timestamp> {
 }
 
 /// Applies `orphan_ttl` and `forget_ttl` to the accounts that have
-/// snapshots or were seen gone; returns how many snapshots it deleted and
-/// how many accounts it forgot.
-pub(crate) fn sweep(catalog: &Arc<Catalog>, runner: &Runner, now: Timestamp) -> Result<(usize, usize), AgentError> {
+/// snapshots or were seen gone (`current`: the run ending, when a run asks);
+/// returns how many snapshots it deleted and how many accounts it forgot.
+pub(crate) fn sweep(
+    catalog: &Arc<Catalog>,
+    runner: &Runner,
+    now: Timestamp,
+    current: Option<RunId>,
+) -> Result<(usize, usize), AgentError> {
     let settings = catalog.settings()?;
     let snaps = catalog.snapshots(None, None)?;
     let mut names: Vec<String> =
@@ -128,7 +136,7 @@ pub(crate) fn sweep(catalog: &Arc<Catalog>, runner: &Runner, now: Timestamp) -> 
         }
         let gone_since = catalog.account_row(&name)?.and_then(|r| r.gone_since);
         if gone_since.zip(cutoff(now, settings.forget_ttl)).is_some_and(|(gone, cut)| gone <= cut) {
-            match forget(catalog, runner, &name, false) {
+            match forget(catalog, runner, &name, false, current) {
                 Ok(_) => forgotten += 1,
                 Err(e) => tracing::warn!("forget_ttl: account {name}: {}", e.message),
             }

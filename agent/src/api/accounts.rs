@@ -49,7 +49,7 @@ pub(super) async fn forget_account(
     Body(req): Body<ForgetRequest>,
 ) -> ApiResult<Json<ForgetReport>> {
     on_catalog(s, move |s| {
-        let report = accounts::forget(&s.catalog, &s.runner, &name, req.force)?;
+        let report = accounts::forget(&s.catalog, &s.runner, &name, req.force, None)?;
         let touched: Vec<String> =
             report.snapshots.iter().filter_map(|p| p.split('/').next()).map(str::to_string).collect();
         s.runner.refresh_mount(&touched);

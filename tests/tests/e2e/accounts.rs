@@ -27,12 +27,13 @@ impl Drop for Users {
     }
 }
 
-/// Two consecutive uids no user has (the job's uid range holds only them).
-fn free_uids() -> (u32, u32) {
+/// Two consecutive uids no user has, from `base` on (each test its own
+/// base: tests run at once); the job's uid range holds only them.
+fn free_uids(base: u32) -> (u32, u32) {
     let taken =
         |uid: u32| Command::new("getent").args(["passwd", &uid.to_string()]).status().is_ok_and(|s| s.success());
-    let start = 61_000 + (std::process::id() % 500) * 2;
-    (start..62_000).step_by(2).find(|&u| !taken(u) && !taken(u + 1)).map(|u| (u, u + 1)).expect("two free uids")
+    let start = base + (std::process::id() % 400) * 2;
+    (start..base + 1000).step_by(2).find(|&u| !taken(u) && !taken(u + 1)).map(|u| (u, u + 1)).expect("two free uids")
 }
 
 /// Creates user `name` with `uid` and home `home` (made, theirs, 0700).
@@ -92,7 +93,7 @@ fn each_account_gets_its_own_snapshots_orphans_expire_and_forget_removes_only_th
     let home = t.sb.dir("home");
     let (cron, mail) = (t.sb.dir("crontabs"), t.sb.dir("mail"));
     let mut users = Users(Vec::new());
-    let (uid_a, uid_b) = free_uids();
+    let (uid_a, uid_b) = free_uids(61_000);
     let (home_a, home_b) = (home.join(&alice), home.join(&bob));
     add_user(&mut users, &alice, uid_a, &home_a);
     add_user(&mut users, &bob, uid_b, &home_b);
@@ -302,4 +303,48 @@ fn each_account_gets_its_own_snapshots_orphans_expire_and_forget_removes_only_th
     psql(&pg, "postgres", &format!("DROP DATABASE IF EXISTS {shared_db}"));
     psql(&pg, "postgres", &format!("DROP ROLE IF EXISTS {alice}"));
     mysql(&my, &format!("DROP DATABASE IF EXISTS {bob_db}"));
+}
+
+#[test]
+fn forget_ttl_forgets_an_account_gone_for_that_long() {
+    let t = Setup::without_job(fixture::small_tree);
+    let tag = unique("x").trim_start_matches("x_").to_string();
+    let carol = format!("hsc{tag}");
+    let mut users = Users(Vec::new());
+    let (uid, _) = free_uids(63_000);
+    let home = t.sb.dir("home").join(&carol);
+    add_user(&mut users, &carol, uid, &home);
+    fixture::write(&home.join("c.txt"), b"carol\n");
+    t.daemon.cli_ok(&["settings", "set", "accounts_min_uid", &uid.to_string()]);
+    t.daemon.cli_ok(&["settings", "set", "accounts_max_uid", &uid.to_string()]);
+    t.daemon.cli_json(&["job", "add", ACCT, "--type", "accounts", "--destination", DEST]);
+    t.daemon.run_job_wait(ACCT);
+    assert_eq!(snaps_of(&t, &carol).len(), 1);
+
+    // Gone: the next run's sweep notes since when; 30 days is not reached yet.
+    t.daemon.cli_ok(&["settings", "set", "forget_ttl", "30"]);
+    let out = Command::new("userdel").arg(&carol).output().expect("userdel");
+    assert!(out.status.success());
+    t.daemon.run_job_wait(ACCT);
+    assert_eq!(snaps_of(&t, &carol).len(), 1, "forget_ttl counts from when the user was seen gone");
+    let shown = t.daemon.cli_json(&["account", "show", &carol]);
+    assert!(shown["gone_since"].is_string() && shown["exists"] == false, "{shown:#}");
+
+    // Gone since long ago: the next sweep forgets everything of it.
+    let catalog = t.daemon.opts().state_dir.join("catalog.sqlite");
+    let sql = format!("UPDATE accounts SET gone_since='2000-01-01T00:00:00Z' WHERE name='{carol}'");
+    let aged = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+        .arg(&catalog)
+        .arg(&sql)
+        .output()
+        .expect("python3");
+    assert!(aged.status.success(), "{}", String::from_utf8_lossy(&aged.stderr));
+    t.daemon.run_job_wait(ACCT);
+    assert!(snaps_of(&t, &carol).is_empty(), "forget_ttl deleted the snapshots");
+    let accounts = t.daemon.cli_json(&["account", "list"]).to_string();
+    assert!(!accounts.contains(&carol), "{accounts}");
+    wait_until("carol's directory gone", std::time::Duration::from_secs(30), || {
+        (!t.dest.join(format!("{ACCT}@{carol}")).exists()).then_some(())
+    });
 }
