@@ -67,7 +67,8 @@ pub(crate) fn find(catalog: &Catalog, cache: &Path, q: &FindQuery) -> Result<Vec
     // Each snapshot's index scanned on its own thread; the matches merged in snapshot order.
     let hits: Vec<Vec<(Vec<u8>, EntryKind)>> = {
         use rayon::prelude::*;
-        snaps.par_iter().map(|snap| matches_in(catalog, cache, snap, &matcher, on_path)).collect()
+        let prefilter = if on_path { None } else { sqlite_prefilter(&q.pattern) };
+        snaps.par_iter().map(|snap| matches_in(catalog, cache, snap, &matcher, on_path, prefilter)).collect()
     };
     let mut found: std::collections::BTreeMap<Vec<u8>, FindMatch> = Default::default();
     for (snap, hits) in snaps.iter().zip(hits) {
@@ -91,24 +92,68 @@ fn matches_in(
     snap: &Snapshot,
     matcher: &GlobMatcher,
     on_path: bool,
+    prefilter: Option<&str>,
 ) -> Vec<(Vec<u8>, EntryKind)> {
     let Some(index) = index_of(catalog, cache, snap) else { return Vec::new() };
+    let warn =
+        |e: &dyn std::fmt::Display| tracing::warn!("find: snapshot {} ({}/{}): {e}", snap.id, snap.job, snap.name);
+    if let Some(glob) = prefilter {
+        // SQLite picks the names out; their paths come from their parents, each looked up once.
+        let mut hits: Vec<(i64, i64, Vec<u8>, EntryKind)> = Vec::new();
+        let scanned = index.for_each_name(Some(glob), |id, parent, name, kind| {
+            if matcher.is_match(OsStr::from_bytes(name)) {
+                hits.push((id, parent, name.to_vec(), kind));
+            }
+        });
+        if let Err(e) = scanned {
+            warn(&e);
+            return Vec::new();
+        }
+        let mut dirs: HashMap<i64, Option<Vec<u8>>> = HashMap::new();
+        return hits
+            .into_iter()
+            .filter_map(|(_, parent, name, kind)| {
+                let dir = dirs.entry(parent).or_insert_with(|| dir_path(&index, parent)).clone()?;
+                let mut p = if dir == b"/" { Vec::new() } else { dir };
+                p.push(b'/');
+                p.extend_from_slice(&name);
+                Some((p, kind))
+            })
+            .collect();
+    }
     let mut table = PathTable::default();
     let mut hits: Vec<(i64, EntryKind)> = Vec::new();
-    let scanned = index.for_each_name(|id, parent, name, kind| {
+    let scanned = index.for_each_name(None, |id, parent, name, kind| {
         if on_path || matcher.is_match(OsStr::from_bytes(name)) {
             hits.push((id, kind));
         }
         table.add(id, parent, name.to_vec());
     });
     if let Err(e) = scanned {
-        tracing::warn!("find: snapshot {} ({}/{}): {e}", snap.id, snap.job, snap.name);
+        warn(&e);
         return Vec::new();
     }
     hits.into_iter()
         .filter_map(|(id, kind)| table.path(id).map(|p| (p, kind)))
         .filter(|(p, _)| !on_path || matcher.is_match(OsStr::from_bytes(p)))
         .collect()
+}
+
+/// The absolute path of directory `id` (`/` for the root), from the index.
+fn dir_path(index: &IndexReader, id: i64) -> Option<Vec<u8>> {
+    if id == ROOT_ID {
+        return Some(b"/".to_vec());
+    }
+    let rel = index.path_of(id).ok()?;
+    Some([b"/".as_slice(), &rel].concat())
+}
+
+/// A SQLite GLOB that selects at least the names `pattern` (a globset glob
+/// on names) matches, when the pattern is simple enough to say so exactly:
+/// literal characters, `*` and `?` only.
+fn sqlite_prefilter(pattern: &str) -> Option<&str> {
+    let simple = !pattern.is_empty() && !pattern.chars().any(|c| matches!(c, '[' | ']' | '{' | '}' | '\\' | '/'));
+    simple.then_some(pattern)
 }
 
 /// What changed from snapshot `q.a` to `q.b` (under `q.path` when given).
@@ -384,6 +429,15 @@ mod tests {
         assert_eq!(t.path(ROOT_ID).as_deref(), Some(&b"/"[..]));
         assert_eq!(t.path(4), None, "a loop");
         assert_eq!(t.path(9), None, "no such entry");
+    }
+
+    #[test]
+    fn only_simple_name_patterns_go_to_sqlite() {
+        assert_eq!(sqlite_prefilter("a*.csv"), Some("a*.csv"));
+        assert_eq!(sqlite_prefilter("f?.txt"), Some("f?.txt"));
+        assert_eq!(sqlite_prefilter("[ab]*"), None);
+        assert_eq!(sqlite_prefilter("{a,b}.txt"), None);
+        assert_eq!(sqlite_prefilter(""), None);
     }
 
     #[test]

@@ -201,12 +201,21 @@ impl IndexReader {
 
     /// Calls `f` with the id, parent, name and kind of every entry, in id
     /// order: the columns a search over names needs, without the rest of the
-    /// rows. An unknown kind is an error.
-    pub fn for_each_name(&self, mut f: impl FnMut(i64, i64, &[u8], EntryKind)) -> Result<()> {
+    /// rows. With `glob` (SQLite's GLOB: `*`, `?`, `[...]`), only the entries
+    /// whose name it matches. An unknown kind is an error.
+    pub fn for_each_name(&self, glob: Option<&str>, mut f: impl FnMut(i64, i64, &[u8], EntryKind)) -> Result<()> {
         let err = |e| FsError::index(&self.path, e);
-        let mut stmt = self.conn.prepare("SELECT id, parent, name, kind FROM entries ORDER BY id").map_err(err)?;
+        let sql = match glob {
+            Some(_) => "SELECT id, parent, name, kind FROM entries WHERE CAST(name AS TEXT) GLOB ?1 ORDER BY id",
+            None => "SELECT id, parent, name, kind FROM entries ORDER BY id",
+        };
+        let mut stmt = self.conn.prepare(sql).map_err(err)?;
         self.arm();
-        let mut rows = stmt.query([]).map_err(err)?;
+        let mut rows = match glob {
+            Some(g) => stmt.query([g]),
+            None => stmt.query([]),
+        }
+        .map_err(err)?;
         while let Some(row) = rows.next().map_err(err)? {
             let (id, parent): (i64, i64) = (row.get(0).map_err(err)?, row.get(1).map_err(err)?);
             let name = row.get_ref(2).map_err(err)?.as_blob().map_err(|e| err(e.into()))?;
