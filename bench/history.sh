@@ -16,6 +16,8 @@
 #   BENCH_QUERY_BUDGET=120    seconds: no further run of a query once its runs took this long
 #   BENCH_FIND_PATTERN='a*.csv'   the find pattern (129 files of the 100k corpus)
 #   BENCH_RESTIC=1            0: hindsight only (no restic repository, no ratios)
+#   BENCH_REUSE=0             1: time the queries again on the previous run's snapshots (same N and
+#                             SNAPSHOTS; e.g. after a rebuild), without generating them again
 #   BENCH_DIR=/var/tmp/hindsight-bench   work dir (shared corpus; this script's files in history/)
 #   BENCH_BUILD=0             1: cargo build --release --workspace first
 #   HINDSIGHTD, HINDSIGHT     binaries (default ${CARGO_TARGET_DIR:-target}/release/...)
@@ -36,6 +38,7 @@ BENCH_COLD_RUNS=${BENCH_COLD_RUNS:-3}
 BENCH_QUERY_BUDGET=${BENCH_QUERY_BUDGET:-120}
 BENCH_FIND_PATTERN=${BENCH_FIND_PATTERN:-a*.csv}
 BENCH_RESTIC=${BENCH_RESTIC:-1}
+BENCH_REUSE=${BENCH_REUSE:-0}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/hindsight-bench}
 BENCH_BUILD=${BENCH_BUILD:-0}
 BENCH_WARM=${BENCH_WARM:-1}
@@ -56,7 +59,7 @@ for v in BENCH_RUNS BENCH_COLD_RUNS BENCH_QUERY_BUDGET; do
 done
 (( BENCH_RUNS >= 1 )) || die "BENCH_RUNS must be >= 1"
 [[ -n $BENCH_FIND_PATTERN && $BENCH_FIND_PATTERN != */* ]] || die "BENCH_FIND_PATTERN must be a name pattern (no /)"
-for v in BENCH_RESTIC BENCH_WARM; do
+for v in BENCH_RESTIC BENCH_REUSE BENCH_WARM; do
     case ${!v} in 0 | 1) ;; *) die "$v must be 0 or 1" ;; esac
 done
 [[ -n ${EPOCHREALTIME:-} ]] || die "bash >= 5 is required (EPOCHREALTIME)"
@@ -97,8 +100,27 @@ install_traps cleanup
 
 pause_trash_deletions
 stop_leftover_daemon "$HSD_PIDFILE" "$HS/state"
-# the previous run's trees (deleted in the background at the end)
-for d in "$H" "$CORPUS.partial"; do to_trash "$d"; done
+# BENCH_REUSE=1: the previous run's snapshots, source copy, restic repository and generation
+# figures stay, its query results go. Otherwise its trees go (deleted in the background at the end).
+declare -A OLD=()
+if (( BENCH_REUSE )); then
+    if [[ -f $RUN/meta.tsv ]]; then
+        while IFS=$'\t' read -r k v; do OLD[$k]=$v; done <"$RUN/meta.tsv"
+    fi
+    if [[ ${OLD[files]:-} != "$N" || ${OLD[snapshots]:-} != "$S" || -z ${OLD[generation_s]:-} ]] \
+        || [[ ! -f $RUN/generation.tsv || ! -f $RUN/track.pickle || ! -d $HS/state || ! -d $SRC ]] \
+        || { (( BENCH_RESTIC )) && [[ ! -d $RREPO || ${OLD[tools]:-} != *restic* ]]; }; then
+        die "BENCH_REUSE=1: $H holds no complete run with N=$N and SNAPSHOTS=$S$( (( BENCH_RESTIC )) && echo ', restic included') to reuse (run once without BENCH_REUSE)"
+    fi
+    log "reusing the $S snapshots of run ${OLD[run_id]} (${OLD[date]}); its query results go to the trash"
+    mv -- "$RUN" "$H/run.reused"
+    mkdir -p "$RUN"
+    cp -p -- "$H/run.reused/generation.tsv" "$H/run.reused/track.pickle" "$RUN/"
+    to_trash "$H/run.reused"
+    to_trash "$CORPUS.partial"
+else
+    for d in "$H" "$CORPUS.partial"; do to_trash "$d"; done
+fi
 mkdir -p "$RUN" "$HS/state" "$HS/dest" "$H/bin"
 
 # a private copy: the release build may be rebuilt by someone else while this runs
@@ -111,8 +133,10 @@ done
 
 RESULTS=$RUN/results.jsonl     # the timed queries (one JSON object per run)
 : >"$RESULTS"
-GENTSV=$RUN/generation.tsv        # one line per snapshot: what its mutation and backups took
-printf 'snapshot\tseed\tmutate_s\ttrack_s\thindsight_s\thindsight_cpu_s\trestic_s\trestic_cpu_s\trestic_rss_kib\tload1\n' >"$GENTSV"
+GENTSV=$RUN/generation.tsv     # one line per snapshot: what its mutation and backups took
+if (( ! BENCH_REUSE )); then
+    printf 'snapshot\tseed\tmutate_s\ttrack_s\thindsight_s\thindsight_cpu_s\trestic_s\trestic_cpu_s\trestic_rss_kib\tload1\n' >"$GENTSV"
+fi
 META=$RUN/meta.tsv
 : >"$META"
 TRACK=$RUN/track.py
@@ -168,16 +192,20 @@ elif mode == "pick":
 PY
 
 # ---------------------------------------------------------------- corpus
-corpus_check
-# the copy; the hindsight destination: one copy, what the mutations write (about 2% of the corpus each),
-# each snapshot's directories (4 KiB each, one per 20 entries) and index (about 250 B per entry);
-# restic: about 0.7 of the corpus and its share of the mutations
-copies=$(( 3 + S * 4 / 100 ))
-(( corpus_ok )) || copies=$(( copies + 1 ))
-check_space $(( copies * CORPUS_BYTES + S * N * 500 + (1 << 30) )) $(( (copies + 1) * N + S * N / 10 )) \
-    "~$copies copies of a ~$(( CORPUS_BYTES >> 20 )) MiB corpus and $S snapshots' directories and indexes" \
-    "Use fewer SNAPSHOTS or a smaller N."
-corpus_generate "$RUN"
+if (( BENCH_REUSE )); then
+    CORPUS_BYTES=${OLD[corpus_bytes]} FINGERPRINT=${OLD[corpus_fingerprint]}
+else
+    corpus_check
+    # the copy; the hindsight destination: one copy, what the mutations write (about 2% of the corpus each),
+    # each snapshot's directories (4 KiB each, one per 20 entries) and index (about 250 B per entry);
+    # restic: about 0.7 of the corpus and its share of the mutations
+    copies=$(( 3 + S * 4 / 100 ))
+    (( corpus_ok )) || copies=$(( copies + 1 ))
+    check_space $(( copies * CORPUS_BYTES + S * N * 500 + (1 << 30) )) $(( (copies + 1) * N + S * N / 10 )) \
+        "~$copies copies of a ~$(( CORPUS_BYTES >> 20 )) MiB corpus and $S snapshots' directories and indexes" \
+        "Use fewer SNAPSHOTS or a smaller N."
+    corpus_generate "$RUN"
+fi
 
 meta run_id "$RUN_ID"
 meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -204,10 +232,18 @@ meta git_commit "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo non
 meta git_dirty "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc -l) modified tracked files"
 (( BENCH_RESTIC )) && meta restic_version "$(restic version 2>/dev/null | sed -n 1p)"
 
-log "copying the corpus to $SRC (cp -a; the mutations go there)"
-t0=$EPOCHREALTIME
-cp -a -- "$CORPUS" "$SRC"
-meta copy_s "$(elapsed "$t0" "$EPOCHREALTIME")"
+if (( BENCH_REUSE )); then
+    meta generation_reused "snapshots of run ${OLD[run_id]} (${OLD[date]}; hindsightd of ${OLD[hindsightd_mtime]}, commit ${OLD[git_commit]})"
+    for k in copy_s generation_s generation_uptime_start; do
+        [[ -z ${OLD[$k]:-} ]] || meta "$k" "${OLD[$k]}"
+    done
+    [[ -n ${OLD[generation_uptime_start]:-} ]] || meta generation_uptime_start "${OLD[uptime_start]:-}"
+else
+    log "copying the corpus to $SRC (cp -a; the mutations go there)"
+    t0=$EPOCHREALTIME
+    cp -a -- "$CORPUS" "$SRC"
+    meta copy_s "$(elapsed "$t0" "$EPOCHREALTIME")"
+fi
 
 damon_pause
 if (( BENCH_COLD_RUNS )); then
@@ -219,15 +255,19 @@ fi
 start_daemon "$HS/state" "$SOCK" --no-mount
 log "hindsightd ready (pid $HSD_PID)"
 setup() { hs "$@" >>"$RUN/setup.log" 2>&1 || { tail_log "$RUN/setup.log"; die "hindsight $* failed"; }; }
-setup destination add "$DEST_NAME" --type local --path "$HS/dest"
-setup job add "$JOB" --source "$SRC" --destination "$DEST_NAME" --schedule manual --retain "$RETAIN"
+if (( ! BENCH_REUSE )); then
+    setup destination add "$DEST_NAME" --type local --path "$HS/dest"
+    setup job add "$JOB" --source "$SRC" --destination "$DEST_NAME" --schedule manual --retain "$RETAIN"
+fi
 if (( BENCH_RESTIC )); then
     export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$H/restic-cache
     RARGV=(restic -r "$RREPO")
-    "${RARGV[@]}" init >"$RUN/restic-init.log" 2>&1 || { tail_log "$RUN/restic-init.log"; die "restic init failed"; }
+    if (( ! BENCH_REUSE )); then
+        "${RARGV[@]}" init >"$RUN/restic-init.log" 2>&1 || { tail_log "$RUN/restic-init.log"; die "restic init failed"; }
+    fi
 fi
 warn_if_busy "the query times will be noisy"
-if [[ $BENCH_WARM == 1 ]]; then
+if [[ $BENCH_WARM == 1 ]] && (( ! BENCH_REUSE )); then
     log "reading the copy once to warm the page cache (BENCH_WARM=0 to skip)"
     tar -C "$H" -cf - src | cat >/dev/null
     meta cache warm
@@ -270,17 +310,20 @@ gen_one() {
     log "  snapshot $i/$S: mutate $(elapsed "$t0" "$t1") s, hindsight $(elapsed "$t2" "$t3") s$( (( BENCH_RESTIC )) && echo ", restic $rw s"), load $load"
 }
 
-log "generating $S snapshots: mutate.py, then hindsight job run $JOB --wait$( (( BENCH_RESTIC )) && echo ' and restic backup'), $S times"
-GEN_T0=$EPOCHREALTIME
-for (( i = 1; i <= S; i++ )); do
-    gen_one "$i"
-    if (( i == 1 || i % 10 == 0 )) && (( i < S )); then
-        log "  $(awk -v a="$GEN_T0" -v b="$EPOCHREALTIME" -v i="$i" -v n="$S" 'BEGIN { printf "%.0f s so far, about %.0f s to go", b - a, (b - a) / i * (n - i) }')"
-    fi
-done
-GEN_S=$(elapsed "$GEN_T0" "$EPOCHREALTIME")
-meta generation_s "$GEN_S"
-log "generated $S snapshots in $GEN_S s"
+if (( ! BENCH_REUSE )); then
+    log "generating $S snapshots: mutate.py, then hindsight job run $JOB --wait$( (( BENCH_RESTIC )) && echo ' and restic backup'), $S times"
+    meta generation_uptime_start "$(uptime)"
+    GEN_T0=$EPOCHREALTIME
+    for (( i = 1; i <= S; i++ )); do
+        gen_one "$i"
+        if (( i == 1 || i % 10 == 0 )) && (( i < S )); then
+            log "  $(awk -v a="$GEN_T0" -v b="$EPOCHREALTIME" -v i="$i" -v n="$S" 'BEGIN { printf "%.0f s so far, about %.0f s to go", b - a, (b - a) / i * (n - i) }')"
+        fi
+    done
+    GEN_S=$(elapsed "$GEN_T0" "$EPOCHREALTIME")
+    meta generation_s "$GEN_S"
+    log "generated $S snapshots in $GEN_S s"
+fi
 
 # ---------------------------------------------------------------- 2. what the queries ask
 hs snapshot list --job "$JOB" --json >"$RUN/snapshots.json" 2>"$RUN/snapshots.err" \
@@ -603,6 +646,8 @@ for k in ("uptime_start", "uptime_end"):
         print(f"{k.replace('_', ' ')}: {meta[k].strip()}")
 print()
 g = generation
+if meta.get("generation_reused"):
+    print(f"generation reused (BENCH_REUSE=1): {meta['generation_reused']}")
 print(f"generation of the {snaps} snapshots: {b.fmt(g['wall_s'], 0)} s in all (mutate.py {b.fmt(g['mutate_s'], 0)} s, "
       f"tracking the changes {b.fmt(g['track_s'], 0)} s)")
 for tool in tools:
