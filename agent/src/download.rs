@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use flate2::Compression;
@@ -33,16 +32,12 @@ pub(crate) fn dir(settings: &Settings, state_dir: &Path) -> PathBuf {
 /// else than root owns it or can write in it (they could swap the files).
 fn open_dir(path: &Path) -> Result<std::os::fd::OwnedFd, AgentError> {
     if !path.exists() {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| {
-            AgentError::internal(format!("cannot create the download directory {}: {e}", path.display()))
-        })?;
+        hindsight_fs::create_private_dir_all(path)
+            .map_err(|e| AgentError::internal(format!("cannot create the download directory: {e}")))?;
     }
     let fd = posix::open_dir(path).map_err(|e| AgentError::internal(format!("{}: {e}", path.display())))?;
-    let md = std::fs::File::from(fd.try_clone().map_err(|e| AgentError::internal(e.to_string()))?)
-        .metadata()
-        .map_err(|e| AgentError::internal(e.to_string()))?;
-    if md.uid() != rustix::process::geteuid().as_raw() || md.mode() & 0o022 != 0 {
+    let st = rustix::fs::fstat(&fd).map_err(|e| AgentError::internal(format!("{}: {e}", path.display())))?;
+    if st.st_uid != rustix::process::geteuid().as_raw() || st.st_mode & 0o022 != 0 {
         return Err(AgentError::conflict(format!(
             "the download directory {} is owned or writable by another user: refused",
             path.display()

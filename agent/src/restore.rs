@@ -138,11 +138,8 @@ pub(crate) fn restore(
     progress: &dyn Fn(u64),
 ) -> Result<Outcome, AgentError> {
     if !r.dry_run && !root.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode_private()
-            .create(root)
-            .map_err(|e| AgentError::invalid(format!("cannot create {}: {e}", root.display())))?;
+        hindsight_fs::create_private_dir_all(root)
+            .map_err(|e| AgentError::invalid(format!("cannot create the restore target: {e}")))?;
     }
     // A dry run into a target that does not exist yet: all of it would be created.
     let missing = r.dry_run && !root.exists();
@@ -527,18 +524,6 @@ fn differs(old: &EntryMeta, new: &EntryMeta) -> bool {
 /// A file at the target newer than the snapshot's (kept by `merge`).
 fn newer(old: &EntryMeta, new: &EntryMeta) -> bool {
     old.kind == EntryKind::File && new.kind == EntryKind::File && old.mtime_ns > new.mtime_ns
-}
-
-/// `DirBuilder::mode(0o700)` under a name that says why.
-trait PrivateDir {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateDir for std::fs::DirBuilder {
-    fn mode_private(&mut self) -> &mut Self {
-        use std::os::unix::fs::DirBuilderExt;
-        self.mode(0o700)
-    }
 }
 
 #[cfg(test)]

@@ -43,12 +43,7 @@ impl ArchiveFiles {
         structure: crate::Structure,
         index: &crate::index::IndexReader,
     ) -> crate::Result<Self> {
-        let cache = reader::MemberCache::default();
-        let archive = reader::Archive::open_local(dir, structure, index, &cache, |name| {
-            let path = dir.join(name);
-            crate::posix::read_only_nofollow(&path).map_err(|e| crate::FsError::io("open", path, e))
-        })?;
-        Ok(ArchiveFiles(archive))
+        Ok(ArchiveFiles(reader::Archive::open(dir, structure, index, &reader::MemberCache::default())?))
     }
 
     /// The data file of the remote snapshot under `prefix` (`<job>/<snapshot>`);

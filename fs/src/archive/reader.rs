@@ -101,9 +101,9 @@ pub(crate) struct Archive {
 }
 
 impl Archive {
-    /// Opens the data file of the snapshot in `dir`, of structure `structure`,
-    /// with the members table of its `index` (compressed).
-    #[cfg(test)]
+    /// Opens the data file of the snapshot in `dir` (without following a
+    /// symlink), of structure `structure`, with the members table of its
+    /// `index` (compressed).
     pub(crate) fn open(
         dir: &Path,
         structure: Structure,
