@@ -103,17 +103,7 @@ stop_services() {
     if [[ -d $MY_DIR ]]; then bash "$SERVICES/mariadb.sh" stop "$MY_DIR" >/dev/null 2>&1 || warn "could not stop the MariaDB server ($MY_DIR)"; fi
     return 0
 }
-cleanup() {
-    local rc=$?
-    set +e
-    stop_daemon
-    stop_services
-    damon_resume
-    resume_trash_deletions
-    start_trash_deletion
-    exit "$rc"
-}
-install_traps cleanup
+install_traps "daemon_run_cleanup stop_services"
 
 pause_trash_deletions
 stop_leftover_daemon "$HSD_PIDFILE" "$HS/state"

@@ -75,16 +75,7 @@ HSD_LOG=$RUN/hindsightd.log
 HSD_PIDFILE=$HS/hindsightd.pid
 VERIFY_FAILED=0
 
-cleanup() {
-    local rc=$?
-    set +e
-    stop_daemon
-    damon_resume
-    resume_trash_deletions
-    start_trash_deletion
-    exit "$rc"
-}
-install_traps cleanup
+install_traps daemon_run_cleanup
 
 pause_trash_deletions
 stop_leftover_daemon "$HS/hindsightd.pid" "$HS/state"

@@ -384,6 +384,22 @@ daemon_ticks() { pid_ticks "$HSD_PID"; }
 pid_vm() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 daemon_vm() { pid_vm "$HSD_PID" "$1"; }
 
+# daemon_run_cleanup [CMD...]: the end of a run that started a daemon (an
+# EXIT trap: `install_traps daemon_run_cleanup` or `install_traps
+# "daemon_run_cleanup stop_services"`): the daemon stopped, CMD run, DAMON
+# and the trash deletions resumed, the trash deleted in the background; exits
+# with the run's status
+daemon_run_cleanup() {
+    local rc=$?
+    set +e
+    stop_daemon
+    "$@"
+    damon_resume
+    resume_trash_deletions
+    start_trash_deletion
+    exit "$rc"
+}
+
 # install_traps FN: run FN on exit, report the failing line on ERR, and turn
 # INT/TERM into the usual exit statuses (so FN still runs)
 install_traps() {
