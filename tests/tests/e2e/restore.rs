@@ -35,6 +35,8 @@ fn files_restore_exactly_in_every_mode_and_never_through_planted_links() {
     let (code, task) = restore(&t, &[&id, s(&src), "--to", s(&r1)]);
     assert_eq!((code, task["state"].as_str()), (0, Some("completed")), "{task:#}");
     assert_same(&describe(&src), &describe(&under(&r1, &src)), "restore --to");
+    let made = std::fs::metadata(&r1).expect("the --to directory");
+    assert_eq!((made.mode() & 0o777, made.uid()), (0o700, 0), "a --to directory the restore creates is root's alone");
     let sparse = std::fs::metadata(under(&r1, &src).join(fixture::SPARSE)).expect("sparse file");
     assert!(sparse.blocks() * 512 < fixture::SPARSE_SIZE / 4, "the sparse file was restored with its holes");
 
